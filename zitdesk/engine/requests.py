@@ -1,0 +1,153 @@
+"""Frozen request dataclasses the UI and CLI build and the engine only reads."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import threading
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from zitdesk.errors import RequestError
+
+# Z-Image's official resolutions (Tongyi-MAI/Z-Image Space; ComfyUI-ZImageLatent), width × height.
+SIZE_PRESETS: dict[str, tuple[int, int]] = {
+    "1:1 — 1024×1024": (1024, 1024),
+    "9:7 — 1152×896": (1152, 896),
+    "7:9 — 896×1152": (896, 1152),
+    "4:3 — 1152×864": (1152, 864),
+    "3:4 — 864×1152": (864, 1152),
+    "3:2 — 1248×832": (1248, 832),
+    "2:3 — 832×1248": (832, 1248),
+    "16:9 — 1280×720": (1280, 720),
+    "9:16 — 720×1280": (720, 1280),
+    "21:9 — 1344×576": (1344, 576),
+    "9:21 — 576×1344": (576, 1344),
+    "1:1 — 1280×1280": (1280, 1280),
+    "1:1 — 1536×1536": (1536, 1536),
+    "16:9 — 1536×864": (1536, 864),
+    "9:16 — 864×1536": (864, 1536),
+    "16:9 — 2048×1152": (2048, 1152),
+    "9:16 — 1152×2048": (1152, 2048),
+}
+
+MAX_SIDE = 2048
+MIN_SIDE = 64
+TOKEN_BUDGET = 512  # max_sequence_length, the chat template included
+
+
+class MemoryMode(str, enum.Enum):
+    """How the model's weights are placed. Each mode falls back cleanly on a CPU-only machine."""
+
+    GPU = "gpu"                      # everything on the GPU (≈ 14 GiB peak for 1024² with the TE freed)
+    MODEL_OFFLOAD = "model_offload"  # whole models moved to the GPU when used (accelerate hooks)
+    GROUP_OFFLOAD = "group_offload"  # DiT blocks streamed from CPU RAM on a side stream (≈ 3 GiB)
+    SEQUENTIAL = "sequential"        # every layer streamed (slowest, smallest)
+    FP8 = "fp8"                      # DiT weights stored as fp8 e4m3, computed in bf16 (≈ 8.4 GiB)
+
+    @property
+    def label(self) -> str:
+        return {
+            "gpu": "Everything on GPU (fastest, 16 GB+)",
+            "model_offload": "Model CPU offload (12 GB)",
+            "group_offload": "Block streaming from RAM (8 GB)",
+            "sequential": "Sequential offload (smallest, slowest)",
+            "fp8": "fp8 weight storage (10–12 GB)",
+        }[self.value]
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """One LoRA in the stack: a file path and its strength."""
+
+    path: str
+    weight: float = 1.0
+    enabled: bool = True
+
+
+_job_counter = itertools.count(1)
+_job_lock = threading.Lock()
+
+
+def new_job_id(prefix: str = "job") -> str:
+    with _job_lock:
+        return f"{prefix}-{next(_job_counter)}"
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Everything one generation job needs. Sizes are validated by :meth:`validate`."""
+
+    prompt: str
+    width: int = 1024
+    height: int = 1024
+    steps: int = 8
+    guidance: float = 0.0          # diffusers semantics: CFG on iff > 0 (ComfyUI's "CFG 1" = 0 here)
+    shift: float = 3.0
+    seed: int = 0
+    count: int = 1
+    negative_prompt: str = ""
+    loras: tuple[LoraSpec, ...] = ()
+    memory_mode: MemoryMode = MemoryMode.GPU
+    vae_tiling: bool = False
+    unload_text_encoder: bool = False  # free Qwen3 after encoding (saves ≈ 8 GB)
+    output_dir: str = ""
+    model_path: str = ""           # empty: the configured / discovered model
+    preview_every: int = 1         # latent preview every N steps (0 = none)
+    job_id: str = field(default_factory=new_job_id)
+
+    def validate(self) -> GenerateRequest:
+        """Raise :class:`RequestError` with a plain message for any invalid value."""
+        for name, value in (("width", self.width), ("height", self.height)):
+            if value % 16:
+                lower, upper = value // 16 * 16, value // 16 * 16 + 16
+                raise RequestError(
+                    f"{name.capitalize()} {value} is not a multiple of 16; use {lower} or {upper}."
+                )
+            if not MIN_SIDE <= value <= MAX_SIDE:
+                raise RequestError(f"{name.capitalize()} must be between {MIN_SIDE} and {MAX_SIDE} pixels.")
+        if not 1 <= self.steps <= 200:
+            raise RequestError("Steps must be between 1 and 200 (Turbo is made for 8).")
+        if not 1 <= self.count <= 64:
+            raise RequestError("Image count must be between 1 and 64.")
+        if self.guidance < 0:
+            raise RequestError("Guidance cannot be negative (0 turns CFG off, as Turbo expects).")
+        if self.shift <= 0:
+            raise RequestError("Shift must be positive (Turbo uses 3).")
+        if not self.prompt.strip():
+            raise RequestError("The prompt is empty; describe the image you want.")
+        if not 0 <= self.seed < 2**63:
+            raise RequestError("Seed must be between 0 and 2^63 − 1.")
+        return self
+
+    def with_changes(self, **changes: Any) -> GenerateRequest:
+        """A copy with ``changes`` and a fresh job id (for retries and 'reuse parameters')."""
+        changes.setdefault("job_id", new_job_id())
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["memory_mode"] = self.memory_mode.value
+        d["loras"] = [asdict(lo) for lo in self.loras]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerateRequest:
+        """Tolerant: unknown keys are ignored, missing ones take defaults."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known and k != "job_id"}
+        if "memory_mode" in kwargs:
+            try:
+                kwargs["memory_mode"] = MemoryMode(kwargs["memory_mode"])
+            except ValueError:
+                kwargs.pop("memory_mode")
+        if "loras" in kwargs:
+            kwargs["loras"] = tuple(
+                LoraSpec(**{k: v for k, v in lo.items() if k in ("path", "weight", "enabled")})
+                for lo in kwargs["loras"] or ()
+            )
+        return cls(**kwargs)
