@@ -213,6 +213,9 @@ def save_tiny_model(
     save_file(te, str(out / COMFY_FILE_NAMES["text_encoder"]), metadata={"format": "pt"})
     vae = {k: v.detach().contiguous() for k, v in ldm_vae_state_dict(comps["vae"].state_dict()).items()}
     save_file(vae, str(out / COMFY_FILE_NAMES["vae"]), metadata={"format": "pt"})
+    # Real ComfyUI folders have no tokenizer (the bundled Qwen one is used); the tiny text encoder
+    # has a 512-token vocabulary, so its own tokenizer travels beside the files.
+    comps["tokenizer"].save_pretrained(str(out / "tokenizer"))
     return out
 
 

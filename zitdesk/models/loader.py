@@ -1,0 +1,179 @@
+"""Load a resolved :class:`ModelSource` into a diffusers ``ZImagePipeline`` (offline only).
+
+Engine-thread code: imports torch/diffusers lazily. Every failure becomes a :class:`ModelError`
+with a plain sentence; nothing is fetched from the Hub (``local_files_only`` everywhere, hub
+offline switches set before the import).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from zitdesk.errors import ModelError
+from zitdesk.io import atomic_write, user_dirs
+from zitdesk.models.discovery import ModelSource
+from zitdesk.models.validate import (
+    DIT,
+    TEXT_ENCODER,
+    VAE,
+    infer_text_encoder_config,
+    infer_transformer_config,
+    infer_vae_config,
+)
+from zitdesk.offline import enforce_offline
+from zitdesk.paths import skeleton_dir
+
+log = logging.getLogger(__name__)
+
+
+def pick_dtype(device: str, big: bool = True):
+    """bf16 on CUDA (fp16 overflows in Z-Image); on CPU fp32 for tiny models, bf16 for real ones."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16
+    return torch.bfloat16 if big else torch.float32
+
+
+def _config_dir(kind: str, cfg: dict[str, Any]) -> Path:
+    """Write an inferred config into the cache (content-addressed) and return its folder."""
+    blob = json.dumps(cfg, sort_keys=True).encode()
+    folder = user_dirs()["cache"] / "configs" / f"{kind}-{hashlib.sha1(blob).hexdigest()[:12]}"
+    target = folder / "config.json"
+    if not target.exists():
+        atomic_write(target, blob)
+    return folder
+
+
+def _load_tokenizer(tokenizer_dir: Path | None):
+    from transformers import AutoTokenizer
+
+    if tokenizer_dir is not None and tokenizer_dir.is_dir():
+        try:
+            return AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+        except Exception as exc:  # fall back to the bundled tokenizer
+            log.warning("tokenizer in %s unusable (%s); using the bundled one", tokenizer_dir, exc)
+    try:
+        from zitdesk.models.tokenizer import default_tokenizer
+    except ImportError as exc:
+        raise ModelError("No tokenizer was found and the bundled Qwen tokenizer is missing.") from exc
+    return default_tokenizer()
+
+
+def _is_big(source: ModelSource) -> bool:
+    if source.kind == "comfy":
+        return source.files[DIT].stat().st_size > 1_000_000_000
+    tdir = source.root / "transformer"
+    return sum(f.stat().st_size for f in tdir.glob("*.safetensors")) > 1_000_000_000
+
+
+def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
+    """Build a ``ZImagePipeline`` from ``source`` (weights stay on the CPU; the caller places them)."""
+    enforce_offline()
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        ZImagePipeline,
+        ZImageTransformer2DModel,
+    )
+
+    if not source.complete:
+        raise ModelError(source.describe())
+    dtype = dtype or pick_dtype(device, _is_big(source))
+    try:
+        if source.kind == "diffusers":
+            tok_dir = source.root / "tokenizer"
+            kwargs: dict[str, Any] = {}
+            if not (tok_dir / "tokenizer.json").exists() and not (tok_dir / "vocab.json").exists():
+                kwargs["tokenizer"] = _load_tokenizer(None)
+            pipe = ZImagePipeline.from_pretrained(
+                str(source.root), dtype=dtype, local_files_only=True, **kwargs
+            )
+        else:
+            dit_check, te_check = source.checks[DIT], source.checks[TEXT_ENCODER]
+            tr_cfg = _config_dir("transformer", infer_transformer_config(dit_check.header, dit_check.prefix))
+            transformer = ZImageTransformer2DModel.from_single_file(
+                str(source.files[DIT]), config=str(tr_cfg), local_files_only=True, dtype=dtype
+            )
+            vae_cfg = _config_dir("vae", infer_vae_config(source.checks[VAE].header))
+            vae = AutoencoderKL.from_single_file(
+                str(source.files[VAE]), config=str(vae_cfg), local_files_only=True, dtype=dtype
+            )
+            text_encoder = load_qwen3_file(
+                source.files[TEXT_ENCODER], infer_text_encoder_config(te_check.header, te_check.prefix),
+                te_check.prefix, dtype,
+            )
+            scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(
+                str(skeleton_dir()), subfolder="scheduler", local_files_only=True
+            )
+            pipe = ZImagePipeline(
+                transformer=transformer, vae=vae, text_encoder=text_encoder,
+                tokenizer=_load_tokenizer(source.tokenizer_dir), scheduler=scheduler,
+            )
+    except ModelError:
+        raise
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except MemoryError as exc:
+        raise ModelError("Not enough RAM to load the model; close other programs or use the fp8 files.") from exc
+    except Exception as exc:
+        log.exception("model load failed")
+        raise ModelError(f"The model could not be loaded: {exc}".splitlines()[0][:400]) from exc
+    vocab = pipe.text_encoder.config.vocab_size
+    if len(pipe.tokenizer) > vocab:
+        raise ModelError(
+            f"The tokenizer ({len(pipe.tokenizer)} tokens) does not match the text encoder ({vocab} tokens); "
+            "use the tokenizer that belongs to the model."
+        )
+    fix_pad_tokens(pipe.transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype):
+    """Load a ComfyUI-style Qwen3 single file into ``transformers.Qwen3Model`` (no copy on disk)."""
+    import torch
+    from safetensors import safe_open
+    from transformers import Qwen3Config, Qwen3Model
+
+    cfg = Qwen3Config(**{k: v for k, v in config.items() if k not in ("architectures", "torch_dtype")})
+    with torch.device("meta"):
+        model = Qwen3Model(cfg)
+    state: dict[str, Any] = {}
+    with safe_open(str(path), framework="pt") as fh:
+        for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
+            if key.startswith("lm_head."):
+                continue  # tied to embed_tokens; Qwen3Model has no head
+            name = key[len(prefix):] if prefix and key.startswith(prefix) else key
+            state[name] = fh.get_tensor(key).to(dtype)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    missing = [m for m in missing if "rotary_emb" not in m]
+    if missing:
+        raise ModelError(
+            f"{path.name} is missing {len(missing)} text-encoder weights (e.g. {missing[0]}); the file is incomplete."
+        )
+    # Buffers (the rotary inv_freq) are not in the file: rebuild that module on the CPU.
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RotaryEmbedding
+
+    with torch.device("cpu"):
+        model.rotary_emb = Qwen3RotaryEmbedding(config=cfg)
+    leftover = [n for n, b in model.named_buffers() if b.is_meta]
+    if leftover:
+        raise ModelError(f"Could not initialise the text encoder ({leftover[0]}).")
+    return model.eval()
+
+
+def fix_pad_tokens(transformer) -> None:
+    """Random-init checkpoints can carry NaN pad tokens (``torch.empty``); real ones never do."""
+    import torch
+
+    for name in ("x_pad_token", "cap_pad_token"):
+        tok = getattr(transformer, name, None)
+        if tok is not None and not torch.isfinite(tok).all():
+            with torch.no_grad():
+                tok.nan_to_num_(0.0)
