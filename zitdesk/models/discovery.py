@@ -114,13 +114,6 @@ def _hf_snapshot(model_dir: Path) -> Path | None:
     return max(found, key=lambda s: s.stat().st_mtime) if found else None
 
 
-def _classify_quiet(path: Path) -> FileCheck | None:
-    try:
-        return classify_file(path)
-    except ModelError:
-        return None
-
-
 def comfy_source(files: dict[str, Path | None], root: Path, label: str = "", origin: str = "user") -> ModelSource:
     """Check three user-chosen single files (DiT, text encoder, VAE) and report plainly."""
     src = ModelSource("comfy", root, label=label or root.name, origin=origin)
@@ -152,7 +145,8 @@ def comfy_source(files: dict[str, Path | None], root: Path, label: str = "", ori
     return src
 
 
-def _scan_files(folders: list[Path]) -> dict[str, list[FileCheck]]:
+def _scan_files(folders: list[Path], errors: list[str] | None = None) -> dict[str, list[FileCheck]]:
+    """Classify every safetensors file under ``folders``; unreadable ones go to ``errors``."""
     found: dict[str, list[FileCheck]] = {DIT: [], TEXT_ENCODER: [], VAE: []}
     seen: set[Path] = set()
     for folder in folders:
@@ -162,8 +156,13 @@ def _scan_files(folders: list[Path]) -> dict[str, list[FileCheck]]:
             if f in seen or f.name.startswith("."):
                 continue
             seen.add(f)
-            check = _classify_quiet(f)
-            if check and check.role:
+            try:
+                check = classify_file(f)
+            except ModelError as exc:
+                if errors is not None:
+                    errors.append(str(exc))
+                continue
+            if check.role:
                 found[check.role].append(check)
     return found
 
@@ -183,13 +182,15 @@ def resolve_folder_of_files(root: Path, origin: str = "folder") -> ModelSource:
     """A folder with the three single files (flat, or a ComfyUI/Forge ``models`` tree)."""
     tree = [root / sub for subs in TREE_FOLDERS.values() for sub in subs]
     folders = [root] if not any(p.is_dir() for p in tree) else [p for p in tree if p.is_dir()]
-    found = _scan_files(folders)
+    errors: list[str] = []
+    found = _scan_files(folders, errors)
     files = {
         DIT: (b.path if (b := _best(found[DIT], ("z_image", "zimage", "z-image", "turbo", "bf16"))) else None),
         TEXT_ENCODER: (b.path if (b := _best(found[TEXT_ENCODER], ("qwen_3_4b", "qwen3", "4b"))) else None),
         VAE: (b.path if (b := _best(found[VAE], ("ae", "flux"))) else None),
     }
     src = comfy_source(files, root, label=root.name, origin=origin)
+    src.problems.extend(errors)
     if (root / "tokenizer").is_dir():
         src.tokenizer_dir = root / "tokenizer"
     return src
@@ -228,7 +229,7 @@ def resolve_model(path: str | os.PathLike[str]) -> ModelSource:
         src.label = p.name.replace("models--", "").replace("--", "/") if p.name.startswith("models--") else snap.name
         return src
     src = resolve_folder_of_files(p, origin="folder")
-    if not src.files:
+    if not src.files and not src.problems:
         raise ModelError(
             f"No Z-Image Turbo model was found in {p}. Choose a diffusers folder (with model_index.json), "
             "a Hugging Face cache folder, or a folder with the three ComfyUI files "

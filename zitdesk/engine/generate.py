@@ -1,0 +1,337 @@
+"""Text-to-image generation with Z-Image Turbo: the engine behind the Generate tab and the CLI.
+
+:class:`GenerationEngine` runs on the one engine thread that owns the GPU. It keeps the loaded
+pipeline between jobs (reloading only when the model or memory mode changes), applies the LoRA
+stack, encodes the prompt once per job, and emits events for every step. Cancel is checked in the
+step callback; raising there skips the final VAE decode, so a cancelled image costs nothing more.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from zitdesk import __version__
+from zitdesk.engine.cancel import CancelToken, Cancelled
+from zitdesk.engine.events import (
+    ImageReady,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    LoraReport,
+    PhaseChanged,
+    StepProgress,
+)
+from zitdesk.engine.memory import NEXT_TIER, apply_memory_mode, execution_device
+from zitdesk.engine.protocol import Emit
+from zitdesk.engine.requests import TOKEN_BUDGET, GenerateRequest, MemoryMode
+from zitdesk.errors import LoraError, ModelError, RequestError, ZitdeskError
+from zitdesk.io import default_output_dir
+from zitdesk.offline import enforce_offline
+
+log = logging.getLogger(__name__)
+
+
+def default_device() -> str:
+    """``ZITDESK_DEVICE`` if set, else ``cuda`` when a usable GPU exists, else ``cpu``."""
+    forced = os.environ.get("ZITDESK_DEVICE")
+    if forced:
+        return forced
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - never let cleanup mask the real error
+        pass
+
+
+@dataclass
+class _Loaded:
+    key: tuple
+    pipe: Any
+    source: Any
+    device: str
+    mode: MemoryMode
+    preview_coef: Any = None
+    lora_key: tuple = ()
+
+
+class _StopBeforeDecode(Exception):  # noqa: N818
+    """Raised from the step callback to leave the pipeline without decoding."""
+
+
+def output_name(out_dir: Path, seed: int, index: int) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"zit-{stamp}-{seed}-{index}.png"
+    n = 1
+    while path.exists():  # never overwrite an earlier image
+        path = out_dir / f"zit-{stamp}-{seed}-{index}-{n}.png"
+        n += 1
+    return path
+
+
+class GenerationEngine:
+    """Owns the pipeline; ``run`` executes one :class:`GenerateRequest` and never raises."""
+
+    def __init__(self, model_path: str | None = None, device: str | None = None) -> None:
+        self.model_path = model_path
+        self._device = device
+        self._loaded: _Loaded | None = None
+        self._embed_cache: dict[tuple[str, str, bool], Any] = {}
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = default_device()
+        return self._device
+
+    def run(self, request: GenerateRequest, emit: Emit, cancel: CancelToken) -> None:
+        job = request.job_id
+        t0 = time.perf_counter()
+        paths: list[str] = []
+        emit(JobStarted(job, kind="generate", total_steps=request.steps * request.count))
+        try:
+            request.validate()
+            enforce_offline()
+            import torch
+
+            cuda = self.device.startswith("cuda")
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            loaded = self._ensure_pipeline(request, emit, cancel)
+            self._apply_loras(loaded, request, emit)
+            cancel.raise_if_cancelled()
+            emit(PhaseChanged(job, phase="encoding", detail="Encoding the prompt"))
+            embeds, neg = self._encode(loaded, request)
+            if request.unload_text_encoder and cuda and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8):
+                loaded.pipe.text_encoder.to("cpu")
+                free_memory()
+            for index in range(request.count):
+                cancel.raise_if_cancelled()
+                path = self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
+                paths.append(str(path))
+            peak = int(torch.cuda.max_memory_allocated()) if cuda else 0
+            emit(JobFinished(job, paths=tuple(paths), elapsed_s=time.perf_counter() - t0,
+                             peak_vram_bytes=peak,
+                             stats={"device": self.device, "memory_mode": loaded.mode.value}))
+        except Cancelled:
+            emit(JobCancelled(job, paths=tuple(paths)))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an event
+            emit(self._failure(job, request, exc))
+            if paths:
+                log.info("kept %d finished images of the failed job", len(paths))
+        finally:
+            free_memory()
+
+    def shutdown(self) -> None:
+        self._loaded = None
+        self._embed_cache.clear()
+        free_memory()
+
+    # -- internals ------------------------------------------------------------------------
+    def _failure(self, job: str, request: GenerateRequest, exc: Exception) -> JobFailed:
+        tb = traceback.format_exc()
+        if is_oom(exc):
+            self._loaded = None  # weights may be half-moved: reload next time
+            free_memory()
+            nxt = NEXT_TIER.get(request.memory_mode)
+            hint: dict[str, Any] = {"memory_mode": nxt.value} if nxt else {}
+            if request.memory_mode is MemoryMode.GPU or nxt is None:
+                hint["vae_tiling"] = True
+            advice = (f"try '{nxt.label}'" if nxt else "try a smaller size")
+            return JobFailed(job, kind="oom", traceback=tb, retry_hint=hint, message=(
+                f"The GPU ran out of memory at {request.width}×{request.height}; memory was freed — {advice}."))
+        kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
+        if isinstance(exc, ZitdeskError):
+            return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
+        log.error("generation failed:\n%s", tb)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return JobFailed(job, kind="error", traceback=tb,
+                         message=f"Generation failed: {type(exc).__name__}: {first}")
+
+    def _resolve_source(self, request: GenerateRequest):
+        from zitdesk.models.discovery import discover, resolve_model
+
+        path = request.model_path or self.model_path
+        if path:
+            return resolve_model(path)
+        found = [s for s in discover() if s.complete]
+        if not found:
+            raise ModelError(
+                "No Z-Image Turbo model is configured and none was found; pass --model or choose one in Settings."
+            )
+        return found[0]
+
+    def _ensure_pipeline(self, request: GenerateRequest, emit: Emit, cancel: CancelToken) -> _Loaded:
+        source = self._resolve_source(request)
+        key = (str(source.root), tuple(sorted((k, str(v)) for k, v in source.files.items())),
+               self.device, request.memory_mode)
+        if self._loaded is not None and self._loaded.key == key:
+            return self._loaded
+        self._loaded = None
+        self._embed_cache.clear()
+        free_memory()
+        emit(PhaseChanged(request.job_id, phase="loading", detail=f"Loading {source.label}"))
+        from zitdesk.engine.preview import fit_latent_rgb
+        from zitdesk.models.loader import load_pipeline
+
+        pipe = load_pipeline(source, device=self.device)
+        cancel.raise_if_cancelled()
+        detail = apply_memory_mode(pipe, request.memory_mode, self.device)
+        emit(PhaseChanged(request.job_id, phase="loaded", detail=detail))
+        try:
+            coef = fit_latent_rgb(pipe.vae, str(execution_device(pipe, self.device)))
+        except Exception:  # noqa: BLE001 - previews are optional
+            log.exception("preview fit failed")
+            coef = None
+        self._loaded = _Loaded(key, pipe, source, self.device, request.memory_mode, coef)
+        return self._loaded
+
+    def _apply_loras(self, loaded: _Loaded, request: GenerateRequest, emit: Emit) -> None:
+        specs = [(lo.path, float(lo.weight)) for lo in request.loras if lo.enabled]
+        if not specs and not loaded.lora_key:
+            return
+        from zitdesk.lora.apply import apply_loras
+
+        reports = apply_loras(loaded.pipe, specs)
+        loaded.lora_key = tuple(specs)
+        for rep in reports:
+            emit(LoraReport(request.job_id, path=rep.path, matched=rep.matched,
+                            total_targets=rep.total, unknown_keys=tuple(rep.unknown_keys[:50]),
+                            arch=rep.arch, dialect=rep.dialect, message=rep.message))
+
+    def _encode(self, loaded: _Loaded, request: GenerateRequest):
+        cfg = request.guidance > 0
+        key = (request.prompt, request.negative_prompt if cfg else "", cfg)
+        if key in self._embed_cache:
+            return self._embed_cache[key]
+        import torch
+
+        pipe = loaded.pipe
+        dev = execution_device(pipe, self.device)
+        if pipe.text_encoder.device.type == "cpu" and str(dev).startswith("cuda") \
+                and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8):
+            pipe.text_encoder.to(dev)
+        with torch.no_grad():
+            pos, neg = pipe.encode_prompt(
+                prompt=request.prompt, device=dev, do_classifier_free_guidance=cfg,
+                negative_prompt=request.negative_prompt or "", max_sequence_length=TOKEN_BUDGET,
+            )
+        self._embed_cache = {key: (pos, neg)}  # keep one: embeddings of 512 tokens are small
+        return pos, neg
+
+    def _one_image(self, loaded: _Loaded, request: GenerateRequest, index: int, embeds, neg,
+                   emit: Emit, cancel: CancelToken, t0: float) -> Path:
+        import torch
+        from diffusers import FlowMatchEulerDiscreteScheduler
+
+        pipe = loaded.pipe
+        if float(pipe.scheduler.config.get("shift", 3.0)) != request.shift:
+            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+                pipe.scheduler.config, shift=request.shift)
+        seed = request.seed + index
+        generator = torch.Generator("cpu").manual_seed(seed)
+        job = request.job_id
+        every = request.preview_every
+
+        def on_step(p, i, t, kwargs):
+            if cancel.cancelled:
+                raise _StopBeforeDecode()
+            preview = None
+            if every and loaded.preview_coef is not None and ((i + 1) % every == 0):
+                from zitdesk.engine.preview import latents_to_rgb
+
+                preview = latents_to_rgb(kwargs["latents"], loaded.preview_coef)
+            emit(StepProgress(job, step=i + 1, total=request.steps, image_index=index,
+                              image_count=request.count, preview=preview,
+                              elapsed_s=time.perf_counter() - t0))
+            return {}
+
+        emit(PhaseChanged(job, phase="denoising", detail=f"Image {index + 1} of {request.count}"))
+        if request.vae_tiling:
+            pipe.vae.enable_tiling()
+        else:
+            pipe.vae.disable_tiling()
+        try:
+            with torch.inference_mode():
+                result = pipe(
+                    prompt_embeds=embeds, negative_prompt_embeds=neg if request.guidance > 0 else None,
+                    height=request.height, width=request.width, num_inference_steps=request.steps,
+                    guidance_scale=request.guidance, generator=generator,
+                    callback_on_step_end=on_step, output_type="pil",
+                    max_sequence_length=TOKEN_BUDGET,
+                )
+        except _StopBeforeDecode:
+            raise Cancelled() from None
+        image = result.images[0]
+        emit(PhaseChanged(job, phase="saving", detail=f"Saving image {index + 1}"))
+        path = self._save(image, request, seed, index)
+        emit(ImageReady(job, path=str(path), seed=seed, image_index=index,
+                        width=image.width, height=image.height))
+        return path
+
+    def _save(self, image, request: GenerateRequest, seed: int, index: int) -> Path:
+        from zitdesk.pngmeta import ImageMeta, LoraUse, write_png
+
+        out_dir = Path(request.output_dir) if request.output_dir else default_output_dir()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = output_name(out_dir, seed, index)
+        source = self._loaded.source if self._loaded else None
+        loras = tuple(
+            LoraUse(name=Path(lo.path).stem, weight=float(lo.weight), sha256=_file_sha256(lo.path))
+            for lo in request.loras if lo.enabled
+        )
+        meta = ImageMeta(
+            prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
+            cfg_scale=request.guidance, seed=seed, width=request.width, height=request.height,
+            shift=request.shift, model_name=source.label if source else "Z-Image Turbo",
+            loras=loras, version=f"zitdesk {__version__}",
+            request_json=request.with_changes(seed=seed, count=1, job_id=request.job_id).to_json(),
+        )
+        return write_png(image, path, meta)
+
+
+_HASH_CACHE: dict[tuple[str, int, float], str] = {}
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of a LoRA file, cached by (path, size, mtime) so a stack is hashed once."""
+    import hashlib
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    key = (path, st.st_size, st.st_mtime)
+    if key not in _HASH_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _HASH_CACHE[key] = h.hexdigest()
+    return _HASH_CACHE[key]

@@ -1,0 +1,72 @@
+"""Memory modes: how a pipeline's weights are placed on the GPU.
+
+Every mode works on CUDA and degrades cleanly on a CPU-only machine (where the offload modes
+make no sense and diffusers raises): there the pipeline simply stays on the CPU, and fp8 storage
+still applies (it saves RAM).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from zitdesk.engine.requests import MemoryMode
+
+log = logging.getLogger(__name__)
+
+# One tier down, for the "retry with less memory" offer after an out-of-memory error.
+NEXT_TIER: dict[MemoryMode, MemoryMode | None] = {
+    MemoryMode.GPU: MemoryMode.FP8,
+    MemoryMode.FP8: MemoryMode.MODEL_OFFLOAD,
+    MemoryMode.MODEL_OFFLOAD: MemoryMode.GROUP_OFFLOAD,
+    MemoryMode.GROUP_OFFLOAD: MemoryMode.SEQUENTIAL,
+    MemoryMode.SEQUENTIAL: None,
+}
+
+
+def apply_memory_mode(pipe, mode: MemoryMode, device: str) -> str:
+    """Place ``pipe`` for ``mode`` on ``device``; returns a short description of what was done."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    if mode is MemoryMode.FP8:
+        # fp8 e4m3 storage, bf16 (or the load dtype) compute; diffusers skips the embedders/norms.
+        compute = pipe.transformer.dtype if pipe.transformer.dtype != torch.float8_e4m3fn else torch.bfloat16
+        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute)
+    if not cuda:
+        if mode in (MemoryMode.MODEL_OFFLOAD, MemoryMode.GROUP_OFFLOAD, MemoryMode.SEQUENTIAL):
+            return f"CPU only: '{mode.label}' needs an NVIDIA GPU, running everything on the CPU"
+        return "CPU" + (" with fp8 weight storage" if mode is MemoryMode.FP8 else "")
+    if mode in (MemoryMode.GPU, MemoryMode.FP8):
+        pipe.to(device)
+        return f"all on {device}" + (" (fp8 storage)" if mode is MemoryMode.FP8 else "")
+    if mode is MemoryMode.MODEL_OFFLOAD:
+        pipe.enable_model_cpu_offload(device=device)
+        return "model CPU offload"
+    if mode is MemoryMode.GROUP_OFFLOAD:
+        onload = torch.device(device)
+        pipe.transformer.enable_group_offload(
+            onload_device=onload, offload_device=torch.device("cpu"), offload_type="block_level",
+            num_blocks_per_group=1, use_stream=True,
+        )
+        # The small parts go to the GPU; the text encoder streams too (8 GB in bf16).
+        pipe.text_encoder.to("cpu")
+        from diffusers.hooks import apply_group_offloading
+
+        apply_group_offloading(
+            pipe.text_encoder, onload_device=onload, offload_device=torch.device("cpu"),
+            offload_type="block_level", num_blocks_per_group=4, use_stream=True,
+        )
+        pipe.vae.to(device)
+        return "block streaming from RAM"
+    if mode is MemoryMode.SEQUENTIAL:
+        pipe.enable_sequential_cpu_offload(device=device)
+        return "sequential CPU offload"
+    raise ValueError(mode)
+
+
+def execution_device(pipe, device: str):
+    """Where inputs must go: the pipeline's execution device under offload hooks, else ``device``."""
+    try:
+        return pipe._execution_device
+    except Exception:  # noqa: BLE001 - diffusers raises various errors on odd states
+        return device
