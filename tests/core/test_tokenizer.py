@@ -40,10 +40,12 @@ PROMPTS = [
     "서울의 밤거리, 네온사인, 비 오는 날. Ночной город, неоновые вывески. "
     "شارع ليلي مضاء. नीयन रोशनी वाली सड़क। ถนนยามค่ำคืน",
     "- scene\n- a girl -- short brown hair -- on the left\n- a dog -- on the right",
-    "# Scene\n\n## Subject\n* **bold** _italic_ `code` ~~strike~~\n  1. nested\n  2. list\n\n> quote",
+    "# Scene\n\n## Subject\n* **bold** _italic_ `code` ~~strike~~\n"
+    "  1. nested\n  2. list\n\n> quote",
     EMOJI,
     CODE,
-    "tabs\tand\t\tspaces   \n\n\n  indented\r\n\r\ncrlf \u00a0nbsp\u3000ideographic\u2003em  \n \t\n",
+    "tabs\tand\t\tspaces   \n\n\n  indented\r\n\r\ncrlf \u00a0nbsp\u3000ideographic"
+    "\u2003em  \n \t\n",
     "   leading spaces and trailing spaces   ",
     "\n\nleading newlines",
     "I'M here, you're there; it'S THEY'LL, we'D, don't, can't, O'Neil's 'quoted'",
@@ -139,7 +141,8 @@ def test_qwen3_added_tokens(tok):
         assert tok.convert_tokens_to_ids(token) == token_id
         assert tok.encode(token, add_special_tokens=False) == [token_id]
     assert len(tok) == 151_669
-    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+    assert tok.eos_token == "<|im_end|>"
+    assert tok.pad_token == "<|endoftext|>"
     assert tok.bos_token is None
     # Qwen3 marks <think>/<tool_call>/FIM tokens as non-special: they survive skip_special_tokens.
     ids = tok.encode("<|im_start|><think>x</think><|im_end|>", add_special_tokens=False)
@@ -174,7 +177,9 @@ def test_chat_template_renders_qwen3_string_and_costs_8_tokens(tok):
 def test_chat_template_with_system_message(tok):
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    assert text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    assert text == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 # --- (c) count_tokens ----------------------------------------------------------------------
@@ -197,7 +202,10 @@ def test_short_prompt_is_not_truncated(tok):
     assert c.prompt_tokens == len(tok.encode(prompt, add_special_tokens=False))
     assert (c.budget, c.template_tokens, c.available) == (512, 8, 504)
     assert c.remaining == 504 - c.prompt_tokens
-    assert not c.truncated and c.truncated_tail == "" and c.warning == "" and c.overflow == 0
+    assert not c.truncated
+    assert c.truncated_tail == ""
+    assert c.warning == ""
+    assert c.overflow == 0
 
 
 def test_long_prompt_reports_truncation_and_tail(tok):
@@ -205,22 +213,29 @@ def test_long_prompt_reports_truncation_and_tail(tok):
     c = count_tokens(prompt, tok)
     ids, used = _pipeline_ids(tok, prompt)
     assert used == 512
-    assert c.truncated and c.prompt_tokens > 504 and c.total == c.prompt_tokens + 8
-    assert c.overflow == c.total - 512 and c.remaining == 0
+    assert c.truncated
+    assert c.prompt_tokens > 504
+    assert c.total == c.prompt_tokens + 8
+    assert c.overflow == c.total - 512
+    assert c.remaining == 0
     # the kept prompt tokens (after "<|im_start|>user\n") plus the tail give back the prompt
-    assert ids[:3] == [151644, 872, 198] and 151645 not in ids
+    assert ids[:3] == [151644, 872, 198]
+    assert 151645 not in ids
     kept_text = tok.decode(ids[3:])
-    assert prompt.endswith(c.truncated_tail) and c.truncated_tail
+    assert prompt.endswith(c.truncated_tail)
+    assert c.truncated_tail
     assert kept_text + c.truncated_tail == prompt
-    assert "cut off" in c.warning and str(c.prompt_tokens) in c.warning
+    assert "cut off" in c.warning
+    assert str(c.prompt_tokens) in c.warning
 
 
 def test_tail_with_a_character_split_across_the_cut(tok):
     prompt = "🧑🏻‍🤝‍🧑🏿" * 150
     c = count_tokens(prompt, tok)
-    assert c.truncated and prompt.endswith(c.truncated_tail)
+    assert c.truncated
+    assert prompt.endswith(c.truncated_tail)
     ids, _ = _pipeline_ids(tok, prompt)
-    kept = tok.decode(ids[3:], errors="strict") if False else tok.decode(ids[3:])
+    kept = tok.decode(ids[3:])
     # every code point that is only partly kept counts as cut
     assert len(kept.rstrip("\ufffd")) + len(c.truncated_tail) <= len(prompt)
     assert prompt.startswith(kept.rstrip("\ufffd"))
@@ -232,22 +247,30 @@ def test_near_budget_warns_and_closing_tokens_cut(tok):
 
     c = count_tokens(words(470), tok)
     assert (c.prompt_tokens, c.truncated, c.remaining) == (470, False, 34)
-    assert "470" not in c.warning and "478 of 512" in c.warning
-    assert count_tokens(words(455), tok).warning == ""  # 463/512 = 90.4%... just above
-    assert count_tokens(words(450), tok).warning == ""
+    assert "478 of 512" in c.warning
+    assert "34 more" in c.warning
+    assert count_tokens(words(453), tok).warning  # 461/512 > 90%
+    assert count_tokens(words(452), tok).warning == ""  # 460/512 < 90%
 
     c = count_tokens(words(504), tok)
-    assert c.total == 512 and not c.truncated and c.warning
+    assert c.total == 512
+    assert not c.truncated
+    assert c.warning
     c = count_tokens(words(507), tok)  # prompt text fits, the closing template tokens do not
-    assert c.truncated and c.truncated_tail == "" and "closing" in c.warning
+    assert c.truncated
+    assert c.truncated_tail == ""
+    assert "closing" in c.warning
     c = count_tokens(words(515), tok)
-    assert c.truncated and c.truncated_tail == " a" * 6
+    assert c.truncated
+    assert c.truncated_tail == " a" * 6
 
 
 def test_custom_budget(tok):
-    c = count_tokens("one two three four five", tok, budget=10)
-    assert c.available == 2 and c.truncated and c.truncated_tail == " three four five"
-    with pytest.raises(ValueError):
+    c = count_tokens("one two three four five", tok, budget=10)  # 3 + 5 + 5 tokens
+    assert (c.available, c.truncated, c.truncated_tail) == (2, True, "")  # closing tokens cut
+    c = count_tokens("one two three four five", tok, budget=6)
+    assert (c.available, c.truncated, c.truncated_tail) == (0, True, " four five")
+    with pytest.raises(ValueError, match="budget"):
         count_tokens("x", tok, budget=0)
 
 
@@ -285,7 +308,11 @@ def test_load_prefers_the_models_tokenizer(tmp_path):
         loaded = load_tokenizer(where)
         assert len(loaded) == 259  # the tiny one, not the bundled one
         # no template in the folder: the bundled Qwen3 template is added
-        assert count_tokens("ab", loaded).template_tokens == 8
+        assert loaded.chat_template == (bundled_tokenizer_dir() / "chat_template.jinja").read_text(
+            encoding="utf-8"
+        )
+        c = count_tokens("ab", loaded)
+        assert (c.prompt_tokens, c.truncated) == (2, False)
 
 
 def test_load_falls_back_to_bundled(tmp_path, caplog):
@@ -295,3 +322,11 @@ def test_load_falls_back_to_bundled(tmp_path, caplog):
     tok = load_tokenizer(broken)
     assert len(tok) == 151_669
     assert "did not load" in caplog.text
+
+
+def test_tail_of_a_prompt_that_looks_like_the_template(tok):
+    prompt = "user\n" * 300  # also in "<|im_start|>user\n"; the tail must come from the prompt
+    c = count_tokens(prompt, tok)
+    ids, _ = _pipeline_ids(tok, prompt)
+    assert c.truncated
+    assert tok.decode(ids[3:]) + c.truncated_tail == prompt

@@ -63,7 +63,8 @@ def load_tokenizer(model_tokenizer_dir: str | Path | None = None) -> Any:
     """
     if model_tokenizer_dir is not None:
         path = Path(model_tokenizer_dir)
-        if not any((path / f).is_file() for f in _TOKENIZER_FILES) and (path / "tokenizer").is_dir():
+        has_files = any((path / f).is_file() for f in _TOKENIZER_FILES)
+        if not has_files and (path / "tokenizer").is_dir():  # a diffusers model root
             path = path / "tokenizer"
         if path.is_dir():
             try:
@@ -116,14 +117,14 @@ class TokenCount:
     truncated: bool
     """True when total > budget: the end of the prompt (and the closing template) is dropped."""
     truncated_tail: str
-    """The prompt text that would be cut off ('' when nothing is); a character split across the
-    cut is counted as cut."""
+    """The prompt text that would be cut off ('' when none is); a code point whose bytes straddle
+    the cut counts as cut."""
     warning: str
     """'' when fine; a plain sentence when more than 90% of the budget is used or text is cut."""
 
     @property
     def overflow(self) -> int:
-        """Prompt tokens past the budget (0 when it fits)."""
+        """Tokens past the budget, closing template tokens included (0 when it fits)."""
         return max(self.total - self.budget, 0)
 
 
@@ -141,10 +142,21 @@ def _template_tokens(tokenizer: Any) -> int:
     return len(tokenizer(_templated("", tokenizer), add_special_tokens=True)["input_ids"])
 
 
+def _prompt_start(prompt: str, text: str, tokenizer: Any) -> int:
+    """Index of ``prompt`` in the rendered ``text`` (-1 if the template changed it)."""
+    sentinel = "\x00zitdesk-prompt\x00"
+    probe = _templated(sentinel, tokenizer)
+    start = probe.find(sentinel)
+    prefix, suffix = probe[:start], probe[start + len(sentinel) :]
+    if start >= 0 and text == prefix + prompt + suffix:
+        return start
+    return text.find(prompt) if prompt else -1
+
+
 def _cut_tail(prompt: str, text: str, tokenizer: Any, full_ids: list[int], keep: int) -> str:
     """The prompt text from the first dropped token on (right truncation at ``keep`` ids)."""
-    start = text.find(prompt) if prompt else -1
-    if start < 0:
+    start = _prompt_start(prompt, text, tokenizer)
+    if start < 0 or not prompt:
         return ""
     try:
         offsets = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)[
@@ -181,7 +193,8 @@ def _warning(total: int, budget: int, available: int, prompt_tokens: int, tail: 
             )
         return (
             f"The prompt is {prompt_tokens} tokens, more than the {available} that fit: its text "
-            "is kept but the chat template's closing tokens are cut off, which can change the image."
+            "is kept, but the chat template's closing tokens are cut off, which can change the "
+            "image."
         )
     if budget > 0 and total > WARN_FRACTION * budget:
         return (
@@ -212,9 +225,10 @@ def count_tokens(prompt: str, tokenizer: Any, budget: int = DEFAULT_BUDGET) -> T
     truncated = total > budget
     tail = ""
     if truncated:
-        if getattr(tokenizer, "truncation_side", "right") == "right" and kept_ids == full_ids[
-            : len(kept_ids)
-        ]:
+        if (
+            getattr(tokenizer, "truncation_side", "right") == "right"
+            and kept_ids == full_ids[: len(kept_ids)]
+        ):
             tail = _cut_tail(prompt, text, tokenizer, full_ids, len(kept_ids))
         else:  # left truncation drops the start instead; describe it by decoding
             tail = tokenizer.decode(full_ids[: total - len(kept_ids)], skip_special_tokens=True)
