@@ -63,8 +63,8 @@ def latents_to_rgb(latents, coef: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255).astype(np.uint8).reshape(h, w, 3)
 
 
-def preview_quality(coef: np.ndarray, vae, device: str = "cpu") -> float:
-    """Mean absolute error (0–1) of the projection on fresh synthetic images (for tests/diagnostics)."""
+def preview_quality(coef: np.ndarray, vae, device: str = "cpu") -> tuple[float, float]:
+    """(projection error, error of predicting the mean colour) on fresh synthetic images, 0–1 MAE."""
     import torch
 
     imgs = _synthetic_images(4, seed=1)
@@ -72,11 +72,12 @@ def preview_quality(coef: np.ndarray, vae, device: str = "cpu") -> float:
     with torch.no_grad():
         z = vae.encode(x.to(device=device, dtype=next(vae.parameters()).dtype)).latent_dist.mode().float().cpu()
     z = (z - vae.config.shift_factor) * vae.config.scaling_factor
-    err = []
+    err, base = [], []
     for i in range(len(imgs)):
         pred = latents_to_rgb(z[i:i + 1], coef).astype(np.float32) / 255
         h = pred.shape[0]
         f = imgs.shape[1] // h
         tgt = imgs[i].reshape(h, f, h, f, 3).mean(axis=(1, 3))
         err.append(np.abs(pred - tgt).mean())
-    return float(np.mean(err))
+        base.append(np.abs(tgt - tgt.mean(axis=(0, 1))).mean())
+    return float(np.mean(err)), float(np.mean(base))
