@@ -78,18 +78,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
         output_dir=str(Path(args.out).resolve()) if args.out else "", model_path=args.model or "",
         preview_every=0,
     ).validate()
+    if args.model:
+        from zitdesk.models.discovery import resolve_model
+
+        src = resolve_model(args.model)  # fail fast, before any progress bar
+        if not src.complete:
+            raise ZitdeskError(src.describe())
     engine = GenerationEngine(device=args.device)
     cancel = CancelToken()
     result: dict = {}
     bar = None
     quiet = args.json or args.quiet
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=req.steps * req.count, unit="step", file=sys.stderr, dynamic_ncols=True)
 
     def emit(ev) -> None:
-        if isinstance(ev, StepProgress) and bar is not None:
+        nonlocal bar
+        if isinstance(ev, StepProgress) and not quiet:
+            if bar is None:  # created on the first step, so load errors are not mixed with a bar
+                from tqdm import tqdm
+
+                bar = tqdm(total=req.steps * req.count, unit="step", file=sys.stderr, dynamic_ncols=True)
             bar.n = ev.image_index * ev.total + ev.step
             bar.set_postfix_str(f"image {ev.image_index + 1}/{ev.image_count}")
             bar.refresh()

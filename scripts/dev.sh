@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry point for developers and CI: sets up .venv (idempotent) and runs the app or the tests.
+#   bash scripts/dev.sh app     # install what is needed, start the app
+#   bash scripts/dev.sh test    # install what is needed, run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=.venv
+STAMP=$VENV/.zitdesk-installed
+
+# Qt needs a few X/xcb libraries even for its offscreen platform; Xvfb is for screenshots.
+APT_PKGS="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
+libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-shape0 \
+libxcb-randr0 libxcb-xkb1 libxcb-xfixes0 libglib2.0-0"
+install_system_libs() {
+  command -v dpkg >/dev/null 2>&1 || return 0
+  local missing=""
+  for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  [ -z "$missing" ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+  echo "installing system libraries for Qt:$missing" >&2
+  $sudo apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null 2>&1 \
+    || echo "warning: could not install$missing (Qt may fail to start)" >&2
+}
+
+setup() {
+  install_system_libs
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+    # torch first and pinned: on a CPU-only machine this is the CPU build.
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0" || "$VENV/bin/python" -m pip install -q "torch>=2.11"
+    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    touch "$STAMP"
+  fi
+}
+
+cmd=${1:-test}
+shift || true
+setup
+case "$cmd" in
+  app)  exec "$VENV/bin/python" main.py "$@" ;;
+  test) QT_QPA_PLATFORM=offscreen exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
+  *) echo "usage: bash scripts/dev.sh app|test [args]" >&2; exit 2 ;;
+esac
