@@ -247,15 +247,8 @@ class GenerationEngine:
 
     def _one_image(self, loaded: _Loaded, request: GenerateRequest, index: int, embeds, neg,
                    emit: Emit, cancel: CancelToken, t0: float) -> Path:
-        import torch
-        from diffusers import FlowMatchEulerDiscreteScheduler
-
         pipe = loaded.pipe
-        if float(pipe.scheduler.config.get("shift", 3.0)) != request.shift:
-            pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-                pipe.scheduler.config, shift=request.shift)
         seed = request.seed + index
-        generator = torch.Generator("cpu").manual_seed(seed)
         job = request.job_id
         every = request.preview_every
 
@@ -273,22 +266,10 @@ class GenerationEngine:
             return {}
 
         emit(PhaseChanged(job, phase="denoising", detail=f"Image {index + 1} of {request.count}"))
-        if request.vae_tiling:
-            pipe.vae.enable_tiling()
-        else:
-            pipe.vae.disable_tiling()
         try:
-            with torch.inference_mode():
-                result = pipe(
-                    prompt_embeds=embeds, negative_prompt_embeds=neg if request.guidance > 0 else None,
-                    height=request.height, width=request.width, num_inference_steps=request.steps,
-                    guidance_scale=request.guidance, generator=generator,
-                    callback_on_step_end=on_step, output_type="pil",
-                    max_sequence_length=TOKEN_BUDGET,
-                )
+            image = render_image(pipe, request, index, embeds, neg, on_step)
         except _StopBeforeDecode:
             raise Cancelled() from None
-        image = result.images[0]
         emit(PhaseChanged(job, phase="saving", detail=f"Saving image {index + 1}"))
         path = self._save(image, request, seed, index)
         emit(ImageReady(job, path=str(path), seed=seed, image_index=index,
@@ -314,6 +295,35 @@ class GenerationEngine:
             request_json=request.with_changes(seed=seed, count=1, job_id=request.job_id).to_json(),
         )
         return write_png(image, path, meta)
+
+
+def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_step=None):
+    """Denoise and decode image ``index`` of ``request`` (seed ``request.seed + index``) → PIL image.
+
+    The one place a Z-Image picture is made: the Generate tab and the trainer's samples both call
+    it, so samples match what users get. ``embeds``/``neg`` come from ``pipe.encode_prompt``;
+    ``on_step`` is the pipeline's ``callback_on_step_end`` (whatever it raises propagates).
+    """
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    if float(pipe.scheduler.config.get("shift", 3.0)) != request.shift:
+        pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
+            pipe.scheduler.config, shift=request.shift)
+    generator = torch.Generator("cpu").manual_seed(request.seed + index)
+    if request.vae_tiling:
+        pipe.vae.enable_tiling()
+    else:
+        pipe.vae.disable_tiling()
+    with torch.inference_mode():
+        result = pipe(
+            prompt_embeds=embeds, negative_prompt_embeds=neg if request.guidance > 0 else None,
+            height=request.height, width=request.width, num_inference_steps=request.steps,
+            guidance_scale=request.guidance, generator=generator,
+            callback_on_step_end=on_step, output_type="pil",
+            max_sequence_length=TOKEN_BUDGET,
+        )
+    return result.images[0]
 
 
 _HASH_CACHE: dict[tuple[str, int, float], str] = {}
