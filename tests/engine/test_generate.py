@@ -23,6 +23,7 @@ from zitdesk.engine.requests import GenerateRequest, MemoryMode
 @pytest.fixture(scope="module")
 def engine(tiny_diffusers):
     eng = GenerationEngine(model_path=str(tiny_diffusers), device="cpu")
+    eng.preview_min_interval_s = 0.0  # a preview on every step, to check them all
     yield eng
     eng.shutdown()
 

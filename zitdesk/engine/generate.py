@@ -102,6 +102,7 @@ class GenerationEngine:
         self._device = device
         self._loaded: _Loaded | None = None
         self._embed_cache: dict[tuple[str, str, bool], Any] = {}
+        self.preview_min_interval_s = 0.25
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -128,8 +129,10 @@ class GenerationEngine:
             cancel.raise_if_cancelled()
             emit(PhaseChanged(job, phase="encoding", detail="Encoding the prompt"))
             embeds, neg = self._encode(loaded, request)
-            if request.unload_text_encoder and cuda and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8):
-                loaded.pipe.text_encoder.to("cpu")
+            te = loaded.pipe.text_encoder
+            if (request.unload_text_encoder and cuda and te.device.type != "cpu"
+                    and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8)):
+                te.to("cpu")  # frees ≈ 8 GB; it comes back only when a new prompt is encoded
                 free_memory()
             for index in range(request.count):
                 cancel.raise_if_cancelled()
@@ -145,8 +148,7 @@ class GenerationEngine:
             emit(self._failure(job, request, exc))
             if paths:
                 log.info("kept %d finished images of the failed job", len(paths))
-        finally:
-            free_memory()
+            free_memory()  # after a failure only: emptying the cache each job slows the next one
 
     def shutdown(self) -> None:
         self._loaded = None
@@ -251,15 +253,21 @@ class GenerationEngine:
         seed = request.seed + index
         job = request.job_id
         every = request.preview_every
+        last_preview = [0.0]
 
         def on_step(p, i, t, kwargs):
             if cancel.cancelled:
                 raise _StopBeforeDecode()
             preview = None
-            if every and loaded.preview_coef is not None and ((i + 1) % every == 0):
+            now = time.perf_counter()
+            due = (i + 1) % every == 0 if every else False
+            # A preview costs a device sync; the UI shows ~4 per second at most, so skip the rest.
+            if due and loaded.preview_coef is not None and (
+                    now - last_preview[0] >= self.preview_min_interval_s or i + 1 == request.steps):
                 from zitdesk.engine.preview import latents_to_rgb
 
                 preview = latents_to_rgb(kwargs["latents"], loaded.preview_coef)
+                last_preview[0] = now
             emit(StepProgress(job, step=i + 1, total=request.steps, image_index=index,
                               image_count=request.count, preview=preview,
                               elapsed_s=time.perf_counter() - t0))
