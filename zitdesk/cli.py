@@ -64,7 +64,15 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from zitdesk.engine.cancel import CancelToken
-    from zitdesk.engine.events import ImageReady, JobCancelled, JobFailed, JobFinished, LoraReport, StepProgress
+    from zitdesk.engine.events import (
+        ImageReady,
+        JobCancelled,
+        JobFailed,
+        JobFinished,
+        LoraReport,
+        PhaseChanged,
+        StepProgress,
+    )
     from zitdesk.engine.generate import GenerationEngine
     from zitdesk.engine.requests import GenerateRequest, MemoryMode
 
@@ -104,6 +112,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"LoRA {Path(ev.path).name}: {ev.matched}/{ev.total_targets} modules"
                   + (f", {len(ev.unknown_keys)} unknown keys skipped" if ev.unknown_keys else ""),
                   file=sys.stderr)
+        elif isinstance(ev, PhaseChanged) and ev.phase == "warning" and not args.json:
+            print(f"warning: {ev.detail}", file=sys.stderr)
         elif isinstance(ev, ImageReady) and not quiet:
             (bar.write if bar else print)(ev.path)
         elif isinstance(ev, (JobFinished, JobFailed, JobCancelled)):

@@ -129,6 +129,9 @@ class GenerationEngine:
             cancel.raise_if_cancelled()
             emit(PhaseChanged(job, phase="encoding", detail="Encoding the prompt"))
             embeds, neg = self._encode(loaded, request)
+            warning = self._token_warning(loaded, request)
+            if warning:
+                emit(PhaseChanged(job, phase="warning", detail=warning))
             te = loaded.pipe.text_encoder
             if (request.unload_text_encoder and cuda and te.device.type != "cpu"
                     and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8)):
@@ -226,6 +229,17 @@ class GenerationEngine:
             emit(LoraReport(request.job_id, path=rep.path, matched=rep.matched,
                             total_targets=rep.total, unknown_keys=tuple(rep.unknown_keys[:50]),
                             arch=rep.arch, dialect=rep.dialect, message=rep.message))
+
+    @staticmethod
+    def _token_warning(loaded: _Loaded, request: GenerateRequest) -> str:
+        """The counter's warning when the prompt is near or over the 512-token budget."""
+        try:
+            from zitdesk.models.tokenizer import count_tokens
+
+            return count_tokens(request.prompt, loaded.pipe.tokenizer, TOKEN_BUDGET).warning
+        except Exception:  # noqa: BLE001 - a counter problem must never stop generation
+            log.exception("token count failed")
+            return ""
 
     def _encode(self, loaded: _Loaded, request: GenerateRequest):
         cfg = request.guidance > 0
