@@ -1,0 +1,1 @@
+"""Dialogs: model setup, structured prompt, crash report, image viewer."""

@@ -1,0 +1,283 @@
+"""First-run model setup: list what discovery found, or let the user point at a folder or files.
+
+Discovery and validation read only file names and safetensors headers, on the thread pool. Nothing
+is copied, linked or downloaded. Every problem is shown as the plain sentence that
+``zitdesk.models.discovery`` produced (for example "missing text encoder (Qwen3-4B)").
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.tasks import TaskSignals, run_task
+from zitdesk.errors import ModelError
+
+ROLES = (("transformer", "Diffusion model (DiT)", "z_image_turbo_bf16.safetensors"),
+         ("text_encoder", "Text encoder (Qwen3-4B)", "qwen_3_4b.safetensors"),
+         ("vae", "VAE", "ae.safetensors"))
+ORIGINS = {"hf-cache": "Hugging Face cache", "comfyui": "ComfyUI", "forge": "Forge / A1111",
+           "swarmui": "SwarmUI", "stabilitymatrix": "StabilityMatrix", "user": "your folder",
+           "folder": "folder"}
+PathRole = Qt.ItemDataRole.UserRole + 1
+FilesRole = Qt.ItemDataRole.UserRole + 2
+
+
+def _discover(extra_roots: list[str]) -> list[dict[str, Any]]:
+    from zitdesk.models.discovery import discover
+
+    return [s.to_dict() | {"describe": s.describe()} for s in discover(extra_roots)]
+
+
+def _check_folder(path: str) -> dict[str, Any]:
+    from zitdesk.models.discovery import resolve_model
+
+    src = resolve_model(path)
+    return src.to_dict() | {"describe": src.describe(), "model_path": path}
+
+
+def _check_files(files: dict[str, str]) -> dict[str, Any]:
+    """Validate three chosen files and find one folder the engine can resolve to exactly them."""
+    from zitdesk.models.discovery import comfy_source, resolve_model
+
+    paths = {k: Path(v) for k, v in files.items() if v}
+    common = Path(os.path.commonpath([str(p.parent) for p in paths.values()])) if paths else Path()
+    src = comfy_source({k: paths.get(k) for k, _, _ in ROLES}, common, label=common.name)
+    out = src.to_dict() | {"describe": src.describe(), "model_path": ""}
+    if not src.complete:
+        return out
+    wanted = {k: str(p.resolve()) for k, p in paths.items()}
+    for root in (common, common.parent):
+        try:
+            found = resolve_model(root)
+        except ModelError:
+            continue
+        got = {k: str(Path(v).resolve()) for k, v in found.files.items()}
+        if found.complete and got == wanted:
+            out["model_path"] = str(root)
+            return out
+    out["problems"] = [
+        "These three files are fine, but they are not the ones zitdesk finds in one folder "
+        f"({common}): other model files there are preferred. Choose that folder instead, or keep "
+        "the three files in a folder of their own."]
+    out["complete"] = False
+    out["describe"] = out["problems"][0]
+    return out
+
+
+class ModelSetupDialog(QDialog):
+    def __init__(self, extra_roots: list[str] | None = None, current: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Set up Z-Image Turbo")
+        self.resize(760, 600)
+        self.extra_roots = list(extra_roots or [])
+        self.model_path = current
+        self.model_files: dict[str, str] = {}
+        intro = QLabel(
+            "<b>zitdesk needs the Z-Image Turbo model</b> (about 20 GB). Point it at files you "
+            "already have: a Hugging Face download, a ComfyUI/Forge/SwarmUI models folder, or the "
+            "three ComfyUI files. Nothing is copied or downloaded.")
+        intro.setWordWrap(True)
+        self.status = QLabel("Looking in the Hugging Face cache and ComfyUI, Forge, SwarmUI and "
+                             "StabilityMatrix folders…")
+        self.status.setObjectName("muted")
+        self.status.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.setWordWrap(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.setSpacing(3)
+        self.rescan_button = QPushButton("Search again")
+        self.folder_button = QPushButton("Choose a folder…")
+        self.folder_button.setToolTip("A diffusers folder (with model_index.json), a Hugging Face "
+                                      "cache folder, or a ComfyUI / Forge models folder")
+        row = QHBoxLayout()
+        row.addWidget(self.folder_button)
+        row.addWidget(self.rescan_button)
+        row.addStretch(1)
+        files_box = QGroupBox("…or choose the three ComfyUI files")
+        files_form = QFormLayout(files_box)
+        self.file_edits: dict[str, QLineEdit] = {}
+        for role, label, example in ROLES:
+            edit = QLineEdit()
+            edit.setPlaceholderText(f"e.g. {example}")
+            browse = QPushButton("Browse…")
+            browse.setProperty("role", role)
+            browse.clicked.connect(self._browse_file)
+            line = QHBoxLayout()
+            line.addWidget(edit, 1)
+            line.addWidget(browse)
+            files_form.addRow(label, line)
+            self.file_edits[role] = edit
+        self.check_files_button = QPushButton("Check these files")
+        files_form.addRow("", self.check_files_button)
+        self.error = QLabel()
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        self.box = QDialogButtonBox()
+        self.use_button = self.box.addButton("Use this model", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.later_button = self.box.addButton("Later", QDialogButtonBox.ButtonRole.RejectRole)
+        self.use_button.setEnabled(False)
+        lay = QVBoxLayout(self)
+        lay.addWidget(intro)
+        lay.addWidget(self.status)
+        lay.addWidget(self.list, 1)
+        lay.addLayout(row)
+        lay.addWidget(files_box)
+        lay.addWidget(self.error)
+        lay.addWidget(self.box)
+
+        self._tasks = TaskSignals(self)
+        self._tasks.succeeded.connect(self._on_result)
+        self._tasks.failed.connect(self._on_failed)
+        self.rescan_button.clicked.connect(self.rescan)
+        self.folder_button.clicked.connect(self._choose_folder)
+        self.check_files_button.clicked.connect(self.check_files)
+        self.list.currentItemChanged.connect(self._on_current)
+        self.box.accepted.connect(self.accept)
+        self.box.rejected.connect(self.reject)
+        self.busy = False
+        self.rescan()
+
+    # -- actions --------------------------------------------------------------------------------
+    @Slot()
+    def rescan(self) -> None:
+        self._start("discover", _discover, self.extra_roots)
+
+    def check_folder(self, path: str) -> None:
+        self.status.setText(f"Checking {path}…")
+        self._start("folder", _check_folder, path)
+
+    @Slot()
+    def check_files(self) -> None:
+        files = {role: e.text().strip() for role, e in self.file_edits.items()}
+        missing = [label for role, label, _ in ROLES if not files[role]]
+        if missing:
+            self._show_error("Choose all three files first (missing: " + ", ".join(missing) + ").")
+            return
+        for role, path in files.items():
+            if not Path(path).is_file():
+                self._show_error(f"{path} does not exist.")
+                return
+        self.model_files = files
+        self.status.setText("Checking the three files…")
+        self._start("files", _check_files, files)
+
+    def _start(self, tag: str, fn, *args) -> None:
+        self.busy = True
+        self.error.hide()
+        run_task(self._tasks, tag, fn, *args)
+
+    @Slot()
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the model folder")
+        if folder:
+            self.check_folder(folder)
+
+    @Slot()
+    def _browse_file(self) -> None:
+        role = self.sender().property("role")
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", "",
+                                              "safetensors (*.safetensors);;All files (*)")
+        if path:
+            self.file_edits[role].setText(path)
+
+    # -- results --------------------------------------------------------------------------------
+    @Slot(object, object)
+    def _on_result(self, tag: object, result: object) -> None:
+        self.busy = False
+        if tag == "discover":
+            self._fill(result)  # type: ignore[arg-type]
+            return
+        info: dict[str, Any] = result  # type: ignore[assignment]
+        if tag == "files":
+            info["chosen_files"] = dict(self.model_files)
+        if info.get("complete") and info.get("model_path"):
+            item = self._add_item(info, top=True)
+            self.list.setCurrentItem(item)
+            self.status.setText("This model is complete. Press “Use this model”.")
+        else:
+            self._show_error(self._plain(info))
+
+    @Slot(object, object)
+    def _on_failed(self, tag: object, message: object) -> None:
+        self.busy = False
+        if tag == "discover":
+            self.status.setText(f"Searching failed ({message}). Choose a folder or the files below.")
+        else:
+            self._show_error(str(message))
+
+    def _fill(self, found: list[dict[str, Any]]) -> None:
+        self.list.clear()
+        for info in found:
+            info["model_path"] = info["root"]
+            self._add_item(info)
+        complete = sum(1 for i in found if i["complete"])
+        if not found:
+            self.status.setText("No Z-Image Turbo files were found in the usual places. Choose the "
+                                "folder that holds them, or the three ComfyUI files.")
+        else:
+            self.status.setText(f"Found {len(found)} candidate{'s' if len(found) != 1 else ''}, "
+                                f"{complete} complete. Pick one, or choose another folder.")
+        for row in range(self.list.count()):
+            if self.list.item(row).data(PathRole):
+                self.list.setCurrentRow(row)
+                break
+
+    def _add_item(self, info: dict[str, Any], top: bool = False) -> QListWidgetItem:
+        origin = ORIGINS.get(info.get("origin", ""), info.get("origin", ""))
+        head = f"{info.get('label') or Path(info['model_path']).name}  ({origin})"
+        if info.get("complete"):
+            text = f"✔  {head}\n     ready — {info['model_path']}"
+        else:
+            text = f"⚠  {head}\n     {self._plain(info)}\n     {info['model_path']}"
+        item = QListWidgetItem(text)
+        item.setData(PathRole, info["model_path"] if info.get("complete") else "")
+        item.setData(FilesRole, dict(info.get("chosen_files") or {}))
+        item.setToolTip(info["model_path"])
+        if not info.get("complete"):
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+        if top:
+            self.list.insertItem(0, item)
+        else:
+            self.list.addItem(item)
+        return item
+
+    @staticmethod
+    def _plain(info: dict[str, Any]) -> str:
+        parts = []
+        if info.get("missing"):
+            parts.append("missing " + ", ".join(info["missing"]))
+        parts.extend(info.get("problems") or [])
+        return "; ".join(parts) or str(info.get("describe", "not usable"))
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+        self.status.setText("That choice cannot be used yet:")
+
+    def _on_current(self, current: QListWidgetItem | None, _previous=None) -> None:
+        path = current.data(PathRole) if current is not None else ""
+        self.use_button.setEnabled(bool(path))
+        if path:
+            self.model_path = path
+            self.model_files = dict(current.data(FilesRole) or {})

@@ -1,0 +1,323 @@
+"""The engine thread and the controller that feeds it.
+
+``EngineWorker`` (a QObject moved onto one long-lived ``QThread``) owns the GPU: it builds the
+engine lazily on its first job (so torch/diffusers are imported there, never at start-up) and runs
+one job at a time through the engine protocol (``run(request, emit, cancel)``). Every engine event
+leaves the thread as ``Signal(object)`` carrying the engine's frozen dataclass.
+
+``EngineController`` lives on the GUI thread. It owns the job queue and sends the next job only
+after the previous one's terminal event. Cancel sets the job's :class:`CancelToken` directly: a
+queued "cancel" call would wait behind the busy worker. Previews are throttled (about 4 per second)
+and turned into ``QImage``s here, on the GUI thread; widgets make the ``QPixmap``.
+
+Thread rules: cross-thread connections go to ``@Slot`` methods only (no lambdas), and the worker
+never touches widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
+
+from zitdesk.engine.cancel import CancelToken
+from zitdesk.engine.events import (
+    TERMINAL_EVENTS,
+    EngineEvent,
+    ImageReady,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    LoraReport,
+    PhaseChanged,
+    StepProgress,
+)
+from zitdesk.engine.protocol import Engine
+
+log = logging.getLogger(__name__)
+
+EngineFactory = Callable[[], Engine]
+PREVIEW_INTERVAL_MS = 250
+
+
+def default_engine_factory() -> Engine:
+    """The real engine; imported here so torch and diffusers load on the engine thread, late."""
+    from zitdesk.engine.generate import GenerationEngine
+
+    return GenerationEngine()
+
+
+@dataclass(eq=False)
+class Job:
+    """One queued unit of engine work (generation now, training later)."""
+
+    request: Any
+    kind: str = "generate"
+    token: CancelToken = field(default_factory=CancelToken)
+    state: str = "queued"            # queued | running | finished | cancelled | failed
+    result: Any = None               # the terminal event once the job ended
+
+    @property
+    def job_id(self) -> str:
+        return self.request.job_id
+
+
+def preview_to_qimage(array: Any) -> QImage | None:
+    """An (H, W, 3) uint8 array as a deep-copied RGB888 ``QImage`` (None for anything else)."""
+    shape = getattr(array, "shape", None)
+    if shape is None or len(shape) != 3 or shape[2] != 3 or str(array.dtype) != "uint8":
+        return None
+    import numpy as np
+
+    data = np.ascontiguousarray(array)
+    h, w = int(shape[0]), int(shape[1])
+    return QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class EngineWorker(QObject):
+    """Runs jobs on the engine thread. Never lets an exception escape a job."""
+
+    event = Signal(object)           # EngineEvent, emitted on the engine thread
+
+    def __init__(self, engine_factory: EngineFactory) -> None:
+        super().__init__()
+        self._factory = engine_factory
+        self._engine: Engine | None = None
+        self._job_id = ""
+        self._terminal_sent = False
+
+    def _emit(self, ev: EngineEvent) -> None:
+        if isinstance(ev, TERMINAL_EVENTS) and ev.job_id == self._job_id:
+            self._terminal_sent = True
+        self.event.emit(ev)
+
+    @Slot(object)
+    def run_job(self, job: Job) -> None:
+        self._job_id = job.job_id
+        self._terminal_sent = False
+        try:
+            if job.token.cancelled:
+                self._emit(JobCancelled(job.job_id))
+                return
+            if self._engine is None:
+                self._engine = self._factory()
+            self._engine.run(job.request, self._emit, job.token)
+        except Exception as exc:  # noqa: BLE001 - a broken job must not kill the engine thread
+            log.exception("engine job %s raised", job.job_id)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            self._emit(JobFailed(job.job_id, kind="error", traceback=traceback.format_exc(),
+                                 message=f"The engine stopped with an error: {type(exc).__name__}: {first}"))
+        finally:
+            if not self._terminal_sent:
+                # The protocol promises one terminal event; make sure the queue moves on.
+                if job.token.cancelled:
+                    self._emit(JobCancelled(job.job_id))
+                else:
+                    self._emit(JobFailed(job.job_id, kind="error",
+                                         message="The engine ended the job without a result."))
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Free the engine (models, VRAM) and stop this thread's event loop."""
+        try:
+            if self._engine is not None:
+                self._engine.shutdown()
+        except Exception:  # noqa: BLE001
+            log.exception("engine shutdown failed")
+        finally:
+            self._engine = None
+            QThread.currentThread().quit()
+
+
+class EngineController(QObject):
+    """GUI-thread queue and dispatcher; the single place job state changes."""
+
+    job_queued = Signal(object)          # Job
+    job_started = Signal(object)         # JobStarted
+    phase_changed = Signal(object)       # PhaseChanged
+    progress = Signal(object)            # StepProgress (every step; preview throttled separately)
+    preview_ready = Signal(QImage)       # throttled live preview
+    image_ready = Signal(object)         # ImageReady
+    lora_report = Signal(object)         # LoraReport
+    job_finished = Signal(object)        # JobFinished
+    job_cancelled = Signal(object)       # JobCancelled
+    job_failed = Signal(object)          # JobFailed
+    job_ended = Signal(object)           # Job, after any terminal event
+    busy_changed = Signal(bool)
+    queue_changed = Signal()
+
+    _dispatch = Signal(object)           # → EngineWorker.run_job (queued, engine thread)
+    _shutdown_worker = Signal()          # → EngineWorker.shutdown
+
+    def __init__(self, engine_factory: EngineFactory | None = None, parent: QObject | None = None,
+                 preview_interval_ms: int = PREVIEW_INTERVAL_MS) -> None:
+        super().__init__(parent)
+        self._pending: list[Job] = []
+        self._current: Job | None = None
+        self._jobs: dict[str, Job] = {}
+        self._stopped = False
+        self._thread = QThread()
+        self._thread.setObjectName("zitdesk-engine")
+        self._worker = EngineWorker(engine_factory or default_engine_factory)
+        self._worker.moveToThread(self._thread)
+        self._dispatch.connect(self._worker.run_job)
+        self._shutdown_worker.connect(self._worker.shutdown)
+        self._worker.event.connect(self._on_event)
+        self._thread.finished.connect(self._worker.deleteLater)
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(preview_interval_ms)
+        self._preview_timer.timeout.connect(self._flush_preview)
+        self._pending_preview: Any = None
+        # The thread starts with the first job, so a window that fails to build never leaves a
+        # running QThread behind (destroying one aborts the process).
+
+    def _ensure_thread(self) -> None:
+        if not self._thread.isRunning() and not self._stopped:
+            self._thread.start()
+
+    # -- queries ------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current(self) -> Job | None:
+        return self._current
+
+    @property
+    def pending(self) -> list[Job]:
+        return list(self._pending)
+
+    def job(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    @property
+    def running(self) -> bool:
+        """True while the engine thread is alive (it starts with the first job)."""
+        return self._thread.isRunning()
+
+    # -- commands -----------------------------------------------------------------------------
+    def submit(self, request: Any, kind: str = "generate") -> Job:
+        """Queue a request (a frozen engine dataclass); it runs when the engine is free."""
+        if self._stopped:
+            raise RuntimeError("the engine has been shut down")
+        job = Job(request, kind)
+        self._jobs[job.job_id] = job
+        self._pending.append(job)
+        self.job_queued.emit(job)
+        self.queue_changed.emit()
+        self._dispatch_next()
+        return job
+
+    def cancel(self, job_id: str | None = None) -> None:
+        """Cancel the running job (default) or drop a queued one. Safe to call at any time."""
+        if job_id is None or (self._current is not None and self._current.job_id == job_id):
+            if self._current is not None:
+                self._current.token.cancel()  # set directly: the worker is busy
+            return
+        for job in self._pending:
+            if job.job_id == job_id:
+                self._pending.remove(job)
+                job.state = "cancelled"
+                job.result = JobCancelled(job_id)
+                self.job_cancelled.emit(job.result)
+                self.job_ended.emit(job)
+                self.queue_changed.emit()
+                return
+
+    def cancel_all(self) -> None:
+        for job in list(self._pending):
+            self.cancel(job.job_id)
+        self.cancel()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything, free the engine and wait for the thread. True if it stopped."""
+        if self._stopped:
+            return not self._thread.isRunning()
+        self._stopped = True
+        self.cancel_all()
+        self._preview_timer.stop()
+        if self._thread.isRunning():
+            self._shutdown_worker.emit()  # runs after the (cancelled) current job returns
+            stopped = self._thread.wait(timeout_ms)
+        else:
+            stopped = True
+            self._worker.deleteLater()
+        if not stopped:
+            log.error("the engine thread did not stop within %d ms", timeout_ms)
+        return stopped
+
+    def wait(self, timeout_ms: int | None = None) -> bool:
+        """Wait for the engine thread to end (forever when ``timeout_ms`` is None)."""
+        return self._thread.wait() if timeout_ms is None else self._thread.wait(timeout_ms)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _dispatch_next(self) -> None:
+        if self._current is not None or not self._pending or self._stopped:
+            return
+        self._ensure_thread()
+        job = self._pending.pop(0)
+        job.state = "running"
+        self._current = job
+        self.queue_changed.emit()
+        self.busy_changed.emit(True)
+        self._dispatch.emit(job)
+
+    @Slot(object)
+    def _on_event(self, ev: EngineEvent) -> None:
+        job = self._current
+        if job is None or ev.job_id != job.job_id:
+            log.debug("ignoring event for inactive job %s", ev.job_id)
+            return
+        if isinstance(ev, StepProgress):
+            self.progress.emit(ev)
+            if ev.preview is not None:
+                self._pending_preview = ev.preview
+                if not self._preview_timer.isActive():
+                    self._flush_preview()
+        elif isinstance(ev, JobStarted):
+            self.job_started.emit(ev)
+        elif isinstance(ev, PhaseChanged):
+            self.phase_changed.emit(ev)
+        elif isinstance(ev, ImageReady):
+            self.image_ready.emit(ev)
+        elif isinstance(ev, LoraReport):
+            self.lora_report.emit(ev)
+        elif isinstance(ev, TERMINAL_EVENTS):
+            self._finish(job, ev)
+
+    def _finish(self, job: Job, ev: EngineEvent) -> None:
+        job.result = ev
+        self._preview_timer.stop()
+        self._pending_preview = None
+        self._current = None
+        if isinstance(ev, JobFinished):
+            job.state = "finished"
+            self.job_finished.emit(ev)
+        elif isinstance(ev, JobCancelled):
+            job.state = "cancelled"
+            self.job_cancelled.emit(ev)
+        else:
+            job.state = "failed"
+            self.job_failed.emit(ev)
+        self.job_ended.emit(job)
+        if not self._pending:
+            self.busy_changed.emit(False)
+        self._dispatch_next()
+
+    @Slot()
+    def _flush_preview(self) -> None:
+        array, self._pending_preview = self._pending_preview, None
+        if array is None:
+            return
+        image = preview_to_qimage(array)
+        if image is not None:
+            self.preview_ready.emit(image)
+        self._preview_timer.start()

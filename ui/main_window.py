@@ -1,0 +1,303 @@
+"""The main window: composition root and wiring only (no generation logic here).
+
+Four workspaces in tabs (Generate; Datasets, Train and LoRA Library as placeholders until their
+issues land), a status bar with the live memory meter, keyboard shortcuts, PNG drop to load
+parameters, window state restored through ``QSettings``. Closing cancels a running job and waits
+for the engine thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from ui.dialogs.model_setup import ModelSetupDialog
+from ui.engine_host import EngineController, EngineFactory
+from ui.memory_poller import MemoryPoller
+from ui.models.history_store import HistoryStore
+from ui.settings_saver import SettingsSaver
+from ui.state import window_settings
+from ui.tasks import wait_for_tasks
+from ui.thumbnails import ThumbnailCache
+from ui.widgets.vram_meter import VramMeterWidget
+from ui.workspaces import placeholder
+from ui.workspaces.generate import GenerateWorkspace
+from zitdesk.io import user_dirs
+from zitdesk.memory_predict import MemoryPredictor
+from zitdesk.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+WORKSPACES = ("Generate", "Datasets", "Train", "LoRA Library")
+
+
+class ErrorReporter(QObject):
+    """Carries unhandled exceptions from any thread to the GUI thread (queued signal)."""
+
+    reported = Signal(str, str)
+
+    def report(self, summary: str, details: str) -> None:
+        self.reported.emit(summary, details)
+
+
+def predictor_path() -> Path:
+    return user_dirs()["data"] / "vram_history.json"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, engine_factory: EngineFactory | None = None,
+                 snapshot_fn: Callable[[], Any] | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("zitdesk — Z-Image Turbo studio")
+        self.setAcceptDrops(True)
+        self.settings = settings
+        self.controller = EngineController(engine_factory, self)
+        self.thumbnails = ThumbnailCache(parent=self)
+        self.predictor = MemoryPredictor.load(predictor_path())
+        history = HistoryStore(limit=settings.history_limit)
+        history.load()
+        self.generate = GenerateWorkspace(self.controller, settings, self.predictor, history,
+                                          self.thumbnails)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.generate, "Generate")
+        self.tabs.addTab(placeholder.PlaceholderWorkspace("Datasets", placeholder.DATASETS), "Datasets")
+        self.tabs.addTab(placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN), "Train")
+        self.tabs.addTab(placeholder.PlaceholderWorkspace("LoRA Library", placeholder.LIBRARY),
+                         "LoRA Library")
+        self.setCentralWidget(self.tabs)
+        self.meter = VramMeterWidget()
+        self.status_label = QLabel("Ready.")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.meter)
+        self.poller = MemoryPoller(snapshot_fn, parent=self)
+        self.saver = SettingsSaver(settings, self.generate.store_settings, parent=self)
+        self.errors = ErrorReporter(self)
+        self._closing = False
+        self._setup_dialog: ModelSetupDialog | None = None
+
+        self.poller.snapshot_ready.connect(self.meter.set_snapshot)
+        self.poller.snapshot_ready.connect(self.generate.set_snapshot)
+        self.generate.prediction_changed.connect(self.meter.set_prediction)
+        self.generate.status_message.connect(self.show_status)
+        self.generate.model_setup_requested.connect(self.open_model_setup)
+        self.generate.predictor_updated.connect(self._save_predictor)
+        self.generate.form.changed.connect(self.saver.mark_dirty)
+        self.errors.reported.connect(self._on_unhandled_error)
+        self._make_shortcuts()
+        self._make_menu()
+        self.restore_state()
+        self.poller.start()
+        self.generate.update_prediction()
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _make_shortcuts(self) -> None:
+        self.shortcuts: dict[str, QShortcut] = {}
+        for name, keys, slot in (
+            ("generate", "Ctrl+Return", self.generate.generate),
+            ("generate_enter", "Ctrl+Enter", self.generate.generate),
+            ("cancel", "Escape", self.generate.cancel),
+            ("focus_prompt", "Ctrl+L", self.focus_prompt),
+        ):
+            sc = QShortcut(QKeySequence(keys), self)
+            sc.setContext(Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(slot)
+            self.shortcuts[name] = sc
+        for i in range(len(WORKSPACES)):
+            sc = QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self)
+            sc.setProperty("workspace", i)
+            sc.activated.connect(self._on_workspace_shortcut)
+            self.shortcuts[f"workspace_{i + 1}"] = sc
+
+    def _make_menu(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        act = QAction("Set up model…", self)
+        act.triggered.connect(self.open_model_setup)
+        file_menu.addAction(act)
+        quit_act = QAction("Quit", self)
+        quit_act.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_act.triggered.connect(self.close)
+        file_menu.addAction(quit_act)
+        view = self.menuBar().addMenu("&View")
+        for i, name in enumerate(WORKSPACES):
+            a = QAction(f"{name}\tCtrl+{i + 1}", self)
+            a.setData(i)
+            a.triggered.connect(self._on_workspace_action)
+            view.addAction(a)
+        help_menu = self.menuBar().addMenu("&Help")
+        keys = QAction("Keyboard shortcuts", self)
+        keys.triggered.connect(self._show_shortcuts)
+        help_menu.addAction(keys)
+
+    # -- commands -------------------------------------------------------------------------------
+    def switch_workspace(self, index: int) -> None:
+        if 0 <= index < self.tabs.count():
+            self.tabs.setCurrentIndex(index)
+
+    @Slot()
+    def focus_prompt(self) -> None:
+        self.switch_workspace(0)
+        self.generate.focus_prompt()
+
+    @Slot(str)
+    def show_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def show_notice(self, text: str, level: str = "warning") -> None:
+        """A message for the user that does not block (settings reset, crash report, ...)."""
+        self.generate.show_message(text, level)
+
+    def ensure_model_configured(self) -> ModelSetupDialog | None:
+        """Open the first-run setup when no model is configured (non-blocking)."""
+        if self.settings.model_configured:
+            return None
+        return self.open_model_setup()
+
+    @Slot()
+    def open_model_setup(self) -> ModelSetupDialog:
+        if self._setup_dialog is not None:
+            self._setup_dialog.raise_()
+            return self._setup_dialog
+        dlg = ModelSetupDialog(self.settings.extra_model_roots, self.settings.model_path, self)
+        dlg.accepted.connect(self._on_model_chosen)
+        dlg.finished.connect(self._on_setup_closed)
+        self._setup_dialog = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def _on_model_chosen(self) -> None:
+        dlg = self._setup_dialog
+        if dlg is None or not dlg.model_path:
+            return
+        self.settings.model_path = dlg.model_path
+        self.settings.model_files = dict(dlg.model_files)
+        self.saver.mark_dirty()
+        self.saver.flush()
+        self.show_status(f"Model: {dlg.model_path}")
+
+    @Slot(int)
+    def _on_setup_closed(self, _result: int) -> None:
+        if self._setup_dialog is not None:
+            self._setup_dialog.deleteLater()
+            self._setup_dialog = None
+        if not self.settings.model_configured:
+            self.generate.show_message(
+                "No model is set up yet: Generate needs the Z-Image Turbo files.", "warning",
+                "Set up model…", "setup")
+
+    @Slot()
+    def _on_workspace_shortcut(self) -> None:
+        self.switch_workspace(int(self.sender().property("workspace")))
+
+    @Slot()
+    def _on_workspace_action(self) -> None:
+        self.switch_workspace(int(self.sender().data()))
+
+    @Slot()
+    def _show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", (
+            "Ctrl+Enter  Generate (adds to the queue while a job runs)\n"
+            "Esc  Cancel the running job\n"
+            "Ctrl+L  Focus the prompt\n"
+            "Ctrl+1 … Ctrl+4  Generate, Datasets, Train, LoRA Library\n"
+            "Drop a PNG on the window to load its parameters"))
+
+    @Slot()
+    def _save_predictor(self) -> None:
+        try:
+            self.predictor.save(predictor_path())
+        except OSError as exc:
+            log.warning("could not save memory measurements: %s", exc)
+
+    @Slot(str, str)
+    def _on_unhandled_error(self, summary: str, details: str) -> None:
+        self.generate.show_message(f"Something went wrong inside zitdesk: {summary}. The app keeps "
+                                   "running; the error was written to the crash log.", "error",
+                                   details=details)
+
+    # -- drag and drop --------------------------------------------------------------------------
+    @staticmethod
+    def _dropped_image(event) -> str:
+        md = event.mimeData()
+        if not md.hasUrls():
+            return ""
+        for url in md.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES):
+                return url.toLocalFile()
+        return ""
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if self._dropped_image(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = self._dropped_image(event)
+        if not path:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.switch_workspace(0)
+        self.generate.load_image_parameters(path)
+
+    # -- state ----------------------------------------------------------------------------------
+    def restore_state(self) -> None:
+        qs = window_settings()
+        geometry = qs.value("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1400, 880)
+        state = qs.value("windowState")
+        if state is not None:
+            self.restoreState(state)
+        for name, splitter in (("split", self.generate.split),
+                               ("centerSplit", self.generate.center_split)):
+            value = qs.value(name)
+            if value is not None:
+                splitter.restoreState(value)
+        try:
+            self.switch_workspace(int(qs.value("workspace", 0)))
+        except (TypeError, ValueError):
+            pass
+
+    def save_state(self) -> None:
+        qs = window_settings()
+        qs.setValue("geometry", self.saveGeometry())
+        qs.setValue("windowState", self.saveState())
+        qs.setValue("split", self.generate.split.saveState())
+        qs.setValue("centerSplit", self.generate.center_split.saveState())
+        qs.setValue("workspace", self.tabs.currentIndex())
+        qs.sync()
+
+    def shutdown(self) -> bool:
+        """Save everything, cancel the running job, stop the engine thread and the pool."""
+        if self._closing:
+            return not self.controller.running
+        self._closing = True
+        self.poller.stop()
+        self.save_state()
+        self.saver.mark_dirty()
+        self.saver.flush()
+        stopped = self.controller.shutdown(30_000)
+        if not stopped:
+            # Destroying a running QThread aborts the process; a slow model load ends on its own
+            # and then sees the cancel, so wait for it rather than crash.
+            log.error("the engine is still busy after 30 s; waiting for it to finish")
+            stopped = self.controller.wait()
+        wait_for_tasks(5000)
+        return stopped
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.controller.busy:
+            self.show_status("Cancelling the running job…")
+        if not self.shutdown():
+            log.error("closing while the engine thread is still busy")
+        event.accept()

@@ -1,0 +1,1 @@
+"""Qt item models adapting plain Python data (every one passes qtmodeltester)."""

@@ -1,0 +1,157 @@
+"""Gallery of this session's results: thumbnails and the actions on one image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QFile, QModelIndex, QPoint, QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.dialogs.image_viewer import ImageViewerDialog
+from ui.models.gallery_model import GalleryItem, GalleryModel, ItemRole
+
+
+class GalleryPanel(QWidget):
+    reuse_requested = Signal(object)        # GalleryItem
+    message = Signal(str, str)              # text, level
+
+    def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.view = QListView()
+        self.view.setModel(model)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setIconSize(QSize(128, 128))
+        self.view.setGridSize(QSize(150, 156))
+        self.view.setMinimumHeight(170)
+        self.view.setSpacing(4)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.empty = QLabel("Results of this session appear here.")
+        self.empty.setObjectName("hint")
+        self.actions: dict[str, QAction] = {}
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        for key, text, tip in (
+            ("open", "Open", "Open the image large (double-click)"),
+            ("folder", "Folder", "Show the output folder"),
+            ("copy_prompt", "Copy prompt", "Copy the prompt to the clipboard"),
+            ("copy_seed", "Copy seed", "Copy the seed to the clipboard"),
+            ("reuse", "Reuse all", "Put every parameter of this image back into the form"),
+            ("trash", "Delete", "Move the image to the trash"),
+        ):
+            act = QAction(text, self)
+            act.setToolTip(tip)
+            act.triggered.connect(getattr(self, f"_do_{key}"))
+            self.actions[key] = act
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(act.trigger)
+            bar.addWidget(button)
+            act.setProperty("button", button)
+        bar.addStretch(1)
+        title = QLabel("Results")
+        title.setObjectName("sectionTitle")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addWidget(self.empty, 1)
+        lay.addLayout(head)
+        lay.addWidget(self.view, 1)
+        lay.addLayout(bar)
+        self.view.doubleClicked.connect(self._on_double_click)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.selectionModel().selectionChanged.connect(self._update_actions)
+        model.rowsInserted.connect(self._update_actions)
+        model.rowsRemoved.connect(self._update_actions)
+        self._update_actions()
+
+    def current_item(self) -> GalleryItem | None:
+        idx = self.view.currentIndex()
+        if not idx.isValid():
+            return None
+        return idx.data(ItemRole)
+
+    def select_row(self, row: int) -> None:
+        self.view.setCurrentIndex(self.model.index(row))
+
+    def _update_actions(self, *_args) -> None:
+        has = self.current_item() is not None
+        for act in self.actions.values():
+            act.setEnabled(has)
+            act.property("button").setEnabled(has)
+        self.empty.setVisible(self.model.rowCount() == 0)
+
+    @Slot(QPoint)
+    def _context_menu(self, pos: QPoint) -> None:
+        if not self.view.indexAt(pos).isValid():
+            return
+        self.view.setCurrentIndex(self.view.indexAt(pos))
+        menu = QMenu(self)
+        for act in self.actions.values():
+            menu.addAction(act)
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+
+    @Slot(QModelIndex)
+    def _on_double_click(self, _index: QModelIndex) -> None:
+        self._do_open()
+
+    @Slot()
+    def _do_open(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            dlg = ImageViewerDialog(item, self)
+            dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dlg.show()
+
+    @Slot()
+    def _do_folder(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(item.path).parent)))
+
+    @Slot()
+    def _do_copy_prompt(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            QGuiApplication.clipboard().setText(item.prompt)
+            self.message.emit("Prompt copied.", "info")
+
+    @Slot()
+    def _do_copy_seed(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            QGuiApplication.clipboard().setText(str(item.seed))
+            self.message.emit(f"Seed {item.seed} copied.", "info")
+
+    @Slot()
+    def _do_reuse(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            self.reuse_requested.emit(item)
+
+    @Slot()
+    def _do_trash(self) -> None:
+        item = self.current_item()
+        if item is None:
+            return
+        if not Path(item.path).exists() or QFile.moveToTrash(item.path):
+            self.model.remove_path(item.path)
+            self.message.emit(f"{item.name} moved to the trash.", "info")
+        else:
+            self.message.emit(f"{item.name} could not be moved to the trash; it was left in place.",
+                              "warning")

@@ -1,0 +1,267 @@
+"""The Generate form: prompt, size, steps, seed, image count, memory mode, LoRAs, advanced options.
+
+It turns its state into a frozen :class:`GenerateRequest` (``build_request``) and back
+(``apply_parameters``, for "reuse all parameters" and dropped PNGs). It never talks to the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from ui.widgets.lora_stack import LoraStackWidget
+from ui.widgets.prompt_editor import PromptEditorWidget
+from ui.widgets.seed_widget import SeedWidget
+from ui.widgets.size_picker import SizePickerWidget
+from zitdesk.engine.requests import TOKEN_BUDGET, GenerateRequest, LoraSpec, MemoryMode
+from zitdesk.settings import AppSettings
+
+
+def _title(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("sectionTitle")
+    return label
+
+
+class GenerateFormWidget(QScrollArea):
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        self.setWidget(body)
+        self.prompt = PromptEditorWidget(TOKEN_BUDGET)
+        self.size_picker = SizePickerWidget()
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 200)
+        self.steps.setValue(8)
+        self.steps.setToolTip("Z-Image Turbo is distilled for 8 steps; more rarely helps.")
+        self.count = QSpinBox()
+        self.count.setRange(1, 64)
+        self.count.setToolTip("Images per click; each uses the next seed.")
+        self.seed = SeedWidget()
+        self.memory_mode = QComboBox()
+        for mode in MemoryMode:
+            self.memory_mode.addItem(mode.label, mode.value)
+        self.memory_mode.setToolTip("Where the model's weights live. Lighter modes fit smaller "
+                                    "GPUs but run slower.")
+        self.vae_tiling = QCheckBox("VAE tiling (saves memory when decoding large images)")
+        self.unload_te = QCheckBox("Free the text encoder after encoding (saves ≈ 8 GB)")
+        self.loras = LoraStackWidget()
+        # advanced
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 20.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setToolTip("0 turns CFG off, as Turbo expects. Above 0 the negative prompt "
+                                 "is used and each step costs twice as much.")
+        self.shift = QDoubleSpinBox()
+        self.shift.setRange(0.1, 20.0)
+        self.shift.setSingleStep(0.5)
+        self.shift.setValue(3.0)
+        self.shift.setToolTip("Sampler shift; Turbo uses 3. Higher can improve coherence at large sizes.")
+        self.negative = QPlainTextEdit()
+        self.negative.setPlaceholderText("Negative prompt (only used when guidance is above 0)")
+        self.negative.setFixedHeight(60)
+        self.output_dir = QLineEdit()
+        self.output_dir.setPlaceholderText("Default: the zitdesk outputs folder")
+        browse = QPushButton("…")
+        browse.setFixedWidth(32)
+        browse.clicked.connect(self._browse_output)
+        out_row = QHBoxLayout()
+        out_row.setContentsMargins(0, 0, 0, 0)
+        out_row.addWidget(self.output_dir, 1)
+        out_row.addWidget(browse)
+
+        self.advanced = QCollapsible("Advanced", expandedIcon="▾", collapsedIcon="▸")
+        adv = QWidget()
+        adv_form = QFormLayout(adv)
+        adv_form.setContentsMargins(0, 0, 0, 0)
+        adv_form.addRow("Guidance (CFG)", self.guidance)
+        adv_form.addRow("Shift", self.shift)
+        adv_form.addRow("Negative", self.negative)
+        adv_form.addRow("Save to", out_row)
+        self.advanced.addWidget(adv)
+
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Size", self.size_picker)
+        form.addRow("Steps", self.steps)
+        form.addRow("Images", self.count)
+        form.addRow("Seed", self.seed)
+        form.addRow("Memory", self.memory_mode)
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(8, 8, 8, 8)
+        lay.addWidget(_title("Prompt"))
+        lay.addWidget(self.prompt)
+        lay.addWidget(_title("Image"))
+        lay.addLayout(form)
+        lay.addWidget(self.vae_tiling)
+        lay.addWidget(self.unload_te)
+        lay.addWidget(_title("LoRAs"))
+        lay.addWidget(self.loras)
+        lay.addWidget(self.advanced)
+        lay.addStretch(1)
+        # Never scroll sideways: the column is as wide as its widest row.
+        self.setMinimumWidth(body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+
+        for sig in (self.prompt.text_changed, self.size_picker.size_changed, self.steps.valueChanged,
+                    self.count.valueChanged, self.seed.changed, self.memory_mode.currentIndexChanged,
+                    self.vae_tiling.toggled, self.unload_te.toggled, self.loras.changed,
+                    self.guidance.valueChanged, self.shift.valueChanged,
+                    self.negative.textChanged, self.output_dir.textChanged):
+            sig.connect(self._emit_changed)
+
+    @Slot()
+    def _emit_changed(self, *_args) -> None:
+        self.changed.emit()
+
+    @Slot()
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save images to", self.output_dir.text())
+        if folder:
+            self.output_dir.setText(folder)
+
+    # -- state ----------------------------------------------------------------------------------
+    def current_memory_mode(self) -> MemoryMode:
+        return MemoryMode(self.memory_mode.currentData())
+
+    def set_memory_mode(self, mode: MemoryMode | str) -> None:
+        idx = self.memory_mode.findData(MemoryMode(mode).value)
+        if idx >= 0:
+            self.memory_mode.setCurrentIndex(idx)
+
+    def build_request(self, model_path: str = "", seed: int | None = None) -> GenerateRequest:
+        """The form as a request (not validated: call ``.validate()``)."""
+        w, h = self.size_picker.image_size()
+        return GenerateRequest(
+            prompt=self.prompt.text(), width=w, height=h, steps=self.steps.value(),
+            guidance=float(self.guidance.value()), shift=float(self.shift.value()),
+            seed=self.seed.resolve() if seed is None else seed, count=self.count.value(),
+            negative_prompt=self.negative.toPlainText(), loras=self.loras.model.specs(),
+            memory_mode=self.current_memory_mode(), vae_tiling=self.vae_tiling.isChecked(),
+            unload_text_encoder=self.unload_te.isChecked(),
+            output_dir=self.output_dir.text().strip(), model_path=model_path,
+        )
+
+    def preview_request(self, model_path: str = "") -> GenerateRequest:
+        """Like :meth:`build_request` without drawing a random seed (for predictions)."""
+        return self.build_request(model_path, seed=0)
+
+    def apply_parameters(self, params: dict[str, Any]) -> list[str]:
+        """Fill the form from a request dict or ``pngmeta.read_parameters``; returns what was set.
+
+        Values that are None or missing are left alone; a fixed seed is selected so the image can
+        be reproduced.
+        """
+        req = params.get("request") if isinstance(params.get("request"), dict) else None
+        data = {**params, **req} if req else dict(params)
+        applied: list[str] = []
+        if isinstance(data.get("prompt"), str):
+            self.prompt.set_text(data["prompt"])
+            applied.append("prompt")
+        if isinstance(data.get("negative_prompt"), str):
+            self.negative.setPlainText(data["negative_prompt"])
+        w, h = data.get("width"), data.get("height")
+        if isinstance(w, int) and isinstance(h, int):
+            self.size_picker.set_size(w, h)
+            applied.append("size")
+        if isinstance(data.get("steps"), int):
+            self.steps.setValue(data["steps"])
+            applied.append("steps")
+        if isinstance(data.get("seed"), int):
+            self.seed.set_mode("fixed")
+            self.seed.set_value(data["seed"])
+            applied.append("seed")
+        guidance = data.get("guidance")
+        if isinstance(guidance, (int, float)) and not isinstance(guidance, bool):
+            self.guidance.setValue(max(float(guidance), 0.0))
+            applied.append("guidance")
+        if isinstance(data.get("shift"), (int, float)):
+            self.shift.setValue(float(data["shift"]))
+        if req:
+            if isinstance(req.get("count"), int):
+                self.count.setValue(req["count"])
+            if req.get("memory_mode"):
+                try:
+                    self.set_memory_mode(req["memory_mode"])
+                except ValueError:
+                    pass
+            self.vae_tiling.setChecked(bool(req.get("vae_tiling")))
+            self.unload_te.setChecked(bool(req.get("unload_text_encoder")))
+        loras = self._loras_from(data, bool(req))
+        if loras is not None:
+            self.loras.set_loras(loras)
+            if loras:
+                applied.append("LoRAs")
+        return applied
+
+    @staticmethod
+    def _loras_from(data: dict[str, Any], from_request: bool) -> list[tuple[str, float, bool]] | None:
+        items = data.get("loras")
+        if not isinstance(items, list):
+            return None
+        out = []
+        for lo in items:
+            if not isinstance(lo, dict):
+                continue
+            path = lo.get("path") if from_request else lo.get("file")
+            if isinstance(path, str) and path and Path(path).is_file():
+                weight = lo.get("weight")
+                out.append((path, float(weight) if isinstance(weight, (int, float)) else 1.0,
+                            bool(lo.get("enabled", True))))
+        return out
+
+    def load_settings(self, s: AppSettings) -> None:
+        self.size_picker.set_size(s.width, s.height)
+        self.steps.setValue(s.steps)
+        self.count.setValue(s.image_count)
+        if s.seed_mode == "fixed":
+            self.seed.set_value(s.seed)
+        self.seed.set_mode(s.seed_mode)
+        self.set_memory_mode(s.memory_mode)
+        self.vae_tiling.setChecked(s.vae_tiling)
+        self.unload_te.setChecked(s.unload_text_encoder)
+        self.guidance.setValue(s.guidance)
+        self.shift.setValue(s.shift)
+        self.output_dir.setText(s.output_dir)
+        self.loras.last_dir = s.last_lora_dir
+
+    def store_settings(self, s: AppSettings) -> None:
+        s.width, s.height = self.size_picker.image_size()
+        s.steps = self.steps.value()
+        s.image_count = self.count.value()
+        s.seed_mode = self.seed.mode
+        s.seed = self.seed.value()
+        s.memory_mode = self.current_memory_mode().value
+        s.vae_tiling = self.vae_tiling.isChecked()
+        s.unload_text_encoder = self.unload_te.isChecked()
+        s.guidance = float(self.guidance.value())
+        s.shift = float(self.shift.value())
+        s.output_dir = self.output_dir.text().strip()
+        s.last_lora_dir = self.loras.last_dir
+
+    @staticmethod
+    def lora_specs_from(items: list[tuple[str, float, bool]]) -> tuple[LoraSpec, ...]:
+        return tuple(LoraSpec(p, w, e) for p, w, e in items)

@@ -1,0 +1,1 @@
+"""The four workspaces of the main window: Generate, Datasets, Train, LoRA Library."""

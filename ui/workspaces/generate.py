@@ -1,0 +1,407 @@
+"""The Generate workspace: form | preview + results | prompt history, wired to the controller.
+
+It turns the form into a request, submits it to the :class:`EngineController`, and reflects the
+controller's signals (progress, throttled previews, images, LoRA coverage, terminal events). Out of
+memory becomes a banner with a one-click retry one tier down (:func:`retry_plan`); any other
+failure becomes a plain banner with the traceback behind "Details…". Before a job it shows the
+predicted memory peak, refined by what earlier jobs measured.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (
+    QDialog,
+    QHBoxLayout,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.dialogs.structured_prompt import StructuredPromptDialog
+from ui.engine_host import EngineController, Job
+from ui.models.gallery_model import GalleryItem, GalleryModel
+from ui.models.history_model import HistoryModel
+from ui.models.history_store import HistoryEntry, HistoryStore
+from ui.tasks import TaskSignals, run_task
+from ui.thumbnails import ThumbnailCache
+from ui.widgets.banner import BannerWidget
+from ui.widgets.gallery_panel import GalleryPanel
+from ui.widgets.generate_form import GenerateFormWidget
+from ui.widgets.history_panel import HistoryPanel
+from ui.widgets.progress_panel import ProgressPanel
+from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
+from zitdesk.errors import RequestError
+from zitdesk.engine.requests import MemoryMode
+from zitdesk.memory_predict import MODE_SHORT, MemoryPredictor, fit_verdict, lighter_mode, retry_plan
+from zitdesk.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+PNG_SOURCES = {"zitdesk": "zitdesk", "a1111": "A1111/Forge", "comfyui": "ComfyUI"}
+
+
+def _read_parameters(path: str) -> dict[str, Any]:
+    from zitdesk.pngmeta import read_parameters
+
+    return read_parameters(path)
+
+
+class GenerateWorkspace(QWidget):
+    status_message = Signal(str)
+    prediction_changed = Signal(object, str)   # predicted peak bytes (may exceed int32), sentence
+    model_setup_requested = Signal()
+    predictor_updated = Signal()               # a measurement was added (save it)
+
+    def __init__(self, controller: EngineController, settings: AppSettings,
+                 predictor: MemoryPredictor, history: HistoryStore,
+                 thumbnails: ThumbnailCache, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.settings = settings
+        self.predictor = predictor
+        self.snapshot: Any = None
+        self.form = GenerateFormWidget()
+        self.form.load_settings(settings)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("primaryButton")
+        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("dangerButton")
+        self.cancel_button.setToolTip("Cancel the running job (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.banner = BannerWidget()
+        self.progress = ProgressPanel()
+        self.gallery_model = GalleryModel(thumbnails, self)
+        self.gallery = GalleryPanel(self.gallery_model)
+        self.history_model = HistoryModel(history, thumbnails, self)
+        self.history = HistoryPanel(self.history_model)
+        self._large = ThumbnailCache(size=1280, capacity=6, parent=self)
+        self._large.thumbnail_ready.connect(self._on_large_ready)
+        self._shown_path = ""
+        self._last_failed: JobFailed | None = None
+        self._retry: Any = None
+        self._first_image: dict[str, bool] = {}
+        self._started: set[str] = set()
+        self._structure_dialog: StructuredPromptDialog | None = None
+        self._tasks = TaskSignals(self)
+        self._tasks.succeeded.connect(self._on_png_read)
+        self._tasks.failed.connect(self._on_png_failed)
+
+        left = QWidget()
+        left_lay = QVBoxLayout(left)
+        left_lay.setContentsMargins(0, 0, 0, 0)
+        left_lay.addWidget(self.form, 1)
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(8, 4, 8, 8)
+        buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.cancel_button)
+        left_lay.addLayout(buttons)
+        center = QWidget()
+        center_lay = QVBoxLayout(center)
+        center_lay.setContentsMargins(4, 4, 4, 4)
+        center_lay.addWidget(self.banner)
+        self.center_split = QSplitter(Qt.Orientation.Vertical)
+        self.center_split.addWidget(self.progress)
+        self.center_split.addWidget(self.gallery)
+        self.center_split.setStretchFactor(0, 3)
+        self.center_split.setStretchFactor(1, 1)
+        self.center_split.setChildrenCollapsible(False)
+        self.center_split.setSizes([560, 230])
+        center_lay.addWidget(self.center_split, 1)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.addWidget(left)
+        self.split.addWidget(center)
+        self.split.addWidget(self.history)
+        self.split.setStretchFactor(0, 0)
+        self.split.setStretchFactor(1, 1)
+        self.split.setStretchFactor(2, 0)
+        self.split.setSizes([440, 700, 300])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.split)
+
+        self._predict_timer = QTimer(self)
+        self._predict_timer.setSingleShot(True)
+        self._predict_timer.setInterval(200)
+        self._predict_timer.timeout.connect(self.update_prediction)
+        self.form.changed.connect(self._predict_timer.start)
+        self.form.prompt.structure_requested.connect(self.open_structure_dialog)
+        self.generate_button.clicked.connect(self.generate)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.banner.action_clicked.connect(self._on_banner_action)
+        self.progress.link_activated.connect(self._on_prediction_link)
+        self.banner.details_requested.connect(self._show_details)
+        self.gallery.reuse_requested.connect(self._reuse_gallery_item)
+        self.gallery.message.connect(self.show_message)
+        self.history.prompt_requested.connect(self.form.prompt.set_text)
+        self.history.reuse_requested.connect(self._reuse_history_entry)
+        c = controller
+        c.job_started.connect(self._on_job_started)
+        c.phase_changed.connect(self._on_phase)
+        c.progress.connect(self._on_progress)
+        c.preview_ready.connect(self._on_preview)
+        c.image_ready.connect(self._on_image)
+        c.lora_report.connect(self._on_lora_report)
+        c.job_ended.connect(self._on_job_ended)
+        c.busy_changed.connect(self._on_busy)
+        self.update_prediction()
+
+    # -- commands -------------------------------------------------------------------------------
+    @Slot()
+    def generate(self) -> Job | None:
+        """Validate the form and queue a job; problems become a banner, not an exception."""
+        if not self.settings.model_configured:
+            self.show_message("No model is set up yet. Choose your Z-Image Turbo files first.",
+                              "warning", "Set up model…", "setup")
+            return None
+        request = self.form.build_request(self.settings.model_path)
+        try:
+            request.validate()
+        except RequestError as exc:
+            self.show_message(str(exc), "error")
+            return None
+        return self.submit(request)
+
+    def submit(self, request) -> Job:
+        self.banner.hide()
+        self.form.seed.set_last_seed(request.seed)
+        job = self.controller.submit(request)
+        if self.controller.busy and self.controller.current is not job:
+            self.status_message.emit(f"Queued ({len(self.controller.pending)} waiting).")
+        return job
+
+    @Slot()
+    def cancel(self) -> None:
+        self.controller.cancel()
+
+    def focus_prompt(self) -> None:
+        self.form.prompt.focus_prompt()
+
+    def show_message(self, text: str, level: str = "info", action: str = "", key: str = "",
+                     details: str = "") -> None:
+        self.banner.show_message(text, level, action, key, details)
+
+    def set_snapshot(self, snapshot: Any) -> None:
+        self.snapshot = snapshot
+        self.update_prediction()
+
+    @Slot()
+    def update_prediction(self) -> None:
+        request = self.form.preview_request(self.settings.model_path)
+        pred = self.predictor.predict(request)
+        snap = self.snapshot
+        gpu = snap.gpus[0] if snap is not None and snap.gpus else None
+        verdict = fit_verdict(pred, gpu.total_bytes if gpu else None, gpu.used_bytes if gpu else 0,
+                              snap.torch_reserved_bytes if snap is not None else None)
+        text = verdict.message
+        html = text
+        if verdict.level in ("too_big", "tight"):
+            better = lighter_mode(self.predictor, request, verdict.room_bytes)
+            if better is not None:
+                mode, p = better
+                html += (f" <a href=\"mode:{mode.value}\">Switch to {MODE_SHORT[mode]}</a> "
+                         f"(≈ {p.peak_bytes / 2**30:.1f} GiB).")
+        self.progress.set_prediction(html, verdict.level)
+        self.prediction_changed.emit(pred.peak_bytes, text)
+
+    @Slot()
+    def open_structure_dialog(self) -> StructuredPromptDialog:
+        dlg = StructuredPromptDialog(self.form.prompt.text(), self)
+        dlg.accepted.connect(self._on_structure_accepted)
+        self._structure_dialog = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def _on_structure_accepted(self) -> None:
+        if self._structure_dialog is not None:
+            self.form.prompt.set_text(self._structure_dialog.markdown())
+            self._structure_dialog.deleteLater()
+            self._structure_dialog = None
+
+    # -- parameters from elsewhere --------------------------------------------------------------
+    def load_image_parameters(self, path: str) -> None:
+        """Read a dropped PNG's parameters on the pool, then fill the form."""
+        self.status_message.emit(f"Reading {Path(path).name}…")
+        run_task(self._tasks, path, _read_parameters, path)
+
+    @Slot(object, object)
+    def _on_png_read(self, path: object, params: object) -> None:
+        name = Path(str(path)).name
+        params = params if isinstance(params, dict) else {}
+        if params.get("source") in (None, "none") or not params.get("prompt"):
+            self.show_message(f"{name} has no generation parameters zitdesk can read.", "warning")
+            return
+        applied = self.form.apply_parameters(params)
+        source = PNG_SOURCES.get(str(params.get("source")), str(params.get("source")))
+        text = f"Loaded {', '.join(applied)} from {name} ({source})."
+        missing = [lo.get("name") for lo in params.get("loras") or []
+                   if isinstance(lo, dict) and not lo.get("file")]
+        if missing and not params.get("request"):
+            text += f" LoRAs to add by hand: {', '.join(str(m) for m in missing)}."
+        if params.get("unmapped"):
+            text += f" Not used: {', '.join(map(str, params['unmapped'][:8]))}."
+        self.show_message(text, "info")
+
+    @Slot(object, object)
+    def _on_png_failed(self, path: object, message: object) -> None:
+        self.show_message(f"Could not read {Path(str(path)).name}: {message}", "error")
+
+    def apply_parameters(self, params: dict[str, Any]) -> list[str]:
+        return self.form.apply_parameters(params)
+
+    @Slot(object)
+    def _reuse_gallery_item(self, item: GalleryItem) -> None:
+        self.form.apply_parameters({"request": item.request} if item.request else
+                                   {"prompt": item.prompt, "seed": item.seed})
+        self.status_message.emit(f"Parameters of seed {item.seed} are back in the form.")
+
+    @Slot(object)
+    def _reuse_history_entry(self, entry: HistoryEntry) -> None:
+        self.form.apply_parameters({"request": entry.request} if entry.request else
+                                   {"prompt": entry.prompt})
+
+    # -- controller signals ---------------------------------------------------------------------
+    @Slot(bool)
+    def _on_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        self.generate_button.setText("Add to queue" if busy else "Generate")
+
+    @Slot(object)
+    def _on_job_started(self, ev) -> None:
+        self.progress.start(ev.total_steps)
+        self._first_image[ev.job_id] = True
+        self._started.add(ev.job_id)
+        self.status_message.emit("Generating…")
+
+    @Slot(object)
+    def _on_phase(self, ev) -> None:
+        text = ev.detail or ev.phase.capitalize()
+        self.progress.set_phase(text)
+        self.status_message.emit(text)
+
+    @Slot(object)
+    def _on_progress(self, ev) -> None:
+        done = ev.image_index * ev.total + ev.step
+        label = f"Step {ev.step}/{ev.total}"
+        if ev.image_count > 1:
+            label = f"Image {ev.image_index + 1}/{ev.image_count} · {label}"
+        self.progress.set_step(done, ev.total * ev.image_count, label)
+
+    @Slot(QImage)
+    def _on_preview(self, image: QImage) -> None:
+        self.progress.show_preview(image)
+
+    @Slot(object)
+    def _on_image(self, ev) -> None:
+        job = self.controller.job(ev.job_id)
+        request = job.request if job is not None else None
+        req_dict = request.with_changes(seed=ev.seed, count=1).to_dict() if request is not None else {}
+        prompt = request.prompt if request is not None else ""
+        self.gallery_model.add(GalleryItem(ev.path, ev.seed, prompt, ev.width, ev.height, req_dict))
+        self.gallery.select_row(0)
+        self._shown_path = ev.path
+        pm = self._large.pixmap(ev.path)
+        if pm is not None:
+            self.progress.show_pixmap(pm)
+        if self._first_image.pop(ev.job_id, False) and prompt:
+            self.history_model.record(prompt, req_dict, ev.path)
+            try:
+                self.history_model.store.save()
+            except OSError as exc:
+                log.warning("could not save the prompt history: %s", exc)
+
+    @Slot(str)
+    def _on_large_ready(self, path: str) -> None:
+        if path == self._shown_path:
+            pm = self._large.pixmap(path)
+            if pm is not None:
+                self.progress.show_pixmap(pm)
+
+    @Slot(object)
+    def _on_lora_report(self, ev) -> None:
+        self.form.loras.apply_report(ev)
+
+    @Slot(object)
+    def _on_job_ended(self, job: Job) -> None:
+        self._first_image.pop(job.job_id, None)
+        if job.job_id not in self._started:  # dropped from the queue before it ran
+            self.status_message.emit("Removed a queued job.")
+            return
+        self._started.discard(job.job_id)
+        if job.state == "finished":
+            ev = job.result
+            secs = ev.elapsed_s if isinstance(ev, JobFinished) else 0.0
+            self.progress.finish(f"Done in {secs:.1f} s")
+            if isinstance(ev, JobFinished) and ev.peak_vram_bytes > 0:
+                self.predictor.record(job.request, ev.peak_vram_bytes)
+                self.predictor_updated.emit()
+                self.update_prediction()
+            count = len(ev.paths) if isinstance(ev, JobFinished) else 0
+            self.status_message.emit(f"Finished: {count} image(s) in {secs:.1f} s.")
+        elif job.state == "cancelled":
+            ev = job.result
+            kept = len(ev.paths) if isinstance(ev, JobCancelled) else 0
+            self.progress.finish("Cancelled")
+            self.status_message.emit("Cancelled." + (f" {kept} finished image(s) kept." if kept else ""))
+        else:
+            self._on_failed(job)
+
+    def _on_failed(self, job: Job) -> None:
+        ev = job.result if isinstance(job.result, JobFailed) else JobFailed(job.job_id)
+        self._last_failed = ev
+        self.progress.finish("Failed")
+        self.status_message.emit("Out of GPU memory." if ev.kind == "oom" else "The job failed.")
+        if ev.kind == "oom":
+            plan = retry_plan(job.request, ev.retry_hint)
+            self._retry = plan[0] if plan else None
+            text = ev.message or "The GPU ran out of memory; memory was freed."
+            if plan:
+                self.show_message(text, "warning", plan[1], "retry", ev.traceback)
+            else:
+                self.show_message(text + " Nothing lighter is left to try at this size.", "error",
+                                  details=ev.traceback)
+            return
+        if ev.kind == "model":
+            self.show_message(ev.message, "error", "Set up model…", "setup", ev.traceback)
+            return
+        self.show_message(ev.message or "The job failed.", "error", details=ev.traceback)
+
+    @Slot(str)
+    def _on_prediction_link(self, href: str) -> None:
+        if href.startswith("mode:"):
+            self.form.set_memory_mode(MemoryMode(href[5:]))
+
+    @Slot(str)
+    def _on_banner_action(self, key: str) -> None:
+        if key == "retry" and self._retry is not None:
+            request, self._retry = self._retry, None
+            # Keep the form in step with what is retried, so the next click uses it too.
+            self.form.set_memory_mode(request.memory_mode)
+            self.form.vae_tiling.setChecked(request.vae_tiling)
+            self.form.size_picker.set_size(request.width, request.height)
+            self.submit(request)
+        elif key == "setup":
+            self.model_setup_requested.emit()
+
+    @Slot()
+    def _show_details(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "Details", self.banner.label.text(),
+                          QMessageBox.StandardButton.Close, self)
+        box.setDetailedText(self.banner.details)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def store_settings(self, s: AppSettings) -> None:
+        self.form.store_settings(s)
+
+    def dialogs(self) -> list[QDialog]:
+        return [d for d in (self._structure_dialog,) if d is not None]
