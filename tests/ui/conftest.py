@@ -79,14 +79,16 @@ def make_window(qtbot):
 
     windows = []
 
-    def make(settings, engine=None, snapshot_fn=cpu_snapshot, show=False):
-        eng = engine if engine is not None else FakeEngine()
-        win = MainWindow(settings, engine_factory=lambda: eng, snapshot_fn=snapshot_fn)
+    def make(settings, engine="fake", snapshot_fn=cpu_snapshot, show=False):
+        """``engine``: a FakeEngine, "fake" for a default one, or None for the real engine."""
+        eng = FakeEngine() if engine == "fake" else engine
+        factory = None if eng is None else (lambda: eng)
+        win = MainWindow(settings, engine_factory=factory, snapshot_fn=snapshot_fn)
         qtbot.addWidget(win)
         windows.append(win)
         if show:
-            win.show()
-            qtbot.waitExposed(win)
+            with qtbot.waitExposed(win):
+                win.show()
         return win
 
     yield make

@@ -284,6 +284,9 @@ class GenerateWorkspace(QWidget):
 
     @Slot(object)
     def _on_phase(self, ev) -> None:
+        if ev.phase == "warning":  # e.g. the prompt is cut at the 512-token budget
+            self.show_message(ev.detail, "warning")
+            return
         text = ev.detail or ev.phase.capitalize()
         self.progress.set_phase(text)
         self.status_message.emit(text)
