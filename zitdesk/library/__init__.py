@@ -1,0 +1,38 @@
+"""zitdesk's LoRA library core (Qt-free).
+
+* :mod:`~zitdesk.library.index`: :class:`LibraryIndex` scans folders incrementally (cache keyed
+  by path + size + mtime + sidecar state) into :class:`LoraEntry` records; hostile or broken
+  files become per-file errors; other architectures are kept with the reason.
+* :mod:`~zitdesk.library.sidecars`: A1111 ``.json``, ``.civitai.info``, ``.cm-info.json``,
+  ``.metadata.json`` and ``.swarm.json`` readers (and the A1111 ``.json`` writer).
+* :mod:`~zitdesk.library.previews`: preview files and embedded ``modelspec.thumbnail`` data.
+* :mod:`~zitdesk.library.hashing`: sha256 / AutoV2 / addnet / AutoV3 in one pass, cached.
+* :mod:`~zitdesk.library.store`: favourites, rating, notes, chosen previews, library folders.
+* :mod:`~zitdesk.library.watcher`: debounced folder watching (watchdog or polling).
+* :mod:`~zitdesk.library.roots`: auto-found LoRA folders of ComfyUI, Forge/A1111, SwarmUI …
+* :mod:`~zitdesk.library.cli`: ``zitdesk lora scan DIR... --json``.
+
+:class:`ApplyLoraRequest` is what the library UI hands to Generate ("apply with weight").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zitdesk.library.index import LibraryIndex, LoraEntry, ScanResult, TriggerWord
+from zitdesk.library.store import LibraryStore, UserRecord
+
+
+@dataclass(frozen=True)
+class ApplyLoraRequest:
+    """Add ``path`` to the Generate LoRA stack at ``weight``; if ``insert_triggers``, also put
+    ``trigger_words`` into the prompt (those not already in it)."""
+
+    path: str
+    weight: float = 1.0
+    trigger_words: tuple[str, ...] = ()
+    insert_triggers: bool = False
+
+
+__all__ = ["ApplyLoraRequest", "LibraryIndex", "LibraryStore", "LoraEntry", "ScanResult", "TriggerWord",
+           "UserRecord"]
