@@ -1,0 +1,16 @@
+"""The dataset manager's Qt-free core.
+
+A dataset is a folder of images with same-name ``.txt`` captions (what ai-toolkit, kohya/musubi,
+OneTrainer and :mod:`zitdesk.train` read) plus a hidden ``.zitdesk/`` folder for what a ``.txt``
+cannot hold. Modules:
+
+* :mod:`~zitdesk.dataset.store` — :class:`~zitdesk.dataset.store.Dataset`: open, in-memory
+  edits, atomic flush with outside-change detection, flags and the index.
+* :mod:`~zitdesk.dataset.captions` — caption bytes ↔ text keeping BOM/CRLF, file signatures.
+* :mod:`~zitdesk.dataset.images` — validate/normalise one image, thumbnails, perceptual hash.
+* :mod:`~zitdesk.dataset.importer` — import files, folders and zips (report of what and why).
+* :mod:`~zitdesk.dataset.check` — the pre-flight check on the trainer's own view of the folder.
+* :mod:`~zitdesk.dataset.bulk` — bulk caption operations that return a preview.
+* :mod:`~zitdesk.dataset.history` — the undo journal and snapshots.
+* :mod:`~zitdesk.dataset.cli` — ``zitdesk dataset import|check``.
+"""

@@ -1,0 +1,140 @@
+"""Caption sidecar files: decode, re-encode in the file's own style, detect outside changes.
+
+A caption is held in memory as text with ``\\n`` line ends and no BOM. The file's *style* (UTF-8
+BOM or not, CRLF or LF) is remembered and used again when the caption is saved, so an edit never
+changes bytes the user did not touch. A file that is not valid UTF-8 is decoded as Windows-1252
+(the usual culprit) and flagged; saving it writes UTF-8, which is what every trainer reads.
+
+:class:`FileSig` (size, mtime, SHA-1 of the bytes) identifies the version of a file we last read
+or wrote; a different signature on disk means someone else changed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from zitdesk.io import atomic_write
+
+BOM = b"\xef\xbb\xbf"
+CONFLICT_SUFFIX = ".zitdesk-conflict"
+
+
+@dataclass(frozen=True)
+class FileSig:
+    size: int
+    mtime_ns: int
+    sha1: str
+
+    @classmethod
+    def of_bytes(cls, data: bytes, st: os.stat_result) -> FileSig:
+        return cls(st.st_size, st.st_mtime_ns, hashlib.sha1(data).hexdigest())
+
+    def same_stat(self, st: os.stat_result) -> bool:
+        return self.size == st.st_size and self.mtime_ns == st.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class CaptionStyle:
+    bom: bool = False
+    crlf: bool = False
+    utf8: bool = True
+
+
+@dataclass(frozen=True)
+class CaptionFile:
+    text: str
+    style: CaptionStyle
+    sig: FileSig
+
+
+def decode_caption(data: bytes) -> tuple[str, CaptionStyle]:
+    bom = data.startswith(BOM)
+    body = data[len(BOM):] if bom else data
+    try:
+        text = body.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        text = body.decode("cp1252", errors="replace")
+        utf8 = False
+    crlf = "\r\n" in text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text, CaptionStyle(bom=bom, crlf=crlf, utf8=utf8)
+
+
+def encode_caption(text: str, style: CaptionStyle = CaptionStyle()) -> bytes:
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    if style.crlf:
+        body = body.replace("\n", "\r\n")
+    data = body.encode("utf-8")
+    return BOM + data if style.bom else data
+
+
+def read_caption_file(path: Path) -> CaptionFile | None:
+    """The caption at ``path``, or None if there is no such file."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    text, style = decode_caption(data)
+    return CaptionFile(text, style, FileSig.of_bytes(data, st))
+
+
+def default_file_mode() -> int:
+    """``0o666`` minus the process umask (what ``open()`` would create), read without
+    changing the umask (``os.umask`` is process-wide and racy)."""
+    global _MODE
+    if _MODE is None:
+        mode = 0o644
+        try:
+            with open("/proc/self/status", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("Umask:"):
+                        mode = 0o666 & ~int(line.split()[1], 8)
+        except OSError:
+            pass
+        _MODE = mode
+    return _MODE
+
+
+_MODE: int | None = None
+
+
+def write_caption_file(path: Path, text: str, style: CaptionStyle) -> FileSig:
+    """Atomically write a caption (temp file, fsync, rename) and return its new signature.
+
+    The file keeps its permissions (``atomic_write``'s temp files are private, 0600); a new
+    file gets the usual ``0666 & ~umask`` so other tools and users can read the dataset.
+    """
+    data = encode_caption(text, style)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = default_file_mode()
+    atomic_write(path, data)
+    if os.name != "nt":
+        try:
+            os.chmod(path, mode)
+        except OSError:
+            pass
+    st = os.stat(path)
+    return FileSig.of_bytes(data, st)
+
+
+def conflict_path(caption_path: Path) -> Path:
+    """Where our version goes when the file changed on disk: ``name.txt.zitdesk-conflict``."""
+    return caption_path.with_name(caption_path.name + CONFLICT_SUFFIX)
+
+
+_STALE = re.compile(r"\..+\.(txt|caption|png|jpe?g|webp|bmp)\.[A-Za-z0-9_]+\.tmp", re.IGNORECASE)
+
+
+def is_stale_temp(name: str) -> bool:
+    """Temp files :func:`zitdesk.io.atomic_open` leaves behind when a process is killed
+    (``.cat.txt.k3j2_x.tmp``); nothing else matches."""
+    return _STALE.fullmatch(name) is not None

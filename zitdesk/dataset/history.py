@@ -1,0 +1,206 @@
+"""Per-dataset edit history (undo that survives a restart) and caption snapshots.
+
+``.zitdesk/journal.jsonl`` holds one JSON object per line:
+
+* ``{"op": "do", "id", "ts", "label", "changes": [[image, old, new], ...], "snapshot"}``
+* ``{"op": "undo", "id"}`` / ``{"op": "redo", "id"}``
+
+``old``/``new`` are caption texts (``null``: no caption file). Replaying the lines gives the undo
+stack and the redo stack as they were when the app closed. Lines are appended and fsynced; a line
+cut short by a crash is ignored on load and the file is rewritten (atomically) without it. When
+the journal grows past :data:`MAX_ENTRIES` commands it is rewritten with the newest ones.
+
+``.zitdesk/snapshots/<time>-<id>.json`` holds every caption of the dataset, taken before each
+bulk edit; the newest :data:`MAX_SNAPSHOTS` are kept.
+
+Writes are queued in memory and done by :meth:`History.flush` (the UI calls it on a worker, before
+flushing captions, so the journal is always at least as new as the caption files).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zitdesk.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "journal.jsonl"
+SNAPSHOT_DIR = "snapshots"
+MAX_ENTRIES = 500
+MAX_SNAPSHOTS = 20
+
+Change = tuple[str, str | None, str | None]
+
+
+@dataclass
+class Entry:
+    """One undoable command: a label and its caption changes."""
+
+    id: str
+    label: str
+    changes: list[Change]
+    ts: float = 0.0
+    snapshot: str | None = None
+
+    def to_json(self) -> dict:
+        return {"op": "do", "id": self.id, "ts": self.ts, "label": self.label,
+                "changes": [list(c) for c in self.changes], "snapshot": self.snapshot}
+
+    @classmethod
+    def new(cls, label: str, changes: list[Change], snapshot: str | None = None) -> Entry:
+        return cls(uuid.uuid4().hex[:16], label, list(changes), time.time(), snapshot)
+
+
+@dataclass
+class Replayed:
+    done: list[Entry] = field(default_factory=list)
+    undone: list[Entry] = field(default_factory=list)   # top of the redo stack is last
+    bad_lines: int = 0
+
+
+class History:
+    """The journal and snapshots of one dataset's ``.zitdesk`` folder."""
+
+    def __init__(self, meta_dir: str | os.PathLike[str]) -> None:
+        self.meta_dir = Path(meta_dir)
+        self.path = self.meta_dir / JOURNAL_NAME
+        self.lock = threading.Lock()
+        self._lines: list[str] = []
+        self._snapshots: list[tuple[str, dict]] = []
+        self._count = 0
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def load(self) -> Replayed:
+        """Replay the journal; repairs a torn last line and compacts a long journal."""
+        out = Replayed()
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return out
+        lines = raw.split(b"\n")
+        n = 0
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                op = rec["op"]
+            except (ValueError, KeyError, TypeError):
+                out.bad_lines += 1
+                continue
+            n += 1
+            if op == "do":
+                try:
+                    e = Entry(str(rec["id"]), str(rec.get("label", "")),
+                              [(str(c[0]), c[1], c[2]) for c in rec["changes"]],
+                              float(rec.get("ts", 0.0)), rec.get("snapshot"))
+                except (KeyError, TypeError, IndexError, ValueError):
+                    out.bad_lines += 1
+                    continue
+                out.done.append(e)
+                out.undone.clear()
+            elif op == "undo":
+                if out.done and out.done[-1].id == rec.get("id"):
+                    out.undone.append(out.done.pop())
+            elif op == "redo":
+                if out.undone and out.undone[-1].id == rec.get("id"):
+                    out.done.append(out.undone.pop())
+        self._count = n
+        if out.bad_lines or (raw and not raw.endswith(b"\n")) or len(out.done) > MAX_ENTRIES:
+            out.done = out.done[-MAX_ENTRIES:]
+            self._rewrite(out)
+        return out
+
+    def _rewrite(self, state: Replayed) -> None:
+        lines = [json.dumps(e.to_json(), ensure_ascii=False) for e in state.done]
+        for e in reversed(state.undone):  # re-create the redo stack: do, then undo, newest first
+            lines.append(json.dumps(e.to_json(), ensure_ascii=False))
+        for e in state.undone:
+            lines.append(json.dumps({"op": "undo", "id": e.id}))
+        with self.lock:
+            atomic_write(self.path, "".join(s + "\n" for s in lines))
+            self._count = len(lines)
+
+    # --- recording (in memory; written by flush) ---------------------------------------------
+
+    def record_do(self, entry: Entry) -> None:
+        self._queue(json.dumps(entry.to_json(), ensure_ascii=False))
+
+    def record_undo(self, entry_id: str) -> None:
+        self._queue(json.dumps({"op": "undo", "id": entry_id}))
+
+    def record_redo(self, entry_id: str) -> None:
+        self._queue(json.dumps({"op": "redo", "id": entry_id}))
+
+    def _queue(self, line: str) -> None:
+        with self.lock:
+            self._lines.append(line)
+
+    def snapshot(self, captions: dict[str, str | None], label: str) -> str:
+        """Queue a snapshot of ``captions``; returns its name (relative to the meta folder)."""
+        name = f"{SNAPSHOT_DIR}/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
+        with self.lock:
+            self._snapshots.append((name, {"created": time.time(), "label": label,
+                                           "captions": dict(captions)}))
+        return name
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._lines or self._snapshots)
+
+    def flush(self) -> None:
+        """Write queued snapshots, then append queued journal lines (fsynced)."""
+        with self.lock:
+            snaps, self._snapshots = self._snapshots, []
+            lines, self._lines = self._lines, []
+        for name, data in snaps:
+            atomic_write(self.meta_dir / name, json.dumps(data, ensure_ascii=False))
+        if snaps:
+            self._prune_snapshots()
+        if not lines:
+            return
+        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        payload = "".join(s + "\n" for s in lines).encode("utf-8")
+        with self.lock, open(self.path, "ab") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+            self._count += len(lines)
+            grow = self._count > 4 * MAX_ENTRIES
+        if grow:
+            self.load()  # compacts to the newest MAX_ENTRIES
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def list_snapshots(self) -> list[Path]:
+        d = self.meta_dir / SNAPSHOT_DIR
+        return sorted(d.glob("*.json")) if d.is_dir() else []
+
+    def _prune_snapshots(self) -> None:
+        snaps = self.list_snapshots()
+        for p in snaps[:-MAX_SNAPSHOTS]:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+    def read_snapshot(self, path: str | os.PathLike[str]) -> dict[str, str | None]:
+        p = Path(path)
+        if not p.is_absolute():
+            p = self.meta_dir / p
+        return dict(json.loads(p.read_text(encoding="utf-8"))["captions"])
+
+
+def restore_changes(current: dict[str, str | None], snapshot: dict[str, str | None]) -> list[Change]:
+    """Changes that bring ``current`` captions back to ``snapshot`` (images present in both)."""
+    return [(name, current[name], old) for name, old in snapshot.items()
+            if name in current and current[name] != old]
