@@ -173,7 +173,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--modes", default="gpu,gpu+unload_te,fp8,group_offload,model_offload")
+    ap.add_argument("--modes", default="gpu,gpu+unload_te,gpu+unload_te+compile,fp8+unload_te,group_offload,model_offload")
     ap.add_argument("--deadline", type=float, default=0, help="skip variants after this many seconds")
     args = ap.parse_args()
     device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
@@ -202,13 +202,16 @@ def main() -> None:
     del parts
     reset_peak()
     labels = {"gpu": "everything on GPU", "gpu+unload_te": "GPU, text encoder freed after encoding",
+              "gpu+unload_te+compile": "GPU, text encoder freed, DiT blocks compiled",
+              "fp8+unload_te": "fp8 weight storage, text encoder freed",
               "fp8": "fp8 weight storage", "group_offload": "block streaming from RAM",
               "model_offload": "model CPU offload", "sequential": "sequential offload"}
     for m in args.modes.split(","):
         if args.deadline and time.perf_counter() - T0 > args.deadline:
             ROWS.append(dict(variant=f"zitdesk engine, {m}", s=float("nan"), peak=0, note="skipped (time)"))
             continue
-        mode, extra = (m.split("+")[0], {"unload_text_encoder": True} if m.endswith("unload_te") else {})
+        mode, *flags = m.split("+")
+        extra = {{"unload_te": "unload_text_encoder"}.get(f, f): True for f in flags}
         try:
             bench_engine(out, device, size, args.steps, args.runs, mode, labels.get(m, m), **extra)
         except Exception:  # noqa: BLE001

@@ -82,7 +82,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         prompt=args.prompt, width=args.width, height=args.height, steps=args.steps, seed=seed,
         count=args.count, guidance=args.guidance, shift=args.shift, negative_prompt=args.negative or "",
         loras=loras, memory_mode=MemoryMode(args.memory_mode), vae_tiling=args.vae_tiling,
-        unload_text_encoder=args.unload_text_encoder,
+        unload_text_encoder=args.unload_text_encoder, compile=args.compile,
         output_dir=str(Path(args.out).resolve()) if args.out else "", model_path=args.model or "",
         preview_every=0,
     ).validate()
@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lora", action="append", metavar="PATH:WEIGHT")
     g.add_argument("--memory-mode", choices=[m.value for m in MemoryMode], default="gpu")
     g.add_argument("--vae-tiling", action="store_true")
+    g.add_argument("--compile", action="store_true", help="compile the DiT blocks (CUDA; faster after ~20 s)")
     g.add_argument("--unload-text-encoder", action="store_true")
     g.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: auto)")
     g.add_argument("--out", help="output folder (default: the app's outputs folder)")

@@ -195,7 +195,7 @@ class GenerationEngine:
     def _ensure_pipeline(self, request: GenerateRequest, emit: Emit, cancel: CancelToken) -> _Loaded:
         source = self._resolve_source(request)
         key = (str(source.root), tuple(sorted((k, str(v)) for k, v in source.files.items())),
-               self.device, request.memory_mode)
+               self.device, request.memory_mode, request.compile)
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         self._loaded = None
@@ -208,6 +208,8 @@ class GenerationEngine:
         pipe = load_pipeline(source, device=self.device)
         cancel.raise_if_cancelled()
         detail = apply_memory_mode(pipe, request.memory_mode, self.device)
+        if request.compile:
+            detail += "; " + compile_blocks(pipe, self.device)
         emit(PhaseChanged(request.job_id, phase="loaded", detail=detail))
         try:
             coef = fit_latent_rgb(pipe.vae, str(execution_device(pipe, self.device)))
@@ -317,6 +319,22 @@ class GenerationEngine:
             request_json=request.with_changes(seed=seed, count=1, job_id=request.job_id).to_json(),
         )
         return write_png(image, path, meta)
+
+
+def compile_blocks(pipe, device: str) -> str:
+    """Regional compile of the repeated DiT blocks (diffusers ``compile_repeated_blocks``).
+
+    On an H100 this took 9-step 1024² generation from 1.51 to 1.02 s after a ≈ 20 s first call
+    (engine doc §10). One block class serves the refiners and the main layers, so allow a few
+    recompiles. On a CPU it is skipped: compiling takes longer than it saves.
+    """
+    if not device.startswith("cuda"):
+        return "compile skipped on CPU"
+    import torch
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
+    pipe.transformer.compile_repeated_blocks(fullgraph=False, dynamic=False)
+    return "DiT blocks compiled (the first image takes longer)"
 
 
 def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_step=None):

@@ -91,6 +91,7 @@ class GenerateRequest:
     loras: tuple[LoraSpec, ...] = ()
     memory_mode: MemoryMode = MemoryMode.GPU
     vae_tiling: bool = False
+    compile: bool = False          # regional torch.compile of the DiT blocks (CUDA; ≈ 20 s first run)
     unload_text_encoder: bool = False  # free Qwen3 after encoding (saves ≈ 8 GB)
     output_dir: str = ""
     model_path: str = ""           # empty: the configured / discovered model
