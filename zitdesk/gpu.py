@@ -152,6 +152,34 @@ def vram_tier(total_bytes: int) -> str:
     return "under 8 GB: sequential offload only (slow)"
 
 
+#: Oldest driver for each CUDA major version: through minor-version compatibility it runs every
+#: 12.x / 13.x build (NVIDIA "CUDA Compatibility", Minor Version Compatibility, table 1).
+MIN_DRIVER = {11: "450", 12: "525", 13: "580"}
+
+
+def _cuda_tuple(text: str | None) -> tuple[int, int] | None:
+    try:
+        major, minor = str(text).split(".")[:2]
+        return int(major), int(minor)
+    except (TypeError, ValueError):
+        return None
+
+
+def _arch_fix(cc: tuple[int, int], archs: list[str]) -> str:
+    """Plain advice when the card's compute capability is not in the torch build's arch list."""
+    built = sorted({(int(a[3:-1]), int(a[-1])) for a in archs if a.startswith("sm_") and a[3:].isdigit()})
+    if built and cc < built[0]:
+        return ("This card is older than this build supports. Use a zitdesk/PyTorch build made with CUDA "
+                "12.6 (the last one with kernels for GTX 9xx/10xx cards), or run on the CPU "
+                "(start it with the environment variable ZITDESK_DEVICE=cpu).")
+    return ("This card is newer than this build. Use a zitdesk/PyTorch build made with CUDA 12.8 or "
+            "newer (RTX 50 / Blackwell cards need it) and an NVIDIA driver 570 or newer.")
+
+
+def _windows() -> bool:
+    return os.name == "nt"
+
+
 def doctor(check_models: bool = True) -> DoctorReport:
     """Check torch, CUDA, driver, compute capability vs the torch build, VRAM and models."""
     rep = DoctorReport()
@@ -159,12 +187,21 @@ def doctor(check_models: bool = True) -> DoctorReport:
     rep.facts["platform"] = platform.platform()
     gpus, err = gpu_readings()
     nv = _nvml()
+    driver_cuda = None  # highest CUDA version the installed driver supports, e.g. (12, 8)
     if nv is not None:
         try:
             drv = nv.nvmlSystemGetDriverVersion()
             rep.facts["driver"] = drv.decode() if isinstance(drv, bytes) else str(drv)
         except Exception:  # noqa: BLE001
             pass
+        try:
+            v = int(nv.nvmlSystemGetCudaDriverVersion())  # 12080 = CUDA 12.8
+            driver_cuda = (v // 1000, v % 1000 // 10)
+            rep.facts["driver_cuda"] = f"{driver_cuda[0]}.{driver_cuda[1]}"
+        except Exception:  # noqa: BLE001
+            pass
+    else:
+        rep.facts["nvml_error"] = err
     rep.facts["gpus"] = [asdict(g) for g in gpus]
     try:
         import torch
@@ -185,6 +222,20 @@ def doctor(check_models: bool = True) -> DoctorReport:
     if gpus and torch.version.cuda is None:
         rep.add("error", "torch", "An NVIDIA GPU is present but this PyTorch build has no CUDA support.",
                 "Install the CUDA build of zitdesk (or of torch from the PyTorch CUDA index).")
+    if gpus and torch.version.cuda is not None and driver_cuda is not None:
+        need = _cuda_tuple(torch.version.cuda)
+        if need and driver_cuda[0] < need[0]:
+            rep.add("error", "driver", f"The NVIDIA driver {rep.facts.get('driver', '')} supports CUDA up to "
+                    f"{driver_cuda[0]}.{driver_cuda[1]}, but this zitdesk build uses CUDA {torch.version.cuda}.",
+                    f"Update the NVIDIA driver to {MIN_DRIVER.get(need[0], 'a newer version')} or newer "
+                    "(nvidia.com/drivers, or your distribution's driver package), then restart.")
+        elif need and driver_cuda < need:
+            rep.add("warn", "driver", f"The NVIDIA driver {rep.facts.get('driver', '')} is older than this build's "
+                    f"CUDA {torch.version.cuda}; it works through CUDA minor-version compatibility, but "
+                    "a few kernels may fail with 'PTX' errors.", "Update the NVIDIA driver when convenient.")
+        else:
+            rep.add("ok", "driver", f"NVIDIA driver {rep.facts.get('driver', '')} (CUDA "
+                    f"{driver_cuda[0]}.{driver_cuda[1]}) is new enough for this build (CUDA {torch.version.cuda}).")
     if gpus and torch.version.cuda is not None:
         try:
             usable = torch.cuda.is_available()
@@ -203,12 +254,12 @@ def doctor(check_models: bool = True) -> DoctorReport:
                 if not ok:
                     rep.add("error", "arch", f"{name} is {sm}, but this PyTorch build only has kernels for "
                             f"{', '.join(archs)} (the 'no kernel image is available' error).",
-                            "Install a zitdesk/torch build made with a newer CUDA (12.8+ for RTX 50 cards).")
+                            _arch_fix((major, minor), archs))
                 else:
                     rep.add("ok", "arch", f"{name} ({sm}) is supported by this PyTorch build.")
     for g in gpus:
         rep.add("ok", "vram", f"GPU {g.index} {g.name}: {g.total_bytes / 2**30:.1f} GiB — tier {vram_tier(g.total_bytes)}.")
-        if os.name == "nt" and g.total_bytes < 24 * 2**30:
+        if _windows() and g.total_bytes < 24 * 2**30:
             rep.add("info", "sysmem", "On Windows the NVIDIA 'CUDA Sysmem Fallback Policy' lets jobs spill into "
                     "shared RAM and run many times slower instead of failing.",
                     "NVIDIA Control Panel → Manage 3D settings → CUDA - Sysmem Fallback Policy → Prefer No Sysmem Fallback.")

@@ -1,0 +1,43 @@
+"""Entry point of the frozen app (both executables of ``pyinstaller.spec``).
+
+* ``zitdesk --selftest [...]``   → :func:`zitdesk.selftest.main` (exit code 0 = pass)
+* ``zitdesk doctor|generate|lora|params|make-tiny-model|train ...`` → the ``zitdesk`` command
+  line (:func:`zitdesk.cli.main`), so support can ask for ``zitdesk-console doctor``
+* anything else → the desktop app (``main.main()``)
+
+``multiprocessing.freeze_support()`` runs first: in a frozen build every child process
+(multiprocessing's resource tracker, DataLoader workers, spawn) re-enters this script, and must
+not start a second GUI.
+"""
+
+import multiprocessing
+import sys
+
+CLI_COMMANDS = {"doctor", "generate", "lora", "params", "make-tiny-model", "train", "selftest"}
+
+
+def _dispatch(argv: list[str]) -> int:
+    if "--selftest" in argv:
+        from zitdesk.selftest import main as selftest_main
+
+        return selftest_main([a for a in argv if a != "selftest"])
+    if argv and argv[0] in CLI_COMMANDS:
+        if argv[0] == "selftest":  # `zitdesk-console selftest` spelled as a subcommand
+            from zitdesk.selftest import main as selftest_main
+
+            return selftest_main(argv[1:])
+        if argv[0] == "train":  # also works before `train` is wired into zitdesk.cli
+            from zitdesk.train.cli import main as train_main
+
+            return train_main(argv[1:])
+        from zitdesk.cli import main as cli_main
+
+        return cli_main(argv)
+    from main import main as app_main
+
+    return app_main()
+
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()
+    sys.exit(_dispatch(sys.argv[1:]))
