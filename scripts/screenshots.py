@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -33,8 +32,11 @@ def start_xvfb() -> subprocess.Popen | None:
     for n in range(90, 110):
         if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
             continue
-        proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
             if Path(f"/tmp/.X11-unix/X{n}").exists():
                 os.environ["DISPLAY"] = f":{n}"
@@ -56,36 +58,68 @@ class DemoEngine:
         from PIL import Image
 
         from zitdesk.engine.events import (
-            ImageReady, JobFailed, JobFinished, JobStarted, PhaseChanged, StepProgress)
+            ImageReady,
+            JobFailed,
+            JobFinished,
+            JobStarted,
+            PhaseChanged,
+            StepProgress,
+        )
 
         job = request.job_id
         emit(JobStarted(job, total_steps=request.steps * request.count))
         emit(PhaseChanged(job, phase="denoising", detail="Image 1 of 1"))
         if self.oom_next and self.oom_next.pop(0):
-            emit(JobFailed(job, kind="oom", retry_hint={"memory_mode": "fp8", "vae_tiling": True},
-                           message=f"The GPU ran out of memory at {request.width}×{request.height}; "
-                                   "memory was freed — try 'fp8 weight storage (10–12 GB)'.",
-                           traceback="torch.OutOfMemoryError: CUDA out of memory (demo)"))
+            emit(
+                JobFailed(
+                    job,
+                    kind="oom",
+                    retry_hint={"memory_mode": "fp8", "vae_tiling": True},
+                    message=f"The GPU ran out of memory at {request.width}×{request.height}; "
+                    "memory was freed — try 'fp8 weight storage (10–12 GB)'.",
+                    traceback="torch.OutOfMemoryError: CUDA out of memory (demo)",
+                )
+            )
             return
         paths = []
         h, w = request.height // 4, request.width // 4
         for i in range(request.count):
             for s in range(1, request.steps + 1):
-                emit(StepProgress(job, step=s, total=request.steps, image_index=i,
-                                  image_count=request.count,
-                                  preview=np.full((h // 4, w // 4, 3), 40 * s % 255, np.uint8)))
+                emit(
+                    StepProgress(
+                        job,
+                        step=s,
+                        total=request.steps,
+                        image_index=i,
+                        image_count=request.count,
+                        preview=np.full((h // 4, w // 4, 3), 40 * s % 255, np.uint8),
+                    )
+                )
                 time.sleep(0.02)
             y, x = np.mgrid[0:h, 0:w] / max(h, w)
             seed = request.seed + i
             hue = (seed % 97) / 97
-            img = np.stack([60 + 150 * x * (0.5 + hue / 2), 40 + 120 * y, 110 + 120 * (1 - x) * y],
-                           -1).clip(0, 255).astype(np.uint8)
+            img = (
+                np.stack(
+                    [60 + 150 * x * (0.5 + hue / 2), 40 + 120 * y, 110 + 120 * (1 - x) * y], -1
+                )
+                .clip(0, 255)
+                .astype(np.uint8)
+            )
             path = self.out_dir / f"demo-{seed}.png"
             self.out_dir.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(path)
             paths.append(str(path))
-            emit(ImageReady(job, path=str(path), seed=seed, image_index=i, width=request.width,
-                            height=request.height))
+            emit(
+                ImageReady(
+                    job,
+                    path=str(path),
+                    seed=seed,
+                    image_index=i,
+                    width=request.width,
+                    height=request.height,
+                )
+            )
         emit(JobFinished(job, paths=tuple(paths), elapsed_s=1.7, peak_vram_bytes=int(13.8 * 2**30)))
 
     def shutdown(self) -> None:
@@ -96,8 +130,15 @@ def fake_gpu_snapshot():
     from zitdesk.gpu import GpuReading, MemorySnapshot
 
     g = 2**30
-    return MemorySnapshot((GpuReading(0, "NVIDIA GeForce RTX 4090", int(3.1 * g), 24 * g, 12, 48, 60.0),),
-                          "", int(1.4 * g), 11 * g, 64 * g, None, None)
+    return MemorySnapshot(
+        (GpuReading(0, "NVIDIA GeForce RTX 4090", int(3.1 * g), 24 * g, 12, 48, 60.0),),
+        "",
+        int(1.4 * g),
+        11 * g,
+        64 * g,
+        None,
+        None,
+    )
 
 
 def build_model_tree(base: Path, tiny: bool) -> None:
@@ -118,7 +159,9 @@ def build_model_tree(base: Path, tiny: bool) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots"))
     ap.add_argument("--no-tiny", action="store_true", help="do not build the tiny model (no torch)")
     args = ap.parse_args()
@@ -170,8 +213,11 @@ def shoot(out: Path, home: Path) -> int:
     # 1. First start: no model configured → the setup dialog over the window.
     settings = AppSettings()
     oom: list[bool] = []
-    win = MainWindow(settings, engine_factory=lambda: DemoEngine(home / "outputs", oom),
-                     snapshot_fn=fake_gpu_snapshot)
+    win = MainWindow(
+        settings,
+        engine_factory=lambda: DemoEngine(home / "outputs", oom),
+        snapshot_fn=fake_gpu_snapshot,
+    )
     win.resize(1440, 900)
     win.show()
     pump(300)
@@ -188,9 +234,11 @@ def shoot(out: Path, home: Path) -> int:
     settings.model_path = str(home / "tiny")
     form = win.generate.form
     form.prompt.load_tokenizer()
-    form.prompt.set_text("- a rainy street in Tokyo at night, neon signs, film photo\n"
-                         "- a girl -- short brown hair -- yellow raincoat -- on the left\n"
-                         "- a black cat -- on the right")
+    form.prompt.set_text(
+        "- a rainy street in Tokyo at night, neon signs, film photo\n"
+        "- a girl -- short brown hair -- yellow raincoat -- on the left\n"
+        "- a black cat -- on the right"
+    )
     form.size_picker.set_size(1024, 1024)
     form.count.setValue(2)
     wait_until(lambda: form.prompt.tokenizer_ready, 30)
@@ -226,8 +274,13 @@ def shoot(out: Path, home: Path) -> int:
     win.meter.sparkline.clear()
     snap = memory_snapshot()
     if snap.gpus:  # a machine with a GPU: show the CPU state anyway
-        snap = MemorySnapshot((), "NVMLError_LibraryNotFound (demo)", snap.process_rss_bytes,
-                              snap.system_used_bytes, snap.system_total_bytes)
+        snap = MemorySnapshot(
+            (),
+            "NVMLError_LibraryNotFound (demo)",
+            snap.process_rss_bytes,
+            snap.system_used_bytes,
+            snap.system_total_bytes,
+        )
     for _ in range(30):
         win.meter.set_snapshot(snap)
     save(win.statusBar(), "11-status-bar-cpu")

@@ -23,17 +23,21 @@ from ui.theme import apply_dark_theme, prepare_high_dpi
 
 HEAVY_MODULES = ("torch", "diffusers", "transformers", "peft", "safetensors.torch", "numpy", "PIL")
 TOKENIZER_DELAY_MS = 800
+SYSTEM_CHECK_DELAY_MS = 1500
 
 
 class Startup(QObject):
-    """Runs the post-show steps in order: crash report → settings notice → model setup."""
+    """Runs the post-show steps in order: settings notice → crash report → model setup; then,
+    in the background, the tokenizer for the token counter and the GPU/driver system check."""
 
-    def __init__(self, window, notice: str, setup: bool) -> None:
+    def __init__(self, window, notice: str, setup: bool, background: bool = True) -> None:
         super().__init__(window)
         self.window = window
         self.notice = notice
         self.setup = setup
+        self.background = background
         self.dialog = None
+        self.system_check = None
 
     @Slot()
     def begin(self) -> None:
@@ -50,7 +54,19 @@ class Startup(QObject):
             self.dialog.open()
         else:
             self._after_crash_report()
-        QTimer.singleShot(TOKENIZER_DELAY_MS, self.window.generate.form.prompt.load_tokenizer)
+        if self.background:
+            QTimer.singleShot(TOKENIZER_DELAY_MS, self.window.generate.form.prompt.load_tokenizer)
+            QTimer.singleShot(SYSTEM_CHECK_DELAY_MS, self._start_system_check)
+
+    @Slot()
+    def _start_system_check(self) -> None:
+        """GPU, driver and torch-build check; its dialog opens only when something needs a fix."""
+        try:
+            from ui.dialogs.startup_check import StartupCheck
+        except ImportError:  # being written by the packaging work; the app runs without it
+            return
+        self.system_check = StartupCheck(self.window)
+        self.system_check.start()
 
     @Slot()
     def _after_crash_report(self, *_args) -> None:
@@ -59,12 +75,17 @@ class Startup(QObject):
 
 
 def _bench_report(window) -> None:
-    print(json.dumps({
-        "window_shown_epoch": time.time(),
-        "visible": window.isVisible(),
-        "heavy_modules": [m for m in HEAVY_MODULES if m in sys.modules],
-        "module_count": len(sys.modules),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "window_shown_epoch": time.time(),
+                "visible": window.isVisible(),
+                "heavy_modules": [m for m in HEAVY_MODULES if m in sys.modules],
+                "module_count": len(sys.modules),
+            }
+        ),
+        flush=True,
+    )
 
 
 def run(argv: list[str]) -> int:

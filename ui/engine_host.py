@@ -60,8 +60,8 @@ class Job:
     request: Any
     kind: str = "generate"
     token: CancelToken = field(default_factory=CancelToken)
-    state: str = "queued"            # queued | running | finished | cancelled | failed
-    result: Any = None               # the terminal event once the job ended
+    state: str = "queued"  # queued | running | finished | cancelled | failed
+    result: Any = None  # the terminal event once the job ended
 
     @property
     def job_id(self) -> str:
@@ -83,7 +83,7 @@ def preview_to_qimage(array: Any) -> QImage | None:
 class EngineWorker(QObject):
     """Runs jobs on the engine thread. Never lets an exception escape a job."""
 
-    event = Signal(object)           # EngineEvent, emitted on the engine thread
+    event = Signal(object)  # EngineEvent, emitted on the engine thread
 
     def __init__(self, engine_factory: EngineFactory) -> None:
         super().__init__()
@@ -111,16 +111,27 @@ class EngineWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - a broken job must not kill the engine thread
             log.exception("engine job %s raised", job.job_id)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            self._emit(JobFailed(job.job_id, kind="error", traceback=traceback.format_exc(),
-                                 message=f"The engine stopped with an error: {type(exc).__name__}: {first}"))
+            self._emit(
+                JobFailed(
+                    job.job_id,
+                    kind="error",
+                    traceback=traceback.format_exc(),
+                    message=f"The engine stopped with an error: {type(exc).__name__}: {first}",
+                )
+            )
         finally:
             if not self._terminal_sent:
                 # The protocol promises one terminal event; make sure the queue moves on.
                 if job.token.cancelled:
                     self._emit(JobCancelled(job.job_id))
                 else:
-                    self._emit(JobFailed(job.job_id, kind="error",
-                                         message="The engine ended the job without a result."))
+                    self._emit(
+                        JobFailed(
+                            job.job_id,
+                            kind="error",
+                            message="The engine ended the job without a result.",
+                        )
+                    )
 
     @Slot()
     def shutdown(self) -> None:
@@ -138,25 +149,29 @@ class EngineWorker(QObject):
 class EngineController(QObject):
     """GUI-thread queue and dispatcher; the single place job state changes."""
 
-    job_queued = Signal(object)          # Job
-    job_started = Signal(object)         # JobStarted
-    phase_changed = Signal(object)       # PhaseChanged
-    progress = Signal(object)            # StepProgress (every step; preview throttled separately)
-    preview_ready = Signal(QImage)       # throttled live preview
-    image_ready = Signal(object)         # ImageReady
-    lora_report = Signal(object)         # LoraReport
-    job_finished = Signal(object)        # JobFinished
-    job_cancelled = Signal(object)       # JobCancelled
-    job_failed = Signal(object)          # JobFailed
-    job_ended = Signal(object)           # Job, after any terminal event
+    job_queued = Signal(object)  # Job
+    job_started = Signal(object)  # JobStarted
+    phase_changed = Signal(object)  # PhaseChanged
+    progress = Signal(object)  # StepProgress (every step; preview throttled separately)
+    preview_ready = Signal(QImage)  # throttled live preview
+    image_ready = Signal(object)  # ImageReady
+    lora_report = Signal(object)  # LoraReport
+    job_finished = Signal(object)  # JobFinished
+    job_cancelled = Signal(object)  # JobCancelled
+    job_failed = Signal(object)  # JobFailed
+    job_ended = Signal(object)  # Job, after any terminal event
     busy_changed = Signal(bool)
     queue_changed = Signal()
 
-    _dispatch = Signal(object)           # → EngineWorker.run_job (queued, engine thread)
-    _shutdown_worker = Signal()          # → EngineWorker.shutdown
+    _dispatch = Signal(object)  # → EngineWorker.run_job (queued, engine thread)
+    _shutdown_worker = Signal()  # → EngineWorker.shutdown
 
-    def __init__(self, engine_factory: EngineFactory | None = None, parent: QObject | None = None,
-                 preview_interval_ms: int = PREVIEW_INTERVAL_MS) -> None:
+    def __init__(
+        self,
+        engine_factory: EngineFactory | None = None,
+        parent: QObject | None = None,
+        preview_interval_ms: int = PREVIEW_INTERVAL_MS,
+    ) -> None:
         super().__init__(parent)
         self._pending: list[Job] = []
         self._current: Job | None = None

@@ -8,6 +8,7 @@ for the engine thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -52,8 +53,13 @@ def predictor_path() -> Path:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: AppSettings, engine_factory: EngineFactory | None = None,
-                 snapshot_fn: Callable[[], Any] | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        engine_factory: EngineFactory | None = None,
+        snapshot_fn: Callable[[], Any] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("zitdesk — Z-Image Turbo studio")
         self.setAcceptDrops(True)
@@ -63,15 +69,19 @@ class MainWindow(QMainWindow):
         self.predictor = MemoryPredictor.load(predictor_path())
         history = HistoryStore(limit=settings.history_limit)
         history.load()
-        self.generate = GenerateWorkspace(self.controller, settings, self.predictor, history,
-                                          self.thumbnails)
+        self.generate = GenerateWorkspace(
+            self.controller, settings, self.predictor, history, self.thumbnails
+        )
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.generate, "Generate")
-        self.tabs.addTab(placeholder.PlaceholderWorkspace("Datasets", placeholder.DATASETS), "Datasets")
+        self.tabs.addTab(
+            placeholder.PlaceholderWorkspace("Datasets", placeholder.DATASETS), "Datasets"
+        )
         self.tabs.addTab(placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN), "Train")
-        self.tabs.addTab(placeholder.PlaceholderWorkspace("LoRA Library", placeholder.LIBRARY),
-                         "LoRA Library")
+        self.tabs.addTab(
+            placeholder.PlaceholderWorkspace("LoRA Library", placeholder.LIBRARY), "LoRA Library"
+        )
         self.setCentralWidget(self.tabs)
         self.meter = VramMeterWidget()
         self.status_label = QLabel("Ready.")
@@ -82,6 +92,7 @@ class MainWindow(QMainWindow):
         self.errors = ErrorReporter(self)
         self._closing = False
         self._setup_dialog: ModelSetupDialog | None = None
+        self._system_check: QObject | None = None
 
         self.poller.snapshot_ready.connect(self.meter.set_snapshot)
         self.poller.snapshot_ready.connect(self.generate.set_snapshot)
@@ -135,6 +146,10 @@ class MainWindow(QMainWindow):
         keys = QAction("Keyboard shortcuts", self)
         keys.triggered.connect(self._show_shortcuts)
         help_menu.addAction(keys)
+        check = QAction("System check…", self)
+        check.setToolTip("NVIDIA driver, CUDA, GPU support in this build, VRAM tier")
+        check.triggered.connect(self.open_system_check)
+        help_menu.addAction(check)
 
     # -- commands -------------------------------------------------------------------------------
     def switch_workspace(self, index: int) -> None:
@@ -190,8 +205,11 @@ class MainWindow(QMainWindow):
             self._setup_dialog = None
         if not self.settings.model_configured:
             self.generate.show_message(
-                "No model is set up yet: Generate needs the Z-Image Turbo files.", "warning",
-                "Set up model…", "setup")
+                "No model is set up yet: Generate needs the Z-Image Turbo files.",
+                "warning",
+                "Set up model…",
+                "setup",
+            )
 
     @Slot()
     def _on_workspace_shortcut(self) -> None:
@@ -203,12 +221,27 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", (
-            "Ctrl+Enter  Generate (adds to the queue while a job runs)\n"
-            "Esc  Cancel the running job\n"
-            "Ctrl+L  Focus the prompt\n"
-            "Ctrl+1 … Ctrl+4  Generate, Datasets, Train, LoRA Library\n"
-            "Drop a PNG on the window to load its parameters"))
+        QMessageBox.information(
+            self,
+            "Keyboard shortcuts",
+            (
+                "Ctrl+Enter  Generate (adds to the queue while a job runs)\n"
+                "Esc  Cancel the running job\n"
+                "Ctrl+L  Focus the prompt\n"
+                "Ctrl+1 … Ctrl+4  Generate, Datasets, Train, LoRA Library\n"
+                "Drop a PNG on the window to load its parameters"
+            ),
+        )
+
+    @Slot()
+    def open_system_check(self) -> None:
+        try:
+            from ui.dialogs.startup_check import StartupCheck
+        except ImportError:
+            self.show_notice("The system check is not available in this build.")
+            return
+        self._system_check = StartupCheck(self, always_show=True)
+        self._system_check.start()
 
     @Slot()
     def _save_predictor(self) -> None:
@@ -219,9 +252,12 @@ class MainWindow(QMainWindow):
 
     @Slot(str, str)
     def _on_unhandled_error(self, summary: str, details: str) -> None:
-        self.generate.show_message(f"Something went wrong inside zitdesk: {summary}. The app keeps "
-                                   "running; the error was written to the crash log.", "error",
-                                   details=details)
+        self.generate.show_message(
+            f"Something went wrong inside zitdesk: {summary}. The app keeps "
+            "running; the error was written to the crash log.",
+            "error",
+            details=details,
+        )
 
     # -- drag and drop --------------------------------------------------------------------------
     @staticmethod
@@ -258,15 +294,15 @@ class MainWindow(QMainWindow):
         state = qs.value("windowState")
         if state is not None:
             self.restoreState(state)
-        for name, splitter in (("split", self.generate.split),
-                               ("centerSplit", self.generate.center_split)):
+        for name, splitter in (
+            ("split", self.generate.split),
+            ("centerSplit", self.generate.center_split),
+        ):
             value = qs.value(name)
             if value is not None:
                 splitter.restoreState(value)
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             self.switch_workspace(int(qs.value("workspace", 0)))
-        except (TypeError, ValueError):
-            pass
 
     def save_state(self) -> None:
         qs = window_settings()

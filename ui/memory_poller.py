@@ -22,10 +22,14 @@ def _default_snapshot() -> Any:
 
 
 class MemoryPoller(QObject):
-    snapshot_ready = Signal(object)      # zitdesk.gpu.MemorySnapshot
+    snapshot_ready = Signal(object)  # zitdesk.gpu.MemorySnapshot
 
-    def __init__(self, snapshot_fn: Callable[[], Any] | None = None, interval_ms: int = 1000,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        snapshot_fn: Callable[[], Any] | None = None,
+        interval_ms: int = 1000,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._fn = snapshot_fn or _default_snapshot
         self._in_flight = False

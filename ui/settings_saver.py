@@ -13,8 +13,13 @@ log = logging.getLogger(__name__)
 
 
 class SettingsSaver(QObject):
-    def __init__(self, settings: AppSettings, collect: Callable[[AppSettings], None] | None = None,
-                 delay_ms: int = 1000, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        settings: AppSettings,
+        collect: Callable[[AppSettings], None] | None = None,
+        delay_ms: int = 1000,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
         self._collect = collect

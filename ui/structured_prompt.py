@@ -14,10 +14,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SEPARATOR = " -- "
-POSITIONS = ("", "on the left", "in the center", "on the right", "in the foreground",
-             "in the background", "at the top", "at the bottom")
-_POSITION_STARTS = ("on the ", "in the ", "at the ", "to the ", "left", "right", "center",
-                    "centre", "middle", "foreground", "background")
+POSITIONS = (
+    "",
+    "on the left",
+    "in the center",
+    "on the right",
+    "in the foreground",
+    "in the background",
+    "at the top",
+    "at the bottom",
+)
+_POSITION_STARTS = (
+    "on the ",
+    "in the ",
+    "at the ",
+    "to the ",
+    "left",
+    "right",
+    "center",
+    "centre",
+    "middle",
+    "foreground",
+    "background",
+)
 
 
 @dataclass

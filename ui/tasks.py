@@ -9,6 +9,7 @@ thread's job).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -31,15 +32,11 @@ def _run(signals: TaskSignals, tag: Any, fn: Callable[..., Any], args: tuple) ->
     except Exception as exc:  # noqa: BLE001 - reported to the owner as a plain message
         log.debug("background task %r failed", tag, exc_info=True)
         message = str(exc) or type(exc).__name__
-        try:
+        with contextlib.suppress(RuntimeError):  # the owner was deleted meanwhile
             signals.failed.emit(tag, message)
-        except RuntimeError:  # the owner was deleted meanwhile
-            pass
         return
-    try:
+    with contextlib.suppress(RuntimeError):
         signals.succeeded.emit(tag, result)
-    except RuntimeError:
-        pass
 
 
 def run_task(signals: TaskSignals, tag: Any, fn: Callable[..., Any], *args: Any) -> None:

@@ -42,7 +42,8 @@ QStatusBar {{ border-top: 1px solid #3a3f47; }}
 def prepare_high_dpi() -> None:
     """Call before the QApplication exists."""
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
-        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+    )
 
 
 def dark_palette() -> QPalette:
@@ -65,8 +66,11 @@ def dark_palette() -> QPalette:
     p.setColor(QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
     p.setColor(QPalette.ColorRole.Mid, QColor("#3a3f47"))
     p.setColor(QPalette.ColorRole.Dark, QColor("#15171a"))
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
-                 QPalette.ColorRole.ButtonText):
+    for role in (
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+    ):
         p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
     return p
 

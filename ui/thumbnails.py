@@ -32,7 +32,9 @@ def load_scaled(path: str, size: int) -> QImage:
 class ThumbnailCache(QObject):
     thumbnail_ready = Signal(str)
 
-    def __init__(self, size: int = THUMB_SIZE, capacity: int = 600, parent: QObject | None = None) -> None:
+    def __init__(
+        self, size: int = THUMB_SIZE, capacity: int = 600, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.size = size
         self._capacity = capacity

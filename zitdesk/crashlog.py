@@ -35,7 +35,7 @@ ExceptionCallback = Callable[[str, str], None]  # (one-line summary, full traceb
 
 @dataclass(frozen=True)
 class CrashReport:
-    path: Path        # where the previous session's log was moved
+    path: Path  # where the previous session's log was moved
     text: str
 
     @property
@@ -47,8 +47,7 @@ class CrashReport:
         return lines[-1].strip()[:200] if lines else "unknown error"
 
 
-_state: dict = {"file": None, "path": None, "callback": None, "pending": None,
-                "old_hooks": None}
+_state: dict = {"file": None, "path": None, "callback": None, "pending": None, "old_hooks": None}
 
 
 def crash_log_path() -> Path:
@@ -83,15 +82,18 @@ def set_exception_callback(callback: ExceptionCallback | None) -> None:
     _state["callback"] = callback
 
 
-def _record(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None,
-            where: str) -> None:
+def _record(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None, where: str
+) -> None:
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     log.error("unhandled exception in %s:\n%s", where, text)
     fh: IO[str] | None = _state["file"]
     if fh is not None:
         try:
-            fh.write(f"--- {datetime.now().isoformat(timespec='seconds')} unhandled exception in "
-                     f"{where}\n{text}\n")
+            fh.write(
+                f"--- {datetime.now().isoformat(timespec='seconds')} unhandled exception in "
+                f"{where}\n{text}\n"
+            )
             fh.flush()
         except (OSError, ValueError):
             pass
@@ -159,8 +161,9 @@ def setup_logging(level: int = logging.INFO) -> Path:
     root.setLevel(level)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
-        fileh = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3,
-                                                     encoding="utf-8")
+        fileh = logging.handlers.RotatingFileHandler(
+            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        )
         fileh.setFormatter(fmt)
         root.addHandler(fileh)
     if not any(type(h) is logging.StreamHandler for h in root.handlers):

@@ -27,15 +27,15 @@ from zitdesk.io import atomic_write
 log = logging.getLogger(__name__)
 
 GIB = 2**30
-DIT_BYTES = 6_154_908_736 * 2          # bf16 DiT (11.5 GiB)
+DIT_BYTES = 6_154_908_736 * 2  # bf16 DiT (11.5 GiB)
 TEXT_ENCODER_BYTES = 4_022_468_096 * 2  # bf16 Qwen3-4B (7.5 GiB)
 VAE_BYTES = 168_000_000
-BLOCK_BYTES = DIT_BYTES // 30           # one of the 30 main DiT layers
-CUDA_CONTEXT_BYTES = int(0.5 * GIB)     # counted by NVML, not by torch's allocator
-DENOISE_PER_MPIX = 1.2 * GIB            # activations of one DiT forward per megapixel
-DECODE_PER_MPIX = 2.4 * GIB             # untiled VAE decode buffers per megapixel (§12: 2.5 GiB at 1024²)
+BLOCK_BYTES = DIT_BYTES // 30  # one of the 30 main DiT layers
+CUDA_CONTEXT_BYTES = int(0.5 * GIB)  # counted by NVML, not by torch's allocator
+DENOISE_PER_MPIX = 1.2 * GIB  # activations of one DiT forward per megapixel
+DECODE_PER_MPIX = 2.4 * GIB  # untiled VAE decode buffers per megapixel (§12: 2.5 GiB at 1024²)
 DECODE_TILED = 0.35 * GIB
-ENCODE_ACTIVATIONS = 0.3 * GIB          # Qwen3 forward over 512 tokens
+ENCODE_ACTIVATIONS = 0.3 * GIB  # Qwen3 forward over 512 tokens
 MAX_SAMPLES = 24
 TIGHT_FRACTION = 0.9
 
@@ -53,8 +53,13 @@ def _mode_key(mode: MemoryMode, vae_tiling: bool) -> str:
     return f"{mode.value}{'+tiled' if vae_tiling else ''}"
 
 
-def estimate_peak(width: int, height: int, mode: MemoryMode, vae_tiling: bool = False,
-                  unload_text_encoder: bool = False) -> int:
+def estimate_peak(
+    width: int,
+    height: int,
+    mode: MemoryMode,
+    vae_tiling: bool = False,
+    unload_text_encoder: bool = False,
+) -> int:
     """The first-principles estimate in bytes (torch-allocated, no CUDA context)."""
     mpix = width * height / 1_000_000
     denoise = DENOISE_PER_MPIX * mpix
@@ -62,12 +67,16 @@ def estimate_peak(width: int, height: int, mode: MemoryMode, vae_tiling: bool = 
     work = max(denoise, decode)
     if mode is MemoryMode.GPU:
         resident = DIT_BYTES + VAE_BYTES
-        peak = max(resident + TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS,
-                   resident + work + (0 if unload_text_encoder else TEXT_ENCODER_BYTES))
+        peak = max(
+            resident + TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS,
+            resident + work + (0 if unload_text_encoder else TEXT_ENCODER_BYTES),
+        )
     elif mode is MemoryMode.FP8:
         resident = DIT_BYTES // 2 + VAE_BYTES
-        peak = max(resident + TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS,
-                   resident + work + (0 if unload_text_encoder else TEXT_ENCODER_BYTES))
+        peak = max(
+            resident + TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS,
+            resident + work + (0 if unload_text_encoder else TEXT_ENCODER_BYTES),
+        )
     elif mode is MemoryMode.MODEL_OFFLOAD:  # one whole model on the GPU at a time
         peak = max(TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS, DIT_BYTES + denoise, VAE_BYTES + decode)
     elif mode is MemoryMode.GROUP_OFFLOAD:  # a streamed block plus the one being prefetched
@@ -80,50 +89,63 @@ def estimate_peak(width: int, height: int, mode: MemoryMode, vae_tiling: bool = 
 @dataclass(frozen=True)
 class Prediction:
     peak_bytes: int
-    basis: str            # "estimate" | "measured" | "scaled"
-    samples: int = 0      # measurements behind it
+    basis: str  # "estimate" | "measured" | "scaled"
+    samples: int = 0  # measurements behind it
 
     @property
     def describe_basis(self) -> str:
         if self.basis == "measured":
             return "measured on an earlier job of this size"
         if self.basis == "scaled":
-            return f"estimate corrected by {self.samples} earlier job{'s' if self.samples != 1 else ''}"
+            plural = "s" if self.samples != 1 else ""
+            return f"estimate corrected by {self.samples} earlier job{plural}"
         return "estimate"
 
 
 @dataclass(frozen=True)
 class FitVerdict:
-    level: str            # fits | tight | too_big | unknown
+    level: str  # fits | tight | too_big | unknown
     message: str
-    room_bytes: int = 0   # what the job may use on the GPU (0 when unknown)
+    room_bytes: int = 0  # what the job may use on the GPU (0 when unknown)
 
 
-def fit_verdict(prediction: Prediction, total_bytes: int | None, used_bytes: int = 0,
-                own_reserved_bytes: int | None = None) -> FitVerdict:
+def fit_verdict(
+    prediction: Prediction,
+    total_bytes: int | None,
+    used_bytes: int = 0,
+    own_reserved_bytes: int | None = None,
+) -> FitVerdict:
     """Will ``prediction`` fit on a GPU with ``total_bytes`` of which ``used_bytes`` are in use?
 
     Memory this process already reserved (``own_reserved_bytes``) is reusable by the job, so it
     is not counted as taken; other programs' use is.
     """
-    need = f"Next job: about {prediction.peak_bytes / GIB:.1f} GiB of GPU memory ({prediction.describe_basis})"
+    need = (
+        f"Next job: about {prediction.peak_bytes / GIB:.1f} GiB of GPU memory "
+        f"({prediction.describe_basis})"
+    )
     if not total_bytes:
-        return FitVerdict("unknown", "No NVIDIA GPU: jobs run on the CPU, which is very slow for "
-                                     "the real model.")
+        return FitVerdict(
+            "unknown", "No NVIDIA GPU: jobs run on the CPU, which is very slow for the real model."
+        )
     context = 0 if own_reserved_bytes is not None else CUDA_CONTEXT_BYTES
     taken = max(used_bytes - (own_reserved_bytes or 0), 0)
     room = max(total_bytes - taken - context, 0)
     free = f"{room / GIB:.1f} GiB free"
     if prediction.peak_bytes > room:
-        return FitVerdict("too_big", f"{need}; {free} — too much. Choose a lighter memory mode "
-                                     "or a smaller size.", room)
+        return FitVerdict(
+            "too_big",
+            f"{need}; {free} — too much. Choose a lighter memory mode or a smaller size.",
+            room,
+        )
     if prediction.peak_bytes > TIGHT_FRACTION * room:
         return FitVerdict("tight", f"{need}; {free} — a tight fit.", room)
     return FitVerdict("fits", f"{need}; {free} — fits.", room)
 
 
-def lighter_mode(predictor: MemoryPredictor, request: GenerateRequest,
-                 room_bytes: int) -> tuple[MemoryMode, Prediction] | None:
+def lighter_mode(
+    predictor: MemoryPredictor, request: GenerateRequest, room_bytes: int
+) -> tuple[MemoryMode, Prediction] | None:
     """The first lighter memory mode whose predicted peak fits comfortably in ``room_bytes``."""
     mode = NEXT_TIER.get(request.memory_mode)
     while mode is not None:
@@ -142,8 +164,13 @@ class MemoryPredictor:
         self._samples: dict[str, list[dict[str, Any]]] = samples or {}
 
     def predict(self, request: GenerateRequest) -> Prediction:
-        est = estimate_peak(request.width, request.height, request.memory_mode,
-                            request.vae_tiling, request.unload_text_encoder)
+        est = estimate_peak(
+            request.width,
+            request.height,
+            request.memory_mode,
+            request.vae_tiling,
+            request.unload_text_encoder,
+        )
         samples = self._samples.get(_mode_key(request.memory_mode, request.vae_tiling), [])
         if not samples:
             return Prediction(est, "estimate")
@@ -157,8 +184,13 @@ class MemoryPredictor:
         """Remember a finished job's measured peak (ignored when 0, i.e. on the CPU)."""
         if peak_bytes <= 0:
             return
-        est = estimate_peak(request.width, request.height, request.memory_mode,
-                            request.vae_tiling, request.unload_text_encoder)
+        est = estimate_peak(
+            request.width,
+            request.height,
+            request.memory_mode,
+            request.vae_tiling,
+            request.unload_text_encoder,
+        )
         key = _mode_key(request.memory_mode, request.vae_tiling)
         rows = self._samples.setdefault(key, [])
         rows.append({"w": request.width, "h": request.height, "peak": int(peak_bytes), "est": est})
@@ -173,8 +205,12 @@ class MemoryPredictor:
         for key, rows in (data.get("samples") or {}).items():
             if not isinstance(rows, list):
                 continue
-            ok = [r for r in rows if isinstance(r, dict)
-                  and all(isinstance(r.get(k), int) and r[k] > 0 for k in ("w", "h", "peak", "est"))]
+            ok = [
+                r
+                for r in rows
+                if isinstance(r, dict)
+                and all(isinstance(r.get(k), int) and r[k] > 0 for k in ("w", "h", "peak", "est"))
+            ]
             if ok:
                 good[str(key)] = ok[-MAX_SAMPLES:]
         return cls(good)
@@ -196,15 +232,19 @@ class MemoryPredictor:
 
 # -- out-of-memory retry -------------------------------------------------------------------------
 
+
 def smaller_size(width: int, height: int, factor: float = 0.75) -> tuple[int, int]:
     """Both sides scaled by ``factor``, rounded down to multiples of 16 (at least 64)."""
+
     def side(v: int) -> int:
         return max(MIN_SIDE, int(v * factor) // 16 * 16)
 
     return side(width), side(height)
 
 
-def retry_plan(request: GenerateRequest, hint: dict[str, Any]) -> tuple[GenerateRequest, str] | None:
+def retry_plan(
+    request: GenerateRequest, hint: dict[str, Any]
+) -> tuple[GenerateRequest, str] | None:
     """The request one tier down after an OOM, and a plain description of what changes.
 
     Follows the engine's ``JobFailed.retry_hint`` (memory mode and/or VAE tiling); when the hint

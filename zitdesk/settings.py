@@ -34,7 +34,7 @@ SEED_MODES = ("random", "fixed", "reuse")
 
 @dataclass
 class AppSettings:
-    """Every persistent user choice. Add a field with a default; bump the version only to migrate."""
+    """Every persistent user choice. Add fields with defaults; bump the version only to migrate."""
 
     version: int = CURRENT_VERSION
     # Model: a diffusers folder, an HF-cache folder, a ComfyUI models tree or a folder of files.
@@ -42,12 +42,12 @@ class AppSettings:
     # The three ComfyUI files when chosen one by one (role → path); informational for the UI.
     model_files: dict[str, str] = field(default_factory=dict)
     extra_model_roots: list[str] = field(default_factory=list)
-    output_dir: str = ""            # "" → zitdesk.io.default_output_dir()
+    output_dir: str = ""  # "" → zitdesk.io.default_output_dir()
     # Generate defaults (the form's last state)
     width: int = 1024
     height: int = 1024
     steps: int = 8
-    seed_mode: str = "random"       # random | fixed | reuse
+    seed_mode: str = "random"  # random | fixed | reuse
     seed: int = 0
     image_count: int = 1
     memory_mode: str = MemoryMode.GPU.value
@@ -68,6 +68,7 @@ class AppSettings:
 
 
 # -- validation ----------------------------------------------------------------------------------
+
 
 def _check(name: str, value: Any) -> Any:
     """Return ``value`` converted to the field's type, or raise ValueError/TypeError."""
@@ -126,6 +127,7 @@ _DEFAULTS: dict[str, Any] = {f.name: _default_of(f) for f in fields(AppSettings)
 
 # -- migrations ----------------------------------------------------------------------------------
 
+
 def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
     """Pre-release files had no version, a ``model`` key and a ``size`` pair."""
     out = dict(data)
@@ -158,6 +160,7 @@ assert len(MIGRATIONS) == CURRENT_VERSION, "one migration per version step"
 
 
 # -- load / save ---------------------------------------------------------------------------------
+
 
 def settings_path() -> Path:
     return user_dirs()["config"] / SETTINGS_FILE
@@ -198,7 +201,10 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, str]:
     except FileNotFoundError:
         return AppSettings(), ""
     except OSError as exc:
-        return AppSettings(), f"Your settings file {path} could not be read ({exc.strerror}); defaults are used."
+        return (
+            AppSettings(),
+            f"Your settings file {path} could not be read ({exc.strerror}); defaults are used.",
+        )
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -222,7 +228,8 @@ def load_settings(path: Path | None = None) -> tuple[AppSettings, str]:
                 f"The original was kept as {bak.name}."
             )
         return settings, (
-            f"Some settings had invalid values and were reset to their defaults ({', '.join(bad)}). "
+            f"Some settings had invalid values and were reset to their defaults "
+            f"({', '.join(bad)}). "
             f"The original file was kept as {bak.name}."
         )
     return settings, ""

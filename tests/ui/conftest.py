@@ -17,7 +17,7 @@ from fakes import FakeEngine, cpu_snapshot  # noqa: E402
 from PySide6.QtCore import QThread, QThreadPool  # noqa: E402
 
 QT_LOG_IGNORE = [
-    r"This plugin does not support",          # offscreen: propagateSizeHints, raise, ...
+    r"This plugin does not support",  # offscreen: propagateSizeHints, raise, ...
     r"QFont::setPointSizeF",
     r"Populating font family aliases",
 ]

@@ -39,14 +39,21 @@ class FakeEngine:
     * ``"silent"``: returns without a terminal event
     """
 
-    def __init__(self, script: str | list[str] = "finish", image_dir: str | Path | None = None,
-                 peak: int = 0, step_delay: float = 0.0,
-                 retry_hint: dict | None = None) -> None:
+    def __init__(
+        self,
+        script: str | list[str] = "finish",
+        image_dir: str | Path | None = None,
+        peak: int = 0,
+        step_delay: float = 0.0,
+        retry_hint: dict | None = None,
+    ) -> None:
         self.script = [script] if isinstance(script, str) else list(script)
         self.image_dir = Path(image_dir) if image_dir else None
         self.peak = peak
         self.step_delay = step_delay
-        self.retry_hint = retry_hint if retry_hint is not None else {"memory_mode": "fp8", "vae_tiling": True}
+        self.retry_hint = (
+            retry_hint if retry_hint is not None else {"memory_mode": "fp8", "vae_tiling": True}
+        )
         self.requests: list[Any] = []
         self.threads: list[str] = []
         self.shutdown_calls = 0
@@ -74,7 +81,11 @@ class FakeEngine:
             emit(JobCancelled(job))
             return
         if outcome == "fail":
-            emit(JobFailed(job, kind="error", message="Scripted failure.", traceback="Traceback: fake"))
+            emit(
+                JobFailed(
+                    job, kind="error", message="Scripted failure.", traceback="Traceback: fake"
+                )
+            )
             return
         for lo in request.loras:
             emit(LoraReport(job, path=lo.path, matched=12, total_targets=12, message="ok"))
@@ -86,25 +97,53 @@ class FakeEngine:
                     emit(JobCancelled(job, paths=tuple(paths)))
                     return
                 preview = np.full((8, 8, 3), step * 20 % 256, dtype=np.uint8)
-                emit(StepProgress(job, step=step, total=request.steps, image_index=index,
-                                  image_count=request.count, preview=preview))
+                emit(
+                    StepProgress(
+                        job,
+                        step=step,
+                        total=request.steps,
+                        image_index=index,
+                        image_count=request.count,
+                        preview=preview,
+                    )
+                )
                 if self.step_delay:
                     time.sleep(self.step_delay)
             if outcome == "oom":
-                emit(JobFailed(job, kind="oom", retry_hint=dict(self.retry_hint), traceback="oom tb",
-                               message=f"The GPU ran out of memory at {request.width}×{request.height}; "
-                                       "memory was freed."))
+                emit(
+                    JobFailed(
+                        job,
+                        kind="oom",
+                        retry_hint=dict(self.retry_hint),
+                        traceback="oom tb",
+                        message=f"The GPU ran out of memory at {request.width}×{request.height}; "
+                        "memory was freed.",
+                    )
+                )
                 return
             path = self._write_png(request, index)
             paths.append(path)
-            emit(ImageReady(job, path=path, seed=request.seed + index, image_index=index,
-                            width=request.width, height=request.height))
+            emit(
+                ImageReady(
+                    job,
+                    path=path,
+                    seed=request.seed + index,
+                    image_index=index,
+                    width=request.width,
+                    height=request.height,
+                )
+            )
         emit(JobFinished(job, paths=tuple(paths), elapsed_s=0.01, peak_vram_bytes=self.peak))
 
     def _write_png(self, request: Any, index: int) -> str:
         from PIL import Image
 
-        folder = self.image_dir or Path(request.output_dir or ".")
+        # Never the working directory: the request's folder, else a temp folder of this engine.
+        if self.image_dir is None and not request.output_dir:
+            import tempfile
+
+            self.image_dir = Path(tempfile.mkdtemp(prefix="zitdesk-fake-"))
+        folder = self.image_dir or Path(request.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"fake-{request.job_id}-{index}.png"
         Image.new("RGB", (64, 64), (40 + index * 30, 90, 160)).save(path)
@@ -118,10 +157,22 @@ _check: Engine = FakeEngine()  # type-checks the protocol
 
 
 def cpu_snapshot() -> MemorySnapshot:
-    return MemorySnapshot((), "NVMLError_LibraryNotFound: NVML Shared Library Not Found",
-                          300 * 2**20, 6 * GIB, 32 * GIB)
+    return MemorySnapshot(
+        (),
+        "NVMLError_LibraryNotFound: NVML Shared Library Not Found",
+        300 * 2**20,
+        6 * GIB,
+        32 * GIB,
+    )
 
 
 def gpu_snapshot(used: int = 3 * GIB, total: int = 24 * GIB) -> MemorySnapshot:
-    return MemorySnapshot((GpuReading(0, "NVIDIA GeForce RTX 4090", used, total, 37, 61, 120.0),),
-                          "", 2 * GIB, 12 * GIB, 64 * GIB, 1 * GIB, 2 * GIB)
+    return MemorySnapshot(
+        (GpuReading(0, "NVIDIA GeForce RTX 4090", used, total, 37, 61, 120.0),),
+        "",
+        2 * GIB,
+        12 * GIB,
+        64 * GIB,
+        1 * GIB,
+        2 * GIB,
+    )

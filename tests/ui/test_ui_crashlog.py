@@ -21,7 +21,9 @@ def crash_file(tmp_path):
 
 def test_previous_crash_is_offered_once(crash_file):
     crash_file.parent.mkdir(parents=True)
-    crash_file.write_text("Fatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n  File x\n")
+    crash_file.write_text(
+        "Fatal Python error: Segmentation fault\n\nCurrent thread 0x1:\n  File x\n"
+    )
     crashlog.install(crash_file)
     report = crashlog.pending_report()
     assert report is not None and "Segmentation fault" in report.summary

@@ -16,7 +16,7 @@ def test_generate_with_the_tiny_model_through_the_real_engine(qtbot, make_window
     except ImportError:
         pytest.skip("zitdesk.pngmeta has not landed yet")
     settings = AppSettings(model_path=str(tiny_diffusers))
-    win = make_window(settings, engine=None)   # None → the real GenerationEngine, built lazily
+    win = make_window(settings, engine=None)  # None → the real GenerationEngine, built lazily
     ws = win.generate
     ws.form.prompt.set_text("a tiny test image")
     ws.form.size_picker.set_size(64, 64)

@@ -42,8 +42,11 @@ def req(**kw):
 def test_job_runs_on_the_engine_thread_and_signals_in_order(qtbot, controller, tmp_path):
     eng = FakeEngine(image_dir=tmp_path)
     c = controller(eng)
-    with qtbot.waitSignals([c.job_started, c.phase_changed, c.progress, c.image_ready,
-                            c.job_finished, c.job_ended], order="simple", timeout=5000):
+    with qtbot.waitSignals(
+        [c.job_started, c.phase_changed, c.progress, c.image_ready, c.job_finished, c.job_ended],
+        order="simple",
+        timeout=5000,
+    ):
         job = c.submit(req())
     assert job.state == "finished"
     assert job.result.paths and Path(job.result.paths[0]).exists()
@@ -111,7 +114,7 @@ def test_previews_are_throttled(qtbot, controller):
     with qtbot.waitSignal(c.job_finished, timeout=5000):
         c.submit(req(steps=20))
     assert len(progress) == 20
-    assert len(previews) == 1          # the first at once, the rest dropped within the interval
+    assert len(previews) == 1  # the first at once, the rest dropped within the interval
     assert previews[0].width() == 8
 
 
@@ -137,9 +140,12 @@ def test_shutdown_cancels_the_running_job_and_stops_the_thread(qtbot):
 
 
 def test_engine_host_does_not_import_the_engine_until_a_job_runs():
-    code = ("import sys, ui.engine_host\n"
-            "bad = [m for m in ('zitdesk.engine.generate', 'torch', 'diffusers') if m in sys.modules]\n"
-            "assert not bad, bad\n")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys, ui.engine_host\n"
+        "bad = [m for m in ('zitdesk.engine.generate', 'torch', 'diffusers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]

@@ -27,7 +27,12 @@ def test_generate_fills_gallery_history_and_progress(qtbot, make_window, setting
     assert job.state == "finished"
     req = eng.requests[0]
     assert (req.prompt, req.width, req.height, req.steps, req.count) == (
-        "a red fox in the snow", 256, 256, 3, 2)
+        "a red fox in the snow",
+        256,
+        256,
+        3,
+        2,
+    )
     assert req.model_path == settings.model_path
     assert ws.gallery_model.rowCount() == 2
     top = ws.gallery_model.items[0]
@@ -71,7 +76,9 @@ def test_shortcuts(qtbot, make_window, settings):
     with qtbot.waitActive(win):
         win.activateWindow()
     win.generate.form.prompt.set_text("a cat")
-    qtbot.keyClick(win.generate.form.prompt.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(
+        win.generate.form.prompt.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
+    )
     assert eng.blocking.wait(5)
     assert win.generate.cancel_button.isEnabled()
     assert win.generate.generate_button.text() == "Add to queue"
@@ -85,7 +92,9 @@ def test_shortcuts(qtbot, make_window, settings):
     assert win.generate.form.prompt.edit.textCursor().selectedText() == "a cat"
 
 
-def test_out_of_memory_offers_a_one_click_retry_one_tier_down(qtbot, make_window, settings, tmp_path):
+def test_out_of_memory_offers_a_one_click_retry_one_tier_down(
+    qtbot, make_window, settings, tmp_path
+):
     eng = FakeEngine(["oom", "finish"], image_dir=tmp_path)
     win = make_window(settings, eng)
     ws = win.generate
@@ -170,7 +179,9 @@ def test_history_search_and_reuse(qtbot, make_window, settings, tmp_path):
     assert ws.form.prompt.text() == "a blue whale"
 
 
-def test_lora_stack_in_the_request_and_badge_from_the_engine(qtbot, make_window, settings, tmp_path):
+def test_lora_stack_in_the_request_and_badge_from_the_engine(
+    qtbot, make_window, settings, tmp_path
+):
     lora = tmp_path / "style.safetensors"
     lora.write_bytes(b"not really a safetensors file")
     eng = FakeEngine(image_dir=tmp_path)
@@ -205,13 +216,17 @@ def test_structured_prompt_dialog_writes_markdown(qtbot, make_window, settings):
     model.setData(model.index(1, 0), "a cat")
     assert dlg.preview.toPlainText().endswith("- a cat")
     dlg.accept()
-    assert ws.form.prompt.text() == ("- a street at night\n"
-                                     "- a girl -- short brown hair -- on the left\n- a cat")
+    assert ws.form.prompt.text() == (
+        "- a street at night\n- a girl -- short brown hair -- on the left\n- a cat"
+    )
 
 
 def test_prediction_shows_fit_and_feeds_the_ghost_bar(qtbot, make_window, settings, tmp_path):
-    win = make_window(settings, FakeEngine(image_dir=tmp_path, peak=int(9.5 * GIB)),
-                      snapshot_fn=lambda: gpu_snapshot(used=2 * GIB, total=12 * GIB))
+    win = make_window(
+        settings,
+        FakeEngine(image_dir=tmp_path, peak=int(9.5 * GIB)),
+        snapshot_fn=lambda: gpu_snapshot(used=2 * GIB, total=12 * GIB),
+    )
     qtbot.waitUntil(lambda: win.meter.has_gpu, timeout=5000)
     ws = win.generate
     ws.form.set_memory_mode(MemoryMode.GPU)
@@ -237,16 +252,24 @@ def test_dropping_a_png_loads_its_parameters(qtbot, make_window, settings, tmp_p
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    info.add_text("parameters", "a lighthouse at dawn\nSteps: 12, Sampler: Euler, CFG scale: 1, "
-                                "Seed: 1234, Size: 832x1248, Model: z_image_turbo")
+    info.add_text(
+        "parameters",
+        "a lighthouse at dawn\nSteps: 12, Sampler: Euler, CFG scale: 1, "
+        "Seed: 1234, Size: 832x1248, Model: z_image_turbo",
+    )
     png = tmp_path / "a1111.png"
     Image.new("RGB", (8, 8)).save(png, pnginfo=info)
     win = make_window(settings, show=True)
     win.switch_workspace(2)
     md = QMimeData()
     md.setUrls([QUrl.fromLocalFile(str(png))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        md,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     win.dropEvent(event)
     form = win.generate.form
     qtbot.waitUntil(lambda: form.prompt.text() == "a lighthouse at dawn", timeout=5000)

@@ -19,14 +19,22 @@ def r(**kw):
 
 
 def test_estimates_order_by_mode_and_size():
-    peaks = [estimate_peak(1024, 1024, m) for m in (MemoryMode.GPU, MemoryMode.FP8,
-                                                    MemoryMode.MODEL_OFFLOAD, MemoryMode.GROUP_OFFLOAD,
-                                                    MemoryMode.SEQUENTIAL)]
+    peaks = [
+        estimate_peak(1024, 1024, m)
+        for m in (
+            MemoryMode.GPU,
+            MemoryMode.FP8,
+            MemoryMode.MODEL_OFFLOAD,
+            MemoryMode.GROUP_OFFLOAD,
+            MemoryMode.SEQUENTIAL,
+        )
+    ]
     assert peaks == sorted(peaks, reverse=True)
-    assert 18 * GIB < peaks[0] < 24 * GIB      # DiT + Qwen3 + activations, bf16
+    assert 18 * GIB < peaks[0] < 24 * GIB  # DiT + Qwen3 + activations, bf16
     assert estimate_peak(2048, 2048, MemoryMode.GPU) > peaks[0]
-    assert estimate_peak(2048, 2048, MemoryMode.GROUP_OFFLOAD, vae_tiling=True) < \
-        estimate_peak(2048, 2048, MemoryMode.GROUP_OFFLOAD)
+    assert estimate_peak(2048, 2048, MemoryMode.GROUP_OFFLOAD, vae_tiling=True) < estimate_peak(
+        2048, 2048, MemoryMode.GROUP_OFFLOAD
+    )
 
 
 def test_measurements_refine_predictions(tmp_path):
@@ -38,8 +46,8 @@ def test_measurements_refine_predictions(tmp_path):
     assert same.basis == "measured" and same.peak_bytes == 9 * GIB
     other = p.predict(r(memory_mode=MemoryMode.FP8, width=768, height=768))
     assert other.basis == "scaled" and other.peak_bytes < 9 * GIB
-    assert p.predict(r()).basis == "estimate"   # other modes are not affected
-    p.record(r(), 0)                            # CPU jobs report 0: ignored
+    assert p.predict(r()).basis == "estimate"  # other modes are not affected
+    p.record(r(), 0)  # CPU jobs report 0: ignored
     assert p.predict(r()).basis == "estimate"
     path = tmp_path / "h.json"
     p.save(path)

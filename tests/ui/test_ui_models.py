@@ -33,7 +33,9 @@ def test_lora_stack_model(qtmodeltester):
     m.add("/l/b.safetensors")
     assert m.add("/l/a.safetensors") == 0 and m.rowCount() == 2  # no duplicates
     assert m.setData(m.index(0, COL_WEIGHT), 9.0) and m.entries[0].weight == 3.0  # clamped
-    assert m.setData(m.index(1, COL_NAME), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole)
+    assert m.setData(
+        m.index(1, COL_NAME), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole
+    )
     assert [s.enabled for s in m.specs()] == [True, False]
     assert m.move(0, 1) and m.entries[0].name == "b"
     m.set_badge("/l/a.safetensors", "240/240 modules", True, "fine", ["sks"])
@@ -44,9 +46,14 @@ def test_lora_stack_model(qtmodeltester):
 
 
 def test_badge_from_inspect():
-    badge, ok, msg, words = badge_from_inspect({
-        "coverage": {"matched": 240, "total_in_file": 240}, "compatible": True,
-        "message": "Z-Image LoRA", "trigger_words": [{"word": "sks", "source": "ss"}]})
+    badge, ok, msg, words = badge_from_inspect(
+        {
+            "coverage": {"matched": 240, "total_in_file": 240},
+            "compatible": True,
+            "message": "Z-Image LoRA",
+            "trigger_words": [{"word": "sks", "source": "ss"}],
+        }
+    )
     assert (badge, ok, words) == ("240/240 modules", True, ["sks"])
 
 
@@ -76,10 +83,10 @@ def test_history_model_and_filter(qtmodeltester, tmp_path):
     qtmodeltester.check(m)
     for prompt in ("a red fox", "a blue bird", "a red car"):
         m.record(prompt, {"prompt": prompt})
-    m.record("a blue bird", {"prompt": "a blue bird", "seed": 2})   # moves to the top
+    m.record("a blue bird", {"prompt": "a blue bird", "seed": 2})  # moves to the top
     assert [e.prompt for e in store.entries] == ["a blue bird", "a red car", "a red fox"]
     assert store.entries[0].uses == 2
-    m.record("a green tree", {})                                    # over the limit: oldest dropped
+    m.record("a green tree", {})  # over the limit: oldest dropped
     assert m.rowCount() == 3 and store.entries[-1].prompt == "a red car"
     qtmodeltester.check(m)
     f = HistoryFilter()

@@ -24,7 +24,7 @@ def test_counter_shows_budget_and_warns_before_truncation(qtbot, tokenizer):
     assert w.counter.text() == f"Tokens: {count.prompt_tokens} / 504"
     assert not w.warning.isVisibleTo(w)
     with qtbot.waitSignal(w.count_changed, timeout=5000) as blocker:
-        w.set_text("a very detailed cat, " * 95)      # near the budget: warned before any cut
+        w.set_text("a very detailed cat, " * 95)  # near the budget: warned before any cut
     count = blocker.args[0]
     assert not count.truncated and count.warning
     assert w.warning.isVisibleTo(w) and w.counter.objectName() == "warning"

@@ -39,8 +39,19 @@ def test_damaged_file_is_kept_as_bak_and_defaults_are_used():
 def test_bad_values_are_reset_one_by_one():
     path = settings_path()
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"version": 1, "model_path": "/ok", "width": 1000, "steps": "eight",
-                                "memory_mode": "warp", "vae_tiling": True, "unknown": 1}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "model_path": "/ok",
+                "width": 1000,
+                "steps": "eight",
+                "memory_mode": "warp",
+                "vae_tiling": True,
+                "unknown": 1,
+            }
+        )
+    )
     s, notice = load_settings()
     assert s.model_path == "/ok" and s.vae_tiling is True
     assert (s.width, s.steps, s.memory_mode) == (1024, 8, "gpu")
@@ -54,7 +65,12 @@ def test_unversioned_file_is_migrated():
     path.write_text(json.dumps({"model": "/old/place", "size": [832, 1248]}))
     s, notice = load_settings()
     assert notice == ""
-    assert (s.model_path, s.width, s.height, s.version) == ("/old/place", 832, 1248, st.CURRENT_VERSION)
+    assert (s.model_path, s.width, s.height, s.version) == (
+        "/old/place",
+        832,
+        1248,
+        st.CURRENT_VERSION,
+    )
 
 
 def test_file_from_a_newer_version_keeps_known_keys():

@@ -4,19 +4,26 @@ from ui.structured_prompt import Character, StructuredPrompt, parse_markdown
 
 
 def test_markdown_round_trip():
-    sp = StructuredPrompt("a rainy  street\nat night", [
-        Character("a girl", ["short brown hair", "red coat"], "on the left"),
-        Character("a dog", [], "on the right"),
-        Character("", [], ""),
-    ])
+    sp = StructuredPrompt(
+        "a rainy  street\nat night",
+        [
+            Character("a girl", ["short brown hair", "red coat"], "on the left"),
+            Character("a dog", [], "on the right"),
+            Character("", [], ""),
+        ],
+    )
     text = sp.to_markdown()
-    assert text == ("- a rainy street at night\n"
-                    "- a girl -- short brown hair -- red coat -- on the left\n"
-                    "- a dog -- on the right")
+    assert text == (
+        "- a rainy street at night\n"
+        "- a girl -- short brown hair -- red coat -- on the left\n"
+        "- a dog -- on the right"
+    )
     back = parse_markdown(text)
     assert back.scene == "a rainy street at night"
     assert [(c.who, c.attributes, c.position) for c in back.characters] == [
-        ("a girl", ["short brown hair", "red coat"], "on the left"), ("a dog", [], "on the right")]
+        ("a girl", ["short brown hair", "red coat"], "on the left"),
+        ("a dog", [], "on the right"),
+    ]
 
 
 def test_flat_prompts_are_not_lists():

@@ -25,7 +25,8 @@ class CrashReportDialog(QDialog):
         intro = QLabel(
             "The last session ended with an error. The log below may help to fix it; you can copy "
             "it into a bug report. It contains file paths of your computer but no images or "
-            f"prompts.<br><br><b>{report.summary}</b>")
+            f"prompts.<br><br><b>{report.summary}</b>"
+        )
         intro.setWordWrap(True)
         self.text = QPlainTextEdit(report.text)
         self.text.setReadOnly(True)
@@ -34,7 +35,9 @@ class CrashReportDialog(QDialog):
         where.setWordWrap(True)
         self.box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.copy_button = self.box.addButton("Copy report", QDialogButtonBox.ButtonRole.ActionRole)
-        self.folder_button = self.box.addButton("Open log folder", QDialogButtonBox.ButtonRole.ActionRole)
+        self.folder_button = self.box.addButton(
+            "Open log folder", QDialogButtonBox.ButtonRole.ActionRole
+        )
         lay = QVBoxLayout(self)
         lay.addWidget(intro)
         lay.addWidget(self.text, 1)

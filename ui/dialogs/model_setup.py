@@ -31,12 +31,20 @@ from PySide6.QtWidgets import (
 from ui.tasks import TaskSignals, run_task
 from zitdesk.errors import ModelError
 
-ROLES = (("transformer", "Diffusion model (DiT)", "z_image_turbo_bf16.safetensors"),
-         ("text_encoder", "Text encoder (Qwen3-4B)", "qwen_3_4b.safetensors"),
-         ("vae", "VAE", "ae.safetensors"))
-ORIGINS = {"hf-cache": "Hugging Face cache", "comfyui": "ComfyUI", "forge": "Forge / A1111",
-           "swarmui": "SwarmUI", "stabilitymatrix": "StabilityMatrix", "user": "your folder",
-           "folder": "folder"}
+ROLES = (
+    ("transformer", "Diffusion model (DiT)", "z_image_turbo_bf16.safetensors"),
+    ("text_encoder", "Text encoder (Qwen3-4B)", "qwen_3_4b.safetensors"),
+    ("vae", "VAE", "ae.safetensors"),
+)
+ORIGINS = {
+    "hf-cache": "Hugging Face cache",
+    "comfyui": "ComfyUI",
+    "forge": "Forge / A1111",
+    "swarmui": "SwarmUI",
+    "stabilitymatrix": "StabilityMatrix",
+    "user": "your folder",
+    "folder": "folder",
+}
 PathRole = Qt.ItemDataRole.UserRole + 1
 FilesRole = Qt.ItemDataRole.UserRole + 2
 
@@ -77,15 +85,17 @@ def _check_files(files: dict[str, str]) -> dict[str, Any]:
     out["problems"] = [
         "These three files are fine, but they are not the ones zitdesk finds in one folder "
         f"({common}): other model files there are preferred. Choose that folder instead, or keep "
-        "the three files in a folder of their own."]
+        "the three files in a folder of their own."
+    ]
     out["complete"] = False
     out["describe"] = out["problems"][0]
     return out
 
 
 class ModelSetupDialog(QDialog):
-    def __init__(self, extra_roots: list[str] | None = None, current: str = "",
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, extra_roots: list[str] | None = None, current: str = "", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Set up Z-Image Turbo")
         self.resize(760, 600)
@@ -95,10 +105,13 @@ class ModelSetupDialog(QDialog):
         intro = QLabel(
             "<b>zitdesk needs the Z-Image Turbo model</b> (about 20 GB). Point it at files you "
             "already have: a Hugging Face download, a ComfyUI/Forge/SwarmUI models folder, or the "
-            "three ComfyUI files. Nothing is copied or downloaded.")
+            "three ComfyUI files. Nothing is copied or downloaded."
+        )
         intro.setWordWrap(True)
-        self.status = QLabel("Looking in the Hugging Face cache and ComfyUI, Forge, SwarmUI and "
-                             "StabilityMatrix folders…")
+        self.status = QLabel(
+            "Looking in the Hugging Face cache and ComfyUI, Forge, SwarmUI and "
+            "StabilityMatrix folders…"
+        )
         self.status.setObjectName("muted")
         self.status.setWordWrap(True)
         self.list = QListWidget()
@@ -107,8 +120,10 @@ class ModelSetupDialog(QDialog):
         self.list.setSpacing(3)
         self.rescan_button = QPushButton("Search again")
         self.folder_button = QPushButton("Choose a folder…")
-        self.folder_button.setToolTip("A diffusers folder (with model_index.json), a Hugging Face "
-                                      "cache folder, or a ComfyUI / Forge models folder")
+        self.folder_button.setToolTip(
+            "A diffusers folder (with model_index.json), a Hugging Face "
+            "cache folder, or a ComfyUI / Forge models folder"
+        )
         row = QHBoxLayout()
         row.addWidget(self.folder_button)
         row.addWidget(self.rescan_button)
@@ -134,7 +149,9 @@ class ModelSetupDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.hide()
         self.box = QDialogButtonBox()
-        self.use_button = self.box.addButton("Use this model", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.use_button = self.box.addButton(
+            "Use this model", QDialogButtonBox.ButtonRole.AcceptRole
+        )
         self.later_button = self.box.addButton("Later", QDialogButtonBox.ButtonRole.RejectRole)
         self.use_button.setEnabled(False)
         lay = QVBoxLayout(self)
@@ -174,7 +191,7 @@ class ModelSetupDialog(QDialog):
         if missing:
             self._show_error("Choose all three files first (missing: " + ", ".join(missing) + ").")
             return
-        for role, path in files.items():
+        for path in files.values():
             if not Path(path).is_file():
                 self._show_error(f"{path} does not exist.")
                 return
@@ -196,8 +213,9 @@ class ModelSetupDialog(QDialog):
     @Slot()
     def _browse_file(self) -> None:
         role = self.sender().property("role")
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", "",
-                                              "safetensors (*.safetensors);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a model file", "", "safetensors (*.safetensors);;All files (*)"
+        )
         if path:
             self.file_edits[role].setText(path)
 
@@ -222,7 +240,9 @@ class ModelSetupDialog(QDialog):
     def _on_failed(self, tag: object, message: object) -> None:
         self.busy = False
         if tag == "discover":
-            self.status.setText(f"Searching failed ({message}). Choose a folder or the files below.")
+            self.status.setText(
+                f"Searching failed ({message}). Choose a folder or the files below."
+            )
         else:
             self._show_error(str(message))
 
@@ -233,11 +253,15 @@ class ModelSetupDialog(QDialog):
             self._add_item(info)
         complete = sum(1 for i in found if i["complete"])
         if not found:
-            self.status.setText("No Z-Image Turbo files were found in the usual places. Choose the "
-                                "folder that holds them, or the three ComfyUI files.")
+            self.status.setText(
+                "No Z-Image Turbo files were found in the usual places. Choose the "
+                "folder that holds them, or the three ComfyUI files."
+            )
         else:
-            self.status.setText(f"Found {len(found)} candidate{'s' if len(found) != 1 else ''}, "
-                                f"{complete} complete. Pick one, or choose another folder.")
+            self.status.setText(
+                f"Found {len(found)} candidate{'s' if len(found) != 1 else ''}, "
+                f"{complete} complete. Pick one, or choose another folder."
+            )
         for row in range(self.list.count()):
             if self.list.item(row).data(PathRole):
                 self.list.setCurrentRow(row)

@@ -47,12 +47,15 @@ class StructuredPromptDialog(QDialog):
         intro = QLabel(
             "Z-Image keeps details attached to the right subject when the prompt is a markdown "
             "list: one line for the scene, one per character with its attributes and position. "
-            "The result stays editable as plain text.")
+            "The result stays editable as plain text."
+        )
         intro.setWordWrap(True)
         intro.setObjectName("hint")
         self.scene = QPlainTextEdit()
-        self.scene.setPlaceholderText("The scene: place, time, light, style (e.g. a rainy street "
-                                      "in Tokyo at night, neon signs, film photo)")
+        self.scene.setPlaceholderText(
+            "The scene: place, time, light, style (e.g. a rainy street "
+            "in Tokyo at night, neon signs, film photo)"
+        )
         self.scene.setFixedHeight(70)
         self.model = CharacterModel(parent=self)
         self.table = QTableView()
@@ -75,8 +78,9 @@ class StructuredPromptDialog(QDialog):
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setFixedHeight(110)
-        self.box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                    | QDialogButtonBox.StandardButton.Cancel)
+        self.box = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         self.box.button(QDialogButtonBox.StandardButton.Ok).setText("Use this prompt")
         self.note = QLabel()
         self.note.setObjectName("hint")

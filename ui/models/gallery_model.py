@@ -21,7 +21,7 @@ class GalleryItem:
     prompt: str
     width: int = 0
     height: int = 0
-    request: dict[str, Any] = field(default_factory=dict)   # GenerateRequest.to_dict() of this image
+    request: dict[str, Any] = field(default_factory=dict)  # GenerateRequest.to_dict() of this image
 
     @property
     def name(self) -> str:
@@ -53,7 +53,9 @@ class GalleryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbs.icon(item.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{item.prompt[:300]}\n\nSeed {item.seed} · {item.width}×{item.height}\n{item.path}"
+            return (
+                f"{item.prompt[:300]}\n\nSeed {item.seed} · {item.width}×{item.height}\n{item.path}"
+            )
         return None
 
     def flags(self, index: _Index) -> Qt.ItemFlag:

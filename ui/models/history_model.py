@@ -77,7 +77,7 @@ class HistoryModel(QAbstractListModel):
             limit = max(self.store.limit, 1)
             if len(self.store.entries) >= limit:
                 self.beginRemoveRows(QModelIndex(), limit - 1, len(self.store.entries) - 1)
-                del self.store.entries[limit - 1:]
+                del self.store.entries[limit - 1 :]
                 self.endRemoveRows()
             self.beginInsertRows(QModelIndex(), 0, 0)
             entry, _ = self.store.record(prompt, request, thumbnail)

@@ -6,6 +6,7 @@ file is kept as ``.bak`` and history starts empty.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -24,7 +25,7 @@ class HistoryEntry:
     prompt: str
     timestamp: float = field(default_factory=time.time)
     request: dict[str, Any] = field(default_factory=dict)
-    thumbnail: str = ""          # the first image of the latest job with this prompt
+    thumbnail: str = ""  # the first image of the latest job with this prompt
     uses: int = 1
 
 
@@ -42,24 +43,32 @@ class HistoryStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             rows = data["entries"] if isinstance(data, dict) else []
-            self.entries = [HistoryEntry(**{k: v for k, v in r.items()
-                                            if k in HistoryEntry.__dataclass_fields__})
-                            for r in rows if isinstance(r, dict) and isinstance(r.get("prompt"), str)]
+            self.entries = [
+                HistoryEntry(
+                    **{k: v for k, v in r.items() if k in HistoryEntry.__dataclass_fields__}
+                )
+                for r in rows
+                if isinstance(r, dict) and isinstance(r.get("prompt"), str)
+            ]
         except FileNotFoundError:
             self.entries = []
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("prompt history %s is damaged (%s); starting empty", self.path, exc)
-            try:
+            with contextlib.suppress(OSError):
                 shutil.copy2(self.path, self.path.with_name(self.path.name + ".bak"))
-            except OSError:
-                pass
             self.entries = []
 
     def save(self) -> None:
-        atomic_write(self.path, json.dumps(
-            {"version": 1, "entries": [asdict(e) for e in self.entries]}, ensure_ascii=False))
+        atomic_write(
+            self.path,
+            json.dumps(
+                {"version": 1, "entries": [asdict(e) for e in self.entries]}, ensure_ascii=False
+            ),
+        )
 
-    def record(self, prompt: str, request: dict[str, Any], thumbnail: str = "") -> tuple[HistoryEntry, int]:
+    def record(
+        self, prompt: str, request: dict[str, Any], thumbnail: str = ""
+    ) -> tuple[HistoryEntry, int]:
         """Add or refresh ``prompt``; returns the entry and its previous index (-1 if new)."""
         old = next((i for i, e in enumerate(self.entries) if e.prompt == prompt), -1)
         if old >= 0:
@@ -72,5 +81,5 @@ class HistoryStore:
         else:
             entry = HistoryEntry(prompt, request=request, thumbnail=thumbnail)
         self.entries.insert(0, entry)
-        del self.entries[self.limit:]
+        del self.entries[self.limit :]
         return entry, old

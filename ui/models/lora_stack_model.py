@@ -25,7 +25,7 @@ class LoraEntry:
     weight: float = 1.0
     enabled: bool = True
     badge: str = "checking…"
-    compatible: bool | None = None     # None: not known yet
+    compatible: bool | None = None  # None: not known yet
     message: str = ""
     trigger_words: list[str] = field(default_factory=list)
 
@@ -72,10 +72,17 @@ class LoraStackModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(HEADERS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(HEADERS):
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,  # noqa: N802
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if (
+            role == Qt.ItemDataRole.DisplayRole
+            and orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(HEADERS)
+        ):
             return HEADERS[section]
         return None
 
@@ -130,7 +137,9 @@ class LoraStackModel(QAbstractTableModel):
             except (TypeError, ValueError):
                 return False
             e.weight = round(min(max(w, WEIGHT_MIN), WEIGHT_MAX), 3)
-            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole])
+            self.dataChanged.emit(
+                index, index, [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole]
+            )
             return True
         return False
 
@@ -163,7 +172,9 @@ class LoraStackModel(QAbstractTableModel):
         dest = row + delta
         if delta == 0 or not (0 <= row < len(self._rows) and 0 <= dest < len(self._rows)):
             return False
-        if not self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), dest + 1 if delta > 0 else dest):
+        if not self.beginMoveRows(
+            QModelIndex(), row, row, QModelIndex(), dest + 1 if delta > 0 else dest
+        ):
             return False
         self._rows.insert(dest, self._rows.pop(row))
         self.endMoveRows()
@@ -172,8 +183,14 @@ class LoraStackModel(QAbstractTableModel):
     def set_weight(self, row: int, weight: float) -> None:
         self.setData(self.index(row, COL_WEIGHT), weight)
 
-    def set_badge(self, path: str, badge: str, compatible: bool | None, message: str = "",
-                  trigger_words: list[str] | None = None) -> None:
+    def set_badge(
+        self,
+        path: str,
+        badge: str,
+        compatible: bool | None,
+        message: str = "",
+        trigger_words: list[str] | None = None,
+    ) -> None:
         row = self.row_of(path)
         if row < 0:
             return

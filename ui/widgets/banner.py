@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 
 
 class BannerWidget(QFrame):
-    action_clicked = Signal(str)      # the action key given to show()
+    action_clicked = Signal(str)  # the action key given to show()
     details_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -39,8 +39,14 @@ class BannerWidget(QFrame):
         self.close_button.clicked.connect(self.hide)
         self.hide()
 
-    def show_message(self, text: str, level: str = "info", action: str = "", action_key: str = "",
-                     details: str = "") -> None:
+    def show_message(
+        self,
+        text: str,
+        level: str = "info",
+        action: str = "",
+        action_key: str = "",
+        details: str = "",
+    ) -> None:
         self.setProperty("level", level)
         self.style().unpolish(self)
         self.style().polish(self)

@@ -22,8 +22,8 @@ from ui.models.gallery_model import GalleryItem, GalleryModel, ItemRole
 
 
 class GalleryPanel(QWidget):
-    reuse_requested = Signal(object)        # GalleryItem
-    message = Signal(str, str)              # text, level
+    reuse_requested = Signal(object)  # GalleryItem
+    message = Signal(str, str)  # text, level
 
     def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,5 +153,6 @@ class GalleryPanel(QWidget):
             self.model.remove_path(item.path)
             self.message.emit(f"{item.name} moved to the trash.", "info")
         else:
-            self.message.emit(f"{item.name} could not be moved to the trash; it was left in place.",
-                              "warning")
+            self.message.emit(
+                f"{item.name} could not be moved to the trash; it was left in place.", "warning"
+            )

@@ -6,6 +6,7 @@ It turns its state into a frozen :class:`GenerateRequest` (``build_request``) an
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,9 @@ class GenerateFormWidget(QScrollArea):
         self.memory_mode = QComboBox()
         for mode in MemoryMode:
             self.memory_mode.addItem(mode.label, mode.value)
-        self.memory_mode.setToolTip("Where the model's weights live. Lighter modes fit smaller "
-                                    "GPUs but run slower.")
+        self.memory_mode.setToolTip(
+            "Where the model's weights live. Lighter modes fit smaller GPUs but run slower."
+        )
         self.vae_tiling = QCheckBox("VAE tiling (saves memory when decoding large images)")
         self.unload_te = QCheckBox("Free the text encoder after encoding (saves ≈ 8 GB)")
         self.loras = LoraStackWidget()
@@ -74,13 +76,17 @@ class GenerateFormWidget(QScrollArea):
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(0.0, 20.0)
         self.guidance.setSingleStep(0.5)
-        self.guidance.setToolTip("0 turns CFG off, as Turbo expects. Above 0 the negative prompt "
-                                 "is used and each step costs twice as much.")
+        self.guidance.setToolTip(
+            "0 turns CFG off, as Turbo expects. Above 0 the negative prompt "
+            "is used and each step costs twice as much."
+        )
         self.shift = QDoubleSpinBox()
         self.shift.setRange(0.1, 20.0)
         self.shift.setSingleStep(0.5)
         self.shift.setValue(3.0)
-        self.shift.setToolTip("Sampler shift; Turbo uses 3. Higher can improve coherence at large sizes.")
+        self.shift.setToolTip(
+            "Sampler shift; Turbo uses 3. Higher can improve coherence at large sizes."
+        )
         self.negative = QPlainTextEdit()
         self.negative.setPlaceholderText("Negative prompt (only used when guidance is above 0)")
         self.negative.setFixedHeight(60)
@@ -124,13 +130,25 @@ class GenerateFormWidget(QScrollArea):
         lay.addWidget(self.advanced)
         lay.addStretch(1)
         # Never scroll sideways: the column is as wide as its widest row.
-        self.setMinimumWidth(body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width())
+        self.setMinimumWidth(
+            body.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        )
 
-        for sig in (self.prompt.text_changed, self.size_picker.size_changed, self.steps.valueChanged,
-                    self.count.valueChanged, self.seed.changed, self.memory_mode.currentIndexChanged,
-                    self.vae_tiling.toggled, self.unload_te.toggled, self.loras.changed,
-                    self.guidance.valueChanged, self.shift.valueChanged,
-                    self.negative.textChanged, self.output_dir.textChanged):
+        for sig in (
+            self.prompt.text_changed,
+            self.size_picker.size_changed,
+            self.steps.valueChanged,
+            self.count.valueChanged,
+            self.seed.changed,
+            self.memory_mode.currentIndexChanged,
+            self.vae_tiling.toggled,
+            self.unload_te.toggled,
+            self.loras.changed,
+            self.guidance.valueChanged,
+            self.shift.valueChanged,
+            self.negative.textChanged,
+            self.output_dir.textChanged,
+        ):
             sig.connect(self._emit_changed)
 
     @Slot()
@@ -156,13 +174,21 @@ class GenerateFormWidget(QScrollArea):
         """The form as a request (not validated: call ``.validate()``)."""
         w, h = self.size_picker.image_size()
         return GenerateRequest(
-            prompt=self.prompt.text(), width=w, height=h, steps=self.steps.value(),
-            guidance=float(self.guidance.value()), shift=float(self.shift.value()),
-            seed=self.seed.resolve() if seed is None else seed, count=self.count.value(),
-            negative_prompt=self.negative.toPlainText(), loras=self.loras.model.specs(),
-            memory_mode=self.current_memory_mode(), vae_tiling=self.vae_tiling.isChecked(),
+            prompt=self.prompt.text(),
+            width=w,
+            height=h,
+            steps=self.steps.value(),
+            guidance=float(self.guidance.value()),
+            shift=float(self.shift.value()),
+            seed=self.seed.resolve() if seed is None else seed,
+            count=self.count.value(),
+            negative_prompt=self.negative.toPlainText(),
+            loras=self.loras.model.specs(),
+            memory_mode=self.current_memory_mode(),
+            vae_tiling=self.vae_tiling.isChecked(),
             unload_text_encoder=self.unload_te.isChecked(),
-            output_dir=self.output_dir.text().strip(), model_path=model_path,
+            output_dir=self.output_dir.text().strip(),
+            model_path=model_path,
         )
 
     def preview_request(self, model_path: str = "") -> GenerateRequest:
@@ -204,10 +230,8 @@ class GenerateFormWidget(QScrollArea):
             if isinstance(req.get("count"), int):
                 self.count.setValue(req["count"])
             if req.get("memory_mode"):
-                try:
+                with contextlib.suppress(ValueError):
                     self.set_memory_mode(req["memory_mode"])
-                except ValueError:
-                    pass
             self.vae_tiling.setChecked(bool(req.get("vae_tiling")))
             self.unload_te.setChecked(bool(req.get("unload_text_encoder")))
         loras = self._loras_from(data, bool(req))
@@ -218,7 +242,9 @@ class GenerateFormWidget(QScrollArea):
         return applied
 
     @staticmethod
-    def _loras_from(data: dict[str, Any], from_request: bool) -> list[tuple[str, float, bool]] | None:
+    def _loras_from(
+        data: dict[str, Any], from_request: bool
+    ) -> list[tuple[str, float, bool]] | None:
         items = data.get("loras")
         if not isinstance(items, list):
             return None
@@ -229,8 +255,13 @@ class GenerateFormWidget(QScrollArea):
             path = lo.get("path") if from_request else lo.get("file")
             if isinstance(path, str) and path and Path(path).is_file():
                 weight = lo.get("weight")
-                out.append((path, float(weight) if isinstance(weight, (int, float)) else 1.0,
-                            bool(lo.get("enabled", True))))
+                out.append(
+                    (
+                        path,
+                        float(weight) if isinstance(weight, (int, float)) else 1.0,
+                        bool(lo.get("enabled", True)),
+                    )
+                )
         return out
 
     def load_settings(self, s: AppSettings) -> None:

@@ -18,8 +18,8 @@ from ui.models.history_model import HistoryFilter, HistoryModel, ItemRole
 
 
 class HistoryPanel(QWidget):
-    prompt_requested = Signal(str)          # use only the prompt
-    reuse_requested = Signal(object)        # HistoryEntry: every parameter
+    prompt_requested = Signal(str)  # use only the prompt
+    reuse_requested = Signal(object)  # HistoryEntry: every parameter
 
     def __init__(self, model: HistoryModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)

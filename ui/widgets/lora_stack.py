@@ -14,13 +14,13 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QToolButton,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -63,7 +63,9 @@ class LoraStackWidget(QWidget):
         header.setSectionResizeMode(COL_COVERAGE, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(70)
         self.table.setMaximumHeight(130)
-        self.empty_label = QLabel("No LoRAs. Add a .safetensors file to style or personalise images.")
+        self.empty_label = QLabel(
+            "No LoRAs. Add a .safetensors file to style or personalise images."
+        )
         self.empty_label.setObjectName("hint")
         self.empty_label.setWordWrap(True)
         self.add_button = QPushButton("Add file…")
@@ -86,8 +88,13 @@ class LoraStackWidget(QWidget):
         self.slider_label = QLabel("Weight")
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
-        for b in (self.add_button, self.library_button, self.remove_button, self.up_button,
-                  self.down_button):
+        for b in (
+            self.add_button,
+            self.library_button,
+            self.remove_button,
+            self.up_button,
+            self.down_button,
+        ):
             buttons.addWidget(b)
         buttons.addStretch(1)
         slider_row = QHBoxLayout()
@@ -110,8 +117,13 @@ class LoraStackWidget(QWidget):
         self.down_button.clicked.connect(self._down)
         self.slider.valueChanged.connect(self._on_slider)
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
-        for sig in (self.model.dataChanged, self.model.rowsInserted, self.model.rowsRemoved,
-                    self.model.rowsMoved, self.model.modelReset):
+        for sig in (
+            self.model.dataChanged,
+            self.model.rowsInserted,
+            self.model.rowsRemoved,
+            self.model.rowsMoved,
+            self.model.modelReset,
+        ):
             sig.connect(self._on_model_changed)
         self._on_model_changed()
 
@@ -143,7 +155,8 @@ class LoraStackWidget(QWidget):
     @Slot()
     def _choose_file(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(
-            self, "Add LoRA", self.last_dir, "LoRA files (*.safetensors);;All files (*)")
+            self, "Add LoRA", self.last_dir, "LoRA files (*.safetensors);;All files (*)"
+        )
         for p in paths:
             self.last_dir = str(Path(p).parent)
             self.add_lora(p)

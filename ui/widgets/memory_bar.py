@@ -14,7 +14,7 @@ class MemoryBarWidget(QWidget):
         super().__init__(parent)
         self.used = 0
         self.total = 0
-        self.ghost = 0            # predicted peak in bytes, 0 = none
+        self.ghost = 0  # predicted peak in bytes, 0 = none
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setFixedSize(QSize(110, 14))
 
@@ -40,7 +40,9 @@ class MemoryBarWidget(QWidget):
                 gw = (w - 1) * min(gfrac, 1.0)
                 ghost_color = QColor(BAD if over else "#ffffff")
                 ghost_color.setAlpha(110)
-                p.fillRect(QRectF(0, 2, gw, h - 4), QBrush(ghost_color, Qt.BrushStyle.Dense4Pattern))
+                p.fillRect(
+                    QRectF(0, 2, gw, h - 4), QBrush(ghost_color, Qt.BrushStyle.Dense4Pattern)
+                )
                 pen = QPen(QColor(BAD if over else "#ffffff"), 2)
                 p.setPen(pen)
                 p.drawLine(int(gw), 0, int(gw), h)

@@ -47,7 +47,7 @@ def _count(prompt: str, tokenizer: Any, budget: int) -> Any:
 
 class PromptEditorWidget(QWidget):
     text_changed = Signal()
-    count_changed = Signal(object)          # zitdesk.models.tokenizer.TokenCount
+    count_changed = Signal(object)  # zitdesk.models.tokenizer.TokenCount
     structure_requested = Signal()
 
     def __init__(self, budget: int = 512, parent: QWidget | None = None) -> None:
@@ -62,7 +62,8 @@ class PromptEditorWidget(QWidget):
         self.structure_button = QPushButton("Structure…")
         self.structure_button.setToolTip(
             "Build the prompt as a scene plus characters (attributes, position); "
-            "Z-Image follows that markdown list better than one long sentence.")
+            "Z-Image follows that markdown list better than one long sentence."
+        )
         self.warning = QLabel()
         self.warning.setObjectName("warning")
         self.warning.setWordWrap(True)
@@ -79,7 +80,7 @@ class PromptEditorWidget(QWidget):
 
         self.count: Any = None
         self._tokenizer: Any = None
-        self._tokenizer_state = "idle"       # idle | loading | ready | failed
+        self._tokenizer_state = "idle"  # idle | loading | ready | failed
         self._counting = False
         self._dirty = False
         self._tasks = TaskSignals(self)
@@ -166,8 +167,11 @@ class PromptEditorWidget(QWidget):
         self.counter.setText(text)
         self.counter.setToolTip(
             f"Z-Image reads at most {count.budget} tokens; the chat template uses "
-            f"{count.template_tokens}, leaving {count.available} for the prompt.")
-        self.counter.setObjectName("error" if count.truncated else "warning" if count.warning else "muted")
+            f"{count.template_tokens}, leaving {count.available} for the prompt."
+        )
+        self.counter.setObjectName(
+            "error" if count.truncated else "warning" if count.warning else "muted"
+        )
         self.counter.style().unpolish(self.counter)
         self.counter.style().polish(self.counter)
         self.warning.setText(count.warning)

@@ -76,11 +76,17 @@ class SeedWidget(QWidget):
         if not fixed and self.last_seed is None:
             self.value_edit.clear()  # nothing was generated yet: no seed to show
         self.value_edit.setPlaceholderText(
-            {"random": "new seed each time", "reuse": "the last seed (none yet)"}.get(self.mode, "0"))
+            {"random": "new seed each time", "reuse": "the last seed (none yet)"}.get(
+                self.mode, "0"
+            )
+        )
         self.value_edit.setToolTip(
-            {"random": "A new random seed for every job; this shows the last one used.",
-             "reuse": "Uses the last job's seed again.",
-             "fixed": "The seed of the first image; image n uses seed + n."}[self.mode])
+            {
+                "random": "A new random seed for every job; this shows the last one used.",
+                "reuse": "Uses the last job's seed again.",
+                "fixed": "The seed of the first image; image n uses seed + n.",
+            }[self.mode]
+        )
         self.changed.emit()
 
     @Slot(str)

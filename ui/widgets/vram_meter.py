@@ -24,7 +24,7 @@ def gib(n: int | float) -> str:
 def short_gpu_name(name: str) -> str:
     for prefix in ("NVIDIA GeForce ", "NVIDIA "):
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 
@@ -42,8 +42,14 @@ class VramMeterWidget(QWidget):
         self.ram_label.setObjectName("muted")
         self.torch_label = QLabel()
         self.torch_label.setObjectName("muted")
-        for w in (self.gpu_label, self.bar, self.gpu_text, self.sparkline, self.ram_label,
-                  self.torch_label):
+        for w in (
+            self.gpu_label,
+            self.bar,
+            self.gpu_text,
+            self.sparkline,
+            self.ram_label,
+            self.torch_label,
+        ):
             lay.addWidget(w)
         self.bar.hide()
         self.torch_label.hide()
@@ -66,7 +72,9 @@ class VramMeterWidget(QWidget):
         self.snapshot = snap
         if snap.gpus:
             g = snap.gpus[0]
-            self.gpu_label.setText(short_gpu_name(g.name) + (f" +{len(snap.gpus) - 1}" if len(snap.gpus) > 1 else ""))
+            self.gpu_label.setText(
+                short_gpu_name(g.name) + (f" +{len(snap.gpus) - 1}" if len(snap.gpus) > 1 else "")
+            )
             self.gpu_label.setObjectName("")
             self.bar.show()
             self.bar.set_values(g.used_bytes, g.total_bytes)
@@ -90,11 +98,13 @@ class VramMeterWidget(QWidget):
         self.gpu_label.style().polish(self.gpu_label)
         self.ram_label.setText(
             f"RAM: app {gib(snap.process_rss_bytes)} GiB · system "
-            f"{gib(snap.system_used_bytes)}/{gib(snap.system_total_bytes)} GiB")
+            f"{gib(snap.system_used_bytes)}/{gib(snap.system_total_bytes)} GiB"
+        )
         if snap.torch_allocated_bytes is not None:
             self.torch_label.setText(
                 f"torch {gib(snap.torch_allocated_bytes)} alloc / "
-                f"{gib(snap.torch_reserved_bytes or 0)} reserved")
+                f"{gib(snap.torch_reserved_bytes or 0)} reserved"
+            )
             self.torch_label.show()
         else:
             self.torch_label.hide()
@@ -112,19 +122,30 @@ class VramMeterWidget(QWidget):
                     extra.append(f"{g.temperature_c}°C")
                 if g.power_w is not None:
                     extra.append(f"{g.power_w:.0f} W")
-                lines.append(f"GPU {g.index} {g.name}: {gib(g.used_bytes)} of {gib(g.total_bytes)} GiB"
-                             + (f" ({', '.join(extra)})" if extra else ""))
+                lines.append(
+                    f"GPU {g.index} {g.name}: {gib(g.used_bytes)} of {gib(g.total_bytes)} GiB"
+                    + (f" ({', '.join(extra)})" if extra else "")
+                )
             if not snap.gpus:
-                lines.append("No NVIDIA GPU found, so zitdesk runs on the CPU (slow for real models).")
+                lines.append(
+                    "No NVIDIA GPU found, so zitdesk runs on the CPU (slow for real models)."
+                )
                 if snap.nvml_error:
                     lines.append(f"Reason: {snap.nvml_error}")
-            lines.append(f"This app: {gib(snap.process_rss_bytes)} GiB RAM; system: "
-                         f"{gib(snap.system_used_bytes)} of {gib(snap.system_total_bytes)} GiB")
+            lines.append(
+                f"This app: {gib(snap.process_rss_bytes)} GiB RAM; system: "
+                f"{gib(snap.system_used_bytes)} of {gib(snap.system_total_bytes)} GiB"
+            )
             if snap.torch_allocated_bytes is not None:
-                lines.append(f"torch: {gib(snap.torch_allocated_bytes)} GiB allocated, "
-                             f"{gib(snap.torch_reserved_bytes or 0)} GiB reserved")
-        lines.append("Sparkline: the last 5 minutes of "
-                     + ("VRAM" if self.has_gpu else "system RAM") + " use.")
+                lines.append(
+                    f"torch: {gib(snap.torch_allocated_bytes)} GiB allocated, "
+                    f"{gib(snap.torch_reserved_bytes or 0)} GiB reserved"
+                )
+        lines.append(
+            "Sparkline: the last 5 minutes of "
+            + ("VRAM" if self.has_gpu else "system RAM")
+            + " use."
+        )
         if self._prediction_text:
             lines.append(self._prediction_text)
         self.setToolTip("\n".join(lines))

@@ -38,9 +38,15 @@ from ui.widgets.generate_form import GenerateFormWidget
 from ui.widgets.history_panel import HistoryPanel
 from ui.widgets.progress_panel import ProgressPanel
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
-from zitdesk.errors import RequestError
 from zitdesk.engine.requests import MemoryMode
-from zitdesk.memory_predict import MODE_SHORT, MemoryPredictor, fit_verdict, lighter_mode, retry_plan
+from zitdesk.errors import RequestError
+from zitdesk.memory_predict import (
+    MODE_SHORT,
+    MemoryPredictor,
+    fit_verdict,
+    lighter_mode,
+    retry_plan,
+)
 from zitdesk.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -56,13 +62,19 @@ def _read_parameters(path: str) -> dict[str, Any]:
 
 class GenerateWorkspace(QWidget):
     status_message = Signal(str)
-    prediction_changed = Signal(object, str)   # predicted peak bytes (may exceed int32), sentence
+    prediction_changed = Signal(object, str)  # predicted peak bytes (may exceed int32), sentence
     model_setup_requested = Signal()
-    predictor_updated = Signal()               # a measurement was added (save it)
+    predictor_updated = Signal()  # a measurement was added (save it)
 
-    def __init__(self, controller: EngineController, settings: AppSettings,
-                 predictor: MemoryPredictor, history: HistoryStore,
-                 thumbnails: ThumbnailCache, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        controller: EngineController,
+        settings: AppSettings,
+        predictor: MemoryPredictor,
+        history: HistoryStore,
+        thumbnails: ThumbnailCache,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.controller = controller
         self.settings = settings
@@ -159,8 +171,12 @@ class GenerateWorkspace(QWidget):
     def generate(self) -> Job | None:
         """Validate the form and queue a job; problems become a banner, not an exception."""
         if not self.settings.model_configured:
-            self.show_message("No model is set up yet. Choose your Z-Image Turbo files first.",
-                              "warning", "Set up model…", "setup")
+            self.show_message(
+                "No model is set up yet. Choose your Z-Image Turbo files first.",
+                "warning",
+                "Set up model…",
+                "setup",
+            )
             return None
         request = self.form.build_request(self.settings.model_path)
         try:
@@ -185,8 +201,9 @@ class GenerateWorkspace(QWidget):
     def focus_prompt(self) -> None:
         self.form.prompt.focus_prompt()
 
-    def show_message(self, text: str, level: str = "info", action: str = "", key: str = "",
-                     details: str = "") -> None:
+    def show_message(
+        self, text: str, level: str = "info", action: str = "", key: str = "", details: str = ""
+    ) -> None:
         self.banner.show_message(text, level, action, key, details)
 
     def set_snapshot(self, snapshot: Any) -> None:
@@ -199,16 +216,22 @@ class GenerateWorkspace(QWidget):
         pred = self.predictor.predict(request)
         snap = self.snapshot
         gpu = snap.gpus[0] if snap is not None and snap.gpus else None
-        verdict = fit_verdict(pred, gpu.total_bytes if gpu else None, gpu.used_bytes if gpu else 0,
-                              snap.torch_reserved_bytes if snap is not None else None)
+        verdict = fit_verdict(
+            pred,
+            gpu.total_bytes if gpu else None,
+            gpu.used_bytes if gpu else 0,
+            snap.torch_reserved_bytes if snap is not None else None,
+        )
         text = verdict.message
         html = text
         if verdict.level in ("too_big", "tight"):
             better = lighter_mode(self.predictor, request, verdict.room_bytes)
             if better is not None:
                 mode, p = better
-                html += (f" <a href=\"mode:{mode.value}\">Switch to {MODE_SHORT[mode]}</a> "
-                         f"(≈ {p.peak_bytes / 2**30:.1f} GiB).")
+                html += (
+                    f' <a href="mode:{mode.value}">Switch to {MODE_SHORT[mode]}</a> '
+                    f"(≈ {p.peak_bytes / 2**30:.1f} GiB)."
+                )
         self.progress.set_prediction(html, verdict.level)
         self.prediction_changed.emit(pred.peak_bytes, text)
 
@@ -243,8 +266,11 @@ class GenerateWorkspace(QWidget):
         applied = self.form.apply_parameters(params)
         source = PNG_SOURCES.get(str(params.get("source")), str(params.get("source")))
         text = f"Loaded {', '.join(applied)} from {name} ({source})."
-        missing = [lo.get("name") for lo in params.get("loras") or []
-                   if isinstance(lo, dict) and not lo.get("file")]
+        missing = [
+            lo.get("name")
+            for lo in params.get("loras") or []
+            if isinstance(lo, dict) and not lo.get("file")
+        ]
         if missing and not params.get("request"):
             text += f" LoRAs to add by hand: {', '.join(str(m) for m in missing)}."
         if params.get("unmapped"):
@@ -260,14 +286,18 @@ class GenerateWorkspace(QWidget):
 
     @Slot(object)
     def _reuse_gallery_item(self, item: GalleryItem) -> None:
-        self.form.apply_parameters({"request": item.request} if item.request else
-                                   {"prompt": item.prompt, "seed": item.seed})
+        self.form.apply_parameters(
+            {"request": item.request}
+            if item.request
+            else {"prompt": item.prompt, "seed": item.seed}
+        )
         self.status_message.emit(f"Parameters of seed {item.seed} are back in the form.")
 
     @Slot(object)
     def _reuse_history_entry(self, entry: HistoryEntry) -> None:
-        self.form.apply_parameters({"request": entry.request} if entry.request else
-                                   {"prompt": entry.prompt})
+        self.form.apply_parameters(
+            {"request": entry.request} if entry.request else {"prompt": entry.prompt}
+        )
 
     # -- controller signals ---------------------------------------------------------------------
     @Slot(bool)
@@ -307,7 +337,9 @@ class GenerateWorkspace(QWidget):
     def _on_image(self, ev) -> None:
         job = self.controller.job(ev.job_id)
         request = job.request if job is not None else None
-        req_dict = request.with_changes(seed=ev.seed, count=1).to_dict() if request is not None else {}
+        req_dict = (
+            request.with_changes(seed=ev.seed, count=1).to_dict() if request is not None else {}
+        )
         prompt = request.prompt if request is not None else ""
         self.gallery_model.add(GalleryItem(ev.path, ev.seed, prompt, ev.width, ev.height, req_dict))
         self.gallery.select_row(0)
@@ -354,7 +386,9 @@ class GenerateWorkspace(QWidget):
             ev = job.result
             kept = len(ev.paths) if isinstance(ev, JobCancelled) else 0
             self.progress.finish("Cancelled")
-            self.status_message.emit("Cancelled." + (f" {kept} finished image(s) kept." if kept else ""))
+            self.status_message.emit(
+                "Cancelled." + (f" {kept} finished image(s) kept." if kept else "")
+            )
         else:
             self._on_failed(job)
 
@@ -370,8 +404,11 @@ class GenerateWorkspace(QWidget):
             if plan:
                 self.show_message(text, "warning", plan[1], "retry", ev.traceback)
             else:
-                self.show_message(text + " Nothing lighter is left to try at this size.", "error",
-                                  details=ev.traceback)
+                self.show_message(
+                    text + " Nothing lighter is left to try at this size.",
+                    "error",
+                    details=ev.traceback,
+                )
             return
         if ev.kind == "model":
             self.show_message(ev.message, "error", "Set up model…", "setup", ev.traceback)
@@ -397,8 +434,13 @@ class GenerateWorkspace(QWidget):
 
     @Slot()
     def _show_details(self) -> None:
-        box = QMessageBox(QMessageBox.Icon.Information, "Details", self.banner.label.text(),
-                          QMessageBox.StandardButton.Close, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "Details",
+            self.banner.label.text(),
+            QMessageBox.StandardButton.Close,
+            self,
+        )
         box.setDetailedText(self.banner.details)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()

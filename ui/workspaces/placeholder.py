@@ -12,8 +12,11 @@ class PlaceholderWorkspace(QWidget):
         self.title = title
         head = QLabel(title)
         head.setObjectName("placeholderTitle")
-        body = QLabel("<p>Coming in a next version:</p><ul>"
-                      + "".join(f"<li>{ln}</li>" for ln in lines) + "</ul>")
+        body = QLabel(
+            "<p>Coming in a next version:</p><ul>"
+            + "".join(f"<li>{ln}</li>" for ln in lines)
+            + "</ul>"
+        )
         body.setWordWrap(True)
         body.setObjectName("muted")
         body.setFixedWidth(640)
@@ -40,6 +43,8 @@ TRAIN = [
 ]
 LIBRARY = [
     "Scan your LoRA folders (ComfyUI, Forge, SwarmUI) without copying anything",
-    "A coverage badge per LoRA (\"loads 240/240 modules\"); incompatible ones greyed out, with the reason",
-    "Trigger words and previews from every sidecar format; one click adds a LoRA to the Generate stack",
+    'A coverage badge per LoRA ("loads 240/240 modules"); incompatible ones greyed out, '
+    "with the reason",
+    "Trigger words and previews from every sidecar format; one click adds a LoRA to the "
+    "Generate stack",
 ]
