@@ -16,7 +16,8 @@ import json
 import sys
 import time
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Slot
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from ui.theme import apply_dark_theme, prepare_high_dpi
@@ -74,6 +75,14 @@ class Startup(QObject):
             self.window.ensure_model_configured()
 
 
+def _set_icon(app: QApplication) -> None:
+    from zitdesk.paths import resources_dir
+
+    icon = resources_dir() / "icons" / "zitdesk.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+
+
 def _bench_report(window) -> None:
     print(
         json.dumps(
@@ -103,6 +112,11 @@ def run(argv: list[str]) -> int:
     app.setApplicationDisplayName("zitdesk")
     app.setOrganizationName("zitdesk")
     apply_dark_theme(app)
+    _set_icon(app)
+    # Short background work (memory polls, thumbnails, header reads, the tokenizer) shares the
+    # global pool; on a 2-core machine a slow tokenizer load must not starve the 1 Hz poll.
+    pool = QThreadPool.globalInstance()
+    pool.setMaxThreadCount(max(pool.maxThreadCount(), 4))
 
     from ui.main_window import MainWindow
     from zitdesk import crashlog

@@ -15,28 +15,15 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (
-    QDialog,
-    QHBoxLayout,
-    QMessageBox,
-    QPushButton,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
 
 from ui.dialogs.structured_prompt import StructuredPromptDialog
 from ui.engine_host import EngineController, Job
-from ui.models.gallery_model import GalleryItem, GalleryModel
-from ui.models.history_model import HistoryModel
+from ui.models.gallery_model import GalleryItem
 from ui.models.history_store import HistoryEntry, HistoryStore
 from ui.tasks import TaskSignals, run_task
 from ui.thumbnails import ThumbnailCache
-from ui.widgets.banner import BannerWidget
-from ui.widgets.gallery_panel import GalleryPanel
-from ui.widgets.generate_form import GenerateFormWidget
-from ui.widgets.history_panel import HistoryPanel
-from ui.widgets.progress_panel import ProgressPanel
+from ui.workspaces.generate_view import GenerateView
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
 from zitdesk.engine.requests import MemoryMode
 from zitdesk.errors import RequestError
@@ -60,7 +47,7 @@ def _read_parameters(path: str) -> dict[str, Any]:
     return read_parameters(path)
 
 
-class GenerateWorkspace(QWidget):
+class GenerateWorkspace(GenerateView):
     status_message = Signal(str)
     prediction_changed = Signal(object, str)  # predicted peak bytes (may exceed int32), sentence
     model_setup_requested = Signal()
@@ -75,30 +62,15 @@ class GenerateWorkspace(QWidget):
         thumbnails: ThumbnailCache,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
+        super().__init__(history, thumbnails, parent)
         self.controller = controller
         self.settings = settings
         self.predictor = predictor
         self.snapshot: Any = None
-        self.form = GenerateFormWidget()
         self.form.load_settings(settings)
-        self.generate_button = QPushButton("Generate")
-        self.generate_button.setObjectName("primaryButton")
-        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("dangerButton")
-        self.cancel_button.setToolTip("Cancel the running job (Esc)")
-        self.cancel_button.setEnabled(False)
-        self.banner = BannerWidget()
-        self.progress = ProgressPanel()
-        self.gallery_model = GalleryModel(thumbnails, self)
-        self.gallery = GalleryPanel(self.gallery_model)
-        self.history_model = HistoryModel(history, thumbnails, self)
-        self.history = HistoryPanel(self.history_model)
         self._large = ThumbnailCache(size=1280, capacity=6, parent=self)
         self._large.thumbnail_ready.connect(self._on_large_ready)
         self._shown_path = ""
-        self._last_failed: JobFailed | None = None
         self._retry: Any = None
         self._first_image: dict[str, bool] = {}
         self._started: set[str] = set()
@@ -106,39 +78,6 @@ class GenerateWorkspace(QWidget):
         self._tasks = TaskSignals(self)
         self._tasks.succeeded.connect(self._on_png_read)
         self._tasks.failed.connect(self._on_png_failed)
-
-        left = QWidget()
-        left_lay = QVBoxLayout(left)
-        left_lay.setContentsMargins(0, 0, 0, 0)
-        left_lay.addWidget(self.form, 1)
-        buttons = QHBoxLayout()
-        buttons.setContentsMargins(8, 4, 8, 8)
-        buttons.addWidget(self.generate_button, 1)
-        buttons.addWidget(self.cancel_button)
-        left_lay.addLayout(buttons)
-        center = QWidget()
-        center_lay = QVBoxLayout(center)
-        center_lay.setContentsMargins(4, 4, 4, 4)
-        center_lay.addWidget(self.banner)
-        self.center_split = QSplitter(Qt.Orientation.Vertical)
-        self.center_split.addWidget(self.progress)
-        self.center_split.addWidget(self.gallery)
-        self.center_split.setStretchFactor(0, 3)
-        self.center_split.setStretchFactor(1, 1)
-        self.center_split.setChildrenCollapsible(False)
-        self.center_split.setSizes([560, 230])
-        center_lay.addWidget(self.center_split, 1)
-        self.split = QSplitter(Qt.Orientation.Horizontal)
-        self.split.addWidget(left)
-        self.split.addWidget(center)
-        self.split.addWidget(self.history)
-        self.split.setStretchFactor(0, 0)
-        self.split.setStretchFactor(1, 1)
-        self.split.setStretchFactor(2, 0)
-        self.split.setSizes([440, 700, 300])
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.split)
 
         self._predict_timer = QTimer(self)
         self._predict_timer.setSingleShot(True)
@@ -394,7 +333,6 @@ class GenerateWorkspace(QWidget):
 
     def _on_failed(self, job: Job) -> None:
         ev = job.result if isinstance(job.result, JobFailed) else JobFailed(job.job_id)
-        self._last_failed = ev
         self.progress.finish("Failed")
         self.status_message.emit("Out of GPU memory." if ev.kind == "oom" else "The job failed.")
         if ev.kind == "oom":
