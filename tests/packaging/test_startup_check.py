@@ -15,10 +15,10 @@ class FakeNvml:
     def __init__(self, driver="570.86", cuda=12080):
         self.driver, self.cuda = driver, cuda
 
-    def nvmlSystemGetDriverVersion(self):  # noqa: N802 - pynvml's names
+    def nvmlSystemGetDriverVersion(self):
         return self.driver
 
-    def nvmlSystemGetCudaDriverVersion(self):  # noqa: N802
+    def nvmlSystemGetCudaDriverVersion(self):
         return self.cuda
 
 

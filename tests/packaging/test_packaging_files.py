@@ -1,0 +1,84 @@
+"""Static checks of the packaging files that cannot run here (Windows installer, release
+workflow) and of the frozen entry point's dispatch."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_spec_is_onedir_without_upx_with_gui_and_console_exe():
+    src = (ROOT / "pyinstaller.spec").read_text()
+    tree = ast.parse(src)  # valid Python
+    calls = {n.func.id: n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert {"Analysis", "PYZ", "EXE", "COLLECT"} <= set(calls)
+    assert "exclude_binaries=True" in src and "upx=False" in src and "optimize=0" in src
+    assert 'name="zitdesk", console=False' in src and 'name="zitdesk-console", console=True' in src
+    assert "packaging\", \"launcher.py" in src
+    for dist in ("diffusers", "transformers", "peft", "accelerate", "huggingface_hub", "tokenizers",
+                 "safetensors"):
+        assert f'"{dist}"' in src
+    assert '"resources"' in src and "diffusers.pipelines.z_image" in src
+
+
+def test_launcher_calls_freeze_support_first():
+    tree = ast.parse((ROOT / "packaging" / "launcher.py").read_text())
+    main_if = next(n for n in tree.body if isinstance(n, ast.If))
+    first = main_if.body[0].value
+    assert ast.unparse(first) == "multiprocessing.freeze_support()"
+
+
+def test_launcher_dispatch(monkeypatch):
+    sys.path.insert(0, str(ROOT / "packaging"))
+    try:
+        import launcher
+    finally:
+        sys.path.pop(0)
+    import zitdesk.cli
+    import zitdesk.selftest
+
+    seen = []
+    monkeypatch.setattr(zitdesk.selftest, "main", lambda argv: seen.append(("selftest", argv)) or 0)
+    monkeypatch.setattr(zitdesk.cli, "main", lambda argv: seen.append(("cli", argv)) or 0)
+    assert launcher._dispatch(["--selftest", "--no-ui"]) == 0
+    assert launcher._dispatch(["doctor", "--json"]) == 0
+    assert launcher._dispatch(["selftest", "--ui-only"]) == 0
+    assert seen == [("selftest", ["--selftest", "--no-ui"]), ("cli", ["doctor", "--json"]),
+                    ("selftest", ["--ui-only"])]
+
+
+def test_inno_script_is_per_user_spanned_below_2_gib():
+    iss = (ROOT / "packaging" / "windows" / "zitdesk.iss").read_text()
+    keys = dict(re.findall(r"^(\w+)=(.*)$", iss, flags=re.MULTILINE))
+    assert keys["PrivilegesRequired"] == "lowest"
+    assert keys["DiskSpanning"] == "yes" and int(keys["DiskSliceSize"]) < 2**31
+    assert keys["DefaultDirName"].startswith("{autopf}")  # = %LOCALAPPDATA%\Programs without admin
+    assert "{autoprograms}\\zitdesk" in iss and "zitdesk-console.exe" in iss
+    assert (ROOT / "resources" / "icons" / "zitdesk.ico").is_file()
+
+
+def test_workflows():
+    yaml = pytest.importorskip("yaml")
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    assert "bash .ci/run" in str(ci["jobs"]["tests"]["steps"])
+    assert "ZITDESK_QT_ONLY=1" in str(ci["jobs"]["freeze-smoke"]["steps"])
+    rel = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    win, lin = rel["jobs"]["windows"], rel["jobs"]["linux"]
+    assert win["runs-on"] == "windows-2022" and lin["runs-on"] == "ubuntu-22.04"
+    text = str(win["steps"])
+    for needle in ("download.pytorch.org", "pyinstaller", "--selftest", "ISCC.exe", "upload-artifact"):
+        assert needle in text or needle in str(rel["env"])
+    assert "scripts/build-linux" in str(lin["steps"])
+
+
+def test_desktop_entry():
+    entry = dict(line.split("=", 1) for line in
+                 (ROOT / "packaging" / "appimage" / "zitdesk.desktop").read_text().splitlines() if "=" in line)
+    assert entry["Type"] == "Application" and entry["Icon"] == "zitdesk" and entry["Exec"] == "zitdesk"
+    assert entry["Categories"].endswith(";")
