@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,10 @@ def _open(data: bytes, max_pixels: int):
     try:
         im = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"decompression bomb: {exc}") from None
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        claimed = f"{int(m.group(1)) / 1e6:.0f} MP" if m else "too many pixels"
+        raise ImageRejected(f"decompression bomb: the header claims {claimed}, over the "
+                            f"{max_pixels / 1e6:.1f} MP limit") from None
     except UnidentifiedImageError:
         raise ImageRejected("not an image (no known image format)") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a rejection reason
@@ -96,7 +100,17 @@ def _open(data: bytes, max_pixels: int):
     return im
 
 
-def _decode(im) -> None:
+def _decode(im, data: bytes | None = None) -> None:
+    """Decode every pixel (finds truncation); PNGs also get their chunk CRCs checked, since a
+    damaged IDAT can still inflate to plausible garbage."""
+    from PIL import Image
+
+    if data is not None and im.format == "PNG":
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                probe.verify()
+        except Exception as exc:  # noqa: BLE001
+            raise ImageRejected(f"corrupt image data ({exc})") from None
     try:
         im.load()
     except Exception as exc:  # noqa: BLE001
@@ -198,7 +212,7 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
         # Decoding at reduced scale still reads the whole stream, so truncation is caught.
         if orient == 1 and im.mode != "CMYK":
             im.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))
-    _decode(im)
+    _decode(im, data)
     if fmt == "MPO" and n_frames > 1:
         notes.append("multi-picture JPEG: trainers use the first picture")
     elif n_frames > 1 and fmt != "GIF":
