@@ -1,0 +1,21 @@
+"""LoRA training for Z-Image (Turbo, De-Turbo, Base): Qt-free, resumable, Turbo-correct.
+
+Modules (torch is imported lazily, inside functions, except where a module is torch by nature):
+
+* :mod:`~zitdesk.train.config` — the versioned :class:`TrainConfig` (dataclass ↔ TOML, ordered
+  migrations) and the :class:`TrainSpec` request the engine thread runs.
+* :mod:`~zitdesk.train.dataset` — folder of images + ``.txt`` captions, aspect buckets, trigger
+  words, deterministic epoch batches. Torch-free; shared with the dataset manager.
+* :mod:`~zitdesk.train.cache` — latent and text-embedding caches keyed by content hashes.
+* :mod:`~zitdesk.train.timesteps` — σ sampling modes (weighted, shift, logit-normal,
+  uniform-shift, turbo anchors) and their loss weights.
+* :mod:`~zitdesk.train.precision` — fp8 block-scaled and NF4 base weights, adapter merging.
+* :mod:`~zitdesk.train.adapters` — the PEFT user LoRA and the training-adapter "assistant".
+* :mod:`~zitdesk.train.core` — :class:`~zitdesk.train.core.StepRunner`: one optimizer step
+  (loss, accumulation, clipping, schedule, checkpointing plan, compile); the GPU bench uses it.
+* :mod:`~zitdesk.train.trainer` — :class:`~zitdesk.train.trainer.Trainer`, the job: caches,
+  loop, events, pause/cancel, samples, checkpoints, output.
+* :mod:`~zitdesk.train.checkpoint` / :mod:`~zitdesk.train.lora_io` — resumable checkpoints and
+  the saved LoRA files (ComfyUI/ai-toolkit and kohya layouts, self-describing metadata).
+* :mod:`~zitdesk.train.presets` — VRAM tiers; :mod:`~zitdesk.train.cli` — ``zitdesk train``.
+"""

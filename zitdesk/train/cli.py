@@ -1,0 +1,210 @@
+"""``zitdesk train CONFIG.toml [--resume]``: the trainer on the command line, with a progress bar.
+
+Wiring (in :mod:`zitdesk.cli` ``build_parser``)::
+
+    from zitdesk.train.cli import add_train_parser
+    add_train_parser(sub)          # sets func=cmd_train
+
+Also runnable alone: ``python -m zitdesk.train.cli CONFIG.toml [--resume]``.
+
+* ``--init`` writes a starting config (optionally from ``--preset`` and ``--model``/``--data``/
+  ``--out``) to CONFIG and exits.
+* Ctrl-C once: finish the current step, save a checkpoint and the LoRA, exit 130; twice: stop now
+  (the last checkpoint is still intact, ``--resume`` continues from it).
+* Exit codes: 0 finished, 1 failed (one plain sentence on stderr), 2 usage, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+EXIT_ERROR, EXIT_CANCELLED = 1, 130
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    from zitdesk.train.presets import PRESETS
+
+    t = subparsers.add_parser("train", help="train a LoRA from a TOML config",
+                              description="Train a Z-Image LoRA. See docs/training.md.")
+    t.add_argument("config", help="training config (TOML)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in the output folder")
+    t.add_argument("--init", action="store_true", help="write a starting config to CONFIG and exit")
+    t.add_argument("--preset", choices=sorted(PRESETS), help="VRAM preset to apply (with --init, or on top of CONFIG)")
+    t.add_argument("--model", help="--init: base model path")
+    t.add_argument("--data", help="--init: dataset folder")
+    t.add_argument("--out", help="--init: output folder")
+    t.add_argument("--trigger", help="--init: trigger word")
+    t.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: the config's, else auto)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
+    t.set_defaults(func=cmd_train)
+    return t
+
+
+def _init_config(args: argparse.Namespace) -> int:
+    from zitdesk.train.config import TrainConfig
+    from zitdesk.train.presets import DEFAULT_PRESET, apply_preset
+
+    path = Path(args.config)
+    if path.exists():
+        print(f"zitdesk: {path} exists; not overwriting it.", file=sys.stderr)
+        return EXIT_ERROR
+    cfg = apply_preset(TrainConfig(), args.preset or DEFAULT_PRESET)
+    changes = {}
+    if args.model:
+        changes["model"] = {"path": str(Path(args.model).resolve())}
+    if args.data or args.trigger:
+        d = {}
+        if args.data:
+            d["folder"] = str(Path(args.data).resolve())
+        if args.trigger:
+            d["trigger"] = args.trigger
+        changes["data"] = d
+    if args.out:
+        changes["save"] = {"output_dir": str(Path(args.out).resolve())}
+    if args.trigger:
+        changes["sample"] = {"prompts": ("a photo of [trigger]",)}
+    cfg = cfg.with_changes(**changes) if changes else cfg
+    cfg.write(path)
+    print(str(path))
+    return 0
+
+
+def _event_json(ev) -> str:
+    from dataclasses import asdict
+
+    d = asdict(ev)
+    d["event"] = type(ev).__name__
+    d.pop("traceback", None)
+    return json.dumps(d, default=str)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from zitdesk.errors import ZitdeskError
+
+    try:
+        return _cmd_train(args)
+    except ZitdeskError as exc:
+        print(f"zitdesk: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.init:
+        return _init_config(args)
+    from zitdesk.engine.cancel import CancelToken
+    from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, PhaseChanged
+    from zitdesk.train.config import TrainConfig, TrainSpec
+    from zitdesk.train.events import CheckpointSaved, Paused, SampleReady, TrainStep
+    from zitdesk.train.presets import apply_preset
+    from zitdesk.train.trainer import Trainer
+
+    warnings: list[str] = []
+    cfg = TrainConfig.load(args.config, warnings)
+    if args.preset:
+        cfg = apply_preset(cfg, args.preset)
+    if args.device:
+        cfg = cfg.with_changes(model={"device": args.device})
+    for w in warnings:
+        print(f"zitdesk: warning: {w}", file=sys.stderr)
+    cfg.validate()
+    spec = TrainSpec(config=cfg, resume=args.resume, config_path=str(args.config))
+    cancel = CancelToken()
+    result: dict = {}
+    quiet = args.quiet or args.json
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.optim.steps, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def say(text: str) -> None:
+        if args.json:
+            return
+        (bar.write if bar is not None else lambda s: print(s, file=sys.stderr))(text)
+
+    def emit(ev) -> None:
+        if args.json:
+            print(_event_json(ev), flush=True)
+        if isinstance(ev, TrainStep):
+            if bar is not None:
+                bar.n = ev.step
+                eta = f"{int(ev.eta_s // 60)}:{int(ev.eta_s % 60):02d}" if ev.eta_s else "?"
+                bar.set_postfix_str(f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}",
+                                    refresh=False)
+                bar.refresh()
+            elif not args.json and not args.quiet:
+                pass
+        elif isinstance(ev, PhaseChanged) and ev.detail and ev.phase not in ("training", "saving"):
+            say(f"[{ev.phase}] {ev.detail}")
+        elif isinstance(ev, CheckpointSaved):
+            say(f"saved step {ev.step}: {ev.lora_path}")
+        elif isinstance(ev, SampleReady):
+            say(f"samples at step {ev.step}: {ev.contact_sheet}")
+        elif isinstance(ev, Paused):
+            say(f"paused at step {ev.step}")
+        elif isinstance(ev, (JobFinished, JobFailed, JobCancelled)):
+            result["event"] = ev
+
+    def on_sigint(signum, frame) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        say("stopping after this step (press Ctrl-C again to stop now)…")
+        cancel.cancel()
+
+    old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    try:
+        Trainer(device=args.device).run(spec, emit, cancel)
+    except KeyboardInterrupt:
+        print("zitdesk: stopped; resume with --resume.", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if bar is not None:
+            bar.close()
+    ev = result.get("event")
+    if isinstance(ev, JobFailed):
+        if os.environ.get("ZITDESK_DEBUG"):
+            print(ev.traceback, file=sys.stderr)
+        print(f"zitdesk: {ev.message}", file=sys.stderr)
+        return EXIT_ERROR
+    if isinstance(ev, JobCancelled):
+        if not args.json:
+            print("zitdesk: cancelled; saved " + (", ".join(ev.paths) or "nothing")
+                  + ". Resume with --resume.", file=sys.stderr)
+        return EXIT_CANCELLED
+    if isinstance(ev, JobFinished) and not args.json:
+        st = ev.stats
+        print(f"done: {st.get('steps')} steps, final loss {st.get('final_loss', float('nan')):.4f}, "
+              f"{ev.elapsed_s:.0f} s", file=sys.stderr)
+        for p in ev.paths:
+            print(p)
+    return 0
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="zitdesk")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""One optimizer step of LoRA training on a prepared transformer: the hot loop, nothing else.
+
+:class:`StepRunner` owns the optimizer and learning-rate schedule of the user adapter and runs
+flow-matching steps (engine notes §5, §13 D)::
+
+    x_σ = (1 − σ)·x0 + σ·ε,   t = 1 − σ,   v̂ = −transformer(x_σ, t, caption),
+    loss = mean_b  w_b · mean_{C,H,W} (v̂ − (ε − x0))²          (fp32)
+
+with gradient accumulation, clipping, and optional differential guidance. It never reads a
+loss back to the CPU (no ``.item()``): the caller decides when to sync. Used by the trainer job
+and by ``bench/train_gpu.py``, so the benchmark measures the real step.
+
+Memory/speed switches applied by :meth:`StepRunner.configure`: gradient checkpointing ``full``
+(every block), ``auto`` (only as many blocks as the VRAM budget requires; CUDA) or ``off``;
+``torch.compile`` of the repeated blocks (CUDA); an attention backend. bf16 bases compute under
+``torch.autocast(bfloat16)`` on CUDA with the LoRA's fp32 master weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from zitdesk.errors import RequestError
+from zitdesk.train.adapters import user_parameters
+from zitdesk.train.config import OptimSection, TrainConfig
+
+log = logging.getLogger(__name__)
+
+GiB = 1 << 30
+# Activation bytes per token per model-width unit kept by one un-checkpointed block (bf16):
+# measured 50.6 − 15.2 GiB over 34 blocks at 4 224 tokens × 3 840 on an H100 (engine notes §12).
+ACT_BYTES_PER_TOKEN_DIM = 72
+AUTO_RESERVE_BYTES = int(2.5 * GiB)
+
+
+@dataclass
+class MicroBatch:
+    """One forward/backward: CPU tensors and plain numbers (pure function of seed and index)."""
+
+    latents: Any            # (B, 16, H/8, W/8) float32
+    noise: Any              # same shape
+    embeds: list[Any]       # B × (L_i, hidden)
+    sigmas: list[float]
+    weights: list[float]
+
+
+def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
+    """Multiplier of the base learning rate for the optimizer step with index ``step`` (0-based)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    p = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    return 1.0 - p
+
+
+def make_optimizer(o: OptimSection, params: list[Any], cuda: bool):
+    import torch
+
+    if o.optimizer == "adamw8bit":
+        if not cuda:
+            raise RequestError("8-bit AdamW needs an NVIDIA GPU (bitsandbytes); choose adamw on this machine.")
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise RequestError("8-bit AdamW needs the bitsandbytes package; choose adamw or install it.") from exc
+        return bnb.optim.AdamW8bit(params, lr=o.learning_rate, betas=o.betas, eps=o.eps,
+                                   weight_decay=o.weight_decay)
+    extra = {"fused": True} if cuda else {"foreach": True}
+    return torch.optim.AdamW(params, lr=o.learning_rate, betas=o.betas, eps=o.eps,
+                             weight_decay=o.weight_decay, **extra)
+
+
+def block_lists(transformer: Any) -> list[tuple[str, Any]]:
+    out = []
+    for group in ("context_refiner", "noise_refiner", "layers"):
+        for i, blk in enumerate(getattr(transformer, group, [])):
+            out.append((f"{group}.{i}", blk))
+    return out
+
+
+def plan_checkpointing(transformer: Any, mode: str, image_tokens: int, caption_tokens: int,
+                       free_bytes: int | None) -> set[str]:
+    """Names of the blocks to checkpoint. ``auto`` keeps blocks un-checkpointed while the
+    estimated activations fit ``free_bytes`` (cheapest-memory blocks first)."""
+    blocks = block_lists(transformer)
+    if mode == "off":
+        return set()
+    if mode == "full" or free_bytes is None:
+        return {n for n, _ in blocks}
+    dim = int(transformer.config.dim)
+    cap = -(-caption_tokens // 32) * 32
+    img = -(-image_tokens // 32) * 32
+    tokens = {"context_refiner": cap, "noise_refiner": img, "layers": img + cap}
+    budget = free_bytes - AUTO_RESERVE_BYTES - tokens["layers"] * dim * ACT_BYTES_PER_TOKEN_DIM
+    keep: set[str] = set()
+    order = ([b for b in blocks if not b[0].startswith("layers")]
+             + list(reversed([b for b in blocks if b[0].startswith("layers")])))
+    for name, _ in order:
+        cost = tokens[name.split(".")[0]] * dim * ACT_BYTES_PER_TOKEN_DIM
+        if cost > budget:
+            break
+        budget -= cost
+        keep.add(name)
+    return {n for n, _ in blocks} - keep
+
+
+class StepRunner:
+    """Optimizer, schedule and the training step for the user adapter of ``transformer``."""
+
+    def __init__(self, transformer: Any, cfg: TrainConfig, device: str) -> None:
+        import torch
+
+        self.tr = transformer
+        self.cfg = cfg
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        self.input_dtype = next(transformer.all_x_embedder.parameters()).dtype
+        self.autocast = self.cuda and self.input_dtype == torch.bfloat16
+        self.params = user_parameters(transformer)
+        if not self.params:
+            raise RequestError("The LoRA targets matched no module of this model.")
+        o = cfg.optim
+        self.optimizer = make_optimizer(o, self.params, self.cuda)
+        warmup, total, kind = o.warmup_steps, o.steps, o.schedule
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, warmup, total, kind))
+        self.checkpointed: set[str] = set()
+        self.compiled = False
+
+    # -- setup --------------------------------------------------------------------------------
+    def configure(self, image_tokens: int, caption_tokens: int = 512) -> dict[str, Any]:
+        """Apply checkpointing, compile and attention backend; returns what was chosen."""
+        import torch
+
+        mem = self.cfg.memory
+        if mem.attention_backend:
+            self.tr.set_attention_backend(mem.attention_backend)
+        free = None
+        if mem.gradient_checkpointing == "auto" and self.cuda:
+            free, _ = torch.cuda.mem_get_info(torch.device(self.device))
+            if mem.vram_budget_gb > 0:
+                free = min(free, int(mem.vram_budget_gb * GiB) - torch.cuda.memory_reserved(self.device))
+            factor = 1.5 if self.cfg.optim.optimizer == "adamw8bit" else 3.0
+            free -= int(sum(p.numel() for p in self.params) * 4 * factor)
+        mode = mem.gradient_checkpointing if (self.cuda or mem.gradient_checkpointing != "auto") else "full"
+        self.checkpointed = plan_checkpointing(self.tr, mode, image_tokens, caption_tokens, free)
+        if self.checkpointed:
+            chosen = {id(b) for n, b in block_lists(self.tr) if n in self.checkpointed}
+
+            def selective(module: Any, *args: Any) -> Any:
+                if id(module) in chosen:
+                    return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
+                return module(*args)
+
+            self.tr.enable_gradient_checkpointing(gradient_checkpointing_func=selective)
+        elif getattr(self.tr, "gradient_checkpointing", False):
+            self.tr.disable_gradient_checkpointing()
+        if mem.compile and self.cuda:
+            import torch._dynamo
+
+            cfg = torch._dynamo.config
+            cfg.recompile_limit = max(getattr(cfg, "recompile_limit", 8), 64)
+            self.tr.compile_repeated_blocks(fullgraph=False)
+            self.compiled = True
+        self.tr.train()
+        return {"checkpointed_blocks": len(self.checkpointed), "blocks": len(block_lists(self.tr)),
+                "compiled": self.compiled}
+
+    def uncompile(self) -> None:
+        """Fall back to eager blocks (after a compiler failure)."""
+        for _, blk in block_lists(self.tr):
+            if getattr(blk, "_compiled_call_impl", None) is not None:
+                blk._compiled_call_impl = None
+        self.compiled = False
+
+    # -- step ---------------------------------------------------------------------------------
+    def _autocast(self):
+        import torch
+
+        if self.autocast:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward_loss(self, mb: MicroBatch):
+        import torch
+
+        dev = self.device
+        x0 = mb.latents.to(dev, non_blocking=True)
+        eps = mb.noise.to(dev, non_blocking=True)
+        sig = torch.tensor(mb.sigmas, dtype=torch.float32).to(dev, non_blocking=True)
+        w = torch.tensor(mb.weights, dtype=torch.float32).to(dev, non_blocking=True)
+        s = sig.view(-1, 1, 1, 1)
+        xt = (1.0 - s) * x0 + s * eps
+        target = eps - x0
+        x_list = [xi.unsqueeze(1).to(self.input_dtype) for xi in xt]
+        caps = [e.to(dev, self.input_dtype, non_blocking=True) for e in mb.embeds]
+        with self._autocast():
+            out = self.tr(x_list, 1.0 - sig, caps, return_dict=False)[0]
+        pred = -torch.stack([o.squeeze(1) for o in out]).float()
+        if self.cfg.timesteps.differential_guidance:
+            p = pred.detach()
+            target = p + self.cfg.timesteps.differential_scale * (target - p)
+        per = ((pred - target) ** 2).mean(dim=(1, 2, 3))
+        return (per * w).mean()
+
+    def train_step(self, micro_batches: list[MicroBatch]):
+        """Forward/backward every micro-batch, clip, step, schedule; returns the mean loss (device)."""
+        import torch
+
+        n = len(micro_batches)
+        total = None
+        for mb in micro_batches:
+            loss = self.forward_loss(mb)
+            (loss / n).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return total / n
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,156 @@
+"""Base-weight precision for training: bf16/fp32, fp8 with block scales, NF4 (bitsandbytes).
+
+The frozen base Linears of the transformer blocks (``layers``, ``noise_refiner``,
+``context_refiner``; not the adaLN modulation, embedders or final layer — engine notes §10, §13 F)
+are converted one module at a time *on the target device*, so the GPU never holds the full bf16
+model next to the quantised one:
+
+* ``fp8`` — float8 e4m3 weights with one scale per 64 input values (absmax / 448; per output
+  channel when the width is not a multiple of 64), dequantised to the compute dtype inside
+  ``forward``. Scaled storage keeps small weights out of e4m3's subnormal range, which a plain cast
+  (diffusers' layerwise casting, the ComfyUI fp8 files) does not. ≈ 1.03 bytes per weight.
+* ``nf4`` — ``bitsandbytes.nn.Linear4bit`` (NF4, bf16 compute), CUDA only, imported lazily.
+
+A training adapter in merge mode is added to each full-precision weight right before that
+module is quantised (one exact fp32 merge, never a merge/unmerge round trip on bf16 weights).
+PEFT layers wrap these modules afterwards just as they wrap plain Linears (``base_layer``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FP8_MAX = 448.0
+FP8_BLOCK = 64
+_QUANT_RE = re.compile(r"(?:layers|noise_refiner|context_refiner)\.\d+\.(?:attention\.(?:to_q|to_k|to_v|to_out\.0)"
+                       r"|feed_forward\.w[123])(?:\.base_layer)?")
+
+
+def base_linears(transformer: Any, quantizable_only: bool = True):
+    """``(name, parent, child_name, module)`` of the frozen base Linears (PEFT wrappers seen through)."""
+    import torch
+
+    for name, mod in list(transformer.named_modules()):
+        if not isinstance(mod, torch.nn.Linear) or ".lora_" in name:
+            continue
+        if quantizable_only and not _QUANT_RE.fullmatch(name):
+            continue
+        parent_name, _, child = name.rpartition(".")
+        yield name, transformer.get_submodule(parent_name) if parent_name else transformer, child, mod
+
+
+def module_key(name: str) -> str:
+    """Diffusers module name without PEFT's ``.base_layer``."""
+    return name[: -len(".base_layer")] if name.endswith(".base_layer") else name
+
+
+def _fp8_forward(self: Any, x: Any) -> Any:
+    import torch.nn.functional as F
+
+    w8 = self.weight
+    s = self.weight_scale                          # (out, n_blocks) in the compute dtype
+    out_f, in_f = w8.shape
+    w = (w8.to(s.dtype).view(out_f, s.shape[1], in_f // s.shape[1]) * s.unsqueeze(-1)).view(out_f, in_f)
+    return F.linear(x.to(w.dtype), w, None if self.bias is None else self.bias.to(w.dtype))
+
+
+def quantize_fp8_module(mod: Any, weight: Any, compute_dtype: Any) -> None:
+    """Replace ``mod``'s weight by e4m3 + block scales (``weight`` is the float source, any device)."""
+    import torch
+
+    w = weight.float()
+    out_f, in_f = w.shape
+    block = FP8_BLOCK if in_f % FP8_BLOCK == 0 else in_f
+    wb = w.view(out_f, in_f // block, block)
+    scale = (wb.abs().amax(dim=-1, keepdim=True) / FP8_MAX).clamp_min(1e-12)
+    q = (wb / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn).view(out_f, in_f)
+    mod.weight = torch.nn.Parameter(q, requires_grad=False)
+    if "weight_scale" in mod._buffers:
+        del mod._buffers["weight_scale"]
+    mod.register_buffer("weight_scale", scale.squeeze(-1).to(compute_dtype))
+    if mod.bias is not None:
+        mod.bias = torch.nn.Parameter(mod.bias.detach().to(device=q.device, dtype=compute_dtype),
+                                      requires_grad=False)
+    mod.forward = types.MethodType(_fp8_forward, mod)
+
+
+def nf4_module(mod: Any, weight: Any, device: str) -> Any:
+    """A ``bitsandbytes`` NF4 ``Linear4bit`` with ``weight`` (bf16 compute); CUDA only."""
+    import torch
+
+    try:
+        import bitsandbytes as bnb
+    except ImportError as exc:  # pragma: no cover - CUDA machines only
+        from zitdesk.errors import RequestError
+
+        raise RequestError("4-bit (NF4) training needs the bitsandbytes package and an NVIDIA GPU.") from exc
+    q = bnb.nn.Linear4bit(mod.in_features, mod.out_features, bias=mod.bias is not None,
+                          compute_dtype=torch.bfloat16, quant_type="nf4", device="cpu")
+    q.weight = bnb.nn.Params4bit(weight.detach().to("cpu", torch.bfloat16), requires_grad=False,
+                                 quant_type="nf4")
+    if mod.bias is not None:
+        q.bias = torch.nn.Parameter(mod.bias.detach().to(torch.bfloat16), requires_grad=False)
+    return q.to(device)
+
+
+def prepare_base(transformer: Any, precision: str, device: str, compute_dtype: Any,
+                 merge: Mapping[str, tuple[Any, Any]] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Merge (optional), quantise and place the transformer on ``device``; returns a summary.
+
+    ``merge`` maps diffusers module names to ``(A, B)`` with scale 1 (``B @ A`` is added).
+    For ``bf16``/``fp32`` the weights keep their dtype; merging still happens per module in fp32.
+    """
+    import torch
+
+    merge = dict(merge or {})
+    quant = precision in ("fp8", "nf4")
+    mods = list(base_linears(transformer, quantizable_only=quant))
+    if not quant:
+        mods = [m for m in mods if module_key(m[0]) in merge]
+    merged = 0
+    for i, (name, parent, child, mod) in enumerate(mods):
+        key = module_key(name)
+        w = mod.weight.detach().to(device)
+        if key in merge:
+            a, b = merge.pop(key)
+            w = (w.float() + b.to(device).float() @ a.to(device).float()).to(w.dtype)
+            merged += 1
+        if precision == "fp8":
+            quantize_fp8_module(mod, w, compute_dtype)
+        elif precision == "nf4":
+            setattr(parent, child, nf4_module(mod, w, device))
+        else:
+            with torch.no_grad():
+                mod.weight.data = w
+        del w
+        if progress:
+            progress(i + 1, len(mods))
+    if merge:
+        # Adapter modules that are not quantised (e.g. adaLN): merge into their float weights.
+        for name, _parent, _child, mod in list(base_linears(transformer, quantizable_only=False)):
+            key = module_key(name)
+            if key in merge:
+                a, b = merge.pop(key)
+                with torch.no_grad():
+                    w = mod.weight.detach().to(device).float()
+                    mod.weight.data = (w + b.to(device).float() @ a.to(device).float()).to(mod.weight.dtype)
+                merged += 1
+    transformer.to(device)
+    if merge:
+        log.warning("training adapter: %d modules not found in the model", len(merge))
+    return {"quantized": len(mods) if quant else 0, "merged": merged, "unmatched": len(merge)}
+
+
+def base_dtype_label(precision: str, dtype: Any) -> str:
+    import torch
+
+    if precision in ("fp8", "nf4"):
+        return precision
+    return {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}.get(dtype, str(dtype))

@@ -1,0 +1,597 @@
+"""The training job: :class:`Trainer` runs a :class:`~zitdesk.train.config.TrainSpec` end to end.
+
+Runs on the one engine thread that owns the GPU and speaks the generation job protocol
+(:class:`zitdesk.engine.protocol.Engine`): ``run(spec, emit, cancel)`` emits ``JobStarted``,
+phase/step/sample/checkpoint events and exactly one terminal event, and **never raises**.
+
+Order of work: load the base model (offline) → scan the dataset and plan buckets → cache
+latents and caption embeddings (only what is missing) → free the text encoder and park the VAE
+→ add the LoRA (and the training adapter), set the base precision, build the optimizer →
+resume from the newest checkpoint if asked → train.
+
+Control, checked between optimizer steps: ``cancel.pause()`` → :class:`Paused` … ``resume()`` →
+:class:`Resumed`; ``cancel.cancel()`` finishes the current step, saves a checkpoint and the LoRA
+at that step, and ends with ``JobCancelled(paths=(lora,))``. Failures become ``JobFailed``
+(``kind="oom"`` with the next lower VRAM preset in ``retry_hint``); finished checkpoints stay,
+so ``--resume`` continues from the last one. Randomness per micro-batch (σ, noise, caption
+dropout) and the data order are pure functions of the seed and the step, and checkpoints hold
+the exact fp32 LoRA, optimizer and scheduler state, so a resumed run repeats the uninterrupted
+one.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import logging
+import random
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from zitdesk.engine.cancel import CancelToken, Cancelled
+from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, PhaseChanged
+from zitdesk.engine.protocol import Emit
+from zitdesk.errors import LoraError, ModelError, RequestError, ZitdeskError
+from zitdesk.io import user_dirs
+from zitdesk.train import adapters as ad
+from zitdesk.train.checkpoint import (
+    checkpoints_dir,
+    clean_leftovers,
+    list_checkpoints,
+    load_latest,
+    prune_files,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from zitdesk.train.config import TrainConfig, TrainSpec, locked_differences
+from zitdesk.train.dataset import (
+    BatchCursor,
+    apply_trigger,
+    derive_seed,
+    plan_entries,
+    scan_folder,
+    tag_frequency,
+)
+from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
+from zitdesk.train.presets import lower_preset
+from zitdesk.train.timesteps import sample_sigmas
+
+log = logging.getLogger(__name__)
+
+
+class Diverged(ZitdeskError):
+    """The loss became NaN or infinite."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class LossReporter:
+    """Turns per-step loss tensors into :class:`TrainStep` events without a GPU sync per step.
+
+    On CUDA each loss is copied to pinned memory asynchronously and reported once its copy has
+    landed (usually one step later); at most two steps are in flight. On CPU it is immediate.
+    """
+
+    def __init__(self, emit: Emit, job: str, total: int, cuda: bool) -> None:
+        self.emit, self.job, self.total, self.cuda = emit, job, total, cuda
+        self.pending: collections.deque = collections.deque()
+        self.times: collections.deque = collections.deque(maxlen=20)
+        self.last_loss = float("nan")
+        self.losses: list[tuple[int, float]] = []
+
+    def reset_clock(self) -> None:
+        self.times.clear()
+
+    def add(self, step: int, loss: Any, lr: float) -> None:
+        if self.cuda:
+            import torch
+
+            buf = torch.empty((), dtype=torch.float32, pin_memory=True)
+            buf.copy_(loss.detach().float(), non_blocking=True)
+            ev = torch.cuda.Event()
+            ev.record()
+            self.pending.append((step, buf, ev, lr))
+            while self.pending and (self.pending[0][2].query() or len(self.pending) > 2):
+                s, b, e, r = self.pending.popleft()
+                e.synchronize()
+                self._report(s, float(b), r)
+        else:
+            self._report(step, float(loss), lr)
+
+    def flush(self) -> None:
+        while self.pending:
+            s, b, e, r = self.pending.popleft()
+            e.synchronize()
+            self._report(s, float(b), r)
+
+    def _report(self, step: int, value: float, lr: float) -> None:
+        import math
+
+        if not math.isfinite(value):
+            raise Diverged(f"Training diverged at step {step} (the loss is not a number); "
+                           "lower the learning rate and resume from the last checkpoint.")
+        now = time.perf_counter()
+        self.times.append(now)
+        self.last_loss = value
+        self.losses.append((step, value))
+        it_s = 0.0
+        if len(self.times) >= 2:
+            it_s = (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+        eta = (self.total - step) / it_s if it_s > 0 else 0.0
+        self.emit(TrainStep(self.job, step=step, total=self.total, loss=value, lr=lr, it_s=it_s,
+                            eta_s=eta))
+
+
+class Trainer:
+    """Engine for training jobs (see the module docstring). ``run`` never raises."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self._device = device
+
+    def run(self, spec: TrainSpec, emit: Emit, cancel: CancelToken) -> None:
+        job = spec.job_id
+        emit(JobStarted(job, kind="train", total_steps=spec.config.optim.steps,
+                        detail=spec.config.save.name))
+        run: _Run | None = None
+        t0 = time.perf_counter()
+        try:
+            run = _Run(spec, self._device, emit, cancel)
+            result = run.execute()
+            if result["cancelled"]:
+                emit(JobCancelled(job, paths=tuple(result["paths"])))
+            else:
+                emit(JobFinished(job, paths=tuple(result["paths"]), elapsed_s=time.perf_counter() - t0,
+                                 peak_vram_bytes=result.get("peak_vram_bytes", 0),
+                                 stats=result["stats"]))
+        except Cancelled:
+            emit(JobCancelled(job, paths=()))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an event
+            emit(_failure(job, spec.config, exc, run.phase if run else "starting"))
+        finally:
+            if run is not None:
+                run.close()
+            _free_memory()
+
+    def shutdown(self) -> None:
+        _free_memory()
+
+
+def _free_memory() -> None:
+    from zitdesk.engine.generate import free_memory
+
+    free_memory()
+
+
+def _failure(job: str, cfg: TrainConfig, exc: Exception, phase: str) -> JobFailed:
+    from zitdesk.engine.generate import is_oom
+
+    tb = traceback.format_exc()
+    if is_oom(exc):
+        _free_memory()
+        lower = lower_preset(cfg)
+        advice = (f"choose the '{lower}' VRAM preset" if lower
+                  else "lower the training resolution to 512 px")
+        return JobFailed(job, kind="oom", traceback=tb, retry_hint={"preset": lower} if lower else {},
+                         message=f"The GPU ran out of memory while {phase}; memory was freed — {advice}, "
+                                 "then resume.")
+    kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
+    if isinstance(exc, ZitdeskError):
+        return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
+    log.error("training failed:\n%s", tb)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return JobFailed(job, kind="error", traceback=tb,
+                     message=f"Training failed while {phase}: {type(exc).__name__}: {first}")
+
+
+class _Run:
+    """State of one training job (kept out of :class:`Trainer` so nothing leaks between jobs)."""
+
+    def __init__(self, spec: TrainSpec, device: str | None, emit: Emit, cancel: CancelToken) -> None:
+        self.spec = spec
+        self.cfg = spec.config.validate()
+        self.job = spec.job_id
+        self.emit = emit
+        self.cancel = cancel
+        self.phase = "starting"
+        self.pipe: Any = None
+        self.device = self._resolve_device(device)
+        self.cuda = self.device.startswith("cuda")
+        self.out = Path(self.cfg.save.output_dir).expanduser().resolve()
+        self.ckroot = checkpoints_dir(self.out)
+        self.samples_dir = self.out / "samples"
+        self.step = 0
+        self.sampled: set[int] = set()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _resolve_device(self, device: str | None) -> str:
+        want = self.cfg.model.device
+        if want and want != "auto":
+            return want
+        if device:
+            return device
+        from zitdesk.engine.generate import default_device
+
+        return default_device()
+
+    def _phase(self, phase: str, detail: str = "") -> None:
+        self.phase = {"loading": "loading the model", "caching": "caching latents and captions",
+                      "training": "training", "sampling": "rendering samples",
+                      "saving": "saving"}.get(phase, phase)
+        self.emit(PhaseChanged(self.job, phase=phase, detail=detail))
+
+    def close(self) -> None:
+        self.pipe = None
+        self.runner = None
+
+    # -- the job ------------------------------------------------------------------------------
+    def execute(self) -> dict[str, Any]:
+        self._prepare_output()
+        self._load_model()
+        self._load_data()
+        self._build_caches()
+        self._unload_encoders()
+        self._setup_training()
+        self._maybe_resume()
+        return self._loop()
+
+    def _prepare_output(self) -> None:
+        cfg = self.cfg
+        if cfg.optim.optimizer == "adamw8bit" and not self.cuda:
+            raise RequestError("8-bit AdamW needs an NVIDIA GPU (bitsandbytes); choose adamw on this machine.")
+        if cfg.model.base_precision == "nf4" and not self.cuda:
+            raise RequestError("4-bit (NF4) base weights need an NVIDIA GPU; choose fp8 or bf16 here.")
+        self.out.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(self.ckroot)
+        existing = list_checkpoints(self.ckroot)
+        if existing and not self.spec.resume:
+            raise RequestError(
+                f"{self.out} already holds checkpoints of a run (up to step {existing[-1].step}); "
+                "resume it (--resume) or choose another output folder.")
+        cfg.write(self.out / "train_config.toml")
+
+    def _load_model(self) -> None:
+        import torch
+
+        from zitdesk.models.discovery import resolve_model
+        from zitdesk.models.loader import load_pipeline
+
+        self._phase("loading", f"Loading {self.cfg.model.path}")
+        prec = self.cfg.model.base_precision
+        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(prec)
+        if prec in ("fp8", "nf4") and self.cuda:
+            dtype = torch.bfloat16
+        source = resolve_model(self.cfg.model.path)
+        self.source_label = source.label
+        self.pipe = load_pipeline(source, device=self.device, dtype=dtype)
+        self.cancel.raise_if_cancelled()
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        scan = scan_folder(cfg.data.folder, cfg.data.caption_ext)
+        if not scan.items:
+            raise RequestError(f"The dataset folder {cfg.data.folder} holds no images "
+                               f"({', '.join(('png', 'jpg', 'webp', 'bmp'))}).")
+        self.items = scan.items
+        self.entries = plan_entries(scan.items, cfg.data.resolutions)
+        if not self.entries:
+            raise RequestError("Every image of the dataset is smaller than 16 px; nothing to train on.")
+        self.captions = [apply_trigger(it.caption, cfg.data.trigger) for it in scan.items]
+        self.tag_freq = tag_frequency(self.captions)
+        buckets = sorted({e.bucket for e in self.entries})
+        detail = (f"{len(scan.items)} images ({scan.captioned} captioned), {len(self.entries)} samples "
+                  f"in {len(buckets)} buckets")
+        if scan.problems:
+            detail += "; " + " ".join(scan.problems[:3])
+        self._phase("data", detail)
+
+    def _build_caches(self) -> None:
+        from zitdesk.train.cache import build_caches
+        from zitdesk.train.samples import sample_prompts
+
+        cfg = self.cfg
+        root = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else user_dirs()["cache"] / "train"
+        self._phase("caching", "Checking the latent and caption caches")
+        prompts = [p for p, _ in sample_prompts(cfg)]
+
+        def progress(what: str, done: int, total: int) -> None:
+            self.emit(PhaseChanged(self.job, phase="caching", detail=f"Encoding {what} {done}/{total}"))
+
+        self.cache = build_caches(self.pipe, root, self.items, self.entries, self.captions, prompts,
+                                  self.device, cfg.data.latent_mode, progress,
+                                  self.cancel.raise_if_cancelled)
+        keys = {*self.cache.caption_keys, self.cache.empty_key, *self.cache.prompt_keys.values()}
+        self.text = {k: self.cache.text(k) for k in keys}
+
+    def _unload_encoders(self) -> None:
+        pipe = self.pipe
+        if pipe.text_encoder is not None:
+            pipe.text_encoder.to("cpu")
+            pipe.text_encoder = None          # prompts are cached; frees ~8 GB
+        if self.cuda and self.cfg.memory.offload_vae:
+            pipe.vae.to("cpu")
+        _free_memory()
+
+    def _setup_training(self) -> None:
+        import torch
+
+        from zitdesk.train.core import StepRunner
+        from zitdesk.train.precision import base_dtype_label, prepare_base
+
+        cfg = self.cfg
+        tr = self.pipe.transformer
+        tr.requires_grad_(False)
+        compute_dtype = tr.dtype
+        prec = cfg.model.base_precision if cfg.model.base_precision != "auto" else "bf16"
+        quant = prec in ("fp8", "nf4")
+        self.base_precision = base_dtype_label(prec if quant else "", compute_dtype)
+        self.adapter_name = self.adapter_sha = ""
+        merge_pairs: dict[str, tuple[Any, Any]] = {}
+        mode = cfg.model.adapter_mode
+        if mode == "auto":
+            mode = "merge" if quant else "side"
+        self.adapter_mode = mode
+        ad.add_user_adapter(tr, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets,
+                            cfg.lora.include_refiners, derive_seed("lora-init", cfg.optim.seed))
+        if cfg.model.training_adapter:
+            from zitdesk.lora.apply import load_normalized, transformer_linear_shapes
+
+            path = Path(cfg.model.training_adapter).expanduser()
+            sd, report = load_normalized(path, transformer_linear_shapes(tr))
+            self.adapter_name, self.adapter_sha = path.name, _sha256(path)
+            self._phase("loading", f"Training adapter {path.name}: {report.matched}/{report.total} "
+                                   f"modules ({'merged into the base' if mode == 'merge' else 'side branch'})")
+            ad.add_assistant(tr, sd, compute_dtype)
+            if mode == "merge":
+                for k in sd:
+                    if k.endswith(".lora_A.weight"):
+                        m = k[len("transformer."):-len(".lora_A.weight")]
+                        merge_pairs[m] = (sd[k], sd[k.replace(".lora_A.", ".lora_B.")])
+        has_assistant = bool(cfg.model.training_adapter)
+        if has_assistant and mode == "side":
+            self.train_scales = {ad.USER: 1.0, ad.ASSISTANT: 1.0}
+            self.sample_scales = {ad.USER: 1.0}
+        elif has_assistant:
+            self.train_scales = {ad.USER: 1.0}
+            self.sample_scales = {ad.USER: 1.0, ad.ASSISTANT: -1.0}
+        else:
+            self.train_scales = self.sample_scales = {ad.USER: 1.0}
+        prepare_base(tr, prec if quant else "", self.device, compute_dtype, merge=merge_pairs)
+        ad.set_active(tr, self.train_scales)
+        self.runner = StepRunner(tr, cfg, self.device)
+        image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
+        cap_tokens = max(int(t.shape[0]) for t in self.text.values())
+        self.memory_plan = self.runner.configure(image_tokens, cap_tokens)
+        self.cursor = BatchCursor(self.entries, cfg.optim.batch_size, cfg.optim.seed)
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def _maybe_resume(self) -> None:
+        if not self.spec.resume:
+            return
+        found = load_latest(self.ckroot)
+        if found is None:
+            self._phase("resuming", "No checkpoint found; starting from step 0")
+            return
+        info, (adapter, trainer_state, state) = found
+        saved = TrainConfig.from_toml(state["config"])
+        diffs = locked_differences(self.cfg, saved)
+        if diffs:
+            raise RequestError("The checkpoint was trained with other settings: " + "; ".join(diffs)
+                               + ". Restore them or start a new run in another folder.")
+        ad.load_user_state(self.pipe.transformer, adapter)
+        self.runner.load_state_dict(trainer_state["runner"])
+        restore_rng(trainer_state.get("rng", {}), state.get("rng", {}))
+        self.step = int(state["step"])
+        self.cursor.epoch = int(state["cursor"]["epoch"])
+        self.cursor.pos = int(state["cursor"]["pos"])
+        self.sampled = set(state.get("sampled", []))
+        self._phase("resuming", f"Resumed from {info.path.name} (step {self.step})")
+
+    # -- loop ---------------------------------------------------------------------------------
+    def _micro_batch(self, index: int):
+        import torch
+
+        from zitdesk.train.core import MicroBatch
+
+        cfg = self.cfg
+        batch = self.cursor.next()
+        lat = torch.stack([self.cache.latent(i) for i in batch])
+        rng = random.Random(derive_seed("dropout", cfg.optim.seed, index))
+        embeds = []
+        for i in batch:
+            drop = cfg.data.caption_dropout > 0 and rng.random() < cfg.data.caption_dropout
+            key = self.cache.empty_key if drop else self.cache.caption_keys[self.entries[i].item]
+            embeds.append(self.text[key])
+        t = cfg.timesteps
+        sig, w = sample_sigmas(t.mode, len(batch), cfg.optim.seed, index, t.shift, t.anchor_steps,
+                               t.jitter)
+        g = torch.Generator().manual_seed(derive_seed("noise", cfg.optim.seed, index))
+        noise = torch.randn(lat.shape, generator=g, dtype=torch.float32)
+        return MicroBatch(lat, noise, embeds, sig, w)
+
+    def _one_step(self) -> Any:
+        accum = self.cfg.optim.grad_accum
+        cursor_state = self.cursor.state()
+        mbs = [self._micro_batch(self.step * accum + a) for a in range(accum)]
+        if not (self.runner.compiled and self.step == self._first_step):
+            return self.runner.train_step(mbs)
+        try:
+            return self.runner.train_step(mbs)
+        except Exception as exc:  # noqa: BLE001 - a compiler failure must not end the run
+            from zitdesk.engine.generate import is_oom
+
+            if is_oom(exc):
+                raise
+            log.exception("compiled step failed; continuing without torch.compile")
+            self.runner.optimizer.zero_grad(set_to_none=True)
+            self.runner.uncompile()
+            self.cursor.epoch, self.cursor.pos = cursor_state["epoch"], cursor_state["pos"]
+            self._phase("training", f"torch.compile failed ({type(exc).__name__}); training without it")
+            mbs = [self._micro_batch(self.step * accum + a) for a in range(accum)]
+            return self.runner.train_step(mbs)
+
+    def _pause_point(self) -> None:
+        if not self.cancel.paused:
+            return
+        self.reporter.flush()
+        self.emit(Paused(self.job, step=self.step))
+        while self.cancel.paused and not self.cancel.cancelled:
+            self.cancel.wait_if_paused(timeout=0.5)
+        if not self.cancel.cancelled:
+            self.emit(Resumed(self.job, step=self.step))
+        self.reporter.reset_clock()
+
+    def _loop(self) -> dict[str, Any]:
+        cfg = self.cfg
+        total = cfg.optim.steps
+        self.reporter = LossReporter(self.emit, self.job, total, self.cuda)
+        self._first_step = self.step
+        plan = self.memory_plan
+        self._phase("training", f"{self.device}, base {self.base_precision}, "
+                                f"checkpointing {plan['checkpointed_blocks']}/{plan['blocks']} blocks"
+                                + (", compiled" if plan["compiled"] else ""))
+        t_start = time.perf_counter()
+        start_step = self.step
+        if cfg.sample.at_start and self.step == 0 and cfg.sample.prompts and 0 not in self.sampled:
+            self._sample(0)
+        cancelled = False
+        while self.step < total:
+            self._pause_point()
+            if self.cancel.cancelled:
+                cancelled = True
+                break
+            loss = self._one_step()
+            self.step += 1
+            self.reporter.add(self.step, loss, self.runner.lr)
+            if self.step >= total:
+                break
+            if cfg.save.every and self.step % cfg.save.every == 0:
+                self._save()
+            if cfg.sample.every and cfg.sample.prompts and self.step % cfg.sample.every == 0:
+                self._sample(self.step)
+        self.reporter.flush()
+        train_s = time.perf_counter() - t_start
+        paths = self._save(final=not cancelled)
+        if (not cancelled and cfg.sample.prompts and cfg.sample.every
+                and self.step not in self.sampled):
+            self._sample(self.step)
+            self._save_state_only()
+        stats = {
+            "steps": self.step, "device": self.device, "base_precision": self.base_precision,
+            "adapter_mode": self.adapter_mode if self.adapter_name else "",
+            "final_loss": self.reporter.last_loss, "losses": self.reporter.losses[-2000:],
+            "seconds_per_step": train_s / max(1, self.step - start_step),
+            "cache": vars(self.cache.stats), "memory": self.memory_plan,
+            "checkpoint": str(list_checkpoints(self.ckroot)[-1].path),
+        }
+        peak = 0
+        if self.cuda:
+            import torch
+
+            peak = int(torch.cuda.max_memory_allocated(self.device))
+        return {"cancelled": cancelled, "paths": paths, "stats": stats, "peak_vram_bytes": peak}
+
+    # -- saving and samples -------------------------------------------------------------------
+    def _metadata(self, lora_format: str = "comfy") -> dict[str, str]:
+        from zitdesk.train.lora_io import build_metadata
+
+        per_epoch = max(1, -(-len(self.entries) // self.cfg.optim.batch_size))
+        epoch = (self.step * self.cfg.optim.grad_accum) // per_epoch
+        return build_metadata(
+            self.cfg, step=self.step, epoch=epoch, base_precision=self.base_precision,
+            resolution=self.cfg.sample_size(), tag_freq=self.tag_freq,
+            dataset_name=Path(self.cfg.data.folder).name, adapter_name=self.adapter_name,
+            adapter_sha256=self.adapter_sha, base_model=self.source_label, n_images=len(self.items),
+            lora_format=lora_format)
+
+    def _state_doc(self) -> dict[str, Any]:
+        return {"cursor": self.cursor.state(), "config": self.cfg.to_toml(),
+                "sampled": sorted(self.sampled)}
+
+    def _save(self, final: bool = False) -> list[str]:
+        """Checkpoint + ``<name>_<step>.safetensors``; at the end also ``<name>.safetensors``."""
+        from zitdesk.train.lora_io import (
+            baked_pairs,
+            comfy_state_dict,
+            kohya_state_dict,
+            save_lora,
+        )
+
+        self.reporter.flush()
+        cfg = self.cfg
+        self._phase("saving", f"Step {self.step}")
+        rng = rng_state()
+        ckpt = save_checkpoint(
+            self.ckroot, cfg.save.name, self.step, adapter=ad.user_state(self.pipe.transformer),
+            trainer_state={"runner": self.runner.state_dict(), "rng": rng["torch"]},
+            state={**self._state_doc(), "rng": rng["json"]}, keep_last=cfg.save.keep_last)
+        baked = baked_pairs(ad.user_pairs(self.pipe.transformer), cfg.lora.rank, cfg.lora.alpha)
+        meta = self._metadata()
+        step_file = save_lora(self.out / f"{cfg.save.name}_{self.step:09d}.safetensors",
+                              comfy_state_dict(baked), meta)
+        prune_files(self.out, cfg.save.name, cfg.save.keep_last)
+        paths = [str(step_file)]
+        if final:
+            paths = [str(save_lora(self.out / f"{cfg.save.name}.safetensors", comfy_state_dict(baked),
+                                   meta))]
+            if cfg.save.export_kohya:
+                paths.append(str(save_lora(self.out / f"{cfg.save.name}_kohya.safetensors",
+                                           kohya_state_dict(baked), self._metadata("kohya"))))
+        self.emit(CheckpointSaved(self.job, path=str(ckpt), step=self.step, lora_path=paths[0]))
+        self._phase("training", "")
+        return paths
+
+    def _save_state_only(self) -> None:
+        """Record the final sample round in the newest checkpoint's state (no tensor rewrite)."""
+        import json
+
+        from zitdesk.io import atomic_write
+
+        latest = list_checkpoints(self.ckroot)
+        if latest and latest[-1].step == self.step:
+            p = latest[-1].path / "state.json"
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            doc["sampled"] = sorted(self.sampled)
+            atomic_write(p, json.dumps(doc, indent=1))
+
+    def _sample(self, step: int) -> None:
+        import torch
+
+        from zitdesk.train.samples import contact_sheet, render_samples
+
+        self.reporter.flush()
+        cfg = self.cfg
+        self._phase("sampling", f"Step {step}: {len(cfg.sample.prompts)} prompts")
+        tr = self.pipe.transformer
+        ad.set_active(tr, self.sample_scales)
+        tr.eval()
+        if self.cuda:
+            self.pipe.vae.to(self.device)
+        stance = (torch.compiler.set_stance("force_eager") if self.runner.compiled
+                  else contextlib.nullcontext())
+        try:
+            embeds = {p: self.text[k] for p, k in self.cache.prompt_keys.items()}
+            with stance:
+                paths = render_samples(self.pipe, cfg, step, embeds, self.text[self.cache.empty_key],
+                                       self.samples_dir, cfg.save.name)
+        finally:
+            ad.set_active(tr, self.train_scales)
+            tr.train()
+            if self.cuda and cfg.memory.offload_vae:
+                self.pipe.vae.to("cpu")
+            _free_memory()
+        sheet = contact_sheet(self.samples_dir)
+        self.sampled.add(step)
+        self.emit(SampleReady(self.job, paths=tuple(str(p) for p in paths),
+                              contact_sheet=str(sheet or ""), step=step))
+        self._phase("training", "")
