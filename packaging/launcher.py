@@ -21,7 +21,7 @@ def _dispatch(argv: list[str]) -> int:
         from zitdesk.selftest import main as selftest_main
 
         return selftest_main([a for a in argv if a != "selftest"])
-    if argv and argv[0] in CLI_COMMANDS:
+    if argv and (argv[0] in CLI_COMMANDS or argv[0] == "--version"):
         if argv[0] == "selftest":  # `zitdesk-console selftest` spelled as a subcommand
             from zitdesk.selftest import main as selftest_main
 

@@ -236,7 +236,8 @@ static int extract_and_run(const char *self, off_t offset, char **argv) {
         snprintf(part, sizeof part, "%s.tmp%ld", dir, (long)getpid());
         note("unpacking into %s (first start of this version only)", dir);
         if (extract_image(self, offset, part) != 0) {
-            note("unpacking into %s failed (disk full?)", part);
+            int e = errno;
+            fprintf(stderr, "%s: unpacking into %s failed: %s\n", progname, part, strerror(e));
             remove_tree(part);
             return -1;
         }
