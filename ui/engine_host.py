@@ -35,6 +35,7 @@ from zitdesk.engine.events import (
     JobFinished,
     JobStarted,
     LoraReport,
+    JobWarning,
     PhaseChanged,
     StepProgress,
 )
@@ -152,6 +153,7 @@ class EngineController(QObject):
     job_queued = Signal(object)  # Job
     job_started = Signal(object)  # JobStarted
     phase_changed = Signal(object)  # PhaseChanged
+    warning = Signal(object)  # JobWarning
     progress = Signal(object)  # StepProgress (every step; preview throttled separately)
     preview_ready = Signal(QImage)  # throttled live preview
     image_ready = Signal(object)  # ImageReady
@@ -301,6 +303,8 @@ class EngineController(QObject):
             self.job_started.emit(ev)
         elif isinstance(ev, PhaseChanged):
             self.phase_changed.emit(ev)
+        elif isinstance(ev, JobWarning):
+            self.warning.emit(ev)
         elif isinstance(ev, ImageReady):
             self.image_ready.emit(ev)
         elif isinstance(ev, LoraReport):

@@ -69,8 +69,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         JobCancelled,
         JobFailed,
         JobFinished,
+        JobWarning,
         LoraReport,
-        PhaseChanged,
         StepProgress,
     )
     from zitdesk.engine.generate import GenerationEngine
@@ -112,8 +112,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"LoRA {Path(ev.path).name}: {ev.matched}/{ev.total_targets} modules"
                   + (f", {len(ev.unknown_keys)} unknown keys skipped" if ev.unknown_keys else ""),
                   file=sys.stderr)
-        elif isinstance(ev, PhaseChanged) and ev.phase == "warning" and not args.json:
-            print(f"warning: {ev.detail}", file=sys.stderr)
+        elif isinstance(ev, JobWarning) and not args.json:
+            print(f"warning: {ev.message}", file=sys.stderr)
         elif isinstance(ev, ImageReady) and not quiet:
             (bar.write if bar else print)(ev.path)
         elif isinstance(ev, (JobFinished, JobFailed, JobCancelled)):

@@ -13,6 +13,7 @@ from zitdesk.engine.events import (
     JobFailed,
     JobFinished,
     JobStarted,
+    JobWarning,
     PhaseChanged,
     StepProgress,
 )
@@ -203,8 +204,8 @@ def test_preview_fit_runs_on_the_real_vae_class(tiny_pipe):
 def test_long_prompt_warns_before_truncation(engine, tmp_path):
     long_prompt = "a very detailed scene with many small things " * 60  # ≫ 504 byte-level tokens
     events = _run(engine, _req(tmp_path, prompt=long_prompt, steps=1))
-    warnings = [e.detail for e in events if isinstance(e, PhaseChanged) and e.phase == "warning"]
+    warnings = [e.message for e in events if isinstance(e, JobWarning)]
     assert isinstance(events[-1], JobFinished)
     assert len(warnings) == 1 and "cut off" in warnings[0]
     short = _run(engine, _req(tmp_path, steps=1))
-    assert not [e for e in short if isinstance(e, PhaseChanged) and e.phase == "warning"]
+    assert not [e for e in short if isinstance(e, JobWarning)]

@@ -128,3 +128,27 @@ def test_lora_chosen_as_base_model(tmp_path):
                "diffusion_model.layers.0.attention.to_q.lora_B.weight": np.zeros((32, 4), np.float32)}, str(p))
     with pytest.raises(ModelError, match="is a LoRA, not a base model"):
         resolve_model(p)
+
+
+def test_three_files_in_different_folders_via_manifest(tmp_path, tiny_comfy, reference_image):
+    from zitdesk.models.discovery import write_manifest
+
+    paths = {}
+    for role, name in (("transformer", "z_image_turbo_bf16.safetensors"),
+                       ("text_encoder", "qwen_3_4b.safetensors"), ("vae", "ae.safetensors")):
+        d = tmp_path / role
+        d.mkdir()
+        shutil.copy(tiny_comfy / name, d / name)
+        paths[role] = d / name
+    # a decoy DiT beside the chosen one must not win
+    shutil.copy(tiny_comfy / "z_image_turbo_bf16.safetensors", tmp_path / "transformer" / "z_image_other.safetensors")
+    manifest = write_manifest(paths, tmp_path)
+    src = resolve_model(manifest)
+    assert src.complete and src.files["transformer"] == paths["transformer"].resolve()
+    # the tiny text encoder needs its own tokenizer; real ComfyUI users get the bundled Qwen one
+    src.tokenizer_dir = tiny_comfy / "tokenizer"
+    assert torch.allclose(_image(load_pipeline(src)), reference_image, atol=1e-5)
+    bad = tmp_path / "broken.zitmodel.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelError, match="not a valid zitdesk model file"):
+        resolve_model(bad)

@@ -82,13 +82,11 @@ def _check_files(files: dict[str, str]) -> dict[str, Any]:
         if found.complete and got == wanted:
             out["model_path"] = str(root)
             return out
-    out["problems"] = [
-        "These three files are fine, but they are not the ones zitdesk finds in one folder "
-        f"({common}): other model files there are preferred. Choose that folder instead, or keep "
-        "the three files in a folder of their own."
-    ]
-    out["complete"] = False
-    out["describe"] = out["problems"][0]
+    # The files live apart (or beside other model files): record exactly these three in a small
+    # manifest that the engine resolves like a folder. Nothing is copied.
+    from zitdesk.models.discovery import write_manifest
+
+    out["model_path"] = str(write_manifest(wanted))
     return out
 
 

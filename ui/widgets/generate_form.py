@@ -70,7 +70,7 @@ class GenerateFormWidget(QScrollArea):
             "Where the model's weights live. Lighter modes fit smaller GPUs but run slower."
         )
         self.vae_tiling = QCheckBox("VAE tiling (saves memory when decoding large images)")
-        self.unload_te = QCheckBox("Free the text encoder after encoding (saves ≈ 8 GB)")
+        self.unload_te = QCheckBox("Keep the text encoder in RAM (saves ≈ 8 GB of VRAM)")
         self.loras = LoraStackWidget()
         # advanced
         self.guidance = QDoubleSpinBox()

@@ -97,6 +97,7 @@ class GenerateWorkspace(GenerateView):
         c = controller
         c.job_started.connect(self._on_job_started)
         c.phase_changed.connect(self._on_phase)
+        c.warning.connect(self._on_warning)
         c.progress.connect(self._on_progress)
         c.preview_ready.connect(self._on_preview)
         c.image_ready.connect(self._on_image)
@@ -252,10 +253,11 @@ class GenerateWorkspace(GenerateView):
         self.status_message.emit("Generating…")
 
     @Slot(object)
+    def _on_warning(self, ev) -> None:  # e.g. the prompt is cut at the 512-token budget
+        self.show_message(ev.message, "warning")
+
+    @Slot(object)
     def _on_phase(self, ev) -> None:
-        if ev.phase == "warning":  # e.g. the prompt is cut at the 512-token budget
-            self.show_message(ev.detail, "warning")
-            return
         text = ev.detail or ev.phase.capitalize()
         self.progress.set_phase(text)
         self.status_message.emit(text)

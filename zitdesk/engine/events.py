@@ -32,6 +32,13 @@ class PhaseChanged(EngineEvent):
 
 
 @dataclass(frozen=True)
+class JobWarning(EngineEvent):
+    """Something the user should know that does not stop the job (e.g. a prompt cut at 512 tokens)."""
+
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class StepProgress(EngineEvent):
     step: int = 0                   # 1-based, within the current image
     total: int = 0

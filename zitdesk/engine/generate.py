@@ -26,6 +26,7 @@ from zitdesk.engine.events import (
     JobFailed,
     JobFinished,
     JobStarted,
+    JobWarning,
     LoraReport,
     PhaseChanged,
     StepProgress,
@@ -131,12 +132,7 @@ class GenerationEngine:
             embeds, neg = self._encode(loaded, request)
             warning = self._token_warning(loaded, request)
             if warning:
-                emit(PhaseChanged(job, phase="warning", detail=warning))
-            te = loaded.pipe.text_encoder
-            if (request.unload_text_encoder and cuda and te.device.type != "cpu"
-                    and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8)):
-                te.to("cpu")  # frees ≈ 8 GB; it comes back only when a new prompt is encoded
-                free_memory()
+                emit(JobWarning(job, message=warning))
             for index in range(request.count):
                 cancel.raise_if_cancelled()
                 path = self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
@@ -195,7 +191,8 @@ class GenerationEngine:
     def _ensure_pipeline(self, request: GenerateRequest, emit: Emit, cancel: CancelToken) -> _Loaded:
         source = self._resolve_source(request)
         key = (str(source.root), tuple(sorted((k, str(v)) for k, v in source.files.items())),
-               self.device, request.memory_mode, request.compile)
+               self.device, request.memory_mode, request.compile,
+               request.unload_text_encoder and request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8))
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         self._loaded = None
@@ -207,7 +204,8 @@ class GenerationEngine:
 
         pipe = load_pipeline(source, device=self.device)
         cancel.raise_if_cancelled()
-        detail = apply_memory_mode(pipe, request.memory_mode, self.device)
+        detail = apply_memory_mode(pipe, request.memory_mode, self.device,
+                                   stream_text_encoder=request.unload_text_encoder)
         if request.compile:
             detail += "; " + compile_blocks(pipe, self.device)
         emit(PhaseChanged(request.job_id, phase="loaded", detail=detail))
@@ -252,9 +250,6 @@ class GenerationEngine:
 
         pipe = loaded.pipe
         dev = execution_device(pipe, self.device)
-        if pipe.text_encoder.device.type == "cpu" and str(dev).startswith("cuda") \
-                and loaded.mode in (MemoryMode.GPU, MemoryMode.FP8):
-            pipe.text_encoder.to(dev)
         with torch.no_grad():
             pos, neg = pipe.encode_prompt(
                 prompt=request.prompt, device=dev, do_classifier_free_guidance=cfg,

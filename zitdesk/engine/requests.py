@@ -49,11 +49,11 @@ class MemoryMode(str, enum.Enum):
     @property
     def label(self) -> str:
         return {
-            "gpu": "Everything on GPU (fastest, 16 GB+)",
+            "gpu": "Everything on GPU (fastest, 24 GB)",
             "model_offload": "Model CPU offload (12 GB)",
             "group_offload": "Block streaming from RAM (8 GB)",
             "sequential": "Sequential offload (smallest, slowest)",
-            "fp8": "fp8 weight storage (10–12 GB)",
+            "fp8": "fp8 weight storage (16 GB)",
         }[self.value]
 
 
@@ -92,7 +92,7 @@ class GenerateRequest:
     memory_mode: MemoryMode = MemoryMode.GPU
     vae_tiling: bool = False
     compile: bool = False          # regional torch.compile of the DiT blocks (CUDA; ≈ 20 s first run)
-    unload_text_encoder: bool = False  # free Qwen3 after encoding (saves ≈ 8 GB)
+    unload_text_encoder: bool = False  # keep Qwen3 in RAM, stream it in to encode (saves ≈ 8 GB VRAM)
     output_dir: str = ""
     model_path: str = ""           # empty: the configured / discovered model
     preview_every: int = 1         # latent preview every N steps (0 = none)

@@ -196,14 +196,48 @@ def resolve_folder_of_files(root: Path, origin: str = "folder") -> ModelSource:
     return src
 
 
+MANIFEST_SUFFIX = ".zitmodel.json"
+
+
+def write_manifest(files: dict[str, str | Path], folder: str | Path | None = None) -> Path:
+    """Record three single files that live in different folders as one ``*.zitmodel.json``.
+
+    ``--model`` and the app's settings then take that file like a folder. Nothing is copied.
+    """
+    import hashlib
+
+    from zitdesk.io import atomic_write, user_dirs
+
+    doc = {"format": "zitdesk-model", "version": 1,
+           "files": {role: str(Path(files[role]).resolve()) for role in (DIT, TEXT_ENCODER, VAE)}}
+    blob = json.dumps(doc, indent=2)
+    name = Path(doc["files"][DIT]).stem
+    target_dir = Path(folder) if folder else user_dirs()["config"] / "models"
+    target = target_dir / f"{name}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}{MANIFEST_SUFFIX}"
+    atomic_write(target, blob)
+    return target
+
+
+def _resolve_manifest(p: Path) -> ModelSource:
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+        files = {role: Path(doc["files"][role]) for role in (DIT, TEXT_ENCODER, VAE)}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{p.name} is not a valid zitdesk model file; choose the model again.") from exc
+    return comfy_source(files, p.parent, label=files[DIT].stem, origin="user")
+
+
 def resolve_model(path: str | os.PathLike[str]) -> ModelSource:
-    """Resolve what the user pointed at: diffusers folder, HF-cache folder or a folder of single files.
+    """Resolve what the user pointed at: diffusers folder, HF-cache folder, a folder of single files,
+    or a ``*.zitmodel.json`` naming three single files.
 
     Raises :class:`ModelError` with a plain sentence when nothing usable is there.
     """
     p = Path(path).expanduser()
     if not p.exists():
         raise ModelError(f"{p} does not exist; choose the folder that holds your Z-Image Turbo model.")
+    if p.is_file() and p.name.endswith(MANIFEST_SUFFIX):
+        return _resolve_manifest(p)
     if p.is_file():
         if p.suffix.lower() in (".json",) and p.name == "model_index.json":
             p = p.parent
