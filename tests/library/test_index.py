@@ -19,7 +19,6 @@ from zitdesk.library.samples import (
     make_lora,
     modelspec_metadata,
     png_bytes,
-    write_safetensors,
 )
 from zitdesk.library.sidecars import Sidecar
 
@@ -45,7 +44,7 @@ def scan(folder: Path, index: LibraryIndex | None = None):
 ])
 def test_zimage_dialects(tmp_path, kind, dialect, rank, alpha, badge):
     make_lora(tmp_path / f"{kind}.safetensors", kind, rank, alpha=alpha, layers=2)
-    entries, result, _ = scan(tmp_path)
+    entries, _, _ = scan(tmp_path)
     e = entries[f"{kind}.safetensors"]
     assert e.status == "ok" and e.arch == "zimage" and e.arch_label == "Z-Image"
     assert e.dialect == dialect
@@ -320,7 +319,7 @@ def test_non_string_metadata_is_kept_as_text(tmp_path):
 def test_unexpected_exception_is_contained(tmp_path, monkeypatch):
     _lora(tmp_path, "a")
     _lora(tmp_path, "b")
-    import zitdesk.lora.keys as keys
+    from zitdesk.lora import keys
 
     real = keys.inspect_header
 

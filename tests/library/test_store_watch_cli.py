@@ -15,7 +15,6 @@ from zitdesk.library.samples import make_lora, png_bytes
 from zitdesk.library.store import LibraryStore
 from zitdesk.library.watcher import FolderWatcher
 
-
 # -------------------------------------------------------------------------------------------
 # Store
 # -------------------------------------------------------------------------------------------

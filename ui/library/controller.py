@@ -164,7 +164,7 @@ class LibraryController(QObject):
                 wanted = [r.path for r in roots]
                 if wanted != self.watcher.folders or not self.watcher.running:
                     self.watcher.start(wanted)
-        except Exception as exc:  # noqa: BLE001 - reported to the UI as a plain sentence
+        except Exception as exc:
             log.exception("library scan failed")
             _emit(sig.scan_failed, f"The library scan failed: {exc}")
             return
@@ -253,7 +253,7 @@ class LibraryController(QObject):
                     self.store.adopt_by_hash(entry.path, entry.sha256, existing)
                 _emit(sig.hashed, entry)
             self.index.save()
-        except Exception:  # noqa: BLE001 - hashing is best effort
+        except Exception:
             log.exception("library hashing failed")
         _emit(sig.hash_done)
 
@@ -305,7 +305,7 @@ class LibraryController(QObject):
         self.wait(msecs)
         try:
             self.index.save()
-        except Exception:  # noqa: BLE001 - never block quitting
+        except Exception:
             log.exception("could not save the library index")
 
 

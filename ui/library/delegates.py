@@ -102,11 +102,11 @@ class _Base(QStyledItemDelegate):
     def star_rect(self, option_rect: QRect) -> QRect:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def editorEvent(self, event, model, option, index) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton:
-            if self.star_rect(option.rect).contains(event.position().toPoint()):
-                model.setData(index, not bool(index.data(FavouriteRole)), FavouriteRole)
-                return True
+    def editorEvent(self, event, model, option, index) -> bool:
+        if (event.type() == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton
+                and self.star_rect(option.rect).contains(event.position().toPoint())):
+            model.setData(index, not bool(index.data(FavouriteRole)), FavouriteRole)
+            return True
         return super().editorEvent(event, model, option, index)
 
     def _background(self, p: QPainter, option: QStyleOptionViewItem, rect: QRect) -> None:
@@ -129,7 +129,7 @@ class _Base(QStyledItemDelegate):
 class CardDelegate(_Base):
     """Grid card: preview, name, arch chip, rank, coverage badge, favourite star."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:  # noqa: N802
+    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         return QSize(CARD_W, CARD_H)
 
     def star_rect(self, option_rect: QRect) -> QRect:
@@ -209,7 +209,7 @@ class CardDelegate(_Base):
 class RowDelegate(_Base):
     """List row: thumbnail, name + path or reason, arch chip, rank, coverage, star."""
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:  # noqa: N802
+    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         return QSize(max(400, option.rect.width()), ROW_H)
 
     def star_rect(self, option_rect: QRect) -> QRect:

@@ -249,7 +249,8 @@ class DetailsPanel(QWidget):
         self._notes_timer.setSingleShot(True)
         self._notes_timer.setInterval(800)
         self._notes_timer.timeout.connect(self.flush_notes)
-        self.notes.textChanged.connect(self._notes_timer.start)
+        self._notes_dirty = False
+        self.notes.textChanged.connect(self._on_notes_edited)
         self.info = QPlainTextEdit()
         self.info.setReadOnly(True)
         self.info.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
@@ -262,7 +263,7 @@ class DetailsPanel(QWidget):
         top.addWidget(self.preview_button)
         top.addWidget(self.folder_button)
         weight_row = QHBoxLayout()
-        weight_row.addWidget(QLabel("Weight"))
+        weight_row.addWidget(_plain_label("Weight"))
         weight_row.addWidget(self.weight, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
@@ -350,8 +351,8 @@ class DetailsPanel(QWidget):
     def _set_notes(self, text: str) -> None:
         self.notes.blockSignals(True)
         self.notes.setPlainText(text)
-        self.notes.document().setModified(False)
         self.notes.blockSignals(False)
+        self._notes_dirty = False
         self._notes_timer.stop()
 
     # -- intents -------------------------------------------------------------------------------
@@ -386,9 +387,14 @@ class DetailsPanel(QWidget):
     def flush_notes(self) -> None:
         """Emit pending note edits now (before switching entries, on shutdown)."""
         self._notes_timer.stop()
-        if self.entry is not None and self.notes.document().isModified():
-            self.notes.document().setModified(False)
+        if self.entry is not None and self._notes_dirty:
+            self._notes_dirty = False
             self.notes_changed.emit(self.entry.path, self.notes.toPlainText())
+
+    @Slot()
+    def _on_notes_edited(self) -> None:
+        self._notes_dirty = True
+        self._notes_timer.start()
 
     def full_metadata_loaded(self, path: str, meta: dict[str, Any], record: UserRecord | None,
                              duplicates: list[str] | None, hashing: bool) -> None:

@@ -217,7 +217,7 @@ class LibraryModel(QAbstractListModel):
                 self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
     # -- Qt model ------------------------------------------------------------------------------
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -251,7 +251,7 @@ class LibraryModel(QAbstractListModel):
             return self.is_duplicate(index.row())
         return None
 
-    def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+    def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return False
         path = self._rows[index.row()].path
@@ -270,7 +270,7 @@ class LibraryModel(QAbstractListModel):
         # Incompatible files stay enabled and selectable: the details pane says why.
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
-    def roleNames(self) -> dict[int, bytes]:  # noqa: N802
+    def roleNames(self) -> dict[int, bytes]:
         names = super().roleNames()
         names.update({EntryRole: b"entry", PathRole: b"path", FavouriteRole: b"favourite",
                       RatingRole: b"rating", CompatibleRole: b"compatible", ArchRole: b"arch"})
@@ -364,7 +364,7 @@ class LibraryFilterProxy(QSortFilterProxyModel):
         return m
 
     # -- Qt ------------------------------------------------------------------------------------
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
         src = self._src()
         e = src.entry_at(source_row)
         a = self._arch
@@ -381,7 +381,7 @@ class LibraryFilterProxy(QSortFilterProxyModel):
                 return False
         if self._folder:
             f = e.path
-            if not (f.startswith(self._folder + "/") or f.startswith(self._folder + "\\")):
+            if not f.startswith((self._folder + "/", self._folder + "\\")):
                 return False
         if self._has_trigger and not e.trigger_words:
             return False
@@ -395,7 +395,7 @@ class LibraryFilterProxy(QSortFilterProxyModel):
                 return False
         return True
 
-    def lessThan(self, left: _Index, right: _Index) -> bool:  # noqa: N802
+    def lessThan(self, left: _Index, right: _Index) -> bool:
         src = self._src()
         a, b = src.entry_at(left.row()), src.entry_at(right.row())
         return self._key(a, src) < self._key(b, src)

@@ -232,7 +232,7 @@ class LibraryWorkspace(QWidget):
         self._started = True
         self.controller.rescan()
 
-    def showEvent(self, event) -> None:  # noqa: N802
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self.start()
 

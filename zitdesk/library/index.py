@@ -456,7 +456,7 @@ def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = No
     except LoraError as exc:
         entry = replace(entry, status="error", error=str(exc), reason=str(exc), arch_label="unreadable")
         header_words = []
-    except Exception as exc:  # noqa: BLE001 - one bad file never stops a scan
+    except Exception as exc:
         log.debug("unexpected error inspecting %s", found.path, exc_info=True)
         msg = f"Cannot read {os.path.basename(found.path)} ({type(exc).__name__}: {str(exc)[:200]})."
         entry = replace(entry, status="error", error=msg, reason=msg, arch_label="unreadable")

@@ -207,38 +207,41 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def build_sample_library(root: str | Path) -> list[Path]:
-    """About a dozen LoRAs of mixed architectures, dialects, sidecars and previews (screenshots, demos)."""
+def build_sample_library(root: str | Path, layers: int = 30) -> list[Path]:
+    """About a dozen LoRAs of mixed architectures, dialects, sidecars and previews (screenshots, demos).
+
+    ``layers``: Z-Image blocks per file (30 = full size; tests use fewer to hash less data).
+    """
     root = Path(root)
     comfy = root / "ComfyUI" / "models" / "loras"
     forge = root / "forge" / "models" / "Lora"
     out: list[Path] = []
-    out.append(make_lora(comfy / "zit_watercolor_v2.safetensors", "aitoolkit", 32, metadata={
+    out.append(make_lora(comfy / "zit_watercolor_v2.safetensors", "aitoolkit", 32, layers=layers, metadata={
         **modelspec_metadata("Watercolor Wash", "mika", "wtrclr painting",
                              "Soft watercolor style for Z-Image Turbo.\nWorks best at 0.8."),
         "ss_base_model_version": "zimage"}))
     (comfy / "zit_watercolor_v2.preview.png").write_bytes(png_bytes(96, 96, (90, 150, 230)))
-    out.append(make_lora(comfy / "cat_character_kohya.safetensors", "kohya", 16, 8,
+    out.append(make_lora(comfy / "cat_character_kohya.safetensors", "kohya", 16, 8, layers=layers,
                          metadata=kohya_metadata("mochi_cat", 16, 8, tags={"mochi cat": 50, "cat": 48, "sitting": 20})))
     (comfy / "cat_character_kohya.png").write_bytes(png_bytes(96, 96, (230, 160, 80)))
     (comfy / "cat_character_kohya.json").write_text(json.dumps({
         "description": "My cat Mochi.", "activation text": "mochi cat", "preferred weight": 0.9,
         "notes": "Trained on 40 photos.", "sd version": "Unknown"}))
-    out.append(make_lora(comfy / "neon_city_fused.safetensors", "kohya_fused", 64, 32,
+    out.append(make_lora(comfy / "neon_city_fused.safetensors", "kohya_fused", 64, 32, layers=layers,
                          metadata=modelspec_metadata("Neon City", "pixelwitch", "neon city night",
                                                      thumbnail=data_uri(png_bytes(64, 64, (200, 60, 220))))))
-    out.append(make_lora(comfy / "anime_lines_dot.safetensors", "dot", 8))
+    out.append(make_lora(comfy / "anime_lines_dot.safetensors", "dot", 8, layers=layers))
     (comfy / "anime_lines_dot.civitai.info").write_text(json.dumps({
         "id": 1234, "modelId": 567, "name": "v1.0", "baseModel": "ZImageTurbo", "trainedWords": ["anm lines", "cel shading"],
         "description": "<p>Clean <b>anime</b> line art.</p>", "model": {"name": "Anime Lines", "tags": ["anime", "style"]},
         "creator": {"username": "lineart_fan"}}))
-    out.append(make_lora(comfy / "subdir" / "portrait_diffusers.safetensors", "diffusers", 4, metadata={
+    out.append(make_lora(comfy / "subdir" / "portrait_diffusers.safetensors", "diffusers", 4, layers=layers, metadata={
         "format": "pt", "lora_adapter_metadata": json.dumps({"r": 4, "lora_alpha": 16})}))
     (comfy / "subdir" / "portrait_diffusers.cm-info.json").write_text(json.dumps({
         "ModelName": "Studio Portrait", "VersionName": "v3", "BaseModel": "Z-Image", "TrainedWords": ["studio portrait"],
         "ModelDescription": "Even studio light.", "Tags": ["portrait", "photo"]}))
     (comfy / "subdir" / "portrait_diffusers.thumb.png").write_bytes(png_bytes(96, 96, (120, 200, 140)))
-    out.append(make_lora(comfy / "lokr_texture.safetensors", "lokr", 8))
+    out.append(make_lora(comfy / "lokr_texture.safetensors", "lokr", 8, layers=layers))
     (comfy / "lokr_texture.metadata.json").write_text(json.dumps({
         "model_name": "Paper Texture", "base_model": "Z-Image", "usage_tips": json.dumps({"strength": 0.6}),
         "civitai": {"trainedWords": ["paper texture"]}, "notes": "subtle"}))

@@ -82,7 +82,7 @@ class LibraryStore:
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
+                raise ValueError("not a JSON object")  # noqa: TRY004 - handled just below
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             bak = self.path.with_name(self.path.name + ".bak")
             log.warning("library store %s is unreadable (%s); a copy is kept as %s", self.path, exc, bak)

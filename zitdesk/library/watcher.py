@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from zitdesk.library.index import SCAN_EXTS, MAX_DEPTH
+from zitdesk.library.index import MAX_DEPTH, SCAN_EXTS
 from zitdesk.library.previews import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,8 @@ class FolderWatcher:
         self._thread: threading.Thread | None = None
         self._observer = None
         self._snapshot: dict[str, tuple[int, int]] = {}
+        self._control = threading.RLock()   # start/stop may come from different threads
+        self._closed = False
 
     @property
     def folders(self) -> list[str]:
@@ -94,6 +96,17 @@ class FolderWatcher:
 
     def start(self, folders: Iterable[str]) -> None:
         """(Re)start watching ``folders`` (only those that exist)."""
+        with self._control:
+            if not self._closed:
+                self._start(folders)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop for good: a later :meth:`start` (e.g. from a scan finishing) does nothing."""
+        with self._control:
+            self._closed = True
+            self._stop_locked(timeout)
+
+    def _start(self, folders: Iterable[str]) -> None:
         self.stop()
         self._folders = [f for f in dict.fromkeys(str(x) for x in folders) if os.path.isdir(f)]
         self._stop.clear()
@@ -102,7 +115,7 @@ class FolderWatcher:
             try:
                 self._start_watchdog()
                 self.backend = "watchdog"
-            except Exception as exc:  # noqa: BLE001 - missing module, inotify limits, odd filesystems
+            except Exception as exc:
                 if self._want == "watchdog":
                     raise
                 log.info("file watching falls back to polling: %s", exc)
@@ -113,6 +126,10 @@ class FolderWatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        with self._control:
+            self._stop_locked(timeout)
+
+    def _stop_locked(self, timeout: float) -> None:
         self._stop.set()
         self._wake.set()
         obs, self._observer = self._observer, None
@@ -120,7 +137,7 @@ class FolderWatcher:
             try:
                 obs.stop()
                 obs.join(timeout)
-            except Exception:  # noqa: BLE001 - already stopped
+            except Exception:
                 log.debug("watchdog observer stop failed", exc_info=True)
         t, self._thread = self._thread, None
         if t is not None and t is not threading.current_thread():
@@ -147,7 +164,7 @@ class FolderWatcher:
         watcher = self
 
         class Handler(FileSystemEventHandler):
-            def on_any_event(self, event) -> None:  # noqa: ANN001
+            def on_any_event(self, event) -> None:
                 if event.event_type in ("opened", "closed_no_write"):
                     return
                 paths = [os.fsdecode(event.src_path)]
@@ -187,7 +204,7 @@ class FolderWatcher:
             if paths:
                 try:
                     self._callback(paths)
-                except Exception:  # noqa: BLE001 - a failing callback must not kill the watcher
+                except Exception:
                     log.exception("library watcher callback failed")
 
     def _poll(self) -> None:
