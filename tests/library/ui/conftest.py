@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -35,6 +36,9 @@ def _no_dangling_threads(qapp, monkeypatch):
     pool = QThreadPool.globalInstance()
     if not pool.waitForDone(10_000):
         pytest.fail(f"{pool.activeThreadCount()} thread-pool task(s) still running after the test")
+    # Free Qt wrappers caught in reference cycles here, on the GUI thread: a collection that
+    # happens to run on a pool thread later would destroy widgets off the GUI thread.
+    gc.collect()
     dangling = [t for t in started if shiboken6.isValid(t) and t.isRunning()]
     for t in dangling:
         t.quit()
@@ -63,7 +67,6 @@ def make_workspace(qtbot):
 
         ws = LibraryWorkspace(store=store or LibraryStore(), index=LibraryIndex(), folders=[str(f) for f in folders],
                               auto_roots=False, watch=watch, auto_hash=auto_hash, watcher_backend=backend)
-        qtbot.addWidget(ws)
         made.append(ws)
         ws.resize(1300, 800)
         ws.start()
@@ -75,6 +78,10 @@ def make_workspace(qtbot):
     for ws in made:
         if shiboken6.isValid(ws):
             ws.shutdown()
+            ws.close()
+            shiboken6.delete(ws)      # destroyed now, on the GUI thread
+    made.clear()
+    gc.collect()
 
 
 def settle(qtbot, ws, timeout=10_000):
