@@ -6,7 +6,7 @@ import argparse
 import json
 
 import pytest
-from messy import make_dataset, pattern, save
+from messy import WordTokenizer, make_dataset, pattern, save
 
 from zitdesk.dataset.check import (
     CheckOptions,
@@ -18,24 +18,6 @@ from zitdesk.dataset.check import (
 from zitdesk.dataset.cli import add_dataset_parser
 from zitdesk.train.dataset import apply_trigger, plan_entries, scan_folder
 from zitdesk.train.presets import PRESETS
-
-
-class WordTokenizer:
-    """Stands in for Qwen3 in fast tests: one token per word, 8 template tokens."""
-
-    chat_template = "x"
-
-    def apply_chat_template(self, msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True):
-        return "<|im_start|>user\n" + msgs[0]["content"] + "<|im_end|>\n<|im_start|>assistant\n"
-
-    def __call__(self, text, add_special_tokens=True, **kw):
-        if isinstance(text, list):
-            return {"input_ids": [list(range(len(t.split()))) for t in text]}
-        n = len(text.replace("<|im_start|>", " a ").replace("<|im_end|>", " a ").split())
-        ids = list(range(n))
-        if kw.get("truncation"):
-            ids = ids[: kw["max_length"]]
-        return {"input_ids": ids}
 
 
 @pytest.fixture

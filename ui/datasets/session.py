@@ -1,0 +1,441 @@
+"""``DatasetSession``: one open dataset with its undo stack, autosave, watcher and workers.
+
+It owns the Qt-free :class:`~zitdesk.dataset.store.Dataset` and
+:class:`~zitdesk.dataset.history.History`, a ``QUndoStack`` whose commands
+(:mod:`ui.datasets.commands`) call :meth:`apply`, and three timers:
+
+* **autosave** (1 s debounce, restarted by every edit): one pool job writes queued journal lines
+  and snapshots first, then the captions (atomic, outside changes detected), then the index.
+  One flush at a time; edits made during a flush are written by the next one.
+* **watch** (every 2 s): reloads captions changed by other programs; notices images added or
+  removed outside the app.
+* **tokens** (300 ms debounce): recounts the edited captions with the Qwen3 tokenizer, which is
+  loaded once on a worker (importing transformers takes seconds, never on the GUI thread).
+
+Signals carry names (``list``) or plain objects; every slot receiving pool results runs on the
+GUI thread (queued connections from :class:`~ui.datasets.pool.TaskRunner`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QUndoStack
+
+from zitdesk.dataset.check import CheckOptions, analyse_missing, caption_token_counts, check_items
+from zitdesk.dataset.history import Entry, History, Replayed
+from zitdesk.dataset.store import Dataset, FlushReport, ImageRecord
+from zitdesk.train.dataset import apply_trigger
+from ui.datasets.pool import TaskRunner
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_MS = 1000
+WATCH_MS = 2000
+TOKENS_MS = 300
+
+Change = tuple[str, str | None, str | None]
+
+
+def default_tokenizer_loader() -> Any:
+    from zitdesk.models.tokenizer import default_tokenizer
+
+    return default_tokenizer()
+
+
+def _open_job(folder: str) -> tuple[Dataset, Replayed]:
+    ds = Dataset.open(folder)
+    return ds, History(ds.meta_dir).load()
+
+
+def _flush_job(ds: Dataset, hist: History) -> FlushReport:
+    hist.flush()
+    rep = ds.flush()
+    try:
+        ds.save_index()
+    except OSError as exc:
+        rep.errors.append(f"index: {exc}")
+    return rep
+
+
+def _count_job(tok_loader, tok, pairs: list[tuple[str, str]]) -> tuple[Any, dict[str, int], int]:
+    tok = tok if tok is not None else tok_loader()
+    counts, template = caption_token_counts([c for _, c in pairs], tok)
+    return tok, {n: c for (n, _), c in zip(pairs, counts, strict=True)}, template
+
+
+def _check_job(folder: str, items, names, cached, opts: CheckOptions, tok_loader, tok, progress):
+    got = analyse_missing(Path(folder), names, cached, progress)
+    sha = [got.get(n, (None, None))[0] for n in names]
+    ph = [got.get(n, (None, None))[1] for n in names]
+    counts = None
+    if tok_loader is not None or tok is not None:
+        tok = tok if tok is not None else tok_loader()
+        counts = caption_token_counts([apply_trigger(it.caption, opts.trigger) for it in items],
+                                      tok)
+    rep = check_items(folder, items, opts, sha=sha, phash=ph, token_counts=counts)
+    return rep, got, tok
+
+
+class DatasetSession(QObject):
+    """See the module doc."""
+
+    opened = Signal(object)                 # Dataset
+    open_failed = Signal(str)
+    captions_changed = Signal(list)         # image names
+    flags_changed = Signal(list)
+    conflicts_found = Signal(list)          # [Conflict]
+    images_changed_outside = Signal()
+    message = Signal(str, str)              # level ("info"|"warning"|"error"), text
+    save_state_changed = Signal(str)
+    tokens_counted = Signal(dict, int)      # name → prompt tokens, available budget
+    check_progress = Signal(int, int)
+    check_done = Signal(object)             # CheckReport
+
+    def __init__(self, tokenizer_loader: Callable[[], Any] | None = default_tokenizer_loader,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dataset: Dataset | None = None
+        self.history: History | None = None
+        self.undo_stack = QUndoStack(self)
+        self.restoring = False
+        self.trigger = ""
+        self._tok_loader = tokenizer_loader
+        self._tok: Any = None
+        self._runner = TaskRunner(2, self)
+        self._runner.signals.succeeded.connect(self._on_done)
+        self._runner.signals.failed.connect(self._on_failed)
+        self._flushing = False
+        self._flush_again = False
+        self._polling = False
+        self._counting = False
+        self._count_again: set[str] = set()
+        self._checking = False
+        self._reload_pending = False
+        self._images_outside_told = False
+        self._generation = 0
+        self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave.timeout.connect(self.flush_now)
+        self._watch = QTimer(self, interval=WATCH_MS)
+        self._watch.timeout.connect(self._poll)
+        self._tokens_timer = QTimer(self, singleShot=True, interval=TOKENS_MS)
+        self._tokens_timer.timeout.connect(self._count_pending)
+        self._token_dirty: set[str] = set()
+        self._progress_relay = _ProgressRelay(self)
+
+    # --- opening -----------------------------------------------------------------------------
+
+    def open(self, folder: str | Path) -> None:
+        """Open ``folder`` on a worker; ``opened`` fires when it is ready. The dataset open
+        before is saved first (blocking: a few small writes)."""
+        if self.dataset is not None:
+            self._watch.stop()
+            self._runner.wait(60_000)
+            self._flushing = False
+            if self.dirty and self.history is not None:
+                rep = _flush_job(self.dataset, self.history)
+                if rep.conflicts:
+                    self.message.emit("warning", f"{len(rep.conflicts)} caption(s) of the "
+                                      "previous dataset were changed outside; yours are saved "
+                                      "beside them as .zitdesk-conflict files.")
+        self._generation += 1
+        self._runner.start(("open", self._generation), _open_job, str(folder))
+
+    def reload(self) -> None:
+        """Re-read the folder (after an import): pending edits are flushed first, then kept."""
+        if self.dataset is None:
+            return
+        self._reload_pending = True
+        if not self._flushing:
+            self.flush_now()
+
+    def _adopt(self, ds: Dataset, replay: Replayed | None) -> None:
+        old = self.dataset
+        if old is not None and old.folder == ds.folder:
+            with old.lock:  # edits made while the folder was being re-read
+                for name, text in old._pending.items():
+                    it = ds.by_name.get(name)
+                    if it is not None:
+                        ds.set_caption(it, text)
+        same = old is not None and old.folder == ds.folder
+        self.dataset = ds
+        if not same:
+            self.history = History(ds.meta_dir)
+            self._restore_undo(replay or Replayed())
+            self._tok_counts_reset()
+        self._images_outside_told = False
+        self._watch.start()
+        self.opened.emit(ds)
+        self._count_all()
+
+    def _restore_undo(self, replay: Replayed) -> None:
+        from ui.datasets.commands import CaptionCommand
+
+        self.undo_stack.clear()
+        self.restoring = True
+        try:
+            for e in replay.done:
+                self.undo_stack.push(CaptionCommand(self, e, journaled=True))
+            for e in reversed(replay.undone):
+                self.undo_stack.push(CaptionCommand(self, e, journaled=True))
+            self.undo_stack.setIndex(len(replay.done))
+            self.undo_stack.setClean()
+        finally:
+            self.restoring = False
+
+    # --- edits -------------------------------------------------------------------------------
+
+    def record(self, name: str) -> ImageRecord | None:
+        return self.dataset.by_name.get(name) if self.dataset else None
+
+    def edit(self, label: str, changes: list[Change], snapshot: bool = False) -> None:
+        """Push one undoable command (a bulk edit takes a snapshot of all captions first)."""
+        from ui.datasets.commands import CaptionCommand
+
+        if self.dataset is None or self.history is None or not changes:
+            return
+        snap = self.history.snapshot(self.dataset.captions(), label) if snapshot else None
+        self.undo_stack.push(CaptionCommand(self, Entry.new(label, changes, snap)))
+        if snapshot:
+            self.flush_now()
+
+    def apply(self, changes: list[Change]) -> None:
+        """Apply caption changes (commands call this); skipped ones are reported, not forced."""
+        if self.dataset is None:
+            return
+        applied, skipped = self.dataset.apply_changes(changes)
+        if skipped:
+            more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+            self.message.emit("warning", "Not changed: " + " ".join(skipped[:3]) + more)
+        if applied:
+            self.captions_changed.emit(applied)
+            self._token_dirty.update(applied)
+            self._tokens_timer.start()
+            self.schedule_save()
+
+    def set_flags(self, names: list[str], flagged: bool) -> None:
+        if self.dataset is None:
+            return
+        for n in names:
+            it = self.dataset.by_name.get(n)
+            if it is not None:
+                self.dataset.set_flagged(it, flagged)
+        self.flags_changed.emit(names)
+        self.schedule_save()
+
+    def record_analysis(self, name: str, sha: str, phash: int) -> None:
+        it = self.record(name)
+        if it is not None and it.sha256 != sha:
+            self.dataset.record_analysis(it, sha, phash)
+
+    def resolve_conflict(self, name: str, use_mine: bool) -> None:
+        it = self.record(name)
+        if it is None or self.dataset is None:
+            return
+        mine = self.dataset.conflict_text(it)
+        self.dataset.resolve_conflict(it)
+        if use_mine and mine is not None and mine != it.caption:
+            self.edit(f"Use my caption for {name}", [(name, it.caption, mine)])
+        else:
+            self.captions_changed.emit([name])
+
+    # --- saving ------------------------------------------------------------------------------
+
+    def schedule_save(self) -> None:
+        self._autosave.start()
+        self.save_state_changed.emit("Unsaved changes…")
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.dataset and (self.dataset.pending or self.dataset.index_dirty)
+                    or self.history and self.history.pending)
+
+    @Slot()
+    def flush_now(self) -> None:
+        self._autosave.stop()
+        if self.dataset is None or self.history is None:
+            return
+        if self._flushing:
+            self._flush_again = True
+            return
+        if not self.dirty and not self._reload_pending:
+            self.save_state_changed.emit("All changes saved")
+            return
+        self._flushing = True
+        self.save_state_changed.emit("Saving…")
+        self._runner.start(("flush", self._generation), _flush_job, self.dataset, self.history)
+
+    def _after_flush(self, rep: FlushReport) -> None:
+        self._flushing = False
+        if rep.conflicts:
+            self.conflicts_found.emit(list(rep.conflicts))
+            self.captions_changed.emit([c.name for c in rep.conflicts])
+        if rep.errors:
+            self.message.emit("error", "Could not save: " + "; ".join(rep.errors[:3]))
+        if self._flush_again or (self.dataset and self.dataset.pending):
+            self._flush_again = False
+            self.flush_now()
+            return
+        if self._reload_pending and self.dataset is not None:
+            self._reload_pending = False
+            self._runner.start(("reload", self._generation), _open_job, str(self.dataset.folder))
+        self.save_state_changed.emit("All changes saved" if not rep.errors else "Not saved")
+
+    def shutdown(self) -> None:
+        """Stop timers, wait for workers, write everything still pending (blocking)."""
+        for t in (self._autosave, self._watch, self._tokens_timer):
+            t.stop()
+        self._runner.wait(60_000)
+        if self.dataset is not None and self.history is not None:
+            try:
+                rep = _flush_job(self.dataset, self.history)
+                if rep.conflicts:
+                    log.warning("%d caption conflict(s) at shutdown; ours saved beside theirs.",
+                                len(rep.conflicts))
+            except OSError:
+                log.exception("final dataset flush failed")
+
+    def wait_idle(self, msecs: int = 30_000) -> bool:
+        return self._runner.wait(msecs)
+
+    # --- watching ----------------------------------------------------------------------------
+
+    @Slot()
+    def _poll(self) -> None:
+        if self.dataset is None or self._polling or self._flushing:
+            return
+        self._polling = True
+        self._runner.start(("poll", self._generation), self.dataset.poll_external)
+
+    # --- tokens ------------------------------------------------------------------------------
+
+    def set_trigger(self, trigger: str) -> None:
+        if trigger != self.trigger:
+            self.trigger = trigger
+            self._count_all()
+
+    def _tok_counts_reset(self) -> None:
+        self._token_dirty.clear()
+
+    def _count_all(self) -> None:
+        if self.dataset is not None:
+            self._token_dirty = {it.name for it in self.dataset.items}
+            self._count_pending()
+
+    @Slot()
+    def _count_pending(self) -> None:
+        if self.dataset is None or not self._token_dirty or \
+                (self._tok_loader is None and self._tok is None):
+            return
+        if self._counting:
+            self._tokens_timer.start()
+            return
+        names, self._token_dirty = self._token_dirty, set()
+        pairs = [(n, apply_trigger(it.train_caption, self.trigger))
+                 for n in names if (it := self.dataset.by_name.get(n)) is not None]
+        self._counting = True
+        self._runner.start(("tokens", self._generation), _count_job, self._tok_loader, self._tok,
+                           pairs)
+
+    # --- check -------------------------------------------------------------------------------
+
+    def run_check(self, opts: CheckOptions) -> bool:
+        """Start the pre-flight check on the in-memory captions; False if one is running."""
+        if self.dataset is None or self._checking:
+            return False
+        ds = self.dataset
+        items = ds.train_items()
+        names = [it.name for it in ds.items]
+        cached = {it.name: (it.sha256, it.phash) for it in ds.items
+                  if it.sha256 and it.phash is not None}
+        self._checking = True
+        self._runner.start(("check", self._generation), _check_job, str(ds.folder), items, names,
+                           cached, opts, self._tok_loader, self._tok, self._progress_relay.emit)
+        return True
+
+    @property
+    def checking(self) -> bool:
+        return self._checking
+
+    # --- results -----------------------------------------------------------------------------
+
+    @Slot(object, object)
+    def _on_done(self, tag, result) -> None:
+        kind, gen = tag
+        if kind == "open":
+            if gen == self._generation:
+                self._adopt(*result)
+            return
+        if kind == "reload":
+            if self.dataset is not None and result[0].folder == self.dataset.folder:
+                self._adopt(result[0], None)
+            return
+        if kind == "flush":
+            self._after_flush(result)
+        elif kind == "poll":
+            self._polling = False
+            if result.reloaded:
+                self.captions_changed.emit(result.reloaded)
+                self._token_dirty.update(result.reloaded)
+                self._tokens_timer.start()
+                self.message.emit("info", f"{len(result.reloaded)} caption(s) changed outside "
+                                          "zitdesk were reloaded.")
+            if result.images_changed and not self._images_outside_told:
+                self._images_outside_told = True
+                self.images_changed_outside.emit()
+        elif kind == "tokens":
+            self._counting = False
+            tok, counts, template = result
+            self._tok = tok
+            self.tokens_counted.emit(counts, 512 - template)
+            if self._token_dirty:
+                self._tokens_timer.start()
+        elif kind == "check":
+            self._checking = False
+            rep, got, tok = result
+            if tok is not None:
+                self._tok = tok
+            if self.dataset is not None and gen == self._generation:
+                for name, (sha, ph) in got.items():
+                    self.record_analysis(name, sha, ph)
+                if self.dataset.index_dirty:
+                    self.schedule_save()
+            self.check_done.emit(rep)
+
+    @Slot(object, object)
+    def _on_failed(self, tag, msg) -> None:
+        kind, _gen = tag
+        if kind == "open":
+            self.open_failed.emit(str(msg))
+        elif kind == "flush":
+            self._flushing = False
+            self.message.emit("error", f"Could not save captions: {msg}")
+            self.save_state_changed.emit("Not saved")
+        elif kind == "poll":
+            self._polling = False
+        elif kind == "tokens":
+            self._counting = False
+            self._tok_loader = None        # no tokenizer: the column stays "…" with a tooltip
+            self.message.emit("warning", f"Token counts unavailable: {msg}")
+        elif kind == "check":
+            self._checking = False
+            self.message.emit("error", f"The check failed: {msg}")
+        elif kind == "reload":
+            self.message.emit("error", f"Could not re-read the dataset: {msg}")
+
+
+class _ProgressRelay(QObject):
+    """Thread-safe progress: a pool function calls ``emit(done, total)``; Qt queues it."""
+
+    progress = Signal(int, int)
+
+    def __init__(self, session: DatasetSession) -> None:
+        super().__init__(session)
+        self.progress.connect(session.check_progress)
+
+    def emit(self, done: int, total: int) -> None:
+        self.progress.emit(done, total)

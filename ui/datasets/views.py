@@ -1,0 +1,208 @@
+"""The two views over one :class:`~ui.datasets.table_model.DatasetTableModel`.
+
+* :class:`CaptionTable` — a ``QTableView`` with fixed row heights (no per-row measuring, so
+  10,000 rows scroll as fast as 100), thumbnails, wrapped captions and badge pills.
+* :class:`GridPanel` — a virtualised thumbnail grid (``QListView`` in icon mode, uniform tiles)
+  with a caption pane beside it. The pane edits the current image; its text is committed as one
+  undoable edit after a pause in typing, on leaving the pane, or when moving to another image.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QPlainTextEdit,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.datasets.delegates import CaptionDelegate, FlagsDelegate, GridDelegate, ThumbDelegate
+from ui.datasets.table_model import BADGES, Col, DatasetTableModel, FlagsRole, ItemRole
+
+ROW_HEIGHT = 64
+COMMIT_IDLE_MS = 1200
+
+
+class CaptionTable(QTableView):
+    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModel(model)
+        self.setObjectName("captionTable")
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                             | QAbstractItemView.EditTrigger.EditKeyPressed
+                             | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setSortingEnabled(True)
+        self.sortByColumn(Col.NAME, Qt.SortOrder.AscendingOrder)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.setShowGrid(False)
+        vh = self.verticalHeader()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(ROW_HEIGHT)
+        vh.hide()
+        hh = self.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setSectionResizeMode(Col.CAPTION, QHeaderView.ResizeMode.Stretch)
+        hh.setHighlightSections(False)
+        for col, w in ((Col.THUMB, ROW_HEIGHT + 8), (Col.NAME, 190), (Col.SIZE, 90),
+                       (Col.TOKENS, 64), (Col.FLAGS, 190)):
+            self.setColumnWidth(col, w)
+        self.setItemDelegateForColumn(Col.THUMB, ThumbDelegate(thumbs, self))
+        self.setItemDelegateForColumn(Col.CAPTION, CaptionDelegate(self))
+        self.setItemDelegateForColumn(Col.FLAGS, FlagsDelegate(self))
+
+    def edit_current_caption(self) -> None:
+        ix = self.currentIndex()
+        if ix.isValid():
+            self.edit(self.model().index(ix.row(), Col.CAPTION))
+
+
+class GridPanel(QWidget):
+    """Thumbnail grid + caption pane. ``caption_committed(name, old, new)`` asks for an edit."""
+
+    caption_committed = Signal(str, object, str)
+
+    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.grid = QListView()
+        self.grid.setObjectName("datasetGrid")
+        self.grid.setModel(model)
+        self.grid.setModelColumn(Col.NAME)
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
+        self.grid.setBatchSize(400)
+        self.grid.setSpacing(4)
+        self.grid.setGridSize(GridDelegate.TILE + QSize(6, 6))
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.grid.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.grid.setItemDelegate(GridDelegate(thumbs, self.grid))
+
+        self.name = QLabel("No image selected")
+        self.name.setObjectName("sectionTitle")
+        self.name.setWordWrap(True)
+        self.meta = QLabel()
+        self.meta.setObjectName("muted")
+        self.meta.setWordWrap(True)
+        self.editor = QPlainTextEdit()
+        self.editor.setObjectName("captionPane")
+        self.editor.setPlaceholderText("Write the caption here. It is saved automatically.")
+        self.editor.setTabChangesFocus(True)
+        self.editor.setEnabled(False)
+        self.badges = QLabel()
+        self.badges.setWordWrap(True)
+        self.badges.setTextFormat(Qt.TextFormat.RichText)
+        side = QWidget()
+        sv = QVBoxLayout(side)
+        sv.setContentsMargins(8, 0, 0, 0)
+        sv.addWidget(self.name)
+        sv.addWidget(self.meta)
+        sv.addWidget(self.badges)
+        sv.addWidget(self.editor, 1)
+        hint = QLabel("Alt+↓ / Alt+↑ next / previous image · F3 next missing caption · "
+                      "Ctrl+S save now")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        sv.addWidget(hint)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.grid)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+
+        self._current: str | None = None
+        self._loaded_text = ""
+        self._timer = QTimer(self, singleShot=True, interval=COMMIT_IDLE_MS)
+        self._timer.timeout.connect(self.commit)
+        self.editor.textChanged.connect(self._on_text)
+        self.grid.selectionModel().currentChanged.connect(self._on_current)
+        model.modelReset.connect(self._on_reset)
+        model.dataChanged.connect(self._on_data_changed)
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_current(self, cur: QModelIndex, _prev: QModelIndex) -> None:
+        self.commit()
+        self.show_record(cur.data(ItemRole) if cur.isValid() else None)
+
+    def show_record(self, rec) -> None:
+        self._current = rec.name if rec is not None else None
+        self.editor.blockSignals(True)
+        if rec is None:
+            self.name.setText("No image selected")
+            self.meta.setText("")
+            self.badges.setText("")
+            self.editor.setPlainText("")
+            self.editor.setEnabled(False)
+        else:
+            self.name.setText(rec.name)
+            n = self.model.tokens(rec.name)
+            toks = "" if n is None else f" · {n} tokens"
+            src = "no caption file yet" if rec.caption is None else rec.caption_name
+            self.meta.setText(f"{rec.width}×{rec.height} · {src}{toks}")
+            row = self.model.row_of(rec.name)
+            codes = self.model.index(row, Col.FLAGS).data(FlagsRole) if row is not None else []
+            self.badges.setText("  ".join(
+                f'<span style="color:{BADGES[c][1].name()}">● {BADGES[c][2]}</span>'
+                for c in codes or []))
+            self.editor.setEnabled(True)
+            self.editor.setPlainText(rec.caption or "")
+        self._loaded_text = self.editor.toPlainText()
+        self.editor.blockSignals(False)
+
+    @Slot()
+    def _on_text(self) -> None:
+        self._timer.start()
+
+    @Slot()
+    def commit(self) -> None:
+        """Send the pane's text as an edit if it differs from the caption it was loaded from."""
+        self._timer.stop()
+        if self._current is None:
+            return
+        text = self.editor.toPlainText()
+        if text == self._loaded_text:
+            return
+        rec = self.model.dataset.by_name.get(self._current) if self.model.dataset else None
+        if rec is None:
+            return
+        self._loaded_text = text
+        if text != (rec.caption or ""):
+            self.caption_committed.emit(rec.name, rec.caption, text)
+
+    @Slot()
+    def _on_reset(self) -> None:
+        if self._current is not None and self.model.row_of(self._current) is None:
+            self.commit()
+            self.show_record(None)
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_data_changed(self, tl: QModelIndex, br: QModelIndex, roles=()) -> None:
+        if self._current is None or (roles and Qt.ItemDataRole.DecorationRole in roles):
+            return
+        row = self.model.row_of(self._current)
+        if row is None or not tl.row() <= row <= br.row():
+            return
+        rec = self.model.item(row)
+        # an undo/redo or outside change of the shown caption: reload unless the user is typing
+        if not self._timer.isActive() and (rec.caption or "") != self.editor.toPlainText():
+            self.show_record(rec)
+        elif not self._timer.isActive():
+            self.show_record(rec)   # refresh badges and token count

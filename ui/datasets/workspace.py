@@ -1,0 +1,724 @@
+"""The Datasets workspace: import, caption table and grid, bulk edits with undo, statistics.
+
+Constructor (what the main window calls)::
+
+    DatasetsWorkspace(parent: QWidget | None = None, *,
+                      folder: str | Path | None = None,        # open this dataset at start
+                      tokenizer_loader=default_tokenizer_loader,  # None: no token counts
+                      thumb_cache_dir: Path | None = None,     # default: user cache/thumbs
+                      datasets_root: Path | None = None,       # default: user data/datasets
+                      remember: bool = True,                   # reopen the last folder (QSettings)
+                      auto_check: bool = True)                 # run the pre-flight check on open
+
+Call :meth:`DatasetsWorkspace.shutdown` from the window's close/shutdown path: it stops timers,
+waits for this workspace's workers and writes every pending caption (blocking, short).
+
+Everything slow runs on private pools (:mod:`ui.datasets.pool`, :mod:`ui.datasets.thumbs`):
+opening (headers + captions), import, hashing, token counting, the check and caption writes.
+Keys (active while the workspace has focus): Alt+↓/Alt+↑ next/previous image, F3/Shift+F3 next/
+previous missing caption, F2/Enter edit caption, Ctrl+Enter commit the caption, Ctrl+S save now,
+Ctrl+F filter, Ctrl+B bulk edit, Ctrl+K flag/unflag, Ctrl+Z/Ctrl+Shift+Z undo/redo,
+Ctrl+Shift+G switch table/grid.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QObject, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemDelegate,
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from zitdesk.dataset.importer import ImportReport, import_sources
+from zitdesk.io import user_dirs
+from ui.datasets.bulk_dialog import BulkEditDialog
+from ui.datasets.commands import FlagCommand
+from ui.datasets.dialogs import ConflictDialog, ImportReportDialog, import_summary
+from ui.datasets.pool import TaskRunner
+from ui.datasets.session import DatasetSession, default_tokenizer_loader
+from ui.datasets.stats_panel import StatsPanel
+from ui.datasets.table_model import Col, DatasetTableModel, FilterMode
+from ui.datasets.thumbs import ThumbnailService
+from ui.datasets.views import CaptionTable, GridPanel
+from ui.widgets.banner import BannerWidget
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = "datasets/last_folder"
+RECHECK_MS = 2500
+
+
+class _ImportProgress(QWidget):
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QLabel("Importing…")
+        self.bar = QProgressBar()
+        self.cancel = QPushButton("Cancel")
+        self.cancel.clicked.connect(self.cancel_requested)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.label)
+        lay.addWidget(self.bar, 1)
+        lay.addWidget(self.cancel)
+        self.hide()
+
+
+class _EmptyState(QWidget):
+    def __init__(self, open_cb, new_cb, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel("Drop images, folders or .zip archives here")
+        title.setObjectName("placeholderTitle")
+        body = QLabel("They are copied into a dataset folder with their .txt or .caption files; "
+                      "the originals are never changed. Or open a folder of images and captions "
+                      "you already have.")
+        body.setObjectName("muted")
+        body.setWordWrap(True)
+        body.setFixedWidth(560)
+        b1 = QPushButton("Open dataset folder…")
+        b1.clicked.connect(open_cb)
+        b2 = QPushButton("New dataset…")
+        b2.clicked.connect(new_cb)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(b1)
+        row.addWidget(b2)
+        row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addStretch(1)
+        lay.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
+        lay.addSpacing(10)
+        lay.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
+        lay.addSpacing(14)
+        lay.addLayout(row)
+        lay.addStretch(2)
+
+
+class DatasetsWorkspace(QWidget):
+    """See the module doc for the constructor and keys."""
+
+    folder_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None, *, folder: str | Path | None = None,
+                 tokenizer_loader=default_tokenizer_loader, thumb_cache_dir: Path | None = None,
+                 datasets_root: Path | None = None, remember: bool = True,
+                 auto_check: bool = True) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.remember = remember
+        self.auto_check = auto_check
+        self.datasets_root = datasets_root or (user_dirs()["data"] / "datasets")
+        self.session = DatasetSession(tokenizer_loader, self)
+        self.thumbs = ThumbnailService(cache_dir=thumb_cache_dir, parent=self)
+        self.model = DatasetTableModel(self.thumbs, self)
+        self.model.editor = self._edit_from_model
+        self._importer = TaskRunner(1, self)
+        self._importer.signals.succeeded.connect(self._on_import_done)
+        self._importer.signals.failed.connect(self._on_import_failed)
+        self._import_cancel = threading.Event()
+        self._import_relay = _Relay(self)
+        self._import_relay.progress.connect(self._on_import_progress)
+        self.bulk_dialog: BulkEditDialog | None = None
+        self.last_import: ImportReport | None = None
+        self._pending_conflicts: list = []
+
+        # --- widgets -------------------------------------------------------------------------
+        self.table = CaptionTable(self.model, self.thumbs)
+        self.grid = GridPanel(self.model, self.thumbs)
+        self.empty = _EmptyState(self.choose_folder, self.new_dataset)
+        self.stack = QStackedWidget()
+        for w in (self.empty, self.table, self.grid):
+            self.stack.addWidget(w)
+        self.stats = StatsPanel()
+        self.stats.setMinimumWidth(300)
+        self.banner = BannerWidget()
+        self.progress = _ImportProgress()
+        self.progress.cancel_requested.connect(self._import_cancel.set)
+
+        self.path_label = QLabel("No dataset open")
+        self.path_label.setObjectName("muted")
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Open a dataset folder")
+        self.new_button = QPushButton("New…")
+        self.import_button = QPushButton("Import…")
+        self.import_button.setToolTip("Copy images (with their captions), folders or .zip files "
+                                      "into this dataset — or drop them here")
+        self.bulk_button = QPushButton("Bulk edit…")
+        self.bulk_button.setToolTip("Add trigger word, find/replace, add/remove tags, clean up "
+                                    "(Ctrl+B)")
+        self.undo_action = self.session.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.session.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for a in (self.undo_action, self.redo_action):
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(a)
+        self.undo_button = QToolButton()
+        self.undo_button.setDefaultAction(self.undo_action)
+        self.redo_button = QToolButton()
+        self.redo_button.setDefaultAction(self.redo_action)
+        self.table_button = QToolButton()
+        self.table_button.setText("Table")
+        self.grid_button = QToolButton()
+        self.grid_button.setText("Grid")
+        self.view_group = QButtonGroup(self)
+        for b in (self.table_button, self.grid_button):
+            b.setCheckable(True)
+            self.view_group.addButton(b)
+        self.table_button.setChecked(True)
+
+        top = QHBoxLayout()
+        for w in (self.open_button, self.new_button, self.import_button, self.bulk_button):
+            top.addWidget(w)
+        top.addSpacing(8)
+        top.addWidget(self.undo_button)
+        top.addWidget(self.redo_button)
+        top.addSpacing(8)
+        top.addWidget(self.table_button)
+        top.addWidget(self.grid_button)
+        top.addSpacing(8)
+        top.addWidget(self.path_label, 1)
+
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter by file name or caption words (Ctrl+F)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_mode = QComboBox()
+        for m in FilterMode:
+            self.filter_mode.addItem(m.value, m)
+        self.filter_mode.model().item(list(FilterMode).index(FilterMode.ISSUE)).setEnabled(False)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("muted")
+        self.next_missing_button = QPushButton("Next missing caption (F3)")
+        frow = QHBoxLayout()
+        frow.addWidget(self.filter_edit, 2)
+        frow.addWidget(self.filter_mode)
+        frow.addWidget(self.count_label, 1)
+        frow.addWidget(self.next_missing_button)
+
+        self.save_label = QLabel("")
+        self.save_label.setObjectName("muted")
+
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addLayout(frow)
+        lv.addWidget(self.stack, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.stats)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.splitter, 1)
+        lay.addWidget(self.save_label)
+
+        self._filter_timer = QTimer(self, singleShot=True, interval=200)
+        self._filter_timer.timeout.connect(self._apply_filter)
+        self._recheck = QTimer(self, singleShot=True, interval=RECHECK_MS)
+        self._recheck.timeout.connect(self._run_check)
+
+        # --- wiring --------------------------------------------------------------------------
+        s = self.session
+        s.opened.connect(self._on_opened)
+        s.open_failed.connect(self._on_open_failed)
+        s.captions_changed.connect(self._on_captions_changed)
+        s.flags_changed.connect(self.model.captions_changed)
+        s.tokens_counted.connect(self._on_tokens)
+        s.check_done.connect(self._on_check_done)
+        s.check_progress.connect(self.stats.set_progress)
+        s.conflicts_found.connect(self._on_conflicts)
+        s.images_changed_outside.connect(self._on_images_outside)
+        s.message.connect(self._on_message)
+        s.save_state_changed.connect(self.save_label.setText)
+        self.thumbs.analysed.connect(s.record_analysis)
+        self.stats.check_requested.connect(self._on_check_requested)
+        self.stats.trigger_changed.connect(s.set_trigger)
+        self.stats.issue_selected.connect(self._on_issue_selected)
+        self.grid.caption_committed.connect(self._on_grid_commit)
+        self.model.visible_changed.connect(self._update_count)
+        self.banner.action_clicked.connect(self._on_banner_action)
+        self.open_button.clicked.connect(self.choose_folder)
+        self.new_button.clicked.connect(self.new_dataset)
+        self.import_button.clicked.connect(self.choose_import)
+        self.bulk_button.clicked.connect(self.open_bulk_edit)
+        self.table_button.clicked.connect(self.show_table)
+        self.grid_button.clicked.connect(self.show_grid)
+        self.filter_edit.textChanged.connect(self._filter_timer.start)
+        self.filter_mode.currentIndexChanged.connect(self._apply_filter)
+        self.next_missing_button.clicked.connect(self.next_missing)
+
+        self.shortcuts: dict[str, QShortcut] = {}
+        for name, keys, slot in (
+            ("next", "Alt+Down", self.next_image), ("previous", "Alt+Up", self.previous_image),
+            ("next_missing", "F3", self.next_missing),
+            ("previous_missing", "Shift+F3", self.previous_missing),
+            ("save", "Ctrl+S", self.save_now), ("filter", "Ctrl+F", self.focus_filter),
+            ("bulk", "Ctrl+B", self.open_bulk_edit), ("flag", "Ctrl+K", self.toggle_flag),
+            ("switch_view", "Ctrl+Shift+G", self.toggle_view),
+        ):
+            sc = QShortcut(QKeySequence(keys), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+            self.shortcuts[name] = sc
+
+        self._set_enabled(False)
+        self.stack.setCurrentWidget(self.empty)
+        start = folder
+        if start is None and remember:
+            last = QSettings().value(SETTINGS_KEY, "")
+            if last and Path(str(last)).is_dir():
+                start = str(last)
+        if start is not None:
+            self.open_folder(start)
+
+    # --- opening and creating ----------------------------------------------------------------
+
+    def open_folder(self, folder: str | Path) -> None:
+        self.path_label.setText(f"Opening {folder} …")
+        self.session.open(folder)
+
+    @Slot()
+    def choose_folder(self) -> None:
+        start = str(self.session.dataset.folder) if self.session.dataset else str(self.datasets_root)
+        d = QFileDialog.getExistingDirectory(self, "Open dataset folder", start)
+        if d:
+            self.open_folder(d)
+
+    @Slot()
+    def new_dataset(self, name: str | None = None) -> Path | None:
+        if not name:
+            name, ok = QInputDialog.getText(self, "New dataset", "Name of the new dataset:")
+            if not ok or not name.strip():
+                return None
+        from zitdesk.dataset.importer import safe_stem
+
+        folder = self.datasets_root / safe_stem(name.strip())
+        n = 2
+        while folder.exists() and any(folder.iterdir()):
+            folder = self.datasets_root / f"{safe_stem(name.strip())}-{n}"
+            n += 1
+        folder.mkdir(parents=True, exist_ok=True)
+        self.open_folder(folder)
+        return folder
+
+    @Slot(object)
+    def _on_opened(self, ds) -> None:
+        current = self._current_name()
+        self.thumbs.set_folder(ds.folder)
+        self.model.set_dataset(ds)
+        self.path_label.setText(str(ds.folder))
+        self.path_label.setToolTip(str(ds.folder))
+        self._set_enabled(True)
+        self.stack.setCurrentWidget(self.grid if self.grid_button.isChecked() else self.table)
+        if current:
+            self.select_name(current)
+        elif self.model.rowCount():
+            self.select_row(0)
+        if ds.problems:
+            self._on_message("warning", f"{len(ds.problems)} file(s) cannot be read: "
+                             + " ".join(ds.problems[:2]))
+        if self.remember:
+            QSettings().setValue(SETTINGS_KEY, str(ds.folder))
+        self.folder_changed.emit(str(ds.folder))
+        self.session.save_state_changed.emit("All changes saved" if not self.session.dirty
+                                             else "Unsaved changes…")
+        if self.auto_check:
+            self._run_check()
+
+    @Slot(str)
+    def _on_open_failed(self, msg: str) -> None:
+        self.path_label.setText("No dataset open")
+        self._on_message("error", f"Could not open the dataset: {msg}")
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.import_button, self.bulk_button, self.filter_edit, self.filter_mode,
+                  self.next_missing_button, self.stats):
+            w.setEnabled(on)
+
+    # --- import ------------------------------------------------------------------------------
+
+    @Slot()
+    def choose_import(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Import images", str(Path.home()),
+            "Images, captions and archives (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif "
+            "*.txt *.caption *.zip);;All files (*)")
+        if files:
+            self.import_paths(files)
+
+    def import_paths(self, paths: list[str | Path], target: Path | None = None) -> bool:
+        """Import into the open dataset (or ``target``); False if an import is running."""
+        if self._importer.active:
+            self._on_message("warning", "An import is already running.")
+            return False
+        if target is None:
+            if self.session.dataset is None:
+                first = Path(paths[0]) if paths else Path("dataset")
+                target = self.new_dataset(first.stem if first.suffix else first.name)
+                if target is None:
+                    return False
+            else:
+                target = self.session.dataset.folder
+        self._import_cancel.clear()
+        self.progress.label.setText(f"Importing {len(paths):,} item(s)…")
+        self.progress.bar.setRange(0, 0)
+        self.progress.show()
+        self._importer.start(str(target), functools.partial(
+            import_sources, progress=self._import_relay.emit, cancel=self._import_cancel.is_set,
+            thumb_cache=self.thumbs.cache_dir), [str(p) for p in paths], target)
+        return True
+
+    @Slot(int, int)
+    def _on_import_progress(self, done: int, total: int) -> None:
+        self.progress.bar.setRange(0, max(total, 1))
+        self.progress.bar.setValue(done)
+        self.progress.label.setText(f"Importing {done:,}/{total:,}")
+
+    @Slot(object, object)
+    def _on_import_done(self, target, rep: ImportReport) -> None:
+        self.progress.hide()
+        self.last_import = rep
+        self.banner.show_message(import_summary(rep), "warning" if rep.skipped else "info",
+                                 "Show report", "import_report")
+        ds = self.session.dataset
+        if ds is not None and str(ds.folder) == str(target):
+            self.session.reload()
+        else:
+            self.open_folder(target)
+
+    @Slot(object, object)
+    def _on_import_failed(self, _target, msg) -> None:
+        self.progress.hide()
+        self._on_message("error", f"Import failed: {msg}")
+
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:
+        if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
+            e.acceptProposedAction()
+        else:
+            super().dragEnterEvent(e)
+
+    def dropEvent(self, e: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            e.acceptProposedAction()
+            self.import_paths(paths)
+
+    # --- edits -------------------------------------------------------------------------------
+
+    def _edit_from_model(self, label: str, changes) -> None:
+        self.session.edit(label, list(changes))
+
+    @Slot(str, object, str)
+    def _on_grid_commit(self, name: str, old, new: str) -> None:
+        self.session.edit(f"Edit caption of {name}", [(name, old, new)])
+
+    @Slot(list)
+    def _on_captions_changed(self, names: list) -> None:
+        self.model.captions_changed(names)
+        if self.auto_check and self.stats.report is not None:
+            self._recheck.start()
+
+    @Slot()
+    def open_bulk_edit(self, op: int = 0) -> BulkEditDialog | None:
+        ds = self.session.dataset
+        if ds is None:
+            return None
+        self._commit_editors()
+        selected = [self.model.item(r) for r in self._selected_rows()]
+        scopes = {"selected": [(it.name, it.caption) for it in selected],
+                  "filtered": [(it.name, it.caption) for it in self.model.visible_items()],
+                  "all": [(it.name, it.caption) for it in ds.items]}
+        dlg = BulkEditDialog(scopes, self.stats.trigger.text().strip(), self, initial_op=op)
+        dlg.accepted.connect(self._on_bulk_accepted)
+        dlg.finished.connect(dlg.deleteLater)
+        self.bulk_dialog = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def _on_bulk_accepted(self) -> None:
+        dlg = self.sender()
+        if isinstance(dlg, BulkEditDialog) and dlg.changes:
+            self.session.edit(dlg.label, dlg.changes, snapshot=True)
+            self._on_message("info", f"{dlg.label}. A snapshot of all captions was saved first; "
+                                     "Ctrl+Z undoes it.")
+
+    @Slot()
+    def toggle_flag(self) -> None:
+        rows = self._selected_rows()
+        if not rows or self.session.dataset is None:
+            return
+        names = [self.model.item(r).name for r in rows]
+        flag = not all(self.model.item(r).flagged for r in rows)
+        self.session.undo_stack.push(FlagCommand(self.session, names, flag))
+
+    @Slot()
+    def save_now(self) -> None:
+        self._commit_editors()
+        self.session.flush_now()
+
+    def _commit_editors(self) -> None:
+        """Commit an open caption editor (table) or the caption pane (grid)."""
+        self.grid.commit()
+        editor = self.focusWidget()
+        if editor is not None and editor.objectName() == "captionEditor":
+            self.table.commitData(editor)
+            self.table.closeEditor(editor, QAbstractItemDelegate.EndEditHint.NoHint)
+
+    # --- navigation --------------------------------------------------------------------------
+
+    def _active_view(self):
+        return self.grid.grid if self.stack.currentWidget() is self.grid else self.table
+
+    def _current_row(self) -> int:
+        ix = self._active_view().currentIndex()
+        return ix.row() if ix.isValid() else -1
+
+    def _current_name(self) -> str | None:
+        r = self._current_row()
+        return self.model.item(r).name if 0 <= r < self.model.rowCount() else None
+
+    def _selected_rows(self) -> list[int]:
+        view = self._active_view()
+        rows = sorted({ix.row() for ix in view.selectionModel().selectedIndexes()})
+        if not rows and self._current_row() >= 0:
+            rows = [self._current_row()]
+        return rows
+
+    def select_row(self, row: int, edit: bool = False) -> None:
+        if not 0 <= row < self.model.rowCount():
+            return
+        view = self._active_view()
+        col = Col.NAME if view is self.grid.grid else Col.CAPTION
+        ix = self.model.index(row, col)
+        view.setCurrentIndex(ix)
+        view.scrollTo(ix)
+        if edit:
+            if view is self.table:
+                self.table.edit(ix)
+            else:
+                self.grid.editor.setFocus()
+
+    def select_name(self, name: str) -> bool:
+        r = self.model.row_of(name)
+        if r is None:
+            return False
+        self.select_row(r)
+        return True
+
+    @Slot()
+    def next_image(self) -> None:
+        self._commit_editors()
+        self.select_row(min(self._current_row() + 1, self.model.rowCount() - 1),
+                        edit=self._editing())
+
+    @Slot()
+    def previous_image(self) -> None:
+        self._commit_editors()
+        self.select_row(max(self._current_row() - 1, 0), edit=self._editing())
+
+    def _editing(self) -> bool:
+        f = self.focusWidget()
+        return f is not None and f.objectName() in ("captionEditor", "captionPane")
+
+    def _find_missing(self, step: int) -> int | None:
+        n = self.model.rowCount()
+        start = self._current_row()
+        for k in range(1, n + 1):
+            r = (start + step * k) % n
+            if self.model.item(r).missing_caption:
+                return r
+        return None
+
+    @Slot()
+    def next_missing(self) -> None:
+        self._jump_missing(1)
+
+    @Slot()
+    def previous_missing(self) -> None:
+        self._jump_missing(-1)
+
+    def _jump_missing(self, step: int) -> None:
+        self._commit_editors()
+        if not self.model.rowCount():
+            return
+        r = self._find_missing(step)
+        if r is None:
+            self._on_message("info", "Every image shown has a caption.")
+            return
+        self.select_row(r, edit=True)
+
+    @Slot()
+    def focus_filter(self) -> None:
+        self.filter_edit.setFocus()
+        self.filter_edit.selectAll()
+
+    @Slot()
+    def show_table(self) -> None:
+        self._switch(self.table)
+
+    @Slot()
+    def show_grid(self) -> None:
+        self._switch(self.grid)
+
+    @Slot()
+    def toggle_view(self) -> None:
+        self._switch(self.table if self.stack.currentWidget() is self.grid else self.grid)
+
+    def _switch(self, target: QWidget) -> None:
+        self._commit_editors()
+        name = self._current_name()
+        (self.table_button if target is self.table else self.grid_button).setChecked(True)
+        if self.session.dataset is None:
+            return
+        self.stack.setCurrentWidget(target)
+        if name:
+            self.select_name(name)
+
+    # --- filter ------------------------------------------------------------------------------
+
+    @Slot()
+    def _apply_filter(self) -> None:
+        mode = self.filter_mode.currentData()
+        name = self._current_name()
+        self.model.set_filter(self.filter_edit.text(), mode)
+        if name and not self.select_name(name) and self.model.rowCount():
+            self.select_row(0)
+
+    def set_filter(self, text: str = "", mode: FilterMode = FilterMode.ALL) -> None:
+        self.filter_edit.blockSignals(True)
+        self.filter_edit.setText(text)
+        self.filter_edit.blockSignals(False)
+        self.filter_mode.blockSignals(True)
+        self.filter_mode.setCurrentIndex(list(FilterMode).index(mode))
+        self.filter_mode.blockSignals(False)
+        self._apply_filter()
+
+    @Slot(str, list)
+    def _on_issue_selected(self, msg: str, names: list) -> None:
+        self.filter_mode.blockSignals(True)
+        self.filter_mode.setCurrentIndex(list(FilterMode).index(FilterMode.ISSUE))
+        self.filter_mode.blockSignals(False)
+        self.model.set_filter(mode=FilterMode.ISSUE, issue_names=names)
+        self.count_label.setToolTip(msg)
+        if self.model.rowCount():
+            self.select_row(0)
+
+    @Slot()
+    def _update_count(self) -> None:
+        n, total = self.model.rowCount(), self.model.total
+        self.count_label.setText(f"{n:,} of {total:,} images" if n != total else f"{total:,} images")
+
+    # --- check, tokens -----------------------------------------------------------------------
+
+    @Slot()
+    def _run_check(self) -> None:
+        self._on_check_requested(self.stats.options())
+
+    @Slot(object)
+    def _on_check_requested(self, opts) -> None:
+        self.session.set_trigger(opts.trigger)
+        if self.session.run_check(opts):
+            self.stats.set_busy(True)
+        elif self.session.checking:
+            self._recheck.start()
+
+    @Slot(object)
+    def _on_check_done(self, rep) -> None:
+        self.stats.set_report(rep)
+        self.model.set_check_flags(rep.flags)
+
+    @Slot(dict, int)
+    def _on_tokens(self, counts: dict, limit: int) -> None:
+        self.model.set_tokens(counts, limit)
+
+    # --- messages, conflicts -----------------------------------------------------------------
+
+    @Slot(str, str)
+    def _on_message(self, level: str, text: str) -> None:
+        self.banner.show_message(text, level)
+
+    @Slot(list)
+    def _on_conflicts(self, conflicts: list) -> None:
+        self._pending_conflicts = list(conflicts)
+        n = len(conflicts)
+        self.banner.show_message(
+            f"{n} caption file(s) were changed by another program while you edited them. Their "
+            "version is kept; yours is saved beside it (.zitdesk-conflict).", "warning",
+            "Review…", "conflicts")
+
+    def review_conflicts(self) -> ConflictDialog | None:
+        if not self._pending_conflicts:
+            return None
+        dlg = ConflictDialog(self._pending_conflicts, self)
+        dlg.resolved.connect(self.session.resolve_conflict)
+        dlg.finished.connect(dlg.deleteLater)
+        self._pending_conflicts = []
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def _on_images_outside(self) -> None:
+        self.banner.show_message("Images were added or removed in this folder outside zitdesk.",
+                                 "info", "Reload", "reload")
+
+    @Slot(str)
+    def _on_banner_action(self, key: str) -> None:
+        if key == "conflicts":
+            self.review_conflicts()
+        elif key == "reload":
+            self.session.reload()
+        elif key == "import_report" and self.last_import is not None:
+            dlg = ImportReportDialog(self.last_import, self)
+            dlg.finished.connect(dlg.deleteLater)
+            dlg.open()
+
+    # --- shutdown ----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop timers and workers and write everything pending (call before closing)."""
+        self._commit_editors()
+        self._filter_timer.stop()
+        self._recheck.stop()
+        self._import_cancel.set()
+        self._importer.wait(60_000)
+        self.thumbs.shutdown()
+        self.session.shutdown()
+
+    def index_of(self, name: str, col: Col = Col.CAPTION) -> QModelIndex:
+        r = self.model.row_of(name)
+        return self.model.index(r, col) if r is not None else QModelIndex()
+
+
+class _Relay(QObject):
+    """Thread-safe progress: the import calls ``emit(done, total)`` from its worker."""
+
+    progress = Signal(int, int)
+
+    def emit(self, done: int, total: int) -> None:
+        self.progress.emit(done, total)
