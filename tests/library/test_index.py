@@ -483,3 +483,13 @@ def test_entry_round_trips_through_json(tmp_path):
     again = LoraEntry.from_dict(d)
     assert again == e
 
+
+
+def test_cleaned_thumbnail_cache_is_rebuilt(tmp_path, _isolated_home):
+    make_lora(tmp_path / "lib" / "m.safetensors", "aitoolkit", 4, layers=1,
+              metadata=modelspec_metadata("T", thumbnail=data_uri(png_bytes(4, 4))))
+    idx = LibraryIndex(cache_path=tmp_path / "index.json", hash_cache=None)
+    e = idx.scan([tmp_path / "lib"]).entries[0]
+    Path(e.preview).unlink()
+    r = idx.scan([tmp_path / "lib"])
+    assert r.inspected == 1 and Path(r.entries[0].preview).is_file()

@@ -183,3 +183,33 @@ def test_cli_missing_folder(tmp_path):
 
     with pytest.raises(ZitdeskError, match="does not exist"):
         _run_cli(["lora", "scan", str(tmp_path / "nope"), "--json"])
+
+
+# -------------------------------------------------------------------------------------------
+# Writing the A1111 sidecar, prompt merging
+# -------------------------------------------------------------------------------------------
+
+def test_write_a1111_json_merges_and_never_touches_the_lora(tmp_path):
+    from zitdesk.library.sidecars import read_sidecar, write_a1111_json
+
+    lora = make_lora(tmp_path / "a.safetensors", "kohya", 4, layers=1)
+    before = lora.read_bytes()
+    (tmp_path / "a.json").write_text(json.dumps({"sd version": "SDXL", "description": "keep me"}))
+    target = write_a1111_json(lora, activation_text="sks, red hat", preferred_weight=0.8, notes="n")
+    doc = json.loads(target.read_text())
+    assert doc == {"sd version": "SDXL", "description": "keep me", "activation text": "sks, red hat",
+                   "preferred weight": 0.8, "notes": "n"}
+    assert lora.read_bytes() == before
+    sc = read_sidecar(target, "a1111")
+    assert sc.trigger_words == ["sks, red hat"] and sc.preferred_weight == 0.8
+    (tmp_path / "a.json").write_text("[1]")
+    with pytest.raises(ValueError, match="not a JSON object"):
+        write_a1111_json(lora, notes="x")
+
+
+def test_merge_into_prompt():
+    from zitdesk.library import merge_into_prompt
+
+    assert merge_into_prompt("a cat on a hat", ["sks", "Cat", "sks", " "]) == "sks, a cat on a hat"
+    assert merge_into_prompt("", ["sks"]) == "sks"
+    assert merge_into_prompt("SKS style", ("sks",)) == "SKS style"

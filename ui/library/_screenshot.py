@@ -71,7 +71,17 @@ def main(argv: list[str] | None = None) -> int:
 
     ws.select(cat)
     shot("library_grid.png")
-    shot("library_details.png")
+    # the details pane alone, scrolled to the sidecars and metadata
+    ws.select(next(str(p) for p in files if p.name.startswith("anime_lines")))
+    _pump(app, 0.6)
+    info = ws.details.info
+    cursor = info.document().find("Sidecar files:")
+    if not cursor.isNull():
+        info.setTextCursor(cursor)
+        info.verticalScrollBar().setValue(info.cursorRect().top() + info.verticalScrollBar().value() - 4)
+    _pump(app, 0.3)
+    ws.details.grab().save(str(out / "library_details.png"))
+    print(out / "library_details.png")
     ws.set_view_mode("list")
     shot("library_list.png")
     ws.set_view_mode("grid")

@@ -3,7 +3,8 @@
 :class:`LibraryController` (a QObject living on the GUI thread) owns the Qt-free
 :class:`~zitdesk.library.index.LibraryIndex`, :class:`~zitdesk.library.store.LibraryStore` and
 :class:`~zitdesk.library.watcher.FolderWatcher`. Scans and hashing run as plain callables on the
-global ``QThreadPool``; they report through a :class:`_JobSignals` object created on the GUI
+controller's own ``QThreadPool`` (two threads, so the global pool stays free for thumbnails);
+they report through a :class:`_JobSignals` object created on the GUI
 thread, so every result arrives on the GUI thread by queued connection (no lambdas on those
 connections, ``@Slot`` on every receiver). The watcher's own thread emits
 :attr:`_WatchBridge.changed`; a 300 ms single-shot timer then starts an incremental rescan.
@@ -104,6 +105,10 @@ class LibraryController(QObject):
         self._scan_cancel = threading.Event()
         self._hash_cancel = threading.Event()
         self._jobs: list[_Job] = []
+        # Our own pool: a cold scan or a long hashing run must not hold the global pool's few
+        # threads (thumbnails, header reads of the other workspaces run there).
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
         self._scanning = False
         self._rescan_pending = False
         self._hashing = False
@@ -128,7 +133,7 @@ class LibraryController(QObject):
     def _start(self, fn: Callable[[], None]) -> None:
         job = _Job(fn)
         self._jobs = [j for j in self._jobs if not j.done.is_set()] + [job]
-        QThreadPool.globalInstance().start(job)
+        self.pool.start(job)
 
     def wait(self, msecs: int = 10_000) -> bool:
         """Block until this controller's jobs have ended (tests, shutdown)."""

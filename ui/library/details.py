@@ -203,6 +203,7 @@ class DetailsPanel(QWidget):
     notes_changed = Signal(str, str)          # (path, notes), debounced
     set_preview_requested = Signal()
     open_folder_requested = Signal()
+    write_sidecar_requested = Signal()        # save trigger words / weight / notes to name.json
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -231,7 +232,6 @@ class DetailsPanel(QWidget):
         self.weight.setDecimals(2)
         self.weight.setValue(1.0)
         self.triggers = QListWidget()
-        self.triggers.setMaximumHeight(96)
         self.triggers.setToolTip("Checked trigger words are inserted into the prompt")
         self.insert_triggers = QCheckBox("Insert checked trigger words into the prompt")
         self.apply_button = QPushButton("Apply to Generate")
@@ -242,6 +242,10 @@ class DetailsPanel(QWidget):
         self.preview_button.clicked.connect(self.set_preview_requested)
         self.folder_button = QPushButton("Open folder")
         self.folder_button.clicked.connect(self.open_folder_requested)
+        self.sidecar_button = QPushButton("Save to .json")
+        self.sidecar_button.setToolTip("Write the checked trigger words, the weight and your notes to the "
+                                       "A1111/Forge sidecar (name.json) beside the LoRA; the LoRA file is not changed")
+        self.sidecar_button.clicked.connect(self.write_sidecar_requested)
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Your notes (kept in zitdesk, not in the file)")
         self.notes.setMaximumHeight(70)
@@ -261,6 +265,7 @@ class DetailsPanel(QWidget):
         top.addWidget(self.rating)
         top.addStretch(1)
         top.addWidget(self.preview_button)
+        top.addWidget(self.sidecar_button)
         top.addWidget(self.folder_button)
         weight_row = QHBoxLayout()
         weight_row.addWidget(_plain_label("Weight"))
@@ -288,7 +293,7 @@ class DetailsPanel(QWidget):
         self.entry = e
         enabled = e is not None
         for w in (self.star, self.rating, self.weight, self.triggers, self.insert_triggers, self.apply_button,
-                  self.preview_button, self.folder_button, self.notes):
+                  self.preview_button, self.folder_button, self.sidecar_button, self.notes):
             w.setEnabled(enabled)
         if e is None:
             self.title.setText("No LoRA selected")
@@ -330,6 +335,9 @@ class DetailsPanel(QWidget):
                 self.triggers.addItem(item)
             self.insert_triggers.setChecked(bool(e.declared_triggers))
             self._set_notes(record.notes)
+        rows = min(4, max(1, self.triggers.count()))
+        row_h = self.triggers.sizeHintForRow(0) if self.triggers.count() else 18
+        self.triggers.setFixedHeight(rows * max(row_h, 16) + 2 * self.triggers.frameWidth() + 4)
         self.triggers.setVisible(bool(e.trigger_words))
         self.insert_triggers.setVisible(bool(e.trigger_words))
         self.set_details(details_text(e, record, None, duplicates, hashing))

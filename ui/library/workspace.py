@@ -192,6 +192,7 @@ class LibraryWorkspace(QWidget):
         self.details.notes_changed.connect(self._on_notes)
         self.details.set_preview_requested.connect(self.choose_preview)
         self.details.open_folder_requested.connect(self.open_folder)
+        self.details.write_sidecar_requested.connect(self.write_sidecar)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.stack)
         self.splitter.addWidget(self.details)
@@ -341,6 +342,28 @@ class LibraryWorkspace(QWidget):
         e = self.details.entry
         if e is not None:
             self._open_url(e.folder)
+
+    @Slot()
+    def write_sidecar(self) -> bool:
+        """Save the checked trigger words, weight and notes to the A1111/Forge ``name.json``
+        beside the LoRA (other keys in it are kept; the LoRA file itself is never written)."""
+        from zitdesk.library.sidecars import write_a1111_json
+
+        e = self.details.entry
+        if e is None:
+            return False
+        self.details.flush_notes()
+        words = self.details.checked_triggers()
+        try:
+            target = write_a1111_json(e.path, activation_text=", ".join(words) if words else None,
+                                      preferred_weight=round(float(self.details.weight.value()), 3),
+                                      notes=self.store.get(e.path).notes or None)
+        except (OSError, ValueError) as exc:
+            self.status_message.emit(f"Cannot write the .json sidecar: {exc}")
+            return False
+        self.status_message.emit(f"Saved {target.name}.")
+        self.controller.rescan()
+        return True
 
     @Slot()
     def choose_preview(self) -> None:

@@ -34,5 +34,26 @@ class ApplyLoraRequest:
     insert_triggers: bool = False
 
 
-__all__ = ["ApplyLoraRequest", "LibraryIndex", "LibraryStore", "LoraEntry", "ScanResult", "TriggerWord",
-           "UserRecord"]
+def merge_into_prompt(prompt: str, words: tuple[str, ...] | list[str]) -> str:
+    """``prompt`` with the trigger ``words`` it does not contain yet (case-insensitive) put in
+    front, comma-separated: ``merge_into_prompt("a cat", ["sks"]) == "sks, a cat"``."""
+    low = prompt.casefold()
+    new = [w.strip() for w in words if w.strip() and w.strip().casefold() not in low]
+    new = list(dict.fromkeys(new))
+    if not new:
+        return prompt
+    head = ", ".join(new)
+    rest = prompt.strip()
+    return f"{head}, {rest}" if rest else head
+
+
+__all__ = [
+    "ApplyLoraRequest",
+    "LibraryIndex",
+    "LibraryStore",
+    "LoraEntry",
+    "ScanResult",
+    "TriggerWord",
+    "UserRecord",
+    "merge_into_prompt",
+]

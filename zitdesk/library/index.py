@@ -665,7 +665,7 @@ class LibraryIndex:
                     break
                 key = f.key
                 cached = self._entries.get(f.path)
-                if cached is not None and self._keys.get(f.path) == key:
+                if cached is not None and self._keys.get(f.path) == key and _preview_ok(cached):
                     entry = cached
                     if entry.root != f.root:
                         entry = replace(entry, root=f.root)
@@ -773,6 +773,12 @@ class LibraryIndex:
         groups = _groups(self.entries, "addnet")
         dup = {p for g in self.duplicates() for p in g}
         return [g for g in groups if not set(g) <= dup]
+
+
+def _preview_ok(entry: LoraEntry) -> bool:
+    """A decoded embedded thumbnail lives in the cache folder, which may have been cleaned."""
+    return not entry.preview or not entry.preview_source.startswith("modelspec.thumbnail") \
+        or os.path.exists(entry.preview)
 
 
 def _groups(entries: list[LoraEntry], attr: str) -> list[list[str]]:

@@ -245,3 +245,21 @@ def test_view_switch_keeps_selection(qtbot, sample_lib, make_workspace):
     ws.grab()                                     # paints both delegates without errors
     ws.set_view_mode("grid")
     ws.grab()
+
+
+def test_save_to_a1111_json(qtbot, tmp_path, make_workspace):
+    lib = tmp_path / "lib"
+    lora = make_lora(lib / "a.safetensors", "kohya", 4, layers=1, metadata={"modelspec.trigger_phrase": "sks"})
+    before = lora.read_bytes()
+    ws = make_workspace([lib])
+    assert ws.select(str(lora))
+    ws.details.weight.setValue(0.75)
+    ws.details.notes.setPlainText("mine")
+    assert ws.write_sidecar()
+    doc = json.loads((lib / "a.json").read_text())
+    assert doc == {"activation text": "sks", "preferred weight": 0.75, "notes": "mine"}
+    assert lora.read_bytes() == before
+    settle(qtbot, ws)
+    e = ws.model.entry(str(lora))
+    assert e.preferred_weight == 0.75 and e.sidecars[0].kind == "a1111"
+    assert e.trigger_words[0].sources == ("A1111/Forge .json", "modelspec.trigger_phrase")
