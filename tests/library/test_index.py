@@ -290,8 +290,8 @@ def test_hostile_headers_give_per_file_errors(tmp_path):
         "huge.safetensors": "declared header size", "notjson.safetensors": "not JSON",
         "array.safetensors": "not a JSON object", "offsets.safetensors": "truncated",
         "negative.safetensors": "invalid offsets", "badentry.safetensors": "malformed entry",
-        "notensors.safetensors": "holds no tensors", "empty.safetensors": "too small",
-        "pickle.safetensors": "pickle", "truncated.safetensors": "truncated",
+        "notensors.safetensors": "holds no tensors", "empty.safetensors": "too small to be",
+        "pickle.safetensors": "checkpoint renamed", "truncated.safetensors": "truncated",
     }
     for name, text in expect.items():
         e = entries[name]
@@ -493,3 +493,18 @@ def test_cleaned_thumbnail_cache_is_rebuilt(tmp_path, _isolated_home):
     Path(e.preview).unlink()
     r = idx.scan([tmp_path / "lib"])
     assert r.inspected == 1 and Path(r.entries[0].preview).is_file()
+
+
+@pytest.mark.xfail(strict=True, reason="zitdesk/st_header.py _looks_like_pickle rejects valid files whose "
+                   "header length ends in byte 0x80 (1 in 32 padded headers); fix: also require byte 8 != '{'")
+def test_header_length_ending_in_0x80_is_not_a_pickle(tmp_path):
+    meta = {"pad": ""}
+    p = tmp_path / "a.safetensors"
+    for pad in range(0, 400):
+        meta["pad"] = "x" * pad
+        make_lora(p, "kohya", 4, layers=1, metadata=meta)
+        if p.read_bytes()[0] == 0x80:
+            break
+    assert p.read_bytes()[0] == 0x80 and p.read_bytes()[8:9] == b"{"
+    e = scan(tmp_path)[0]["a.safetensors"]
+    assert e.status == "ok", e.error
