@@ -500,7 +500,7 @@ def test_cleaned_thumbnail_cache_is_rebuilt(tmp_path, _isolated_home):
 def test_header_length_ending_in_0x80_is_not_a_pickle(tmp_path):
     meta = {"pad": ""}
     p = tmp_path / "a.safetensors"
-    for pad in range(0, 400):
+    for pad in range(400):
         meta["pad"] = "x" * pad
         make_lora(p, "kohya", 4, layers=1, metadata=meta)
         if p.read_bytes()[0] == 0x80:

@@ -91,6 +91,7 @@ class LibraryModel(QAbstractListModel):
         self._search: list[str] = []
         self._sha_count: Counter[str] = Counter()
         self._by_preview: dict[str, set[str]] = {}
+        self._new_dups: set[str] = set()
         if thumbnails is not None:
             thumbnails.thumbnail_ready.connect(self._on_thumbnail)
 
@@ -160,6 +161,10 @@ class LibraryModel(QAbstractListModel):
                 self._remember(e)
                 self._search[r] = self._make_search(e)
                 changed.append(r)
+        # A file that just got a twin is now a duplicate too: repaint and re-filter it.
+        for sha in self._new_dups:
+            changed += [i for i, x in enumerate(self._rows) if x.sha256 == sha and i not in changed]
+        self._new_dups.clear()
         for r in changed:
             idx = self.index(r)
             self.dataChanged.emit(idx, idx)
@@ -188,6 +193,8 @@ class LibraryModel(QAbstractListModel):
     def _remember(self, e: LoraEntry) -> None:
         if e.sha256:
             self._sha_count[e.sha256] += 1
+            if self._sha_count[e.sha256] == 2:
+                self._new_dups.add(e.sha256)
         self._watch_preview(e)
 
     def _forget(self, e: LoraEntry) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, QSize, Qt, QUrl, Signal, Slot
@@ -206,7 +207,8 @@ class LibraryWorkspace(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.splitter, 1)
         lay.addWidget(self.status)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
+        find = QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
+        find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)   # no clash with other tabs
 
         # -- wiring ---------------------------------------------------------------------------
         c = self.controller
@@ -446,7 +448,9 @@ class LibraryWorkspace(QWidget):
         assert isinstance(entry, LoraEntry)
         cur = self.model.entry(entry.path)
         if cur is not None and cur.size == entry.size and cur.mtime_ns == entry.mtime_ns:
-            self.model.upsert([entry])
+            # Only the hash fields: a rescan may have refreshed the rest (sidecars) meanwhile.
+            self.model.upsert([replace(cur, sha256=entry.sha256, addnet=entry.addnet,
+                                       hash_error=entry.hash_error)])
             self.model.update_record(entry.path)
             d = self.details.entry
             if d is not None and (d.path == entry.path or (entry.sha256 and d.sha256 == entry.sha256)):

@@ -263,3 +263,17 @@ def test_save_to_a1111_json(qtbot, tmp_path, make_workspace):
     e = ws.model.entry(str(lora))
     assert e.preferred_weight == 0.75 and e.sidecars[0].kind == "a1111"
     assert e.trigger_words[0].sources == ("A1111/Forge .json", "modelspec.trigger_phrase")
+
+
+def test_duplicate_flag_reaches_both_rows(qtbot):
+    from ui.library.model import DuplicateRole
+    from zitdesk.library.index import LoraEntry
+
+    model = LibraryModel(LibraryStore())
+    a, b = LoraEntry(path="/a.safetensors"), LoraEntry(path="/b.safetensors")
+    model.set_entries([a, b])
+    model.upsert([LoraEntry(path=a.path, sha256="1" * 64)])
+    with qtbot.waitSignals([model.dataChanged, model.dataChanged]):
+        model.upsert([LoraEntry(path=b.path, sha256="1" * 64)])
+    assert model.index(0).data(DuplicateRole) and model.index(1).data(DuplicateRole)
+    assert model.duplicates_of(a.path) == [b.path]
