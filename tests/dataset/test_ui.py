@@ -105,9 +105,8 @@ def test_filters_and_sorting(qtbot, make_workspace, folder):
     ws.table.sortByColumn(Col.NAME, Qt.SortOrder.DescendingOrder)
     assert ws.model.item(0).name == "img 0011.png"
     # a click on a finding filters the table to its images
-    item = next(ws.stats.issues.item(i) for i in range(ws.stats.issues.count())
-                if "identical" in ws.stats.issues.item(i).text())
-    ws.stats.issues.itemClicked.emit(item)
+    key = next(k for k in ws.stats.finding_keys() if "identical" in ws.stats._issue_files[k][0])
+    ws.stats._on_issue_link(key)
     assert ws.model.filter_mode is FilterMode.ISSUE and ws.model.rowCount() == 2
 
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QRadioButton,
+    QSizePolicy,
     QStackedWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -56,11 +57,12 @@ class BulkEditDialog(QDialog):
            "Clean up whitespace and duplicate tags")
 
     def __init__(self, scopes: dict[str, list[Pair]], trigger: str = "", parent: QWidget | None = None,
-                 initial_op: int = 0) -> None:
+                 initial_op: int = 0, training_trigger: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Bulk edit captions")
         self.resize(820, 620)
         self.scopes = scopes
+        self.training_trigger = training_trigger
         self.changes: list[tuple[str, str | None, str | None]] = []
         self.label = ""
 
@@ -74,11 +76,18 @@ class BulkEditDialog(QDialog):
         w = QWidget()
         f = QFormLayout(w)
         f.addRow("Trigger word", self.trigger)
+        self.use_placeholder = QCheckBox("Insert the [trigger] placeholder instead (training "
+                                         "replaces it with its trigger word)")
         hint = QLabel("Put at the start as “word, caption”. Captions that already contain it (or "
                       "the [trigger] placeholder) are left alone.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
+        self.trigger_warning = QLabel()
+        self.trigger_warning.setObjectName("warning")
+        self.trigger_warning.setWordWrap(True)
+        f.addRow(self.use_placeholder)
         f.addRow(hint)
+        f.addRow(self.trigger_warning)
         self.stack.addWidget(w)
         # find / replace
         self.find = QLineEdit()
@@ -167,20 +176,32 @@ class BulkEditDialog(QDialog):
 
         self._timer = QTimer(self, singleShot=True, interval=150)
         self._timer.timeout.connect(self.refresh)
-        self.op_combo.currentIndexChanged.connect(self.stack.setCurrentIndex)
+        self.op_combo.currentIndexChanged.connect(self._show_page)
         self.op_combo.currentIndexChanged.connect(self._timer.start)
         for le in (self.trigger, self.find, self.replace, self.add_tags, self.remove_tags):
             le.textChanged.connect(self._timer.start)
-        for cb in (self.regex, self.case, self.at_start, self.dedupe):
+        for cb in (self.regex, self.case, self.at_start, self.dedupe, self.use_placeholder):
             cb.toggled.connect(self._timer.start)
         self.scope_group.buttonToggled.connect(self._timer.start)
         self.op_combo.setCurrentIndex(initial_op)
-        self.stack.setCurrentIndex(initial_op)
+        self._show_page(initial_op)
         self.refresh()
+
+    @Slot(int)
+    def _show_page(self, i: int) -> None:
+        """Show one parameter page; the hidden ones take no room (the preview gets it)."""
+        for k in range(self.stack.count()):
+            page = self.stack.widget(k)
+            pol = QSizePolicy.Policy.Preferred if k == i else QSizePolicy.Policy.Ignored
+            page.setSizePolicy(pol, pol)
+        self.stack.setCurrentIndex(i)
+        self.stack.adjustSize()
 
     def operation(self) -> bulk.Operation | None:
         i = self.op_combo.currentIndex()
         if i == 0:
+            if self.use_placeholder.isChecked():
+                return bulk.AddTrigger(bulk.TRIGGER_PLACEHOLDER)
             return bulk.AddTrigger(self.trigger.text()) if self.trigger.text().strip() else None
         if i == 1:
             if not self.find.text():
@@ -203,6 +224,16 @@ class BulkEditDialog(QDialog):
     def refresh(self) -> None:
         self._timer.stop()
         self.error.setText("")
+        word = self.trigger.text().strip()
+        tt = self.training_trigger.strip()
+        doubled = bool(tt) and not self.use_placeholder.isChecked() and \
+            word.lower() == tt.lower()
+        self.trigger.setEnabled(not self.use_placeholder.isChecked())
+        self.trigger_warning.setText(
+            f"Training is set to add “{tt}” too (Trigger word, statistics panel), so these "
+            f"captions would train as “{tt}, {tt}, …”. Insert the placeholder instead, or clear "
+            "the trigger word for training." if doubled else "")
+        self.trigger_warning.setVisible(doubled)
         op = self.operation()
         pairs = self.scopes.get(self.scope(), [])
         self.changes = []
@@ -225,7 +256,7 @@ class BulkEditDialog(QDialog):
                              else f"No caption among {len(pairs):,} would change.")
         rows = []
         for name, old, new in self.changes[:PREVIEW_ROWS]:
-            rows.append(f'<tr><td style="color:#9aa0a6;padding:4px 10px 4px 0;'
+            rows.append(f'<tr><td width="1%" style="color:#9aa0a6;padding:4px 14px 4px 0;'
                         f'white-space:nowrap;vertical-align:top">{html.escape(name)}</td>'
                         f'<td style="padding:4px 0">{diff_html(old, new)}</td></tr>')
         more = (f'<p style="color:#9aa0a6">… and {n - PREVIEW_ROWS:,} more.</p>'

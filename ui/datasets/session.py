@@ -19,6 +19,7 @@ GUI thread (queued connections from :class:`~ui.datasets.pool.TaskRunner`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,18 @@ def default_tokenizer_loader() -> Any:
     return default_tokenizer()
 
 
+_TOK_LOCK = threading.Lock()
+
+
+def _tokenizer(loader, tok) -> Any:
+    """The loaded tokenizer, loading it once; two jobs importing transformers at the same time
+    can see a half-initialised module (seen: "cannot import name 'AutoTokenizer'")."""
+    if tok is not None:
+        return tok
+    with _TOK_LOCK:
+        return loader()
+
+
 def _open_job(folder: str) -> tuple[Dataset, Replayed]:
     ds = Dataset.open(folder)
     return ds, History(ds.meta_dir).load()
@@ -63,7 +76,7 @@ def _flush_job(ds: Dataset, hist: History) -> FlushReport:
 
 
 def _count_job(tok_loader, tok, pairs: list[tuple[str, str]]) -> tuple[Any, dict[str, int], int]:
-    tok = tok if tok is not None else tok_loader()
+    tok = _tokenizer(tok_loader, tok)
     counts, template = caption_token_counts([c for _, c in pairs], tok)
     return tok, {n: c for (n, _), c in zip(pairs, counts, strict=True)}, template
 
@@ -74,7 +87,7 @@ def _check_job(folder: str, items, names, cached, opts: CheckOptions, tok_loader
     ph = [got.get(n, (None, None))[1] for n in names]
     counts = None
     if tok_loader is not None or tok is not None:
-        tok = tok if tok is not None else tok_loader()
+        tok = _tokenizer(tok_loader, tok)
         counts = caption_token_counts([apply_trigger(it.caption, opts.trigger) for it in items],
                                       tok)
     rep = check_items(folder, items, opts, sha=sha, phash=ph, token_counts=counts)
@@ -231,6 +244,7 @@ class DatasetSession(QObject):
         it = self.record(name)
         if it is not None and it.sha256 != sha:
             self.dataset.record_analysis(it, sha, phash)
+            self.schedule_save(edited=False)     # the index learns hashes while browsing
 
     def resolve_conflict(self, name: str, use_mine: bool) -> None:
         it = self.record(name)
@@ -245,9 +259,11 @@ class DatasetSession(QObject):
 
     # --- saving ------------------------------------------------------------------------------
 
-    def schedule_save(self) -> None:
+    def schedule_save(self, edited: bool = True) -> None:
+        """Start (restart) the autosave delay; ``edited``: a user edit (shown as unsaved)."""
         self._autosave.start()
-        self.save_state_changed.emit("Unsaved changes…")
+        if edited:
+            self.save_state_changed.emit("Unsaved changes…")
 
     @property
     def dirty(self) -> bool:
@@ -266,7 +282,8 @@ class DatasetSession(QObject):
             self.save_state_changed.emit("All changes saved")
             return
         self._flushing = True
-        self.save_state_changed.emit("Saving…")
+        if self.dataset.pending or (self.history and self.history.pending):
+            self.save_state_changed.emit("Saving…")
         self._runner.start(("flush", self._generation), _flush_job, self.dataset, self.history)
 
     def _after_flush(self, rep: FlushReport) -> None:
@@ -403,7 +420,7 @@ class DatasetSession(QObject):
                 for name, (sha, ph) in got.items():
                     self.record_analysis(name, sha, ph)
                 if self.dataset.index_dirty:
-                    self.schedule_save()
+                    self.schedule_save(edited=False)
             self.check_done.emit(rep)
 
     @Slot(object, object)

@@ -10,6 +10,8 @@ bucketing, so the numbers are the run's. Clicking a finding filters the table to
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QRectF, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
@@ -19,8 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -123,6 +123,8 @@ class StatsPanel(QWidget):
             res = "/".join(str(r) for r in pr.changes["data"]["resolutions"])
             self.preset.addItem(f"{pr.label} — {res} px", name)
         self.preset.setCurrentIndex(list(PRESETS).index(DEFAULT_PRESET))
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preset.setMinimumContentsLength(12)
         self.trigger = QLineEdit()
         self.trigger.setPlaceholderText("the word training will prepend")
         self.run_button = QPushButton("Run check")
@@ -137,15 +139,18 @@ class StatsPanel(QWidget):
         self.verdict.setWordWrap(True)
         self.verdict.setObjectName("verdict")
         self.verdict.setMargin(8)
-        self.issues = QListWidget()
+        self.issues = QWidget()
         self.issues.setObjectName("findings")
-        self.issues.setWordWrap(True)
-        self.issues.setSizeAdjustPolicy(QListWidget.SizeAdjustPolicy.AdjustToContents)
-        self.issues.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.issues.itemClicked.connect(self._on_issue)
+        self._issue_lay = QVBoxLayout(self.issues)
+        self._issue_lay.setContentsMargins(0, 0, 0, 0)
+        self._issue_lay.setSpacing(4)
+        self._issue_files: dict[str, tuple[str, list[str]]] = {}
         self.hist = BarChart("#4c8bf5", 8)
         self.bucket_res = QComboBox()
         self.buckets = BarChart("#8a6cf0", 10)
+        self.bucket_note = QLabel()
+        self.bucket_note.setObjectName("muted")
+        self.bucket_note.setWordWrap(True)
         self.tags = BarChart("#3fa58a", 15)
         self.bucket_res.currentIndexChanged.connect(self._show_buckets)
 
@@ -169,10 +174,12 @@ class StatsPanel(QWidget):
         br.addStretch(1)
         v.addLayout(br)
         v.addWidget(self.buckets)
+        v.addWidget(self.bucket_note)
         v.addWidget(self.tags)
         v.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
         lay = QVBoxLayout(self)
@@ -215,15 +222,25 @@ class StatsPanel(QWidget):
         bg, head = VERDICT_STYLE[rep.verdict]
         self.verdict.setStyleSheet(f"background:{bg}; border-radius:4px;")
         self.verdict.setText(f"<b>{head}.</b> {rep.summary}")
-        self.issues.clear()
-        for iss in rep.issues:
-            text = iss.message + (f"  ({len(iss.files):,} – click to show)" if iss.files else "")
-            item = QListWidgetItem(("● " if iss.severity != "info" else "ⓘ ") + text)
-            item.setForeground(QColor(SEVERITY_COLOR[iss.severity]))
-            item.setData(Qt.ItemDataRole.UserRole, (iss.message, list(iss.files)))
-            if not iss.files:
-                item.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            self.issues.addItem(item)
+        while self._issue_lay.count():
+            w = self._issue_lay.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        self._issue_files.clear()
+        for k, iss in enumerate(rep.issues):
+            color = SEVERITY_COLOR[iss.severity]
+            mark = "○" if iss.severity == "info" else "●"
+            link = ""
+            if iss.files:
+                key = f"issue{k}"
+                self._issue_files[key] = (iss.message, list(iss.files))
+                link = f' <a href="{key}" style="color:#7fb0ff">show</a>'
+            lbl = QLabel(f'<span style="color:{color}">{mark}</span> {html.escape(iss.message)}'
+                         f"{link}")
+            lbl.setWordWrap(True)
+            lbl.setTextFormat(Qt.TextFormat.RichText)
+            lbl.linkActivated.connect(self._on_issue_link)
+            self._issue_lay.addWidget(lbl)
         self.issues.setVisible(bool(rep.issues))
         self.hist.set_data("Resolution (megapixels)", rep.histogram)
         self.bucket_res.blockSignals(True)
@@ -245,16 +262,23 @@ class StatsPanel(QWidget):
             return
         rows = [(k.replace("x", "×"), v) for k, v in rep.buckets.get(r, {}).items()]
         n = sum(v for _, v in rows)
-        note = f"{n:,} images, {rep.downscaled.get(r, 0):,} scaled down"
+        note = f"{n:,} images, {rep.downscaled.get(r, 0):,} scaled down to fit"
         if n < rep.images:
-            note += f"; {rep.images - n:,} not at this size (too small: trained once, smaller)"
-        self.buckets.set_data(f"Aspect buckets at {r} px", rows, note)
+            k = rep.images - n
+            note += (f"; {k:,} {'is' if k == 1 else 'are'} too small for {r} px and "
+                     f"train{'s' if k == 1 else ''} only at a lower size")
+        self.buckets.set_data(f"Aspect buckets at {r} px", rows)
+        self.bucket_note.setText(note)
 
-    @Slot(QListWidgetItem)
-    def _on_issue(self, item: QListWidgetItem) -> None:
-        msg, files = item.data(Qt.ItemDataRole.UserRole)
+    @Slot(str)
+    def _on_issue_link(self, key: str) -> None:
+        msg, files = self._issue_files.get(key, ("", []))
         if files:
             self.issue_selected.emit(msg, files)
+
+    def finding_keys(self) -> list[str]:
+        """Keys of the findings that list images (for tests: ``_on_issue_link(key)``)."""
+        return list(self._issue_files)
 
 
 def _rule() -> QFrame:

@@ -354,7 +354,8 @@ class DatasetTableModel(QAbstractTableModel):
         if col == Col.CAPTION:
             return it.caption if it.caption else "No caption (F2 or Enter to write one)"
         if col in (Col.NAME, Col.THUMB):
-            return f"{it.name}\n{it.width}×{it.height}, {it.size / 1024:.0f} KiB"
+            extra = "".join(f"\n● {BADGES[c][2]}" for c in self.badges(it))
+            return f"{it.name}\n{it.width}×{it.height}, {it.size / 1024:.0f} KiB{extra}"
         return None
 
     def setData(self, index: QModelIndex | QPersistentModelIndex, value,

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -22,10 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from zitdesk.dataset.images import thumb_path
 from ui.datasets.delegates import CaptionDelegate, FlagsDelegate, GridDelegate, ThumbDelegate
 from ui.datasets.table_model import BADGES, Col, DatasetTableModel, FlagsRole, ItemRole
 
 ROW_HEIGHT = 64
+PREVIEW_SIDE = 256
 COMMIT_IDLE_MS = 1200
 
 
@@ -75,6 +78,7 @@ class GridPanel(QWidget):
     def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
+        self.thumbs = thumbs
         self.grid = QListView()
         self.grid.setObjectName("datasetGrid")
         self.grid.setModel(model)
@@ -92,6 +96,11 @@ class GridPanel(QWidget):
         self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.grid.setItemDelegate(GridDelegate(thumbs, self.grid))
 
+        self.preview = QLabel()
+        self.preview.setObjectName("captionPreview")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setFixedHeight(PREVIEW_SIDE + 8)
+        self.preview.setMinimumWidth(200)
         self.name = QLabel("No image selected")
         self.name.setObjectName("sectionTitle")
         self.name.setWordWrap(True)
@@ -109,6 +118,7 @@ class GridPanel(QWidget):
         side = QWidget()
         sv = QVBoxLayout(side)
         sv.setContentsMargins(8, 0, 0, 0)
+        sv.addWidget(self.preview)
         sv.addWidget(self.name)
         sv.addWidget(self.meta)
         sv.addWidget(self.badges)
@@ -136,6 +146,7 @@ class GridPanel(QWidget):
         self.grid.selectionModel().currentChanged.connect(self._on_current)
         model.modelReset.connect(self._on_reset)
         model.dataChanged.connect(self._on_data_changed)
+        thumbs.thumbnail_ready.connect(self._on_thumb)
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current(self, cur: QModelIndex, _prev: QModelIndex) -> None:
@@ -145,6 +156,7 @@ class GridPanel(QWidget):
     def show_record(self, rec) -> None:
         self._current = rec.name if rec is not None else None
         self.editor.blockSignals(True)
+        self._show_preview(rec)
         if rec is None:
             self.name.setText("No image selected")
             self.meta.setText("")
@@ -166,6 +178,28 @@ class GridPanel(QWidget):
             self.editor.setPlainText(rec.caption or "")
         self._loaded_text = self.editor.toPlainText()
         self.editor.blockSignals(False)
+
+    def _show_preview(self, rec) -> None:
+        """The 256 px cached thumbnail (one small JPEG read), else the grid's 128 px one."""
+        pm = None
+        if rec is not None:
+            if rec.sha256:
+                p = thumb_path(rec.sha256, self.thumbs.cache_dir)
+                if p.is_file():
+                    pm = QPixmap(str(p))
+            if pm is None or pm.isNull():
+                pm = self.thumbs.pixmap(rec)
+        if pm is None or pm.isNull():
+            self.preview.clear()
+            return
+        self.preview.setPixmap(pm.scaled(QSize(PREVIEW_SIDE, PREVIEW_SIDE),
+                                         Qt.AspectRatioMode.KeepAspectRatio,
+                                         Qt.TransformationMode.SmoothTransformation))
+
+    @Slot(str)
+    def _on_thumb(self, name: str) -> None:
+        if name == self._current and self.model.dataset is not None:
+            self._show_preview(self.model.dataset.by_name.get(name))
 
     @Slot()
     def _on_text(self) -> None:

@@ -141,6 +141,7 @@ class DatasetsWorkspace(QWidget):
         self.bulk_dialog: BulkEditDialog | None = None
         self.last_import: ImportReport | None = None
         self._pending_conflicts: list = []
+        self._check_queued = None
 
         # --- widgets -------------------------------------------------------------------------
         self.table = CaptionTable(self.model, self.thumbs)
@@ -345,8 +346,8 @@ class DatasetsWorkspace(QWidget):
         if self.remember:
             QSettings().setValue(SETTINGS_KEY, str(ds.folder))
         self.folder_changed.emit(str(ds.folder))
-        self.session.save_state_changed.emit("All changes saved" if not self.session.dirty
-                                             else "Unsaved changes…")
+        self.session.save_state_changed.emit(
+            "Unsaved changes…" if ds.pending else "All changes saved")
         if self.auto_check:
             self._run_check()
 
@@ -453,7 +454,8 @@ class DatasetsWorkspace(QWidget):
         scopes = {"selected": [(it.name, it.caption) for it in selected],
                   "filtered": [(it.name, it.caption) for it in self.model.visible_items()],
                   "all": [(it.name, it.caption) for it in ds.items]}
-        dlg = BulkEditDialog(scopes, self.stats.trigger.text().strip(), self, initial_op=op)
+        trig = self.stats.trigger.text().strip()
+        dlg = BulkEditDialog(scopes, trig, self, initial_op=op, training_trigger=trig)
         dlg.accepted.connect(self._on_bulk_accepted)
         dlg.finished.connect(dlg.deleteLater)
         self.bulk_dialog = dlg
@@ -645,13 +647,17 @@ class DatasetsWorkspace(QWidget):
         self.session.set_trigger(opts.trigger)
         if self.session.run_check(opts):
             self.stats.set_busy(True)
+            self._check_queued = None
         elif self.session.checking:
-            self._recheck.start()
+            self._check_queued = opts          # run again as soon as this one finishes
 
     @Slot(object)
     def _on_check_done(self, rep) -> None:
+        queued, self._check_queued = self._check_queued, None
         self.stats.set_report(rep)
         self.model.set_check_flags(rep.flags)
+        if queued is not None:
+            self._on_check_requested(queued)
 
     @Slot(dict, int)
     def _on_tokens(self, counts: dict, limit: int) -> None:

@@ -20,6 +20,8 @@ from typing import Protocol, TypeVar
 from zitdesk.train.dataset import TRIGGER_PLACEHOLDER
 
 T = TypeVar("T")
+__all__ = ["TRIGGER_PLACEHOLDER", "AddTags", "AddTrigger", "Cleanup", "FindReplace", "Operation",
+           "RemoveTags", "has_trigger", "join_tags", "preview", "split_tags", "word_diff"]
 
 
 class Operation(Protocol):

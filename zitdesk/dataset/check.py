@@ -206,6 +206,10 @@ def duplicate_groups(names: Sequence[str], sha: Sequence[str | None], phash: Seq
 
 # --- the check -----------------------------------------------------------------------------------
 
+def _n(count: int, singular: str, plural: str) -> str:
+    return f"{count:,} {singular if count == 1 else plural}"
+
+
 def _histogram(items: Sequence[DatasetItem]) -> list[tuple[str, int]]:
     edges = (0.0, *MP_BINS, float("inf"))
     labels = [f"< {MP_BINS[0]:g} MP"] + [f"{edges[i]:g}–{edges[i + 1]:g} MP"
@@ -265,24 +269,27 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
     empty = [i for i, it in enumerate(items) if it.caption_path is not None and not it.caption]
     if missing:
         issue("warning", "missing_caption",
-              f"{len(missing)} image(s) have no caption file; they train on the trigger word "
-              "alone (or nothing).", missing)
+              f"{_n(len(missing), 'image has', 'images have')} no caption file; training sees "
+              "only the trigger word (or nothing).", missing)
     if empty:
-        issue("warning", "empty_caption", f"{len(empty)} caption file(s) are empty.", empty)
+        issue("warning", "empty_caption",
+              f"{_n(len(empty), 'caption file is', 'caption files are')} empty.", empty)
 
     too_small = [i for i, it in enumerate(items)
                  if all(bucket_for(it.width, it.height, r) is None for r in res)]
     if too_small:
         issue("warning", "too_small",
-              f"{len(too_small)} image(s) are too small for any bucket and will not be trained.",
+              f"{_n(len(too_small), 'image is', 'images are')} too small for any bucket and "
+              "will not be trained.",
               too_small)
     limit = opts.low_res_fraction * top * top
     small = set(too_small)
     low = [i for i, it in enumerate(items) if it.width * it.height < limit and i not in small]
     if low:
         issue("warning", "low_res",
-              f"{len(low)} image(s) have fewer than {opts.low_res_fraction:.0%} of {top}×{top} "
-              f"pixels; the trainer never upscales, so they train below {top} px.", low)
+              f"{_n(len(low), 'image has', 'images have')} fewer than "
+              f"{opts.low_res_fraction:.0%} of {top}×{top} pixels; the trainer never upscales, "
+              f"so {'it trains' if len(low) == 1 else 'they train'} below {top} px.", low)
 
     captions = [apply_trigger(it.caption, opts.trigger) for it in items]
     if token_counts is not None:
@@ -292,8 +299,9 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
         over = [i for i, t in enumerate(totals) if t > opts.token_budget]
         if over:
             issue("warning", "over_token_budget",
-                  f"{len(over)} caption(s) are longer than the {opts.token_budget - template} "
-                  "tokens the text encoder reads; their ends are cut off in training.", over)
+                  f"{_n(len(over), 'caption is', 'captions are')} longer than the "
+                  f"{opts.token_budget - template} tokens the text encoder reads; the end is cut "
+                  "off in training.", over)
         if totals:
             rep.tokens = {"max": max(counts), "mean": round(sum(counts) / len(counts)),
                           "budget": opts.token_budget - template}
@@ -305,20 +313,22 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
         placeholder = [i for i, it in enumerate(items) if TRIGGER_PLACEHOLDER in it.caption]
         if doubled:
             issue("warning", "trigger_doubled",
-                  f"{len(doubled)} caption(s) already contain “{trig}”; training prepends it "
+                  f"{_n(len(doubled), 'caption already contains', 'captions already contain')}"
+                  f" “{trig}”; training prepends it "
                   f"again (“{trig}, {trig}, …”). Use [trigger] in those captions or leave the "
                   "training trigger empty.", doubled)
         added = len(items) - len(doubled) - len(placeholder)
         if added:
             rep.issues.append(Issue("info", "trigger_added",
-                                    f"Training prepends “{trig}” to {added} caption(s) without "
-                                    "it; [trigger] placeholders are replaced."))
+                                    f"Training prepends “{trig}” to "
+                                    f"{_n(added, 'caption', 'captions')}; [trigger] "
+                                    "placeholders are replaced by it."))
     else:
         with_ph = [i for i, it in enumerate(items) if TRIGGER_PLACEHOLDER in it.caption]
         if with_ph:
             issue("warning", "placeholder_without_trigger",
-                  f"{len(with_ph)} caption(s) use [trigger] but no trigger word is set; the "
-                  "placeholder will be removed.", with_ph)
+                  f"{_n(len(with_ph), 'caption uses', 'captions use')} [trigger] but no "
+                  "trigger word is set; the placeholder will be removed.", with_ph)
 
     by_caption: dict[Path, list[int]] = {}
     for i, it in enumerate(items):
@@ -327,7 +337,8 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
     shared = sorted(i for g in by_caption.values() if len(g) > 1 for i in g)
     if shared:
         issue("warning", "shared_caption",
-              f"{len(shared)} images share a caption file with another image of the same name.",
+              f"{len(shared)} images share a caption file with an image of the same name "
+              "(e.g. cat.png and cat.jpg both read cat.txt).",
               shared)
 
     if sha is not None and phash is not None:
@@ -336,15 +347,18 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
         if exact:
             idx = [pos[n] for g in exact for n in g]
             issue("warning", "duplicate",
-                  f"{len(exact)} group(s) of identical images ({len(idx)} files).", idx)
+                  f"{_n(len(exact), 'group', 'groups')} of identical images ({len(idx)} files).",
+                  idx)
         if near:
             idx = [pos[n] for g in near for n in g]
             issue("warning", "near_duplicate",
-                  f"{len(near)} group(s) of near-identical images ({len(idx)} files).", idx)
+                  f"{_n(len(near), 'group', 'groups')} of near-identical images "
+                  f"({len(idx)} files).", idx)
 
     if problems:
         rep.issues.append(Issue("warning", "unreadable",
-                                f"{len(problems)} file(s) cannot be read and are skipped.",
+                                f"{_n(len(problems), 'file cannot', 'files cannot')} be read "
+                                "and will be skipped.",
                                 list(problems)))
     rep.histogram = _histogram(items)
     rep.tags = tag_frequency(captions)
@@ -362,7 +376,7 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
     rep.summary = {
         "blocked": "Blocked: no image in this folder can be trained.",
         "warnings": f"{len(items)} images → {rep.entries} training entries at {res_txt} px; "
-                    f"{n_warn} kind(s) of problem to look at.",
+                    f"{_n(n_warn, 'finding', 'findings')} to look at.",
         "ready": f"Ready: {len(items)} images → {rep.entries} training entries at {res_txt} px.",
     }[rep.verdict]
     return rep
