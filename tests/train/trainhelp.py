@@ -19,7 +19,7 @@ def make_dataset(folder: Path, n: int = 4, color=RED, size=(64, 64),
     return folder
 
 
-def make_config(model: Path, data: Path, out: Path, **sections):
+def make_config(model: Path, data: Path, out: Path, /, **sections):
     from zitdesk.train.config import TrainConfig
 
     base = {

@@ -64,9 +64,13 @@ def add_user_adapter(transformer: Any, rank: int, alpha: float, targets: tuple[s
 
 def add_assistant(transformer: Any, state_dict: dict[str, Any], dtype: Any) -> int:
     """Load the normalized training adapter (``transformer.<module>.lora_A/B.weight``, scale 1)."""
+    import warnings
+
     sd = {k: v.to(dtype) for k, v in state_dict.items()}
-    transformer.load_lora_adapter(sd, prefix="transformer", adapter_name=ASSISTANT,
-                                  low_cpu_mem_usage=False)
+    with warnings.catch_warnings():   # two adapters on one model is the point here
+        warnings.filterwarnings("ignore", message=".*Already found a `peft_config`")
+        transformer.load_lora_adapter(sd, prefix="transformer", adapter_name=ASSISTANT,
+                                      low_cpu_mem_usage=False)
     n = 0
     for name, p in transformer.named_parameters():
         if f".{ASSISTANT}." in name:
