@@ -39,8 +39,10 @@ def build(folder: Path, n: int) -> None:
         name = f"lora_{i:04d}"
         r = i % 20
         if r < 9:
+            # header lengths vary in real libraries; a comment of varying length spreads them
             make_lora(sub / f"{name}.safetensors", "kohya", 16, 8,
-                      metadata=kohya_metadata(name, 16, 8, tags={name: 40, "1girl": 30, "solo": 20}))
+                      metadata=kohya_metadata(name, 16, 8, tags={name: 40, "1girl": 30, "solo": 20},
+                                              ss_training_comment="c" * (i % 257)))
         elif r < 15:
             make_lora(sub / f"{name}.safetensors", "aitoolkit", 32,
                       metadata=modelspec_metadata(f"LoRA {i}", "bench", f"trig{i}"))
@@ -91,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     ok = sum(1 for e in r.entries if e.compatible)
     print(f"cold:            {cold:6.3f} s  ({len(r.entries)} files, {r.inspected} read, {ok} usable, "
           f"{r.errors} errors; cache {cache.stat().st_size / 1e6:.1f} MB)")
+    reasons: dict[str, int] = {}
+    for e in r.entries:
+        if e.status != "ok":
+            key = e.error.split(" ", 1)[1][:60] if " " in e.error else e.error
+            reasons[key] = reasons.get(key, 0) + 1
+    for why, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:3]:
+        print(f"   {n:4d} × {why}")
     warm_start = []
     for _ in range(3):
         t = time.perf_counter()
