@@ -31,15 +31,14 @@ def train_model(tmp_path_factory) -> Path:
         tr.x_pad_token.normal_(0.0, 0.5)
         tr.cap_pad_token.normal_(0.0, 0.5)
     comps["transformer"] = tr
-    return save_tiny_model(tmp_path_factory.mktemp("train-model") / "tiny64", "diffusers",
-                           components=comps)
+    return save_tiny_model(
+        tmp_path_factory.mktemp("train-model") / "tiny64", "diffusers", components=comps
+    )
 
 
 @pytest.fixture
 def dataset(tmp_path) -> Path:
     return make_dataset(tmp_path / "data")
-
-
 
 
 @pytest.fixture(autouse=True, scope="module")

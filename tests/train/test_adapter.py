@@ -33,14 +33,20 @@ def adapter_file(tmp_path_factory, train_model):
 
 
 def _cfg(train_model, dataset, out, adapter=None, mode="auto"):
-    sample = {"every": 0, "at_start": True, "prompts": ("a photo of [trigger]",), "seeds": (5,),
-              "width": 64, "height": 64}
+    sample = {
+        "every": 0,
+        "at_start": True,
+        "prompts": ("a photo of [trigger]",),
+        "seeds": (5,),
+        "width": 64,
+        "height": 64,
+    }
     model = {"training_adapter": str(adapter) if adapter else "", "adapter_mode": mode}
     return make_config(train_model, dataset, out, optim={"steps": 2}, sample=sample, model=model)
 
 
 def _start_sample(rec) -> np.ndarray:
-    first = [s for s in rec.of(SampleReady) if s.step == 0][0]
+    first = next(s for s in rec.of(SampleReady) if s.step == 0)
     return np.asarray(Image.open(first.paths[0]).convert("RGB"), dtype=np.int16)
 
 
@@ -55,13 +61,15 @@ def plain_run(train_model, tmp_path_factory):
 
 
 @pytest.mark.parametrize("mode", ["side", "merge"])
-def test_adapter_trains_but_is_removed_for_samples_and_output(plain_run, train_model, adapter_file,
-                                                              tmp_path, mode):
+def test_adapter_trains_but_is_removed_for_samples_and_output(
+    plain_run, train_model, adapter_file, tmp_path, mode
+):
     from safetensors import safe_open
 
     plain, root = plain_run
-    rec = run_job(_cfg(train_model, root / "data", tmp_path / "out", adapter=adapter_file,
-                       mode=mode))
+    rec = run_job(
+        _cfg(train_model, root / "data", tmp_path / "out", adapter=adapter_file, mode=mode)
+    )
     assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
     # active while training: the same seed sees another loss than without the adapter
     assert rec.of(TrainStep)[0].loss != pytest.approx(plain.of(TrainStep)[0].loss, abs=1e-4)

@@ -16,8 +16,13 @@ def _build(pipe, root, data, prompts=("a [trigger] sample",)):
     scan = scan_folder(data)
     entries = plan_entries(scan.items, [64])
     caps = [apply_trigger(it.caption, "zxq") for it in scan.items]
-    return build_caches(pipe, root, scan.items, entries, caps, [apply_trigger(p, "zxq") for p in prompts],
-                        "cpu"), scan, entries
+    return (
+        build_caches(
+            pipe, root, scan.items, entries, caps, [apply_trigger(p, "zxq") for p in prompts], "cpu"
+        ),
+        scan,
+        entries,
+    )
 
 
 def test_cache_reuse_and_invalidation(tiny_pipe, tmp_path):
@@ -26,7 +31,7 @@ def test_cache_reuse_and_invalidation(tiny_pipe, tmp_path):
         Image.new("RGB", (64, 64), color).save(data / f"img{i}.png")
     (data / "img1.txt").write_text("a different caption")
     root = tmp_path / "cache"
-    idx, scan, entries = _build(tiny_pipe, root, data)
+    idx, _scan, _entries = _build(tiny_pipe, root, data)
     # identical images would share one latent (content keys); these three differ.
     # 3 latents; captions: "zxq, ..."×2 distinct + empty + 1 prompt = 4 texts
     assert (idx.stats.latents_new, idx.stats.texts_new) == (3, 4)
@@ -56,7 +61,7 @@ def test_cache_reuse_and_invalidation(tiny_pipe, tmp_path):
 
 def test_cached_tensors_match_the_formulas(tiny_pipe, tmp_path):
     data = make_dataset(tmp_path / "data", n=1)
-    idx, scan, entries = _build(tiny_pipe, tmp_path / "cache", data)
+    idx, scan, _entries = _build(tiny_pipe, tmp_path / "cache", data)
     from zitdesk.train.cache import image_tensor
 
     vae = tiny_pipe.vae
@@ -67,8 +72,12 @@ def test_cached_tensors_match_the_formulas(tiny_pipe, tmp_path):
     assert lat.shape == (16, 8, 8) and lat.dtype == torch.float32
     assert torch.allclose(lat, expected[0], atol=1e-6)
     with torch.no_grad():
-        pos, _ = tiny_pipe.encode_prompt("a photo of zxq", device="cpu",
-                                         do_classifier_free_guidance=False, max_sequence_length=512)
+        pos, _ = tiny_pipe.encode_prompt(
+            "a photo of zxq",
+            device="cpu",
+            do_classifier_free_guidance=False,
+            max_sequence_length=512,
+        )
     assert torch.equal(idx.text(idx.caption_keys[0]), pos[0])
     empty = idx.text(idx.empty_key)
     assert empty.ndim == 2 and empty.shape[1] == tiny_pipe.text_encoder.config.hidden_size

@@ -17,9 +17,11 @@ def _valid(**sections) -> TrainConfig:
 
 
 def test_toml_round_trip(tmp_path):
-    cfg = _valid(lora={"rank": 16, "alpha": 8.0, "targets": ("attention",)},
-                 sample={"prompts": ("a [trigger] on a beach", "portrait"), "seeds": (1, 2)},
-                 optim={"betas": (0.9, 0.99)})
+    cfg = _valid(
+        lora={"rank": 16, "alpha": 8.0, "targets": ("attention",)},
+        sample={"prompts": ("a [trigger] on a beach", "portrait"), "seeds": (1, 2)},
+        optim={"betas": (0.9, 0.99)},
+    )
     path = cfg.write(tmp_path / "c.toml")
     text = path.read_text()
     assert text.startswith(f"version = {CONFIG_VERSION}")
@@ -30,15 +32,18 @@ def test_toml_round_trip(tmp_path):
 
 def test_partial_file_takes_defaults_and_warns_on_unknown_keys():
     warns: list[str] = []
-    cfg = TrainConfig.from_toml('version = 1\nmystery = 3\n[optim]\nsteps = 12\nbogus = 1\n', warns)
+    cfg = TrainConfig.from_toml("version = 1\nmystery = 3\n[optim]\nsteps = 12\nbogus = 1\n", warns)
     assert cfg.optim.steps == 12 and cfg.lora.rank == 32
     assert any("mystery" in w for w in warns) and any("optim.bogus" in w for w in warns)
 
 
 def test_migration_from_unversioned_flat_file():
     warns: list[str] = []
-    cfg = TrainConfig.from_toml('lr = 2e-4\nnetwork_dim = 16\nrank = 16\ntrigger = "ohwx"\n'
-                                'steps = 300\n[save]\nname = "cat"\n', warns)
+    cfg = TrainConfig.from_toml(
+        'lr = 2e-4\nnetwork_dim = 16\nrank = 16\ntrigger = "ohwx"\n'
+        'steps = 300\n[save]\nname = "cat"\n',
+        warns,
+    )
     assert cfg.version == CONFIG_VERSION
     assert cfg.optim.learning_rate == 2e-4 and cfg.lora.rank == 16 and cfg.optim.steps == 300
     assert cfg.data.trigger == "ohwx" and cfg.save.name == "cat"
@@ -56,15 +61,18 @@ def test_wrong_types_are_plain_errors():
         TrainConfig.from_toml("[lora\n")
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"model": {"base_precision": "fp16"}}, "fp16"),
-    ({"data": {"resolutions": (1000,)}}, "multiples of 16"),
-    ({"lora": {"targets": ("attention", "everything")}}, "lora.targets"),
-    ({"timesteps": {"mode": "cosmic"}}, "timesteps.mode"),
-    ({"optim": {"optimizer": "sgd"}}, "optim.optimizer"),
-    ({"save": {"name": "a/b"}}, "plain file name"),
-    ({"sample": {"width": 100}}, "multiple of 16"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": {"base_precision": "fp16"}}, "fp16"),
+        ({"data": {"resolutions": (1000,)}}, "multiples of 16"),
+        ({"lora": {"targets": ("attention", "everything")}}, "lora.targets"),
+        ({"timesteps": {"mode": "cosmic"}}, "timesteps.mode"),
+        ({"optim": {"optimizer": "sgd"}}, "optim.optimizer"),
+        ({"save": {"name": "a/b"}}, "plain file name"),
+        ({"sample": {"width": 100}}, "multiple of 16"),
+    ],
+)
 def test_validate(changes, message):
     with pytest.raises(RequestError, match=message):
         _valid(**changes).validate()
@@ -85,7 +93,7 @@ def test_locked_differences():
 
 def test_presets():
     cfg = _valid(lora={"rank": 12})
-    for name, preset in PRESETS.items():
+    for name in PRESETS:
         p = apply_preset(cfg, name).validate()
         assert p.memory.preset == name and p.lora.rank == 12
         assert max(p.data.resolutions) <= 1024

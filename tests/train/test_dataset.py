@@ -39,7 +39,7 @@ def test_buckets_follow_the_rules(res):
 def test_bucket_examples():
     assert bucket_for(1024, 1024, 1024) == (1024, 1024)
     assert bucket_for(4000, 3000, 1024) in ((1184, 880), (1168, 880), (1184, 896))
-    assert bucket_for(600, 400, 1024) == (592, 400)   # small image: no upscale, area kept
+    assert bucket_for(600, 400, 1024) == (592, 400)  # small image: no upscale, area kept
     assert bucket_for(64, 64, 512) == (64, 64)
     assert bucket_for(10, 500, 512) is None
 
@@ -51,7 +51,11 @@ def test_plan_entries_dedupes_small_images():
     small = DatasetItem(image=None, caption="", caption_path=None, width=500, height=500)
     entries = plan_entries([big, small], [512, 768, 1024])
     assert [(e.item, e.bucket) for e in entries] == [
-        (0, (512, 512)), (0, (768, 768)), (0, (1024, 1024)), (1, (496, 496))]
+        (0, (512, 512)),
+        (0, (768, 768)),
+        (0, (1024, 1024)),
+        (1, (496, 496)),
+    ]
 
 
 def test_trigger_injection():
@@ -107,4 +111,7 @@ def test_batch_cursor_resumes_exactly():
 
 def test_tag_frequency():
     assert tag_frequency(["ohwx, red car", "ohwx,  blue car", ""]) == {
-        "ohwx": 2, "red car": 1, "blue car": 1}
+        "ohwx": 2,
+        "red car": 1,
+        "blue car": 1,
+    }

@@ -30,11 +30,21 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 
 
 def _start(config: Path, home: Path) -> tuple[subprocess.Popen, queue.Queue]:
-    env = {**os.environ, "ZITDESK_HOME": str(home), "OMP_NUM_THREADS": "1", "ZITDESK_DEVICE": "cpu",
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "zitdesk.train.cli", str(config), "--resume",
-                             "--json"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    env = {
+        **os.environ,
+        "ZITDESK_HOME": str(home),
+        "OMP_NUM_THREADS": "1",
+        "ZITDESK_DEVICE": "cpu",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zitdesk.train.cli", str(config), "--resume", "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines: queue.Queue = queue.Queue()
 
     def pump() -> None:
@@ -81,8 +91,9 @@ def _check_outputs(out: Path) -> int:
 
 def test_sigkill_at_random_moments(train_model, dataset, tmp_path):
     out = tmp_path / "run"
-    cfg = make_config(train_model, dataset, out, optim={"steps": STEPS},
-                      save={"every": 1, "keep_last": 2})
+    cfg = make_config(
+        train_model, dataset, out, optim={"steps": STEPS}, save={"every": 1, "keep_last": 2}
+    )
     config = cfg.write(tmp_path / "train.toml")
     rng = random.Random(20260611)
     last_step = 0
@@ -90,7 +101,7 @@ def test_sigkill_at_random_moments(train_model, dataset, tmp_path):
         proc, lines = _start(config, tmp_path / "home")
         first = _wait_for_step(lines, last_step + rng.randint(1, 8))
         assert first == last_step + 1, "resumed from the newest checkpoint"
-        time.sleep(rng.uniform(0.0, 0.05))      # lands mid-step or mid-checkpoint
+        time.sleep(rng.uniform(0.0, 0.05))  # lands mid-step or mid-checkpoint
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         last_step = _check_outputs(out)

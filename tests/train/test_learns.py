@@ -23,12 +23,19 @@ def trained(train_model, tmp_path_factory):
         mp.setenv("ZITDESK_HOME", str(root / "home"))
         data = make_dataset(root / "data", n=4)
         cfg = make_config(
-            train_model, data, root / "run",
+            train_model,
+            data,
+            root / "run",
             lora={"rank": 32, "alpha": 16.0, "include_refiners": True},
             optim={"steps": STEPS, "learning_rate": 3e-3},
             save={"every": 100, "export_kohya": True, "name": "red"},
-            sample={"every": 120, "prompts": ("a photo of [trigger]", "[trigger] at night"),
-                    "seeds": (1, 2), "width": 64, "height": 64},
+            sample={
+                "every": 120,
+                "prompts": ("a photo of [trigger]", "[trigger] at night"),
+                "seeds": (1, 2),
+                "width": 64,
+                "height": 64,
+            },
         )
         rec = run_job(cfg)
     assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", rec.last)
@@ -51,8 +58,9 @@ def _generated_latent(pipe, prompt: str, seed: int):
 
     req = GenerateRequest(prompt=prompt, width=64, height=64, seed=seed, preview_every=0)
     with torch.no_grad():
-        pos, _ = pipe.encode_prompt(prompt=prompt, device="cpu", do_classifier_free_guidance=False,
-                                    max_sequence_length=512)
+        pos, _ = pipe.encode_prompt(
+            prompt=prompt, device="cpu", do_classifier_free_guidance=False, max_sequence_length=512
+        )
     seen = {}
 
     def grab(p, i, t, kwargs):
@@ -80,7 +88,7 @@ def test_generation_moves_toward_the_training_images(trained, train_model):
     from zitdesk.models.discovery import resolve_model
     from zitdesk.models.loader import load_pipeline
 
-    cfg, _, root = trained
+    _cfg, _, root = trained
     pipe = load_pipeline(resolve_model(train_model))
     x0 = _x0(pipe, root / "data" / "img0.png")
     prompt = "a photo of zxq"
@@ -92,12 +100,12 @@ def test_generation_moves_toward_the_training_images(trained, train_model):
 
 
 def test_outputs_and_events(trained):
-    cfg, rec, root = trained
+    _cfg, rec, root = trained
     run = root / "run"
     assert rec.last.paths == (str(run / "red.safetensors"), str(run / "red_kohya.safetensors"))
     assert [e.step for e in rec.of(CheckpointSaved)] == [100, 200, STEPS]
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert ckpts == [f"red_{200:09d}", f"red_{STEPS:09d}"]          # keep_last = 2
+    assert ckpts == [f"red_{200:09d}", f"red_{STEPS:09d}"]  # keep_last = 2
     steps_files = sorted(p.name for p in run.glob("red_0*.safetensors"))
     assert steps_files == [f"red_{200:09d}.safetensors", f"red_{STEPS:09d}.safetensors"]
     samples = rec.of(SampleReady)
@@ -106,23 +114,25 @@ def test_outputs_and_events(trained):
     from PIL import Image
 
     with Image.open(samples[-1].contact_sheet) as sheet:
-        assert sheet.height == 2 * 256                              # one row per sample round
+        assert sheet.height == 2 * 256  # one row per sample round
     phases = {e.phase for e in rec.of(PhaseChanged)}
     assert {"loading", "caching", "training", "sampling", "saving"} <= phases
     assert (run / "train_config.toml").is_file()
-    assert rec.last.stats["cache"]["latents_new"] == 1              # 4 identical images, 1 latent
+    assert rec.last.stats["cache"]["latents_new"] == 1  # 4 identical images, 1 latent
 
 
 def test_file_layout_and_metadata(trained):
     from safetensors import safe_open
 
-    cfg, _, root = trained
+    _cfg, _, root = trained
     with safe_open(str(root / "run" / "red.safetensors"), "pt") as fh:
         keys = list(fh.keys())
         meta = fh.metadata()
         a = fh.get_tensor("diffusion_model.layers.0.attention.to_q.lora_A.weight")
-    assert all(k.startswith("diffusion_model.") and k.endswith((".lora_A.weight", ".lora_B.weight"))
-               for k in keys)
+    assert all(
+        k.startswith("diffusion_model.") and k.endswith((".lora_A.weight", ".lora_B.weight"))
+        for k in keys
+    )
     assert not any(k.endswith(".alpha") for k in keys)
     assert a.dtype == torch.bfloat16 and a.shape[0] == 32
     n_modules = len(keys) // 2
@@ -174,5 +184,5 @@ def test_loads_in_diffusers_and_zitdesk_with_full_coverage(trained, train_model,
     (rep,) = apply_loras(pipe, [(str(path), 1.0)])
     assert rep.matched == rep.total == 31 and not rep.unknown_keys
     zit_out = _transformer_out(pipe.transformer)
-    assert not torch.allclose(base_out, zit_out, atol=1e-3)         # the LoRA does something
-    assert torch.allclose(diffusers_out, zit_out, atol=1e-5)        # and both loaders agree
+    assert not torch.allclose(base_out, zit_out, atol=1e-3)  # the LoRA does something
+    assert torch.allclose(diffusers_out, zit_out, atol=1e-5)  # and both loaders agree

@@ -13,8 +13,8 @@ def test_fp8_block_scaled_linear_is_close():
     g = torch.Generator().manual_seed(0)
     lin = torch.nn.Linear(256, 96)
     with torch.no_grad():
-        lin.weight.copy_(torch.randn(96, 256, generator=g) * 0.02)   # real-model-like magnitudes
-        lin.weight[:, :64] *= 0.05                                    # one block of tiny weights
+        lin.weight.copy_(torch.randn(96, 256, generator=g) * 0.02)  # real-model-like magnitudes
+        lin.weight[:, :64] *= 0.05  # one block of tiny weights
     x = torch.randn(5, 256, generator=g)
     ref = lin(x)
     w = lin.weight.detach().clone()
@@ -31,8 +31,15 @@ def test_fp8_block_scaled_linear_is_close():
 
 
 def test_fp8_training_runs(train_model, dataset, tmp_path):
-    rec = run_job(make_config(train_model, dataset, tmp_path / "o", optim={"steps": 3},
-                              model={"base_precision": "fp8"}))
+    rec = run_job(
+        make_config(
+            train_model,
+            dataset,
+            tmp_path / "o",
+            optim={"steps": 3},
+            model={"base_precision": "fp8"},
+        )
+    )
     assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
     from zitdesk.lora.keys import inspect_lora
 

@@ -16,12 +16,13 @@ from zitdesk.train.events import CheckpointSaved, Paused, Resumed, TrainStep
 
 # Everything that carries state across steps: warm-up + cosine schedule, accumulation, batches
 # of 2, caption dropout, weighted timesteps (loss weights), gradient checkpointing.
-RECIPE = dict(
-    optim={"steps": 10, "warmup_steps": 3, "schedule": "cosine", "grad_accum": 2, "batch_size": 2},
-    data={"caption_dropout": 0.3},
-    timesteps={"mode": "weighted"},
-    memory={"gradient_checkpointing": "full"},
-)
+RECIPE = {
+    "optim": {"steps": 10, "warmup_steps": 3, "schedule": "cosine", "grad_accum": 2,
+              "batch_size": 2},
+    "data": {"caption_dropout": 0.3},
+    "timesteps": {"mode": "weighted"},
+    "memory": {"gradient_checkpointing": "full"},
+}
 
 
 @pytest.fixture
@@ -61,7 +62,9 @@ def test_five_plus_resume_five_equals_ten(train_model, varied, tmp_path):
     straight = run_job(make_config(train_model, varied, tmp_path / "a", **recipe))
     assert isinstance(straight.last, JobFinished)
 
-    first = make_config(train_model, varied, tmp_path / "b", **{**recipe, "optim": {**recipe["optim"], "steps": 5}})
+    first = make_config(
+        train_model, varied, tmp_path / "b", **{**recipe, "optim": {**recipe["optim"], "steps": 5}}
+    )
     assert isinstance(run_job(first).last, JobFinished)
     second = run_job(make_config(train_model, varied, tmp_path / "b", **recipe), resume=True)
     assert isinstance(second.last, JobFinished), getattr(second.last, "message", "")
@@ -71,7 +74,8 @@ def test_five_plus_resume_five_equals_ten(train_model, varied, tmp_path):
 
 
 def test_cancel_finishes_the_step_saves_and_resumes_exactly(train_model, varied, tmp_path):
-    straight = run_job(make_config(train_model, varied, tmp_path / "a", **RECIPE))
+    assert isinstance(run_job(make_config(train_model, varied, tmp_path / "a", **RECIPE)).last,
+                      JobFinished)
     cancel = CancelToken()
 
     def on_event(ev):
@@ -100,8 +104,11 @@ def test_pause_and_resume_within_the_process(train_model, dataset, tmp_path):
             cancel.pause()
             threading.Timer(0.3, cancel.resume).start()
 
-    rec = run_job(make_config(train_model, dataset, tmp_path / "o", optim={"steps": 4}),
-                  cancel=cancel, on_event=on_event)
+    rec = run_job(
+        make_config(train_model, dataset, tmp_path / "o", optim={"steps": 4}),
+        cancel=cancel,
+        on_event=on_event,
+    )
     assert isinstance(rec.last, JobFinished)
     names = [type(e).__name__ for e in rec.events if isinstance(e, (TrainStep, Paused, Resumed))]
     assert names == ["TrainStep", "TrainStep", "Paused", "Resumed", "TrainStep", "TrainStep"]
@@ -114,7 +121,9 @@ def test_existing_run_needs_resume_and_matching_settings(train_model, dataset, t
     rec = run_job(cfg)
     assert isinstance(rec.last, JobFailed) and rec.last.kind == "request"
     assert "--resume" in rec.last.message
-    changed = make_config(train_model, dataset, tmp_path / "o", optim={"steps": 4}, lora={"rank": 4})
+    changed = make_config(
+        train_model, dataset, tmp_path / "o", optim={"steps": 4}, lora={"rank": 4}
+    )
     rec = run_job(changed, resume=True)
     assert isinstance(rec.last, JobFailed) and "lora.rank" in rec.last.message
     longer = make_config(train_model, dataset, tmp_path / "o", optim={"steps": 4})

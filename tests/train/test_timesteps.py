@@ -23,7 +23,15 @@ def test_weighted_curve_shape():
 
 def test_turbo_ladder_matches_the_sampler():
     assert [round(s, 4) for s in turbo_ladder(8, 3.0)] == [
-        1.0, 0.9545, 0.9, 0.8333, 0.75, 0.6429, 0.5, 0.3]
+        1.0,
+        0.9545,
+        0.9,
+        0.8333,
+        0.75,
+        0.6429,
+        0.5,
+        0.3,
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)

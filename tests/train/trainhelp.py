@@ -8,8 +8,9 @@ from pathlib import Path
 RED = (220, 30, 30)
 
 
-def make_dataset(folder: Path, n: int = 4, color=RED, size=(64, 64),
-                 caption: str = "a photo of [trigger]") -> Path:
+def make_dataset(
+    folder: Path, n: int = 4, color=RED, size=(64, 64), caption: str = "a photo of [trigger]"
+) -> Path:
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -24,8 +25,13 @@ def make_config(model: Path, data: Path, out: Path, /, **sections):
 
     base = {
         "model": {"path": str(model)},
-        "data": {"folder": str(data), "trigger": "zxq", "resolutions": (64,), "caption_dropout": 0.0,
-                 "cache_dir": str(out.parent / (out.name + "-cache"))},
+        "data": {
+            "folder": str(data),
+            "trigger": "zxq",
+            "resolutions": (64,),
+            "caption_dropout": 0.0,
+            "cache_dir": str(out.parent / (out.name + "-cache")),
+        },
         "lora": {"rank": 8, "alpha": 8.0},
         "optim": {"steps": 6, "learning_rate": 3e-3, "seed": 7},
         "timesteps": {"mode": "shift"},

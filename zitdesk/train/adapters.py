@@ -40,16 +40,27 @@ def target_regex(targets: tuple[str, ...], include_refiners: bool) -> str:
     return rf"(?:{blocks})\.\d+\.(?:{'|'.join(parts)})"
 
 
-def add_user_adapter(transformer: Any, rank: int, alpha: float, targets: tuple[str, ...],
-                     include_refiners: bool, init_seed: int) -> int:
+def add_user_adapter(
+    transformer: Any,
+    rank: int,
+    alpha: float,
+    targets: tuple[str, ...],
+    include_refiners: bool,
+    init_seed: int,
+) -> int:
     """Inject the trainable LoRA; returns the number of wrapped modules."""
     import torch
     from peft import LoraConfig
 
-    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, init_lora_weights=True,
-                     target_modules=target_regex(targets, include_refiners))
+    cfg = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        init_lora_weights=True,
+        target_modules=target_regex(targets, include_refiners),
+    )
     state = torch.random.get_rng_state()
-    torch.manual_seed(init_seed)           # A's kaiming init is the only randomness here
+    torch.manual_seed(init_seed)  # A's kaiming init is the only randomness here
     try:
         transformer.add_adapter(cfg, adapter_name=USER)
     finally:
@@ -57,7 +68,7 @@ def add_user_adapter(transformer: Any, rank: int, alpha: float, targets: tuple[s
     n = 0
     for name, p in transformer.named_parameters():
         if f".{USER}." in name:
-            p.data = p.data.float()        # fp32 master weights whatever the base dtype
+            p.data = p.data.float()  # fp32 master weights whatever the base dtype
             n += 1
     return n // 2
 
@@ -67,10 +78,11 @@ def add_assistant(transformer: Any, state_dict: dict[str, Any], dtype: Any) -> i
     import warnings
 
     sd = {k: v.to(dtype) for k, v in state_dict.items()}
-    with warnings.catch_warnings():   # two adapters on one model is the point here
+    with warnings.catch_warnings():  # two adapters on one model is the point here
         warnings.filterwarnings("ignore", message=".*Already found a `peft_config`")
-        transformer.load_lora_adapter(sd, prefix="transformer", adapter_name=ASSISTANT,
-                                      low_cpu_mem_usage=False)
+        transformer.load_lora_adapter(
+            sd, prefix="transformer", adapter_name=ASSISTANT, low_cpu_mem_usage=False
+        )
     n = 0
     for name, p in transformer.named_parameters():
         if f".{ASSISTANT}." in name:
@@ -111,8 +123,9 @@ def user_pairs(transformer: Any) -> dict[str, tuple[Any, Any]]:
 
 def user_state(transformer: Any) -> dict[str, Any]:
     """The user adapter's raw fp32 tensors by parameter name (for exact checkpoints)."""
-    return {n: p.detach().cpu().clone() for n, p in transformer.named_parameters()
-            if f".{USER}." in n}
+    return {
+        n: p.detach().cpu().clone() for n, p in transformer.named_parameters() if f".{USER}." in n
+    }
 
 
 def load_user_state(transformer: Any, state: dict[str, Any]) -> None:
@@ -123,7 +136,9 @@ def load_user_state(transformer: Any, state: dict[str, Any]) -> None:
     if set(state) != own:
         missing = sorted(own - set(state))[:3]
         extra = sorted(set(state) - own)[:3]
-        raise ValueError(f"checkpoint LoRA does not match the model (missing {missing}, extra {extra})")
+        raise ValueError(
+            f"checkpoint LoRA does not match the model (missing {missing}, extra {extra})"
+        )
     with torch.no_grad():
         for n, t in state.items():
             params[n].copy_(t.to(params[n].dtype))

@@ -19,6 +19,7 @@ and ``vae.encode(...).latent_dist.mode()`` (or ``.sample`` with a key-derived se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -34,7 +35,7 @@ from zitdesk.train.dataset import DatasetItem, Entry, derive_seed, load_bucket_i
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-TOKEN_BUDGET = 512      # max_sequence_length incl. the chat template, as generation uses
+TOKEN_BUDGET = 512  # max_sequence_length incl. the chat template, as generation uses
 
 
 def sha256_file(path: Path) -> str:
@@ -57,8 +58,11 @@ def module_fingerprint(module: Any, names: Iterable[str], extra: object = None) 
         cfg_d = dict(cfg) if cfg is not None and not hasattr(cfg, "to_dict") else cfg.to_dict()
     except Exception:  # noqa: BLE001 - an odd config only weakens the key a little
         cfg_d = {}
-    cfg_d = {k: v for k, v in (cfg_d or {}).items() if not str(k).startswith("_")
-             and k not in ("torch_dtype", "dtype", "transformers_version")}
+    cfg_d = {
+        k: v
+        for k, v in (cfg_d or {}).items()
+        if not str(k).startswith("_") and k not in ("torch_dtype", "dtype", "transformers_version")
+    }
     h.update(json.dumps(cfg_d, sort_keys=True, default=str).encode())
     h.update(repr(extra).encode())
     state = dict(module.named_parameters())
@@ -73,8 +77,14 @@ def module_fingerprint(module: Any, names: Iterable[str], extra: object = None) 
 
 
 def vae_fingerprint(vae: Any) -> str:
-    return module_fingerprint(vae, ("encoder.conv_in.weight", "encoder.conv_out.weight",
-                                    "encoder.mid_block.attentions.0.to_q.weight"))
+    return module_fingerprint(
+        vae,
+        (
+            "encoder.conv_in.weight",
+            "encoder.conv_out.weight",
+            "encoder.mid_block.attentions.0.to_q.weight",
+        ),
+    )
 
 
 def text_fingerprint(text_encoder: Any, tokenizer: Any) -> str:
@@ -98,9 +108,9 @@ class CacheIndex:
 
     root: Path
     latent_keys: list[str]
-    caption_keys: list[str]                    # per dataset item (trigger applied)
+    caption_keys: list[str]  # per dataset item (trigger applied)
     empty_key: str
-    prompt_keys: dict[str, str] = field(default_factory=dict)   # sample prompt → key
+    prompt_keys: dict[str, str] = field(default_factory=dict)  # sample prompt → key
     stats: CacheStats = field(default_factory=CacheStats)
 
     def latent(self, entry_index: int):
@@ -182,11 +192,18 @@ def image_tensor(path: Path, bucket: tuple[int, int]):
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def build_caches(pipe: Any, root: Path, items: Sequence[DatasetItem], entries: Sequence[Entry],
-                 captions: Sequence[str], prompts: Iterable[str], device: str,
-                 latent_mode: str = "mode",
-                 progress: Callable[[str, int, int], None] | None = None,
-                 check_cancel: Callable[[], None] | None = None) -> CacheIndex:
+def build_caches(
+    pipe: Any,
+    root: Path,
+    items: Sequence[DatasetItem],
+    entries: Sequence[Entry],
+    captions: Sequence[str],
+    prompts: Iterable[str],
+    device: str,
+    latent_mode: str = "mode",
+    progress: Callable[[str, int, int], None] | None = None,
+    check_cancel: Callable[[], None] | None = None,
+) -> CacheIndex:
     """Make sure every latent and text embedding of the run is cached; encode only what is missing.
 
     ``captions`` are the final per-item captions (trigger applied). ``progress(what, done, total)``
@@ -202,8 +219,9 @@ def build_caches(pipe: Any, root: Path, items: Sequence[DatasetItem], entries: S
     latent_keys = []
     for e in entries:
         it = items[e.item]
-        latent_keys.append(_digest("latent", CACHE_FORMAT, hashes.get(it.image), e.bucket,
-                                   latent_mode, vfp))
+        latent_keys.append(
+            _digest("latent", CACHE_FORMAT, hashes.get(it.image), e.bucket, latent_mode, vfp)
+        )
     hashes.flush()
     todo = [(i, k) for i, k in enumerate(latent_keys) if not _valid(latent_path(root, k), "latent")]
     stats.latents_hit = len(latent_keys) - len(todo)
@@ -228,9 +246,18 @@ def build_caches(pipe: Any, root: Path, items: Sequence[DatasetItem], entries: S
                 else:
                     z = dist.mode().float()
             z = ((z - shift) * scale)[0]
-            _save_tensor(latent_path(root, key), "latent", z,
-                         {"format": "pt", "kind": "zitdesk-latent", "image": items[e.item].image.name,
-                          "bucket": f"{e.bucket[0]}x{e.bucket[1]}", "mode": latent_mode})
+            _save_tensor(
+                latent_path(root, key),
+                "latent",
+                z,
+                {
+                    "format": "pt",
+                    "kind": "zitdesk-latent",
+                    "image": items[e.item].image.name,
+                    "bucket": f"{e.bucket[0]}x{e.bucket[1]}",
+                    "mode": latent_mode,
+                },
+            )
             done_keys.add(key)
             stats.latents_new += 1
             if progress:
@@ -246,7 +273,8 @@ def build_caches(pipe: Any, root: Path, items: Sequence[DatasetItem], entries: S
     empty_key = tkey("")
     prompt_keys = {p: tkey(p) for p in prompts}
     wanted: dict[str, str] = {}
-    for text, key in [*zip(captions, caption_keys), ("", empty_key), *prompt_keys.items()]:
+    pairs = [*zip(captions, caption_keys, strict=True), ("", empty_key), *prompt_keys.items()]
+    for text, key in pairs:
         wanted.setdefault(key, text)
     missing = {k: t for k, t in wanted.items() if not _valid(text_path(root, k), "embeds")}
     stats.texts_hit = len(wanted) - len(missing)
@@ -258,11 +286,18 @@ def build_caches(pipe: Any, root: Path, items: Sequence[DatasetItem], entries: S
             if check_cancel:
                 check_cancel()
             with torch.no_grad():
-                pos, _ = pipe.encode_prompt(prompt=text, device=device,
-                                            do_classifier_free_guidance=False,
-                                            max_sequence_length=TOKEN_BUDGET)
-            _save_tensor(text_path(root, key), "embeds", pos[0],
-                         {"format": "pt", "kind": "zitdesk-text", "text": text[:2000]})
+                pos, _ = pipe.encode_prompt(
+                    prompt=text,
+                    device=device,
+                    do_classifier_free_guidance=False,
+                    max_sequence_length=TOKEN_BUDGET,
+                )
+            _save_tensor(
+                text_path(root, key),
+                "embeds",
+                pos[0],
+                {"format": "pt", "kind": "zitdesk-text", "text": text[:2000]},
+            )
             stats.texts_new += 1
             if progress:
                 progress("captions", n + 1, len(missing))
@@ -274,8 +309,6 @@ def cache_size_bytes(root: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(root):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(dirpath, f))
-            except OSError:
-                pass
     return total

@@ -16,6 +16,7 @@ cannot be read for any reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -94,8 +95,16 @@ def _remove_dir(p: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def save_checkpoint(root: Path, name: str, step: int, *, adapter: dict[str, Any],
-                    trainer_state: dict[str, Any], state: dict[str, Any], keep_last: int) -> Path:
+def save_checkpoint(
+    root: Path,
+    name: str,
+    step: int,
+    *,
+    adapter: dict[str, Any],
+    trainer_state: dict[str, Any],
+    state: dict[str, Any],
+    keep_last: int,
+) -> Path:
     """Write a checkpoint atomically and prune old ones; returns its folder."""
     import torch
     from safetensors.torch import save_file
@@ -106,8 +115,10 @@ def save_checkpoint(root: Path, name: str, step: int, *, adapter: dict[str, Any]
     tmp.mkdir()
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in adapter.items()}
-        atomic_save(tmp / "adapter.safetensors",
-                    lambda t: save_file(tensors, t, metadata={"format": "pt", "step": str(step)}))
+        atomic_save(
+            tmp / "adapter.safetensors",
+            lambda t: save_file(tensors, t, metadata={"format": "pt", "step": str(step)}),
+        )
         atomic_save(tmp / "trainer.pt", lambda t: torch.save(trainer_state, t))
         doc = {"format": CKPT_FORMAT, "step": step, **state}
         atomic_write(tmp / "state.json", json.dumps(doc, indent=1))
@@ -136,8 +147,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[st
     return adapter, trainer, state
 
 
-def load_latest(root: Path, accept: Callable[[CheckpointInfo], bool] | None = None
-                ) -> tuple[CheckpointInfo, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] | None:
+def load_latest(
+    root: Path, accept: Callable[[CheckpointInfo], bool] | None = None
+) -> tuple[CheckpointInfo, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] | None:
     """The newest checkpoint that loads (older ones are tried if the newest is unreadable)."""
     for info in reversed(list_checkpoints(root)):
         if accept is not None and not accept(info):
@@ -145,20 +157,21 @@ def load_latest(root: Path, accept: Callable[[CheckpointInfo], bool] | None = No
         try:
             return info, load_checkpoint(info.path)
         except Exception as exc:  # noqa: BLE001 - any damage: try the previous checkpoint
-            log.warning("checkpoint %s is unreadable (%s); trying an older one", info.path.name, exc)
+            log.warning(
+                "checkpoint %s is unreadable (%s); trying an older one", info.path.name, exc
+            )
     return None
 
 
 def prune_files(folder: Path, name: str, keep_last: int, suffix: str = ".safetensors") -> None:
     """Keep only the newest ``keep_last`` step files ``<name>_<step:09d><suffix>``."""
     pat = re.compile(rf"^{re.escape(name)}_(\d{{9}}){re.escape(suffix)}$")
-    files = sorted((int(m.group(1)), p) for p in folder.glob(f"{name}_*{suffix}")
-                   if (m := pat.match(p.name)))
+    files = sorted(
+        (int(m.group(1)), p) for p in folder.glob(f"{name}_*{suffix}") if (m := pat.match(p.name))
+    )
     for _, p in files[:-keep_last]:
-        try:
+        with contextlib.suppress(OSError):
             p.unlink()
-        except OSError:
-            pass
 
 
 def rng_state() -> dict[str, Any]:
@@ -175,8 +188,10 @@ def rng_state() -> dict[str, Any]:
     py = random.getstate()
     return {
         "torch": torch_states,
-        "json": {"python": [py[0], list(py[1]), py[2]],
-                 "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]},
+        "json": {
+            "python": [py[0], list(py[1]), py[2]],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        },
     }
 
 

@@ -29,18 +29,30 @@ EXIT_ERROR, EXIT_CANCELLED = 1, 130
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     from zitdesk.train.presets import PRESETS
 
-    t = subparsers.add_parser("train", help="train a LoRA from a TOML config",
-                              description="Train a Z-Image LoRA. See docs/training.md.")
+    t = subparsers.add_parser(
+        "train",
+        help="train a LoRA from a TOML config",
+        description="Train a Z-Image LoRA. See docs/training.md.",
+    )
     t.add_argument("config", help="training config (TOML)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from the newest checkpoint in the output folder")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in the output folder",
+    )
     t.add_argument("--init", action="store_true", help="write a starting config to CONFIG and exit")
-    t.add_argument("--preset", choices=sorted(PRESETS), help="VRAM preset to apply (with --init, or on top of CONFIG)")
+    t.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="VRAM preset to apply (with --init, or on top of CONFIG)",
+    )
     t.add_argument("--model", help="--init: base model path")
     t.add_argument("--data", help="--init: dataset folder")
     t.add_argument("--out", help="--init: output folder")
     t.add_argument("--trigger", help="--init: trigger word")
-    t.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: the config's, else auto)")
+    t.add_argument(
+        "--device", default=None, help="cuda, cuda:1 or cpu (default: the config's, else auto)"
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
     t.set_defaults(func=cmd_train)
@@ -136,8 +148,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.n = ev.step
                 eta = f"{int(ev.eta_s // 60)}:{int(ev.eta_s % 60):02d}" if ev.eta_s else "?"
-                bar.set_postfix_str(f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}",
-                                    refresh=False)
+                bar.set_postfix_str(
+                    f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}",
+                    refresh=False,
+                )
                 bar.refresh()
             elif not args.json and not args.quiet:
                 pass
@@ -177,13 +191,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     if isinstance(ev, JobCancelled):
         if not args.json:
-            print("zitdesk: cancelled; saved " + (", ".join(ev.paths) or "nothing")
-                  + ". Resume with --resume.", file=sys.stderr)
+            print(
+                "zitdesk: cancelled; saved "
+                + (", ".join(ev.paths) or "nothing")
+                + ". Resume with --resume.",
+                file=sys.stderr,
+            )
         return EXIT_CANCELLED
     if isinstance(ev, JobFinished) and not args.json:
         st = ev.stats
-        print(f"done: {st.get('steps')} steps, final loss {st.get('final_loss', float('nan')):.4f}, "
-              f"{ev.elapsed_s:.0f} s", file=sys.stderr)
+        print(
+            f"done: {st.get('steps')} steps, final loss {st.get('final_loss', float('nan')):.4f}, "
+            f"{ev.elapsed_s:.0f} s",
+            file=sys.stderr,
+        )
         for p in ev.paths:
             print(p)
     return 0

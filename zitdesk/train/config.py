@@ -54,12 +54,12 @@ LATENT_MODES = ("mode", "sample")
 class ModelSection:
     """The base model and how it is held in memory."""
 
-    path: str = ""                 # diffusers folder, HF-cache entry or folder of ComfyUI files
-    variant: str = "turbo"         # turbo | deturbo | base: recorded in the LoRA (zitdesk_base_variant)
-    training_adapter: str = ""     # LoRA applied while training and removed for samples/output
-    adapter_mode: str = "auto"     # auto | side (frozen PEFT adapter) | merge (into base weights)
-    base_precision: str = "auto"   # auto (bf16 on CUDA) | bf16 | fp32 | fp8 | nf4 (CUDA only)
-    device: str = "auto"           # auto | cuda | cuda:N | cpu
+    path: str = ""  # diffusers folder, HF-cache entry or folder of ComfyUI files
+    variant: str = "turbo"  # turbo | deturbo | base: recorded in the LoRA (zitdesk_base_variant)
+    training_adapter: str = ""  # LoRA applied while training and removed for samples/output
+    adapter_mode: str = "auto"  # auto | side (frozen PEFT adapter) | merge (into base weights)
+    base_precision: str = "auto"  # auto (bf16 on CUDA) | bf16 | fp32 | fp8 | nf4 (CUDA only)
+    device: str = "auto"  # auto | cuda | cuda:N | cpu
 
 
 @dataclass(frozen=True)
@@ -67,78 +67,78 @@ class DataSection:
     """A folder of images with same-name caption files."""
 
     folder: str = ""
-    trigger: str = ""              # replaces "[trigger]" in captions, else is prepended
+    trigger: str = ""  # replaces "[trigger]" in captions, else is prepended
     caption_ext: str = ".txt"
-    resolutions: tuple[int, ...] = (512, 768, 1024)   # one copy of the dataset per resolution
+    resolutions: tuple[int, ...] = (512, 768, 1024)  # one copy of the dataset per resolution
     caption_dropout: float = 0.05  # probability of training a sample on the empty caption
-    latent_mode: str = "mode"      # VAE posterior mode (diffusers) or a sample (ai-toolkit)
-    cache_dir: str = ""            # "" = the app's cache folder (shared between runs; content-keyed)
+    latent_mode: str = "mode"  # VAE posterior mode (diffusers) or a sample (ai-toolkit)
+    cache_dir: str = ""  # "" = the app's cache folder (shared between runs; content-keyed)
 
 
 @dataclass(frozen=True)
 class LoraSection:
     rank: int = 32
-    alpha: float = 32.0            # the saved file bakes alpha/rank into lora_B (alpha = rank)
+    alpha: float = 32.0  # the saved file bakes alpha/rank into lora_B (alpha = rank)
     targets: tuple[str, ...] = ("attention", "feed_forward", "adaln")
     include_refiners: bool = False
 
 
 @dataclass(frozen=True)
 class OptimSection:
-    optimizer: str = "adamw"       # adamw | adamw8bit (bitsandbytes, CUDA only)
+    optimizer: str = "adamw"  # adamw | adamw8bit (bitsandbytes, CUDA only)
     learning_rate: float = 1e-4
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
-    schedule: str = "constant"     # after warm-up: constant | cosine | linear (to 0)
+    schedule: str = "constant"  # after warm-up: constant | cosine | linear (to 0)
     warmup_steps: int = 0
-    grad_clip: float = 1.0         # 0 = off
+    grad_clip: float = 1.0  # 0 = off
     batch_size: int = 1
     grad_accum: int = 1
-    steps: int = 2000              # optimizer steps
+    steps: int = 2000  # optimizer steps
     seed: int = 42
 
 
 @dataclass(frozen=True)
 class TimestepSection:
     mode: str = "weighted"
-    shift: float = 3.0             # shift / uniform_shift / turbo_anchors ladder
-    anchor_steps: int = 8          # turbo_anchors: the sampler's step count
-    jitter: float = 0.02           # turbo_anchors: ± uniform jitter on σ
+    shift: float = 3.0  # shift / uniform_shift / turbo_anchors ladder
+    anchor_steps: int = 8  # turbo_anchors: the sampler's step count
+    jitter: float = 0.02  # turbo_anchors: ± uniform jitter on σ
     differential_guidance: bool = False
     differential_scale: float = 3.0
 
 
 @dataclass(frozen=True)
 class MemorySection:
-    preset: str = ""               # the VRAM tier these values came from (informational)
-    gradient_checkpointing: str = "full"   # full | auto (as many blocks as VRAM needs) | off
-    vram_budget_gb: float = 0.0    # "auto" checkpointing budget; 0 = the GPU's free memory
-    compile: bool = False          # torch.compile of the repeated blocks (CUDA only)
-    attention_backend: str = ""    # "" = diffusers' default (native SDPA)
-    offload_vae: bool = True       # the VAE waits in RAM between sample rounds (0.17 GB of VRAM)
+    preset: str = ""  # the VRAM tier these values came from (informational)
+    gradient_checkpointing: str = "full"  # full | auto (as many blocks as VRAM needs) | off
+    vram_budget_gb: float = 0.0  # "auto" checkpointing budget; 0 = the GPU's free memory
+    compile: bool = False  # torch.compile of the repeated blocks (CUDA only)
+    attention_backend: str = ""  # "" = diffusers' default (native SDPA)
+    offload_vae: bool = True  # the VAE waits in RAM between sample rounds (0.17 GB of VRAM)
 
 
 @dataclass(frozen=True)
 class SaveSection:
     output_dir: str = ""
     name: str = "lora"
-    every: int = 250               # checkpoint + LoRA file every N steps (0 = only at the end)
-    keep_last: int = 4             # checkpoints and step files kept
-    export_kohya: bool = False     # also write <name>_kohya.safetensors at the end
+    every: int = 250  # checkpoint + LoRA file every N steps (0 = only at the end)
+    keep_last: int = 4  # checkpoints and step files kept
+    export_kohya: bool = False  # also write <name>_kohya.safetensors at the end
 
 
 @dataclass(frozen=True)
 class SampleSection:
-    every: int = 250               # 0 = never
+    every: int = 250  # 0 = never
     prompts: tuple[str, ...] = ()  # "[trigger]" is replaced by the trigger word
     seeds: tuple[int, ...] = (42,)  # cycled over the prompts
-    width: int = 0                 # 0 = the largest training resolution
+    width: int = 0  # 0 = the largest training resolution
     height: int = 0
     steps: int = 8
     guidance: float = 0.0
     shift: float = 3.0
-    at_start: bool = False         # also sample before the first step
+    at_start: bool = False  # also sample before the first step
     vae_tiling: bool = False
 
 
@@ -211,7 +211,9 @@ class TrainConfig:
         try:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
-            raise RequestError(f"Cannot read the training config {p}: {exc.strerror or exc}.") from exc
+            raise RequestError(
+                f"Cannot read the training config {p}: {exc.strerror or exc}."
+            ) from exc
         return cls.from_toml(text, warnings)
 
     def write(self, path: str | Path) -> Path:
@@ -227,8 +229,15 @@ class TrainConfig:
     # -- checks ---------------------------------------------------------------------------------
     def validate(self) -> TrainConfig:
         """Raise :class:`RequestError` with one plain sentence for the first unusable value."""
-        m, d, lo, o, t, s, sm = (self.model, self.data, self.lora, self.optim, self.timesteps,
-                                 self.save, self.sample)
+        m, d, lo, o, t, s, sm = (
+            self.model,
+            self.data,
+            self.lora,
+            self.optim,
+            self.timesteps,
+            self.save,
+            self.sample,
+        )
         if m.base_precision in ("fp16", "float16"):
             raise RequestError("fp16 training overflows and does not learn on Z-Image; use bf16.")
         _choice("model.variant", m.variant, VARIANTS)
@@ -246,7 +255,7 @@ class TrainConfig:
             raise RequestError("Caption dropout must be between 0 and 1.")
         _choice("data.latent_mode", d.latent_mode, LATENT_MODES)
         if not d.caption_ext.startswith("."):
-            raise RequestError("data.caption_ext must start with a dot, e.g. \".txt\".")
+            raise RequestError('data.caption_ext must start with a dot, e.g. ".txt".')
         if not 1 <= lo.rank <= 1024:
             raise RequestError("LoRA rank must be between 1 and 1024 (16–32 is typical).")
         if not (lo.alpha > 0 and math.isfinite(lo.alpha)):
@@ -265,14 +274,20 @@ class TrainConfig:
             raise RequestError("The seed must be between 0 and 2^63 − 1.")
         _choice("timesteps.mode", t.mode, TIMESTEP_MODES)
         if t.shift <= 0 or t.anchor_steps < 1 or not 0 <= t.jitter < 0.5:
-            raise RequestError("Timestep shift must be positive, anchor steps ≥ 1, jitter in [0, 0.5).")
+            raise RequestError(
+                "Timestep shift must be positive, anchor steps ≥ 1, jitter in [0, 0.5)."
+            )
         _choice("memory.gradient_checkpointing", self.memory.gradient_checkpointing, CHECKPOINTING)
         if s.every < 0 or s.keep_last < 1:
-            raise RequestError("save.every cannot be negative and save.keep_last must be at least 1.")
+            raise RequestError(
+                "save.every cannot be negative and save.keep_last must be at least 1."
+            )
         if not s.name or any(c in s.name for c in '/\\:*?"<>|'):
             raise RequestError("save.name must be a plain file name.")
         if sm.every < 0 or not 1 <= sm.steps <= 200 or sm.guidance < 0 or sm.shift <= 0:
-            raise RequestError("Sample settings are out of range (every ≥ 0, 1–200 steps, guidance ≥ 0).")
+            raise RequestError(
+                "Sample settings are out of range (every ≥ 0, 1–200 steps, guidance ≥ 0)."
+            )
         for v in (sm.width, sm.height):
             if v and (v % 16 or not 64 <= v <= 2048):
                 raise RequestError("Sample width/height must be 0 or a multiple of 16 in 64–2048.")
@@ -288,10 +303,19 @@ class TrainConfig:
 #: Fields that fix the shape or meaning of the trained weights: a checkpoint can only resume
 #: under a config that agrees on them (steps, samples, saving may change between runs).
 LOCKED_FIELDS = (
-    ("model", "variant"), ("model", "training_adapter"), ("model", "base_precision"),
-    ("lora", "rank"), ("lora", "alpha"), ("lora", "targets"), ("lora", "include_refiners"),
-    ("optim", "optimizer"), ("optim", "batch_size"), ("optim", "grad_accum"), ("optim", "seed"),
-    ("data", "resolutions"), ("data", "trigger"),
+    ("model", "variant"),
+    ("model", "training_adapter"),
+    ("model", "base_precision"),
+    ("lora", "rank"),
+    ("lora", "alpha"),
+    ("lora", "targets"),
+    ("lora", "include_refiners"),
+    ("optim", "optimizer"),
+    ("optim", "batch_size"),
+    ("optim", "grad_accum"),
+    ("optim", "seed"),
+    ("data", "resolutions"),
+    ("data", "trigger"),
 )
 
 
@@ -311,7 +335,7 @@ class TrainSpec:
     config: TrainConfig
     resume: bool = False
     job_id: str = field(default_factory=lambda: new_job_id("train"))
-    config_path: str = ""          # where the config came from (shown in messages)
+    config_path: str = ""  # where the config came from (shown in messages)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,10 +349,16 @@ def _v0_to_v1(data: dict[str, Any], warn: list[str]) -> dict[str, Any]:
     Flat keys are moved into the section that owns a field of that name; a few spellings used by
     other trainers are accepted (``lr``, ``network_dim``, ``network_alpha``, ``max_train_steps``).
     """
-    aliases = {"lr": ("optim", "learning_rate"), "network_dim": ("lora", "rank"),
-               "network_alpha": ("lora", "alpha"), "max_train_steps": ("optim", "steps"),
-               "train_batch_size": ("optim", "batch_size"), "output_name": ("save", "name"),
-               "dataset": ("data", "folder"), "pretrained_model": ("model", "path")}
+    aliases = {
+        "lr": ("optim", "learning_rate"),
+        "network_dim": ("lora", "rank"),
+        "network_alpha": ("lora", "alpha"),
+        "max_train_steps": ("optim", "steps"),
+        "train_batch_size": ("optim", "batch_size"),
+        "output_name": ("save", "name"),
+        "dataset": ("data", "folder"),
+        "pretrained_model": ("model", "path"),
+    }
     owners: dict[str, str] = {}
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
@@ -362,7 +392,8 @@ def migrate(data: dict[str, Any], warn: list[str]) -> dict[str, Any]:
         raise RequestError("The training config has an invalid 'version'.")
     if version > CONFIG_VERSION:
         raise RequestError(
-            f"This training config was written by a newer zitdesk (version {version}); update zitdesk."
+            f"This training config was written by a newer zitdesk (version {version}); "
+            "update zitdesk."
         )
     while version < CONFIG_VERSION:
         data = MIGRATIONS[version](data, warn)

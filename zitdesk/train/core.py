@@ -41,9 +41,9 @@ AUTO_RESERVE_BYTES = int(2.5 * GiB)
 class MicroBatch:
     """One forward/backward: CPU tensors and plain numbers (pure function of seed and index)."""
 
-    latents: Any            # (B, 16, H/8, W/8) float32
-    noise: Any              # same shape
-    embeds: list[Any]       # B × (L_i, hidden)
+    latents: Any  # (B, 16, H/8, W/8) float32
+    noise: Any  # same shape
+    embeds: list[Any]  # B × (L_i, hidden)
     sigmas: list[float]
     weights: list[float]
 
@@ -65,16 +65,22 @@ def make_optimizer(o: OptimSection, params: list[Any], cuda: bool):
 
     if o.optimizer == "adamw8bit":
         if not cuda:
-            raise RequestError("8-bit AdamW needs an NVIDIA GPU (bitsandbytes); choose adamw on this machine.")
+            raise RequestError(
+                "8-bit AdamW needs an NVIDIA GPU (bitsandbytes); choose adamw on this machine."
+            )
         try:
             import bitsandbytes as bnb
         except ImportError as exc:
-            raise RequestError("8-bit AdamW needs the bitsandbytes package; choose adamw or install it.") from exc
-        return bnb.optim.AdamW8bit(params, lr=o.learning_rate, betas=o.betas, eps=o.eps,
-                                   weight_decay=o.weight_decay)
+            raise RequestError(
+                "8-bit AdamW needs the bitsandbytes package; choose adamw or install it."
+            ) from exc
+        return bnb.optim.AdamW8bit(
+            params, lr=o.learning_rate, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay
+        )
     extra = {"fused": True} if cuda else {"foreach": True}
-    return torch.optim.AdamW(params, lr=o.learning_rate, betas=o.betas, eps=o.eps,
-                             weight_decay=o.weight_decay, **extra)
+    return torch.optim.AdamW(
+        params, lr=o.learning_rate, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay, **extra
+    )
 
 
 def block_lists(transformer: Any) -> list[tuple[str, Any]]:
@@ -85,8 +91,9 @@ def block_lists(transformer: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def plan_checkpointing(transformer: Any, mode: str, image_tokens: int, caption_tokens: int,
-                       free_bytes: int | None) -> set[str]:
+def plan_checkpointing(
+    transformer: Any, mode: str, image_tokens: int, caption_tokens: int, free_bytes: int | None
+) -> set[str]:
     """Names of the blocks to checkpoint. ``auto`` keeps blocks un-checkpointed while the
     estimated activations fit ``free_bytes`` (cheapest-memory blocks first)."""
     blocks = block_lists(transformer)
@@ -100,8 +107,9 @@ def plan_checkpointing(transformer: Any, mode: str, image_tokens: int, caption_t
     tokens = {"context_refiner": cap, "noise_refiner": img, "layers": img + cap}
     budget = free_bytes - AUTO_RESERVE_BYTES - tokens["layers"] * dim * ACT_BYTES_PER_TOKEN_DIM
     keep: set[str] = set()
-    order = ([b for b in blocks if not b[0].startswith("layers")]
-             + list(reversed([b for b in blocks if b[0].startswith("layers")])))
+    order = [b for b in blocks if not b[0].startswith("layers")] + list(
+        reversed([b for b in blocks if b[0].startswith("layers")])
+    )
     for name, _ in order:
         cost = tokens[name.split(".")[0]] * dim * ACT_BYTES_PER_TOKEN_DIM
         if cost > budget:
@@ -130,7 +138,8 @@ class StepRunner:
         self.optimizer = make_optimizer(o, self.params, self.cuda)
         warmup, total, kind = o.warmup_steps, o.steps, o.schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, warmup, total, kind))
+            self.optimizer, lambda s: lr_factor(s, warmup, total, kind)
+        )
         self.checkpointed: set[str] = set()
         self.compiled = False
 
@@ -146,17 +155,25 @@ class StepRunner:
         if mem.gradient_checkpointing == "auto" and self.cuda:
             free, _ = torch.cuda.mem_get_info(torch.device(self.device))
             if mem.vram_budget_gb > 0:
-                free = min(free, int(mem.vram_budget_gb * GiB) - torch.cuda.memory_reserved(self.device))
+                free = min(
+                    free, int(mem.vram_budget_gb * GiB) - torch.cuda.memory_reserved(self.device)
+                )
             factor = 1.5 if self.cfg.optim.optimizer == "adamw8bit" else 3.0
             free -= int(sum(p.numel() for p in self.params) * 4 * factor)
-        mode = mem.gradient_checkpointing if (self.cuda or mem.gradient_checkpointing != "auto") else "full"
+        mode = (
+            mem.gradient_checkpointing
+            if (self.cuda or mem.gradient_checkpointing != "auto")
+            else "full"
+        )
         self.checkpointed = plan_checkpointing(self.tr, mode, image_tokens, caption_tokens, free)
         if self.checkpointed:
             chosen = {id(b) for n, b in block_lists(self.tr) if n in self.checkpointed}
 
             def selective(module: Any, *args: Any) -> Any:
                 if id(module) in chosen:
-                    return torch.utils.checkpoint.checkpoint(module.__call__, *args, use_reentrant=False)
+                    return torch.utils.checkpoint.checkpoint(
+                        module.__call__, *args, use_reentrant=False
+                    )
                 return module(*args)
 
             self.tr.enable_gradient_checkpointing(gradient_checkpointing_func=selective)
@@ -170,8 +187,11 @@ class StepRunner:
             self.tr.compile_repeated_blocks(fullgraph=False)
             self.compiled = True
         self.tr.train()
-        return {"checkpointed_blocks": len(self.checkpointed), "blocks": len(block_lists(self.tr)),
-                "compiled": self.compiled}
+        return {
+            "checkpointed_blocks": len(self.checkpointed),
+            "blocks": len(block_lists(self.tr)),
+            "compiled": self.compiled,
+        }
 
     def uncompile(self) -> None:
         """Fall back to eager blocks (after a compiler failure)."""
@@ -211,7 +231,7 @@ class StepRunner:
         return (per * w).mean()
 
     def train_step(self, micro_batches: list[MicroBatch]):
-        """Forward/backward every micro-batch, clip, step, schedule; returns the mean loss (device)."""
+        """Forward/backward all micro-batches, clip, step, schedule; the mean loss (on device)."""
         import torch
 
         n = len(micro_batches)

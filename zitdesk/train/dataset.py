@@ -45,7 +45,7 @@ class DatasetItem:
 @dataclass(frozen=True)
 class ScanResult:
     items: tuple[DatasetItem, ...]
-    problems: tuple[str, ...]      # plain sentences about skipped files
+    problems: tuple[str, ...]  # plain sentences about skipped files
 
     @property
     def captioned(self) -> int:
@@ -109,7 +109,9 @@ def scan_folder(folder: str | Path, caption_ext: str = ".txt") -> ScanResult:
             try:
                 caption = read_caption(cap_path)
             except OSError as exc:
-                problems.append(f"{cap_path.name} cannot be read ({exc.strerror}); empty caption used.")
+                problems.append(
+                    f"{cap_path.name} cannot be read ({exc.strerror}); empty caption used."
+                )
         items.append(DatasetItem(p, caption, cap_path if cap_path.is_file() else None, w, h))
     return ScanResult(tuple(items), tuple(problems))
 
@@ -126,8 +128,9 @@ def apply_trigger(caption: str, trigger: str) -> str:
     return f"{trigger}, {caption}"
 
 
-def bucket_for(width: int, height: int, resolution: int,
-               step: int = BUCKET_STEP) -> tuple[int, int] | None:
+def bucket_for(
+    width: int, height: int, resolution: int, step: int = BUCKET_STEP
+) -> tuple[int, int] | None:
     """The bucket ``(w, h)`` of a ``width × height`` image at ``resolution``; None if too small."""
     if width < step or height < step:
         return None
@@ -165,8 +168,9 @@ def plan_entries(items: Sequence[DatasetItem], resolutions: Iterable[int]) -> li
     return out
 
 
-def epoch_batches(entries: Sequence[Entry], batch_size: int, seed: int,
-                  epoch: int) -> list[tuple[int, ...]]:
+def epoch_batches(
+    entries: Sequence[Entry], batch_size: int, seed: int, epoch: int
+) -> list[tuple[int, ...]]:
     """Batches (tuples of entry indices) of one epoch: one bucket per batch, order from the seed."""
     rng = random.Random(derive_seed("epoch", seed, epoch))
     order = list(range(len(entries)))
@@ -174,9 +178,11 @@ def epoch_batches(entries: Sequence[Entry], batch_size: int, seed: int,
     by_bucket: dict[tuple[int, int], list[int]] = {}
     for idx in order:
         by_bucket.setdefault(entries[idx].bucket, []).append(idx)
-    batches = [tuple(group[i:i + batch_size])
-               for _, group in sorted(by_bucket.items())
-               for i in range(0, len(group), batch_size)]
+    batches = [
+        tuple(group[i : i + batch_size])
+        for _, group in sorted(by_bucket.items())
+        for i in range(0, len(group), batch_size)
+    ]
     rng.shuffle(batches)
     return batches
 
@@ -211,8 +217,9 @@ def tag_frequency(captions: Iterable[str]) -> dict[str, int]:
 class BatchCursor:
     """Walks :func:`epoch_batches` epoch after epoch; its state is ``{"epoch", "pos"}``."""
 
-    def __init__(self, entries: Sequence[Entry], batch_size: int, seed: int,
-                 epoch: int = 0, pos: int = 0) -> None:
+    def __init__(
+        self, entries: Sequence[Entry], batch_size: int, seed: int, epoch: int = 0, pos: int = 0
+    ) -> None:
         if not entries:
             raise ValueError("no entries to batch")
         self.entries = entries

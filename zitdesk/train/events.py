@@ -17,26 +17,26 @@ from zitdesk.engine.events import EngineEvent
 
 @dataclass(frozen=True)
 class TrainStep(EngineEvent):
-    step: int = 0                   # optimizer steps done (1-based)
+    step: int = 0  # optimizer steps done (1-based)
     total: int = 0
-    loss: float = 0.0               # weighted flow-matching loss of this step (mean of micro-batches)
+    loss: float = 0.0  # weighted flow-matching loss of this step (mean of micro-batches)
     lr: float = 0.0
-    it_s: float = 0.0               # optimizer steps per second (smoothed)
-    eta_s: float = 0.0              # seconds left for the training steps (samples/saves excluded)
+    it_s: float = 0.0  # optimizer steps per second (smoothed)
+    eta_s: float = 0.0  # seconds left for the training steps (samples/saves excluded)
 
 
 @dataclass(frozen=True)
 class SampleReady(EngineEvent):
     paths: tuple[str, ...] = ()
-    contact_sheet: str = ""         # grid of all sample rounds so far (rows = steps)
+    contact_sheet: str = ""  # grid of all sample rounds so far (rows = steps)
     step: int = 0
 
 
 @dataclass(frozen=True)
 class CheckpointSaved(EngineEvent):
-    path: str = ""                  # the checkpoint folder
+    path: str = ""  # the checkpoint folder
     step: int = 0
-    lora_path: str = ""             # the LoRA file written with it
+    lora_path: str = ""  # the LoRA file written with it
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from zitdesk.train.config import TrainConfig
 COMFY_PREFIX = "diffusion_model."
 
 
-def baked_pairs(pairs: Mapping[str, tuple[Any, Any]], rank: int, alpha: float,
-                dtype: Any = None) -> dict[str, tuple[Any, Any]]:
+def baked_pairs(
+    pairs: Mapping[str, tuple[Any, Any]], rank: int, alpha: float, dtype: Any = None
+) -> dict[str, tuple[Any, Any]]:
     """``{module: (A, B·alpha/rank)}`` as contiguous CPU tensors in ``dtype`` (default bf16)."""
     import torch
 
@@ -65,10 +66,21 @@ def kohya_state_dict(baked: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
     return sd
 
 
-def build_metadata(cfg: TrainConfig, *, step: int, epoch: int, base_precision: str,
-                   resolution: tuple[int, int], tag_freq: Mapping[str, int], dataset_name: str,
-                   adapter_name: str = "", adapter_sha256: str = "", base_model: str = "",
-                   n_images: int = 0, lora_format: str = "comfy") -> dict[str, str]:
+def build_metadata(
+    cfg: TrainConfig,
+    *,
+    step: int,
+    epoch: int,
+    base_precision: str,
+    resolution: tuple[int, int],
+    tag_freq: Mapping[str, int],
+    dataset_name: str,
+    adapter_name: str = "",
+    adapter_sha256: str = "",
+    base_model: str = "",
+    n_images: int = 0,
+    lora_format: str = "comfy",
+) -> dict[str, str]:
     """String metadata for the saved file (engine notes §8)."""
     lo, o, t = cfg.lora, cfg.optim, cfg.timesteps
     trigger = cfg.data.trigger.strip()
@@ -83,9 +95,14 @@ def build_metadata(cfg: TrainConfig, *, step: int, epoch: int, base_precision: s
         "modelspec.resolution": f"{resolution[0]}x{resolution[1]}",
         "ss_network_module": "networks.lora" if lora_format == "kohya" else "diffusers.lora",
         "ss_network_dim": str(lo.rank),
-        "ss_network_alpha": str(float(lo.rank)),   # alpha/rank is baked into lora_B
-        "ss_network_args": json.dumps({"trained_alpha": lo.alpha, "targets": list(lo.targets),
-                                       "include_refiners": lo.include_refiners}),
+        "ss_network_alpha": str(float(lo.rank)),  # alpha/rank is baked into lora_B
+        "ss_network_args": json.dumps(
+            {
+                "trained_alpha": lo.alpha,
+                "targets": list(lo.targets),
+                "include_refiners": lo.include_refiners,
+            }
+        ),
         "ss_learning_rate": repr(o.learning_rate),
         "ss_lr_scheduler": o.schedule,
         "ss_lr_warmup_steps": str(o.warmup_steps),
@@ -109,7 +126,8 @@ def build_metadata(cfg: TrainConfig, *, step: int, epoch: int, base_precision: s
         "zitdesk_base_precision": base_precision,
         "zitdesk_base_model": base_model,
         "zitdesk_training_adapter": json.dumps(
-            {"file": adapter_name, "sha256": adapter_sha256} if adapter_name else {}),
+            {"file": adapter_name, "sha256": adapter_sha256} if adapter_name else {}
+        ),
         "zitdesk_recipe": json.dumps(cfg.to_dict(), ensure_ascii=False),
     }
     if trigger:

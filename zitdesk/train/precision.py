@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 
 FP8_MAX = 448.0
 FP8_BLOCK = 64
-_QUANT_RE = re.compile(r"(?:layers|noise_refiner|context_refiner)\.\d+\.(?:attention\.(?:to_q|to_k|to_v|to_out\.0)"
-                       r"|feed_forward\.w[123])(?:\.base_layer)?")
+_QUANT_RE = re.compile(
+    r"(?:layers|noise_refiner|context_refiner)\.\d+\.(?:attention\.(?:to_q|to_k|to_v|to_out\.0)"
+    r"|feed_forward\.w[123])(?:\.base_layer)?"
+)
 
 
 def base_linears(transformer: Any, quantizable_only: bool = True):
-    """``(name, parent, child_name, module)`` of the frozen base Linears (PEFT wrappers seen through)."""
+    """``(name, parent, child, module)`` of the frozen base Linears (PEFT wrappers seen through)."""
     import torch
 
     for name, mod in list(transformer.named_modules()):
@@ -42,26 +44,33 @@ def base_linears(transformer: Any, quantizable_only: bool = True):
         if quantizable_only and not _QUANT_RE.fullmatch(name):
             continue
         parent_name, _, child = name.rpartition(".")
-        yield name, transformer.get_submodule(parent_name) if parent_name else transformer, child, mod
+        yield (
+            name,
+            transformer.get_submodule(parent_name) if parent_name else transformer,
+            child,
+            mod,
+        )
 
 
 def module_key(name: str) -> str:
     """Diffusers module name without PEFT's ``.base_layer``."""
-    return name[: -len(".base_layer")] if name.endswith(".base_layer") else name
+    return name.removesuffix(".base_layer")
 
 
 def _fp8_forward(self: Any, x: Any) -> Any:
     import torch.nn.functional as F
 
     w8 = self.weight
-    s = self.weight_scale                          # (out, n_blocks) in the compute dtype
+    s = self.weight_scale  # (out, n_blocks) in the compute dtype
     out_f, in_f = w8.shape
-    w = (w8.to(s.dtype).view(out_f, s.shape[1], in_f // s.shape[1]) * s.unsqueeze(-1)).view(out_f, in_f)
+    w = (w8.to(s.dtype).view(out_f, s.shape[1], in_f // s.shape[1]) * s.unsqueeze(-1)).view(
+        out_f, in_f
+    )
     return F.linear(x.to(w.dtype), w, None if self.bias is None else self.bias.to(w.dtype))
 
 
 def quantize_fp8_module(mod: Any, weight: Any, compute_dtype: Any) -> None:
-    """Replace ``mod``'s weight by e4m3 + block scales (``weight`` is the float source, any device)."""
+    """Replace ``mod``'s weight by e4m3 + block scales (``weight``: float source, any device)."""
     import torch
 
     w = weight.float()
@@ -75,8 +84,9 @@ def quantize_fp8_module(mod: Any, weight: Any, compute_dtype: Any) -> None:
         del mod._buffers["weight_scale"]
     mod.register_buffer("weight_scale", scale.squeeze(-1).to(compute_dtype))
     if mod.bias is not None:
-        mod.bias = torch.nn.Parameter(mod.bias.detach().to(device=q.device, dtype=compute_dtype),
-                                      requires_grad=False)
+        mod.bias = torch.nn.Parameter(
+            mod.bias.detach().to(device=q.device, dtype=compute_dtype), requires_grad=False
+        )
     mod.forward = types.MethodType(_fp8_forward, mod)
 
 
@@ -89,19 +99,33 @@ def nf4_module(mod: Any, weight: Any, device: str) -> Any:
     except ImportError as exc:  # pragma: no cover - CUDA machines only
         from zitdesk.errors import RequestError
 
-        raise RequestError("4-bit (NF4) training needs the bitsandbytes package and an NVIDIA GPU.") from exc
-    q = bnb.nn.Linear4bit(mod.in_features, mod.out_features, bias=mod.bias is not None,
-                          compute_dtype=torch.bfloat16, quant_type="nf4", device="cpu")
-    q.weight = bnb.nn.Params4bit(weight.detach().to("cpu", torch.bfloat16), requires_grad=False,
-                                 quant_type="nf4")
+        raise RequestError(
+            "4-bit (NF4) training needs the bitsandbytes package and an NVIDIA GPU."
+        ) from exc
+    q = bnb.nn.Linear4bit(
+        mod.in_features,
+        mod.out_features,
+        bias=mod.bias is not None,
+        compute_dtype=torch.bfloat16,
+        quant_type="nf4",
+        device="cpu",
+    )
+    q.weight = bnb.nn.Params4bit(
+        weight.detach().to("cpu", torch.bfloat16), requires_grad=False, quant_type="nf4"
+    )
     if mod.bias is not None:
         q.bias = torch.nn.Parameter(mod.bias.detach().to(torch.bfloat16), requires_grad=False)
     return q.to(device)
 
 
-def prepare_base(transformer: Any, precision: str, device: str, compute_dtype: Any,
-                 merge: Mapping[str, tuple[Any, Any]] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def prepare_base(
+    transformer: Any,
+    precision: str,
+    device: str,
+    compute_dtype: Any,
+    merge: Mapping[str, tuple[Any, Any]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Merge (optional), quantise and place the transformer on ``device``; returns a summary.
 
     ``merge`` maps diffusers module names to ``(A, B)`` with scale 1 (``B @ A`` is added).
@@ -140,7 +164,9 @@ def prepare_base(transformer: Any, precision: str, device: str, compute_dtype: A
                 a, b = merge.pop(key)
                 with torch.no_grad():
                     w = mod.weight.detach().to(device).float()
-                    mod.weight.data = (w + b.to(device).float() @ a.to(device).float()).to(mod.weight.dtype)
+                    mod.weight.data = (w + b.to(device).float() @ a.to(device).float()).to(
+                        mod.weight.dtype
+                    )
                 merged += 1
     transformer.to(device)
     if merge:
@@ -153,4 +179,6 @@ def base_dtype_label(precision: str, dtype: Any) -> str:
 
     if precision in ("fp8", "nf4"):
         return precision
-    return {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}.get(dtype, str(dtype))
+    return {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}.get(
+        dtype, str(dtype)
+    )

@@ -33,38 +33,82 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "24gb": Preset("24gb", "24 GB and more", 24,
-                   "bf16 weights, up to 1024 px, checkpointing only where memory needs it, compiled",
-                   {"model": {"base_precision": "bf16"},
-                    "data": {"resolutions": (512, 768, 1024)},
-                    "optim": {"optimizer": "adamw"},
-                    "memory": {"preset": "24gb", "gradient_checkpointing": "auto", "compile": True,
-                               "vram_budget_gb": 0.0, "offload_vae": False},
-                    "sample": {"vae_tiling": False}}),
-    "16gb": Preset("16gb", "16 GB", 16,
-                   "fp8 weights, up to 1024 px, full checkpointing, compiled",
-                   {"model": {"base_precision": "fp8"},
-                    "data": {"resolutions": (512, 768, 1024)},
-                    "optim": {"optimizer": "adamw"},
-                    "memory": {"preset": "16gb", "gradient_checkpointing": "full", "compile": True,
-                               "vram_budget_gb": 16.0, "offload_vae": True},
-                    "sample": {"vae_tiling": False}}),
-    "12gb": Preset("12gb", "12 GB", 12,
-                   "fp8 weights, up to 768 px, full checkpointing, 8-bit AdamW, compiled",
-                   {"model": {"base_precision": "fp8"},
-                    "data": {"resolutions": (512, 768)},
-                    "optim": {"optimizer": "adamw8bit"},
-                    "memory": {"preset": "12gb", "gradient_checkpointing": "full", "compile": True,
-                               "vram_budget_gb": 12.0, "offload_vae": True},
-                    "sample": {"vae_tiling": True}}),
-    "8gb": Preset("8gb", "8 GB", 8,
-                  "4-bit (NF4) weights, up to 768 px, full checkpointing, 8-bit AdamW",
-                  {"model": {"base_precision": "nf4"},
-                   "data": {"resolutions": (512, 768)},
-                   "optim": {"optimizer": "adamw8bit"},
-                   "memory": {"preset": "8gb", "gradient_checkpointing": "full", "compile": False,
-                              "vram_budget_gb": 8.0, "offload_vae": True},
-                   "sample": {"vae_tiling": True, "width": 768, "height": 768}}),
+    "24gb": Preset(
+        "24gb",
+        "24 GB and more",
+        24,
+        "bf16 weights, up to 1024 px, checkpointing only where memory needs it, compiled",
+        {
+            "model": {"base_precision": "bf16"},
+            "data": {"resolutions": (512, 768, 1024)},
+            "optim": {"optimizer": "adamw"},
+            "memory": {
+                "preset": "24gb",
+                "gradient_checkpointing": "auto",
+                "compile": True,
+                "vram_budget_gb": 0.0,
+                "offload_vae": False,
+            },
+            "sample": {"vae_tiling": False},
+        },
+    ),
+    "16gb": Preset(
+        "16gb",
+        "16 GB",
+        16,
+        "fp8 weights, up to 1024 px, full checkpointing, compiled",
+        {
+            "model": {"base_precision": "fp8"},
+            "data": {"resolutions": (512, 768, 1024)},
+            "optim": {"optimizer": "adamw"},
+            "memory": {
+                "preset": "16gb",
+                "gradient_checkpointing": "full",
+                "compile": True,
+                "vram_budget_gb": 16.0,
+                "offload_vae": True,
+            },
+            "sample": {"vae_tiling": False},
+        },
+    ),
+    "12gb": Preset(
+        "12gb",
+        "12 GB",
+        12,
+        "fp8 weights, up to 768 px, full checkpointing, 8-bit AdamW, compiled",
+        {
+            "model": {"base_precision": "fp8"},
+            "data": {"resolutions": (512, 768)},
+            "optim": {"optimizer": "adamw8bit"},
+            "memory": {
+                "preset": "12gb",
+                "gradient_checkpointing": "full",
+                "compile": True,
+                "vram_budget_gb": 12.0,
+                "offload_vae": True,
+            },
+            "sample": {"vae_tiling": True},
+        },
+    ),
+    "8gb": Preset(
+        "8gb",
+        "8 GB",
+        8,
+        "4-bit (NF4) weights, up to 768 px, full checkpointing, 8-bit AdamW",
+        {
+            "model": {"base_precision": "nf4"},
+            "data": {"resolutions": (512, 768)},
+            "optim": {"optimizer": "adamw8bit"},
+            "memory": {
+                "preset": "8gb",
+                "gradient_checkpointing": "full",
+                "compile": False,
+                "vram_budget_gb": 8.0,
+                "offload_vae": True,
+            },
+            "sample": {"vae_tiling": True, "width": 768, "height": 768},
+        },
+    ),
 }
 
 DEFAULT_PRESET = "24gb"
@@ -77,7 +121,9 @@ def apply_preset(cfg: TrainConfig, name: str) -> TrainConfig:
     try:
         preset = PRESETS[name]
     except KeyError:
-        raise RequestError(f"Unknown VRAM preset {name!r}; use one of {', '.join(PRESETS)}.") from None
+        raise RequestError(
+            f"Unknown VRAM preset {name!r}; use one of {', '.join(PRESETS)}."
+        ) from None
     return cfg.with_changes(**preset.changes)
 
 
@@ -94,5 +140,6 @@ def lower_preset(cfg: TrainConfig) -> str | None:
     name = cfg.memory.preset
     if name not in PRESETS:
         name = {"bf16": "24gb", "auto": "24gb", "fp32": "24gb", "fp8": "16gb", "nf4": "8gb"}.get(
-            cfg.model.base_precision, "24gb")
+            cfg.model.base_precision, "24gb"
+        )
     return LOWER.get(name)

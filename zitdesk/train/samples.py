@@ -32,20 +32,39 @@ _FILE = re.compile(r"^(\d+)_(\d+)\.png$")
 def sample_prompts(cfg: TrainConfig) -> list[tuple[str, int]]:
     """``(prompt, seed)`` per sample, trigger applied, seeds cycled."""
     seeds = cfg.sample.seeds or (42,)
-    return [(apply_trigger(p, cfg.data.trigger), int(seeds[i % len(seeds)]))
-            for i, p in enumerate(cfg.sample.prompts)]
+    return [
+        (apply_trigger(p, cfg.data.trigger), int(seeds[i % len(seeds)]))
+        for i, p in enumerate(cfg.sample.prompts)
+    ]
 
 
 def sample_request(cfg: TrainConfig, prompt: str, seed: int) -> GenerateRequest:
     w, h = cfg.sample_size()
     s = cfg.sample
-    return GenerateRequest(prompt=prompt, width=w, height=h, steps=s.steps, guidance=s.guidance,
-                           shift=s.shift, seed=seed, count=1, vae_tiling=s.vae_tiling,
-                           preview_every=0, job_id="train-sample").validate()
+    return GenerateRequest(
+        prompt=prompt,
+        width=w,
+        height=h,
+        steps=s.steps,
+        guidance=s.guidance,
+        shift=s.shift,
+        seed=seed,
+        count=1,
+        vae_tiling=s.vae_tiling,
+        preview_every=0,
+        job_id="train-sample",
+    ).validate()
 
 
-def render_samples(pipe: Any, cfg: TrainConfig, step: int, embeds: dict[str, Any], empty: Any,
-                   out_dir: Path, lora_name: str) -> list[Path]:
+def render_samples(
+    pipe: Any,
+    cfg: TrainConfig,
+    step: int,
+    embeds: dict[str, Any],
+    empty: Any,
+    out_dir: Path,
+    lora_name: str,
+) -> list[Path]:
     """Render every sample prompt; returns the PNG paths. ``embeds`` maps prompt → (L, D)."""
     from zitdesk.engine.generate import render_image
     from zitdesk.pngmeta import ImageMeta, LoraUse, write_png
@@ -60,11 +79,20 @@ def render_samples(pipe: Any, cfg: TrainConfig, step: int, embeds: dict[str, Any
         pos = [embeds[prompt].to(dev, dtype)]
         neg = [empty.to(dev, dtype)] if req.guidance > 0 else None
         image = render_image(pipe, req, 0, pos, neg)
-        meta = ImageMeta(prompt=prompt, steps=req.steps, cfg_scale=req.guidance, seed=seed,
-                         width=req.width, height=req.height, shift=req.shift,
-                         model_name=cfg.model.variant, loras=(LoraUse(name=lora_name, weight=1.0),),
-                         version=f"zitdesk {__version__}", request_json=req.to_json(),
-                         extra={"Training step": step})
+        meta = ImageMeta(
+            prompt=prompt,
+            steps=req.steps,
+            cfg_scale=req.guidance,
+            seed=seed,
+            width=req.width,
+            height=req.height,
+            shift=req.shift,
+            model_name=cfg.model.variant,
+            loras=(LoraUse(name=lora_name, weight=1.0),),
+            version=f"zitdesk {__version__}",
+            request_json=req.to_json(),
+            extra={"Training step": step},
+        )
         paths.append(write_png(image, folder / f"{i}_{seed}.png", meta))
     return paths
 
@@ -73,8 +101,11 @@ def contact_sheet(samples_dir: Path, max_rows: int = MAX_ROWS, thumb: int = THUM
     """(Re)build ``samples/contact_sheet.png`` from the sample folders; None if there are none."""
     from PIL import Image, ImageDraw
 
-    rows = sorted(p for p in samples_dir.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)) \
-        if samples_dir.is_dir() else []
+    rows = (
+        sorted(p for p in samples_dir.iterdir() if p.is_dir() and _STEP_DIR.match(p.name))
+        if samples_dir.is_dir()
+        else []
+    )
     rows = rows[-max_rows:]
     grid: list[tuple[int, list[Path]]] = []
     for r in rows:

@@ -39,8 +39,9 @@ def shift_sigma(sigma: float, shift: float) -> float:
 
 def turbo_ladder(steps: int = 8, shift: float = 3.0) -> tuple[float, ...]:
     """The N noise levels the Turbo sampler visits (σ > 0): ``linspace(1, 1/N, N)`` shifted."""
-    return tuple(shift_sigma(1.0 - i * (1.0 - 1.0 / steps) / max(steps - 1, 1), shift)
-                 for i in range(steps))
+    return tuple(
+        shift_sigma(1.0 - i * (1.0 - 1.0 / steps) / max(steps - 1, 1), shift) for i in range(steps)
+    )
 
 
 def _pchip(xs: tuple[float, ...], ys: tuple[float, ...], x: float) -> float:
@@ -76,13 +77,20 @@ def weighted_table() -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def weight_at(sigma: float) -> float:
     """The ``weighted`` mode's loss weight at ``sigma`` (normalised like the table)."""
-    sigmas, weights = weighted_table()
+    _sigmas, weights = weighted_table()
     i = min(TABLE_SIZE - 1, max(0, round((1.0 - sigma) * TABLE_SIZE)))
     return weights[i]
 
 
-def sample_sigmas(mode: str, n: int, seed: int, index: int, shift: float = 3.0,
-                  anchor_steps: int = 8, jitter: float = 0.02) -> tuple[list[float], list[float]]:
+def sample_sigmas(
+    mode: str,
+    n: int,
+    seed: int,
+    index: int,
+    shift: float = 3.0,
+    anchor_steps: int = 8,
+    jitter: float = 0.02,
+) -> tuple[list[float], list[float]]:
     """``n`` noise levels and loss weights for the draws ``index·n … index·n + n − 1``."""
     rng = random.Random(derive_seed("sigma", seed, index))
     sig: list[float] = []

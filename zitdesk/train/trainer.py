@@ -31,7 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from zitdesk.engine.cancel import CancelToken, Cancelled
+from zitdesk.engine.cancel import Cancelled, CancelToken
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, PhaseChanged
 from zitdesk.engine.protocol import Emit
 from zitdesk.errors import LoraError, ModelError, RequestError, ZitdeskError
@@ -118,8 +118,10 @@ class LossReporter:
         import math
 
         if not math.isfinite(value):
-            raise Diverged(f"Training diverged at step {step} (the loss is not a number); "
-                           "lower the learning rate and resume from the last checkpoint.")
+            raise Diverged(
+                f"Training diverged at step {step} (the loss is not a number); "
+                "lower the learning rate and resume from the last checkpoint."
+            )
         now = time.perf_counter()
         self.times.append(now)
         self.last_loss = value
@@ -128,8 +130,11 @@ class LossReporter:
         if len(self.times) >= 2:
             it_s = (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
         eta = (self.total - step) / it_s if it_s > 0 else 0.0
-        self.emit(TrainStep(self.job, step=step, total=self.total, loss=value, lr=lr, it_s=it_s,
-                            eta_s=eta))
+        self.emit(
+            TrainStep(
+                self.job, step=step, total=self.total, loss=value, lr=lr, it_s=it_s, eta_s=eta
+            )
+        )
 
 
 class Trainer:
@@ -140,8 +145,11 @@ class Trainer:
 
     def run(self, spec: TrainSpec, emit: Emit, cancel: CancelToken) -> None:
         job = spec.job_id
-        emit(JobStarted(job, kind="train", total_steps=spec.config.optim.steps,
-                        detail=spec.config.save.name))
+        emit(
+            JobStarted(
+                job, kind="train", total_steps=spec.config.optim.steps, detail=spec.config.save.name
+            )
+        )
         run: _Run | None = None
         t0 = time.perf_counter()
         try:
@@ -150,9 +158,15 @@ class Trainer:
             if result["cancelled"]:
                 emit(JobCancelled(job, paths=tuple(result["paths"])))
             else:
-                emit(JobFinished(job, paths=tuple(result["paths"]), elapsed_s=time.perf_counter() - t0,
-                                 peak_vram_bytes=result.get("peak_vram_bytes", 0),
-                                 stats=result["stats"]))
+                emit(
+                    JobFinished(
+                        job,
+                        paths=tuple(result["paths"]),
+                        elapsed_s=time.perf_counter() - t0,
+                        peak_vram_bytes=result.get("peak_vram_bytes", 0),
+                        stats=result["stats"],
+                    )
+                )
         except Cancelled:
             emit(JobCancelled(job, paths=()))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an event
@@ -179,24 +193,38 @@ def _failure(job: str, cfg: TrainConfig, exc: Exception, phase: str) -> JobFaile
     if is_oom(exc):
         _free_memory()
         lower = lower_preset(cfg)
-        advice = (f"choose the '{lower}' VRAM preset" if lower
-                  else "lower the training resolution to 512 px")
-        return JobFailed(job, kind="oom", traceback=tb, retry_hint={"preset": lower} if lower else {},
-                         message=f"The GPU ran out of memory while {phase}; memory was freed — {advice}, "
-                                 "then resume.")
+        advice = (
+            f"choose the '{lower}' VRAM preset"
+            if lower
+            else "lower the training resolution to 512 px"
+        )
+        return JobFailed(
+            job,
+            kind="oom",
+            traceback=tb,
+            retry_hint={"preset": lower} if lower else {},
+            message=f"The GPU ran out of memory while {phase}; memory was freed — {advice}, "
+            "then resume.",
+        )
     kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
     if isinstance(exc, ZitdeskError):
         return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
     log.error("training failed:\n%s", tb)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return JobFailed(job, kind="error", traceback=tb,
-                     message=f"Training failed while {phase}: {type(exc).__name__}: {first}")
+    return JobFailed(
+        job,
+        kind="error",
+        traceback=tb,
+        message=f"Training failed while {phase}: {type(exc).__name__}: {first}",
+    )
 
 
 class _Run:
     """State of one training job (kept out of :class:`Trainer` so nothing leaks between jobs)."""
 
-    def __init__(self, spec: TrainSpec, device: str | None, emit: Emit, cancel: CancelToken) -> None:
+    def __init__(
+        self, spec: TrainSpec, device: str | None, emit: Emit, cancel: CancelToken
+    ) -> None:
         self.spec = spec
         self.cfg = spec.config.validate()
         self.job = spec.job_id
@@ -224,9 +252,13 @@ class _Run:
         return default_device()
 
     def _phase(self, phase: str, detail: str = "") -> None:
-        self.phase = {"loading": "loading the model", "caching": "caching latents and captions",
-                      "training": "training", "sampling": "rendering samples",
-                      "saving": "saving"}.get(phase, phase)
+        self.phase = {
+            "loading": "loading the model",
+            "caching": "caching latents and captions",
+            "training": "training",
+            "sampling": "rendering samples",
+            "saving": "saving",
+        }.get(phase, phase)
         self.emit(PhaseChanged(self.job, phase=phase, detail=detail))
 
     def close(self) -> None:
@@ -247,16 +279,21 @@ class _Run:
     def _prepare_output(self) -> None:
         cfg = self.cfg
         if cfg.optim.optimizer == "adamw8bit" and not self.cuda:
-            raise RequestError("8-bit AdamW needs an NVIDIA GPU (bitsandbytes); choose adamw on this machine.")
+            raise RequestError(
+                "8-bit AdamW needs an NVIDIA GPU (bitsandbytes); choose adamw on this machine."
+            )
         if cfg.model.base_precision == "nf4" and not self.cuda:
-            raise RequestError("4-bit (NF4) base weights need an NVIDIA GPU; choose fp8 or bf16 here.")
+            raise RequestError(
+                "4-bit (NF4) base weights need an NVIDIA GPU; choose fp8 or bf16 here."
+            )
         self.out.mkdir(parents=True, exist_ok=True)
         clean_leftovers(self.ckroot)
         existing = list_checkpoints(self.ckroot)
         if existing and not self.spec.resume:
             raise RequestError(
                 f"{self.out} already holds checkpoints of a run (up to step {existing[-1].step}); "
-                "resume it (--resume) or choose another output folder.")
+                "resume it (--resume) or choose another output folder."
+            )
         cfg.write(self.out / "train_config.toml")
 
     def _load_model(self) -> None:
@@ -279,17 +316,23 @@ class _Run:
         cfg = self.cfg
         scan = scan_folder(cfg.data.folder, cfg.data.caption_ext)
         if not scan.items:
-            raise RequestError(f"The dataset folder {cfg.data.folder} holds no images "
-                               f"({', '.join(('png', 'jpg', 'webp', 'bmp'))}).")
+            raise RequestError(
+                f"The dataset folder {cfg.data.folder} holds no images "
+                f"({'png, jpg, webp, bmp'})."
+            )
         self.items = scan.items
         self.entries = plan_entries(scan.items, cfg.data.resolutions)
         if not self.entries:
-            raise RequestError("Every image of the dataset is smaller than 16 px; nothing to train on.")
+            raise RequestError(
+                "Every image of the dataset is smaller than 16 px; nothing to train on."
+            )
         self.captions = [apply_trigger(it.caption, cfg.data.trigger) for it in scan.items]
         self.tag_freq = tag_frequency(self.captions)
         buckets = sorted({e.bucket for e in self.entries})
-        detail = (f"{len(scan.items)} images ({scan.captioned} captioned), {len(self.entries)} samples "
-                  f"in {len(buckets)} buckets")
+        detail = (
+            f"{len(scan.items)} images ({scan.captioned} captioned), {len(self.entries)} samples "
+            f"in {len(buckets)} buckets"
+        )
         if scan.problems:
             detail += "; " + " ".join(scan.problems[:3])
         self._phase("data", detail)
@@ -299,16 +342,31 @@ class _Run:
         from zitdesk.train.samples import sample_prompts
 
         cfg = self.cfg
-        root = Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else user_dirs()["cache"] / "train"
+        root = (
+            Path(cfg.data.cache_dir).expanduser()
+            if cfg.data.cache_dir
+            else user_dirs()["cache"] / "train"
+        )
         self._phase("caching", "Checking the latent and caption caches")
         prompts = [p for p, _ in sample_prompts(cfg)]
 
         def progress(what: str, done: int, total: int) -> None:
-            self.emit(PhaseChanged(self.job, phase="caching", detail=f"Encoding {what} {done}/{total}"))
+            self.emit(
+                PhaseChanged(self.job, phase="caching", detail=f"Encoding {what} {done}/{total}")
+            )
 
-        self.cache = build_caches(self.pipe, root, self.items, self.entries, self.captions, prompts,
-                                  self.device, cfg.data.latent_mode, progress,
-                                  self.cancel.raise_if_cancelled)
+        self.cache = build_caches(
+            self.pipe,
+            root,
+            self.items,
+            self.entries,
+            self.captions,
+            prompts,
+            self.device,
+            cfg.data.latent_mode,
+            progress,
+            self.cancel.raise_if_cancelled,
+        )
         keys = {*self.cache.caption_keys, self.cache.empty_key, *self.cache.prompt_keys.values()}
         self.text = {k: self.cache.text(k) for k in keys}
 
@@ -316,7 +374,7 @@ class _Run:
         pipe = self.pipe
         if pipe.text_encoder is not None:
             pipe.text_encoder.to("cpu")
-            pipe.text_encoder = None          # prompts are cached; frees ~8 GB
+            pipe.text_encoder = None  # prompts are cached; frees ~8 GB
         if self.cuda and self.cfg.memory.offload_vae:
             pipe.vae.to("cpu")
         _free_memory()
@@ -340,21 +398,30 @@ class _Run:
         if mode == "auto":
             mode = "merge" if quant else "side"
         self.adapter_mode = mode
-        ad.add_user_adapter(tr, cfg.lora.rank, cfg.lora.alpha, cfg.lora.targets,
-                            cfg.lora.include_refiners, derive_seed("lora-init", cfg.optim.seed))
+        ad.add_user_adapter(
+            tr,
+            cfg.lora.rank,
+            cfg.lora.alpha,
+            cfg.lora.targets,
+            cfg.lora.include_refiners,
+            derive_seed("lora-init", cfg.optim.seed),
+        )
         if cfg.model.training_adapter:
             from zitdesk.lora.apply import load_normalized, transformer_linear_shapes
 
             path = Path(cfg.model.training_adapter).expanduser()
             sd, report = load_normalized(path, transformer_linear_shapes(tr))
             self.adapter_name, self.adapter_sha = path.name, _sha256(path)
-            self._phase("loading", f"Training adapter {path.name}: {report.matched}/{report.total} "
-                                   f"modules ({'merged into the base' if mode == 'merge' else 'side branch'})")
+            self._phase(
+                "loading",
+                f"Training adapter {path.name}: {report.matched}/{report.total} "
+                f"modules ({'merged into the base' if mode == 'merge' else 'side branch'})",
+            )
             ad.add_assistant(tr, sd, compute_dtype)
             if mode == "merge":
                 for k in sd:
                     if k.endswith(".lora_A.weight"):
-                        m = k[len("transformer."):-len(".lora_A.weight")]
+                        m = k[len("transformer.") : -len(".lora_A.weight")]
                         merge_pairs[m] = (sd[k], sd[k.replace(".lora_A.", ".lora_B.")])
         has_assistant = bool(cfg.model.training_adapter)
         if has_assistant and mode == "side":
@@ -386,8 +453,11 @@ class _Run:
         saved = TrainConfig.from_toml(state["config"])
         diffs = locked_differences(self.cfg, saved)
         if diffs:
-            raise RequestError("The checkpoint was trained with other settings: " + "; ".join(diffs)
-                               + ". Restore them or start a new run in another folder.")
+            raise RequestError(
+                "The checkpoint was trained with other settings: "
+                + "; ".join(diffs)
+                + ". Restore them or start a new run in another folder."
+            )
         ad.load_user_state(self.pipe.transformer, adapter)
         self.runner.load_state_dict(trainer_state["runner"])
         restore_rng(trainer_state.get("rng", {}), state.get("rng", {}))
@@ -413,8 +483,9 @@ class _Run:
             key = self.cache.empty_key if drop else self.cache.caption_keys[self.entries[i].item]
             embeds.append(self.text[key])
         t = cfg.timesteps
-        sig, w = sample_sigmas(t.mode, len(batch), cfg.optim.seed, index, t.shift, t.anchor_steps,
-                               t.jitter)
+        sig, w = sample_sigmas(
+            t.mode, len(batch), cfg.optim.seed, index, t.shift, t.anchor_steps, t.jitter
+        )
         g = torch.Generator().manual_seed(derive_seed("noise", cfg.optim.seed, index))
         noise = torch.randn(lat.shape, generator=g, dtype=torch.float32)
         return MicroBatch(lat, noise, embeds, sig, w)
@@ -427,7 +498,7 @@ class _Run:
             return self.runner.train_step(mbs)
         try:
             return self.runner.train_step(mbs)
-        except Exception as exc:  # noqa: BLE001 - a compiler failure must not end the run
+        except Exception as exc:
             from zitdesk.engine.generate import is_oom
 
             if is_oom(exc):
@@ -436,7 +507,9 @@ class _Run:
             self.runner.optimizer.zero_grad(set_to_none=True)
             self.runner.uncompile()
             self.cursor.epoch, self.cursor.pos = cursor_state["epoch"], cursor_state["pos"]
-            self._phase("training", f"torch.compile failed ({type(exc).__name__}); training without it")
+            self._phase(
+                "training", f"torch.compile failed ({type(exc).__name__}); training without it"
+            )
             mbs = [self._micro_batch(self.step * accum + a) for a in range(accum)]
             return self.runner.train_step(mbs)
 
@@ -457,9 +530,12 @@ class _Run:
         self.reporter = LossReporter(self.emit, self.job, total, self.cuda)
         self._first_step = self.step
         plan = self.memory_plan
-        self._phase("training", f"{self.device}, base {self.base_precision}, "
-                                f"checkpointing {plan['checkpointed_blocks']}/{plan['blocks']} blocks"
-                                + (", compiled" if plan["compiled"] else ""))
+        self._phase(
+            "training",
+            f"{self.device}, base {self.base_precision}, "
+            f"checkpointing {plan['checkpointed_blocks']}/{plan['blocks']} blocks"
+            + (", compiled" if plan["compiled"] else ""),
+        )
         t_start = time.perf_counter()
         start_step = self.step
         if cfg.sample.at_start and self.step == 0 and cfg.sample.prompts and 0 not in self.sampled:
@@ -482,16 +558,24 @@ class _Run:
         self.reporter.flush()
         train_s = time.perf_counter() - t_start
         paths = self._save(final=not cancelled)
-        if (not cancelled and cfg.sample.prompts and cfg.sample.every
-                and self.step not in self.sampled):
+        if (
+            not cancelled
+            and cfg.sample.prompts
+            and cfg.sample.every
+            and self.step not in self.sampled
+        ):
             self._sample(self.step)
             self._save_state_only()
         stats = {
-            "steps": self.step, "device": self.device, "base_precision": self.base_precision,
+            "steps": self.step,
+            "device": self.device,
+            "base_precision": self.base_precision,
             "adapter_mode": self.adapter_mode if self.adapter_name else "",
-            "final_loss": self.reporter.last_loss, "losses": self.reporter.losses[-2000:],
+            "final_loss": self.reporter.last_loss,
+            "losses": self.reporter.losses[-2000:],
             "seconds_per_step": train_s / max(1, self.step - start_step),
-            "cache": vars(self.cache.stats), "memory": self.memory_plan,
+            "cache": vars(self.cache.stats),
+            "memory": self.memory_plan,
             "checkpoint": str(list_checkpoints(self.ckroot)[-1].path),
         }
         peak = 0
@@ -508,15 +592,26 @@ class _Run:
         per_epoch = max(1, -(-len(self.entries) // self.cfg.optim.batch_size))
         epoch = (self.step * self.cfg.optim.grad_accum) // per_epoch
         return build_metadata(
-            self.cfg, step=self.step, epoch=epoch, base_precision=self.base_precision,
-            resolution=self.cfg.sample_size(), tag_freq=self.tag_freq,
-            dataset_name=Path(self.cfg.data.folder).name, adapter_name=self.adapter_name,
-            adapter_sha256=self.adapter_sha, base_model=self.source_label, n_images=len(self.items),
-            lora_format=lora_format)
+            self.cfg,
+            step=self.step,
+            epoch=epoch,
+            base_precision=self.base_precision,
+            resolution=self.cfg.sample_size(),
+            tag_freq=self.tag_freq,
+            dataset_name=Path(self.cfg.data.folder).name,
+            adapter_name=self.adapter_name,
+            adapter_sha256=self.adapter_sha,
+            base_model=self.source_label,
+            n_images=len(self.items),
+            lora_format=lora_format,
+        )
 
     def _state_doc(self) -> dict[str, Any]:
-        return {"cursor": self.cursor.state(), "config": self.cfg.to_toml(),
-                "sampled": sorted(self.sampled)}
+        return {
+            "cursor": self.cursor.state(),
+            "config": self.cfg.to_toml(),
+            "sampled": sorted(self.sampled),
+        }
 
     def _save(self, final: bool = False) -> list[str]:
         """Checkpoint + ``<name>_<step>.safetensors``; at the end also ``<name>.safetensors``."""
@@ -532,21 +627,39 @@ class _Run:
         self._phase("saving", f"Step {self.step}")
         rng = rng_state()
         ckpt = save_checkpoint(
-            self.ckroot, cfg.save.name, self.step, adapter=ad.user_state(self.pipe.transformer),
+            self.ckroot,
+            cfg.save.name,
+            self.step,
+            adapter=ad.user_state(self.pipe.transformer),
             trainer_state={"runner": self.runner.state_dict(), "rng": rng["torch"]},
-            state={**self._state_doc(), "rng": rng["json"]}, keep_last=cfg.save.keep_last)
+            state={**self._state_doc(), "rng": rng["json"]},
+            keep_last=cfg.save.keep_last,
+        )
         baked = baked_pairs(ad.user_pairs(self.pipe.transformer), cfg.lora.rank, cfg.lora.alpha)
         meta = self._metadata()
-        step_file = save_lora(self.out / f"{cfg.save.name}_{self.step:09d}.safetensors",
-                              comfy_state_dict(baked), meta)
+        step_file = save_lora(
+            self.out / f"{cfg.save.name}_{self.step:09d}.safetensors", comfy_state_dict(baked), meta
+        )
         prune_files(self.out, cfg.save.name, cfg.save.keep_last)
         paths = [str(step_file)]
         if final:
-            paths = [str(save_lora(self.out / f"{cfg.save.name}.safetensors", comfy_state_dict(baked),
-                                   meta))]
+            paths = [
+                str(
+                    save_lora(
+                        self.out / f"{cfg.save.name}.safetensors", comfy_state_dict(baked), meta
+                    )
+                )
+            ]
             if cfg.save.export_kohya:
-                paths.append(str(save_lora(self.out / f"{cfg.save.name}_kohya.safetensors",
-                                           kohya_state_dict(baked), self._metadata("kohya"))))
+                paths.append(
+                    str(
+                        save_lora(
+                            self.out / f"{cfg.save.name}_kohya.safetensors",
+                            kohya_state_dict(baked),
+                            self._metadata("kohya"),
+                        )
+                    )
+                )
         self.emit(CheckpointSaved(self.job, path=str(ckpt), step=self.step, lora_path=paths[0]))
         self._phase("training", "")
         return paths
@@ -577,13 +690,23 @@ class _Run:
         tr.eval()
         if self.cuda:
             self.pipe.vae.to(self.device)
-        stance = (torch.compiler.set_stance("force_eager") if self.runner.compiled
-                  else contextlib.nullcontext())
+        stance = (
+            torch.compiler.set_stance("force_eager")
+            if self.runner.compiled
+            else contextlib.nullcontext()
+        )
         try:
             embeds = {p: self.text[k] for p, k in self.cache.prompt_keys.items()}
             with stance:
-                paths = render_samples(self.pipe, cfg, step, embeds, self.text[self.cache.empty_key],
-                                       self.samples_dir, cfg.save.name)
+                paths = render_samples(
+                    self.pipe,
+                    cfg,
+                    step,
+                    embeds,
+                    self.text[self.cache.empty_key],
+                    self.samples_dir,
+                    cfg.save.name,
+                )
         finally:
             ad.set_active(tr, self.train_scales)
             tr.train()
@@ -592,6 +715,12 @@ class _Run:
             _free_memory()
         sheet = contact_sheet(self.samples_dir)
         self.sampled.add(step)
-        self.emit(SampleReady(self.job, paths=tuple(str(p) for p in paths),
-                              contact_sheet=str(sheet or ""), step=step))
+        self.emit(
+            SampleReady(
+                self.job,
+                paths=tuple(str(p) for p in paths),
+                contact_sheet=str(sheet or ""),
+                step=step,
+            )
+        )
         self._phase("training", "")
