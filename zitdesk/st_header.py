@@ -56,7 +56,13 @@ class SafetensorsHeader:
 
 
 def _looks_like_pickle(head: bytes) -> bool:
-    # Zip-based torch checkpoints start with PK; raw pickles with the PROTO opcode 0x80.
+    """Zip-based torch checkpoints start with PK; raw pickles with the PROTO opcode 0x80.
+
+    A real safetensors header length can also start with byte 0x80 (a length ending in 128), so
+    a file only counts as a pickle when the JSON header does not follow (its first byte is ``{``).
+    """
+    if head[8:9] == b"{":
+        return False
     return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
@@ -77,15 +83,15 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> Safete
     try:
         size = p.stat().st_size
         with open(p, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
+            head = fh.read(9)
+            if len(head) < 9:
                 raise FileFormatError(f"{name} is too small to be a safetensors file (is the download complete?).")
             if _looks_like_pickle(head):
                 raise FileFormatError(
                     f"{name} is a pickle/PyTorch checkpoint renamed to .safetensors; zitdesk does not open "
                     "pickles. Get the real .safetensors file."
                 )
-            (n,) = struct.unpack("<Q", head)
+            (n,) = struct.unpack("<Q", head[:8])
             if n == 0 or n > MAX_HEADER_BYTES:
                 raise FileFormatError(
                     f"{name} is not a valid safetensors file (declared header size {n} bytes)."
@@ -95,7 +101,7 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> Safete
                     f"{name} is truncated: its header says {n} bytes but the file ends early. "
                     "Download it again."
                 )
-            raw = fh.read(n)
+            raw = head[8:] + fh.read(n - 1)
     except FileFormatError:
         raise
     except OSError as exc:

@@ -58,3 +58,16 @@ def test_bad_files_get_plain_errors(tmp_path, case, needle):
         read_header(p)
     assert needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_header_length_starting_with_0x80_is_not_a_pickle(tmp_path):
+    # A header of 128 + 256·k bytes starts with byte 0x80, like a pickle's PROTO opcode.
+    base = {"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    raw = json.dumps(base).encode()
+    pad = 384 - len(raw)
+    raw = raw + b" " * pad
+    assert len(raw) % 256 == 128
+    p = tmp_path / "ok.safetensors"
+    p.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
+    assert p.read_bytes()[:1] == b"\x80"
+    assert read_header(p).tensors["a"].shape == (1,)

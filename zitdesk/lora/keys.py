@@ -30,6 +30,7 @@ Sources for the names: diffusers 0.42.1 ``models/transformers/transformer_z_imag
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -100,6 +101,7 @@ FULL_T_HIDDEN = 1024
 FULL_PATCH_IN = 64  # 2 × 2 × 16 latent channels
 
 
+@functools.lru_cache(maxsize=65536)
 def resolve_module(name: str) -> tuple[str, bool] | None:
     """Resolve a module path in any dialect to ``(diffusers module name, is_alias)``.
 
@@ -206,6 +208,7 @@ _PREFIXES = (
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def split_key(key: str) -> tuple[str, str] | None:
     """``key`` → ``(module path without file prefix, part)`` or None when the suffix is unknown.
 
@@ -237,6 +240,7 @@ def split_key(key: str) -> tuple[str, str] | None:
     return mod, part
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_key(key: str) -> tuple[str, str] | None:
     """``key`` in any Z-Image dialect → ``(diffusers module name, part)``, or None when unknown.
 
@@ -260,6 +264,7 @@ def normalize_key(key: str) -> tuple[str, str] | None:
 _LORA_PAIR_RX = re.compile(r"\.(lora_[AB]|lora_(down|up)|lora\.(down|up))(\.[^.]+)?\.weight$")
 
 
+@functools.lru_cache(maxsize=65536)
 def _key_dialect(key: str) -> str | None:
     if ".lokr_" in key:
         return "lokr"
