@@ -79,9 +79,10 @@ class MainWindow(QMainWindow):
             placeholder.PlaceholderWorkspace("Datasets", placeholder.DATASETS), "Datasets"
         )
         self.tabs.addTab(placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN), "Train")
-        self.tabs.addTab(
-            placeholder.PlaceholderWorkspace("LoRA Library", placeholder.LIBRARY), "LoRA Library"
-        )
+        from ui.library import LibraryWorkspace
+
+        self.library = LibraryWorkspace(self)  # scans on first show
+        self.tabs.addTab(self.library, "LoRA Library")
         self.setCentralWidget(self.tabs)
         self.meter = VramMeterWidget()
         self.status_label = QLabel("Ready.")
@@ -102,6 +103,8 @@ class MainWindow(QMainWindow):
         self.generate.predictor_updated.connect(self._save_predictor)
         self.generate.form.changed.connect(self.saver.mark_dirty)
         self.errors.reported.connect(self._on_unhandled_error)
+        self.library.apply_requested.connect(self._on_library_apply)
+        self.library.status_message.connect(self.show_status)
         self._make_shortcuts()
         self._make_menu()
         self.restore_state()
@@ -313,6 +316,18 @@ class MainWindow(QMainWindow):
         qs.setValue("workspace", self.tabs.currentIndex())
         qs.sync()
 
+    @Slot(object)
+    def _on_library_apply(self, req) -> None:
+        """'Apply to Generate' in the library: add to the LoRA stack, optionally insert triggers."""
+        from zitdesk.library import merge_into_prompt
+
+        form = self.generate.form
+        form.loras.add_lora(req.path, req.weight)
+        if req.insert_triggers and req.trigger_words:
+            form.prompt.set_text(merge_into_prompt(form.prompt.text(), req.trigger_words))
+        self.tabs.setCurrentWidget(self.generate)
+        self.show_status(f"Added {Path(req.path).name} at {req.weight:.2f} to the LoRA stack.")
+
     def shutdown(self) -> bool:
         """Save everything, cancel the running job, stop the engine thread and the pool."""
         if self._closing:
@@ -322,6 +337,7 @@ class MainWindow(QMainWindow):
         self.save_state()
         self.saver.mark_dirty()
         self.saver.flush()
+        self.library.shutdown()
         stopped = self.controller.shutdown(30_000)
         if not stopped:
             # Destroying a running QThread aborts the process; a slow model load ends on its own

@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--model", help="measure coverage against this model (default: full-size Z-Image Turbo)")
     li.add_argument("--json", action="store_true")
     li.set_defaults(func=cmd_lora_inspect)
+    from zitdesk.library.cli import add_lora_scan_parser
+
+    add_lora_scan_parser(lsub)  # zitdesk lora scan DIR... [--auto] [--hash] [--model PATH] --json
 
     pa = sub.add_parser("params", help="read generation parameters from an image")
     pa.add_argument("image")
