@@ -17,8 +17,13 @@ from zitdesk.train.events import CheckpointSaved, Paused, Resumed, TrainStep
 # Everything that carries state across steps: warm-up + cosine schedule, accumulation, batches
 # of 2, caption dropout, weighted timesteps (loss weights), gradient checkpointing.
 RECIPE = {
-    "optim": {"steps": 10, "warmup_steps": 3, "schedule": "cosine", "grad_accum": 2,
-              "batch_size": 2},
+    "optim": {
+        "steps": 10,
+        "warmup_steps": 3,
+        "schedule": "cosine",
+        "grad_accum": 2,
+        "batch_size": 2,
+    },
     "data": {"caption_dropout": 0.3},
     "timesteps": {"mode": "weighted"},
     "memory": {"gradient_checkpointing": "full"},
@@ -74,8 +79,9 @@ def test_five_plus_resume_five_equals_ten(train_model, varied, tmp_path):
 
 
 def test_cancel_finishes_the_step_saves_and_resumes_exactly(train_model, varied, tmp_path):
-    assert isinstance(run_job(make_config(train_model, varied, tmp_path / "a", **RECIPE)).last,
-                      JobFinished)
+    assert isinstance(
+        run_job(make_config(train_model, varied, tmp_path / "a", **RECIPE)).last, JobFinished
+    )
     cancel = CancelToken()
 
     def on_event(ev):

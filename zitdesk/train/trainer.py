@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
 import logging
 import random
 import time
@@ -65,14 +64,6 @@ log = logging.getLogger(__name__)
 
 class Diverged(ZitdeskError):
     """The loss became NaN or infinite."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class LossReporter:
@@ -317,8 +308,7 @@ class _Run:
         scan = scan_folder(cfg.data.folder, cfg.data.caption_ext)
         if not scan.items:
             raise RequestError(
-                f"The dataset folder {cfg.data.folder} holds no images "
-                f"({'png, jpg, webp, bmp'})."
+                f"The dataset folder {cfg.data.folder} holds no images (png, jpg, webp, bmp)."
             )
         self.items = scan.items
         self.entries = plan_entries(scan.items, cfg.data.resolutions)
@@ -383,57 +373,14 @@ class _Run:
         import torch
 
         from zitdesk.train.core import StepRunner
-        from zitdesk.train.precision import base_dtype_label, prepare_base
+        from zitdesk.train.setup import prepare_transformer
 
         cfg = self.cfg
         tr = self.pipe.transformer
-        tr.requires_grad_(False)
-        compute_dtype = tr.dtype
-        prec = cfg.model.base_precision if cfg.model.base_precision != "auto" else "bf16"
-        quant = prec in ("fp8", "nf4")
-        self.base_precision = base_dtype_label(prec if quant else "", compute_dtype)
-        self.adapter_name = self.adapter_sha = ""
-        merge_pairs: dict[str, tuple[Any, Any]] = {}
-        mode = cfg.model.adapter_mode
-        if mode == "auto":
-            mode = "merge" if quant else "side"
-        self.adapter_mode = mode
-        ad.add_user_adapter(
-            tr,
-            cfg.lora.rank,
-            cfg.lora.alpha,
-            cfg.lora.targets,
-            cfg.lora.include_refiners,
-            derive_seed("lora-init", cfg.optim.seed),
-        )
-        if cfg.model.training_adapter:
-            from zitdesk.lora.apply import load_normalized, transformer_linear_shapes
-
-            path = Path(cfg.model.training_adapter).expanduser()
-            sd, report = load_normalized(path, transformer_linear_shapes(tr))
-            self.adapter_name, self.adapter_sha = path.name, _sha256(path)
-            self._phase(
-                "loading",
-                f"Training adapter {path.name}: {report.matched}/{report.total} "
-                f"modules ({'merged into the base' if mode == 'merge' else 'side branch'})",
-            )
-            ad.add_assistant(tr, sd, compute_dtype)
-            if mode == "merge":
-                for k in sd:
-                    if k.endswith(".lora_A.weight"):
-                        m = k[len("transformer.") : -len(".lora_A.weight")]
-                        merge_pairs[m] = (sd[k], sd[k.replace(".lora_A.", ".lora_B.")])
-        has_assistant = bool(cfg.model.training_adapter)
-        if has_assistant and mode == "side":
-            self.train_scales = {ad.USER: 1.0, ad.ASSISTANT: 1.0}
-            self.sample_scales = {ad.USER: 1.0}
-        elif has_assistant:
-            self.train_scales = {ad.USER: 1.0}
-            self.sample_scales = {ad.USER: 1.0, ad.ASSISTANT: -1.0}
-        else:
-            self.train_scales = self.sample_scales = {ad.USER: 1.0}
-        prepare_base(tr, prec if quant else "", self.device, compute_dtype, merge=merge_pairs)
-        ad.set_active(tr, self.train_scales)
+        self.prepared = prep = prepare_transformer(tr, cfg, self.device)
+        if prep.adapter_message:
+            self._phase("loading", f"Training adapter {prep.adapter_message}")
+        self.base_precision = prep.base_precision
         self.runner = StepRunner(tr, cfg, self.device)
         image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
         cap_tokens = max(int(t.shape[0]) for t in self.text.values())
@@ -570,7 +517,7 @@ class _Run:
             "steps": self.step,
             "device": self.device,
             "base_precision": self.base_precision,
-            "adapter_mode": self.adapter_mode if self.adapter_name else "",
+            "adapter_mode": self.prepared.adapter_mode,
             "final_loss": self.reporter.last_loss,
             "losses": self.reporter.losses[-2000:],
             "seconds_per_step": train_s / max(1, self.step - start_step),
@@ -599,8 +546,8 @@ class _Run:
             resolution=self.cfg.sample_size(),
             tag_freq=self.tag_freq,
             dataset_name=Path(self.cfg.data.folder).name,
-            adapter_name=self.adapter_name,
-            adapter_sha256=self.adapter_sha,
+            adapter_name=self.prepared.adapter_name,
+            adapter_sha256=self.prepared.adapter_sha256,
             base_model=self.source_label,
             n_images=len(self.items),
             lora_format=lora_format,
@@ -686,7 +633,7 @@ class _Run:
         cfg = self.cfg
         self._phase("sampling", f"Step {step}: {len(cfg.sample.prompts)} prompts")
         tr = self.pipe.transformer
-        ad.set_active(tr, self.sample_scales)
+        ad.set_active(tr, self.prepared.sample_scales)
         tr.eval()
         if self.cuda:
             self.pipe.vae.to(self.device)
@@ -708,7 +655,7 @@ class _Run:
                     cfg.save.name,
                 )
         finally:
-            ad.set_active(tr, self.train_scales)
+            ad.set_active(tr, self.prepared.train_scales)
             tr.train()
             if self.cuda and cfg.memory.offload_vae:
                 self.pipe.vae.to("cpu")
