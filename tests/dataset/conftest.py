@@ -10,7 +10,7 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
-import pytest  # noqa: E402
+import pytest
 
 QT_LOG_IGNORE = [r"This plugin does not support", r"QFont::setPointSizeF",
                  r"Populating font family aliases"]

@@ -111,7 +111,7 @@ def test_check_items_from_memory_equals_folder(folder):
     a = check_items(str(folder), ds.train_items(), opts)
     b = check_folder(folder, opts, tokenizer=None, duplicates=False)
     assert a.buckets == b.buckets and [i.files for i in a.issues] == [i.files for i in b.issues]
-    assert [apply_trigger(it.caption, "ohwx") for it in scan_folder(folder).items][0].startswith("ohwx")
+    assert apply_trigger(scan_folder(folder).items[0].caption, "ohwx").startswith("ohwx")
 
 
 def _cli(argv, capsys):

@@ -44,7 +44,7 @@ def test_kill_during_autosave_never_loses_or_truncates(tmp_path):
         versions: set[int] = set()
         for it in ds.items:
             text = (folder / it.caption_name).read_text(encoding="utf-8")
-            m = re.fullmatch(r"v(\d+)\|([^|]+)\|(\d+)\|.*\|end", text, flags=re.S)
+            m = re.fullmatch(r"v(\d+)\|([^|]+)\|(\d+)\|.*\|end", text, flags=re.DOTALL)
             assert m, f"kill {kill}: {it.caption_name} is cut: {text[-40:]!r}"
             v = int(m.group(1))
             assert text == text_for(v, it.name), f"kill {kill}: {it.caption_name} is damaged"

@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.datasets.bulk_dialog import diff_html
 from zitdesk.dataset.importer import ImportReport
 from zitdesk.dataset.store import Conflict
-from ui.datasets.bulk_dialog import diff_html
 
 
 def import_summary(rep: ImportReport) -> str:

@@ -27,11 +27,11 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
+from ui.datasets.pool import Progress, TaskRunner
 from zitdesk.dataset.check import CheckOptions, analyse_missing, caption_token_counts, check_items
 from zitdesk.dataset.history import Entry, History, Replayed
 from zitdesk.dataset.store import Dataset, FlushReport, ImageRecord
 from zitdesk.train.dataset import apply_trigger
-from ui.datasets.pool import TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,6 @@ class DatasetSession(QObject):
     message = Signal(str, str)              # level ("info"|"warning"|"error"), text
     save_state_changed = Signal(str)
     tokens_counted = Signal(dict, int)      # name → prompt tokens, available budget
-    check_progress = Signal(int, int)
     check_done = Signal(object)             # CheckReport
 
     def __init__(self, tokenizer_loader: Callable[[], Any] | None = default_tokenizer_loader,
@@ -119,9 +118,11 @@ class DatasetSession(QObject):
         self.trigger = ""
         self._tok_loader = tokenizer_loader
         self._tok: Any = None
-        self._runner = TaskRunner(2, self)
-        self._runner.signals.succeeded.connect(self._on_done)
-        self._runner.signals.failed.connect(self._on_failed)
+        self._runner = TaskRunner(2, self, on_done=self._on_done, on_failed=self._on_failed,
+                                  tick=self._tick)
+        self._check_box = Progress()
+        self.on_check_progress: Callable[[int, int], None] | None = None
+        self._save_state = ""
         self._flushing = False
         self._flush_again = False
         self._polling = False
@@ -138,7 +139,6 @@ class DatasetSession(QObject):
         self._tokens_timer = QTimer(self, singleShot=True, interval=TOKENS_MS)
         self._tokens_timer.timeout.connect(self._count_pending)
         self._token_dirty: set[str] = set()
-        self._progress_relay = _ProgressRelay(self)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -148,6 +148,7 @@ class DatasetSession(QObject):
         if self.dataset is not None:
             self._watch.stop()
             self._runner.wait(60_000)
+            self._runner.drain()
             self._flushing = False
             if self.dirty and self.history is not None:
                 rep = _flush_job(self.dataset, self.history)
@@ -263,7 +264,7 @@ class DatasetSession(QObject):
         """Start (restart) the autosave delay; ``edited``: a user edit (shown as unsaved)."""
         self._autosave.start()
         if edited:
-            self.save_state_changed.emit("Unsaved changes…")
+            self._set_save_state("Unsaved changes…")
 
     @property
     def dirty(self) -> bool:
@@ -279,11 +280,11 @@ class DatasetSession(QObject):
             self._flush_again = True
             return
         if not self.dirty and not self._reload_pending:
-            self.save_state_changed.emit("All changes saved")
+            self._set_save_state("All changes saved")
             return
         self._flushing = True
         if self.dataset.pending or (self.history and self.history.pending):
-            self.save_state_changed.emit("Saving…")
+            self._set_save_state("Saving…")
         self._runner.start(("flush", self._generation), _flush_job, self.dataset, self.history)
 
     def _after_flush(self, rep: FlushReport) -> None:
@@ -300,13 +301,14 @@ class DatasetSession(QObject):
         if self._reload_pending and self.dataset is not None:
             self._reload_pending = False
             self._runner.start(("reload", self._generation), _open_job, str(self.dataset.folder))
-        self.save_state_changed.emit("All changes saved" if not rep.errors else "Not saved")
+        self._set_save_state("All changes saved" if not rep.errors else "Not saved")
 
     def shutdown(self) -> None:
         """Stop timers, wait for workers, write everything still pending (blocking)."""
         for t in (self._autosave, self._watch, self._tokens_timer):
             t.stop()
         self._runner.wait(60_000)
+        self._runner.discard()
         if self.dataset is not None and self.history is not None:
             try:
                 rep = _flush_job(self.dataset, self.history)
@@ -370,17 +372,27 @@ class DatasetSession(QObject):
         cached = {it.name: (it.sha256, it.phash) for it in ds.items
                   if it.sha256 and it.phash is not None}
         self._checking = True
+        self._check_box.reset()
         self._runner.start(("check", self._generation), _check_job, str(ds.folder), items, names,
-                           cached, opts, self._tok_loader, self._tok, self._progress_relay.emit)
+                           cached, opts, self._tok_loader, self._tok, self._check_box)
         return True
 
     @property
     def checking(self) -> bool:
         return self._checking
 
-    # --- results -----------------------------------------------------------------------------
+    # --- results (called on the GUI thread by the runner's drain timer) -------------------------
 
-    @Slot(object, object)
+    def _tick(self) -> None:
+        v = self._check_box.take()
+        if v is not None and self.on_check_progress is not None:
+            self.on_check_progress(*v)
+
+    def _set_save_state(self, text: str) -> None:
+        if text != self._save_state:          # emitted only on change (see ui.datasets.pool)
+            self._save_state = text
+            self._set_save_state(text)
+
     def _on_done(self, tag, result) -> None:
         kind, gen = tag
         if kind == "open":
@@ -423,7 +435,6 @@ class DatasetSession(QObject):
                     self.schedule_save(edited=False)
             self.check_done.emit(rep)
 
-    @Slot(object, object)
     def _on_failed(self, tag, msg) -> None:
         kind, _gen = tag
         if kind == "open":
@@ -431,7 +442,7 @@ class DatasetSession(QObject):
         elif kind == "flush":
             self._flushing = False
             self.message.emit("error", f"Could not save captions: {msg}")
-            self.save_state_changed.emit("Not saved")
+            self._set_save_state("Not saved")
         elif kind == "poll":
             self._polling = False
         elif kind == "tokens":
@@ -443,16 +454,3 @@ class DatasetSession(QObject):
             self.message.emit("error", f"The check failed: {msg}")
         elif kind == "reload":
             self.message.emit("error", f"Could not re-read the dataset: {msg}")
-
-
-class _ProgressRelay(QObject):
-    """Thread-safe progress: a pool function calls ``emit(done, total)``; Qt queues it."""
-
-    progress = Signal(int, int)
-
-    def __init__(self, session: DatasetSession) -> None:
-        super().__init__(session)
-        self.progress.connect(session.check_progress)
-
-    def emit(self, done: int, total: int) -> None:
-        self.progress.emit(done, total)

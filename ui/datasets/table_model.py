@@ -24,6 +24,7 @@ from PySide6.QtGui import QColor
 
 from zitdesk.dataset.store import Dataset, ImageRecord
 
+_ROOT = QModelIndex()
 ItemRole = Qt.ItemDataRole.UserRole + 1
 FlagsRole = Qt.ItemDataRole.UserRole + 2        # set[str] of badge codes
 
@@ -96,7 +97,7 @@ class DatasetTableModel(QAbstractTableModel):
         self._sort: tuple[int, Qt.SortOrder] | None = None
         self.editor: Callable[[str, list[tuple[str, str | None, str | None]]], None] | None = None
         if thumbs is not None:
-            thumbs.thumbnail_ready.connect(self._on_thumb)
+            thumbs.on_ready(self._on_thumbs)
 
     # --- data source -------------------------------------------------------------------------
 
@@ -273,10 +274,10 @@ class DatasetTableModel(QAbstractTableModel):
 
     # --- Qt model API ------------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(Col)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
@@ -383,15 +384,13 @@ class DatasetTableModel(QAbstractTableModel):
         rows = [r for r in (self._row_of.get(n) for n in names) if r is not None]
         if not rows:
             return
-        lo, hi = min(rows), max(rows)
-        if hi - lo < 64 or len(rows) > (hi - lo) // 2:
-            self.dataChanged.emit(self.index(lo, Col.NAME), self.index(hi, Col.FLAGS))
-        else:
-            for r in rows:
-                self.dataChanged.emit(self.index(r, Col.NAME), self.index(r, Col.FLAGS))
+        # one signal for the span: views repaint only what is on screen
+        self.dataChanged.emit(self.index(min(rows), Col.NAME), self.index(max(rows), Col.FLAGS))
 
-    def _on_thumb(self, name: str) -> None:
-        r = self._row_of.get(name)
-        if r is not None:
-            ix = self.index(r, Col.THUMB)
-            self.dataChanged.emit(ix, ix, [Qt.ItemDataRole.DecorationRole])
+    def _on_thumbs(self, names: list[str]) -> None:
+        """A batch of thumbnails arrived: one ``dataChanged`` over the rows they span."""
+        rows = [r for r in (self._row_of.get(n) for n in names) if r is not None]
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), Col.THUMB),
+                                  self.index(max(rows), Col.THUMB),
+                                  [Qt.ItemDataRole.DecorationRole])

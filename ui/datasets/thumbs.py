@@ -6,17 +6,22 @@ and drop the oldest when more than :data:`MAX_PENDING` wait, so a flick through 
 never builds a backlog. A worker reads the JPEG from the shared thumbnail cache
 (:func:`zitdesk.dataset.images.thumb_path`, keyed by content hash), or decodes the image once
 (:func:`~zitdesk.dataset.images.analyse_file`), stores the thumbnail and reports the content
-hashes so the dataset index learns them while the user browses. ``thumbnail_ready(name)`` fires
-on the GUI thread, where the ``QPixmap`` is made.
+hashes so the dataset index learns them while the user browses.
+
+Results reach the GUI thread through a deque drained by a ``QTimer`` every
+:data:`DRAIN_MS` (no ``Signal.emit`` per image: see :mod:`ui.datasets.pool` for the PySide6
+6.12.0 leak), where the ``QPixmap`` is made and listeners get one call per batch:
+``on_ready(names)`` and ``on_analysed([(name, sha256, phash)])``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, Slot
 from PySide6.QtGui import QImage, QPixmap
 
 from zitdesk.dataset.images import analyse_file, store_thumb, thumb_path
@@ -25,6 +30,8 @@ from zitdesk.dataset.store import ImageRecord
 DISPLAY_SIDE = 128
 MAX_PENDING = 256
 CAPACITY = 1500
+DRAIN_MS = 30
+MAX_PER_DRAIN = 48       # QPixmap conversions per timer tick (bounded GUI work per tick)
 
 
 def load_thumbnail(path: str, sha256: str | None, side: int = DISPLAY_SIDE,
@@ -53,11 +60,6 @@ def _fit(img: QImage, side: int) -> QImage:
     return img
 
 
-class _Signals(QObject):
-    loaded = Signal(str, object, object, object, object)   # name, mtime_ns, QImage, sha, phash
-    failed = Signal(str, object, str)   # mtime_ns is 64-bit: never a Qt int
-
-
 class _Loop(QRunnable):
     def __init__(self, service: ThumbnailService) -> None:
         super().__init__()
@@ -75,17 +77,14 @@ class _Loop(QRunnable):
                 s._inflight.add(name)
             try:
                 img, new_sha, ph = load_thumbnail(path, sha, s.side, s.cache_dir)
-            except Exception as exc:  # noqa: BLE001 - unreadable image: shown as such
-                s._signals.failed.emit(name, mtime, str(exc) or type(exc).__name__)
+            except Exception:  # noqa: BLE001 - unreadable image: shown as such
+                s._done.append((name, mtime, None, None, None))
             else:
-                s._signals.loaded.emit(name, mtime, img, new_sha, ph)
+                s._done.append((name, mtime, img, new_sha, ph))
 
 
 class ThumbnailService(QObject):
     """Thumbnail cache + loader for one dataset view (see the module doc)."""
-
-    thumbnail_ready = Signal(str)
-    analysed = Signal(str, str, object)       # name, sha256, phash (64-bit: not a Qt int)
 
     def __init__(self, side: int = DISPLAY_SIDE, threads: int = 2, cache_dir: Path | None = None,
                  parent: QObject | None = None) -> None:
@@ -95,6 +94,7 @@ class ThumbnailService(QObject):
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, tuple[str, str | None, int]] = OrderedDict()
         self._inflight: set[str] = set()
+        self._done: deque = deque()
         self._loops = 0
         self._max_loops = threads
         self._stopped = False
@@ -103,10 +103,18 @@ class ThumbnailService(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(threads)
         self._pool.setObjectName("zitdesk-thumbnails")
-        self._signals = _Signals(self)
-        self._signals.loaded.connect(self._on_loaded)
-        self._signals.failed.connect(self._on_failed)
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_MS)
+        self._timer.timeout.connect(self._drain)
+        self._ready_listeners: list[Callable[[list[str]], None]] = []
+        self._analysed_listeners: list[Callable[[list[tuple[str, str, int]]], None]] = []
         self.folder: Path | None = None
+
+    def on_ready(self, fn: Callable[[list[str]], None]) -> None:
+        self._ready_listeners.append(fn)
+
+    def on_analysed(self, fn: Callable[[list[tuple[str, str, int]]], None]) -> None:
+        self._analysed_listeners.append(fn)
 
     def set_folder(self, folder: Path | None) -> None:
         with self._lock:
@@ -134,37 +142,52 @@ class ThumbnailService(QObject):
                 self._loops += 1
         if start:
             self._pool.start(_Loop(self))
+        if not self._timer.isActive():
+            self._timer.start()
         return None
 
     def failed(self, rec: ImageRecord) -> bool:
         return self._failed.get(rec.name) == rec.mtime_ns
 
-    @Slot(str, object, object, object, object)
-    def _on_loaded(self, name: str, mtime: int, img: QImage, sha, ph) -> None:
-        with self._lock:
-            self._inflight.discard(name)
-        self._cache[name] = (mtime, QPixmap.fromImage(img))
-        self._cache.move_to_end(name)
+    @Slot()
+    def _drain(self) -> None:
+        ready: list[str] = []
+        analysed: list[tuple[str, str, int]] = []
+        for _ in range(MAX_PER_DRAIN):
+            if not self._done:
+                break
+            name, mtime, img, sha, ph = self._done.popleft()
+            with self._lock:
+                self._inflight.discard(name)
+            if img is None:
+                self._failed[name] = mtime
+            else:
+                self._cache[name] = (mtime, QPixmap.fromImage(img))
+                self._cache.move_to_end(name)
+                if sha is not None and ph is not None:
+                    analysed.append((name, sha, int(ph)))
+            ready.append(name)
         while len(self._cache) > CAPACITY:
             self._cache.popitem(last=False)
-        if sha is not None and ph is not None:
-            self.analysed.emit(name, sha, int(ph))
-        self.thumbnail_ready.emit(name)
-
-    @Slot(str, object, str)
-    def _on_failed(self, name: str, mtime: int, _msg: str) -> None:
-        with self._lock:
-            self._inflight.discard(name)
-        self._failed[name] = mtime
-        self.thumbnail_ready.emit(name)
+        if analysed:
+            for fn in self._analysed_listeners:
+                fn(analysed)
+        if ready:
+            for fn in self._ready_listeners:
+                fn(ready)
+        if not self.busy:
+            self._timer.stop()
 
     @property
     def busy(self) -> bool:
         with self._lock:
-            return bool(self._pending or self._inflight or self._loops)
+            return bool(self._pending or self._inflight or self._loops or self._done)
 
     def shutdown(self, msecs: int = 10_000) -> bool:
         with self._lock:
             self._stopped = True
             self._pending.clear()
-        return self._pool.waitForDone(msecs)
+        self._timer.stop()
+        ok = self._pool.waitForDone(msecs)
+        self._done.clear()
+        return ok

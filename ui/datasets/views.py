@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zitdesk.dataset.images import thumb_path
 from ui.datasets.delegates import CaptionDelegate, FlagsDelegate, GridDelegate, ThumbDelegate
 from ui.datasets.table_model import BADGES, Col, DatasetTableModel, FlagsRole, ItemRole
+from zitdesk.dataset.images import thumb_path
 
 ROW_HEIGHT = 64
 PREVIEW_SIDE = 256
@@ -146,7 +146,7 @@ class GridPanel(QWidget):
         self.grid.selectionModel().currentChanged.connect(self._on_current)
         model.modelReset.connect(self._on_reset)
         model.dataChanged.connect(self._on_data_changed)
-        thumbs.thumbnail_ready.connect(self._on_thumb)
+        thumbs.on_ready(self._on_thumbs)
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current(self, cur: QModelIndex, _prev: QModelIndex) -> None:
@@ -196,10 +196,9 @@ class GridPanel(QWidget):
                                          Qt.AspectRatioMode.KeepAspectRatio,
                                          Qt.TransformationMode.SmoothTransformation))
 
-    @Slot(str)
-    def _on_thumb(self, name: str) -> None:
-        if name == self._current and self.model.dataset is not None:
-            self._show_preview(self.model.dataset.by_name.get(name))
+    def _on_thumbs(self, names: list[str]) -> None:
+        if self._current in names and self.model.dataset is not None:
+            self._show_preview(self.model.dataset.by_name.get(self._current))
 
     @Slot()
     def _on_text(self) -> None:

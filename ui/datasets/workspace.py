@@ -28,7 +28,7 @@ import logging
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QObject, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QModelIndex, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemDelegate,
@@ -48,18 +48,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from zitdesk.dataset.importer import ImportReport, import_sources
-from zitdesk.io import user_dirs
 from ui.datasets.bulk_dialog import BulkEditDialog
 from ui.datasets.commands import FlagCommand
 from ui.datasets.dialogs import ConflictDialog, ImportReportDialog, import_summary
-from ui.datasets.pool import TaskRunner
+from ui.datasets.pool import Progress, TaskRunner
 from ui.datasets.session import DatasetSession, default_tokenizer_loader
 from ui.datasets.stats_panel import StatsPanel
 from ui.datasets.table_model import Col, DatasetTableModel, FilterMode
 from ui.datasets.thumbs import ThumbnailService
 from ui.datasets.views import CaptionTable, GridPanel
 from ui.widgets.banner import BannerWidget
+from zitdesk.dataset.importer import ImportReport, import_sources
+from zitdesk.io import user_dirs
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,10 @@ class DatasetsWorkspace(QWidget):
         self.thumbs = ThumbnailService(cache_dir=thumb_cache_dir, parent=self)
         self.model = DatasetTableModel(self.thumbs, self)
         self.model.editor = self._edit_from_model
-        self._importer = TaskRunner(1, self)
-        self._importer.signals.succeeded.connect(self._on_import_done)
-        self._importer.signals.failed.connect(self._on_import_failed)
+        self._importer = TaskRunner(1, self, on_done=self._on_import_done,
+                                    on_failed=self._on_import_failed, tick=self._import_tick)
         self._import_cancel = threading.Event()
-        self._import_relay = _Relay(self)
-        self._import_relay.progress.connect(self._on_import_progress)
+        self._import_box = Progress()
         self.bulk_dialog: BulkEditDialog | None = None
         self.last_import: ImportReport | None = None
         self._pending_conflicts: list = []
@@ -251,12 +249,12 @@ class DatasetsWorkspace(QWidget):
         s.flags_changed.connect(self.model.captions_changed)
         s.tokens_counted.connect(self._on_tokens)
         s.check_done.connect(self._on_check_done)
-        s.check_progress.connect(self.stats.set_progress)
+        s.on_check_progress = self.stats.set_progress
         s.conflicts_found.connect(self._on_conflicts)
         s.images_changed_outside.connect(self._on_images_outside)
         s.message.connect(self._on_message)
         s.save_state_changed.connect(self.save_label.setText)
-        self.thumbs.analysed.connect(s.record_analysis)
+        self.thumbs.on_analysed(self._on_analysed)
         self.stats.check_requested.connect(self._on_check_requested)
         self.stats.trigger_changed.connect(s.set_trigger)
         self.stats.issue_selected.connect(self._on_issue_selected)
@@ -346,8 +344,7 @@ class DatasetsWorkspace(QWidget):
         if self.remember:
             QSettings().setValue(SETTINGS_KEY, str(ds.folder))
         self.folder_changed.emit(str(ds.folder))
-        self.session.save_state_changed.emit(
-            "Unsaved changes…" if ds.pending else "All changes saved")
+        self.session._set_save_state("Unsaved changes…" if ds.pending else "All changes saved")
         if self.auto_check:
             self._run_check()
 
@@ -386,21 +383,25 @@ class DatasetsWorkspace(QWidget):
             else:
                 target = self.session.dataset.folder
         self._import_cancel.clear()
+        self._import_box.reset()
         self.progress.label.setText(f"Importing {len(paths):,} item(s)…")
         self.progress.bar.setRange(0, 0)
         self.progress.show()
         self._importer.start(str(target), functools.partial(
-            import_sources, progress=self._import_relay.emit, cancel=self._import_cancel.is_set,
+            import_sources, progress=self._import_box, cancel=self._import_cancel.is_set,
             thumb_cache=self.thumbs.cache_dir), [str(p) for p in paths], target)
         return True
 
-    @Slot(int, int)
+    def _import_tick(self) -> None:
+        v = self._import_box.take()
+        if v is not None:
+            self._on_import_progress(*v)
+
     def _on_import_progress(self, done: int, total: int) -> None:
         self.progress.bar.setRange(0, max(total, 1))
         self.progress.bar.setValue(done)
         self.progress.label.setText(f"Importing {done:,}/{total:,}")
 
-    @Slot(object, object)
     def _on_import_done(self, target, rep: ImportReport) -> None:
         self.progress.hide()
         self.last_import = rep
@@ -412,7 +413,6 @@ class DatasetsWorkspace(QWidget):
         else:
             self.open_folder(target)
 
-    @Slot(object, object)
     def _on_import_failed(self, _target, msg) -> None:
         self.progress.hide()
         self._on_message("error", f"Import failed: {msg}")
@@ -651,6 +651,10 @@ class DatasetsWorkspace(QWidget):
         elif self.session.checking:
             self._check_queued = opts          # run again as soon as this one finishes
 
+    def _on_analysed(self, facts: list) -> None:
+        for name, sha, ph in facts:
+            self.session.record_analysis(name, sha, ph)
+
     @Slot(object)
     def _on_check_done(self, rep) -> None:
         queued, self._check_queued = self._check_queued, None
@@ -713,18 +717,10 @@ class DatasetsWorkspace(QWidget):
         self._recheck.stop()
         self._import_cancel.set()
         self._importer.wait(60_000)
+        self._importer.discard()
         self.thumbs.shutdown()
         self.session.shutdown()
 
     def index_of(self, name: str, col: Col = Col.CAPTION) -> QModelIndex:
         r = self.model.row_of(name)
         return self.model.index(r, col) if r is not None else QModelIndex()
-
-
-class _Relay(QObject):
-    """Thread-safe progress: the import calls ``emit(done, total)`` from its worker."""
-
-    progress = Signal(int, int)
-
-    def emit(self, done: int, total: int) -> None:
-        self.progress.emit(done, total)

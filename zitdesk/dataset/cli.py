@@ -63,7 +63,7 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep.to_json(), ensure_ascii=False, indent=1))
         return 0
-    print("", file=sys.stderr)
+    print(file=sys.stderr)
     c = rep.to_json()["counts"]
     print(f"Imported {c['imported']} image(s) into {rep.target} ({c['with_caption']} with "
           f"captions, {c['converted']} converted, {c['renamed']} renamed); skipped {c['skipped']}.")

@@ -108,12 +108,10 @@ class History:
                     continue
                 out.done.append(e)
                 out.undone.clear()
-            elif op == "undo":
-                if out.done and out.done[-1].id == rec.get("id"):
-                    out.undone.append(out.done.pop())
-            elif op == "redo":
-                if out.undone and out.undone[-1].id == rec.get("id"):
-                    out.done.append(out.undone.pop())
+            elif op == "undo" and out.done and out.done[-1].id == rec.get("id"):
+                out.undone.append(out.done.pop())
+            elif op == "redo" and out.undone and out.undone[-1].id == rec.get("id"):
+                out.done.append(out.undone.pop())
         self._count = n
         if out.bad_lines or (raw and not raw.endswith(b"\n")) or len(out.done) > MAX_ENTRIES:
             out.done = out.done[-MAX_ENTRIES:]

@@ -154,11 +154,12 @@ def _normalise_pixels(im, notes: list[str]):
     return im.convert("RGB")
 
 
-def thumbnail_image(im):
-    """An RGB thumbnail (≤ THUMB_SIDE), alpha composited on mid grey; ``im`` is not changed."""
+def thumbnail_image(im, copy: bool = True):
+    """An RGB thumbnail (≤ THUMB_SIDE), alpha composited on mid grey; ``im`` is changed only
+    when ``copy`` is False (saves a full-size copy when the caller is done with it)."""
     from PIL import Image
 
-    t = im.copy()
+    t = im.copy() if copy else im
     t.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     if t.mode in ("RGBA", "LA", "PA") or (t.mode == "P" and "transparency" in t.info):
         rgba = t.convert("RGBA")
@@ -208,10 +209,9 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
     notes: list[str] = []
     n_frames = getattr(im, "n_frames", 1) or 1
     orient = _orientation(im)
-    if fmt in ("JPEG", "MPO"):
+    if fmt in ("JPEG", "MPO") and orient == 1 and im.mode != "CMYK":
         # Decoding at reduced scale still reads the whole stream, so truncation is caught.
-        if orient == 1 and im.mode != "CMYK":
-            im.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))
+        im.draft("RGB", (THUMB_SIDE * 2, THUMB_SIDE * 2))
     _decode(im, data)
     if fmt == "MPO" and n_frames > 1:
         notes.append("multi-picture JPEG: trainers use the first picture")
@@ -223,7 +223,7 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
     keep = fmt in KEEP_FORMATS and im.mode in _KEEP_MODES and orient == 1
     if keep:
         w, h = im.size if fmt not in ("JPEG", "MPO") else Image.open(io.BytesIO(data)).size
-        thumb = thumbnail_image(im)
+        thumb = thumbnail_image(im, copy=False)
         return Prepared(data=data, ext=_keep_ext(fmt, source_ext), width=w, height=h,
                         sha256=hashlib.sha256(data).hexdigest(), phash=phash(thumb),
                         thumb_jpeg=thumb_jpeg(thumb), notes=notes)
@@ -251,8 +251,9 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
         im.save(buf, "PNG", compress_level=4, **kw)
         ext = ".png"
     out = buf.getvalue()
-    thumb = thumbnail_image(im)
-    return Prepared(data=out, ext=ext, width=im.size[0], height=im.size[1],
+    width, height = im.size
+    thumb = thumbnail_image(im, copy=False)
+    return Prepared(data=out, ext=ext, width=width, height=height,
                     sha256=hashlib.sha256(out).hexdigest(), phash=phash(thumb),
                     thumb_jpeg=thumb_jpeg(thumb), converted="; ".join(reasons), notes=notes)
 
@@ -292,7 +293,7 @@ def analyse_file(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIX
         im = ImageOps.exif_transpose(im)
     if im.mode == "CMYK":
         im = im.convert("RGB")
-    thumb = thumbnail_image(im)
+    thumb = thumbnail_image(im, copy=False)
     return (Analysis(hashlib.sha256(data).hexdigest(), phash(thumb), w, h), thumb_jpeg(thumb))
 
 

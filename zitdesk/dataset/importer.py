@@ -282,7 +282,7 @@ def safe_stem(stem: str) -> str:
 def _caption_bytes(data: bytes) -> tuple[bytes, str]:
     """Bytes to write for a caption (unchanged when UTF-8) and a note when converted."""
     try:
-        (data[len(BOM):] if data.startswith(BOM) else data).decode("utf-8")
+        (data.removeprefix(BOM)).decode("utf-8")
         return data, ""
     except UnicodeDecodeError:
         text, style = decode_caption(data)
@@ -363,8 +363,9 @@ def _work(cand: _Candidate, max_pixels: int) -> tuple[Prepared | None, str, byte
         except (OSError, ImageRejected) as exc:
             note = f"caption {label} cannot be read ({exc}); imported without it"
         if len(cand.captions) > 1:
-            note = "; ".join(x for x in (note, f"{len(cand.captions)} caption files; "
-                                         f"{Path(label.split('!')[-1]).name} used") if x)
+            used = Path(label.split("!")[-1]).name
+            note = "; ".join(x for x in (note, f"{len(cand.captions)} caption files; {used} used")
+                             if x)
     return prep, "", cap, cap_src, note
 
 
@@ -399,7 +400,7 @@ def import_sources(
     names = _Names(tgt)
     known = _known_content(tgt)
     index_entries: dict[str, dict] = {}
-    n_workers = workers or max(2, min(8, (os.cpu_count() or 2)))
+    n_workers = workers or max(3, min(8, (os.cpu_count() or 2) + 1))  # + the writer's I/O waits
     window = n_workers * 3
     done = 0
     if progress:
