@@ -93,3 +93,27 @@ def test_nf4_base_and_8bit_adamw_code_paths(train_model):
     opt.step()
     assert any(not torch.equal(a, p) for a, p in zip(before, runner.params, strict=True))
     assert all(torch.isfinite(p).all() for p in runner.params)
+
+
+def test_bf16_base_autocast_with_checkpointing_and_samples(train_model, dataset, tmp_path):
+    """bf16 base: LoRA in fp32 computed under bf16 autocast (PEFT's input upcast switched off,
+    consistently between forward and checkpoint recomputation), samples without autocast."""
+    from zitdesk.train.events import SampleReady
+
+    cfg = make_config(
+        train_model,
+        dataset,
+        tmp_path / "o",
+        optim={"steps": 3},
+        model={"base_precision": "bf16"},
+        memory={"gradient_checkpointing": "full"},
+        sample={"every": 3, "prompts": ("[trigger]",), "width": 64, "height": 64, "steps": 2},
+    )
+    rec = run_job(cfg)
+    assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
+    assert rec.last.stats["base_precision"] == "bf16"
+    assert len(rec.of(SampleReady)) == 1
+    from safetensors import safe_open
+
+    with safe_open(rec.last.paths[0], "pt") as fh:
+        assert fh.metadata()["zitdesk_base_precision"] == "bf16"

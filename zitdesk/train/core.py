@@ -13,7 +13,7 @@ and by ``bench/train_gpu.py``, so the benchmark measures the real step.
 Memory/speed switches applied by :meth:`StepRunner.configure`: gradient checkpointing ``full``
 (every block), ``auto`` (only as many blocks as the VRAM budget requires; CUDA) or ``off``;
 ``torch.compile`` of the repeated blocks (CUDA); an attention backend. bf16 bases compute under
-``torch.autocast(bfloat16)`` on CUDA with the LoRA's fp32 master weights.
+``torch.autocast(bfloat16)`` with the LoRA's fp32 master weights.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class StepRunner:
         self.device = device
         self.cuda = device.startswith("cuda")
         self.input_dtype = next(transformer.all_x_embedder.parameters()).dtype
-        self.autocast = self.cuda and self.input_dtype == torch.bfloat16
+        self.autocast = self.input_dtype == torch.bfloat16
         self.params = user_parameters(transformer)
         if not self.params:
             raise RequestError("The LoRA targets matched no module of this model.")
@@ -142,6 +142,19 @@ class StepRunner:
         )
         self.checkpointed: set[str] = set()
         self.compiled = False
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        self._lora_layers = [m for m in transformer.modules() if isinstance(m, BaseTunerLayer)]
+        # Under autocast PEFT would upcast every LoRA input to the fp32 weight dtype just for
+        # autocast to cast it back (an activation-sized copy per module and pass): skip that.
+        self.set_lora_input_cast(not self.autocast)
+
+    def set_lora_input_cast(self, enabled: bool) -> None:
+        """PEFT's cast of LoRA inputs to the LoRA weight dtype: off while training under
+        autocast, on for inference without autocast (samples). Must not change between a
+        forward and its backward (checkpoint recomputation replays the forward)."""
+        for m in self._lora_layers:
+            m.cast_input_dtype_enabled = enabled
 
     # -- setup --------------------------------------------------------------------------------
     def configure(self, image_tokens: int, caption_tokens: int = 512) -> dict[str, Any]:
@@ -205,7 +218,7 @@ class StepRunner:
         import torch
 
         if self.autocast:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def forward_loss(self, mb: MicroBatch):

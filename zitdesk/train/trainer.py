@@ -634,6 +634,7 @@ class _Run:
         self._phase("sampling", f"Step {step}: {len(cfg.sample.prompts)} prompts")
         tr = self.pipe.transformer
         ad.set_active(tr, self.prepared.sample_scales)
+        self.runner.set_lora_input_cast(True)
         tr.eval()
         if self.cuda:
             self.pipe.vae.to(self.device)
@@ -656,6 +657,7 @@ class _Run:
                 )
         finally:
             ad.set_active(tr, self.prepared.train_scales)
+            self.runner.set_lora_input_cast(not self.runner.autocast)
             tr.train()
             if self.cuda and cfg.memory.offload_vae:
                 self.pipe.vae.to("cpu")
