@@ -130,7 +130,7 @@ def test_dialog_lists_findings_with_fixes_errors_first(qtbot):
     qtbot.addWidget(dlg)
     assert [r.finding.topic for r in dlg.rows] == ["arch", "vram"]  # models are the setup dialog's job
     assert "Use a CUDA 12.8 build." in dlg.rows[0].fix.text()
-    assert "problem" in dlg.summary.text()
+    assert "One problem stops" in dlg.summary.text()
     assert "torch: 2.13.0+cu126" in dlg.details.toPlainText()
     dlg.copy_report()
     from PySide6.QtGui import QGuiApplication

@@ -62,12 +62,14 @@ def summary_text(report: Any) -> str:
     warns = [f for f in report.findings if f.level == "warn" and f.topic not in SKIPPED_TOPICS]
     gpus = report.facts.get("gpus") or []
     if errors:
+        what = "One problem stops" if len(errors) == 1 else f"{len(errors)} problems stop"
         return (
-            f"{len(errors)} problem(s) stop zitdesk from using the GPU. Each one below says how to "
-            "fix it; until then zitdesk runs on the CPU, which is very slow for real models."
+            f"{what} zitdesk from using the GPU. Below is how to fix it; until then zitdesk runs "
+            "on the CPU, which is very slow for real models."
         )
     if warns:
-        return f"zitdesk can run, but {len(warns)} thing(s) need attention."
+        what = "one thing needs" if len(warns) == 1 else f"{len(warns)} things need"
+        return f"zitdesk can run, but {what} attention."
     if not gpus:
         return "No NVIDIA GPU was found: zitdesk will run on the CPU (fine for trying it, slow for real work)."
     names = ", ".join(str(g.get("name", "GPU")) for g in gpus)
