@@ -281,7 +281,9 @@ def build_caches(
     if missing:
         if te is None:
             raise RuntimeError("text encoder already unloaded but captions are not cached")
-        te.to(device)
+        how = place_text_encoder(te, device)
+        if progress:
+            progress(f"captions (text encoder {how})", 0, len(missing))
         for n, (key, text) in enumerate(sorted(missing.items())):
             if check_cancel:
                 check_cancel()
@@ -303,6 +305,33 @@ def build_caches(
                 progress("captions", n + 1, len(missing))
     log.info("cache: %s", stats)
     return CacheIndex(root, latent_keys, caption_keys, empty_key, prompt_keys, stats)
+
+
+def place_text_encoder(te: Any, device: str) -> str:
+    """Put the text encoder where it can run: the GPU if it fits (with 1 GiB to spare), else
+    streamed block by block from RAM (8 GB Qwen3 on an 8–12 GB card). Returns how."""
+    if not device.startswith("cuda"):
+        te.to(device)
+        return "on the CPU"
+    import torch
+
+    need = sum(p.numel() * p.element_size() for p in te.parameters())
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    if free > need * 1.15 + (1 << 30):
+        te.to(device)
+        return "on the GPU"
+    from diffusers.hooks import apply_group_offloading
+
+    te.to("cpu")
+    apply_group_offloading(
+        te,
+        onload_device=torch.device(device),
+        offload_device=torch.device("cpu"),
+        offload_type="block_level",
+        num_blocks_per_group=4,
+        use_stream=True,
+    )
+    return "streamed from RAM"
 
 
 def cache_size_bytes(root: Path) -> int:

@@ -5,9 +5,13 @@ bf16 with checkpointing peaks at 15.2 GiB (50.6 GiB without); fp8 storage at 9.5
 speed loss under a 12 GiB cap; fp8 at 768² does not fit 8 GiB, so the 8 GB tier uses 4-bit
 weights and ≤ 768 px. A preset only sets memory-related fields; data, LoRA and schedule stay.
 
+Offload is the same in every tier: the text encoder runs once to fill the caption cache (on the
+GPU if it fits, else streamed block by block from RAM) and is then freed; the VAE waits in RAM
+during the training loop and visits the GPU only to encode the dataset and decode samples.
+
 * ``24gb`` (24 GB and more, the default on big cards): bf16 base, 512/768/1024 buckets,
   *auto* checkpointing (blocks stay un-checkpointed while the card's free memory allows; on an
-  80 GB card none are), compiled blocks, VAE kept on the GPU.
+  80 GB card none are), compiled blocks.
 * ``16gb``: fp8 base, 512/768/1024, full checkpointing, compiled blocks.
 * ``12gb``: fp8 base, 512/768, full checkpointing, 8-bit AdamW, compiled blocks, tiled VAE.
 * ``8gb``: NF4 base (bitsandbytes), 512/768, full checkpointing, 8-bit AdamW, tiled VAE,
@@ -47,7 +51,7 @@ PRESETS: dict[str, Preset] = {
                 "gradient_checkpointing": "auto",
                 "compile": True,
                 "vram_budget_gb": 0.0,
-                "offload_vae": False,
+                "offload_vae": True,
             },
             "sample": {"vae_tiling": False},
         },

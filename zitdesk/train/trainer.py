@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.engine.cancel import Cancelled, CancelToken
-from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, PhaseChanged
+from zitdesk.engine.events import (
+    EngineEvent,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    PhaseChanged,
+)
 from zitdesk.engine.protocol import Emit
 from zitdesk.errors import LoraError, ModelError, RequestError, ZitdeskError
 from zitdesk.io import user_dirs
@@ -136,36 +143,42 @@ class Trainer:
 
     def run(self, spec: TrainSpec, emit: Emit, cancel: CancelToken) -> None:
         job = spec.job_id
-        emit(
-            JobStarted(
-                job, kind="train", total_steps=spec.config.optim.steps, detail=spec.config.save.name
-            )
-        )
         run: _Run | None = None
         t0 = time.perf_counter()
+        terminal: EngineEvent
         try:
+            emit(
+                JobStarted(
+                    job,
+                    kind="train",
+                    total_steps=spec.config.optim.steps,
+                    detail=spec.config.save.name,
+                )
+            )
             run = _Run(spec, self._device, emit, cancel)
             result = run.execute()
             if result["cancelled"]:
-                emit(JobCancelled(job, paths=tuple(result["paths"])))
+                terminal = JobCancelled(job, paths=tuple(result["paths"]))
             else:
-                emit(
-                    JobFinished(
-                        job,
-                        paths=tuple(result["paths"]),
-                        elapsed_s=time.perf_counter() - t0,
-                        peak_vram_bytes=result.get("peak_vram_bytes", 0),
-                        stats=result["stats"],
-                    )
+                terminal = JobFinished(
+                    job,
+                    paths=tuple(result["paths"]),
+                    elapsed_s=time.perf_counter() - t0,
+                    peak_vram_bytes=result.get("peak_vram_bytes", 0),
+                    stats=result["stats"],
                 )
         except Cancelled:
-            emit(JobCancelled(job, paths=()))
+            terminal = JobCancelled(job, paths=())
         except Exception as exc:  # noqa: BLE001 - every failure becomes an event
-            emit(_failure(job, spec.config, exc, run.phase if run else "starting"))
+            terminal = _failure(job, spec.config, exc, run.phase if run else "starting")
         finally:
             if run is not None:
                 run.close()
             _free_memory()
+        try:
+            emit(terminal)
+        except Exception:  # noqa: BLE001 - a broken listener must not escape the engine thread
+            log.exception("the terminal event of %s could not be delivered", job)
 
     def shutdown(self) -> None:
         _free_memory()
@@ -380,6 +393,13 @@ class _Run:
         self.prepared = prep = prepare_transformer(tr, cfg, self.device)
         if prep.adapter_message:
             self._phase("loading", f"Training adapter {prep.adapter_message}")
+        elif cfg.model.variant == "turbo":
+            self._phase(
+                "warning",
+                "Training Turbo without a training adapter breaks its 8-step "
+                "distillation (blurry samples); set model.training_adapter, or train on "
+                "the De-Turbo / Base model and set model.variant.",
+            )
         self.base_precision = prep.base_precision
         self.runner = StepRunner(tr, cfg, self.device)
         image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
