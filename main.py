@@ -10,6 +10,9 @@ import sys
 
 def main() -> int:
     from zitdesk import crashlog
+    from zitdesk.offline import enforce_offline
+
+    enforce_offline()  # no hub call, ever, even if a library asks
 
     crashlog.install()  # faulthandler + exception hooks; the last crash is offered once
     crashlog.setup_logging()
@@ -23,4 +26,8 @@ def main() -> int:
 
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # a frozen build re-enters here for child processes
+    if "--selftest" in sys.argv[1:]:
+        from zitdesk.selftest import main as selftest_main
+
+        sys.exit(selftest_main(sys.argv[1:]))
     sys.exit(main())

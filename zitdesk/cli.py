@@ -211,6 +211,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if rep.ok else EXIT_ERROR
 
 
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from zitdesk.selftest import run_selftest
+
+    ok, verdict = run_selftest(ui=not args.no_ui, engine=not args.ui_only, device=args.device,
+                               keep=args.keep, log=lambda line: print(line, file=sys.stderr))
+    print(verdict)
+    return 0 if ok else EXIT_ERROR
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("image")
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(func=cmd_params)
+
+    st = sub.add_parser("selftest", help="check this installation end to end (tiny model, no network)")
+    st.add_argument("--no-ui", action="store_true", help="skip opening the main window")
+    st.add_argument("--ui-only", action="store_true", help="only open and close the main window")
+    st.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
+    st.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    st.set_defaults(func=cmd_selftest)
 
     d = sub.add_parser("doctor", help="check GPU, driver, torch and models")
     d.add_argument("--json", action="store_true")
