@@ -7,8 +7,8 @@ Wiring (in :mod:`zitdesk.cli` ``build_parser``)::
 
 Also runnable alone: ``python -m zitdesk.train.cli CONFIG.toml [--resume]``.
 
-* ``--init`` writes a starting config (optionally from ``--preset`` and ``--model``/``--data``/
-  ``--out``) to CONFIG and exits.
+* ``--init`` writes a starting config to CONFIG and exits: the ``--preset`` given, else the tier
+  of the GPU found, else ``24gb``; ``--model``/``--data``/``--out``/``--trigger`` fill the paths.
 * Ctrl-C once: finish the current step, save a checkpoint and the LoRA, exit 130; twice: stop now
   (the last checkpoint is still intact, ``--resume`` continues from it).
 * Exit codes: 0 finished, 1 failed (one plain sentence on stderr), 2 usage, 130 cancelled.
@@ -67,7 +67,7 @@ def _init_config(args: argparse.Namespace) -> int:
     if path.exists():
         print(f"zitdesk: {path} exists; not overwriting it.", file=sys.stderr)
         return EXIT_ERROR
-    cfg = apply_preset(TrainConfig(), args.preset or DEFAULT_PRESET)
+    cfg = apply_preset(TrainConfig(), args.preset or _detected_preset() or DEFAULT_PRESET)
     changes = {}
     if args.model:
         changes["model"] = {"path": str(Path(args.model).resolve())}
@@ -86,6 +86,20 @@ def _init_config(args: argparse.Namespace) -> int:
     cfg.write(path)
     print(str(path))
     return 0
+
+
+def _detected_preset() -> str | None:
+    """The VRAM tier of the first CUDA GPU, if there is one."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        from zitdesk.train.presets import preset_for_vram
+
+        return preset_for_vram(torch.cuda.get_device_properties(0).total_memory / 2**30)
+    except Exception:  # noqa: BLE001 - detection is a convenience only
+        return None
 
 
 def _event_json(ev) -> str:
