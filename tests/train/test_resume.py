@@ -10,7 +10,7 @@ from PIL import Image
 from trainhelp import make_config, make_dataset, run_job
 
 from zitdesk.engine.cancel import CancelToken
-from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted
+from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, PhaseChanged
 from zitdesk.train.checkpoint import list_checkpoints, load_checkpoint
 from zitdesk.train.events import CheckpointSaved, Paused, Resumed, TrainStep
 
@@ -135,6 +135,17 @@ def test_existing_run_needs_resume_and_matching_settings(train_model, dataset, t
     longer = make_config(train_model, dataset, tmp_path / "o", optim={"steps": 4})
     rec = run_job(longer, resume=True)
     assert isinstance(rec.last, JobFinished) and [e.step for e in rec.of(TrainStep)] == [3, 4]
+    # after an out-of-memory failure the advice is a lower preset, then resume: allowed, reported
+    lower = make_config(
+        train_model, dataset, tmp_path / "o", optim={"steps": 5}, model={"base_precision": "fp8"}
+    )
+    rec = run_job(lower, resume=True)
+    assert isinstance(rec.last, JobFinished) and [e.step for e in rec.of(TrainStep)] == [5]
+    warn = [
+        e.detail for e in rec.of(PhaseChanged) if e.phase == "warning" and "changed" in e.detail
+    ]
+    assert warn and "model.base_precision" in warn[0]
+    assert rec.last.stats["base_precision"] == "fp8"
 
 
 def test_out_of_memory_becomes_a_readable_failure(train_model, dataset, tmp_path, monkeypatch):

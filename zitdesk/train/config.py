@@ -300,16 +300,21 @@ class TrainConfig:
         return (self.sample.width or side, self.sample.height or side)
 
 
-#: Fields that fix the shape or meaning of the trained weights: a checkpoint can only resume
-#: under a config that agrees on them (steps, samples, saving may change between runs).
+#: Fields that fix the shape or meaning of the trained weights: a checkpoint only resumes under a
+#: config that agrees on them.
 LOCKED_FIELDS = (
     ("model", "variant"),
     ("model", "training_adapter"),
-    ("model", "base_precision"),
     ("lora", "rank"),
     ("lora", "alpha"),
     ("lora", "targets"),
     ("lora", "include_refiners"),
+)
+#: Fields that may change on resume (e.g. a lower VRAM preset after running out of memory) but
+#: make the continuation differ from an uninterrupted run; the trainer reports them. A changed
+#: optimizer starts with fresh moments.
+SOFT_FIELDS = (
+    ("model", "base_precision"),
     ("optim", "optimizer"),
     ("optim", "batch_size"),
     ("optim", "grad_accum"),
@@ -319,13 +324,22 @@ LOCKED_FIELDS = (
 )
 
 
-def locked_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+def _differences(a: TrainConfig, b: TrainConfig, names: tuple[tuple[str, str], ...]) -> list[str]:
     out = []
-    for sec, name in LOCKED_FIELDS:
+    for sec, name in names:
         va, vb = getattr(getattr(a, sec), name), getattr(getattr(b, sec), name)
         if va != vb:
             out.append(f"{sec}.{name} ({vb!r} in the checkpoint, {va!r} now)")
     return out
+
+
+def locked_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """Locked fields where ``a`` (now) differs from ``b`` (the checkpoint's)."""
+    return _differences(a, b, LOCKED_FIELDS)
+
+
+def soft_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+    return _differences(a, b, SOFT_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from zitdesk.train.checkpoint import (
     rng_state,
     save_checkpoint,
 )
-from zitdesk.train.config import TrainConfig, TrainSpec, locked_differences
+from zitdesk.train.config import TrainConfig, TrainSpec, locked_differences, soft_differences
 from zitdesk.train.dataset import (
     BatchCursor,
     apply_trigger,
@@ -262,7 +262,9 @@ class _Run:
             "training": "training",
             "sampling": "rendering samples",
             "saving": "saving",
-        }.get(phase, phase)
+            "data": "reading the dataset",
+            "resuming": "resuming",
+        }.get(phase, self.phase)
         self.emit(PhaseChanged(self.job, phase=phase, detail=detail))
 
     def close(self) -> None:
@@ -426,7 +428,19 @@ class _Run:
                 + ". Restore them or start a new run in another folder."
             )
         ad.load_user_state(self.pipe.transformer, adapter)
-        self.runner.load_state_dict(trainer_state["runner"])
+        soft = soft_differences(self.cfg, saved)
+        if saved.optim.optimizer == self.cfg.optim.optimizer:
+            self.runner.load_state_dict(trainer_state["runner"])
+        else:
+            self.runner.scheduler.load_state_dict(trainer_state["runner"]["scheduler"])
+        if soft:
+            self._phase(
+                "warning",
+                "Resuming with changed settings: "
+                + "; ".join(soft)
+                + ". The run continues, but differs from an uninterrupted one"
+                + (" (the optimizer starts fresh)." if "optim.optimizer" in "".join(soft) else "."),
+            )
         restore_rng(trainer_state.get("rng", {}), state.get("rng", {}))
         self.step = int(state["step"])
         self.cursor.epoch = int(state["cursor"]["epoch"])
