@@ -475,11 +475,12 @@ class _Run:
         accum = self.cfg.optim.grad_accum
         cursor_state = self.cursor.state()
         mbs = [self._micro_batch(self.step * accum + a) for a in range(accum)]
-        if not (self.runner.compiled and self.step == self._first_step):
+        if not self.runner.compiled:
             return self.runner.train_step(mbs)
         try:
             return self.runner.train_step(mbs)
-        except Exception as exc:
+        except Exception as exc:  # a compiler failure (first step or a new bucket shape) must
+            # not end the run: retry this step eagerly; a real error fails again, uncompiled
             from zitdesk.engine.generate import is_oom
 
             if is_oom(exc):
@@ -509,7 +510,6 @@ class _Run:
         cfg = self.cfg
         total = cfg.optim.steps
         self.reporter = LossReporter(self.emit, self.job, total, self.cuda)
-        self._first_step = self.step
         plan = self.memory_plan
         self._phase(
             "training",
@@ -570,12 +570,10 @@ class _Run:
     def _metadata(self, lora_format: str = "comfy") -> dict[str, str]:
         from zitdesk.train.lora_io import build_metadata
 
-        per_epoch = max(1, -(-len(self.entries) // self.cfg.optim.batch_size))
-        epoch = (self.step * self.cfg.optim.grad_accum) // per_epoch
         return build_metadata(
             self.cfg,
             step=self.step,
-            epoch=epoch,
+            epoch=self.cursor.epoch,
             base_precision=self.base_precision,
             resolution=self.cfg.sample_size(),
             tag_freq=self.tag_freq,
