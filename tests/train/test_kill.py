@@ -120,3 +120,19 @@ def test_sigkill_at_random_moments(train_model, dataset, tmp_path):
     b = load_checkpoint(list_checkpoints(tmp_path / "straight" / "checkpoints")[-1].path)[0]
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
+
+
+def test_stale_temp_files_are_cleaned_at_start(train_model, dataset, tmp_path):
+    out = tmp_path / "run"
+    (out / "samples" / "000000005").mkdir(parents=True)
+    stale = [
+        out / ".lora_000000005.ab12cd_3.safetensors",
+        out / ".train_config.toml.x1y2z3w4.tmp",
+        out / "samples" / "000000005" / ".0_42.q1w2e3r4.png",
+    ]
+    for f in stale:
+        f.write_bytes(b"half")
+    (out / ".keepme").write_text("user file")
+    rec = run_job(make_config(train_model, dataset, out, optim={"steps": 1}))
+    assert isinstance(rec.last, JobFinished)
+    assert not any(f.exists() for f in stale) and (out / ".keepme").exists()

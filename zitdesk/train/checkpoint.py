@@ -85,6 +85,22 @@ def clean_leftovers(root: Path) -> int:
     return n
 
 
+_TEMP_FILE_RE = re.compile(r"^\.[^/\\]+\.[A-Za-z0-9_]{8}(?:\.[A-Za-z0-9]+)?$")
+
+
+def clean_temp_files(folder: Path) -> int:
+    """Remove temp files an interrupted atomic write left in ``folder`` (``.<name>.<8 random>
+    [.<ext>]``, as :mod:`zitdesk.io` names them); returns how many."""
+    n = 0
+    if folder.is_dir():
+        for p in folder.iterdir():
+            if p.is_file() and _TEMP_FILE_RE.match(p.name):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    n += 1
+    return n
+
+
 def _remove_dir(p: Path) -> None:
     trash = p.with_name(f".del-{p.name}-{os.getpid()}-{time.monotonic_ns()}")
     try:

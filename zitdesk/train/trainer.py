@@ -46,6 +46,7 @@ from zitdesk.train import adapters as ad
 from zitdesk.train.checkpoint import (
     checkpoints_dir,
     clean_leftovers,
+    clean_temp_files,
     list_checkpoints,
     load_latest,
     prune_files,
@@ -294,6 +295,8 @@ class _Run:
             )
         self.out.mkdir(parents=True, exist_ok=True)
         clean_leftovers(self.ckroot)
+        for folder in [self.out, self.samples_dir, *self.samples_dir.glob("[0-9]" * 9)]:
+            clean_temp_files(folder)  # half-written files of a killed run
         existing = list_checkpoints(self.ckroot)
         if existing and not self.spec.resume:
             raise RequestError(
