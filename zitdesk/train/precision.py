@@ -110,8 +110,9 @@ def nf4_module(mod: Any, weight: Any, device: str) -> Any:
         quant_type="nf4",
         device="cpu",
     )
+    # quantised where the weight already is (on the GPU in prepare_base): no host round trip
     q.weight = bnb.nn.Params4bit(
-        weight.detach().to("cpu", torch.bfloat16), requires_grad=False, quant_type="nf4"
+        weight.detach().to(torch.bfloat16), requires_grad=False, quant_type="nf4"
     )
     if mod.bias is not None:
         q.bias = torch.nn.Parameter(mod.bias.detach().to(torch.bfloat16), requires_grad=False)
