@@ -281,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--keep", action="store_true", help="keep the temporary folder")
     st.set_defaults(func=cmd_selftest)
 
+    from zitdesk.train.cli import add_train_parser
+
+    add_train_parser(sub)  # zitdesk train CONFIG.toml [--resume] [--init --preset ...]
+
     d = sub.add_parser("doctor", help="check GPU, driver, torch and models")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_doctor)
