@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 from messy import WordTokenizer, make_dataset, pattern, save
@@ -90,17 +91,22 @@ def test_near_duplicate_pairs():
 
 
 def test_token_counts_match_the_prompt_counter(tmp_path):
-    """The batched count equals :func:`count_tokens` (real Qwen3 tokenizer)."""
+    """The batched counts (transformers tokenizer, and the torch-free fast one the dataset
+    manager uses) equal :func:`count_tokens` on the real Qwen3 tokenizer."""
+    from zitdesk.dataset.check import fast_tokenizer
     from zitdesk.models.tokenizer import count_tokens, default_tokenizer
 
-    tok = default_tokenizer()
-    caps = ["a cat", "ohwx, 猫 on a mat, café crème", "", "word " * 520, "[x]  spaced, out"]
+    caps = ["a cat", "ohwx, 猫 on a mat, café crème", "", "word " * 520, "[x]  spaced, out",
+            "ÆØÅ — “quotes” 🙂 emoji, tabs\tand\nlines", "<|im_end|> literal"]
     caps = [" ".join(c.split()) for c in caps]  # as the trainer reads them
-    counts, template = caption_token_counts(caps, tok)
-    for c, n in zip(caps, counts, strict=True):
-        tc = count_tokens(c, tok)
-        assert (n, template) == (tc.prompt_tokens, tc.template_tokens)
-        assert (n + template > 512) == tc.truncated
+    fast = fast_tokenizer()
+    tok = default_tokenizer()
+    for t in (tok, fast):
+        counts, template = caption_token_counts(caps, t)
+        for c, n in zip(caps, counts, strict=True):
+            tc = count_tokens(c, tok)
+            assert (n, template) == (tc.prompt_tokens, tc.template_tokens), c
+            assert (n + template > 512) == tc.truncated
 
 
 def test_check_items_from_memory_equals_folder(folder):
@@ -140,3 +146,15 @@ def test_cli_import_and_check_json(tmp_path, capsys):
     code, _ = _cli(["dataset", "check", str(tmp_path / "ds"), "--no-tokens", "--resolution",
                     "1024", "--fail-on", "warnings"], capsys)
     assert code == 3                                                # all 512 px: low-res at 1024
+
+
+def test_fast_tokenizer_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from zitdesk.dataset.check import fast_tokenizer; t = fast_tokenizer(); "
+            "assert t.template_tokens == 8; "
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy'")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr[-1500:]

@@ -270,3 +270,26 @@ def test_drop_without_a_dataset_creates_one(qtbot, make_workspace, tmp_path):
     ws.import_paths([src])
     qtbot.waitUntil(lambda: ws.session.dataset is not None and ws.model.total == 2, timeout=10_000)
     assert ws.session.dataset.folder == tmp_path / "new" / "My Cats"
+
+
+def test_pyside_emit_leak_guard(qapp):
+    """PySide6 6.12.0 drops a reference to True per Python emit; the guard keeps it alive."""
+    import sys
+
+    from ui.datasets import _pyside_guard
+
+    leak = _pyside_guard.leaks_per_emit()
+    if leak == 0:
+        assert not _pyside_guard.install() or _pyside_guard._timer is not None
+        return
+    from PySide6.QtCore import QObject, Signal
+
+    class S(QObject):
+        sig = Signal(int)
+
+    assert _pyside_guard.install()
+    assert sys.getrefcount(True) > _pyside_guard.LOW_WATER
+    s = S()
+    for _ in range(20_000):                       # would abort the interpreter without it
+        s.sig.emit(1)
+    assert sys.getrefcount(True) > 1000

@@ -27,25 +27,28 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
-from ui.datasets.pool import Progress, TaskRunner
+from ui.datasets.pool import InteractionGate, Progress, TaskRunner
 from zitdesk.dataset.check import CheckOptions, analyse_missing, caption_token_counts, check_items
 from zitdesk.dataset.history import Entry, History, Replayed
 from zitdesk.dataset.store import Dataset, FlushReport, ImageRecord
-from zitdesk.train.dataset import apply_trigger
+from zitdesk.train.dataset import DatasetItem, apply_trigger
 
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 1000
 WATCH_MS = 2000
+INDEX_SAVE_MS = 30_000
 TOKENS_MS = 300
 
 Change = tuple[str, str | None, str | None]
 
 
 def default_tokenizer_loader() -> Any:
-    from zitdesk.models.tokenizer import default_tokenizer
+    """The bundled Qwen3 tokenizer via ``tokenizers`` only (no transformers/torch import, whose
+    C initialisation would hold the GIL and freeze the GUI for most of a second)."""
+    from zitdesk.dataset.check import fast_tokenizer
 
-    return default_tokenizer()
+    return fast_tokenizer()
 
 
 _TOK_LOCK = threading.Lock()
@@ -75,21 +78,31 @@ def _flush_job(ds: Dataset, hist: History) -> FlushReport:
     return rep
 
 
-def _count_job(tok_loader, tok, pairs: list[tuple[str, str]]) -> tuple[Any, dict[str, int], int]:
+def _count_job(tok_loader, tok, pairs: list[tuple[str, str]], gate=None
+               ) -> tuple[Any, dict[str, int], int]:
     tok = _tokenizer(tok_loader, tok)
-    counts, template = caption_token_counts([c for _, c in pairs], tok)
+    counts, template = caption_token_counts([c for _, c in pairs], tok,
+                                            gate.wait if gate is not None else None)
     return tok, {n: c for (n, _), c in zip(pairs, counts, strict=True)}, template
 
 
-def _check_job(folder: str, items, names, cached, opts: CheckOptions, tok_loader, tok, progress):
-    got = analyse_missing(Path(folder), names, cached, progress)
+def _check_job(folder: str, rows, names, cached, opts: CheckOptions, tok_loader, tok, progress,
+               gate=None):
+    root = Path(folder)
+    items = [DatasetItem(root / n, cap, root / cn if has else None, w, h)
+             for n, cap, cn, has, w, h in rows]
+    # one hashing thread: the check is background work, the GUI thread must keep the GIL close
+    got = analyse_missing(root, names, cached, progress, workers=1,
+                          between=gate.wait if gate is not None else None)
+    if gate is not None:
+        gate.wait()
     sha = [got.get(n, (None, None))[0] for n in names]
     ph = [got.get(n, (None, None))[1] for n in names]
     counts = None
     if tok_loader is not None or tok is not None:
         tok = _tokenizer(tok_loader, tok)
         counts = caption_token_counts([apply_trigger(it.caption, opts.trigger) for it in items],
-                                      tok)
+                                      tok, gate.wait if gate is not None else None)
     rep = check_items(folder, items, opts, sha=sha, phash=ph, token_counts=counts)
     return rep, got, tok
 
@@ -121,6 +134,7 @@ class DatasetSession(QObject):
         self._runner = TaskRunner(2, self, on_done=self._on_done, on_failed=self._on_failed,
                                   tick=self._tick)
         self._check_box = Progress()
+        self.gate = InteractionGate(self)
         self.on_check_progress: Callable[[int, int], None] | None = None
         self._save_state = ""
         self._flushing = False
@@ -134,11 +148,17 @@ class DatasetSession(QObject):
         self._generation = 0
         self._autosave = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave.timeout.connect(self.flush_now)
+        self._index_timer = QTimer(self, singleShot=True, interval=INDEX_SAVE_MS)
+        self._index_timer.timeout.connect(self.flush_now)
         self._watch = QTimer(self, interval=WATCH_MS)
         self._watch.timeout.connect(self._poll)
         self._tokens_timer = QTimer(self, singleShot=True, interval=TOKENS_MS)
         self._tokens_timer.timeout.connect(self._count_pending)
         self._token_dirty: set[str] = set()
+        if tokenizer_loader is not None:
+            # Parsing tokenizer.json holds the GIL for ~0.4 s (tokenizers' Rust parser): do it
+            # now, while the app or the dataset is opening, not later in the middle of a scroll.
+            self._runner.start(("tokload", 0), _tokenizer, tokenizer_loader, None)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -261,10 +281,15 @@ class DatasetSession(QObject):
     # --- saving ------------------------------------------------------------------------------
 
     def schedule_save(self, edited: bool = True) -> None:
-        """Start (restart) the autosave delay; ``edited``: a user edit (shown as unsaved)."""
-        self._autosave.start()
+        """Start (restart) the autosave delay; ``edited``: a user edit (shown as unsaved).
+
+        Cache-only changes (hashes learnt while browsing) wait :data:`INDEX_SAVE_MS`: rewriting
+        a 10,000-entry index every second would compete with the GUI for nothing."""
         if edited:
+            self._autosave.start()
             self._set_save_state("Unsaved changes…")
+        elif not self._autosave.isActive() and not self._index_timer.isActive():
+            self._index_timer.start()
 
     @property
     def dirty(self) -> bool:
@@ -274,6 +299,7 @@ class DatasetSession(QObject):
     @Slot()
     def flush_now(self) -> None:
         self._autosave.stop()
+        self._index_timer.stop()
         if self.dataset is None or self.history is None:
             return
         if self._flushing:
@@ -305,8 +331,9 @@ class DatasetSession(QObject):
 
     def shutdown(self) -> None:
         """Stop timers, wait for workers, write everything still pending (blocking)."""
-        for t in (self._autosave, self._watch, self._tokens_timer):
+        for t in (self._autosave, self._index_timer, self._watch, self._tokens_timer):
             t.stop()
+        self.gate.release()
         self._runner.wait(60_000)
         self._runner.discard()
         if self.dataset is not None and self.history is not None:
@@ -325,10 +352,14 @@ class DatasetSession(QObject):
 
     @Slot()
     def _poll(self) -> None:
-        if self.dataset is None or self._polling or self._flushing:
+        if self.dataset is None or self._polling or self._flushing or not self.gate.is_open:
             return
+        # a 10,000-image folder is scanned every 10 s, a 1,000-image one every 2 s
+        n = len(self.dataset.items)
+        self._watch.setInterval(max(WATCH_MS, min(10_000, n)))
         self._polling = True
-        self._runner.start(("poll", self._generation), self.dataset.poll_external)
+        self._runner.start(("poll", self._generation), self.dataset.poll_external,
+                           self.gate.wait)
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -358,7 +389,7 @@ class DatasetSession(QObject):
                  for n in names if (it := self.dataset.by_name.get(n)) is not None]
         self._counting = True
         self._runner.start(("tokens", self._generation), _count_job, self._tok_loader, self._tok,
-                           pairs)
+                           pairs, self.gate)
 
     # --- check -------------------------------------------------------------------------------
 
@@ -367,14 +398,16 @@ class DatasetSession(QObject):
         if self.dataset is None or self._checking:
             return False
         ds = self.dataset
-        items = ds.train_items()
+        # plain tuples here; the worker builds the trainer's DatasetItems (10k Paths ≈ 60 ms)
+        rows = [(it.name, it.train_caption, it.caption_name, it.caption is not None, it.width,
+                 it.height) for it in ds.items]
         names = [it.name for it in ds.items]
         cached = {it.name: (it.sha256, it.phash) for it in ds.items
                   if it.sha256 and it.phash is not None}
         self._checking = True
         self._check_box.reset()
-        self._runner.start(("check", self._generation), _check_job, str(ds.folder), items, names,
-                           cached, opts, self._tok_loader, self._tok, self._check_box)
+        self._runner.start(("check", self._generation), _check_job, str(ds.folder), rows, names,
+                           cached, opts, self._tok_loader, self._tok, self._check_box, self.gate)
         return True
 
     @property
@@ -416,6 +449,8 @@ class DatasetSession(QObject):
             if result.images_changed and not self._images_outside_told:
                 self._images_outside_told = True
                 self.images_changed_outside.emit()
+        elif kind == "tokload":
+            self._tok = result
         elif kind == "tokens":
             self._counting = False
             tok, counts, template = result
@@ -445,7 +480,7 @@ class DatasetSession(QObject):
             self._set_save_state("Not saved")
         elif kind == "poll":
             self._polling = False
-        elif kind == "tokens":
+        elif kind in ("tokens", "tokload"):
             self._counting = False
             self._tok_loader = None        # no tokenizer: the column stays "…" with a tooltip
             self.message.emit("warning", f"Token counts unavailable: {msg}")

@@ -91,6 +91,7 @@ class DatasetTableModel(QAbstractTableModel):
         self._tokens: dict[str, int] = {}
         self._token_limit = 504
         self._check_flags: dict[str, set[str]] = {}
+        self._hay: dict[str, str] = {}      # lower-cased "name\ncaption" for the text filter
         self._text = ""
         self._mode = FilterMode.ALL
         self._issue_names: set[str] = set()
@@ -112,6 +113,7 @@ class DatasetTableModel(QAbstractTableModel):
         self._pos_of = {it.name: i for i, it in enumerate(self._items)}
         self._tokens = {}
         self._check_flags = {}
+        self._hay = {}
         self._rows = self._compute_rows()
         self._index_rows()
         self.endResetModel()
@@ -228,9 +230,12 @@ class DatasetTableModel(QAbstractTableModel):
         if not text:
             return test
         words = text.split()
+        hays = self._hay
 
         def match(it: ImageRecord) -> bool:
-            hay = f"{it.name}\n{it.caption or ''}".lower()
+            hay = hays.get(it.name)
+            if hay is None:
+                hay = hays[it.name] = f"{it.name}\n{it.caption or ''}".lower()
             return all(w in hay for w in words) and (test is None or test(it))
         return match
 
@@ -379,6 +384,8 @@ class DatasetTableModel(QAbstractTableModel):
 
     def captions_changed(self, names: Iterable[str]) -> None:
         """Rows whose caption (or flags) changed: repaint them; refilter when it matters."""
+        for n in names:
+            self._hay.pop(n, None)
         # Rows stay where they are even if they no longer match the filter: a row vanishing
         # under the cursor while typing is worse than a stale filter (it reapplies on change).
         rows = [r for r in (self._row_of.get(n) for n in names) if r is not None]

@@ -24,6 +24,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, Slot
 from PySide6.QtGui import QImage, QPixmap
 
+from ui.datasets.pool import lower_thread_priority
 from zitdesk.dataset.images import analyse_file, store_thumb, thumb_path
 from zitdesk.dataset.store import ImageRecord
 
@@ -67,8 +68,11 @@ class _Loop(QRunnable):
         self.s = service
 
     def run(self) -> None:
+        lower_thread_priority()
         s = self.s
         while True:
+            if s.gate is not None:
+                s.gate.wait()
             with s._lock:
                 if s._stopped or not s._pending:
                     s._loops -= 1
@@ -109,6 +113,7 @@ class ThumbnailService(QObject):
         self._ready_listeners: list[Callable[[list[str]], None]] = []
         self._analysed_listeners: list[Callable[[list[tuple[str, str, int]]], None]] = []
         self.folder: Path | None = None
+        self.gate = None          # an InteractionGate: workers pause between images while set
 
     def on_ready(self, fn: Callable[[list[str]], None]) -> None:
         self._ready_listeners.append(fn)

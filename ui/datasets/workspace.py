@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.datasets import _pyside_guard
 from ui.datasets.bulk_dialog import BulkEditDialog
 from ui.datasets.commands import FlagCommand
 from ui.datasets.dialogs import ConflictDialog, ImportReportDialog, import_summary
@@ -124,6 +125,7 @@ class DatasetsWorkspace(QWidget):
                  datasets_root: Path | None = None, remember: bool = True,
                  auto_check: bool = True) -> None:
         super().__init__(parent)
+        _pyside_guard.install()        # PySide6 6.12.0 only; see the module
         self.setAcceptDrops(True)
         self.remember = remember
         self.auto_check = auto_check
@@ -255,6 +257,17 @@ class DatasetsWorkspace(QWidget):
         s.message.connect(self._on_message)
         s.save_state_changed.connect(self.save_label.setText)
         self.thumbs.on_analysed(self._on_analysed)
+        # background work steps aside while the user scrolls, filters or sorts
+        gate = s.gate
+        self.thumbs.gate = gate
+        for bar in (self.table.verticalScrollBar(), self.grid.grid.verticalScrollBar()):
+            bar.valueChanged.connect(gate.hold)
+        self.filter_edit.textChanged.connect(gate.hold)
+        self.filter_mode.currentIndexChanged.connect(gate.hold)
+        self.table.selectionModel().currentChanged.connect(gate.hold)
+        self.grid.grid.selectionModel().currentChanged.connect(gate.hold)
+        self.grid.editor.textChanged.connect(gate.hold)
+        self.table.horizontalHeader().sortIndicatorChanged.connect(gate.hold)
         self.stats.check_requested.connect(self._on_check_requested)
         self.stats.trigger_changed.connect(s.set_trigger)
         self.stats.issue_selected.connect(self._on_issue_selected)
@@ -716,6 +729,7 @@ class DatasetsWorkspace(QWidget):
         self._filter_timer.stop()
         self._recheck.stop()
         self._import_cancel.set()
+        self.session.gate.release()
         self._importer.wait(60_000)
         self._importer.discard()
         self.thumbs.shutdown()
