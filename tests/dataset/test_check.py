@@ -156,5 +156,6 @@ def test_fast_tokenizer_imports_no_torch():
             "assert t.template_tokens == 8; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy'")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=False,
                          cwd=Path(__file__).resolve().parents[2])
     assert res.returncode == 0, res.stderr[-1500:]

@@ -164,6 +164,14 @@ def test_bulk_edit_preview_apply_undo_and_reopen(qtbot, make_workspace, folder):
     qtbot.waitUntil(lambda: _flushed(ws2), timeout=5000)
     assert _caption_file(folder, "img 0005.png") is None
     assert _caption_file(folder, "img 0000.png") == "photo 0, tag0"
+    # the snapshots taken before the bulk edits can be restored, as one more undoable edit
+    snaps = ws2.session.history.list_snapshots()
+    assert len(snaps) == 2
+    ws2.redo_action.trigger()                                         # trigger added again
+    assert ws2.restore_snapshot(snaps[0]) == 12
+    assert ws2.session.dataset.by_name["img 0000.png"].caption == "photo 0, tag0"
+    ws2.undo_action.trigger()
+    assert ws2.session.dataset.by_name["img 0000.png"].caption == "ohwx, photo 0, tag0"
 
 
 def test_keyboard_flow(qtbot, make_workspace, folder):
@@ -289,7 +297,18 @@ def test_pyside_emit_leak_guard(qapp):
 
     assert _pyside_guard.install()
     assert sys.getrefcount(True) > _pyside_guard.LOW_WATER
+    assert sys.getrefcount(None) > _pyside_guard.LOW_WATER
     s = S()
     for _ in range(20_000):                       # would abort the interpreter without it
         s.sig.emit(1)
+        qapp.processEvents()                      # a void call: leaks a None each
     assert sys.getrefcount(True) > 1000
+
+
+def test_save_state_line(qtbot, make_workspace, folder):
+    ws = make_workspace(folder)
+    assert ws.save_label.text() == "All changes saved"
+    ws.session.edit("e", [("img 0000.png", "photo 0, tag0", "changed")])
+    assert ws.save_label.text() == "Unsaved changes…"
+    ws.save_now()
+    qtbot.waitUntil(lambda: ws.save_label.text() == "All changes saved", timeout=5000)

@@ -12,10 +12,11 @@ the interpreter aborts ("Fatal Python error: bool_dealloc / none_dealloc") after
 emits or a few thousand void calls — minutes of normal use.
 
 The real fix is not to install 6.12.0 (``PySide6-Essentials!=6.12.0``). Until then,
-:func:`install` keeps ``True``/``False``/``None`` alive: a GUI-thread timer checks their counts twice a
-second and, when they run low, holds more references in a list (8 bytes per leaked emit). Holding
-extra references to the two bool singletons changes nothing else. It does nothing on other
-PySide6 versions. Reproduce with :func:`leaks_per_emit`.
+:func:`install` does what Python 3.12 does: it makes ``None``, ``True`` and ``False`` effectively
+immortal by adding 2**40 to their reference counts (checked with ``sys.getrefcount``; if the
+object layout is not the expected one, it falls back to holding references in a list, topped up
+by a timer). Nothing else changes; it does nothing on Python ≥ 3.12 or other PySide6 versions.
+Reproduce with :func:`leaks_per_emit`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ TOP_UP = 400_000
 _keep: list[bool | None] = []
 _timer: QTimer | None = None
 _pinned = False
+_immortal = False
 
 
 def _pin_keep_list() -> None:
@@ -71,14 +73,34 @@ def _top_up() -> None:
             _keep.extend([value] * TOP_UP)
 
 
+def _immortalise() -> bool:
+    """Add 2**40 to the reference counts of None/True/False (ob_refcnt is the first field of
+    every object in release builds). True if ``sys.getrefcount`` confirms it."""
+    import ctypes
+
+    for obj in (None, True, False):
+        before = sys.getrefcount(obj)
+        cell = ctypes.c_ssize_t.from_address(id(obj))
+        if cell.value != before - 1 and cell.value != before:   # not the refcount field
+            return False
+        cell.value += 1 << 40
+        if sys.getrefcount(obj) - before != 1 << 40:
+            cell.value -= 1 << 40
+            return False
+    return True
+
+
 def install(force: bool = False) -> bool:
-    """Start the guard if this PySide6 is affected (or ``force``). Idempotent; needs a
-    QCoreApplication. Returns True when the guard is running."""
-    global _timer
-    if _timer is not None:
+    """Protect the process if this PySide6/Python pair is affected (or ``force``). Idempotent.
+    Returns True when protection is active."""
+    global _timer, _immortal
+    if _immortal or _timer is not None:
         return True
-    if not force and PYSIDE_VERSION not in AFFECTED:
+    if not force and (PYSIDE_VERSION not in AFFECTED or sys.version_info >= (3, 12)):
         return False
+    if _immortalise():
+        _immortal = True
+        return True
     app = QCoreApplication.instance()
     if app is None:
         return False

@@ -424,7 +424,7 @@ class DatasetSession(QObject):
     def _set_save_state(self, text: str) -> None:
         if text != self._save_state:          # emitted only on change (see ui.datasets.pool)
             self._save_state = text
-            self._set_save_state(text)
+            self.save_state_changed.emit(text)
 
     def _on_done(self, tag, result) -> None:
         kind, gen = tag

@@ -165,6 +165,9 @@ class DatasetsWorkspace(QWidget):
         self.import_button = QPushButton("Import…")
         self.import_button.setToolTip("Copy images (with their captions), folders or .zip files "
                                       "into this dataset — or drop them here")
+        self.snapshot_button = QPushButton("Snapshots…")
+        self.snapshot_button.setToolTip("Restore every caption to a snapshot taken before a bulk "
+                                        "edit (itself undoable)")
         self.bulk_button = QPushButton("Bulk edit…")
         self.bulk_button.setToolTip("Add trigger word, find/replace, add/remove tags, clean up "
                                     "(Ctrl+B)")
@@ -190,7 +193,8 @@ class DatasetsWorkspace(QWidget):
         self.table_button.setChecked(True)
 
         top = QHBoxLayout()
-        for w in (self.open_button, self.new_button, self.import_button, self.bulk_button):
+        for w in (self.open_button, self.new_button, self.import_button, self.bulk_button,
+                  self.snapshot_button):
             top.addWidget(w)
         top.addSpacing(8)
         top.addWidget(self.undo_button)
@@ -278,6 +282,7 @@ class DatasetsWorkspace(QWidget):
         self.new_button.clicked.connect(self.new_dataset)
         self.import_button.clicked.connect(self.choose_import)
         self.bulk_button.clicked.connect(self.open_bulk_edit)
+        self.snapshot_button.clicked.connect(self.choose_snapshot)
         self.table_button.clicked.connect(self.show_table)
         self.grid_button.clicked.connect(self.show_grid)
         self.filter_edit.textChanged.connect(self._filter_timer.start)
@@ -367,7 +372,8 @@ class DatasetsWorkspace(QWidget):
         self._on_message("error", f"Could not open the dataset: {msg}")
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.import_button, self.bulk_button, self.filter_edit, self.filter_mode,
+        for w in (self.import_button, self.bulk_button, self.snapshot_button, self.filter_edit,
+                  self.filter_mode,
                   self.next_missing_button, self.stats):
             w.setEnabled(on)
 
@@ -482,6 +488,50 @@ class DatasetsWorkspace(QWidget):
             self.session.edit(dlg.label, dlg.changes, snapshot=True)
             self._on_message("info", f"{dlg.label}. A snapshot of all captions was saved first; "
                                      "Ctrl+Z undoes it.")
+
+    @Slot()
+    def choose_snapshot(self) -> None:
+        hist = self.session.history
+        if hist is None:
+            return
+        hist.flush()
+        snaps = list(reversed(hist.list_snapshots()))
+        if not snaps:
+            self._on_message("info", "No snapshot yet: one is taken before every bulk edit.")
+            return
+        labels = [self._snapshot_label(p) for p in snaps]
+        choice, ok = QInputDialog.getItem(self, "Restore a snapshot",
+                                          "Set every caption back to:", labels, 0, False)
+        if ok:
+            self.restore_snapshot(snaps[labels.index(choice)])
+
+    @staticmethod
+    def _snapshot_label(path: Path) -> str:
+        import json
+        import time
+
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data.get("created", 0)))
+            return f"{when} — before “{data.get('label', '')}”"
+        except (OSError, ValueError):
+            return path.name
+
+    def restore_snapshot(self, path: Path) -> int:
+        """Bring captions back to a snapshot as one undoable edit; returns the changed count."""
+        from zitdesk.dataset.history import restore_changes
+
+        ds, hist = self.session.dataset, self.session.history
+        if ds is None or hist is None:
+            return 0
+        changes = restore_changes(ds.captions(), hist.read_snapshot(path))
+        if not changes:
+            self._on_message("info", "The captions already match that snapshot.")
+            return 0
+        self.session.edit(f"Restore snapshot {path.stem} ({len(changes):,} captions)", changes,
+                          snapshot=True)
+        self._on_message("info", f"Restored {len(changes):,} caption(s); Ctrl+Z undoes it.")
+        return len(changes)
 
     @Slot()
     def toggle_flag(self) -> None:
