@@ -145,7 +145,9 @@ class History:
 
     def snapshot(self, captions: dict[str, str | None], label: str) -> str:
         """Queue a snapshot of ``captions``; returns its name (relative to the meta folder)."""
-        name = f"{SNAPSHOT_DIR}/{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
+        ns = time.time_ns()   # names sort in time order, also within one second
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(ns / 1e9))
+        name = f"{SNAPSHOT_DIR}/{stamp}.{ns % 10**9:09d}-{uuid.uuid4().hex[:6]}.json"
         with self.lock:
             self._snapshots.append((name, {"created": time.time(), "label": label,
                                            "captions": dict(captions)}))
