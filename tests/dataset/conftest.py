@@ -17,8 +17,9 @@ QT_LOG_IGNORE = [r"This plugin does not support", r"QFont::setPointSizeF",
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "qtbot" in getattr(item, "fixturenames", ()):
+    here = os.path.dirname(__file__)
+    for item in items:   # this hook sees every test of the session: only mark ours
+        if str(item.fspath).startswith(here) and "qtbot" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.qt_log_level_fail("WARNING"))
             item.add_marker(pytest.mark.qt_log_ignore(*QT_LOG_IGNORE))
 
