@@ -75,9 +75,10 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.generate, "Generate")
-        self.tabs.addTab(
-            placeholder.PlaceholderWorkspace("Datasets", placeholder.DATASETS), "Datasets"
-        )
+        from ui.datasets.workspace import DatasetsWorkspace
+
+        self.datasets = DatasetsWorkspace(self)
+        self.tabs.addTab(self.datasets, "Datasets")
         self.tabs.addTab(placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN), "Train")
         from ui.library import LibraryWorkspace
 
@@ -338,6 +339,7 @@ class MainWindow(QMainWindow):
         self.saver.mark_dirty()
         self.saver.flush()
         self.library.shutdown()
+        self.datasets.shutdown()  # writes pending captions, waits for its pools
         stopped = self.controller.shutdown(30_000)
         if not stopped:
             # Destroying a running QThread aborts the process; a slow model load ends on its own

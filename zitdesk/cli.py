@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     from zitdesk.train.cli import add_train_parser
 
     add_train_parser(sub)  # zitdesk train CONFIG.toml [--resume] [--init --preset ...]
+    from zitdesk.dataset.cli import add_dataset_parser
+
+    add_dataset_parser(sub)  # zitdesk dataset import SRC... --to DIR --json | dataset check DIR --json
 
     d = sub.add_parser("doctor", help="check GPU, driver, torch and models")
     d.add_argument("--json", action="store_true")

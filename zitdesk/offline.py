@@ -21,9 +21,16 @@ _OFFLINE_VARS = {
 
 
 def enforce_offline() -> None:
-    """Set the environment switches that stop every hub call (idempotent)."""
+    """Set the environment switches that stop every hub call (idempotent).
+
+    Also asks PyTorch's CUDA allocator for expandable segments (unless the user chose otherwise):
+    training with fp8/NF4 weights allocates buffers of many sizes, and under a 12 GiB or 8 GiB
+    budget the default allocator ran out with 4 GiB reserved but unused (bench/train_gpu.py, H100).
+    It must be set before the first CUDA allocation, which every engine path does after this call.
+    """
     for key, value in _OFFLINE_VARS.items():
         if key in ("DIFFUSERS_VERBOSITY", "TRANSFORMERS_VERBOSITY"):
             os.environ.setdefault(key, value)
         else:
             os.environ[key] = value
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")

@@ -32,8 +32,11 @@ log = logging.getLogger(__name__)
 
 GiB = 1 << 30
 # Activation bytes per token per model-width unit kept by one un-checkpointed block (bf16):
-# measured 50.6 − 15.2 GiB over 34 blocks at 4 224 tokens × 3 840 on an H100 (engine notes §12).
-ACT_BYTES_PER_TOKEN_DIM = 72
+# zitdesk's own step measured 31.6 GiB with no block checkpointed and 17.3 GiB with 26 of 34
+# checkpointed at 4 224 tokens × 3 840 on an H100 (bench/train_gpu.py, docs/benchmarks.md):
+# 0.55 GiB a block = 36.5 bytes per token·dim; 40 keeps a margin. (The engine notes' 72 came from
+# a loop that upcast LoRA inputs to fp32.)
+ACT_BYTES_PER_TOKEN_DIM = 40
 AUTO_RESERVE_BYTES = int(2.5 * GiB)
 
 
