@@ -1,7 +1,7 @@
 """The main window: composition root and wiring only (no generation logic here).
 
 Four workspaces in tabs (Generate, Datasets, Train — a placeholder until the Train UI lands — and
-issues land), a status bar with the live memory meter, keyboard shortcuts, PNG drop to load
+LoRA Library), a status bar with the live memory meter, keyboard shortcuts, PNG drop to load
 parameters, window state restored through ``QSettings``. Closing cancels a running job and waits
 for the engine thread.
 """
