@@ -17,7 +17,8 @@ from typing import IO
 APP_NAME = "zitdesk"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable (no-op where directories cannot be fsynced)."""
     if os.name == "nt":  # directories cannot be opened for fsync on Windows
         return
     try:
@@ -51,7 +52,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", encoding: str | 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, encoding: str = "utf-8") -> Path:
@@ -81,7 +82,7 @@ def atomic_save(path: str | os.PathLike[str], writer) -> Path:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target
 
 

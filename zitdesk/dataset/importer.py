@@ -40,7 +40,7 @@ from zitdesk.dataset.captions import BOM, decode_caption, default_file_mode
 from zitdesk.dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, Prepared, prepare, store_thumb
 from zitdesk.dataset.store import CAPTION_EXT, META_DIR, merge_index_entries
 from zitdesk.errors import RequestError
-from zitdesk.io import _fsync_dir
+from zitdesk.io import fsync_dir
 from zitdesk.train.dataset import IMAGE_EXTS
 
 CAPTION_EXTS = (".txt", ".caption")
@@ -432,7 +432,7 @@ def import_sources(
             if progress:
                 progress(done, len(cands))
     if report.imported:
-        _fsync_dir(tgt)
+        fsync_dir(tgt)
         merge_index_entries(tgt, index_entries)
     return report
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zitdesk.io import atomic_save, atomic_write
+from zitdesk.io import atomic_save, atomic_write, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +40,6 @@ _NAME_RE = re.compile(r"^(?P<name>.+)_(?P<step>\d{9})$")
 class CheckpointInfo:
     path: Path
     step: int
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be fsynced)."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def checkpoints_dir(output_dir: Path) -> Path:
@@ -107,7 +91,7 @@ def _remove_dir(p: Path) -> None:
         os.replace(p, trash)
     except OSError:
         return
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -141,7 +125,7 @@ def save_checkpoint(
         if final.exists():
             _remove_dir(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
