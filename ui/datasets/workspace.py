@@ -96,6 +96,8 @@ class _EmptyState(QWidget):
         body.setObjectName("muted")
         body.setWordWrap(True)
         body.setFixedWidth(560)
+        # A word-wrapped label in a centred layout is otherwise given one line's height.
+        body.setMinimumHeight(body.heightForWidth(560))
         b1 = QPushButton("Open dataset folder…")
         b1.clicked.connect(open_cb)
         b2 = QPushButton("New dataset…")
