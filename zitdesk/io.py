@@ -17,6 +17,27 @@ from typing import IO
 APP_NAME = "zitdesk"
 
 
+def _read_umask() -> int:
+    # Read once at import (single-threaded then): os.umask can only be read by setting it.
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+_UMASK = _read_umask()
+
+
+def _target_mode(target: Path) -> int:
+    """The mode a normal ``open()`` would give: the old file's mode, else 0o666 minus the umask.
+
+    ``mkstemp`` creates 0600 files; without this every image and caption would be private.
+    """
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable (no-op where directories cannot be fsynced)."""
     if os.name == "nt":  # directories cannot be opened for fsync on Windows
@@ -43,6 +64,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", encoding: str | 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, _target_mode(target))
         with os.fdopen(fd, mode, encoding=encoding, newline="" if "b" not in mode else None) as fh:
             yield fh
             fh.flush()
@@ -74,6 +97,8 @@ def atomic_save(path: str | os.PathLike[str], writer) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     try:
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, _target_mode(target))
         writer(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

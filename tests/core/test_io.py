@@ -43,3 +43,19 @@ def test_atomic_save_with_writer(tmp_path):
         atomic_save(p, broken)
     assert p.read_bytes() == b"\x89PNG fake"
     assert os.listdir(tmp_path) == ["img.png"]
+
+
+def test_new_files_get_normal_permissions_and_old_modes_are_kept(tmp_path):
+    if os.name == "nt":
+        pytest.skip("POSIX modes")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    p = tmp_path / "new.txt"
+    atomic_write(p, "x")
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+    os.chmod(p, 0o640)
+    atomic_write(p, "y")
+    assert p.stat().st_mode & 0o777 == 0o640
+    img = tmp_path / "img.png"
+    atomic_save(img, lambda tmp: open(tmp, "wb").close())
+    assert img.stat().st_mode & 0o777 == 0o666 & ~umask
