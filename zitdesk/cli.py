@@ -159,10 +159,14 @@ def cmd_lora_inspect(args: argparse.Namespace) -> int:
 
 
 def _model_linear_names(model: str) -> set[str]:
-    """Linear module names of the model's transformer, from its config (meta device, no weights)."""
+    """Linear module names of the model's transformer, from its config (headers only, no torch).
+
+    The names depend only on the numbers of layers and refiners, so a config (or a header) is
+    enough; loading 12 GB or even importing torch is not needed.
+    """
+    from zitdesk.lora.keys import full_size_linear_shapes
     from zitdesk.models.discovery import resolve_model
     from zitdesk.models.validate import DIT, infer_transformer_config
-    from zitdesk.offline import enforce_offline
 
     src = resolve_model(model)
     if src.kind == "comfy":
@@ -170,15 +174,7 @@ def _model_linear_names(model: str) -> set[str]:
         cfg = infer_transformer_config(check.header, check.prefix)
     else:
         cfg = json.loads((src.root / "transformer" / "config.json").read_text())
-    enforce_offline()
-    import torch
-    from diffusers import ZImageTransformer2DModel
-
-    from zitdesk.lora.apply import transformer_linear_names
-
-    with torch.device("meta"):
-        tr = ZImageTransformer2DModel.from_config({k: v for k, v in cfg.items() if not k.startswith("_")})
-    return transformer_linear_names(tr)
+    return set(full_size_linear_shapes(int(cfg["n_layers"]), int(cfg["n_refiner_layers"])))
 
 
 def cmd_params(args: argparse.Namespace) -> int:

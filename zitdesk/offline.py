@@ -34,3 +34,8 @@ def enforce_offline() -> None:
         else:
             os.environ[key] = value
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    # bitsandbytes (imported by peft) tries to fetch a CPU kernel from the Hub on AVX512-BF16 CPUs
+    # and warns when it cannot; offline that is expected, so keep it out of the user's console.
+    import logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
