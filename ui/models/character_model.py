@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt
 
+from ui.models.rows import Index as _Index
+from ui.models.rows import RowTableModel
 from ui.structured_prompt import Character
 
 COLUMNS = ("Who", "Attributes", "Position")
-_Index = QModelIndex | QPersistentModelIndex
 
 
-class CharacterModel(QAbstractTableModel):
+class CharacterModel(RowTableModel):
     """Columns: who, attributes (comma-separated when edited), position."""
 
+    HEADERS = COLUMNS
+
     def __init__(self, characters: list[Character] | None = None, parent=None) -> None:
-        super().__init__(parent)
-        self._rows: list[Character] = list(characters or [])
+        super().__init__(characters, parent)
 
     @property
     def characters(self) -> list[Character]:
@@ -28,30 +30,10 @@ class CharacterModel(QAbstractTableModel):
         self._rows = list(characters)
         self.endResetModel()
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,  # noqa: N802
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(COLUMNS)
-        ):
-            return COLUMNS[section]
-        return None
-
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        c = self.row_at(index)
+        if c is None:
             return None
-        c = self._rows[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return (c.who, ", ".join(c.attributes), c.position)[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole and index.column() == 1:

@@ -6,16 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
+from ui.models.rows import Index as _Index
+from ui.models.rows import RowTableModel
 from ui.theme import BAD, OK
 from zitdesk.engine.requests import LoraSpec
 
 COL_NAME, COL_WEIGHT, COL_COVERAGE = range(3)
 HEADERS = ("LoRA", "Weight", "Coverage")
 ItemRole = Qt.ItemDataRole.UserRole + 1
-_Index = QModelIndex | QPersistentModelIndex
 WEIGHT_MIN, WEIGHT_MAX = -2.0, 3.0
 
 
@@ -49,9 +50,11 @@ def badge_from_inspect(info: dict[str, Any]) -> tuple[str, bool | None, str, lis
     return badge, info.get("compatible"), str(info.get("message") or ""), words
 
 
-class LoraStackModel(QAbstractTableModel):
+class LoraStackModel(RowTableModel):
+    HEADERS = HEADERS
+
     def __init__(self, parent=None) -> None:
-        super().__init__(parent)
+        super().__init__(None, parent)
         self._rows: list[LoraEntry] = []
 
     # -- access --------------------------------------------------------------------------------
@@ -66,26 +69,6 @@ class LoraStackModel(QAbstractTableModel):
         return next((i for i, e in enumerate(self._rows) if e.path == path), -1)
 
     # -- Qt model ------------------------------------------------------------------------------
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,  # noqa: N802
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if (
-            role == Qt.ItemDataRole.DisplayRole
-            and orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(HEADERS)
-        ):
-            return HEADERS[section]
-        return None
-
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
