@@ -49,8 +49,15 @@ MODE_SHORT = {
 }
 
 
-def _mode_key(mode: MemoryMode, vae_tiling: bool) -> str:
-    return f"{mode.value}{'+tiled' if vae_tiling else ''}"
+def _mode_key(request: GenerateRequest) -> str:
+    """Measurements are only comparable within the same placement: mode, tiling, text encoder."""
+    return (f"{request.memory_mode.value}{'+tiled' if request.vae_tiling else ''}"
+            f"{'+te-ram' if request.unload_text_encoder else ''}")
+
+
+def _estimate(request: GenerateRequest) -> int:
+    return estimate_peak(request.width, request.height, request.memory_mode, request.vae_tiling,
+                         request.unload_text_encoder)
 
 
 def estimate_peak(
@@ -164,14 +171,8 @@ class MemoryPredictor:
         self._samples: dict[str, list[dict[str, Any]]] = samples or {}
 
     def predict(self, request: GenerateRequest) -> Prediction:
-        est = estimate_peak(
-            request.width,
-            request.height,
-            request.memory_mode,
-            request.vae_tiling,
-            request.unload_text_encoder,
-        )
-        samples = self._samples.get(_mode_key(request.memory_mode, request.vae_tiling), [])
+        est = _estimate(request)
+        samples = self._samples.get(_mode_key(request), [])
         if not samples:
             return Prediction(est, "estimate")
         for s in reversed(samples):
@@ -184,14 +185,8 @@ class MemoryPredictor:
         """Remember a finished job's measured peak (ignored when 0, i.e. on the CPU)."""
         if peak_bytes <= 0:
             return
-        est = estimate_peak(
-            request.width,
-            request.height,
-            request.memory_mode,
-            request.vae_tiling,
-            request.unload_text_encoder,
-        )
-        key = _mode_key(request.memory_mode, request.vae_tiling)
+        est = _estimate(request)
+        key = _mode_key(request)
         rows = self._samples.setdefault(key, [])
         rows.append({"w": request.width, "h": request.height, "peak": int(peak_bytes), "est": est})
         del rows[:-MAX_SAMPLES]

@@ -188,20 +188,12 @@ class ImageMeta:
 # Writing
 # --------------------------------------------------------------------------------------------
 
-_STANDARD_KEYS = {
-    "Steps",
-    "Sampler",
-    "Schedule type",
-    "CFG scale",
-    "Seed",
-    "Size",
-    "Model hash",
-    "Model",
-    "Lora hashes",
-    "Shift",
-    "Version",
-    "Negative prompt",
-}
+# Settings-line keys zitdesk writes and maps back when reading; anything else is "extra".
+_MAPPED_KEYS = frozenset({
+    "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
+    "Lora hashes", "Shift", "Version",
+})
+_STANDARD_KEYS = _MAPPED_KEYS | {"Negative prompt"}
 
 
 def _quote(value: Any) -> str:
@@ -683,20 +675,7 @@ def _parse_lora_hashes(value: str) -> dict[str, str]:
     return result
 
 
-_A1111_MAPPED = {
-    "Steps",
-    "Sampler",
-    "Schedule type",
-    "CFG scale",
-    "Seed",
-    "Size",
-    "Model hash",
-    "Model",
-    "Lora hashes",
-    "Shift",
-    "Version",
-    "Hashes",
-}
+_A1111_MAPPED = _MAPPED_KEYS | {"Hashes"}
 
 
 def _fill_from_infotext(result: dict[str, Any], text: str) -> bool:
