@@ -79,7 +79,10 @@ class MainWindow(QMainWindow):
 
         self.datasets = DatasetsWorkspace(self)
         self.tabs.addTab(self.datasets, "Datasets")
-        self.tabs.addTab(placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN), "Train")
+        self.tabs.addTab(
+            placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN, placeholder.TRAIN_MEANWHILE),
+            "Train",
+        )
         from ui.library import LibraryWorkspace
 
         self.library = LibraryWorkspace(self)  # scans on first show
