@@ -28,6 +28,7 @@ from ui.tasks import wait_for_tasks
 from ui.thumbnails import ThumbnailCache
 from ui.widgets.vram_meter import VramMeterWidget
 from ui.workspaces import placeholder
+from ui.workspaces.lazy import LazyWorkspace
 from ui.workspaces.generate import GenerateWorkspace
 from zitdesk.io import user_dirs
 from zitdesk.memory_predict import MemoryPredictor
@@ -50,6 +51,18 @@ class ErrorReporter(QObject):
 
 def predictor_path() -> Path:
     return user_dirs()["data"] / "vram_history.json"
+
+
+def _make_datasets(parent: QWidget) -> QWidget:
+    from ui.datasets.workspace import DatasetsWorkspace
+
+    return DatasetsWorkspace(parent)
+
+
+def _make_library(parent: QWidget) -> QWidget:
+    from ui.library import LibraryWorkspace
+
+    return LibraryWorkspace(parent)  # scans on first show
 
 
 class MainWindow(QMainWindow):
@@ -75,18 +88,16 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.generate, "Generate")
-        from ui.datasets.workspace import DatasetsWorkspace
-
-        self.datasets = DatasetsWorkspace(self)
-        self.tabs.addTab(self.datasets, "Datasets")
+        # Datasets and LoRA Library are built when first shown: their imports (numpy, PIL,
+        # watchdog, header parsing) would otherwise double the time to the first window.
+        self.datasets_tab = LazyWorkspace(_make_datasets)
+        self.tabs.addTab(self.datasets_tab, "Datasets")
         self.tabs.addTab(
             placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN, placeholder.TRAIN_MEANWHILE),
             "Train",
         )
-        from ui.library import LibraryWorkspace
-
-        self.library = LibraryWorkspace(self)  # scans on first show
-        self.tabs.addTab(self.library, "LoRA Library")
+        self.library_tab = LazyWorkspace(_make_library, self._wire_library)
+        self.tabs.addTab(self.library_tab, "LoRA Library")
         self.setCentralWidget(self.tabs)
         self.meter = VramMeterWidget()
         self.status_label = QLabel("Ready.")
@@ -107,8 +118,6 @@ class MainWindow(QMainWindow):
         self.generate.predictor_updated.connect(self._save_predictor)
         self.generate.form.changed.connect(self.saver.mark_dirty)
         self.errors.reported.connect(self._on_unhandled_error)
-        self.library.apply_requested.connect(self._on_library_apply)
-        self.library.status_message.connect(self.show_status)
         self._make_shortcuts()
         self._make_menu()
         self.restore_state()
@@ -320,6 +329,20 @@ class MainWindow(QMainWindow):
         qs.setValue("workspace", self.tabs.currentIndex())
         qs.sync()
 
+    @property
+    def library(self):
+        """The LoRA Library workspace (built on first use)."""
+        return self.library_tab.widget()
+
+    @property
+    def datasets(self):
+        """The Datasets workspace (built on first use)."""
+        return self.datasets_tab.widget()
+
+    def _wire_library(self, library) -> None:
+        library.apply_requested.connect(self._on_library_apply)
+        library.status_message.connect(self.show_status)
+
     @Slot(object)
     def _on_library_apply(self, req) -> None:
         """'Apply to Generate' in the library: add to the LoRA stack, optionally insert triggers."""
@@ -341,8 +364,10 @@ class MainWindow(QMainWindow):
         self.save_state()
         self.saver.mark_dirty()
         self.saver.flush()
-        self.library.shutdown()
-        self.datasets.shutdown()  # writes pending captions, waits for its pools
+        if self.library_tab.created:
+            self.library.shutdown()
+        if self.datasets_tab.created:
+            self.datasets.shutdown()  # writes pending captions, waits for its pools
         stopped = self.controller.shutdown(30_000)
         if not stopped:
             # Destroying a running QThread aborts the process; a slow model load ends on its own

@@ -16,3 +16,13 @@ def test_library_apply_adds_to_stack_and_prompt(make_window, settings, tmp_path,
     assert [(lo.path, lo.weight) for lo in req.loras] == [(str(lora), 0.65)]
     assert "inkstyle" in req.prompt and "a cat on a roof" in req.prompt
     qtbot.wait(50)
+
+
+def test_datasets_and_library_are_built_on_first_show(make_window, settings, qtbot):
+    win = make_window(settings, show=True)
+    assert not win.library_tab.created and not win.datasets_tab.created  # fast first window
+    win.tabs.setCurrentWidget(win.datasets_tab)
+    qtbot.waitUntil(lambda: win.datasets_tab.created)
+    assert not win.library_tab.created
+    win.tabs.setCurrentWidget(win.library_tab)
+    qtbot.waitUntil(lambda: win.library_tab.created)
