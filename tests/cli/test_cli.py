@@ -68,6 +68,13 @@ def test_generate_with_lora(home, comfy_model, tmp_path):
     res = zit("generate", "--prompt", "x", "--model", str(comfy_model), "--width", "64", "--height", "64",
               "--steps", "2", "--seed", "1", "--lora", f"{lora}:0.7", "--out", str(tmp_path / "o"), env_home=home)
     assert "4/4 modules" in res.stderr
+    import hashlib
+
+    png = next((tmp_path / "o").glob("*.png"))
+    params = json.loads(zit("params", str(png), "--json", env_home=home).stdout)
+    assert params["loras"][0]["name"] == "style" and params["loras"][0]["weight"] == 0.7
+    assert params["loras"][0]["hash"] == hashlib.sha256(lora.read_bytes()).hexdigest()
+    assert "style: " + params["loras"][0]["hash"][:10] in params["raw"]["parameters"]  # A1111 text
     info = json.loads(zit("lora", "inspect", str(lora), "--model", str(comfy_model), "--json", env_home=home).stdout)
     assert info["arch"] == "zimage" and info["dialect"] == "aitoolkit" and info["rank"] == 4
     assert info["coverage"]["matched"] == 4

@@ -361,22 +361,21 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
     return result.images[0]
 
 
-_HASH_CACHE: dict[tuple[str, int, float], str] = {}
+_HASHES = None
 
 
 def _file_sha256(path: str) -> str:
-    """sha256 of a LoRA file, cached by (path, size, mtime) so a stack is hashed once."""
-    import hashlib
+    """sha256 of a LoRA file for the PNG's "Lora hashes", through the library's hash cache
+    (keyed by path + size + mtime and kept on disk, so a stack is hashed once, ever)."""
+    global _HASHES
+    from zitdesk.library.hashing import HashCache, default_cache_path
 
     try:
         st = os.stat(path)
+        if _HASHES is None:
+            _HASHES = HashCache(default_cache_path())
+        sha = _HASHES.compute(str(path), st.st_size, st.st_mtime_ns).sha256
+        _HASHES.save()
+        return sha
     except OSError:
         return ""
-    key = (path, st.st_size, st.st_mtime)
-    if key not in _HASH_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _HASH_CACHE[key] = h.hexdigest()
-    return _HASH_CACHE[key]
