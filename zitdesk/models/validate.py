@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.errors import ModelError
+from zitdesk.lora.keys import detect_checkpoint_family
 from zitdesk.paths import skeleton_dir
 from zitdesk.st_header import SafetensorsHeader, read_header
 
@@ -22,7 +23,25 @@ from zitdesk.st_header import SafetensorsHeader, read_header
 DIT, TEXT_ENCODER, VAE = "transformer", "text_encoder", "vae"
 ROLE_LABELS = {DIT: "diffusion model (DiT)", TEXT_ENCODER: "text encoder (Qwen3-4B)", VAE: "VAE (ae)"}
 
-_LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_down.", ".lora_up.", "lokr_w1", "hada_w1", ".lora.down.")
+_TE_PREFIXES = ("model.", "language_model.model.", "model.language_model.", "")
+
+# What to tell the user about a file of another family (the family comes from lora.keys).
+_FOREIGN = {
+    "lora": "{name} is a LoRA, not a base model. Add it in the LoRA stack instead, and choose the "
+            "Z-Image Turbo model files (DiT, qwen_3_4b, ae) as the base.",
+    "flux-dit": "{name} is a Flux model, not Z-Image Turbo. Choose the Z-Image DiT file.",
+    "qwen-image-dit": "{name} is a Qwen-Image model, not Z-Image Turbo. Choose the Z-Image DiT file.",
+    "lumina2-dit": "{name} is a Lumina 2 model, not Z-Image Turbo. Choose the Z-Image DiT file.",
+    "hunyuan-dit": "{name} is a HunyuanVideo/Image model, not Z-Image Turbo. Choose the Z-Image DiT file.",
+    "wan-dit": "{name} is a Wan video model, not Z-Image Turbo. Choose the Z-Image DiT file.",
+    "sdxl": "{name} is an SDXL checkpoint; zitdesk only runs Z-Image Turbo.",
+    "sd15": "{name} is a Stable Diffusion 1.x/2.x checkpoint; zitdesk only runs Z-Image Turbo.",
+    "sd3": "{name} is a Stable Diffusion 3 model; zitdesk only runs Z-Image Turbo.",
+    "qwen2": "{name} is a Qwen2/2.5 text encoder (used by Qwen-Image), not Qwen3-4B. "
+             "Use qwen_3_4b.safetensors.",
+    "clip": "{name} is a CLIP/T5 text encoder; Z-Image Turbo needs Qwen3-4B (qwen_3_4b.safetensors).",
+    "t5": "{name} is a CLIP/T5 text encoder; Z-Image Turbo needs Qwen3-4B (qwen_3_4b.safetensors).",
+}
 DIT_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "")
 
 
@@ -63,16 +82,10 @@ def classify_header(header: SafetensorsHeader) -> FileCheck:
     if not keys:
         check.message = f"{name} holds no tensors."
         return check
-    if _has(keys, *_LORA_MARKERS):
-        check.family = "lora"
-        check.message = (
-            f"{name} is a LoRA, not a base model. Add it in the LoRA stack instead, and choose the "
-            "Z-Image Turbo model files (DiT, qwen_3_4b, ae) as the base."
-        )
-        return check
-    prefix = _dit_prefix(keys)
-    if prefix is not None:
-        check.family, check.prefix = "zimage-dit", prefix
+    family = detect_checkpoint_family(keys, {k: v.shape for k, v in header.tensors.items()})
+    check.family = family
+    if family == "zimage-dit":
+        check.prefix = _dit_prefix(keys) or ""
         if _has(keys, "scale_weight", "weight_scale", ".scales", "input_scale") or any(
             d in dtypes for d in ("I8", "U8", "F4")
         ):
@@ -85,66 +98,32 @@ def classify_header(header: SafetensorsHeader) -> FileCheck:
         if "F16" in dtypes and "BF16" not in dtypes:
             check.message = "fp16 weights: zitdesk computes in bf16 (fp16 overflows in Z-Image)."
         return check
-    if _has(keys, "double_blocks.0.img_attn", "single_blocks.0.linear1"):
-        check.family = "flux-dit"
-        check.message = f"{name} is a Flux model, not Z-Image Turbo. Choose the Z-Image DiT file."
+    if family == "qwen3":
+        check.prefix = next((p for p in _TE_PREFIXES if f"{p}embed_tokens.weight" in keys), "")
+        if any(k.endswith(("scale_weight", "weight_scale")) for k in keys):
+            check.message = (
+                f"{name} is a scaled-fp8 Qwen3 file that zitdesk cannot load yet; use the bf16 "
+                "qwen_3_4b.safetensors."
+            )
+        else:
+            check.role = TEXT_ENCODER
         return check
-    if _has(keys, "transformer_blocks.0.img_mod", "transformer_blocks.0.img_mlp"):
-        check.family = "qwen-image-dit"
-        check.message = f"{name} is a Qwen-Image model, not Z-Image Turbo. Choose the Z-Image DiT file."
+    if family == "flux-vae":
+        if "encoder.conv_out.weight" not in keys:
+            check.family = "vae-prefixed"
+            check.message = f"{name} holds a VAE inside another checkpoint; use the standalone ae.safetensors."
+        else:
+            check.role = VAE
         return check
-    if _has(keys, "conditioner.embedders.1", "conditioner.embedders.0.transformer"):
-        check.family = "sdxl"
-        check.message = f"{name} is an SDXL checkpoint; zitdesk only runs Z-Image Turbo."
-        return check
-    if _has(keys, "cond_stage_model.transformer", "model.diffusion_model.input_blocks.0.0.weight"):
-        check.family = "sd15"
-        check.message = f"{name} is a Stable Diffusion 1.x/2.x checkpoint; zitdesk only runs Z-Image Turbo."
-        return check
-    if _has(keys, "joint_blocks.0.", "model.diffusion_model.joint_blocks"):
-        check.family = "sd3"
-        check.message = f"{name} is a Stable Diffusion 3 model; zitdesk only runs Z-Image Turbo."
-        return check
-    te_prefix = next((p for p in ("model.", "") if f"{p}embed_tokens.weight" in keys), None)
-    if te_prefix is not None and f"{te_prefix}layers.0.self_attn.q_proj.weight" in keys:
-        if f"{te_prefix}layers.0.self_attn.q_norm.weight" in keys:
-            check.family, check.prefix, check.role = "qwen3", te_prefix, TEXT_ENCODER
-            if any(k.endswith(("scale_weight", "weight_scale")) for k in keys):
-                check.role = None
-                check.message = (
-                    f"{name} is a scaled-fp8 Qwen3 file that zitdesk cannot load yet; use the bf16 "
-                    "qwen_3_4b.safetensors."
-                )
-            return check
-        check.family = "qwen2"
+    if family == "sd-vae":
+        conv = next(v for k, v in header.tensors.items() if k.endswith("encoder.conv_out.weight"))
         check.message = (
-            f"{name} is a Qwen2/2.5 text encoder (used by Qwen-Image), not Qwen3-4B. Use qwen_3_4b.safetensors."
+            f"{name} is a {conv.shape[0] // 2}-channel VAE (SD/SDXL); Z-Image needs the 16-channel "
+            "Flux VAE (ae.safetensors)."
         )
         return check
-    if _has(keys, "text_model.encoder.layers.0", "encoder.block.0.layer.0.SelfAttention"):
-        check.family = "clip-t5"
-        check.message = f"{name} is a CLIP/T5 text encoder; Z-Image Turbo needs Qwen3-4B (qwen_3_4b.safetensors)."
-        return check
-    vae_conv = next(
-        (k for k in ("encoder.conv_out.weight", "first_stage_model.encoder.conv_out.weight",
-                     "vae.encoder.conv_out.weight") if k in keys),
-        None,
-    )
-    if vae_conv and _has(keys, "decoder.conv_out.weight"):
-        out_ch = header.tensors[vae_conv].shape[0]
-        if out_ch == 32:  # 2 × 16 latent channels: the Flux.1 VAE (= Z-Image's)
-            if vae_conv != "encoder.conv_out.weight":
-                check.family = "vae-prefixed"
-                check.message = f"{name} holds a VAE inside another checkpoint; use the standalone ae.safetensors."
-                return check
-            check.family, check.role = "flux-vae", VAE
-            return check
-        check.family = "sd-vae"
-        check.message = (
-            f"{name} is a {out_ch // 2}-channel VAE (SD/SDXL); Z-Image needs the 16-channel Flux VAE (ae.safetensors)."
-        )
-        return check
-    check.message = f"{name} is not a Z-Image Turbo model file (no known layout found in its tensor names)."
+    check.message = _FOREIGN.get(family, "{name} is not a Z-Image Turbo model file (no known layout "
+                                          "found in its tensor names).").format(name=name)
     return check
 
 
