@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from zitdesk.errors import FileFormatError, LoraError, ZitdeskError
+from zitdesk.library.samples import write_safetensors
 from zitdesk.lora.keys import (
     QKV_MARKER,
     coverage,
@@ -33,46 +34,11 @@ FULL = full_size_linear_shapes()
 # A torch-free safetensors writer (header + zero-filled data, optional scalar values)
 # ---------------------------------------------------------------------------------------------
 
-_SIZES = {"F32": 4, "F16": 2, "BF16": 2}
-
-
 def write_st(path: Path, tensors: dict[str, tuple], metadata: dict[str, str] | None = None) -> Path:
-    """``tensors``: name → (shape,) or (shape, dtype) or (shape, dtype, scalar_value).
-
-    Zero tensors are left as a sparse hole (``truncate``), so a full-size 240-module header costs
-    no disk writes.
-    """
-    header: dict = {}
-    values: list[tuple[int, bytes]] = []
-    off = 0
-    for name, spec in tensors.items():
-        shape = list(spec[0])
-        dtype = spec[1] if len(spec) > 1 else "F32"
-        n = 1
-        for s in shape:
-            n *= s
-        nbytes = n * _SIZES[dtype]
-        if len(spec) > 2:
-            if dtype == "F32":
-                raw = struct.pack("<f", spec[2])
-            elif dtype == "F16":
-                raw = struct.pack("<e", spec[2])
-            else:  # BF16: the top two bytes of the f32
-                raw = struct.pack("<f", spec[2])[2:]
-            values.append((off, raw))
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + nbytes]}
-        off += nbytes
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(h)) + h)
-        for pos, raw in values:
-            fh.seek(8 + len(h) + pos)
-            fh.write(raw)
-        fh.truncate(8 + len(h) + off)
-    return path
+    """``tensors``: name → (shape,) or (shape, dtype) or (shape, dtype, scalar_value); dtype F32
+    unless given. Written by the library's sample writer (sparse zeros, real header layout)."""
+    specs = {k: (v[0], v[1] if len(v) > 1 else "F32", *v[2:]) for k, v in tensors.items()}
+    return write_safetensors(path, specs, metadata or None)
 
 
 def lora_pair(prefix: str, module: str, rank: int, shapes=FULL, style: str = "A/B") -> dict[str, tuple]:
