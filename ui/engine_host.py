@@ -5,8 +5,12 @@ engine lazily on its first job (so torch/diffusers are imported there, never at 
 one job at a time through the engine protocol (``run(request, emit, cancel)``). Every engine event
 leaves the thread as ``Signal(object)`` carrying the engine's frozen dataclass.
 
-``EngineController`` lives on the GUI thread. It owns the job queue and sends the next job only
-after the previous one's terminal event. Cancel sets the job's :class:`CancelToken` directly: a
+``EngineController`` lives on the GUI thread. It owns the one job queue for every kind
+(``generate``, ``train``) and sends the next job only after the previous one's terminal event, so a
+generation submitted while training runs waits and runs after it. While a training job is paused,
+:meth:`EngineController.try_generate` hands a generation to that job (kind ``try``: rendered inside
+the paused trainer with the LoRA as of this step, its events under its own job id); tries not
+served when the training job ends are queued as ordinary generations, first in line. Cancel sets the job's :class:`CancelToken` directly: a
 queued "cancel" call would wait behind the busy worker. Previews are throttled (about 4 per second)
 and turned into ``QImage``s here, on the GUI thread; widgets make the ``QPixmap``.
 
@@ -40,6 +44,7 @@ from zitdesk.engine.events import (
     StepProgress,
 )
 from zitdesk.engine.protocol import Engine
+from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +53,31 @@ PREVIEW_INTERVAL_MS = 250
 
 
 def default_engine_factory() -> Engine:
-    """The real engine; imported here so torch and diffusers load on the engine thread, late."""
-    from zitdesk.engine.generate import GenerationEngine
+    """The real engine (generation + training, one shared pipeline); built on the engine thread
+    so torch and diffusers load there, late."""
+    from zitdesk.engine.studio import StudioEngine
 
-    return GenerationEngine()
+    return StudioEngine()
+
+
+def kind_of(request: Any) -> str:
+    """``generate`` for a GenerateRequest, ``train`` for a TrainSpec (by type name: no import of
+    the training modules on the GUI thread)."""
+    name = type(request).__name__
+    return {"GenerateRequest": "generate", "TrainSpec": "train"}.get(name, "generate")
 
 
 @dataclass(eq=False)
 class Job:
-    """One queued unit of engine work (generation now, training later)."""
+    """One queued unit of engine work: kind ``generate``, ``train`` or ``try`` (a generation
+    served inside a paused training job)."""
 
     request: Any
     kind: str = "generate"
     token: CancelToken = field(default_factory=CancelToken)
-    state: str = "queued"  # queued | running | finished | cancelled | failed
+    state: str = "queued"  # queued | running | paused | finished | cancelled | failed
     result: Any = None  # the terminal event once the job ended
+    parent: str = ""  # a try job: the training job that serves it
 
     @property
     def job_id(self) -> str:
@@ -164,6 +179,12 @@ class EngineController(QObject):
     job_ended = Signal(object)  # Job, after any terminal event
     busy_changed = Signal(bool)
     queue_changed = Signal()
+    # training (every event carries its job id)
+    train_step = Signal(object)  # TrainStep
+    sample_ready = Signal(object)  # SampleReady
+    checkpoint_saved = Signal(object)  # CheckpointSaved
+    paused = Signal(object)  # Paused (with lora_path: the LoRA as of this step)
+    resumed = Signal(object)  # Resumed
 
     _dispatch = Signal(object)  # → EngineWorker.run_job (queued, engine thread)
     _shutdown_worker = Signal()  # → EngineWorker.shutdown
@@ -178,6 +199,7 @@ class EngineController(QObject):
         self._pending: list[Job] = []
         self._current: Job | None = None
         self._jobs: dict[str, Job] = {}
+        self._tries: dict[str, Job] = {}  # try jobs handed to the paused training job
         self._stopped = False
         self._thread = QThread()
         self._thread.setObjectName("zitdesk-engine")
@@ -215,17 +237,28 @@ class EngineController(QObject):
     def job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def current_training(self) -> Job | None:
+        """The running (or paused) training job, if any."""
+        job = self._current
+        return job if job is not None and job.kind == "train" else None
+
+    @property
+    def tries(self) -> list[Job]:
+        """Try jobs waiting in or running inside the paused training job."""
+        return list(self._tries.values())
+
     @property
     def running(self) -> bool:
         """True while the engine thread is alive (it starts with the first job)."""
         return self._thread.isRunning()
 
     # -- commands -----------------------------------------------------------------------------
-    def submit(self, request: Any, kind: str = "generate") -> Job:
-        """Queue a request (a frozen engine dataclass); it runs when the engine is free."""
+    def submit(self, request: Any, kind: str | None = None) -> Job:
+        """Queue a request (a frozen engine dataclass); it runs when the engine is free. ``kind``
+        defaults from the type: GenerateRequest → "generate", TrainSpec → "train"."""
         if self._stopped:
             raise RuntimeError("the engine has been shut down")
-        job = Job(request, kind)
+        job = Job(request, kind or kind_of(request))
         self._jobs[job.job_id] = job
         self._pending.append(job)
         self.job_queued.emit(job)
@@ -233,8 +266,47 @@ class EngineController(QObject):
         self._dispatch_next()
         return job
 
+    def pause(self, job_id: str | None = None) -> bool:
+        """Pause the running training job after its current step (``Paused`` follows).
+        True if a training job was asked to pause."""
+        job = self.current_training()
+        if job is None or (job_id is not None and job.job_id != job_id):
+            return False
+        job.token.pause()
+        return True
+
+    def resume(self, job_id: str | None = None) -> bool:
+        """Resume the paused training job (``Resumed`` follows)."""
+        job = self.current_training()
+        if job is None or (job_id is not None and job.job_id != job_id):
+            return False
+        job.token.resume()
+        return True
+
+    def try_generate(self, request: Any) -> Job:
+        """Generate inside the paused training job (kind "try": same loaded model, the LoRA as of
+        this step, training adapter off). With no paused training job: an ordinary submit."""
+        train = self.current_training()
+        if self._stopped or train is None or not train.token.paused or train.token.cancelled:
+            return self.submit(request, "generate")
+        job = Job(request, "try", parent=train.job_id)
+        self._jobs[job.job_id] = job
+        self._tries[job.job_id] = job
+        self.job_queued.emit(job)
+        train.token.interject(request, job.token)
+        self.queue_changed.emit()
+        return job
+
     def cancel(self, job_id: str | None = None) -> None:
         """Cancel the running job (default) or drop a queued one. Safe to call at any time."""
+        if job_id is not None and job_id in self._tries:
+            job = self._tries[job_id]
+            train = self._jobs.get(job.parent)
+            if job.state == "queued" and train is not None and train.token.withdraw(job_id):
+                self._end_try(job, JobCancelled(job_id))
+            else:
+                job.token.cancel()  # running inside the trainer: it stops before decoding
+            return
         if job_id is None or (self._current is not None and self._current.job_id == job_id):
             if self._current is not None:
                 self._current.token.cancel()  # set directly: the worker is busy
@@ -250,6 +322,8 @@ class EngineController(QObject):
                 return
 
     def cancel_all(self) -> None:
+        for job in list(self._tries.values()):
+            job.token.cancel()
         for job in list(self._pending):
             self.cancel(job.job_id)
         self.cancel()
@@ -290,16 +364,33 @@ class EngineController(QObject):
     @Slot(object)
     def _on_event(self, ev: EngineEvent) -> None:
         job = self._current
-        if job is None or ev.job_id != job.job_id:
+        try_job = self._tries.get(ev.job_id)
+        if try_job is not None:
+            job = try_job
+        elif job is None or ev.job_id != job.job_id:
             log.debug("ignoring event for inactive job %s", ev.job_id)
             return
-        if isinstance(ev, StepProgress):
+        if isinstance(ev, TrainStep):
+            self.train_step.emit(ev)
+        elif isinstance(ev, SampleReady):
+            self.sample_ready.emit(ev)
+        elif isinstance(ev, CheckpointSaved):
+            self.checkpoint_saved.emit(ev)
+        elif isinstance(ev, Paused):
+            job.state = "paused"
+            self.paused.emit(ev)
+        elif isinstance(ev, Resumed):
+            job.state = "running"
+            self.resumed.emit(ev)
+        elif isinstance(ev, StepProgress):
             self.progress.emit(ev)
             if ev.preview is not None:
                 self._pending_preview = ev.preview
                 if not self._preview_timer.isActive():
                     self._flush_preview()
         elif isinstance(ev, JobStarted):
+            if try_job is not None:
+                try_job.state = "running"
             self.job_started.emit(ev)
         elif isinstance(ev, PhaseChanged):
             self.phase_changed.emit(ev)
@@ -310,13 +401,47 @@ class EngineController(QObject):
         elif isinstance(ev, LoraReport):
             self.lora_report.emit(ev)
         elif isinstance(ev, TERMINAL_EVENTS):
-            self._finish(job, ev)
+            if try_job is not None:
+                self._end_try(try_job, ev)
+            else:
+                self._finish(job, ev)
+
+    def _end_try(self, job: Job, ev: EngineEvent) -> None:
+        self._tries.pop(job.job_id, None)
+        job.result = ev
+        if isinstance(ev, JobFinished):
+            job.state = "finished"
+            self.job_finished.emit(ev)
+        elif isinstance(ev, JobCancelled):
+            job.state = "cancelled"
+            self.job_cancelled.emit(ev)
+        else:
+            job.state = "failed"
+            self.job_failed.emit(ev)
+        self.job_ended.emit(job)
+        self.queue_changed.emit()
 
     def _finish(self, job: Job, ev: EngineEvent) -> None:
         job.result = ev
         self._preview_timer.stop()
         self._pending_preview = None
         self._current = None
+        if job.kind == "train":
+            # Tries the trainer did not serve (it resumed or ended first) run next, as ordinary
+            # generations, in the order they were asked for.
+            leftovers = [
+                self._tries.pop(r.job_id)
+                for r, _ in job.token.drain_interjected()
+                if getattr(r, "job_id", None) in self._tries
+            ]
+            for t in reversed(leftovers):
+                t.kind, t.parent, t.state = "generate", "", "queued"
+                if t.token.cancelled:
+                    t.state, t.result = "cancelled", JobCancelled(t.job_id)
+                    self.job_cancelled.emit(t.result)
+                    self.job_ended.emit(t)
+                    continue
+                self._pending.insert(0, t)
         if isinstance(ev, JobFinished):
             job.state = "finished"
             self.job_finished.emit(ev)

@@ -10,7 +10,7 @@ from PIL import Image
 from trainhelp import make_config, make_dataset, run_job
 
 from zitdesk.engine.cancel import CancelToken
-from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, PhaseChanged
+from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, JobWarning
 from zitdesk.train.checkpoint import list_checkpoints, load_checkpoint
 from zitdesk.train.events import CheckpointSaved, Paused, Resumed, TrainStep
 
@@ -141,9 +141,7 @@ def test_existing_run_needs_resume_and_matching_settings(train_model, dataset, t
     )
     rec = run_job(lower, resume=True)
     assert isinstance(rec.last, JobFinished) and [e.step for e in rec.of(TrainStep)] == [5]
-    warn = [
-        e.detail for e in rec.of(PhaseChanged) if e.phase == "warning" and "changed" in e.detail
-    ]
+    warn = [e.message for e in rec.of(JobWarning) if "changed" in e.message]
     assert warn and "model.base_precision" in warn[0]
     assert rec.last.stats["base_precision"] == "fp8"
 

@@ -81,8 +81,16 @@ class _Loaded:
     lora_key: tuple = ()
 
 
-class _StopBeforeDecode(Exception):  # noqa: N818
+class StopBeforeDecode(Exception):  # noqa: N818
     """Raised from the step callback to leave the pipeline without decoding."""
+
+
+_StopBeforeDecode = StopBeforeDecode
+
+
+def source_key(source) -> tuple:
+    """What identifies a model's files (two sources with equal keys load the same weights)."""
+    return (str(source.root), tuple(sorted((k, str(v)) for k, v in source.files.items())))
 
 
 def output_name(out_dir: Path, seed: int, index: int) -> Path:
@@ -102,6 +110,7 @@ class GenerationEngine:
         self.model_path = model_path
         self._device = device
         self._loaded: _Loaded | None = None
+        self._lent: _Loaded | None = None  # lent to a training job (StudioEngine)
         self._embed_cache: dict[tuple[str, str, bool], Any] = {}
         self.preview_min_interval_s = 0.25
 
@@ -151,8 +160,59 @@ class GenerationEngine:
 
     def shutdown(self) -> None:
         self._loaded = None
+        self._lent = None
         self._embed_cache.clear()
         free_memory()
+
+    # -- lending the pipeline to a training job (StudioEngine) ----------------------------------
+    def lend_pipeline(self, source, device: str, dtype) -> Any | None:
+        """Hand the loaded pipeline to a training job on the same files, or free it.
+
+        Lent only when it is the same model files on ``device``, placed plainly (GPU mode: no
+        offload hooks, no fp8 storage, not compiled, text encoder not streamed) in ``dtype``;
+        the LoRA stack is removed first. Otherwise the pipeline is dropped (the trainer loads
+        its own into the freed memory) and None is returned. Until :meth:`take_back` this engine
+        holds no pipeline.
+        """
+        loaded, self._loaded, self._lent = self._loaded, None, None
+        if loaded is None:
+            return None
+        key = loaded.key
+        ok = (
+            key[:2] == source_key(source)
+            and loaded.device == device
+            and loaded.mode is MemoryMode.GPU
+            and not key[4]
+            and not key[5]
+            and getattr(loaded.pipe.transformer, "dtype", None) == dtype
+        )
+        if ok and loaded.lora_key:
+            try:
+                from zitdesk.lora.apply import apply_loras
+
+                apply_loras(loaded.pipe, [])
+                loaded.lora_key = ()
+            except Exception:  # noqa: BLE001 - then the trainer loads a clean copy
+                log.exception("could not remove the LoRA stack before training")
+                ok = False
+        if not ok:
+            del loaded
+            self._embed_cache.clear()
+            free_memory()
+            return None
+        self._lent = loaded
+        return loaded.pipe
+
+    def take_back(self, pipe: Any | None) -> None:
+        """The pipeline lent to training comes back (cleaned by the trainer), or None: the next
+        generation loads the model again."""
+        lent, self._lent = self._lent, None
+        if pipe is None or lent is None or pipe is not lent.pipe:
+            self._embed_cache.clear()
+            free_memory()
+            return
+        lent.lora_key = ()
+        self._loaded = lent
 
     # -- internals ------------------------------------------------------------------------
     def _failure(self, job: str, request: GenerateRequest, exc: Exception) -> JobFailed:
@@ -190,8 +250,7 @@ class GenerationEngine:
 
     def _ensure_pipeline(self, request: GenerateRequest, emit: Emit, cancel: CancelToken) -> _Loaded:
         source = self._resolve_source(request)
-        key = (str(source.root), tuple(sorted((k, str(v)) for k, v in source.files.items())),
-               self.device, request.memory_mode, request.compile,
+        key = (*source_key(source), self.device, request.memory_mode, request.compile,
                request.unload_text_encoder and request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8))
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
@@ -296,24 +355,30 @@ class GenerationEngine:
         return path
 
     def _save(self, image, request: GenerateRequest, seed: int, index: int) -> Path:
-        from zitdesk.pngmeta import ImageMeta, LoraUse, write_png
-
-        out_dir = Path(request.output_dir) if request.output_dir else default_output_dir()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = output_name(out_dir, seed, index)
         source = self._loaded.source if self._loaded else None
-        loras = tuple(
-            LoraUse(name=Path(lo.path).stem, weight=float(lo.weight), sha256=_file_sha256(lo.path))
-            for lo in request.loras if lo.enabled
-        )
-        meta = ImageMeta(
-            prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
-            cfg_scale=request.guidance, seed=seed, width=request.width, height=request.height,
-            shift=request.shift, model_name=source.label if source else "Z-Image Turbo",
-            loras=loras, version=f"zitdesk {__version__}",
-            request_json=request.with_changes(seed=seed, count=1, job_id=request.job_id).to_json(),
-        )
-        return write_png(image, path, meta)
+        return save_image(image, request, seed, index,
+                          model_label=source.label if source else "Z-Image Turbo")
+
+
+def save_image(image, request: GenerateRequest, seed: int, index: int, model_label: str) -> Path:
+    """Write one generated image with its parameters (A1111 text + zitdesk JSON) → its path."""
+    from zitdesk.pngmeta import ImageMeta, LoraUse, write_png
+
+    out_dir = Path(request.output_dir) if request.output_dir else default_output_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = output_name(out_dir, seed, index)
+    loras = tuple(
+        LoraUse(name=Path(lo.path).stem, weight=float(lo.weight), sha256=_file_sha256(lo.path))
+        for lo in request.loras if lo.enabled
+    )
+    meta = ImageMeta(
+        prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
+        cfg_scale=request.guidance, seed=seed, width=request.width, height=request.height,
+        shift=request.shift, model_name=model_label,
+        loras=loras, version=f"zitdesk {__version__}",
+        request_json=request.with_changes(seed=seed, count=1, job_id=request.job_id).to_json(),
+    )
+    return write_png(image, path, meta)
 
 
 def compile_blocks(pipe, device: str) -> str:

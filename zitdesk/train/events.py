@@ -23,6 +23,8 @@ class TrainStep(EngineEvent):
     lr: float = 0.0
     it_s: float = 0.0  # optimizer steps per second (smoothed)
     eta_s: float = 0.0  # seconds left for the training steps (samples/saves excluded)
+    phase_eta_s: float = 0.0  # seconds left including the sample rounds and saves still due
+    vram_bytes: int = 0  # GPU memory allocated by this process now (0 on the CPU)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class CheckpointSaved(EngineEvent):
 @dataclass(frozen=True)
 class Paused(EngineEvent):
     step: int = 0
+    lora_path: str = ""  # the LoRA as of this step, written at the pause ("Try it" uses it)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""The one engine the engine thread holds: generation and training behind one ``run``.
+
+:class:`StudioEngine` dispatches by request type — a :class:`GenerateRequest` goes to the
+:class:`~zitdesk.engine.generate.GenerationEngine`, a :class:`~zitdesk.train.config.TrainSpec`
+to the :class:`~zitdesk.train.trainer.Trainer` — and lends the loaded pipeline between them:
+
+* generation holds the pipeline between jobs (``GenerationEngine._loaded``);
+* a training job on the same model files (same device, plain GPU/CPU placement, the dtype the
+  trainer wants) *borrows* it: generation's LoRA stack is removed and generation forgets the
+  pipeline while the trainer owns it (no second copy is loaded). Otherwise generation frees its
+  pipeline first and the trainer loads its own;
+* when the job ends the trainer removes its PEFT adapters (user LoRA and training adapter),
+  puts the text encoder and VAE back where they were and *returns* the pipeline, which
+  generation keeps using. When the base weights were changed (adapter merged, fp8/NF4, compiled
+  blocks, another attention backend) nothing is returned and generation reloads cleanly.
+
+``run`` never raises; one job at a time, on the calling thread (the engine thread).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from zitdesk.engine.cancel import CancelToken
+from zitdesk.engine.events import JobFailed, JobStarted
+from zitdesk.engine.protocol import Emit
+from zitdesk.engine.requests import GenerateRequest
+
+log = logging.getLogger(__name__)
+
+
+class StudioEngine:
+    """Generation + training with one shared pipeline (see the module docstring)."""
+
+    def __init__(self, model_path: str | None = None, device: str | None = None) -> None:
+        from zitdesk.engine.generate import GenerationEngine
+
+        self.generation = GenerationEngine(model_path=model_path, device=device)
+        self._device = device
+        self._trainer: Any = None
+
+    @property
+    def trainer(self):
+        if self._trainer is None:
+            from zitdesk.train.trainer import Trainer
+
+            self._trainer = Trainer(device=self._device, models=self.generation)
+        return self._trainer
+
+    def run(self, request: Any, emit: Emit, cancel: CancelToken) -> None:
+        from zitdesk.train.config import TrainSpec
+
+        if isinstance(request, GenerateRequest):
+            self.generation.run(request, emit, cancel)
+        elif isinstance(request, TrainSpec):
+            self.trainer.run(request, emit, cancel)
+        else:
+            job = str(getattr(request, "job_id", "") or "job")
+            emit(JobStarted(job, kind="unknown"))
+            emit(JobFailed(job, kind="request", message=(
+                f"The engine cannot run a {type(request).__name__}; send a generation request "
+                "or a training spec.")))
+
+    def shutdown(self) -> None:
+        self.generation.shutdown()
+        if self._trainer is not None:
+            self._trainer.shutdown()
