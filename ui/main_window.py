@@ -1,9 +1,11 @@
 """The main window: composition root and wiring only (no generation logic here).
 
-Four workspaces in tabs (Generate, Datasets, Train — a placeholder until the Train UI lands — and
-LoRA Library), a status bar with the live memory meter, keyboard shortcuts, PNG drop to load
-parameters, window state restored through ``QSettings``. Closing cancels a running job and waits
-for the engine thread.
+Four workspaces in tabs (Generate, Datasets, Train and LoRA Library; the last three are built on
+first show), a status bar with the live memory meter, keyboard shortcuts, PNG drop to load
+parameters, window state restored through ``QSettings``. A banner above the tabs offers to resume
+training runs the app did not finish (read right after the window appears: small JSON files
+only); the tray icon (``ui.train.notify``) reports finished and failed runs. Closing cancels a
+running job (a training run saves a checkpoint first) and waits for the engine thread.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
 
 from ui.dialogs.model_setup import ModelSetupDialog
 from ui.engine_host import EngineController, EngineFactory
@@ -26,8 +28,9 @@ from ui.settings_saver import SettingsSaver
 from ui.state import window_settings
 from ui.tasks import wait_for_tasks
 from ui.thumbnails import ThumbnailCache
+from ui.train.notify import Notifier
+from ui.widgets.banner import BannerWidget
 from ui.widgets.vram_meter import VramMeterWidget
-from ui.workspaces import placeholder
 from ui.workspaces.lazy import LazyWorkspace
 from ui.workspaces.generate import GenerateWorkspace
 from zitdesk.io import user_dirs
@@ -92,13 +95,23 @@ class MainWindow(QMainWindow):
         # watchdog, header parsing) would otherwise double the time to the first window.
         self.datasets_tab = LazyWorkspace(_make_datasets)
         self.tabs.addTab(self.datasets_tab, "Datasets")
-        self.tabs.addTab(
-            placeholder.PlaceholderWorkspace("Train", placeholder.TRAIN, placeholder.TRAIN_MEANWHILE),
-            "Train",
-        )
+        # Train pulls in pyqtgraph and the training modules: built on first show as well.
+        self.train_tab = LazyWorkspace(self._make_train, self._wire_train)
+        self.tabs.addTab(self.train_tab, "Train")
         self.library_tab = LazyWorkspace(_make_library, self._wire_library)
         self.tabs.addTab(self.library_tab, "LoRA Library")
-        self.setCentralWidget(self.tabs)
+        self.recovery_banner = BannerWidget()
+        self.recovery_banner.action_clicked.connect(self._on_recovery_action)
+        self._unfinished: list[Any] = []
+        self._library_pending = ""
+        central = QWidget()
+        central_lay = QVBoxLayout(central)
+        central_lay.setContentsMargins(0, 0, 0, 0)
+        central_lay.setSpacing(0)
+        central_lay.addWidget(self.recovery_banner)
+        central_lay.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.notifier = Notifier(self)
         self.meter = VramMeterWidget()
         self.status_label = QLabel("Ready.")
         self.statusBar().addWidget(self.status_label, 1)
@@ -123,6 +136,7 @@ class MainWindow(QMainWindow):
         self.restore_state()
         self.poller.start()
         self.generate.update_prediction()
+        QTimer.singleShot(0, self.check_unfinished_runs)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _make_shortcuts(self) -> None:
@@ -339,6 +353,99 @@ class MainWindow(QMainWindow):
         """The Datasets workspace (built on first use)."""
         return self.datasets_tab.widget()
 
+    @property
+    def train(self):
+        """The Train workspace (built on first use)."""
+        return self.train_tab.widget()
+
+    def _make_train(self, parent: QWidget) -> QWidget:
+        from ui.train.workspace import TrainWorkspace
+
+        return TrainWorkspace(
+            self.controller, self.thumbnails, self.settings, self.notifier, parent=parent
+        )
+
+    def _wire_train(self, train) -> None:
+        train.status_message.connect(self.show_status)
+        train.try_requested.connect(self._on_train_try)
+        train.run_ended.connect(self._on_train_run_ended)
+        train.library_requested.connect(self.show_in_library)
+        train.model_setup_requested.connect(self.open_model_setup)
+        train.datasets_requested.connect(self._show_datasets)
+        self.poller.snapshot_ready.connect(train.set_snapshot)
+        if self.poller.last is not None:
+            train.set_snapshot(self.poller.last)
+        self.recovery_banner.hide()  # the Train tab shows its own prompt from now on
+
+    @Slot()
+    def check_unfinished_runs(self) -> None:
+        """Offer to resume runs the app did not finish (killed, crashed, power cut)."""
+        if self.train_tab.created or self._closing:
+            return
+        try:
+            from zitdesk.train.runs import unfinished_runs
+
+            self._unfinished = list(unfinished_runs())
+        except Exception:  # noqa: BLE001 - an offer only; never stop the start-up for it
+            log.exception("could not look for unfinished training runs")
+            self._unfinished = []
+        if not self._unfinished:
+            return
+        r = self._unfinished[0]
+        more = f" and {len(self._unfinished) - 1} more" if len(self._unfinished) > 1 else ""
+        self.recovery_banner.show_message(
+            f"The training run “{r.name}”{more} did not finish (stopped at step "
+            f"{r.steps_done}/{r.steps_total}). Resume continues from its newest checkpoint.",
+            "warning",
+            "Resume",
+            "resume",
+        )
+
+    @Slot(str)
+    def _on_recovery_action(self, key: str) -> None:
+        if key == "resume" and self._unfinished:
+            record = self._unfinished[0]
+            self.tabs.setCurrentWidget(self.train_tab)
+            self.train.resume_record(record)
+
+    @Slot()
+    def _show_datasets(self) -> None:
+        self.tabs.setCurrentWidget(self.datasets_tab)
+
+    @Slot(str, bool)
+    def _on_train_try(self, lora_path: str, live: bool) -> None:
+        """'Try it': the LoRA into the Generate stack, then switch to Generate."""
+        self.generate.use_training_lora(lora_path, live)
+        self.tabs.setCurrentWidget(self.generate)
+        self.show_status(
+            f"{Path(lora_path).name} is in the LoRA stack"
+            + (": Generate runs on the paused training model." if live else ".")
+        )
+
+    @Slot(object)
+    def _on_train_run_ended(self, job) -> None:
+        """A run ended: its LoRA files are new in the runs folder, so the library rescans."""
+        self.generate.set_training_paused(None)
+        if self.library_tab.created:
+            self.library.rescan()
+
+    @Slot(str)
+    def show_in_library(self, path: str) -> None:
+        library = self.library
+        self.tabs.setCurrentWidget(self.library_tab)
+        if not library.select(path):
+            self._library_pending = path
+            library.controller.scan_finished.connect(self._select_pending_lora)
+            library.rescan()
+
+    @Slot(object)
+    def _select_pending_lora(self, _result) -> None:
+        path, self._library_pending = self._library_pending, ""
+        with contextlib.suppress(RuntimeError, TypeError):
+            self.library.controller.scan_finished.disconnect(self._select_pending_lora)
+        if path:
+            self.library.select(path)
+
     def _wire_library(self, library) -> None:
         library.apply_requested.connect(self._on_library_apply)
         library.status_message.connect(self.show_status)
@@ -366,6 +473,9 @@ class MainWindow(QMainWindow):
         self.saver.flush()
         if self.library_tab.created:
             self.library.shutdown()
+        if self.train_tab.created:
+            self.train.shutdown()
+        self.notifier.hide()
         if self.datasets_tab.created:
             self.datasets.shutdown()  # writes pending captions, waits for its pools
         stopped = self.controller.shutdown(30_000)

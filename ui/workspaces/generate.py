@@ -5,6 +5,11 @@ controller's signals (progress, throttled previews, images, LoRA coverage, termi
 memory becomes a banner with a one-click retry one tier down (:func:`retry_plan`); any other
 failure becomes a plain banner with the traceback behind "Details…". Before a job it shows the
 predicted memory peak, refined by what earlier jobs measured.
+
+While a training run is paused, Generate runs inside it ("Try it" in the Train tab): a click goes
+through ``controller.try_generate`` (the training job renders with the model it holds and the
+LoRA as of the paused step) and a line above the preview says so. Events of training jobs
+themselves are the Train tab's, not shown here.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QWidget
 
 from ui.dialogs.structured_prompt import StructuredPromptDialog
 from ui.engine_host import EngineController, Job
@@ -78,6 +83,16 @@ class GenerateWorkspace(GenerateView):
         self._tasks = TaskSignals(self)
         self._tasks.succeeded.connect(self._on_png_read)
         self._tasks.failed.connect(self._on_png_failed)
+        self._try_loras: list[str] = []
+        self.training_note = QLabel("")
+        self.training_note.setObjectName("banner")
+        self.training_note.setProperty("level", "info")
+        self.training_note.setWordWrap(True)
+        self.training_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.training_note.hide()
+        center = self.banner.parentWidget()
+        if center is not None and center.layout() is not None:
+            center.layout().insertWidget(0, self.training_note)
 
         self._predict_timer = QTimer(self)
         self._predict_timer.setSingleShot(True)
@@ -104,6 +119,9 @@ class GenerateWorkspace(GenerateView):
         c.lora_report.connect(self._on_lora_report)
         c.job_ended.connect(self._on_job_ended)
         c.busy_changed.connect(self._on_busy)
+        if hasattr(c, "paused"):
+            c.paused.connect(self._on_training_paused)
+            c.resumed.connect(self._on_training_resumed)
         self.update_prediction()
 
     # -- commands -------------------------------------------------------------------------------
@@ -129,6 +147,8 @@ class GenerateWorkspace(GenerateView):
     def submit(self, request) -> Job:
         self.banner.hide()
         self.form.seed.set_last_seed(request.seed)
+        if self.training_paused():
+            return self.controller.try_generate(request)  # inside the paused training job
         job = self.controller.submit(request)
         if self.controller.busy and self.controller.current is not job:
             self.status_message.emit(f"Queued ({len(self.controller.pending)} waiting).")
@@ -136,7 +156,55 @@ class GenerateWorkspace(GenerateView):
 
     @Slot()
     def cancel(self) -> None:
+        if self._is_training(self.controller.current):
+            return  # Esc here must not stop a training run; the Train tab has Stop
         self.controller.cancel()
+
+    # -- training ("Try it") --------------------------------------------------------------------
+    def _is_training(self, job_or_id: Any) -> bool:
+        job = self.controller.job(job_or_id) if isinstance(job_or_id, str) else job_or_id
+        return job is not None and job.kind == "train"
+
+    def training_paused(self) -> bool:
+        current = getattr(self.controller, "current_training", None)
+        job = current() if current is not None else None
+        return job is not None and job.token.paused
+
+    def use_training_lora(self, path: str, live: bool) -> None:
+        """Put a training run's LoRA into the stack (replacing the previous "try" one)."""
+        stack = self.form.loras
+        for old in self._try_loras:
+            row = stack.model.row_of(old)
+            if old != path and row >= 0:
+                stack.model.remove(row)
+        self._try_loras = [path]
+        stack.add_lora(path, 1.0)
+        if live:
+            self.set_training_paused(path)
+
+    def set_training_paused(self, lora_path: str | None, step: int = 0) -> None:
+        if not lora_path:
+            self.training_note.hide()
+            return
+        at = f" at step {step}" if step else ""
+        self.training_note.setText(
+            f"Training is paused{at}: Generate runs on the training model with "
+            f"{Path(lora_path).name} as of this step (training adapter off, no reload). "
+            "Resume in the Train tab when you are done."
+        )
+        self.style().unpolish(self.training_note)
+        self.style().polish(self.training_note)
+        self.training_note.show()
+        self.generate_button.setText("Generate")
+
+    @Slot(object)
+    def _on_training_paused(self, ev) -> None:
+        self.set_training_paused(getattr(ev, "lora_path", "") or "the LoRA", ev.step)
+
+    @Slot(object)
+    def _on_training_resumed(self, _ev) -> None:
+        self.training_note.hide()
+        self._on_busy(self.controller.busy)
 
     def focus_prompt(self) -> None:
         self.form.prompt.focus_prompt()
@@ -243,10 +311,13 @@ class GenerateWorkspace(GenerateView):
     @Slot(bool)
     def _on_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
-        self.generate_button.setText("Add to queue" if busy else "Generate")
+        paused = self.training_note.isVisible()
+        self.generate_button.setText("Add to queue" if busy and not paused else "Generate")
 
     @Slot(object)
     def _on_job_started(self, ev) -> None:
+        if self._is_training(ev.job_id):
+            return
         self.progress.start(ev.total_steps)
         self._first_image[ev.job_id] = True
         self._started.add(ev.job_id)
@@ -254,10 +325,14 @@ class GenerateWorkspace(GenerateView):
 
     @Slot(object)
     def _on_warning(self, ev) -> None:  # e.g. the prompt is cut at the 512-token budget
+        if self._is_training(ev.job_id):
+            return
         self.show_message(ev.message, "warning")
 
     @Slot(object)
     def _on_phase(self, ev) -> None:
+        if self._is_training(ev.job_id):
+            return
         text = ev.detail or ev.phase.capitalize()
         self.progress.set_phase(text)
         self.status_message.emit(text)
@@ -308,6 +383,9 @@ class GenerateWorkspace(GenerateView):
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:
+        if job.kind == "train":
+            self.training_note.hide()
+            return
         self._first_image.pop(job.job_id, None)
         if job.job_id not in self._started:  # dropped from the queue before it ran
             self.status_message.emit("Removed a queued job.")

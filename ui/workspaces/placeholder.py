@@ -30,16 +30,3 @@ class PlaceholderWorkspace(QWidget):
         lay.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addStretch(2)
 
-
-TRAIN = [
-    "Z-Image Turbo LoRA presets by GPU memory (8 / 12 / 16 / 24 GB) and goal",
-    "Loss chart and sample images on one timeline, rendered by the Generate pipeline",
-    "Pause, try prompts on the live LoRA, resume; checkpoints that load in ComfyUI",
-    "Training jobs share the queue with generation, so the GPU is never double-booked",
-]
-TRAIN_MEANWHILE = (
-    "Training already works from the command line, with the same engine: "
-    "<code>zitdesk train job.toml --init --preset 16gb --model MODEL --data DATASET --out RUN "
-    "--trigger WORD</code>, then <code>zitdesk train job.toml</code> (see docs/training.md). "
-    "Check a dataset first in the Datasets tab."
-)
