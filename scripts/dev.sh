@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=.venv
 STAMP=$VENV/.zitdesk-installed
+LOCK=requirements/lock.txt
+TORCH_LOCK=requirements/torch-cpu.txt
 
 # Qt needs a few X/xcb libraries even for its offscreen platform; Xvfb is for screenshots.
 APT_PKGS="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
@@ -30,12 +32,14 @@ setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
-  if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
-    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    # torch first and pinned: on a CPU-only machine this is the CPU build.
-    "$VENV/bin/python" -m pip install -q "torch==2.13.0" || "$VENV/bin/python" -m pip install -q "torch>=2.11"
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
-    touch "$STAMP"
+  # Exactly the locked set (requirements/, regenerated on purpose by scripts/lock), hashes checked;
+  # reinstalled whenever the lock or pyproject.toml changes. CPU torch from torch-cpu.txt.
+  local want
+  want=$(cat pyproject.toml "$LOCK" "$TORCH_LOCK" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+    "$VENV/bin/python" -m pip install -q --require-hashes -r "$TORCH_LOCK" -r "$LOCK"
+    "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+    echo "$want" > "$STAMP"
   fi
 }
 
