@@ -156,3 +156,19 @@ def test_the_hooks_the_spec_relies_on_exist(spec_run):
     for dist in g["DATA_BY_HOOK"]:
         pkgs = [p for p in BD.import_packages(dist) if not p.endswith(".libs")]
         assert any(f"hook-{p}.py" in names for p in pkgs), f"no PyInstaller hook for {dist} ({pkgs})"
+
+
+def test_every_installer_path_installs_the_lock():
+    """dev.sh, build-linux, CI and the release install the locked set, and one torch version."""
+    torch_version = _pins(TORCH_LOCK)["torch"].split("+")[0]
+    dev = (ROOT / "scripts" / "dev.sh").read_text()
+    build = (ROOT / "scripts" / "build-linux").read_text()
+    for text in (dev, build):
+        assert "--require-hashes" in text and "requirements/lock.txt" in text
+        assert "requirements/torch-cpu.txt" in text
+    assert "bash scripts/build-linux" in (ROOT / ".ci" / "run").read_text()
+    release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+    assert re.search(r"TORCH_SPEC: torch==(\S+)", release).group(1) == torch_version
+    assert "requirements/lock.txt" in release
+    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert "bash .ci/run" in ci and "requirements/lock.txt" in ci
