@@ -405,10 +405,13 @@ class TrainWorkspace(QWidget):
         live_out = self._live_output()
         return [r for r in runs if str(Path(r.output_dir).resolve()) != live_out]
 
+    @property
+    def live(self) -> bool:
+        """True while this tab's run is queued, running or paused."""
+        return self.live_job is not None and self.live_job.state in ("queued", "running", "paused")
+
     def _live_output(self) -> str:
-        if self.live_spec is None or self.live_job is None or self.live_job.state in (
-            "finished", "cancelled", "failed"
-        ):
+        if self.live_spec is None or not self.live:
             return ""
         return str(Path(self.live_spec.config.save.output_dir).expanduser().resolve())
 
@@ -426,7 +429,7 @@ class TrainWorkspace(QWidget):
 
     @Slot()
     def show_overview(self) -> None:
-        if self.live_job is not None and self.live_job.state in ("queued", "running"):
+        if self.live:
             self.overview.set_live(
                 f"“{self.run_view.title.text()}” is training: {self.run_view.step_label.text()}."
             )
@@ -479,7 +482,7 @@ class TrainWorkspace(QWidget):
         return self.start_spec(TrainSpec(config=config, resume=False))
 
     def start_spec(self, spec: Any, title: str = "") -> Job | None:
-        if self.live_job is not None and self.live_job.state in ("queued", "running"):
+        if self.live:
             self.status_message.emit(
                 "A training run is already going; wait for it to end or stop it first."
             )
@@ -540,7 +543,7 @@ class TrainWorkspace(QWidget):
         if live and str(Path(record.output_dir).resolve()) == live:
             self.show_run_view()
             return
-        if self.live_job is not None and self.live_job.state in ("queued", "running"):
+        if self.live:
             self.status_message.emit("A run is training; its view stays open.")
             self.show_run_view()
             return
