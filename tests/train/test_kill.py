@@ -76,16 +76,26 @@ def _wait_for_step(lines: queue.Queue, target: int, timeout: float = 120.0) -> i
 
 
 def _check_outputs(out: Path) -> int:
-    """Every checkpoint and LoRA file on disk loads; no temp file carries a final name."""
+    """What a kill may leave, whenever it lands: every checkpoint loads; every file with a final
+    name (anything ending in ``.safetensors``, hidden or not, anywhere under the run) is a
+    complete safetensors file another program can read; every other hidden file is a temp file
+    the app recognises (ends in ``.tmp``) and removes at the next start."""
     from safetensors import safe_open
+
+    from zitdesk.io import is_temp_name
 
     ckpts = list_checkpoints(out / "checkpoints")
     for c in ckpts:
         adapter, trainer, state = load_checkpoint(c.path)
         assert state["step"] == c.step and adapter and "runner" in trainer
-    for f in out.glob("*.safetensors"):
-        with safe_open(str(f), "pt") as fh:
-            assert len(list(fh.keys())) > 0
+    for f in out.rglob("*"):
+        if not f.is_file() or any(part.startswith((".tmp-", ".del-")) for part in f.parts):
+            continue  # checkpoint folders being assembled / removed: cleaned at start
+        if f.name.startswith("."):
+            assert is_temp_name(f.name) and f.name.endswith(".tmp"), f"unrecognised {f}"
+        elif f.suffix == ".safetensors":
+            with safe_open(str(f), "pt") as fh:
+                assert len(list(fh.keys())) > 0, f
     return ckpts[-1].step if ckpts else 0
 
 
@@ -112,7 +122,7 @@ def test_sigkill_at_random_moments(train_model, dataset, tmp_path):
     assert (out / "lora.safetensors").is_file()
     leftovers = [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
     assert leftovers == []
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.rglob(".*")], "temp files of the kills were cleaned"
 
     straight = run_job(cfg.with_changes(save={"output_dir": str(tmp_path / "straight")}))
     assert isinstance(straight.last, JobFinished)
@@ -126,13 +136,56 @@ def test_stale_temp_files_are_cleaned_at_start(train_model, dataset, tmp_path):
     out = tmp_path / "run"
     (out / "samples" / "000000005").mkdir(parents=True)
     stale = [
-        out / ".lora_000000005.ab12cd_3.safetensors",
+        out / ".lora_000000005.safetensors.ab12cd_3.tmp",  # today's pattern
+        out / ".lora_000000005.ab12cd_3.safetensors",  # earlier versions' pattern
+        out / ".tmpAb3dE9",  # safetensors.save_file's own temp, killed before its rename
         out / ".train_config.toml.x1y2z3w4.tmp",
         out / "samples" / "000000005" / ".0_42.q1w2e3r4.png",
+        out / "samples" / "000000005" / ".0_42.png.q1w2e3r4.tmp",
     ]
     for f in stale:
         f.write_bytes(b"half")
     (out / ".keepme").write_text("user file")
     rec = run_job(make_config(train_model, dataset, out, optim={"steps": 1}))
     assert isinstance(rec.last, JobFinished)
-    assert not any(f.exists() for f in stale) and (out / ".keepme").exists()
+    assert [f.name for f in stale if f.exists()] == [] and (out / ".keepme").exists()
+
+
+def _kill_mid_write(target: Path, writer: str) -> None:
+    """Run ``writer`` (Python source using ``target``) in a child that SIGKILLs itself while the
+    temp file is open and partly written: deterministic, unlike a timed kill."""
+    code = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "import zitdesk.io as zio\n"
+        "target = Path(sys.argv[1])\n"
+        "real_replace = os.replace\n"
+        "def die(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.replace = die  # the kill lands after the data is written, before the rename\n"
+        + writer
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(target)], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    "writer",
+    [
+        "import torch; from zitdesk.train.lora_io import save_lora\n"
+        "save_lora(target, {'a.lora_A.weight': torch.ones(2, 2)}, {'x': 'y'})\n",
+        "import torch; zio.atomic_save_tensors(target, {'t': torch.ones(3)})\n",
+        "zio.atomic_write(target, b'partial' * 100)\n",
+    ],
+    ids=["save_lora", "atomic_save_tensors", "atomic_write"],
+)
+def test_a_killed_write_never_looks_like_a_lora_and_is_cleaned(tmp_path, writer):
+    from zitdesk.io import clean_temp_files, is_temp_name
+
+    target = tmp_path / "my_lora.safetensors"
+    _kill_mid_write(target, writer)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 1 and not target.exists()
+    assert left[0].startswith(".") and left[0].endswith(".tmp") and is_temp_name(left[0])
+    assert clean_temp_files(tmp_path) == 1 and list(tmp_path.iterdir()) == []

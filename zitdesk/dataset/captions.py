@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from zitdesk.io import atomic_write
+from zitdesk.io import atomic_write, is_temp_name
+from zitdesk.io import default_file_mode as default_file_mode  # re-exported
 
 BOM = b"\xef\xbb\xbf"
 CONFLICT_SUFFIX = ".zitdesk-conflict"
@@ -85,43 +86,14 @@ def read_caption_file(path: Path) -> CaptionFile | None:
     return CaptionFile(text, style, FileSig.of_bytes(data, st))
 
 
-def default_file_mode() -> int:
-    """``0o666`` minus the process umask (what ``open()`` would create), read without
-    changing the umask (``os.umask`` is process-wide and racy)."""
-    global _MODE
-    if _MODE is None:
-        mode = 0o644
-        try:
-            with open("/proc/self/status", encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith("Umask:"):
-                        mode = 0o666 & ~int(line.split()[1], 8)
-        except OSError:
-            pass
-        _MODE = mode
-    return _MODE
-
-
-_MODE: int | None = None
-
-
 def write_caption_file(path: Path, text: str, style: CaptionStyle) -> FileSig:
     """Atomically write a caption (temp file, fsync, rename) and return its new signature.
 
-    The file keeps its permissions (``atomic_write``'s temp files are private, 0600); a new
-    file gets the usual ``0666 & ~umask`` so other tools and users can read the dataset.
+    The file keeps its permissions; a new file gets the usual ``0666 & ~umask`` (both done by
+    :func:`zitdesk.io.atomic_write`) so other tools and users can read the dataset.
     """
     data = encode_caption(text, style)
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = default_file_mode()
     atomic_write(path, data)
-    if os.name != "nt":
-        try:
-            os.chmod(path, mode)
-        except OSError:
-            pass
     st = os.stat(path)
     return FileSig.of_bytes(data, st)
 
@@ -131,10 +103,7 @@ def conflict_path(caption_path: Path) -> Path:
     return caption_path.with_name(caption_path.name + CONFLICT_SUFFIX)
 
 
-_STALE = re.compile(r"\..+\.(txt|caption|png|jpe?g|webp|bmp)\.[A-Za-z0-9_]+\.tmp", re.IGNORECASE)
-
-
 def is_stale_temp(name: str) -> bool:
-    """Temp files :func:`zitdesk.io.atomic_open` leaves behind when a process is killed
-    (``.cat.txt.k3j2_x.tmp``); nothing else matches."""
-    return _STALE.fullmatch(name) is not None
+    """Temp files :mod:`zitdesk.io` writers leave behind when a process is killed
+    (``.cat.txt.k3j2_x1a.tmp``), the only names removed from a user's dataset folder."""
+    return is_temp_name(name, legacy=False)

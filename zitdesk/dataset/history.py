@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zitdesk.io import atomic_write
+from zitdesk.io import atomic_write, clean_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ class History:
     def load(self) -> Replayed:
         """Replay the journal; repairs a torn last line and compacts a long journal."""
         out = Replayed()
+        # temp files of journal/index/snapshot writes a killed process left behind
+        clean_temp_files(self.meta_dir)
+        clean_temp_files(self.meta_dir / SNAPSHOT_DIR)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:

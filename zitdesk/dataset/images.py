@@ -26,11 +26,12 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from zitdesk.io import atomic_write, user_dirs
 
 #: Pillow's own default bomb threshold (0.25 GiB of RGBA); larger images are rejected.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -300,7 +301,6 @@ def analyse_file(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIX
 # --- thumbnail disk cache ------------------------------------------------------------------------
 
 def thumb_cache_dir() -> Path:
-    from zitdesk.io import user_dirs
 
     return user_dirs()["cache"] / "thumbs"
 
@@ -315,18 +315,7 @@ def store_thumb(sha256: str, jpeg: bytes, cache_dir: Path | None = None) -> Path
     target = thumb_path(sha256, cache_dir)
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".thumb.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(jpeg)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(target, jpeg, durable=False)
     return target
 
 

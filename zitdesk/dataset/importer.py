@@ -36,11 +36,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
-from zitdesk.dataset.captions import BOM, decode_caption, default_file_mode
+from zitdesk.dataset.captions import BOM, decode_caption
 from zitdesk.dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, Prepared, prepare, store_thumb
 from zitdesk.dataset.store import CAPTION_EXT, META_DIR, merge_index_entries
 from zitdesk.errors import RequestError
-from zitdesk.io import fsync_dir
+from zitdesk.io import create_temp, fsync_dir
 from zitdesk.train.dataset import IMAGE_EXTS
 
 CAPTION_EXTS = (".txt", ".caption")
@@ -292,13 +292,9 @@ def _caption_bytes(data: bytes) -> tuple[bytes, str]:
 
 def _place_new(data: bytes, target: Path) -> None:
     """Write ``data`` to a temp file, fsync, and link it to ``target``; fails if it exists."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = create_temp(target)  # the one temp-name pattern, with the normal file mode
     try:
         with os.fdopen(fd, "wb") as fh:
-            if os.name != "nt":
-                os.fchmod(fh.fileno(), default_file_mode())
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -189,7 +189,7 @@ def save_tiny_model(
     enforce_offline()
     import torch
     from diffusers import ZImagePipeline
-    from safetensors.torch import save_file
+    from zitdesk.io import atomic_save_tensors
 
     out = Path(out_dir)
     comps = components or make_tiny_components(seed)
@@ -208,11 +208,11 @@ def save_tiny_model(
     name = COMFY_FILE_NAMES["transformer"]
     if dit_dtype == "float8_e4m3fn":
         name = name.replace("_bf16", "_fp8_e4m3fn")
-    save_file(dit, str(out / name), metadata={"format": "pt"})
+    atomic_save_tensors(out / name, dit, metadata={"format": "pt"})
     te = {f"model.{k}": v.detach().contiguous() for k, v in comps["text_encoder"].state_dict().items()}
-    save_file(te, str(out / COMFY_FILE_NAMES["text_encoder"]), metadata={"format": "pt"})
+    atomic_save_tensors(out / COMFY_FILE_NAMES["text_encoder"], te, metadata={"format": "pt"})
     vae = {k: v.detach().contiguous() for k, v in ldm_vae_state_dict(comps["vae"].state_dict()).items()}
-    save_file(vae, str(out / COMFY_FILE_NAMES["vae"]), metadata={"format": "pt"})
+    atomic_save_tensors(out / COMFY_FILE_NAMES["vae"], vae, metadata={"format": "pt"})
     # Real ComfyUI folders have no tokenizer (the bundled Qwen one is used); the tiny text encoder
     # has a 512-token vocabulary, so its own tokenizer travels beside the files.
     comps["tokenizer"].save_pretrained(str(out / "tokenizer"))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zitdesk.io import atomic_save, atomic_write
+from zitdesk.io import atomic_save_tensors, atomic_write
 from zitdesk.train.dataset import DatasetItem, Entry, derive_seed, load_bucket_image
 
 log = logging.getLogger(__name__)
@@ -148,10 +148,8 @@ def _valid(path: Path, name: str) -> bool:
 
 
 def _save_tensor(path: Path, name: str, tensor: Any, meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
     data = {name: tensor.detach().cpu().contiguous()}
-    atomic_save(path, lambda tmp: save_file(data, tmp, metadata=meta))
+    atomic_save_tensors(path, data, metadata=meta)
 
 
 class ImageHashes:

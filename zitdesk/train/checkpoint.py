@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zitdesk.io import atomic_save, atomic_write, fsync_dir
+from zitdesk.io import atomic_save, atomic_save_tensors, atomic_write, fsync_dir
+from zitdesk.io import clean_temp_files as clean_temp_files  # re-exported for the trainer
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +70,6 @@ def clean_leftovers(root: Path) -> int:
     return n
 
 
-_TEMP_FILE_RE = re.compile(r"^\.[^/\\]+\.[A-Za-z0-9_]{8}(?:\.[A-Za-z0-9]+)?$")
-
-
-def clean_temp_files(folder: Path) -> int:
-    """Remove temp files an interrupted atomic write left in ``folder`` (``.<name>.<8 random>
-    [.<ext>]``, as :mod:`zitdesk.io` names them); returns how many."""
-    n = 0
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if p.is_file() and _TEMP_FILE_RE.match(p.name):
-                with contextlib.suppress(OSError):
-                    p.unlink()
-                    n += 1
-    return n
-
-
 def _remove_dir(p: Path) -> None:
     trash = p.with_name(f".del-{p.name}-{os.getpid()}-{time.monotonic_ns()}")
     try:
@@ -107,17 +92,14 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically and prune old ones; returns its folder."""
     import torch
-    from safetensors.torch import save_file
-
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{name}_{step:09d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}"
     tmp.mkdir()
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in adapter.items()}
-        atomic_save(
-            tmp / "adapter.safetensors",
-            lambda t: save_file(tensors, t, metadata={"format": "pt", "step": str(step)}),
+        atomic_save_tensors(
+            tmp / "adapter.safetensors", tensors, metadata={"format": "pt", "step": str(step)}
         )
         atomic_save(tmp / "trainer.pt", lambda t: torch.save(trainer_state, t))
         doc = {"format": CKPT_FORMAT, "step": step, **state}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk import __version__
-from zitdesk.io import atomic_save
+from zitdesk.io import atomic_save_tensors
 from zitdesk.train.config import TrainConfig
 
 COMFY_PREFIX = "diffusion_model."
@@ -137,8 +137,6 @@ def build_metadata(
 
 
 def save_lora(path: str | Path, state_dict: Mapping[str, Any], metadata: Mapping[str, str]) -> Path:
-    """Write a safetensors LoRA atomically (temp file, fsync, rename)."""
-    from safetensors.torch import save_file
-
+    """Write a safetensors LoRA atomically (temp file, fsync, rename; the normal file mode)."""
     sd = {k: v.contiguous() for k, v in state_dict.items()}
-    return atomic_save(path, lambda tmp: save_file(sd, tmp, metadata=dict(metadata)))
+    return atomic_save_tensors(path, sd, metadata=dict(metadata))
