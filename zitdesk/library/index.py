@@ -280,6 +280,8 @@ def walk(root: str, cancel: Callable[[], bool] | None = None) -> list[_Found]:
         names: dict[str, str] = {}
         candidates = []
         subdirs = []
+        # A training run's checkpoints hold raw optimizer-side tensors, not LoRAs to use.
+        run_folder = any(de.name == "run.json" for de in listing)
         for de in listing:
             name = de.name
             try:
@@ -287,6 +289,8 @@ def walk(root: str, cancel: Callable[[], bool] | None = None) -> list[_Found]:
             except OSError:
                 continue
             if is_dir:
+                if run_folder and name == "checkpoints":
+                    continue
                 if not name.startswith(".") and depth < MAX_DEPTH:
                     subdirs.append(de.path)
                 continue

@@ -4,7 +4,8 @@ Auto-found roots are the LoRA folders of the usual tools' model trees (the same 
 :func:`zitdesk.models.discovery.tool_model_roots` knows for base models): ComfyUI
 ``models/loras``, Forge/A1111 ``models/Lora`` and ``models/LyCORIS``, SwarmUI ``Models/Lora``,
 StabilityMatrix ``Models/Lora``; plus zitdesk's own ``<data>/loras`` (where trained LoRAs can
-go) and ``ZITDESK_LORA_DIRS`` (``os.pathsep``-separated). Only folders that exist are returned.
+go), the training runs folder ``<data>/runs`` (:func:`zitdesk.train.runs.runs_root`: every run's
+LoRA files, with the last sample as ``<name>.preview.png``) and ``ZITDESK_LORA_DIRS`` (``os.pathsep``-separated). Only folders that exist are returned.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ LORA_SUBFOLDERS = ("loras", "Lora", "LyCORIS", "lora", "LoRA")
 @dataclass(frozen=True)
 class Root:
     path: str
-    origin: str          # user | comfyui | forge | swarmui | stabilitymatrix | zitdesk | env
+    origin: str          # user | comfyui | forge | swarmui | stabilitymatrix | zitdesk | runs | env
 
     @property
     def label(self) -> str:
-        names = {"user": "", "comfyui": "ComfyUI", "forge": "Forge/A1111", "swarmui": "SwarmUI",
+        names = {"user": "", "runs": "zitdesk training runs", "comfyui": "ComfyUI", "forge": "Forge/A1111", "swarmui": "SwarmUI",
                  "stabilitymatrix": "StabilityMatrix", "zitdesk": "zitdesk", "env": "ZITDESK_LORA_DIRS"}
         tag = names.get(self.origin, self.origin)
         return f"{Path(self.path).name} ({tag})" if tag else Path(self.path).name
@@ -35,6 +36,11 @@ class Root:
 def zitdesk_lora_dir() -> Path:
     """zitdesk's own LoRA folder (trained LoRAs can be saved here)."""
     return user_dirs()["data"] / "loras"
+
+
+def runs_lora_dir() -> Path:
+    """The training runs folder (the same as ``zitdesk.train.runs.runs_root``, kept torch-free)."""
+    return user_dirs()["data"] / "runs"
 
 
 def auto_roots() -> list[Root]:
@@ -57,6 +63,7 @@ def auto_roots() -> list[Root]:
             out.append(Root(str(path), origin))
 
     add(zitdesk_lora_dir(), "zitdesk")
+    add(runs_lora_dir(), "runs")
     for origin, models in tool_model_roots():
         if origin == "user":
             continue

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from zitdesk.io import atomic_write, user_dirs
+from zitdesk.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,11 @@ class RunRecord:
 
 
 def runs_root() -> Path:
-    """The default folder of new runs (``<data>/runs``); a LoRA Library folder too."""
-    return user_dirs()["data"] / "runs"
+    """The default folder of new runs (``<data>/runs``); a LoRA Library folder too
+    (``zitdesk.library.roots.auto_roots``)."""
+    from zitdesk.library.roots import runs_lora_dir
+
+    return runs_lora_dir()
 
 
 def process_start_time(pid: int) -> float | None:
