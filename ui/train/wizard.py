@@ -1,0 +1,1062 @@
+"""The New-run wizard: three short pages that end in a validated :class:`TrainConfig`.
+
+``NewRunWizard(parent, datasets, gpu_info, *, model_path=None, runs_root=None)``:
+
+* ``datasets``: the app's dataset folders (:func:`app_datasets` lists what the Datasets tab
+  knows: the folders under ``user data/datasets`` and the last one it opened); a folder can be
+  added with "Folder…".
+* ``gpu_info``: the card to plan for — a :class:`zitdesk.gpu.MemorySnapshot`, a ``GpuReading``, a
+  :class:`zitdesk.train.estimate.GpuSpec`, ``(name, vram_gib)``, ``None`` (no GPU) or
+  :data:`DETECT` (the default: read NVML now).
+* ``model_path``: the model to preselect; default: the Generate tab's model (``AppSettings``).
+
+Pages: **Dataset** (image count, captions, the Datasets pre-flight verdict run on the thread pool,
+"Fix in Datasets…" → ``open_dataset(path)``) → **What it learns** (character / style / concept set
+rank, caption dropout, steps, timestep mode and sample prompts — see :data:`GOALS`; the trigger
+word, with a warning when captions already hold it) → **Hardware and model** (every VRAM preset
+with its expected step time, peak memory and total time on this card from
+:mod:`zitdesk.train.estimate`, the detected tier preselected; steps; the model; the training
+adapter, checked like ``zitdesk lora inspect``; a strong, non-blocking warning for Turbo without
+one; the run name and output folder).
+
+Start emits ``config_ready(TrainConfig)`` once ``TrainConfig.validate()`` passes (its sentence is
+shown otherwise). "Full settings…" opens :class:`ui.train.settings_form.TrainSettingsDialog` on
+the wizard's values; Start there emits the wizard's ``config_ready`` too and closes both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+    QWizard,
+    QWizardPage,
+)
+
+from ui.tasks import TaskSignals, run_task
+from ui.theme import BAD, MUTED, OK, WARN
+from zitdesk.errors import RequestError
+from zitdesk.io import user_dirs
+from zitdesk.train.config import TrainConfig
+from zitdesk.train.estimate import (
+    Estimate,
+    estimate_tiers,
+    format_duration,
+    gpu_spec,
+)
+from zitdesk.train.presets import DEFAULT_PRESET, PRESETS, apply_preset, preset_for_vram
+
+log = logging.getLogger(__name__)
+
+DETECT = "detect"
+DATASETS_LAST_KEY = "datasets/last_folder"  # ui/datasets/workspace.py SETTINGS_KEY
+PAGE_DATASET, PAGE_GOAL, PAGE_HARDWARE = range(3)
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str
+    label: str
+    blurb: str
+    rank: int
+    caption_dropout: float
+    steps: int
+    timestep_mode: str
+    prompts: tuple[str, ...]
+
+
+#: What each goal sets. Sources: zimage-engine.md §13 E ("rank 32 (16–32), alpha = rank …
+#: 2000–3000 steps for a character"; OneTrainer's Z-Image presets use rank 16), §13 B (caption
+#: dropout 0.05, ai-toolkit's default) and §13 C / docs/training.md (timestep modes).
+#:
+#: * character: rank 32 and 2000 steps (the §13 E character recipe); ``weighted`` timesteps
+#:   (ai-toolkit's Z-Image Turbo default) favour high noise, where identity and shape are decided.
+#: * style: rank 16 (a look needs less capacity than a face, and a smaller file); caption dropout
+#:   0.10 so the look also comes through from captions without the trigger; ``shift`` (s = 3)
+#:   weighs every noise level equally — ``weighted`` halves the low-noise end where brushwork and
+#:   texture live; 2500 steps, since styles are usually trained on more, more varied images.
+#: * concept (object, outfit, pose): rank 16, dropout 0.05, ``weighted``, 1500 steps (one thing,
+#:   less to learn than a whole character).
+GOALS: dict[str, Goal] = {
+    "character": Goal(
+        "character",
+        "Character",
+        "A person, pet or figure: the same face and body in new scenes, outfits and poses.",
+        32,
+        0.05,
+        2000,
+        "weighted",
+        ("a photo of [trigger], looking at the camera", "[trigger] walking in a park, full body"),
+    ),
+    "style": Goal(
+        "style",
+        "Style",
+        "A look — colours, brushwork, lighting, film grain — applied to any subject.",
+        16,
+        0.10,
+        2500,
+        "shift",
+        (
+            "a lighthouse on a cliff at sunset, [trigger] style",
+            "a portrait of an old fisherman, [trigger] style",
+        ),
+    ),
+    "concept": Goal(
+        "concept",
+        "Concept",
+        "An object, outfit, pose or idea that the model does not know yet.",
+        16,
+        0.05,
+        1500,
+        "weighted",
+        ("a photo of [trigger] on a wooden table", "a woman holding [trigger] in a busy market"),
+    ),
+}
+
+TURBO_EXPLANATION = (
+    "Why Turbo needs it: Turbo is a distilled model — it draws in 8 steps because it learned "
+    "shortcuts, and plain training undoes them. The adapter is applied while training and "
+    "removed afterwards, so your LoRA learns only your subject and Turbo stays fast. Get it once "
+    "from Hugging Face: ostris/zimage_turbo_training_adapter "
+    "(zimage_turbo_training_adapter_v2.safetensors), then pick the file here."
+)
+TURBO_WARNING = (
+    "Training Turbo without a training adapter: after a few hundred steps, images at 8 steps "
+    "usually turn blurry or generic, and the LoRA only works with extra steps and guidance. "
+    "Pick the adapter above, or train on the De-Turbo or Base model. (You can still start.)"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Qt-free helpers (run on the thread pool or the GUI thread; no widgets)
+# --------------------------------------------------------------------------------------------
+
+
+def runs_root() -> Path:
+    """Default parent folder of new runs: ENGINE's ``zitdesk.train.runs.runs_root()``."""
+    try:
+        from zitdesk.train.runs import runs_root as engine_runs_root
+    except ImportError:  # runs.py not there yet
+        return user_dirs()["data"] / "runs"
+    return engine_runs_root()
+
+
+_default_runs_root = runs_root
+
+
+def app_datasets(root: Path | None = None) -> list[Path]:
+    """The dataset folders the Datasets tab knows: its root's sub-folders and the last opened."""
+    base = root or (user_dirs()["data"] / "datasets")
+    out: list[Path] = []
+    try:
+        last = QSettings().value(DATASETS_LAST_KEY, "")
+    except Exception:  # noqa: BLE001 - no settings backend: just the root's folders
+        last = ""
+    if last and Path(str(last)).is_dir():
+        out.append(Path(str(last)))
+    if base.is_dir():
+        for p in sorted(base.iterdir(), key=lambda q: q.name.lower()):
+            if p.is_dir() and not p.name.startswith(".") and p not in out:
+                out.append(p)
+    return out
+
+
+def detect_gpu() -> Any:
+    from zitdesk.gpu import gpu_readings
+
+    gpus, _err = gpu_readings()
+    return gpus[0] if gpus else None
+
+
+def guess_variant(model_path: str) -> str | None:
+    """``turbo`` / ``deturbo`` / ``base`` when the model's name says so, else None."""
+    name = Path(model_path).name.lower()
+    if re.search(r"de[-_ ]?turbo", name):
+        return "deturbo"
+    if "turbo" in name:
+        return "turbo"
+    if re.search(r"z[-_ ]?image", name):
+        return "base"
+    return None
+
+
+def safe_name(text: str) -> str:
+    from zitdesk.dataset.importer import safe_stem
+
+    return safe_stem(text.strip()) or "lora"
+
+
+def unique_output(root: Path, name: str) -> Path:
+    """``root/name``, or ``root/name-2`` … when that folder already holds something."""
+    out = root / name
+    n = 2
+    while out.exists() and any(out.iterdir()):
+        out = root / f"{name}-{n}"
+        n += 1
+    return out
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the Dataset page shows about a folder."""
+
+    folder: str
+    images: int = 0
+    captioned: int = 0
+    captions: tuple[str, ...] = ()
+    report: Any = None  # zitdesk.dataset.check.CheckReport
+    buckets: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    error: str = ""
+
+
+SURVEY_RESOLUTIONS = (512, 768, 1024)  # every preset's resolutions are a subset
+
+
+def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
+    """Scan ``folder`` as the trainer does and run the Datasets pre-flight check (pool thread)."""
+    from zitdesk.dataset.check import CheckOptions, check_folder
+    from zitdesk.train.dataset import plan_entries, scan_folder
+
+    try:
+        scan = scan_folder(folder)
+    except RequestError as exc:
+        return Survey(folder, error=str(exc))
+    items = list(scan.items)
+    buckets = {
+        r: [e.bucket for e in plan_entries(items, (r,))] for r in SURVEY_RESOLUTIONS
+    }
+    report = check_folder(folder, CheckOptions(resolutions=resolutions))
+    return Survey(
+        folder,
+        images=len(items),
+        captioned=scan.captioned,
+        captions=tuple(it.caption for it in items),
+        report=report,
+        buckets=buckets,
+    )
+
+
+def captions_with_trigger(captions: tuple[str, ...], trigger: str) -> int:
+    """Captions that already hold ``trigger`` (so training would prepend it a second time)."""
+    from zitdesk.dataset.bulk import has_trigger
+    from zitdesk.train.dataset import TRIGGER_PLACEHOLDER
+
+    return sum(1 for c in captions if TRIGGER_PLACEHOLDER not in c and has_trigger(c, trigger))
+
+
+def check_adapter(path: str) -> tuple[bool, str]:
+    """``(usable, sentence)`` for a training adapter, as ``zitdesk lora inspect`` reads it."""
+    from zitdesk.errors import LoraError
+    from zitdesk.lora.keys import inspect_json
+
+    p = Path(path)
+    if not p.is_file():
+        return False, f"{p.name or path} does not exist; pick the adapter's .safetensors file."
+    try:
+        info = inspect_json(p)
+    except LoraError as exc:
+        return False, str(exc)
+    if not info["compatible"]:
+        return False, info["message"]
+    rank = f", rank {info['rank']}" if info.get("rank") else ""
+    return True, f"{info['message'][:-1]}{rank}."
+
+
+def check_model(path: str) -> tuple[bool, str]:
+    from zitdesk.models.discovery import resolve_model
+
+    try:
+        src = resolve_model(path)
+    except Exception as exc:  # noqa: BLE001 - ModelError or unreadable: one sentence
+        return False, str(exc) or f"{path} is not a Z-Image model."
+    return src.complete, src.describe()
+
+
+def _plain(label: QLabel, wrap: bool = True) -> QLabel:
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(wrap)
+    return label
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
+# --------------------------------------------------------------------------------------------
+
+
+class DatasetPage(QWizardPage):
+    def __init__(self, wizard: NewRunWizard) -> None:
+        super().__init__()
+        self.wiz = wizard
+        self.setTitle("1 · Dataset")
+        self.setSubTitle("Pick the images to learn from: one of your datasets or any folder of "
+                         "images with same-name .txt captions.")
+        self.combo = QComboBox()
+        self.combo.setMinimumWidth(420)
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.setToolTip("Use any folder of images (with .txt captions)")
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Dataset:"))
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.folder_button)
+
+        self.path_label = _plain(QLabel())
+        self.path_label.setObjectName("muted")
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.facts_label = _plain(QLabel("No dataset chosen yet."))
+        self.facts_label.setObjectName("sectionTitle")
+        self.verdict_label = _plain(QLabel())
+        self.issues_label = _plain(QLabel())
+        self.fix_button = QPushButton("Fix in Datasets…")
+        self.fix_button.setToolTip("Open this folder in the Datasets tab (captions, duplicates, "
+                                   "small images)")
+        fix_row = QHBoxLayout()
+        fix_row.addWidget(self.verdict_label, 1)
+        fix_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(row)
+        lay.addWidget(self.path_label)
+        lay.addSpacing(8)
+        lay.addWidget(self.facts_label)
+        lay.addLayout(fix_row)
+        lay.addWidget(self.issues_label)
+        lay.addStretch(1)
+        hint = _plain(QLabel(
+            "A good dataset: 15–50 sharp images of the subject with varied backgrounds, poses "
+            "and light, and captions that describe everything except what the LoRA should learn. "
+            "The Datasets tab imports images, edits captions in bulk and runs this same check."
+        ))
+        hint.setObjectName("hint")
+        lay.addWidget(hint)
+
+        self.combo.currentIndexChanged.connect(self._on_choice)
+        self.folder_button.clicked.connect(self.choose_folder)
+        self.fix_button.clicked.connect(self._fix)
+
+    def add_dataset(self, path: Path, select: bool = False) -> None:
+        p = Path(path)
+        i = self.combo.findData(str(p))
+        if i < 0:
+            self.combo.addItem(p.name or str(p), str(p))
+            i = self.combo.count() - 1
+            self.combo.setItemData(i, str(p), Qt.ItemDataRole.ToolTipRole)
+        if select:
+            self.combo.setCurrentIndex(i)
+
+    @Slot()
+    def choose_folder(self) -> None:
+        start = self.folder or str(user_dirs()["data"] / "datasets")
+        d = QFileDialog.getExistingDirectory(self, "Dataset folder", start)
+        if d:
+            self.add_dataset(Path(d), select=True)
+
+    @property
+    def folder(self) -> str:
+        return self.combo.currentData() or ""
+
+    @Slot(int)
+    def _on_choice(self, _i: int) -> None:
+        folder = self.folder
+        self.path_label.setText(folder)
+        self.fix_button.setEnabled(bool(folder))
+        if folder:
+            self.facts_label.setText("Checking the dataset…")
+            self.verdict_label.setText("")
+            self.issues_label.setText("")
+            self.wiz.start_survey(folder)
+        self.completeChanged.emit()
+
+    def show_survey(self, s: Survey) -> None:
+        if s.error:
+            self.facts_label.setText(s.error)
+            self.verdict_label.setText("")
+            self.issues_label.setText("")
+            self.completeChanged.emit()
+            return
+        missing = s.images - s.captioned
+        facts = f"{s.images} image{'s' if s.images != 1 else ''}, "
+        facts += "all with captions" if not missing and s.images else (
+            f"{s.captioned} with captions, {missing} without")
+        self.facts_label.setText(facts)
+        rep = s.report
+        if rep is not None:
+            self.verdict_label.setText(rep.summary)
+            color = {"ready": OK, "warnings": WARN, "blocked": BAD}.get(rep.verdict, MUTED)
+            self.verdict_label.setStyleSheet(f"color: {color};")
+            lines = [f"• {i.message}" for i in rep.issues if i.severity in ("error", "warning")]
+            if len(lines) > 5:
+                lines = lines[:5] + [f"… and {len(lines) - 5} more in the Datasets tab."]
+            self.issues_label.setText("\n".join(lines))
+        self.completeChanged.emit()
+
+    @Slot()
+    def _fix(self) -> None:
+        if self.folder:
+            self.wiz.open_dataset.emit(self.folder)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        s = self.wiz.survey
+        if s is None or s.folder != self.folder or s.error or not s.images:
+            return False
+        return s.report is None or s.report.verdict != "blocked"
+
+
+class GoalPage(QWizardPage):
+    def __init__(self, wizard: NewRunWizard) -> None:
+        super().__init__()
+        self.wiz = wizard
+        self.setTitle("2 · What it learns")
+        self.setSubTitle("This sets sensible defaults for the LoRA size, steps and how training "
+                         "samples noise; all of them can be changed in Full settings.")
+        self.group = QButtonGroup(self)
+        self.radios: dict[str, QRadioButton] = {}
+        goals = QVBoxLayout()
+        for i, g in enumerate(GOALS.values()):
+            r = QRadioButton(g.label)
+            r.setStyleSheet("font-weight: 600;")
+            blurb = _plain(QLabel(
+                f"{g.blurb}  (rank {g.rank}, {g.steps} steps, caption dropout "
+                f"{g.caption_dropout:g}, {g.timestep_mode} timesteps)"
+            ))
+            blurb.setObjectName("muted")
+            blurb.setContentsMargins(24, 0, 0, 4)
+            self.group.addButton(r, i)
+            self.radios[g.key] = r
+            goals.addWidget(r)
+            goals.addWidget(blurb)
+        self.radios["character"].setChecked(True)
+
+        self.trigger = QLineEdit()
+        self.trigger.setPlaceholderText("e.g. ohwx, mycat — a word the model does not know")
+        self.trigger.setMinimumWidth(320)
+        trig_hint = _plain(QLabel(
+            "Use this word in prompts to call up what you trained. It replaces [trigger] in "
+            "captions, or is put in front of captions without it. Leave it empty to train "
+            "without one."
+        ))
+        trig_hint.setObjectName("muted")
+        self.trigger_warning = _plain(QLabel())
+        self.trigger_warning.setObjectName("warning")
+        self.trigger_fix = QPushButton("Fix in Datasets…")
+        warn_row = QHBoxLayout()
+        warn_row.addWidget(self.trigger_warning, 1)
+        warn_row.addWidget(self.trigger_fix, 0, Qt.AlignmentFlag.AlignTop)
+        self.trigger_warning.hide()
+        self.trigger_fix.hide()
+
+        self.prompts = QPlainTextEdit()
+        self.prompts.setFixedHeight(56)
+        self.prompts.setToolTip("Rendered every 250 steps with your LoRA, so you can watch it "
+                                "learn. One per line; [trigger] becomes the trigger word.")
+        self._prompts_goal = ""
+
+        trig_row = QHBoxLayout()
+        trig_row.addWidget(QLabel("Trigger word:"))
+        trig_row.addWidget(self.trigger)
+        trig_row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(goals)
+        lay.addSpacing(6)
+        lay.addLayout(trig_row)
+        lay.addWidget(trig_hint)
+        lay.addLayout(warn_row)
+        lay.addSpacing(6)
+        lay.addWidget(QLabel("Sample prompts (one per line):"))
+        lay.addWidget(self.prompts)
+        lay.addStretch(1)
+
+        self.group.idToggled.connect(self._on_goal)
+        self.trigger.textChanged.connect(self.update_trigger_warning)
+        self.trigger_fix.clicked.connect(self.wiz.dataset_page._fix)
+        self._on_goal(0, True)
+
+    @property
+    def goal(self) -> Goal:
+        for key, r in self.radios.items():
+            if r.isChecked():
+                return GOALS[key]
+        return GOALS["character"]
+
+    def set_goal(self, key: str) -> None:
+        self.radios[key].setChecked(True)
+
+    @Slot(int, bool)
+    def _on_goal(self, _id: int, on: bool) -> None:
+        if not on:
+            return
+        g = self.goal
+        # replace the prompts only while they are another goal's defaults
+        current = tuple(ln for ln in self.prompts.toPlainText().splitlines() if ln.strip())
+        if not current or current == GOALS.get(self._prompts_goal, g).prompts:
+            self.prompts.setPlainText("\n".join(g.prompts))
+        self._prompts_goal = g.key
+        self.wiz.goal_changed()
+
+    def sample_prompts(self) -> tuple[str, ...]:
+        return tuple(ln.strip() for ln in self.prompts.toPlainText().splitlines() if ln.strip())
+
+    @Slot()
+    def update_trigger_warning(self, *_a: Any) -> None:
+        trig = self.trigger.text().strip()
+        s = self.wiz.survey
+        n = captions_with_trigger(s.captions, trig) if (s and trig) else 0
+        if n:
+            total = len(s.captions)
+            self.trigger_warning.setText(
+                f"{n} of {total} captions already contain “{trig}”: training puts it in front "
+                f"again (“{trig}, {trig}, …”). Write [trigger] in those captions instead, or "
+                "leave the trigger word empty."
+            )
+        self.trigger_warning.setVisible(bool(n))
+        self.trigger_fix.setVisible(bool(n))
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        self.update_trigger_warning()
+
+
+class HardwarePage(QWizardPage):
+    COLS = ("Preset", "What it does", "s / step", "Peak memory", "Total")
+
+    def __init__(self, wizard: NewRunWizard) -> None:
+        super().__init__()
+        self.wiz = wizard
+        self.setTitle("3 · Hardware and model")
+        self.setSubTitle("How fast and in how much memory each VRAM preset trains on your card, and "
+                         "the model to train on.")
+        self.card_label = _plain(QLabel())
+        self.card_label.setObjectName("sectionTitle")
+        self.tiers = QTreeWidget()
+        self.tiers.setColumnCount(len(self.COLS))
+        self.tiers.setHeaderLabels(list(self.COLS))
+        self.tiers.setRootIsDecorated(False)
+        self.tiers.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tiers.setUniformRowHeights(True)
+        self.tiers.setAllColumnsShowFocus(True)
+        hdr = self.tiers.header()
+        hdr.setStretchLastSection(False)
+        hdr.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for c in (2, 3, 4):
+            hdr.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.items: dict[str, QTreeWidgetItem] = {}
+        for name, p in PRESETS.items():
+            it = QTreeWidgetItem([p.label, p.description, "", "", ""])
+            it.setData(0, Qt.ItemDataRole.UserRole, name)
+            self.tiers.addTopLevelItem(it)
+            self.items[name] = it
+        self.tiers.setFixedHeight(self.tiers.sizeHintForRow(0) * 4 + hdr.sizeHint().height() + 6)
+        self.how_label = _plain(QLabel())
+        self.how_label.setObjectName("muted")
+
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 1_000_000)
+        self.steps.setSingleStep(100)
+        self.steps.setValue(2000)
+        self.epochs_label = _plain(QLabel(), wrap=False)
+        self.epochs_label.setObjectName("muted")
+        self.total_label = _plain(QLabel())
+        self.total_label.setObjectName("sectionTitle")
+
+        # model
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("a diffusers folder or a folder of ComfyUI files")
+        self.model_button = QPushButton("Browse…")
+        self.variant = QComboBox()
+        self.variant.setToolTip("Which Z-Image this is: Turbo (distilled, 8 steps) needs a "
+                                "training adapter; De-Turbo and Base do not")
+        for key, label in (("turbo", "Turbo"), ("deturbo", "De-Turbo"), ("base", "Base")):
+            self.variant.addItem(label, key)
+        self.model_status = _plain(QLabel())
+        self.model_status.setObjectName("muted")
+        self.adapter_edit = QLineEdit()
+        self.adapter_edit.setPlaceholderText("zimage_turbo_training_adapter_v2.safetensors")
+        self.adapter_button = QPushButton("Browse…")
+        self.adapter_status = _plain(QLabel())
+        self.adapter_explain = _plain(QLabel(TURBO_EXPLANATION))
+        self.adapter_explain.setObjectName("muted")
+        self.turbo_warning = _plain(QLabel(TURBO_WARNING))
+        self.turbo_warning.setObjectName("turboWarning")
+        self.turbo_warning.setStyleSheet(
+            "QLabel#turboWarning { background: #4d2222; color: #ffd9d4; border: 1px solid #e05545;"
+            " border-radius: 4px; padding: 6px; font-weight: 600; }"
+        )
+        self.name_edit = QLineEdit()
+        self.output_edit = QLineEdit()
+        self.output_button = QPushButton("Browse…")
+        self.error_label = _plain(QLabel())
+        self.error_label.setObjectName("error")
+
+        run_box = QGroupBox("Run")
+        r = QGridLayout(run_box)
+        r.addWidget(QLabel("Steps:"), 0, 0)
+        srow = QHBoxLayout()
+        srow.addWidget(self.steps)
+        srow.addWidget(self.epochs_label, 1)
+        r.addLayout(srow, 0, 1, 1, 4)
+        r.addWidget(self.total_label, 1, 0, 1, 5)
+        r.addWidget(QLabel("Name:"), 2, 0)
+        self.name_edit.setMaximumWidth(220)
+        r.addWidget(self.name_edit, 2, 1)
+        r.addWidget(QLabel("Output folder:"), 2, 2)
+        r.addWidget(self.output_edit, 2, 3)
+        r.addWidget(self.output_button, 2, 4)
+        r.setColumnStretch(3, 1)
+
+        model_box = QGroupBox("Model")
+        g = QGridLayout(model_box)
+        g.addWidget(QLabel("Base model:"), 0, 0)
+        g.addWidget(self.model_edit, 0, 1)
+        g.addWidget(self.variant, 0, 2)
+        g.addWidget(self.model_button, 0, 3)
+        g.addWidget(self.model_status, 1, 1, 1, 3)
+        g.addWidget(QLabel("Training adapter:"), 2, 0)
+        g.addWidget(self.adapter_edit, 2, 1, 1, 2)
+        g.addWidget(self.adapter_button, 2, 3)
+        g.addWidget(self.adapter_status, 3, 1, 1, 3)
+        g.addWidget(self.adapter_explain, 4, 0, 1, 4)
+        g.addWidget(self.turbo_warning, 5, 0, 1, 4)
+        g.setColumnStretch(1, 1)
+
+        lay = QVBoxLayout(self)
+        lay.setSpacing(6)
+        lay.addWidget(self.card_label)
+        lay.addWidget(self.tiers)
+        lay.addWidget(self.how_label)
+        lay.addWidget(run_box)
+        lay.addWidget(model_box)
+        lay.addStretch(1)
+        lay.addWidget(self.error_label)
+
+        self.tiers.currentItemChanged.connect(self._on_tier)
+        self.steps.valueChanged.connect(self.update_estimates)
+        self.model_edit.editingFinished.connect(self._on_model)
+        self.model_button.clicked.connect(self._browse_model)
+        self.variant.currentIndexChanged.connect(self.update_turbo_warning)
+        self.variant.activated.connect(self._variant_touched)
+        self.adapter_edit.textChanged.connect(self._on_adapter_text)
+        self.adapter_edit.editingFinished.connect(self._check_adapter)
+        self.adapter_button.clicked.connect(self._browse_adapter)
+        self.name_edit.textEdited.connect(self._on_name)
+        self.output_edit.textEdited.connect(self._output_touched)
+        self.output_button.clicked.connect(self._browse_output)
+        self._variant_user = False
+        self._output_user = False
+
+    # -- preset ----------------------------------------------------------------------------
+    @property
+    def preset(self) -> str:
+        it = self.tiers.currentItem()
+        return it.data(0, Qt.ItemDataRole.UserRole) if it else DEFAULT_PRESET
+
+    def set_preset(self, name: str) -> None:
+        self.tiers.setCurrentItem(self.items[name])
+
+    @Slot()
+    def _on_tier(self, *_a: Any) -> None:
+        self.update_estimates()
+
+    def update_estimates(self, *_a: Any) -> None:
+        w = self.wiz
+        est = w.estimates()
+        s = w.survey
+        for name, e in est.items():
+            it = self.items[name]
+            it.setText(2, f"{e.step_s:.2f} s")
+            peak = f"{e.peak_gib:.1f} GiB"
+            if e.fits is False:
+                peak += " — does not fit"
+            it.setText(3, peak)
+            it.setText(4, format_duration(e.total_s))
+            label = PRESETS[name].label + ("  ← your card" if name == w.detected_preset else "")
+            it.setText(0, label)
+            bad = e.fits is False
+            it.setForeground(3, QColor(BAD) if bad else self.palette().text().color())
+            it.setToolTip(3, "Expected peak GPU memory (measured on the full-size model; "
+                             "your display and other programs need some too)")
+            it.setToolTip(2, "Expected seconds per optimizer step, averaged over your "
+                             "dataset's buckets")
+            it.setToolTip(4, f"{e.steps} steps: {e.breakdown()}")
+        e = est.get(self.preset)
+        if e is not None:
+            self.how_label.setText(e.how)
+            self.total_label.setText(
+                f"Expected total ≈ {format_duration(e.total_s)} ({e.breakdown()})"
+            )
+        if s and s.images:
+            epochs = self.steps.value() * w.batch() / max(1, w.entries())
+            self.epochs_label.setText(
+                f"≈ {epochs:.0f} passes over {w.entries()} training entries "
+                f"({s.images} images × resolutions)"
+            )
+        else:
+            self.epochs_label.setText("")
+
+    # -- model and adapter --------------------------------------------------------------------
+    @Slot()
+    def _browse_model(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Base model folder",
+                                             self.model_edit.text() or str(Path.home()))
+        if d:
+            self.model_edit.setText(d)
+            self._on_model()
+
+    @Slot()
+    def _on_model(self) -> None:
+        path = self.model_edit.text().strip()
+        if not self._variant_user:
+            v = guess_variant(path)
+            if v:
+                self.variant.setCurrentIndex(self.variant.findData(v))
+        self.wiz.start_model_check(path)
+
+    @Slot(int)
+    def _variant_touched(self, _i: int) -> None:
+        self._variant_user = True
+
+    @property
+    def variant_key(self) -> str:
+        return self.variant.currentData()
+
+    @Slot()
+    def _browse_adapter(self) -> None:
+        start = self.adapter_edit.text() or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Training adapter", start,
+                                              "LoRA files (*.safetensors);;All files (*)")
+        if path:
+            self.set_adapter(path)
+
+    def set_adapter(self, path: str) -> None:
+        self.adapter_edit.setText(path)
+        self._check_adapter()
+
+    @Slot(str)
+    def _on_adapter_text(self, text: str) -> None:
+        if self.wiz.adapter_checked_for != text.strip():
+            self.wiz.adapter_state = "none" if not text.strip() else "unchecked"
+        self.update_turbo_warning()
+        self.completeChanged.emit()
+
+    @Slot()
+    def _check_adapter(self) -> None:
+        self.wiz.start_adapter_check(self.adapter_edit.text().strip())
+
+    def show_adapter(self, ok: bool, message: str) -> None:
+        self.adapter_status.setText(("✓ " if ok else "✗ ") + message)
+        self.adapter_status.setVisible(True)
+        self.adapter_status.setStyleSheet(f"color: {OK if ok else BAD};")
+        self.update_turbo_warning()
+        self.completeChanged.emit()
+
+    @Slot()
+    def update_turbo_warning(self, *_a: Any) -> None:
+        turbo = self.variant_key == "turbo"
+        no_adapter = not self.adapter_edit.text().strip()
+        self.turbo_warning.setVisible(turbo and no_adapter)
+        self.adapter_explain.setVisible(turbo)
+        if not self.adapter_edit.text().strip():
+            self.adapter_status.setText("")
+        self.adapter_status.setVisible(bool(self.adapter_status.text()))
+
+    # -- output --------------------------------------------------------------------------------
+    @Slot(str)
+    def _on_name(self, text: str) -> None:
+        if not self._output_user:
+            self.output_edit.setText(str(unique_output(self.wiz.runs_root, safe_name(text))))
+
+    @Slot(str)
+    def _output_touched(self, _t: str) -> None:
+        self._output_user = True
+
+    @Slot()
+    def _browse_output(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Output folder",
+                                             self.output_edit.text() or str(self.wiz.runs_root))
+        if d:
+            self.output_edit.setText(d)
+            self._output_user = True
+
+    # -- QWizardPage ------------------------------------------------------------------------
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        w = self.wiz
+        self.card_label.setText(w.card_text())
+        if not self.name_edit.text():
+            folder = w.dataset_page.folder
+            name = safe_name(Path(folder).name if folder else "lora")
+            self.name_edit.setText(name)
+            self._on_name(name)
+        self.update_estimates()
+        self.update_turbo_warning()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        # a refused or unchecked adapter blocks Start; no adapter (Turbo) only warns
+        return self.wiz.adapter_state in ("none", "ok")
+
+    def validatePage(self) -> bool:  # noqa: N802 - Qt override
+        try:
+            cfg = self.wiz.draft_config().validate()
+        except RequestError as exc:
+            self.error_label.setText(str(exc))
+            return False
+        self.error_label.setText("")
+        self.wiz.result_config = cfg
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# The wizard
+# --------------------------------------------------------------------------------------------
+
+
+class NewRunWizard(QWizard):
+    """See the module doc."""
+
+    config_ready = Signal(object)  # a validated TrainConfig
+    open_dataset = Signal(str)  # a dataset folder to fix in the Datasets tab
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        datasets: list[Path] | None = None,
+        gpu_info: Any = DETECT,
+        *,
+        model_path: str | None = None,
+        runs_root: Path | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New training run")
+        self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
+        self.setOption(QWizard.WizardOption.HaveCustomButton1, True)
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.setButtonText(QWizard.WizardButton.CustomButton1, "Full settings…")
+        self.setButtonText(QWizard.WizardButton.FinishButton, "Start training")
+        self.button(QWizard.WizardButton.CustomButton1).setToolTip(
+            "Every training setting as a form, with load/save of the .toml that 'zitdesk train' "
+            "reads"
+        )
+        self.resize(1040, 700)
+
+        self.gpu = gpu_spec(detect_gpu() if gpu_info == DETECT else gpu_info)
+        self.detected_preset = preset_for_vram(self.gpu.vram_gib) if self.gpu else DEFAULT_PRESET
+        self.runs_root = Path(runs_root) if runs_root else _default_runs_root()
+        self.survey: Survey | None = None
+        self.adapter_state = "none"  # none | unchecked | checking | ok | refused
+        self.adapter_checked_for = ""
+        self.adapter_message = ""
+        self.model_message = ""
+        self.result_config: TrainConfig | None = None
+        self.settings_dialog = None
+        self.last_goal_steps = GOALS["character"].steps
+        self._signals = TaskSignals(self)
+        self._signals.succeeded.connect(self._on_task_done)
+        self._signals.failed.connect(self._on_task_failed)
+        self._survey_gen = 0
+
+        self.dataset_page = DatasetPage(self)
+        self.goal_page = GoalPage(self)
+        self.hardware_page = HardwarePage(self)
+        self.setPage(PAGE_DATASET, self.dataset_page)
+        self.setPage(PAGE_GOAL, self.goal_page)
+        self.setPage(PAGE_HARDWARE, self.hardware_page)
+        self.hardware_page.set_preset(self.detected_preset)
+
+        if model_path is None:
+            from zitdesk.settings import load_settings
+
+            model_path = load_settings()[0].model_path
+        self.hardware_page.model_edit.setText(model_path or "")
+        if model_path:
+            self.hardware_page._on_model()
+
+        self.customButtonClicked.connect(self._on_custom_button)
+        for p in datasets if datasets is not None else app_datasets():
+            self.dataset_page.add_dataset(Path(p))
+
+    # -- background work --------------------------------------------------------------------
+    def start_survey(self, folder: str) -> None:
+        self._survey_gen += 1
+        res = tuple(PRESETS[self.hardware_page.preset].changes["data"]["resolutions"])
+        run_task(self._signals, ("survey", self._survey_gen, folder), survey_folder, folder, res)
+
+    def start_adapter_check(self, path: str) -> None:
+        if not path:
+            self.adapter_state = "none"
+            self.adapter_checked_for = ""
+            self.hardware_page.adapter_status.setText("")
+            self.hardware_page.update_turbo_warning()
+            self.hardware_page.completeChanged.emit()
+            return
+        if path == self.adapter_checked_for and self.adapter_state in ("ok", "refused",
+                                                                      "checking"):
+            return
+        self.adapter_state = "checking"
+        self.adapter_checked_for = path
+        self.hardware_page.adapter_status.setText("Checking the adapter…")
+        self.hardware_page.adapter_status.setVisible(True)
+        self.hardware_page.completeChanged.emit()
+        run_task(self._signals, ("adapter", path), check_adapter, path)
+
+    def start_model_check(self, path: str) -> None:
+        if not path:
+            self.hardware_page.model_status.setText("")
+            return
+        self.hardware_page.model_status.setText("Checking the model…")
+        run_task(self._signals, ("model", path), check_model, path)
+
+    @Slot(object, object)
+    def _on_task_done(self, tag: Any, result: Any) -> None:
+        kind = tag[0]
+        if kind == "survey":
+            if tag[1] != self._survey_gen:
+                return  # a newer folder was chosen meanwhile
+            self.survey = result
+            self.dataset_page.show_survey(result)
+            self.goal_page.update_trigger_warning()
+            self.hardware_page.update_estimates()
+        elif kind == "adapter":
+            if tag[1] != self.hardware_page.adapter_edit.text().strip():
+                return
+            ok, message = result
+            self.adapter_state = "ok" if ok else "refused"
+            self.adapter_message = message
+            self.hardware_page.show_adapter(ok, message)
+        elif kind == "model":
+            if tag[1] != self.hardware_page.model_edit.text().strip():
+                return
+            ok, message = result
+            self.model_message = message
+            hp = self.hardware_page
+            hp.model_status.setText(("✓ " if ok else "⚠ ") + message)
+            hp.model_status.setStyleSheet(f"color: {OK if ok else WARN};")
+
+    @Slot(object, object)
+    def _on_task_failed(self, tag: Any, message: Any) -> None:
+        kind = tag[0]
+        if kind == "survey" and tag[1] == self._survey_gen:
+            self.survey = Survey(tag[2], error=f"The dataset could not be checked: {message}")
+            self.dataset_page.show_survey(self.survey)
+        elif kind == "adapter" and tag[1] == self.hardware_page.adapter_edit.text().strip():
+            self.adapter_state = "refused"
+            self.adapter_message = f"The adapter could not be read: {message}"
+            self.hardware_page.show_adapter(False, self.adapter_message)
+        elif kind == "model":
+            self.hardware_page.model_status.setText(f"⚠ {message}")
+
+    # -- derived values -----------------------------------------------------------------------
+    def goal_changed(self) -> None:
+        if not hasattr(self, "hardware_page"):
+            return
+        hp = self.hardware_page
+        steps = self.goal_page.goal.steps
+        if hp.steps.value() == self.last_goal_steps:
+            hp.steps.setValue(steps)
+        self.last_goal_steps = steps
+        hp.update_estimates()
+
+    def batch(self) -> int:
+        return 1
+
+    def entries(self) -> int:
+        s = self.survey
+        if not s or not s.buckets:
+            return 0
+        res = PRESETS[self.hardware_page.preset].changes["data"]["resolutions"]
+        return sum(len(s.buckets.get(r, [])) for r in res)
+
+    def card_text(self) -> str:
+        if self.gpu is None:
+            return (f"No NVIDIA GPU found. The {PRESETS[self.detected_preset].label} preset is "
+                    "selected; pick the one for the card you will train on.")
+        return (f"Your GPU: {self.gpu.name}, {self.gpu.vram_gib:.0f} GB → the "
+                f"{PRESETS[self.detected_preset].label} preset is selected.")
+
+    def estimates(self) -> dict[str, Estimate]:
+        s = self.survey
+        buckets_for = None
+        images = None
+        if s and s.buckets and s.images:
+            def buckets_for(res: tuple[int, ...]) -> list[tuple[int, int]] | None:
+                out = [b for r in res for b in s.buckets.get(r, [])]
+                return out or None
+
+            images = s.images
+        return estimate_tiers(self.draft_config(), self.gpu, buckets_for, images)
+
+    def draft_config(self) -> TrainConfig:
+        """The wizard's choices as a config (not validated)."""
+        hp, gp = self.hardware_page, self.goal_page
+        g = gp.goal
+        cfg = apply_preset(TrainConfig(), hp.preset)
+        name = safe_name(hp.name_edit.text() or Path(self.dataset_page.folder or "lora").name)
+        return cfg.with_changes(
+            model={
+                "path": hp.model_edit.text().strip(),
+                "variant": hp.variant_key,
+                "training_adapter": hp.adapter_edit.text().strip(),
+            },
+            data={
+                "folder": self.dataset_page.folder,
+                "trigger": gp.trigger.text().strip(),
+                "caption_dropout": g.caption_dropout,
+            },
+            lora={"rank": g.rank, "alpha": float(g.rank)},
+            optim={"steps": hp.steps.value()},
+            timesteps={"mode": g.timestep_mode},
+            save={"output_dir": hp.output_edit.text().strip(), "name": name},
+            sample={"prompts": gp.sample_prompts()},
+        )
+
+    # -- finishing ----------------------------------------------------------------------------
+    def accept(self) -> None:
+        cfg = self.result_config
+        if cfg is None:  # accept() without the last page's validatePage (not through Finish)
+            try:
+                cfg = self.draft_config().validate()
+            except RequestError as exc:
+                self.hardware_page.error_label.setText(str(exc))
+                return
+        self.config_ready.emit(cfg)
+        super().accept()
+
+    @Slot(int)
+    def _on_custom_button(self, which: int) -> None:
+        if which == QWizard.WizardButton.CustomButton1.value:
+            self.open_full_settings()
+
+    def open_full_settings(self):
+        from ui.train.settings_form import TrainSettingsDialog
+
+        dlg = TrainSettingsDialog(self.draft_config(), self)
+        dlg.config_ready.connect(self._on_settings_ready)
+        self.settings_dialog = dlg
+        dlg.open()
+        return dlg
+
+    @Slot(object)
+    def _on_settings_ready(self, cfg: TrainConfig) -> None:
+        self.result_config = cfg
+        self.config_ready.emit(cfg)
+        QWizard.accept(self)
