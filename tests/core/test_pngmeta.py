@@ -8,7 +8,6 @@ import random
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -526,6 +525,9 @@ def test_a1111_bad_values_are_unmapped_not_fatal(tmp_path):
     json.dumps(r, allow_nan=False)
 
 
+# A quadratic (or worse) parser takes hours on these inputs; pytest-timeout ends it, without
+# a wall-clock assert that a loaded CI machine could miss.
+@pytest.mark.timeout(120)
 def test_settings_parser_is_linear_on_hostile_lines():
     hostile = [
         "a" + " " * 200_000,
@@ -535,11 +537,9 @@ def test_settings_parser_is_linear_on_hostile_lines():
         "k: " + "[" * 100_000,
         ",".join(["Key: value"] * 50_000),
     ]
-    start = time.perf_counter()
     for line in hostile:
         parse_settings_line(line)
         split_infotext(line + "\n" + line)
-    assert time.perf_counter() - start < 5.0
 
 
 # ------------------------------------------------------------------------------------------
@@ -950,6 +950,9 @@ def test_comfyui_broken_graphs_do_not_crash(tmp_path):
         json.dumps(r)
 
 
+# A quadratic (or worse) parser takes hours on these inputs; pytest-timeout ends it, without
+# a wall-clock assert that a loaded CI machine could miss.
+@pytest.mark.timeout(120)
 def test_comfyui_hostile_fan_out_graph_is_bounded(tmp_path):
     fan = {
         k: ["2", 0]
@@ -978,9 +981,7 @@ def test_comfyui_hostile_fan_out_graph_is_bounded(tmp_path):
         },
         "2": {"class_type": "ConditioningCombine", "inputs": fan},
     }
-    start = time.perf_counter()
     r = read_parameters(_comfy_png(tmp_path / "fan.png", graph))
-    assert time.perf_counter() - start < 5.0
     assert r["source"] == "comfyui" and r["seed"] == 1
 
 

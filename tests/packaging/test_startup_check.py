@@ -156,18 +156,18 @@ def test_startup_check_runs_off_thread_and_opens_only_when_needed(qtbot):
     qtbot.addWidget(parent)
     bad = _report(("error", "cuda", "CUDA is not usable", "Update the driver."))
     check = StartupCheck(parent, doctor_fn=lambda: bad)
-    with qtbot.waitSignal(check.finished, timeout=5000):
+    with qtbot.waitSignal(check.finished, timeout=30_000):
         check.start()
     assert check.dialog is not None and check.dialog.isVisible()
     check.dialog.close()
 
     good = _report(("ok", "arch", "fine"))
     quiet = StartupCheck(parent, doctor_fn=lambda: good)
-    with qtbot.waitSignal(quiet.finished, timeout=5000):
+    with qtbot.waitSignal(quiet.finished, timeout=30_000):
         quiet.start()
     assert quiet.dialog is None
     always = StartupCheck(parent, always_show=True, doctor_fn=lambda: good)
-    with qtbot.waitSignal(always.finished, timeout=5000):
+    with qtbot.waitSignal(always.finished, timeout=30_000):
         always.start()
     assert always.dialog is not None
     always.dialog.close()

@@ -36,7 +36,7 @@ def test_generate_with_the_tiny_model_through_the_real_engine(qtbot, make_window
     ws.form.prompt.set_text("something else")
     ws.form.steps.setValue(8)
     ws.load_image_parameters(item.path)
-    qtbot.waitUntil(lambda: ws.form.prompt.text() == "a tiny test image", timeout=5000)
+    qtbot.waitUntil(lambda: ws.form.prompt.text() == "a tiny test image", timeout=30_000)
     assert ws.form.steps.value() == 2 and ws.form.size_picker.image_size() == (64, 64)
     assert ws.form.seed.mode == "fixed" and ws.form.seed.value() == item.seed
     assert "(zitdesk)" in ws.banner.label.text()

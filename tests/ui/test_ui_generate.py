@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 from zitdesk.engine.requests import MemoryMode
 
 
-def generate_and_wait(qtbot, win, timeout=5000):
+def generate_and_wait(qtbot, win, timeout=30_000):
     with qtbot.waitSignal(win.controller.job_ended, timeout=timeout) as blocker:
         win.generate.generate_button.click()
     return blocker.args[0]
@@ -57,7 +57,7 @@ def test_generate_without_a_model_offers_setup(qtbot, make_window, settings):
     banner.action_button.click()
     dlg = win._setup_dialog
     assert dlg is not None
-    qtbot.waitUntil(lambda: not dlg.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=30_000)
     dlg.reject()
 
 
@@ -82,13 +82,13 @@ def test_shortcuts(qtbot, make_window, settings):
     assert eng.blocking.wait(5)
     assert win.generate.cancel_button.isEnabled()
     assert win.generate.generate_button.text() == "Add to queue"
-    with qtbot.waitSignal(win.controller.job_cancelled, timeout=5000):
+    with qtbot.waitSignal(win.controller.job_cancelled, timeout=30_000):
         qtbot.keyClick(win, Qt.Key.Key_Escape)
     qtbot.keyClick(win, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     assert win.tabs.currentIndex() == 1
     qtbot.keyClick(win, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert win.tabs.currentIndex() == 0
-    qtbot.waitUntil(lambda: win.generate.form.prompt.edit.hasFocus(), timeout=2000)
+    qtbot.waitUntil(lambda: win.generate.form.prompt.edit.hasFocus(), timeout=30_000)
     assert win.generate.form.prompt.edit.textCursor().selectedText() == "a cat"
 
 
@@ -105,7 +105,7 @@ def test_out_of_memory_offers_a_one_click_retry_one_tier_down(
     assert banner.isVisibleTo(win) and "ran out of memory" in banner.label.text()
     assert banner.action_button.text() == "Retry with fp8 weights + VAE tiling"
     assert "Out of GPU memory" in win.status_label.text()
-    with qtbot.waitSignal(win.controller.job_finished, timeout=5000):
+    with qtbot.waitSignal(win.controller.job_finished, timeout=30_000):
         banner.action_button.click()
     retried = eng.requests[1]
     assert retried.memory_mode is MemoryMode.FP8 and retried.vae_tiling
@@ -188,7 +188,7 @@ def test_lora_stack_in_the_request_and_badge_from_the_engine(
     win = make_window(settings, eng)
     stack = win.generate.form.loras
     row = stack.add_lora(str(lora))
-    qtbot.waitUntil(lambda: stack.model.entries[row].badge == "unreadable", timeout=5000)
+    qtbot.waitUntil(lambda: stack.model.entries[row].badge == "unreadable", timeout=30_000)
     stack.slider.setValue(0.6)
     assert stack.model.entries[0].weight == pytest.approx(0.6)
     win.generate.form.prompt.set_text("x")
@@ -227,7 +227,7 @@ def test_prediction_shows_fit_and_feeds_the_ghost_bar(qtbot, make_window, settin
         FakeEngine(image_dir=tmp_path, peak=int(9.5 * GIB)),
         snapshot_fn=lambda: gpu_snapshot(used=2 * GIB, total=12 * GIB),
     )
-    qtbot.waitUntil(lambda: win.meter.has_gpu, timeout=5000)
+    qtbot.waitUntil(lambda: win.meter.has_gpu, timeout=30_000)
     ws = win.generate
     ws.form.set_memory_mode(MemoryMode.GPU)
     ws.update_prediction()
@@ -272,7 +272,7 @@ def test_dropping_a_png_loads_its_parameters(qtbot, make_window, settings, tmp_p
     )
     win.dropEvent(event)
     form = win.generate.form
-    qtbot.waitUntil(lambda: form.prompt.text() == "a lighthouse at dawn", timeout=5000)
+    qtbot.waitUntil(lambda: form.prompt.text() == "a lighthouse at dawn", timeout=30_000)
     assert win.tabs.currentIndex() == 0
     assert form.steps.value() == 12 and form.seed.value() == 1234
     assert form.size_picker.image_size() == (832, 1248)
@@ -287,7 +287,7 @@ def test_dropping_an_image_without_parameters_says_so(qtbot, make_window, settin
     Image.new("RGB", (8, 8)).save(png)
     win = make_window(settings)
     win.generate.load_image_parameters(str(png))
-    qtbot.waitUntil(lambda: win.generate.banner.isVisibleTo(win), timeout=5000)
+    qtbot.waitUntil(lambda: win.generate.banner.isVisibleTo(win), timeout=30_000)
     assert "no generation parameters" in win.generate.banner.label.text()
 
 

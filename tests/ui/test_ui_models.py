@@ -68,7 +68,7 @@ def test_gallery_model(qtmodeltester, qtbot, tmp_path):
     m.add(GalleryItem(str(p), 7, "a red thing", 300, 200))
     m.add(GalleryItem(str(tmp_path / "missing.png"), 8, "gone"))
     assert m.data(m.index(1), Qt.ItemDataRole.DecorationRole) is None  # decoding on the pool
-    with qtbot.waitSignal(m.dataChanged, timeout=5000):
+    with qtbot.waitSignal(m.dataChanged, timeout=30_000):
         pass
     icon = m.data(m.index(1), Qt.ItemDataRole.DecorationRole)
     assert icon is not None and not icon.isNull()

@@ -207,7 +207,7 @@ def test_watcher_picks_up_new_and_deleted_files(qtbot, tmp_path, make_workspace)
     ws.controller._rescan_timer.setInterval(20)
     ws.controller.watcher._wake.set()
     assert ws.model.rowCount() == 1
-    qtbot.waitUntil(lambda: ws.controller.watcher.running, timeout=5000)
+    qtbot.waitUntil(lambda: ws.controller.watcher.running, timeout=30_000)
     make_lora(lib / "sub" / "b.safetensors", "aitoolkit", 4, layers=1)
     qtbot.waitUntil(lambda: ws.model.rowCount() == 2, timeout=10_000)
     (lib / "a.safetensors").unlink()
