@@ -117,6 +117,8 @@ def test_walk_the_wizard_emits_the_chosen_config(qtbot, wizard, dataset, tmp_pat
     assert "300 steps" in hp.items["16gb"].toolTip(4)
     assert hp.total_label.text().startswith("Expected total ≈")
     assert "3 images" in hp.epochs_label.text()
+    # the same entries the Datasets check counted (the trainer's buckets)
+    assert f"over {wiz.survey.report.entries} training entries" in hp.epochs_label.text()
 
     # Turbo without an adapter: a strong warning, and Start still works
     assert hp.variant_key == "turbo"

@@ -194,7 +194,9 @@ def detect_gpu() -> Any:
 
 def guess_variant(model_path: str) -> str | None:
     """``turbo`` / ``deturbo`` / ``base`` when the model's name says so, else None."""
-    name = Path(model_path).name.lower()
+    parts = Path(model_path).parts
+    hf = [p for p in parts if p.startswith("models--")]  # HF cache: models--Org--Z-Image-Turbo
+    name = (hf[-1] if hf else (parts[-1] if parts else "")).lower()
     if re.search(r"de[-_ ]?turbo", name):
         return "deturbo"
     if "turbo" in name:
@@ -229,11 +231,9 @@ class Survey:
     captioned: int = 0
     captions: tuple[str, ...] = ()
     report: Any = None  # zitdesk.dataset.check.CheckReport
-    buckets: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    #: the training entries' buckets for each preset's resolutions (sorted tuple)
+    buckets: dict[tuple[int, ...], list[tuple[int, int]]] = field(default_factory=dict)
     error: str = ""
-
-
-SURVEY_RESOLUTIONS = (512, 768, 1024)  # every preset's resolutions are a subset
 
 
 def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
@@ -247,7 +247,7 @@ def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
         return Survey(folder, error=str(exc))
     items = list(scan.items)
     buckets = {
-        r: [e.bucket for e in plan_entries(items, (r,))] for r in SURVEY_RESOLUTIONS
+        rs: [e.bucket for e in plan_entries(items, rs)] for rs in _preset_resolutions()
     }
     report = check_folder(folder, CheckOptions(resolutions=resolutions))
     return Survey(
@@ -258,6 +258,10 @@ def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
         report=report,
         buckets=buckets,
     )
+
+
+def _preset_resolutions() -> set[tuple[int, ...]]:
+    return {tuple(sorted(p.changes["data"]["resolutions"])) for p in PRESETS.values()}
 
 
 def captions_with_trigger(captions: tuple[str, ...], trigger: str) -> int:
@@ -660,11 +664,12 @@ class HardwarePage(QWizardPage):
         self.adapter_edit.textChanged.connect(self._on_adapter_text)
         self.adapter_edit.editingFinished.connect(self._check_adapter)
         self.adapter_button.clicked.connect(self._browse_adapter)
-        self.name_edit.textEdited.connect(self._on_name)
+        self.name_edit.textEdited.connect(self._name_edited)
         self.output_edit.textEdited.connect(self._output_touched)
         self.output_button.clicked.connect(self._browse_output)
         self._variant_user = False
         self._output_user = False
+        self._name_user = False
 
     # -- preset ----------------------------------------------------------------------------
     @property
@@ -700,6 +705,7 @@ class HardwarePage(QWizardPage):
             it.setToolTip(2, "Expected seconds per optimizer step, averaged over your "
                              "dataset's buckets")
             it.setToolTip(4, f"{e.steps} steps: {e.breakdown()}")
+        self.tiers.headerItem().setText(4, f"Total, {self.steps.value()} steps")
         e = est.get(self.preset)
         if e is not None:
             self.how_label.setText(e.how)
@@ -783,6 +789,11 @@ class HardwarePage(QWizardPage):
 
     # -- output --------------------------------------------------------------------------------
     @Slot(str)
+    def _name_edited(self, text: str) -> None:
+        self._name_user = True
+        self._on_name(text)
+
+    @Slot(str)
     def _on_name(self, text: str) -> None:
         if not self._output_user:
             self.output_edit.setText(str(unique_output(self.wiz.runs_root, safe_name(text))))
@@ -803,7 +814,7 @@ class HardwarePage(QWizardPage):
     def initializePage(self) -> None:  # noqa: N802 - Qt override
         w = self.wiz
         self.card_label.setText(w.card_text())
-        if not self.name_edit.text():
+        if not self.name_edit.text() or not self._name_user:
             folder = w.dataset_page.folder
             name = safe_name(Path(folder).name if folder else "lora")
             self.name_edit.setText(name)
@@ -984,7 +995,7 @@ class NewRunWizard(QWizard):
         if not s or not s.buckets:
             return 0
         res = PRESETS[self.hardware_page.preset].changes["data"]["resolutions"]
-        return sum(len(s.buckets.get(r, [])) for r in res)
+        return len(s.buckets.get(tuple(sorted(res)), []))
 
     def card_text(self) -> str:
         if self.gpu is None:
@@ -999,8 +1010,7 @@ class NewRunWizard(QWizard):
         images = None
         if s and s.buckets and s.images:
             def buckets_for(res: tuple[int, ...]) -> list[tuple[int, int]] | None:
-                out = [b for r in res for b in s.buckets.get(r, [])]
-                return out or None
+                return s.buckets.get(tuple(sorted(res))) or None
 
             images = s.images
         return estimate_tiers(self.draft_config(), self.gpu, buckets_for, images)
