@@ -1,6 +1,13 @@
 """Start the app under Xvfb and save screenshots of each workspace and of the first-run dialog.
 
-    .venv/bin/python scripts/screenshots.py [--out out/screenshots]
+    .venv/bin/python scripts/screenshots.py [--out out/screenshots] [--only all|app|train]
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python scripts/screenshots.py --only train
+
+``--only train`` saves the Train tab at 1366×768 to ``docs/img/train-*.png`` (``--train-out``):
+the first screen, a run mid-way with its loss curve and samples, pause → try in Generate, and the
+run history. A demo trainer replays training events (losses, samples, checkpoints, pause with
+"try" generations served inside it) with procedurally drawn sample images and fabricated LoRA
+headers (no torch).
 
 Needs Xvfb (``apt-get install xvfb``) unless a display is already available (``DISPLAY`` set).
 Everything runs in a temporary ``ZITDESK_HOME``, so your settings, history and outputs are not
@@ -52,8 +59,15 @@ class DemoEngine:
     def __init__(self, out_dir: Path, oom_next: list[bool]) -> None:
         self.out_dir = out_dir
         self.oom_next = oom_next
+        self.hold_at = 0  # DemoTrainer: wait at this step until paused (0 = never)
 
     def run(self, request, emit, cancel) -> None:
+        if type(request).__name__ == "TrainSpec":
+            DemoTrainer(self).run(request, emit, cancel)
+            return
+        self.generate(request, emit, cancel)
+
+    def generate(self, request, emit, cancel) -> None:
         import numpy as np
         from PIL import Image
 
@@ -126,6 +140,151 @@ class DemoEngine:
         pass
 
 
+GIB = 2**30
+
+
+def demo_sample(step: int, index: int, size: int = 256):
+    """A sample that "learns": noise and grey at step 0, a crisp subject late in training."""
+    import numpy as np
+
+    rng = np.random.default_rng(1000 * index + 7)
+    y, x = np.mgrid[0:size, 0:size] / size
+    learnt = min(1.0, step / 1500)
+    palettes = [((250, 160, 60), (40, 70, 120)), ((90, 200, 120), (30, 40, 50)),
+                ((230, 90, 140), (240, 220, 190))]
+    fg, bg = (np.array(c, np.float32) for c in palettes[index % len(palettes)])
+    cx, cy, r = 0.5 + 0.12 * (index - 1), 0.55, 0.28
+    d = np.sqrt((x - cx) ** 2 + ((y - cy) * 1.1) ** 2)
+    ear = (np.abs(x - cx) > 0.08) & (np.abs(x - cx) < 0.24) & (y > cy - r - 0.12) & (y < cy - r + 0.08)
+    subject = ((d < r) | ear).astype(np.float32)[..., None]
+    sky = bg * (0.7 + 0.3 * y[..., None])
+    img = sky * (1 - subject) + fg * subject
+    grey = np.full_like(img, 128.0)
+    noise = rng.normal(0, 60, img.shape)
+    out = grey * (1 - learnt) + img * learnt + noise * (1 - learnt) ** 2
+    return out.clip(0, 255).astype(np.uint8)
+
+
+class DemoTrainer:
+    """Replays a training job: phases, a plausible loss curve, samples and checkpoints every 250
+    steps, pause (with "try" generations served inside it) and resume. Holds at
+    ``engine.hold_at`` until the script pauses it, so a mid-run screenshot is stable."""
+
+    def __init__(self, engine: DemoEngine) -> None:
+        self.engine = engine
+
+    def try_image(self, request, emit, step: int) -> None:
+        """A "try" generation served inside the paused run: the subject as of ``step``."""
+        from PIL import Image
+
+        from zitdesk.engine.events import ImageReady, JobFinished, JobStarted, StepProgress
+
+        job = request.job_id
+        emit(JobStarted(job, total_steps=request.steps))
+        img = demo_sample(step + 300, 0, 512)
+        for s in range(1, request.steps + 1):
+            emit(StepProgress(job, step=s, total=request.steps, preview=img[::8, ::8].copy()))
+        path = self.engine.out_dir / f"try-{request.seed}.png"
+        self.engine.out_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path)
+        emit(ImageReady(job, path=str(path), seed=request.seed, width=request.width,
+                        height=request.height))
+        emit(JobFinished(job, paths=(str(path),), elapsed_s=1.6))
+
+    def run(self, spec, emit, cancel) -> None:
+        import math
+
+        import numpy as np
+        from PIL import Image
+
+        from zitdesk.engine.events import JobFinished, JobStarted, PhaseChanged
+        from zitdesk.library.samples import make_lora, modelspec_metadata
+        from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
+        from zitdesk.train.runs import RunLog
+
+        cfg, job = spec.config, spec.job_id
+        out = Path(cfg.save.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.write(out / "train_config.toml")
+        runlog = RunLog.start(spec, out, cfg.model.path)
+        total = cfg.optim.steps
+        name = cfg.save.name
+        meta = modelspec_metadata(name, trigger=cfg.data.trigger, description="zitdesk demo run")
+        emit(JobStarted(job, kind="train", total_steps=total, detail=name))
+        for phase, detail in (
+            ("loading", f"Loading {cfg.model.path}"),
+            ("data", "24 images (24 captioned), 72 samples in 5 buckets"),
+            ("caching", "Encoding latents 72/72"),
+            ("training", "cuda, base bf16, checkpointing 19/34 blocks, compiled"),
+        ):
+            emit(PhaseChanged(job, phase=phase, detail=detail))
+        rng = np.random.default_rng(3)
+        loss = 0.0
+        it_s = 2.72
+        prompts = list(cfg.sample.prompts)
+
+        def lora_file(path: Path) -> str:
+            return str(make_lora(path, rank=cfg.lora.rank, metadata=meta))
+
+        def save(step: int) -> str:
+            ck = out / "checkpoints" / f"{name}_{step:09d}"
+            ck.mkdir(parents=True, exist_ok=True)
+            (ck / "adapter.safetensors").write_bytes(b"\0" * 2_000_000)
+            lora = lora_file(out / f"{name}_{step:09d}.safetensors")
+            emit(CheckpointSaved(job, path=str(ck), step=step, lora_path=lora))
+            runlog.update(steps_done=step, lora_path=lora, final_loss=loss)
+            return lora
+
+        def sample(step: int) -> None:
+            folder = out / "samples" / f"{step:09d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for i, _p in enumerate(prompts):
+                path = folder / f"{i}_{42 + i}.png"
+                Image.fromarray(demo_sample(step, i)).save(path)
+                paths.append(str(path))
+            emit(SampleReady(job, paths=tuple(paths), step=step))
+            runlog.update(last_sample=paths[-1])
+
+        sample(0)
+        for step in range(1, total + 1):
+            if step == self.engine.hold_at:
+                while not cancel.paused and not cancel.cancelled:
+                    cancel.wait_for_work(0.05)
+            if cancel.paused:
+                lora = lora_file(out / f"{name}_paused.safetensors")
+                emit(Paused(job, step=step - 1, lora_path=lora))
+                runlog.update(status="paused")
+                while cancel.paused and not cancel.cancelled:
+                    item = cancel.take_interjected()
+                    if item is not None:
+                        self.try_image(item[0], emit, step - 1)
+                        continue
+                    cancel.wait_for_work(0.1)
+                emit(Resumed(job, step=step - 1))
+                runlog.update(status="running")
+            warm = min(1.0, step / 100)
+            lr = cfg.optim.learning_rate * warm * (0.5 + 0.5 * math.cos(math.pi * step / total))
+            loss = 0.11 + 0.23 * math.exp(-step / 350) + abs(rng.normal(0, 0.035))
+            eta = (total - step) / it_s
+            emit(TrainStep(job, step=step, total=total, loss=loss, lr=lr, it_s=it_s, eta_s=eta,
+                           phase_eta_s=eta + 40 * ((total - step) // 250 + 1),
+                           vram_bytes=int(20.9 * GIB)))
+            if step % 250 == 0 or step == total:
+                emit(PhaseChanged(job, phase="sampling", detail=f"Step {step}: {len(prompts)} prompts"))
+                sample(step)
+                emit(PhaseChanged(job, phase="saving", detail=f"Step {step}"))
+                lora = save(step)
+                emit(PhaseChanged(job, phase="training", detail=""))
+            if step % 50 == 0:
+                time.sleep(0.01)  # let the GUI draw between bursts
+        final = lora_file(out / f"{name}.safetensors")
+        runlog.update(status="finished", steps_done=total, lora_path=final, final_loss=loss,
+                      ended_at=time.time())
+        emit(JobFinished(job, paths=(final,), elapsed_s=812.0, peak_vram_bytes=int(20.9 * GIB),
+                         stats={"final_loss": loss}))
+
+
 def fake_gpu_snapshot():
     from zitdesk.gpu import GpuReading, MemorySnapshot
 
@@ -164,6 +323,9 @@ def main() -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots"))
     ap.add_argument("--no-tiny", action="store_true", help="do not build the tiny model (no torch)")
+    ap.add_argument("--only", choices=("all", "app", "train"), default="all")
+    ap.add_argument("--train-out", default=str(ROOT / "docs" / "img"),
+                    help="where the Train tab screenshots go (train-*.png)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,8 +333,13 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="zitdesk-shots-"))
     os.environ["ZITDESK_HOME"] = str(home / "home")
     try:
-        build_model_tree(home, tiny=not args.no_tiny)
-        return shoot(out, home)
+        rc = 0
+        if args.only in ("all", "app"):
+            build_model_tree(home, tiny=not args.no_tiny)
+            rc = shoot(out, home)
+        if args.only in ("all", "train") and rc == 0:
+            rc = shoot_train(Path(args.train_out), home)
+        return rc
     finally:
         if xvfb is not None:
             xvfb.terminate()
@@ -284,6 +451,135 @@ def shoot(out: Path, home: Path) -> int:
     for _ in range(30):
         win.meter.set_snapshot(snap)
     save(win.statusBar(), "11-status-bar-cpu")
+    win.close()
+    pump(200)
+    return 0
+
+
+def shoot_train(out: Path, home: Path) -> int:
+    """The Train tab at 1366×768: first screen, mid-run, pause → try, history (docs/img)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ui.main_window import MainWindow
+    from ui.theme import apply_dark_theme, prepare_high_dpi
+    from zitdesk.io import user_dirs
+    from zitdesk.settings import AppSettings
+    from zitdesk.train.config import TrainConfig
+    from zitdesk.train.presets import apply_preset
+    from zitdesk.train.runs import RunRecord, runs_root, write_run
+
+    app = QApplication.instance()
+    if app is None:
+        prepare_high_dpi()
+        app = QApplication(["zitdesk"])
+        apply_dark_theme(app)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def pump(ms: int = 300) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def wait_until(cond, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            pump(50)
+        if not cond():
+            raise SystemExit("screenshots: a condition was not met in time")
+
+    def save(widget, name: str) -> None:
+        pump(400)
+        path = out / f"{name}.png"
+        widget.grab().save(str(path))
+        print("saved", path)
+
+    # A configured model and one dataset, like a user who has done the Datasets tab.
+    model = home / "models" / "Z-Image-Turbo"
+    model.mkdir(parents=True, exist_ok=True)
+    data = user_dirs()["data"] / "datasets" / "my-cat"
+    data.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    for i in range(24):
+        Image.fromarray(demo_sample(1500, i % 3, 128)).save(data / f"cat_{i:02d}.png")
+        (data / f"cat_{i:02d}.txt").write_text("a photo of [trigger] cat", encoding="utf-8")
+    settings = AppSettings(model_path=str(model), width=1024, height=1024)
+    engine = DemoEngine(home / "outputs", [])
+    engine.hold_at = 761
+    win = MainWindow(settings, engine_factory=lambda: engine, snapshot_fn=fake_gpu_snapshot)
+    win.resize(1366, 768)
+    win.show()
+    pump(500)
+    win.switch_workspace(2)
+    train = win.train
+    wait_until(lambda: train.snapshot is not None)
+    pump(300)
+    save(win, "train-first-screen")
+
+    # A run mid-way: the loss curve, learning rate, three sample rounds.
+    cfg = apply_preset(TrainConfig(), "24gb").with_changes(
+        model={"path": str(model), "training_adapter": str(home / "zimage_turbo_training_adapter_v2.safetensors")},
+        data={"folder": str(data), "trigger": "mycat"},
+        optim={"steps": 2000, "warmup_steps": 100, "schedule": "cosine"},
+        save={"output_dir": str(runs_root() / "my-cat"), "name": "my-cat", "every": 250},
+        sample={"every": 250, "prompts": ("a photo of [trigger] on a sofa",
+                                          "[trigger] in a garden, watercolor",
+                                          "portrait of [trigger], studio light")},
+    )
+    train.start_config(cfg)
+    view = train.run_view
+    wait_until(lambda: view.loss_chart.point_count >= 760 and len(view.samples.steps) >= 4, 60)
+    view.tabs.setCurrentIndex(0)
+    save(win, "train-run-view")
+
+    # Pause → try it: the LoRA as of this step in Generate, generated inside the paused run.
+    view.pause_button.click()
+    wait_until(lambda: view.state == "paused")
+    save(win, "train-paused")
+    view.try_button.click()
+    gen = win.generate
+    gen.form.prompt.set_text("a photo of mycat on a sofa, evening light")
+    gen.form.size_picker.set_size(1024, 1024)
+    gen.generate_button.click()
+    wait_until(lambda: gen.gallery_model.rowCount() >= 1 and not win.controller.tries, 30)
+    wait_until(lambda: gen._large.pixmap(gen._shown_path) is not None, 10)
+    pump(800)
+    save(win, "train-try-in-generate")
+
+    # Resume to the end, then the history with a few earlier runs beside it.
+    win.switch_workspace(2)
+    view.resume_button.click()
+    wait_until(lambda: view.state == "finished", 60)
+    now = time.time()
+    for i, (name, status, done, total, loss, preset, err) in enumerate((
+        ("watercolor-style", "finished", 1500, 1500, 0.1342, "16gb", ""),
+        ("portrait-1024", "failed", 412, 2000, 0.1711, "24gb",
+         "The GPU ran out of memory while training; memory was freed — choose the '16gb' VRAM "
+         "preset, then resume."),
+        ("my-dog", "cancelled", 600, 2000, 0.1528, "12gb", ""),
+    )):
+        folder = runs_root() / name
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg.with_changes(save={"output_dir": str(folder), "name": name}).write(
+            folder / "train_config.toml")
+        lora = folder / f"{name}.safetensors"
+        from zitdesk.library.samples import make_lora
+
+        make_lora(lora, rank=32)
+        write_run(RunRecord(
+            run_id=f"{name}-{i}", name=name, status=status, output_dir=str(folder),
+            config_path=str(folder / "train_config.toml"), dataset=str(data.parent / name),
+            preset=preset, steps_done=done, steps_total=total, final_loss=loss,
+            lora_path=str(lora), started_at=now - 86400 * (i + 1), ended_at=now - 86400 * i,
+            error=err, model_path=str(model), error_kind="oom" if err else "",
+            retry_preset="16gb" if err else "",
+        ))
+    view.back_button.click()
+    train.refresh_history()
+    train.overview.history.select_run("portrait-1024-1")  # failed: out of memory → one tier down
+    pump(300)
+    save(win, "train-history")
     win.close()
     pump(200)
     return 0

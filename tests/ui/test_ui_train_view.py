@@ -143,7 +143,9 @@ def test_samples_timeline_grid_slider_and_enlarge(qtbot, thumbs, tmp_path):
     tl.load_folder(samples)
     assert tl.grid.rowCount() == 3 and tl.grid.columnCount() == 2
     assert tl.current_step() == 40
-    assert tl.grid.horizontalHeaderItem(1).text() == "zxq in a forest"
+    assert tl.grid.horizontalHeaderItem(1).text() == "prompt 2"
+    assert tl.grid.horizontalHeaderItem(1).toolTip() == "zxq in a forest"
+    assert tl._focus_captions[1].text() == "2 · zxq in a forest"
     tl.slider.setValue(0)
     assert tl.current_step() == 0 and tl._focus[0].path.endswith("000000000/0_42.png")
     qtbot.waitUntil(lambda: tl._focus[0].pixmap() is not None and not tl._focus[0].pixmap().isNull())
@@ -256,6 +258,8 @@ class _Rec:  # the fields of zitdesk.train.runs.RunRecord the view reads
     ended_at: float = 0.0
     error: str = ""
     model_path: str = ""
+    error_kind: str = ""
+    retry_preset: str = ""
 
 
 def test_history_lists_runs_and_offers_actions(qtbot, qtmodeltester, tmp_path):
@@ -295,6 +299,15 @@ def test_history_lists_runs_and_offers_actions(qtbot, qtmodeltester, tmp_path):
     with qtbot.waitSignal(w.resume_requested) as sig:
         w.resume_button.click()
     assert sig.args[0].run_id == "b"
+    # a run that ran out of memory: resumed one tier down
+    oom = _Rec("c", "big", "failed", str(tmp_path / "c"), steps_done=4, steps_total=10,
+               error="The GPU ran out of memory", error_kind="oom", retry_preset="12gb")
+    w.refresh([*recs, oom])
+    w.table.selectRow(2)
+    assert m.index(2, 1).data() == "failed: out of memory"
+    assert w.resume_button.text() == "Resume with 12gb"
+    w.refresh([])
+    assert w.empty.isVisibleTo(w) and not w.table.isVisibleTo(w)
 
 
 # -- notifier and window --------------------------------------------------------------------------
@@ -333,3 +346,60 @@ def test_window_import_leaves_pyqtgraph_out():
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True)
     assert res.stdout.split() == ["False", "False"]
+
+
+class _OomTrainer:
+    """Engine double for training: the first job runs out of memory after two steps (leaving a
+    run record and its config, as the trainer does), later jobs finish."""
+
+    def __init__(self) -> None:
+        self.requests: list = []
+
+    def run(self, spec, emit, cancel) -> None:
+        from zitdesk.engine.events import JobFinished, JobStarted
+        from zitdesk.train.runs import RunLog
+
+        self.requests.append(spec)
+        cfg, job = spec.config, spec.job_id
+        out = Path(cfg.save.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.write(out / "train_config.toml")
+        runlog = RunLog.start(spec, out, cfg.model.path)
+        emit(JobStarted(job, kind="train", total_steps=cfg.optim.steps))
+        for s in (1, 2):
+            emit(TrainStep(job, step=s, total=cfg.optim.steps, loss=0.3, lr=1e-4, it_s=1.0))
+        if len(self.requests) == 1:
+            runlog.update(status="failed", steps_done=2, error_kind="oom", retry_preset="12gb")
+            emit(JobFailed(job, kind="oom", message="The GPU ran out of memory while training.",
+                           retry_hint={"preset": "12gb"}))
+            return
+        runlog.update(status="finished", steps_done=cfg.optim.steps)
+        emit(JobFinished(job, paths=(), stats={"final_loss": 0.2}))
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_oom_run_resumes_one_tier_down_and_notifies(qtbot, make_window, settings, tmp_path):
+    from zitdesk.train.presets import apply_preset
+    from zitdesk.train.runs import runs_root
+
+    engine = _OomTrainer()
+    win = make_window(settings, engine=engine)
+    train = win.train
+    cfg = apply_preset(_config(runs_root() / "big"), "16gb").with_changes(
+        model={"path": "/models/fake"}, data={"folder": str(tmp_path)})
+    job = train.start_config(cfg)
+    qtbot.waitUntil(lambda: job.state == "failed", timeout=10_000)
+    view = train.run_view
+    assert view.banner.action_button.text() == "Resume with the 12gb preset"
+    assert win.notifier.messages[-1].title == "Training failed"
+    assert "out of memory" in win.notifier.messages[-1].text
+    view.banner.action_button.click()
+    qtbot.waitUntil(lambda: len(engine.requests) == 2 and train.live_job.state == "finished",
+                    timeout=10_000)
+    again = engine.requests[1]
+    assert again.resume and again.config.memory.preset == "12gb"
+    assert again.config.save.output_dir == cfg.save.output_dir
+    assert win.notifier.messages[-1].title == "Training finished"
+    assert train.overview.history.model.records[0].status == "finished"

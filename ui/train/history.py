@@ -58,6 +58,19 @@ def fmt_time(value: Any) -> str:
         return str(value)
 
 
+def config_file(r: Any) -> str:
+    """The config the run used (saved beside it), else the file it was started from."""
+    used = Path(str(r.output_dir)) / "train_config.toml"
+    if r.output_dir and used.is_file():
+        return str(used)
+    return str(r.config_path or "")
+
+
+def retry_preset(r: Any) -> str:
+    """After an out-of-memory failure: the lower preset to resume with ("" otherwise)."""
+    return str(getattr(r, "retry_preset", "") or "") if r.status == "failed" else ""
+
+
 def load_records() -> list[Any]:
     """Every run record, newest first; an unreadable registry gives an empty list."""
     try:
@@ -117,6 +130,8 @@ class RunHistoryModel(QAbstractTableModel):
         if col == 0:
             return str(r.name or Path(str(r.output_dir)).name)
         if col == 1:
+            if r.status == "failed" and getattr(r, "error_kind", "") == "oom":
+                return "failed: out of memory"
             return STATUS_TEXT.get(r.status, str(r.status))
         if col == 2:
             return Path(str(r.dataset)).name if r.dataset else ""
@@ -200,7 +215,8 @@ class RunHistoryWidget(QWidget):
         self._config_dialog: ConfigDialog | None = None
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
-        buttons.addWidget(self.empty, 1)
+        buttons.addWidget(self.empty)
+        buttons.addStretch(1)
         for b in (self.open_button, self.resume_button, self.folder_button, self.config_button,
                   self.library_button):
             buttons.addWidget(b)
@@ -208,6 +224,7 @@ class RunHistoryWidget(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.table, 1)
         lay.addLayout(buttons)
+        lay.addStretch(0)  # keeps the empty-state line at the top when the table is hidden
         self._update_buttons()
 
     def refresh(self, records: list[Any] | None = None) -> None:
@@ -215,6 +232,10 @@ class RunHistoryWidget(QWidget):
         keep = getattr(selected, "run_id", None)
         self.model.set_records(load_records() if records is None else records)
         self.empty.setVisible(not self.model.records)
+        self.table.setVisible(bool(self.model.records))
+        for b in (self.open_button, self.resume_button, self.folder_button, self.config_button,
+                  self.library_button):
+            b.setVisible(bool(self.model.records))
         for row, r in enumerate(self.model.records):
             if keep is not None and r.run_id == keep:
                 self.table.selectRow(row)
@@ -237,7 +258,13 @@ class RunHistoryWidget(QWidget):
         self.open_button.setEnabled(r is not None)
         self.resume_button.setEnabled(r is not None and r.status in RESUMABLE)
         self.folder_button.setEnabled(r is not None and bool(r.output_dir))
-        self.config_button.setEnabled(r is not None and bool(r.config_path))
+        self.config_button.setEnabled(r is not None and bool(config_file(r)))
+        lower = retry_preset(r) if r is not None else ""
+        self.resume_button.setText(f"Resume with {lower}" if lower else "Resume")
+        self.resume_button.setToolTip(
+            f"It ran out of memory: continue from the newest checkpoint with the {lower} preset"
+            if lower else "Continue from the newest checkpoint"
+        )
         self.library_button.setEnabled(
             r is not None and bool(r.lora_path) and Path(str(r.lora_path)).is_file()
         )
@@ -269,11 +296,11 @@ class RunHistoryWidget(QWidget):
     @Slot()
     def view_config(self) -> ConfigDialog | None:
         r = self.selected()
-        if r is None or not r.config_path:
+        if r is None or not config_file(r):
             return None
         if self._config_dialog is not None:
             self._config_dialog.close()
             self._config_dialog.deleteLater()
-        self._config_dialog = ConfigDialog(str(r.config_path), self)
+        self._config_dialog = ConfigDialog(config_file(r), self)
         self._config_dialog.open()
         return self._config_dialog

@@ -123,6 +123,7 @@ class SamplesTimeline(QWidget):
         self.focus_row.setSpacing(6)
         self.focus_row.setAlignment(Qt.AlignmentFlag.AlignLeft)
         self._focus: list[_Thumb] = []
+        self._focus_captions: list[QLabel] = []
         self.grid = QTableWidget(0, 0)
         self.grid.setIconSize(QSize(GRID_ICON, GRID_ICON))
         self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -178,7 +179,7 @@ class SamplesTimeline(QWidget):
     def _caption(self, col: int) -> str:
         if col < len(self.prompts):
             p = self.prompts[col]
-            return p if len(p) <= 40 else p[:38] + "…"
+            return p if len(p) <= 60 else p[:58] + "…"
         return f"prompt {col + 1}"
 
     def _refresh(self, select_last: bool = False) -> None:
@@ -191,7 +192,11 @@ class SamplesTimeline(QWidget):
         self.grid.setVisible(has)
         self.grid.setRowCount(len(steps))
         self.grid.setColumnCount(cols)
-        self.grid.setHorizontalHeaderLabels([self._caption(c) for c in range(cols)])
+        self.grid.setHorizontalHeaderLabels([f"prompt {c + 1}" for c in range(cols)])
+        for c in range(cols):
+            header = self.grid.horizontalHeaderItem(c)
+            if header is not None:
+                header.setToolTip(self._caption(c))
         self.grid.setVerticalHeaderLabels([f"step {s}" for s in steps])
         for r, s in enumerate(steps):
             for c in range(cols):
@@ -217,10 +222,23 @@ class SamplesTimeline(QWidget):
         while len(self._focus) < len(paths):
             t = _Thumb(self.focus_size)
             t.clicked.connect(self.enlarge)
+            cap = QLabel("")
+            cap.setObjectName("muted")
+            cap.setWordWrap(True)
+            cap.setTextFormat(Qt.TextFormat.PlainText)
+            cap.setFixedWidth(self.focus_size)
+            cap.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
+            box = QVBoxLayout()
+            box.setSpacing(2)
+            box.addWidget(t)
+            box.addWidget(cap)
             self._focus.append(t)
-            self.focus_row.addWidget(t)
+            self._focus_captions.append(cap)
+            self.focus_row.addLayout(box)
         for i, t in enumerate(self._focus):
             t.setVisible(i < len(paths))
+            self._focus_captions[i].setVisible(i < len(paths))
+            self._focus_captions[i].setText(f"{i + 1} · {self._caption(i)}")
             t.path = paths[i] if i < len(paths) else ""
             self._set_thumb(t)
         if step is not None:

@@ -182,7 +182,7 @@ class TrainOverview(QWidget):
         self.cards["model"][2].clicked.connect(self.model_setup_requested)
         self.cards["dataset"][2].clicked.connect(self.datasets_requested)
 
-        self.tiers_title = QLabel("What your card can do (a typical run: 2000 steps at 1024 px)")
+        self.tiers_title = QLabel("What your card can do (a typical run: 2000 steps)")
         self.tiers_title.setObjectName("sectionTitle")
         self.tiers = QGridLayout()
         self.tiers.setHorizontalSpacing(16)
@@ -198,8 +198,9 @@ class TrainOverview(QWidget):
         self.new_button.setStyleSheet("font-size: 12pt;")
         self.new_button.setToolTip("Three short steps: dataset, what it learns, your hardware")
         self.new_button.clicked.connect(self.new_run_requested)
-        steps = QLabel("Pick a dataset → say what it learns → check the hardware → Start")
-        steps.setObjectName("muted")
+        self.next_hint = QLabel("")
+        self.next_hint.setWordWrap(True)
+        steps = self.next_hint
 
         history_title = QLabel("Run history")
         history_title.setObjectName("sectionTitle")
@@ -248,6 +249,15 @@ class TrainOverview(QWidget):
         action.setVisible(True)
         _f, state, _a = self.cards["adapter"]
         state.setText("The wizard asks for the file and checks it.")
+        if not model:
+            hint = "Next: set up the model (the first card), then make a dataset."
+        elif not datasets:
+            hint = ("Next: make a dataset in the Datasets tab (import 10–30 images, caption them, "
+                    "run the check), or pick any captioned folder in the wizard.")
+        else:
+            hint = ("Ready. New training run walks you through three short pages: the dataset → "
+                    "what it learns (trigger word) → your hardware and the time it takes → Start.")
+        self.next_hint.setText(hint)
 
     def set_tiers(self, rows: list[tuple[str, str, str, str]], current: str, gpu_name: str) -> None:
         while self.tiers.count():
@@ -354,7 +364,7 @@ class TrainWorkspace(QWidget):
         o.new_run_requested.connect(self.open_wizard)
         o.model_setup_requested.connect(self.model_setup_requested)
         o.datasets_requested.connect(self.datasets_requested)
-        o.resume_requested.connect(self.resume_record)
+        o.resume_requested.connect(self.resume_from_history)
         o.live_run_requested.connect(self.show_run_view)
         o.history.open_requested.connect(self.open_record)
         o.history.folder_requested.connect(self.open_folder)
@@ -497,7 +507,11 @@ class TrainWorkspace(QWidget):
                 f"Queued: {ahead} job(s) ahead of it; it starts when the GPU is free."
             )
         self.show_run_view()
-        self.status_message.emit(f"Training queued: {spec.config.save.name}")
+        started = self.controller.current is job
+        self.status_message.emit(
+            f"Training {spec.config.save.name}…" if started
+            else f"Training queued: {spec.config.save.name} starts when the GPU is free."
+        )
         return job
 
     @Slot(object)
@@ -513,6 +527,13 @@ class TrainWorkspace(QWidget):
             self.status_message.emit(msg)
             return None
         return self.start_spec(spec, str(record.name or ""))
+
+    @Slot(object)
+    def resume_from_history(self, record: Any) -> Job | None:
+        """Resume (one tier down when the run ran out of memory)."""
+        from ui.train.history import retry_preset
+
+        return self.resume_record(record, retry_preset(record) or None)
 
     @Slot(str)
     def resume_lower(self, preset: str) -> Job | None:
