@@ -14,17 +14,28 @@ TORCH_LOCK=requirements/torch-cpu.txt
 APT_PKGS="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libxcb-cursor0 \
 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-shape0 \
 libxcb-randr0 libxcb-xkb1 libxcb-xfixes0 libglib2.0-0"
+# The Windows installer test (tests/packaging/test_windows_installer.py) builds it with makensis,
+# a stand-in payload with mingw-w64 and runs it under Wine (64-bit only, no recommends: ~450 MB).
+APT_PKGS_WININST="nsis wine wine64 gcc-mingw-w64-x86-64-win32"
 install_system_libs() {
   command -v dpkg >/dev/null 2>&1 || return 0
-  local missing=""
+  local missing="" missing_wi=""
   for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-  [ -z "$missing" ] && return 0
+  for p in $APT_PKGS_WININST; do dpkg -s "$p" >/dev/null 2>&1 || missing_wi="$missing_wi $p"; done
+  [ -z "$missing$missing_wi" ] && return 0
   local sudo=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
-  echo "installing system libraries for Qt:$missing" >&2
   $sudo apt-get update -qq >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null 2>&1 \
-    || echo "warning: could not install$missing (Qt may fail to start)" >&2
+  if [ -n "$missing" ]; then
+    echo "installing system libraries for Qt:$missing" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null 2>&1 \
+      || echo "warning: could not install$missing (Qt may fail to start)" >&2
+  fi
+  if [ -n "$missing_wi" ]; then
+    echo "installing the Windows installer test tools:$missing_wi" >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing_wi \
+      >/dev/null 2>&1 || echo "warning: could not install$missing_wi (the Windows installer test will be skipped)" >&2
+  fi
 }
 
 setup() {
