@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fakes import FakeEngine
 
-from ui.engine_host import EngineController, preview_to_qimage
+from ui.engine_host import EngineController, Job, preview_to_qimage
 from zitdesk.engine.events import JobFailed
-from zitdesk.engine.requests import GenerateRequest
+from zitdesk.engine.requests import GenerateRequest, LoraSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -149,3 +149,94 @@ def test_engine_host_does_not_import_the_engine_until_a_job_runs():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+# -- one queue for generation and training, through the real engine thread (tiny model) ------
+def _train_spec(model, tmp_path, steps):
+    from PIL import Image
+
+    from zitdesk.train.config import TrainConfig, TrainSpec
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, c in enumerate([(200, 30, 30), (30, 200, 30)]):
+        Image.new("RGB", (64, 64), c).save(data / f"img{i}.png")
+        (data / f"img{i}.txt").write_text("a photo of [trigger]", encoding="utf-8")
+    cfg = TrainConfig().with_changes(
+        model={"path": str(model)},
+        data={"folder": str(data), "trigger": "zxq", "resolutions": (64,), "caption_dropout": 0.0},
+        lora={"rank": 4, "alpha": 4.0},
+        optim={"steps": steps, "learning_rate": 1e-2},
+        memory={"gradient_checkpointing": "off"},
+        save={"output_dir": str(tmp_path / "run"), "every": 0},
+        sample={"every": 0},
+    )
+    return TrainSpec(cfg)
+
+
+def test_kind_is_inferred_from_the_request(qtbot, controller, tiny_diffusers, tmp_path):
+    from ui.engine_host import kind_of
+
+    assert kind_of(req()) == "generate"
+    assert kind_of(_train_spec(tiny_diffusers, tmp_path, 2)) == "train"
+    c = controller(FakeEngine())
+    job = c.submit(req())
+    assert job.kind == "generate"
+    qtbot.waitUntil(lambda: job.state == "finished", timeout=5000)
+    assert c.current_training() is None
+    assert c.try_generate(req()).kind == "generate"  # no paused training: an ordinary job
+
+
+def test_train_pause_try_resume_and_a_waiting_generation(qtbot, controller, tiny_diffusers,
+                                                         tmp_path):
+    from ui.engine_host import default_engine_factory
+    from zitdesk.engine.events import ImageReady, JobStarted
+    from zitdesk.train.events import Paused, Resumed, TrainStep
+
+    c = controller(default_engine_factory())
+    seen: list = []
+    for sig in (c.job_started, c.train_step, c.paused, c.resumed, c.image_ready, c.job_ended):
+        sig.connect(seen.append)
+    def pause_now(ev):
+        c.pause()
+
+    c.train_step.connect(pause_now)
+    spec = _train_spec(tiny_diffusers, tmp_path, 40)
+    with qtbot.waitSignal(c.paused, timeout=120_000) as paused:
+        train = c.submit(spec)
+    assert train.kind == "train" and c.current_training() is train
+    pause_ev = paused.args[0]
+    assert isinstance(pause_ev, Paused) and pause_ev.job_id == train.job_id
+    assert Path(pause_ev.lora_path).is_file() and train.state == "paused"
+
+    def gen(**kw):
+        return req(model_path=str(tiny_diffusers), output_dir=str(tmp_path / "img"),
+                   preview_every=0, **kw)
+
+    waiting = c.submit(gen(prompt="after training"))  # waits in the one queue
+    assert c.pending == [waiting] and waiting.state == "queued"
+    tried = c.try_generate(gen(prompt="a photo of zxq", loras=(LoraSpec(pause_ev.lora_path, 1.0),)))
+    assert tried.kind == "try" and tried.parent == train.job_id
+    qtbot.waitUntil(lambda: tried.state in ("finished", "failed"), timeout=60_000)
+    assert tried.state == "finished", getattr(tried.result, "message", "")
+    assert Path(tried.result.paths[0]).is_file()
+    assert c.current is train and c.pending == [waiting]  # the try did not take the queue
+
+    c.train_step.disconnect(pause_now)
+    with qtbot.waitSignal(c.resumed, timeout=30_000):
+        assert c.resume()
+    qtbot.waitUntil(lambda: waiting.state in ("finished", "failed"), timeout=120_000)
+    assert train.state == "finished" and waiting.state == "finished"
+    assert waiting.result.paths and Path(waiting.result.paths[0]).is_file()
+
+    ids = [(type(e).__name__, e.job_id) for e in seen if not isinstance(e, Job)]
+    assert ("ImageReady", tried.job_id) in ids
+    assert ("Resumed", train.job_id) in ids
+    ended = [j.job_id for j in seen if isinstance(j, Job)]
+    assert ended == [tried.job_id, train.job_id, waiting.job_id]
+    started = [e.job_id for e in seen if isinstance(e, JobStarted)]
+    assert started == [train.job_id, tried.job_id, waiting.job_id]
+    steps = [e.step for e in seen if isinstance(e, TrainStep)]
+    assert steps[-1] == 40
+    assert isinstance([e for e in seen if isinstance(e, Resumed)][0], Resumed)
+    assert [e for e in seen if isinstance(e, ImageReady)][0].job_id == tried.job_id

@@ -129,7 +129,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from zitdesk.train.config import TrainConfig, TrainSpec
     from zitdesk.train.events import CheckpointSaved, Paused, SampleReady, TrainStep
     from zitdesk.train.presets import apply_preset
-    from zitdesk.train.trainer import Trainer
+    from zitdesk.engine.studio import StudioEngine
 
     warnings: list[str] = []
     cfg = TrainConfig.load(args.config, warnings)
@@ -188,7 +188,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
-        Trainer(device=args.device).run(spec, emit, cancel)
+        # The app's job path: the same StudioEngine.run → Trainer.run the engine thread calls.
+        StudioEngine(device=args.device).run(spec, emit, cancel)
     except KeyboardInterrupt:
         print("zitdesk: stopped; resume with --resume.", file=sys.stderr)
         return EXIT_CANCELLED
