@@ -489,7 +489,10 @@ class GoalPage(QWizardPage):
         lay.addWidget(trig_hint)
         lay.addLayout(warn_row)
         lay.addSpacing(6)
-        lay.addWidget(QLabel("Sample prompts (one per line):"))
+        lay.addWidget(_plain(QLabel(
+            "Sample prompts — rendered every 250 steps with the LoRA so far, so you can watch it "
+            "learn (one per line; [trigger] becomes the trigger word):"
+        )))
         lay.addWidget(self.prompts)
         lay.addStretch(1)
 
@@ -549,8 +552,8 @@ class HardwarePage(QWizardPage):
         super().__init__()
         self.wiz = wizard
         self.setTitle("3 · Hardware and model")
-        self.setSubTitle("How fast and in how much memory each VRAM preset trains on your card, and "
-                         "the model to train on.")
+        self.setSubTitle("How fast and in how much memory each VRAM preset trains on your card, "
+                         "and the model to train on.")
         self.card_label = _plain(QLabel())
         self.card_label.setObjectName("sectionTitle")
         self.tiers = QTreeWidget()
