@@ -53,13 +53,16 @@ def test_launcher_dispatch(monkeypatch):
                     ("selftest", ["--ui-only"])]
 
 
-def test_inno_script_is_per_user_spanned_below_2_gib():
-    iss = (ROOT / "packaging" / "windows" / "zitdesk.iss").read_text()
-    keys = dict(re.findall(r"^(\w+)=(.*)$", iss, flags=re.MULTILINE))
-    assert keys["PrivilegesRequired"] == "lowest"
-    assert keys["DiskSpanning"] == "yes" and int(keys["DiskSliceSize"]) < 2**31
-    assert keys["DefaultDirName"].startswith("{autopf}")  # = %LOCALAPPDATA%\Programs without admin
-    assert "{autoprograms}\\zitdesk" in iss and "zitdesk-console.exe" in iss
+def test_nsis_script_is_per_user_and_split_below_2_gib():
+    """Static part; tests/packaging/test_windows_installer.py builds and runs it under Wine."""
+    nsi = (ROOT / "packaging" / "windows" / "zitdesk.nsi").read_text()
+    assert "RequestExecutionLevel user" in nsi and 'InstallDir "$LOCALAPPDATA\\Programs\\${APP}"' in nsi
+    assert 'WriteRegStr HKCU "${UNINST_KEY}"' in nsi and "HKLM" not in nsi
+    assert "Target ${TARGET}" in nsi and "!define TARGET amd64-unicode" in nsi
+    build = (ROOT / "scripts" / "build-windows-installer").read_text()
+    part_size = int(re.search(r"part_size=(\d+)", build).group(1))
+    assert part_size <= 2_000_000_000 < 2**31
+    assert not (ROOT / "packaging" / "windows" / "zitdesk.iss").exists()
     assert (ROOT / "resources" / "icons" / "zitdesk.ico").is_file()
 
 
@@ -72,8 +75,15 @@ def test_workflows():
     win, lin = rel["jobs"]["windows"], rel["jobs"]["linux"]
     assert win["runs-on"] == "windows-2022" and lin["runs-on"] == "ubuntu-22.04"
     text = str(win["steps"])
-    for needle in ("download.pytorch.org", "pyinstaller", "--selftest", "ISCC.exe", "upload-artifact"):
+    for needle in ("download.pytorch.org", "pyinstaller", "--selftest", "upload-artifact"):
         assert needle in text or needle in str(rel["env"])
+    # the installer: compiled by Debian's makensis (as in the Wine test), then run on Windows
+    inst, smoke = rel["jobs"]["windows-installer"], rel["jobs"]["windows-installer-test"]
+    assert inst["needs"] == "windows" and inst["container"] == "debian:12"
+    assert "scripts/build-windows-installer" in str(inst["steps"]) and "nsis" in str(inst["steps"])
+    assert smoke["needs"] == "windows-installer" and smoke["runs-on"] == "windows-2022"
+    for needle in ('"/S"', "--selftest", "uninstall.exe", "Start Menu", "gh release upload"):
+        assert needle in str(smoke["steps"]), needle
     assert "scripts/build-linux" in str(lin["steps"])
 
 
