@@ -379,3 +379,31 @@ def test_start_emits_the_validated_config(qtbot, dialog, tmp_path):
     with qtbot.waitSignal(dlg.config_ready, timeout=5000) as blocker:
         dlg.start_button.click()
     assert blocker.args == [cfg]
+
+
+def test_app_datasets_lists_the_datasets_tab_folders(qapp, tmp_path):
+    from ui.train.wizard import app_datasets
+    from zitdesk.io import user_dirs
+
+    root = user_dirs()["data"] / "datasets"  # in the test's own ZITDESK_HOME
+    for name in ("b-style", "a-cat", ".hidden"):
+        (root / name).mkdir(parents=True)
+    elsewhere = make_dataset(tmp_path / "elsewhere")
+    assert app_datasets(last=str(elsewhere)) == [elsewhere, root / "a-cat", root / "b-style"]
+    assert app_datasets(last="") == [root / "a-cat", root / "b-style"]
+    assert app_datasets(last=str(root / "a-cat")) == [root / "a-cat", root / "b-style"]
+
+
+def test_goal_sets_steps_and_prompts_until_the_user_changes_them(qtbot, wizard):
+    wiz = wizard()
+    goal, hp = wiz.goal_page, wiz.hardware_page
+    goal.set_goal("concept")
+    assert hp.steps.value() == GOALS["concept"].steps
+    assert goal.sample_prompts() == GOALS["concept"].prompts
+    hp.steps.setValue(777)
+    goal.prompts.setPlainText("my own prompt")
+    goal.set_goal("character")
+    assert hp.steps.value() == 777
+    assert goal.sample_prompts() == ("my own prompt",)
+    cfg = wiz.draft_config()
+    assert cfg.lora.rank == GOALS["character"].rank and cfg.optim.steps == 777

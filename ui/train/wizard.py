@@ -168,14 +168,16 @@ def runs_root() -> Path:
 _default_runs_root = runs_root
 
 
-def app_datasets(root: Path | None = None) -> list[Path]:
-    """The dataset folders the Datasets tab knows: its root's sub-folders and the last opened."""
+def app_datasets(root: Path | None = None, last: str | None = None) -> list[Path]:
+    """The dataset folders the Datasets tab knows: the last one it opened (``last``; default:
+    its QSettings key) and the sub-folders of its root (default ``user data/datasets``)."""
     base = root or (user_dirs()["data"] / "datasets")
     out: list[Path] = []
-    try:
-        last = QSettings().value(DATASETS_LAST_KEY, "")
-    except Exception:  # noqa: BLE001 - no settings backend: just the root's folders
-        last = ""
+    if last is None:
+        try:
+            last = str(QSettings().value(DATASETS_LAST_KEY, "") or "")
+        except Exception:  # noqa: BLE001 - no settings backend: just the root's folders
+            last = ""
     if last and Path(str(last)).is_dir():
         out.append(Path(str(last)))
     if base.is_dir():
