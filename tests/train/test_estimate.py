@@ -107,6 +107,13 @@ def test_total_counts_startup_caching_samples_and_saving():
     assert none.parts["sampling"] == 0 and none.parts["saving"] < p["saving"] / 3
     assert estimate_run(cfg, H100, images=20, cached=True).parts["caching"] == 0
     assert "training" in e.breakdown() and "samples" in e.breakdown()
+    # a compiled run compiles once more when it sees a second bucket shape
+    one_shape = estimate_run(cfg, H100, buckets=[(1024, 1024)], images=20)
+    two_shapes = estimate_run(cfg, H100, buckets=[(1024, 1024), (832, 1216)], images=20)
+    assert two_shapes.parts["startup"] == one_shape.parts["startup"] + 15.0
+    eager = cfg.with_changes(memory={"compile": False})
+    assert (estimate_run(eager, H100, buckets=[(1024, 1024), (832, 1216)]).parts["startup"]
+            == estimate_run(eager, H100, buckets=[(1024, 1024)]).parts["startup"])
 
 
 def test_estimate_tiers_lists_every_preset_and_reads_gpu_objects():

@@ -34,8 +34,9 @@ How the rows become an estimate for *this* run on *this* card:
   estimate says so).
 * **Total** = start-up (loading the model and the text encoder, compiling: 60 s compiled /
   50 s eager, from the end-to-end run in ``docs/benchmarks.md``: 82.5 s for 30 steps; disk-bound,
-  not scaled by the card) + caching (VAE encode ~0.08 s per 1024² latent, ~0.02 s per caption on
-  an H100, only on the first run over a dataset) + steps + sample rounds (1.5 s per 1024² image
+  not scaled by the card; +15 s when a compiled run sees a second bucket shape: torch then
+  compiles a dynamic-shape version once) + caching (VAE encode ~0.08 s per 1024² latent,
+  ~0.02 s per caption on an H100, only on the first run over a dataset) + steps + sample rounds (1.5 s per 1024² image
   at 8 steps, the Generate benchmark) + checkpoints (the LoRA, its fp32 copy and the optimizer
   state written at ~1 GB/s, plus 0.5 s).
 """
@@ -71,6 +72,7 @@ FIXED_SHARE = 0.05
 ATTENTION_SHARE = 0.15
 EAGER_FACTOR = 0.728 / 0.420
 STARTUP_S = {True: 60.0, False: 50.0}  # compiled / eager
+RECOMPILE_S = 15.0  # compiled, more than one bucket shape: one more (dynamic-shape) compile
 LATENT_S = 0.08  # per 1024² image, H100
 CAPTION_S = 0.02
 SAMPLE_S = 1.5  # one 1024² image at 8 steps, H100 (engine, not compiled)
@@ -279,6 +281,8 @@ def estimate_run(
 
     steps = cfg.optim.steps
     startup = STARTUP_S[bool(cfg.memory.compile)]
+    if cfg.memory.compile and len(set(entries)) > 1:
+        startup += RECOMPILE_S
     area = sum(w * h for w, h in entries) / 1024**2
     caching = 0.0 if cached else (area * LATENT_S + n_images * CAPTION_S) / speed
     training = steps * step
