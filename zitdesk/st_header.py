@@ -14,15 +14,27 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zitdesk.errors import FileFormatError
+from zitdesk.errors import FileFormatError, describe_os_error
 
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors reference implementation's own limit
+#: safetensors' own limit (``MAX_HEADER_SIZE`` = 100,000,000 bytes, not 100 MiB): a header
+#: between the two would be listed here and refused by the loader.
+MAX_HEADER_BYTES = 100_000_000
 
-DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-    "U16": 2, "U32": 4, "U64": 8, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
-    "F4": 0.5, "F6_E2M3": 0.75, "F6_E3M2": 0.75,
+#: Bits per element of every dtype the safetensors loader (0.8) knows; any other name is refused
+#: by it, so it is refused here with a sentence first.
+DTYPE_BITS = {
+    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
+    "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
 }
+DTYPE_BYTES = {k: v / 8 if v % 8 else v // 8 for k, v in DTYPE_BITS.items()}
+
+#: Limits no real tensor comes near; beyond them PyTorch overflows (a C++ ``c10`` error) or a
+#: reader wastes memory on a fabricated header.
+MAX_DIM = 2**40
+MAX_NDIM = 16
+MAX_JSON_DEPTH = 8  # a real header is 3 deep (root → tensor → shape)
+_USIZE_MAX = 2**64 - 1
 
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 
@@ -66,12 +78,117 @@ def _looks_like_pickle(head: bytes) -> bool:
     return head[:2] == b"PK" or head[:1] == b"\x80"
 
 
+class _Refused(Exception):  # noqa: N818 - internal: becomes a FileFormatError with the name
+    pass
+
+
+def _no_constant(name: str) -> float:
+    raise _Refused(f"has the non-number {name} in its header")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _Refused(f"names the entry {k[:80]!r} twice in its header")
+        out[k] = v
+    return out
+
+
+def _depth(obj: object, limit: int) -> int:
+    """Nesting depth of ``obj`` (stops counting at ``limit + 1``)."""
+    if limit < 0:
+        return 1
+    if isinstance(obj, dict):
+        return 1 + max((_depth(v, limit - 1) for v in obj.values()), default=0)
+    if isinstance(obj, list):
+        return 1 + max((_depth(v, limit - 1) for v in obj), default=0)
+    return 0
+
+
+def _whole(v: object) -> bool:
+    return type(v) is int and 0 <= v <= _USIZE_MAX
+
+
+def parse_header_json(raw: bytes) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    """Validate the JSON part of a header exactly as strictly as the safetensors loader does.
+
+    Returns ``(tensors, metadata)``; raises ``_Refused`` with the end of a sentence.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Refused("has a header that is not UTF-8 text") from None
+    try:
+        doc = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+    except _Refused:
+        raise
+    except RecursionError:
+        raise _Refused("has a header nested too deeply to be real") from None
+    except ValueError:  # JSONDecodeError, or an integer with thousands of digits
+        raise _Refused("has a header that is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise _Refused("has a header that is not a JSON object")
+    if _depth(doc, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise _Refused("has a header nested too deeply to be real")
+    raw_meta = doc.pop("__metadata__", None)
+    metadata: dict[str, str] = {}
+    if raw_meta is not None:
+        if not isinstance(raw_meta, dict):
+            raise _Refused("has metadata that is not a table of texts")
+        for k, v in raw_meta.items():
+            if not isinstance(v, str):
+                # The format allows text values only and the loader refuses anything else.
+                raise _Refused(f"has a metadata value that is not text ({k[:80]!r})")
+            metadata[k] = v
+    tensors: dict[str, TensorInfo] = {}
+    for key, info in doc.items():
+        what = f"tensor {key[:80]!r}"
+        if not isinstance(info, dict):
+            raise _Refused(f"has a malformed entry for {what}")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+            shown = dtype[:20] if isinstance(dtype, str) else type(dtype).__name__
+            raise _Refused(f"uses an unknown data type ({shown!r}) for {what}")
+        if not isinstance(shape, list) or not all(_whole(d) for d in shape):
+            raise _Refused(f"has an invalid shape for {what} (dimensions must be whole numbers)")
+        if len(shape) > MAX_NDIM or any(d > MAX_DIM for d in shape):
+            raise _Refused(f"has absurd dimensions for {what}")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(_whole(x) for x in offsets)):
+            raise _Refused(f"has invalid offsets for {what} (two whole numbers are needed)")
+        start, end = offsets
+        if end < start:
+            raise _Refused(f"has invalid offsets for {what}")
+        numel = 1
+        for d in shape:
+            numel *= d
+        bits = numel * DTYPE_BITS[dtype]
+        if bits % 8:
+            raise _Refused(f"has a size mismatch for {what} (it does not end on a byte)")
+        if bits // 8 != end - start:
+            raise _Refused(f"has a size mismatch for {what}")
+        tensors[key] = TensorInfo(dtype, tuple(shape), start, end)
+    # The data must be packed in offset order: each tensor starts where the previous one ends.
+    pos = 0
+    for key, t in sorted(tensors.items(), key=lambda kv: (kv[1].start, kv[1].end)):
+        if t.start != pos:
+            raise _Refused(f"has overlapping or out-of-order offsets (tensor {key[:80]!r})")
+        pos = t.end
+    return tensors, metadata
+
+
 def read_header(path: str | os.PathLike[str], check_size: bool = True) -> SafetensorsHeader:
     """Parse and validate the header of ``path``.
 
-    Raises :class:`FileFormatError` for pickles, non-safetensors files, hostile headers (huge or
-    negative lengths, invalid JSON, offsets outside the file) and truncated files (when
-    ``check_size``: the tensor data must end exactly where the file ends).
+    The one validator of safetensors files: ``lora inspect``, the library scan, model discovery
+    and generation's LoRA and model loading all call it before a file reaches safetensors or
+    torch, and it refuses everything the safetensors loader would refuse (see
+    :func:`parse_header_json`), so what is listed as usable also loads. Raises
+    :class:`FileFormatError` with one sentence for pickles, non-safetensors files, hostile
+    headers and truncated files (with ``check_size``, the default: the tensor data must end
+    exactly where the file ends, as the loader demands; ``check_size=False`` reads only the
+    header, e.g. for metadata of a file still being written).
     """
     p = Path(path)
     name = p.name
@@ -92,9 +209,10 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> Safete
                     "pickles. Get the real .safetensors file."
                 )
             (n,) = struct.unpack("<Q", head[:8])
-            if n == 0 or n > MAX_HEADER_BYTES:
+            if n < 2 or n > MAX_HEADER_BYTES:
                 raise FileFormatError(
-                    f"{name} is not a valid safetensors file (declared header size {n} bytes)."
+                    f"{name} is not a usable safetensors file: its declared header size of {n:,} "
+                    f"bytes is outside what safetensors allows (2 to {MAX_HEADER_BYTES:,})."
                 )
             if 8 + n > size:
                 raise FileFormatError(
@@ -105,43 +223,21 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> Safete
     except FileFormatError:
         raise
     except OSError as exc:
-        raise FileFormatError(f"Cannot read {name}: {exc.strerror or exc}.") from exc
+        raise FileFormatError(describe_os_error(exc, p)) from exc
     try:
-        doc = json.loads(raw.decode("utf-8").rstrip(" \x00"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FileFormatError(f"{name} is not a valid safetensors file (its header is not JSON).") from exc
-    if not isinstance(doc, dict):
-        raise FileFormatError(f"{name} is not a valid safetensors file (header is not a JSON object).")
-    raw_meta = doc.pop("__metadata__", None) or {}
-    metadata: dict[str, str] = {}
-    if isinstance(raw_meta, dict):
-        for k, v in raw_meta.items():
-            # The format says strings only; some tools write numbers or objects. Keep them as text.
-            metadata[str(k)] = v if isinstance(v, str) else json.dumps(v)
+        tensors, metadata = parse_header_json(raw)
+    except _Refused as exc:
+        raise FileFormatError(f"{name} is not a usable safetensors file: it {exc}.") from None
     data_len = size - 8 - n
-    tensors: dict[str, TensorInfo] = {}
-    max_end = 0
-    for key, info in doc.items():
-        try:
-            dtype = str(info["dtype"])
-            shape = tuple(int(s) for s in info["shape"])
-            start, end = (int(x) for x in info["data_offsets"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FileFormatError(f"{name} has a malformed entry for tensor {key!r}.") from exc
-        if start < 0 or end < start or any(s < 0 for s in shape):
-            raise FileFormatError(f"{name} has invalid offsets for tensor {key!r}.")
-        nbytes = DTYPE_BYTES.get(dtype)
-        if nbytes is not None:
-            numel = 1
-            for s in shape:
-                numel *= s
-            if int(numel * nbytes) != end - start and dtype not in ("F4", "F6_E2M3", "F6_E3M2"):
-                raise FileFormatError(f"{name} has a size mismatch for tensor {key!r}.")
-        tensors[str(key)] = TensorInfo(dtype, shape, start, end)
-        max_end = max(max_end, end)
+    max_end = max((t.end for t in tensors.values()), default=0)
     if check_size and max_end > data_len:
         missing = max_end - data_len
         raise FileFormatError(
             f"{name} is truncated ({missing:,} bytes of tensor data are missing). Download it again."
+        )
+    if check_size and max_end < data_len:
+        raise FileFormatError(
+            f"{name} is not a usable safetensors file: {data_len - max_end:,} bytes after its "
+            "tensors belong to no tensor (a damaged or altered file). Download it again."
         )
     return SafetensorsHeader(p, tensors, metadata, size, 8 + n)
