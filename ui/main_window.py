@@ -372,6 +372,7 @@ class MainWindow(QMainWindow):
         train.library_requested.connect(self.show_in_library)
         train.model_setup_requested.connect(self.open_model_setup)
         train.datasets_requested.connect(self._show_datasets)
+        train.dataset_fix_requested.connect(self._open_dataset)
         self.poller.snapshot_ready.connect(train.set_snapshot)
         if self.poller.last is not None:
             train.set_snapshot(self.poller.last)
@@ -411,6 +412,11 @@ class MainWindow(QMainWindow):
     @Slot()
     def _show_datasets(self) -> None:
         self.tabs.setCurrentWidget(self.datasets_tab)
+
+    @Slot(str)
+    def _open_dataset(self, folder: str) -> None:
+        self.tabs.setCurrentWidget(self.datasets_tab)
+        self.datasets.open_folder(folder)
 
     @Slot(str, bool)
     def _on_train_try(self, lora_path: str, live: bool) -> None:
@@ -488,6 +494,20 @@ class MainWindow(QMainWindow):
         return stopped
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        training = self.controller.current_training()
+        if training is not None and not self._closing and self.isVisible():
+            answer = QMessageBox.question(
+                self,
+                "Training is running",
+                "A training run is in progress. Quit anyway?\n\nzitdesk finishes the current "
+                "step and saves a checkpoint and the LoRA so far; the Train tab offers to "
+                "resume the run next time.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
         if self.controller.busy:
             self.show_status("Cancelling the running job…")
         if not self.shutdown():

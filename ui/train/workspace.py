@@ -71,6 +71,12 @@ NEEDS_TEXT = {
 
 def known_datasets() -> list[Path]:
     """The app's datasets: folders under the datasets root, and the last one opened."""
+    try:
+        from ui.train.wizard import app_datasets
+
+        return app_datasets()
+    except ImportError:
+        pass
     root = user_dirs()["data"] / "datasets"
     found: list[Path] = []
     try:
@@ -328,6 +334,7 @@ class TrainWorkspace(QWidget):
     status_message = Signal(str)
     model_setup_requested = Signal()
     datasets_requested = Signal()
+    dataset_fix_requested = Signal(str)  # open this dataset folder in the Datasets tab
     library_requested = Signal(str)  # show this LoRA in the Library
 
     def __init__(
@@ -456,7 +463,7 @@ class TrainWorkspace(QWidget):
     def open_wizard(self) -> Any:
         """WIZARD's three-page New-run wizard; its ``config_ready`` starts the run."""
         try:
-            from ui.train.wizard import NewRunWizard
+            from ui.train.wizard import DETECT, NewRunWizard
         except ImportError:
             self.status_message.emit(
                 "The new-run wizard is not in this build; start a run with 'zitdesk train'."
@@ -465,12 +472,21 @@ class TrainWorkspace(QWidget):
         if self.wizard is not None:
             self.wizard.raise_()
             return self.wizard
-        wiz = NewRunWizard(self, known_datasets(), self.gpu_info())
+        model = getattr(self.settings, "model_path", "") if self.settings is not None else ""
+        gpu = self.snapshot if self.snapshot is not None else DETECT
+        wiz = NewRunWizard(self, known_datasets(), gpu, model_path=model or None)
         wiz.config_ready.connect(self.start_config)
+        wiz.open_dataset.connect(self._on_fix_dataset)
         wiz.finished.connect(self._on_wizard_closed)
         self.wizard = wiz
         wiz.open()
         return wiz
+
+    @Slot(str)
+    def _on_fix_dataset(self, folder: str) -> None:
+        if self.wizard is not None:
+            self.wizard.close()
+        self.dataset_fix_requested.emit(folder)
 
     @Slot(int)
     def _on_wizard_closed(self, _result: int) -> None:
