@@ -500,8 +500,8 @@ class MainWindow(QMainWindow):
                 self,
                 "Training is running",
                 "A training run is in progress. Quit anyway?\n\nzitdesk finishes the current "
-                "step and saves a checkpoint and the LoRA so far; the Train tab offers to "
-                "resume the run next time.",
+                "step and saves a checkpoint and the LoRA so far; resume the run later from "
+                "the Train tab's history.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No,
             )
