@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from zitdesk.dataset.fsnames import fit_name
 from zitdesk.io import atomic_write, is_temp_name
 from zitdesk.io import default_file_mode as default_file_mode  # re-exported
 
@@ -62,12 +63,20 @@ def decode_caption(data: bytes) -> tuple[str, CaptionStyle]:
         text = body.decode("cp1252", errors="replace")
         utf8 = False
     crlf = "\r\n" in text
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text, CaptionStyle(bom=bom, crlf=crlf, utf8=utf8)
+    return normalise_caption(text), CaptionStyle(bom=bom, crlf=crlf, utf8=utf8)
+
+
+def normalise_caption(text: str) -> str:
+    """A caption as it is held in memory and journaled: ``\n`` line ends, no leading BOM.
+
+    Every text that enters a dataset (an edit, an undo entry, a file read back) goes through
+    this, so what the journal stores compares equal to what the file gives after a restart.
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
 
 
 def encode_caption(text: str, style: CaptionStyle = CaptionStyle()) -> bytes:
-    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    body = normalise_caption(text)
     if style.crlf:
         body = body.replace("\n", "\r\n")
     data = body.encode("utf-8")
@@ -99,8 +108,10 @@ def write_caption_file(path: Path, text: str, style: CaptionStyle) -> FileSig:
 
 
 def conflict_path(caption_path: Path) -> Path:
-    """Where our version goes when the file changed on disk: ``name.txt.zitdesk-conflict``."""
-    return caption_path.with_name(caption_path.name + CONFLICT_SUFFIX)
+    """Where our version goes when the file changed on disk: ``name.txt.zitdesk-conflict``
+    (the name part shortened, with a hash, where that would pass the name limit)."""
+    return caption_path.with_name(fit_name(caption_path.name, CONFLICT_SUFFIX,
+                                           caption_path.parent))
 
 
 def is_stale_temp(name: str) -> bool:

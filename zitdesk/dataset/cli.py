@@ -16,8 +16,9 @@ Wiring (done by ``zitdesk/cli.py``): ``add_dataset_parser(sub)`` on the top-leve
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from zitdesk.dataset.fsnames import dumps, shown
 
 EXIT_VERDICT = 3
 
@@ -61,14 +62,14 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     rep = import_sources(args.sources, args.to, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          progress=progress)
     if args.json:
-        print(json.dumps(rep.to_json(), ensure_ascii=False, indent=1))
+        print(dumps(rep.to_json(), indent=1))
         return 0
     print(file=sys.stderr)
     c = rep.to_json()["counts"]
-    print(f"Imported {c['imported']} image(s) into {rep.target} ({c['with_caption']} with "
+    print(f"Imported {c['imported']} image(s) into {shown(rep.target)} ({c['with_caption']} with "
           f"captions, {c['converted']} converted, {c['renamed']} renamed); skipped {c['skipped']}.")
     for s in rep.skipped:
-        print(f"  skipped {s.source}: {s.reason}")
+        print(f"  skipped {shown(s.source)}: {shown(s.reason)}")
     return 0
 
 
@@ -86,12 +87,13 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
     rep = check_folder(args.dir, opts, tokenizer=None if args.no_tokens else "default",
                        duplicates=not args.no_duplicates)
     if args.json:
-        print(json.dumps(rep.to_json(), ensure_ascii=False, indent=1))
+        print(dumps(rep.to_json(), indent=1))
     else:
-        print(rep.summary)
+        print(shown(rep.summary))
         for i in rep.issues:
-            more = f" ({', '.join(i.files[:5])}{', …' if len(i.files) > 5 else ''})" if i.files else ""
-            print(f"[{i.severity}] {i.message}{more}")
+            files = [shown(f) for f in i.files[:5]]
+            more = f" ({', '.join(files)}{', …' if len(i.files) > 5 else ''})" if i.files else ""
+            print(f"[{i.severity}] {shown(i.message)}{more}")
         for r, b in rep.buckets.items():
             print(f"  {r} px buckets: " + ", ".join(f"{k}×{v}" for k, v in list(b.items())[:8]))
     order = {"ready": 0, "warnings": 1, "blocked": 2}

@@ -5,10 +5,19 @@
 * ``{"op": "do", "id", "ts", "label", "changes": [[image, old, new], ...], "snapshot"}``
 * ``{"op": "undo", "id"}`` / ``{"op": "redo", "id"}``
 
-``old``/``new`` are caption texts (``null``: no caption file). Replaying the lines gives the undo
-stack and the redo stack as they were when the app closed. Lines are appended and fsynced; a line
-cut short by a crash is ignored on load and the file is rewritten (atomically) without it. When
-the journal grows past :data:`MAX_ENTRIES` commands it is rewritten with the newest ones.
+``old``/``new`` are caption texts (``null``: no caption file), normalised as captions are held in
+memory (:func:`~zitdesk.dataset.captions.normalise_caption`), so they compare equal to the files
+read back after a restart. Image names that are not UTF-8 are kept as ``\\udcXX`` escapes
+(:func:`zitdesk.dataset.fsnames.dumps`). Replaying the lines gives the undo stack and the redo
+stack as they were when the app closed. Lines are appended and fsynced; a line cut short by a
+crash is ignored on load and the file is rewritten (atomically) without it. When the journal
+grows past :data:`MAX_ENTRIES` commands it is rewritten with the newest ones.
+
+A failed append (a full disk) never costs an entry: the torn part is cut off again (and, should
+that fail too, before the next append), the lines stay queued and the next flush writes them;
+the error is a :class:`~zitdesk.dataset.fsnames.SaveFailed` whose text is one sentence.
+:meth:`History.load` never raises: an unreadable journal is an empty history (said in
+:attr:`Replayed.problem`), a repair that cannot be written waits for the next load.
 
 ``.zitdesk/snapshots/<time>-<id>.json`` holds every caption of the dataset, taken before each
 bulk edit; the newest :data:`MAX_SNAPSHOTS` are kept.
@@ -28,7 +37,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zitdesk.io import atomic_write, clean_temp_files
+from zitdesk.dataset.captions import normalise_caption
+from zitdesk.dataset.fsnames import SaveFailed, dumps
+from zitdesk.io import atomic_write, clean_temp_files, default_file_mode
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,9 @@ class Entry:
     ts: float = 0.0
     snapshot: str | None = None
 
+    def __post_init__(self) -> None:
+        self.changes = [(str(n), _norm(old), _norm(new)) for n, old, new in self.changes]
+
     def to_json(self) -> dict:
         return {"op": "do", "id": self.id, "ts": self.ts, "label": self.label,
                 "changes": [list(c) for c in self.changes], "snapshot": self.snapshot}
@@ -59,11 +73,30 @@ class Entry:
         return cls(uuid.uuid4().hex[:16], label, list(changes), time.time(), snapshot)
 
 
+def _norm(text: str | None) -> str | None:
+    return None if text is None else normalise_caption(str(text))
+
+
 @dataclass
 class Replayed:
     done: list[Entry] = field(default_factory=list)
     undone: list[Entry] = field(default_factory=list)   # top of the redo stack is last
     bad_lines: int = 0
+    problem: str = ""       # a sentence when the journal could not be read (history is empty)
+
+
+def _parse_line(line: bytes) -> dict | None:
+    """One journal record, or None. A line that an older version glued to a torn fragment
+    (``{"op": "do", "id": "ab{"op": ...}``) gives its intact last record."""
+    last = line.rfind(b'{"op"')
+    for start in (0, last) if last > 0 else (0,):
+        try:
+            rec = json.loads(line[start:])
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "op" in rec:
+            return rec
+    return None
 
 
 class History:
@@ -89,17 +122,21 @@ class History:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return out
+        except OSError as exc:
+            log.warning("Cannot read %s (%s); opening without the edit history.", self.path, exc)
+            out.problem = (f"The edit history of this dataset cannot be read ({exc.strerror or exc}); "
+                           "undo starts empty, the captions are not affected.")
+            return out
         lines = raw.split(b"\n")
         n = 0
         for line in lines:
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-                op = rec["op"]
-            except (ValueError, KeyError, TypeError):
+            rec = _parse_line(line)
+            if rec is None:
                 out.bad_lines += 1
                 continue
+            op = rec["op"]
             n += 1
             if op == "do":
                 try:
@@ -118,13 +155,16 @@ class History:
         self._count = n
         if out.bad_lines or (raw and not raw.endswith(b"\n")) or len(out.done) > MAX_ENTRIES:
             out.done = out.done[-MAX_ENTRIES:]
-            self._rewrite(out)
+            try:
+                self._rewrite(out)
+            except OSError as exc:  # full or read-only disk: repaired by a later load
+                log.warning("Cannot repair %s (%s); kept as it is for now.", self.path, exc)
         return out
 
     def _rewrite(self, state: Replayed) -> None:
-        lines = [json.dumps(e.to_json(), ensure_ascii=False) for e in state.done]
+        lines = [dumps(e.to_json()) for e in state.done]
         for e in reversed(state.undone):  # re-create the redo stack: do, then undo, newest first
-            lines.append(json.dumps(e.to_json(), ensure_ascii=False))
+            lines.append(dumps(e.to_json()))
         for e in state.undone:
             lines.append(json.dumps({"op": "undo", "id": e.id}))
         with self.lock:
@@ -134,7 +174,7 @@ class History:
     # --- recording (in memory; written by flush) ---------------------------------------------
 
     def record_do(self, entry: Entry) -> None:
-        self._queue(json.dumps(entry.to_json(), ensure_ascii=False))
+        self._queue(dumps(entry.to_json()))
 
     def record_undo(self, entry_id: str) -> None:
         self._queue(json.dumps({"op": "undo", "id": entry_id}))
@@ -153,7 +193,7 @@ class History:
         name = f"{SNAPSHOT_DIR}/{stamp}.{ns % 10**9:09d}-{uuid.uuid4().hex[:6]}.json"
         with self.lock:
             self._snapshots.append((name, {"created": time.time(), "label": label,
-                                           "captions": dict(captions)}))
+                                           "captions": {k: _norm(v) for k, v in captions.items()}}))
         return name
 
     @property
@@ -161,26 +201,66 @@ class History:
         return bool(self._lines or self._snapshots)
 
     def flush(self) -> None:
-        """Write queued snapshots, then append queued journal lines (fsynced)."""
+        """Write queued snapshots, then append queued journal lines (fsynced).
+
+        On a failure nothing is dropped: what was not written stays queued, in order, for the
+        next flush, and :class:`~zitdesk.dataset.fsnames.SaveFailed` (an ``OSError``) says why
+        in one sentence."""
         with self.lock:
             snaps, self._snapshots = self._snapshots, []
             lines, self._lines = self._lines, []
-        for name, data in snaps:
-            atomic_write(self.meta_dir / name, json.dumps(data, ensure_ascii=False))
+        done = 0
+        try:
+            for name, data in snaps:
+                atomic_write(self.meta_dir / name, dumps(data))
+                done += 1
+        except OSError as exc:
+            self._requeue(snaps[done:], lines)
+            raise SaveFailed(exc, "the snapshot of the captions") from exc
         if snaps:
             self._prune_snapshots()
         if not lines:
             return
-        self.meta_dir.mkdir(parents=True, exist_ok=True)
         payload = "".join(s + "\n" for s in lines).encode("utf-8")
-        with self.lock, open(self.path, "ab") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-            self._count += len(lines)
-            grow = self._count > 4 * MAX_ENTRIES
+        try:
+            self.meta_dir.mkdir(parents=True, exist_ok=True)
+            with self.lock:
+                self._append(payload)
+                self._count += len(lines)
+                grow = self._count > 4 * MAX_ENTRIES
+        except OSError as exc:
+            self._requeue([], lines)
+            raise SaveFailed(exc, "the edit history (undo)") from exc
         if grow:
             self.load()  # compacts to the newest MAX_ENTRIES
+
+    def _requeue(self, snaps: list[tuple[str, dict]], lines: list[str]) -> None:
+        with self.lock:  # before anything queued meanwhile: the order of the journal is kept
+            self._snapshots[:0] = snaps
+            self._lines[:0] = lines
+
+    def _append(self, payload: bytes) -> None:
+        """Append whole lines, fsynced; a torn tail (ours, or a crashed writer's) is cut first,
+        and what this append wrote is cut again if it fails, so lines are never glued."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0),
+                     default_file_mode())
+        try:
+            size = _cut_torn_tail(fd)
+            try:
+                view = memoryview(payload)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            except OSError:
+                try:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                except OSError:
+                    pass  # cut before the next append (see _cut_torn_tail)
+                raise
+        finally:
+            os.close(fd)
 
     # --- snapshots ---------------------------------------------------------------------------
 
@@ -200,7 +280,26 @@ class History:
         p = Path(path)
         if not p.is_absolute():
             p = self.meta_dir / p
-        return dict(json.loads(p.read_text(encoding="utf-8"))["captions"])
+        return {k: _norm(v) for k, v in json.loads(p.read_text(encoding="utf-8"))["captions"].items()}
+
+
+def _cut_torn_tail(fd: int) -> int:
+    """Cut the file open at ``fd`` after its last newline if it does not end with one; returns
+    the (new) size."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            end = start + i + 1
+            break
+        end = start
+    os.ftruncate(fd, end)
+    return end
 
 
 def restore_changes(current: dict[str, str | None], snapshot: dict[str, str | None]) -> list[Change]:

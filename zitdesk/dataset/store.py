@@ -29,9 +29,11 @@ from zitdesk.dataset.captions import (
     FileSig,
     conflict_path,
     is_stale_temp,
+    normalise_caption,
     read_caption_file,
     write_caption_file,
 )
+from zitdesk.dataset.fsnames import SaveFailed, dumps, os_error_sentence, shown
 from zitdesk.errors import RequestError
 from zitdesk.io import atomic_write
 from zitdesk.train.dataset import IMAGE_EXTS, DatasetItem, image_size
@@ -154,7 +156,10 @@ class Dataset:
             if progress is not None and i % 256 == 0:
                 progress(i, len(names))
             e = entries[name]
-            st = e.stat()
+            try:
+                st = e.stat()
+            except OSError:
+                continue  # gone meanwhile
             cached = index.get(name) or {}
             if cached.get("size") == st.st_size and cached.get("mtime_ns") == st.st_mtime_ns \
                     and "w" in cached:
@@ -164,19 +169,25 @@ class Dataset:
                 try:
                     w, h = image_size(Path(e.path))
                 except Exception as exc:  # noqa: BLE001 - same rule as the trainer: skip it
-                    problems.append(f"{name} is not a readable image ({type(exc).__name__}); "
-                                    "skipped.")
+                    problems.append(f"{shown(name)} is not a readable image "
+                                    f"({type(exc).__name__}); skipped.")
                     continue
                 sha, ph = None, None
             rec = ImageRecord(name, w, h, st.st_size, st.st_mtime_ns, sha256=sha,
                               phash=int(ph, 16) if isinstance(ph, str) else None,
                               flagged=bool(cached.get("flagged", False)),
                               rating=int(cached.get("rating", 0) or 0))
-            cap = read_caption_file(root / rec.caption_name)
+            try:
+                cap = read_caption_file(root / rec.caption_name)
+                side = conflict_path(root / rec.caption_name)
+                if os.path.lexists(side):
+                    rec.conflict = side.name
+            except OSError as exc:  # a caption we cannot read is never overwritten: left out
+                problems.append(f"{shown(rec.caption_name)} cannot be read "
+                                f"({exc.strerror or exc}); {shown(name)} is left out until it can.")
+                continue
             if cap is not None:
                 rec.caption, rec.style, rec.sig = cap.text, cap.style, cap.sig
-            if conflict_path(root / rec.caption_name).exists():
-                rec.conflict = conflict_path(root / rec.caption_name).name
             items.append(rec)
         if progress is not None:
             progress(len(names), len(names))
@@ -199,7 +210,11 @@ class Dataset:
     # --- captions ----------------------------------------------------------------------------
 
     def set_caption(self, item: ImageRecord, text: str | None) -> bool:
-        """Change a caption in memory and queue it for :meth:`flush`. False if unchanged."""
+        """Change a caption in memory and queue it for :meth:`flush`. False if unchanged.
+
+        The text is normalised (``\n`` line ends, no leading BOM) as it will read back."""
+        if text is not None:
+            text = normalise_caption(text)
         with self.lock:
             if item.caption == text:
                 return False
@@ -230,7 +245,7 @@ class Dataset:
             except OSError as exc:
                 with self.lock:  # keep it queued: the next flush tries again
                     self._pending.setdefault(name, text)
-                report.errors.append(f"{item.caption_name}: {exc.strerror or exc}")
+                report.errors.append(os_error_sentence(exc, shown(item.caption_name)))
         return report
 
     def _write_one(self, item: ImageRecord, text: str | None, report: FlushReport) -> None:
@@ -354,7 +369,12 @@ class Dataset:
                 return False
             entries = [(it.name, _index_entry(it)) for it in self.items]
             self._index_dirty = False
-        atomic_write(self.meta_dir / INDEX_NAME, _index_json(entries))
+        try:
+            atomic_write(self.meta_dir / INDEX_NAME, _index_json(entries))
+        except OSError as exc:
+            with self.lock:
+                self._index_dirty = True      # written again by the next save
+            raise SaveFailed(exc, "the dataset index (flags and ratings)") from exc
         return True
 
     # --- changes with conflict checks (bulk edits, undo, redo) ----------------------------------
@@ -371,15 +391,17 @@ class Dataset:
         skipped: list[str] = []
         with self.lock:
             for name, expected, new in changes:
+                expected = None if expected is None else normalise_caption(expected)
+                new = None if new is None else normalise_caption(new)
                 item = self.by_name.get(name)
                 if item is None:
-                    skipped.append(f"{name} is no longer in the dataset.")
+                    skipped.append(f"{shown(name)} is no longer in the dataset.")
                     continue
                 if item.caption == new:
                     applied.append(name)
                     continue
                 if item.caption != expected:
-                    skipped.append(f"{item.caption_name} was changed since; left as it is.")
+                    skipped.append(f"{shown(item.caption_name)} was changed since; left as it is.")
                     continue
                 self.set_caption(item, new)
                 applied.append(name)
@@ -433,8 +455,7 @@ def _index_json(entries: list[tuple[str, dict]]) -> str:
     """The index as JSON, one small ``dumps`` per image: the same text as one big ``dumps``, but
     a Python loop, so a GUI thread waiting for the GIL gets it within the switch interval
     instead of after the whole 10,000-image encode."""
-    parts = [json.dumps(name, ensure_ascii=False) + ":" + json.dumps(e, separators=(",", ":"))
-             for name, e in entries]
+    parts = [dumps(name) + ":" + json.dumps(e, separators=(",", ":")) for name, e in entries]
     return f'{{"version":{INDEX_VERSION},"images":{{' + ",".join(parts) + "}}"
 
 
