@@ -148,8 +148,9 @@ class ImageMeta:
 
         ``seed`` is this image's seed when it differs from ``request.seed`` (batches);
         ``lora_hashes`` maps a LoRA's path to its SHA-256. Disabled LoRAs are left out. The
-        embedded request drops ``job_id`` and ``output_dir`` (meaningless for reuse, and the
-        output folder is private), and carries this image's seed.
+        embedded request is :func:`public_request` (file names and hashes, never a folder of
+        the user's) and carries this image's seed. This is the one builder: generation, "try"
+        images of a paused run and training samples all use it.
         """
         hashes = dict(lora_hashes or {})
         loras = tuple(
@@ -162,10 +163,9 @@ class ImageMeta:
             if getattr(spec, "enabled", True)
         )
         image_seed = request.seed if seed is None else seed
-        data = request.to_dict()
-        data.pop("job_id", None)
-        data.pop("output_dir", None)
+        data = public_request(request.to_dict())
         data["seed"] = image_seed
+        data["count"] = 1
         return cls(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -182,6 +182,38 @@ class ImageMeta:
             request_json=json.dumps(data, ensure_ascii=False),
             extra=dict(extra or {}),
         )
+
+
+def _base_name(value: str) -> str:
+    """The last part of a POSIX or Windows path (an image made on Windows is read anywhere)."""
+    return re.split(r"[\\/]", value.rstrip("\\/"))[-1] if value else ""
+
+
+def public_request(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A request dict with nothing private left for an image that is shared: folders
+    (``*_dir``) and the job id are dropped, every path (``path``, ``*_path``, ``*_file``,
+    ``*_image``, ``*_mask``, at any depth, e.g. each LoRA's) is cut to its file name. The app's
+    own history keeps the full request."""
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, Mapping):
+            out = {}
+            for key, value in obj.items():
+                k = str(key)
+                if k == "job_id" or k.endswith("_dir"):
+                    continue
+                if isinstance(value, str) and (
+                    k == "path" or k.endswith(("_path", "_file", "_image", "_mask"))
+                ):
+                    out[k] = _base_name(value)
+                else:
+                    out[k] = clean(value)
+            return out
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+
+    return clean(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,15 +315,17 @@ def _chunk_payload(meta: ImageMeta) -> dict[str, Any]:
 _PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 
-def write_png(image: Image.Image, path: str | Path, meta: ImageMeta) -> Path:
-    """Save ``image`` as a PNG at ``path`` (atomically) with the ``parameters`` and ``zitdesk`` chunks."""
+def write_png(image: Image.Image, path: str | Path, meta: ImageMeta | None) -> Path:
+    """Save ``image`` as a PNG at ``path`` (atomically) with the ``parameters`` and ``zitdesk``
+    chunks; ``meta=None`` writes a PNG without any text (the "strip metadata" setting)."""
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
-    for key, text in (
+    chunks = () if meta is None else (
         (PARAMETERS_KEY, a1111_parameters(meta)),
         (ZITDESK_KEY, json.dumps(_chunk_payload(meta), ensure_ascii=False, default=str)),
-    ):
+    )
+    for key, text in chunks:
         if text.isascii():
             info.add_text(key, text)
         else:
@@ -1383,4 +1417,5 @@ __all__ = [
     "read_parameters",
     "split_infotext",
     "write_png",
+    "public_request",
 ]

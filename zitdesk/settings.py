@@ -57,6 +57,7 @@ class AppSettings:
     shift: float = 3.0
     preview_every: int = 1
     last_lora_dir: str = ""
+    strip_metadata: bool = False  # save images without parameters (nothing to share)
     history_limit: int = 500
 
     @property

@@ -225,13 +225,13 @@ def test_zitdesk_png_round_trip(tmp_path):
             "name": "film grain",
             "weight": 0.75,
             "hash": SHA_A,
-            "file": "/home/u/loras/film grain.safetensors",
+            "file": "film grain.safetensors",  # a name, never the user's folder
         },
         {
             "name": "detail_slider",
             "weight": -0.5,
             "hash": SHA_B,
-            "file": "C:\\Users\\u\\loras\\detail_slider.safetensors",
+            "file": "detail_slider.safetensors",
         },
     ]
     assert sorted(result["unmapped"]) == ["Memory mode", "VAE tiling"]
@@ -251,10 +251,13 @@ def test_zitdesk_png_round_trip(tmp_path):
         "guidance",
         "shift",
         "seed",
-        "loras",
         "memory_mode",
     ):
         assert getattr(rebuilt, name) == getattr(original, name), name
+    # LoRAs come back by file name (the image never holds the user's folders)
+    assert [(lo.path, lo.weight, lo.enabled) for lo in rebuilt.loras] == [
+        (Path(lo.path.replace("\\", "/")).name, lo.weight, lo.enabled) for lo in original.loras
+    ]
 
     # The infotext is there too, and Pillow (an independent PNG reader) sees the same text.
     assert result["raw"]["parameters"] == a1111_parameters(meta)

@@ -7,6 +7,7 @@ It turns its state into a frozen :class:`GenerateRequest` (``build_request``) an
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class GenerateFormWidget(QScrollArea):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.missing_loras: list[str] = []  # names of the last applied image not found here
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -99,6 +101,11 @@ class GenerateFormWidget(QScrollArea):
         out_row.setContentsMargins(0, 0, 0, 0)
         out_row.addWidget(self.output_dir, 1)
         out_row.addWidget(browse)
+        self.strip_metadata = QCheckBox("Save images without parameters")
+        self.strip_metadata.setToolTip(
+            "Leave prompt, seed, model and LoRA names out of saved PNGs. Without it, images carry "
+            "their parameters (file names and hashes, never your folders) so they can be reused."
+        )
 
         self.advanced = QCollapsible("Advanced", expandedIcon="▾", collapsedIcon="▸")
         adv = QWidget()
@@ -108,6 +115,7 @@ class GenerateFormWidget(QScrollArea):
         adv_form.addRow("Shift", self.shift)
         adv_form.addRow("Negative", self.negative)
         adv_form.addRow("Save to", out_row)
+        adv_form.addRow("", self.strip_metadata)
         self.advanced.addWidget(adv)
 
         form = QFormLayout()
@@ -148,6 +156,7 @@ class GenerateFormWidget(QScrollArea):
             self.shift.valueChanged,
             self.negative.textChanged,
             self.output_dir.textChanged,
+            self.strip_metadata.toggled,
         ):
             sig.connect(self._emit_changed)
 
@@ -189,6 +198,7 @@ class GenerateFormWidget(QScrollArea):
             unload_text_encoder=self.unload_te.isChecked(),
             output_dir=self.output_dir.text().strip(),
             model_path=model_path,
+            write_metadata=not self.strip_metadata.isChecked(),
         )
 
     def preview_request(self, model_path: str = "") -> GenerateRequest:
@@ -234,34 +244,55 @@ class GenerateFormWidget(QScrollArea):
                     self.set_memory_mode(req["memory_mode"])
             self.vae_tiling.setChecked(bool(req.get("vae_tiling")))
             self.unload_te.setChecked(bool(req.get("unload_text_encoder")))
-        loras = self._loras_from(data, bool(req))
+        loras = self._loras_from(data, bool(req), params)
         if loras is not None:
             self.loras.set_loras(loras)
             if loras:
                 applied.append("LoRAs")
         return applied
 
-    @staticmethod
     def _loras_from(
-        data: dict[str, Any], from_request: bool
+        self, data: dict[str, Any], from_request: bool, params: dict[str, Any]
     ) -> list[tuple[str, float, bool]] | None:
+        """The image's LoRAs as files on this machine. Images carry file names and hashes, not
+        paths: each is found by hash, else by a name the library knows once
+        (:func:`zitdesk.library.lookup.find_lora`); older images' absolute paths still work.
+        Names that cannot be found are kept in :attr:`missing_loras`."""
+        from zitdesk.library.lookup import find_lora
+
         items = data.get("loras")
         if not isinstance(items, list):
             return None
+        hashes: dict[str, str] = {}
+        for lo in params.get("loras") or ():
+            if isinstance(lo, dict) and isinstance(lo.get("name"), str):
+                sha = lo.get("hash") or lo.get("sha256") or ""
+                if isinstance(sha, str) and sha:
+                    hashes[lo["name"].lower()] = sha
         out = []
+        self.missing_loras = []
         for lo in items:
             if not isinstance(lo, dict):
                 continue
-            path = lo.get("path") if from_request else lo.get("file")
-            if isinstance(path, str) and path and Path(path).is_file():
-                weight = lo.get("weight")
-                out.append(
-                    (
-                        path,
-                        float(weight) if isinstance(weight, (int, float)) else 1.0,
-                        bool(lo.get("enabled", True)),
-                    )
+            ref = lo.get("path") if from_request else (lo.get("file") or lo.get("name"))
+            if not isinstance(ref, str) or not ref:
+                continue
+            name = re.split(r"[\\/]", ref)[-1]
+            stem = name[: -len(".safetensors")] if name.lower().endswith(".safetensors") else name
+            sha = lo.get("hash") if isinstance(lo.get("hash"), str) else ""
+            sha = sha or hashes.get(stem.lower(), "") or hashes.get(name.lower(), "")
+            path = ref if Path(ref).is_absolute() and Path(ref).is_file() else find_lora(name, sha)
+            if path is None:
+                self.missing_loras.append(name)
+                continue
+            weight = lo.get("weight")
+            out.append(
+                (
+                    path,
+                    float(weight) if isinstance(weight, (int, float)) else 1.0,
+                    bool(lo.get("enabled", True)),
                 )
+            )
         return out
 
     def load_settings(self, s: AppSettings) -> None:
@@ -277,6 +308,7 @@ class GenerateFormWidget(QScrollArea):
         self.guidance.setValue(s.guidance)
         self.shift.setValue(s.shift)
         self.output_dir.setText(s.output_dir)
+        self.strip_metadata.setChecked(bool(getattr(s, "strip_metadata", False)))
         self.loras.last_dir = s.last_lora_dir
 
     def store_settings(self, s: AppSettings) -> None:
@@ -291,6 +323,7 @@ class GenerateFormWidget(QScrollArea):
         s.guidance = float(self.guidance.value())
         s.shift = float(self.shift.value())
         s.output_dir = self.output_dir.text().strip()
+        s.strip_metadata = self.strip_metadata.isChecked()
         s.last_lora_dir = self.loras.last_dir
 
     @staticmethod

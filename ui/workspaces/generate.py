@@ -274,13 +274,9 @@ class GenerateWorkspace(GenerateView):
         applied = self.form.apply_parameters(params)
         source = PNG_SOURCES.get(str(params.get("source")), str(params.get("source")))
         text = f"Loaded {', '.join(applied)} from {name} ({source})."
-        missing = [
-            lo.get("name")
-            for lo in params.get("loras") or []
-            if isinstance(lo, dict) and not lo.get("file")
-        ]
-        if missing and not params.get("request"):
-            text += f" LoRAs to add by hand: {', '.join(str(m) for m in missing)}."
+        missing = self.form.missing_loras  # neither its hash nor its name is known here
+        if missing:
+            text += f" LoRAs not found on this computer (add them by hand): {', '.join(missing)}."
         if params.get("unmapped"):
             text += f" Not used: {', '.join(map(str, params['unmapped'][:8]))}."
         self.show_message(text, "info")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -357,28 +358,79 @@ class GenerationEngine:
     def _save(self, image, request: GenerateRequest, seed: int, index: int) -> Path:
         source = self._loaded.source if self._loaded else None
         return save_image(image, request, seed, index,
-                          model_label=source.label if source else "Z-Image Turbo")
+                          model_label=source.label if source else "Z-Image Turbo",
+                          model_hash=model_hash(source))
 
 
-def save_image(image, request: GenerateRequest, seed: int, index: int, model_label: str) -> Path:
-    """Write one generated image with its parameters (A1111 text + zitdesk JSON) → its path."""
-    from zitdesk.pngmeta import ImageMeta, LoraUse, write_png
+def save_image(image, request: GenerateRequest, seed: int, index: int, model_label: str,
+               model_hash: str = "", extra: dict | None = None) -> Path:
+    """Write one generated image with its parameters (A1111 text + zitdesk JSON) → its path.
+
+    What goes into the file names files and hashes only (``ImageMeta.from_request``); with
+    ``request.write_metadata`` off the PNG carries no parameters at all."""
+    from zitdesk.pngmeta import ImageMeta, write_png
 
     out_dir = Path(request.output_dir) if request.output_dir else default_output_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = output_name(out_dir, seed, index)
-    loras = tuple(
-        LoraUse(name=Path(lo.path).stem, weight=float(lo.weight), sha256=_file_sha256(lo.path))
-        for lo in request.loras if lo.enabled
-    )
-    meta = ImageMeta(
-        prompt=request.prompt, negative_prompt=request.negative_prompt, steps=request.steps,
-        cfg_scale=request.guidance, seed=seed, width=request.width, height=request.height,
-        shift=request.shift, model_name=model_label,
-        loras=loras, version=f"zitdesk {__version__}",
-        request_json=request.with_changes(seed=seed, count=1, job_id=request.job_id).to_json(),
-    )
+    meta = None
+    if request.write_metadata:
+        meta = ImageMeta.from_request(
+            request, seed=seed, model_name=model_label, model_hash=model_hash,
+            lora_hashes={lo.path: _file_sha256(lo.path) for lo in request.loras if lo.enabled},
+            version=f"zitdesk {__version__}", extra=extra,
+        )
     return write_png(image, path, meta)
+
+
+def dit_file(source) -> Path | None:
+    """The one file holding the DiT weights (ComfyUI single file, or an unsharded diffusers
+    ``transformer/``); None for sharded folders, which have no single-file hash to show."""
+    if source is None:
+        return None
+    from zitdesk.models.validate import DIT
+
+    if getattr(source, "files", None) and source.files.get(DIT):
+        return Path(source.files[DIT])
+    single = Path(source.root) / "transformer" / "diffusion_pytorch_model.safetensors"
+    return single if single.is_file() else None
+
+
+_MODEL_HASHES: dict[tuple[str, int, int], str] = {}
+_MODEL_HASH_LOCK = threading.Lock()
+
+
+def model_hash(source, wait: bool = False) -> str:
+    """A1111's "Model hash" (AutoV2: the first 10 hex digits of the DiT file's SHA-256).
+
+    The hash goes through the library's on-disk hash cache, so a file is hashed once, ever; the
+    first time it runs on a background thread (a 12 GB file takes a while) and images saved
+    before it is done carry no model hash. ``wait=True`` computes it now (tests, CLI)."""
+    path = dit_file(source)
+    if path is None:
+        return ""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _MODEL_HASH_LOCK:
+        if key in _MODEL_HASHES:
+            return _MODEL_HASHES[key][:10]
+        _MODEL_HASHES.setdefault(key, "")
+        started = not wait
+
+    def work() -> None:
+        sha = _file_sha256(str(path))
+        with _MODEL_HASH_LOCK:
+            _MODEL_HASHES[key] = sha
+
+    if wait:
+        work()
+        return _MODEL_HASHES[key][:10]
+    if started:
+        threading.Thread(target=work, name="zitdesk-model-hash", daemon=True).start()
+    return ""
 
 
 def compile_blocks(pipe, device: str) -> str:

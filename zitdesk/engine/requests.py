@@ -96,6 +96,7 @@ class GenerateRequest:
     output_dir: str = ""
     model_path: str = ""           # empty: the configured / discovered model
     preview_every: int = 1         # latent preview every N steps (0 = none)
+    write_metadata: bool = True    # False: PNGs without parameters (the "strip metadata" setting)
     job_id: str = field(default_factory=new_job_id)
 
     def validate(self) -> GenerateRequest:

@@ -14,6 +14,7 @@ it is complete after a resume too.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,19 +80,11 @@ def render_samples(
         pos = [embeds[prompt].to(dev, dtype)]
         neg = [empty.to(dev, dtype)] if req.guidance > 0 else None
         image = render_image(pipe, req, 0, pos, neg)
-        meta = ImageMeta(
-            prompt=prompt,
-            steps=req.steps,
-            cfg_scale=req.guidance,
-            seed=seed,
-            width=req.width,
-            height=req.height,
-            shift=req.shift,
-            model_name=cfg.model.variant,
+        meta = replace(
+            ImageMeta.from_request(req, seed=seed, model_name=cfg.model.variant,
+                                   version=f"zitdesk {__version__}",
+                                   extra={"Training step": step}),
             loras=(LoraUse(name=lora_name, weight=1.0),),
-            version=f"zitdesk {__version__}",
-            request_json=req.to_json(),
-            extra={"Training step": step},
         )
         paths.append(write_png(image, folder / f"{i}_{seed}.png", meta))
     return paths

@@ -1,0 +1,69 @@
+"""Find a LoRA on this machine from what a shared image says about it (file name and SHA-256).
+
+Images carry file names and hashes, never paths (:func:`zitdesk.pngmeta.public_request`), so
+"reuse parameters" looks the file up: first by hash among every file the app has hashed (the
+library's hash cache: library scans and every generation fill it), then by file name among the
+LoRAs the library knows. Reads the two cache files only: nothing is hashed or scanned here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from zitdesk.library.hashing import default_cache_path as default_hash_cache_path
+from zitdesk.library.index import default_cache_path as default_index_path
+
+
+def _names(name: str) -> set[str]:
+    base = re.split(r"[\\/]", name)[-1].lower()
+    return {base, base.removesuffix(".safetensors")}
+
+
+def _same_file_still(path: str, size: int, mtime_ns: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == size and st.st_mtime_ns == mtime_ns
+
+
+def find_lora(name: str, sha256: str = "", *, hash_cache: Path | None = None,
+              index_cache: Path | None = None) -> str | None:
+    """The path of the LoRA ``name`` (file name or stem) with ``sha256`` (full, or the 10-digit
+    AutoV2 prefix), or None. With a hash, only a file with that hash matches; without one, a
+    file name the library knows exactly once."""
+    want = sha256.strip().lower()
+    if want and re.fullmatch(r"[0-9a-f]{10,64}", want):
+        try:
+            doc = json.loads((hash_cache or default_hash_cache_path()).read_text(encoding="utf-8"))
+            items = doc.get("items", {})
+        except (OSError, ValueError, AttributeError):
+            items = {}
+        hits = []
+        for path, item in items.items() if isinstance(items, dict) else ():
+            try:
+                size, mtime, sha = int(item[0]), int(item[1]), str(item[2]).lower()
+            except (TypeError, ValueError, IndexError):
+                continue
+            if sha.startswith(want) and _same_file_still(path, size, mtime):
+                hits.append(path)
+        if hits:
+            names = _names(name)
+            hits.sort(key=lambda p: (Path(p).name.lower() not in names, p))
+            return hits[0]
+        return None
+    try:
+        doc = json.loads((index_cache or default_index_path()).read_text(encoding="utf-8"))
+        entries = doc.get("entries", [])
+    except (OSError, ValueError, AttributeError):
+        return None
+    names = _names(name)
+    found = []
+    for item in entries if isinstance(entries, list) else ():
+        path = item.get("entry", {}).get("path") if isinstance(item, dict) else None
+        if isinstance(path, str) and _names(path) & names and os.path.isfile(path):
+            found.append(path)
+    return found[0] if len(set(found)) == 1 else None
