@@ -7,8 +7,9 @@ the dataclass fields — a new field gets a widget without code here: enums (the
 (:data:`MULTI_CHOICES`) check boxes, bools check boxes, whole numbers spin boxes, other numbers
 line edits, tuples comma lists (text tuples one item per line), paths a line edit + Browse.
 Tooltips come from :data:`FIELD_HELP` (plain data in :mod:`ui.train.settings_fields`, with the
-enum values, labels and widget kinds; a test checks that every field has one). Fields the config's VRAM preset sets carry a "preset" badge ("changed" when the value
-differs from the preset's).
+enum values, labels and widget kinds; a test checks that every field has one). Fields the
+config's VRAM preset sets carry a "preset" badge ("changed" when the value differs from the
+preset's).
 
 Load/Save read and write the same TOML ``zitdesk train`` reads (``TrainConfig.load`` /
 ``TrainConfig.write``, atomic). After every edit the values go through ``TrainConfig.from_dict``
