@@ -34,6 +34,61 @@ def _fail(message: str, code: int = EXIT_ERROR) -> int:
     return code
 
 
+def _debug() -> bool:
+    return bool(os.environ.get("ZITDESK_DEBUG"))
+
+
+def run_guarded(func, args: argparse.Namespace) -> int:
+    """Run one command; every exception becomes one sentence on stderr and exit code 1.
+
+    The one top level of every ``zitdesk`` command (``generate``, ``train``, ``dataset``,
+    ``lora``, ``make-tiny-model``, ``params``, ``doctor``, also ``python -m zitdesk.train.cli``):
+    the sentence comes from :func:`zitdesk.errors.user_message` (``ZITDESK_DEBUG=1`` prints the
+    traceback first).
+    """
+    from zitdesk.errors import user_message
+
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return _fail("cancelled.", EXIT_CANCELLED)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the CLI never shows a bare traceback
+        if _debug():
+            import traceback
+
+            traceback.print_exc()
+        return _fail(user_message(exc))
+
+
+def job_exit_code(ev, cancelled: str = "cancelled.") -> int | None:
+    """The exit code for a job's terminal event (the one handling of generate and train).
+
+    ``JobFailed``: its sentence on stderr (its traceback first with ``ZITDESK_DEBUG=1``), 1.
+    ``JobCancelled``: ``cancelled`` on stderr, 130. No terminal event: an error, 1.
+    ``JobFinished``: None, the caller prints its own summary.
+    """
+    from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
+
+    if isinstance(ev, JobFailed):
+        if _debug() and ev.traceback:
+            print(ev.traceback, file=sys.stderr)
+        return _fail(" ".join(ev.message.split()) or "the job failed.")
+    if isinstance(ev, JobCancelled):
+        return _fail(cancelled, EXIT_CANCELLED)
+    if not isinstance(ev, JobFinished):
+        return _fail("the job ended without a result; rerun with ZITDESK_DEBUG=1 to see why.")
+    return None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (``zitdesk: …; see … --help``), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"zitdesk: {message}; see '{self.prog} --help'.\n")
+
+
 def parse_lora(text: str):
     """``PATH:WEIGHT`` (weight optional, default 1.0). Windows drive letters are handled."""
     from zitdesk.engine.requests import LoraSpec
@@ -92,7 +147,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         src = resolve_model(args.model)  # fail fast, before any progress bar
         if not src.complete:
             raise ZitdeskError(src.describe())
-    engine = GenerationEngine(device=args.device)
+    from zitdesk.engine.requests import check_device
+
+    device = check_device(args.device)
+    engine = GenerationEngine(device=None if device == "auto" else device)
     cancel = CancelToken()
     result: dict = {}
     bar = None
@@ -128,12 +186,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     ev = result.get("event")
-    if isinstance(ev, JobFailed):
-        if os.environ.get("ZITDESK_DEBUG"):
-            print(ev.traceback, file=sys.stderr)
-        return _fail(ev.message)
-    if isinstance(ev, JobCancelled):
-        return _fail("cancelled.", EXIT_CANCELLED)
+    code = job_exit_code(ev)
+    if code is not None:
+        return code
     if args.json:
         print(json.dumps(list(ev.paths)))
     elif not quiet:
@@ -221,7 +276,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from zitdesk.engine.requests import MemoryMode
 
-    p = argparse.ArgumentParser(prog="zitdesk", description="Z-Image Turbo studio, headless.")
+    p = OneLineParser(prog="zitdesk", description="Z-Image Turbo studio, headless.")
     p.add_argument("--version", action="version", version=f"zitdesk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -294,17 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ZitdeskError as exc:
-        return _fail(str(exc))
-    except KeyboardInterrupt:
-        return _fail("cancelled.", EXIT_CANCELLED)
-    except Exception as exc:  # noqa: BLE001 - the CLI never shows a bare traceback
-        if os.environ.get("ZITDESK_DEBUG"):
-            raise
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        return _fail(f"unexpected error ({type(exc).__name__}: {first}); rerun with ZITDESK_DEBUG=1 for details.")
+    return run_guarded(args.func, args)
 
 
 if __name__ == "__main__":

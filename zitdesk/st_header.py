@@ -126,7 +126,7 @@ def parse_header_json(raw: bytes) -> tuple[dict[str, TensorInfo], dict[str, str]
     except RecursionError:
         raise _Refused("has a header nested too deeply to be real") from None
     except ValueError:  # JSONDecodeError, or an integer with thousands of digits
-        raise _Refused("has a header that is not valid JSON") from None
+        raise _Refused("has a header that is not JSON") from None
     if not isinstance(doc, dict):
         raise _Refused("has a header that is not a JSON object")
     if _depth(doc, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
@@ -169,13 +169,16 @@ def parse_header_json(raw: bytes) -> tuple[dict[str, TensorInfo], dict[str, str]
         if bits // 8 != end - start:
             raise _Refused(f"has a size mismatch for {what}")
         tensors[key] = TensorInfo(dtype, tuple(shape), start, end)
-    # The data must be packed in offset order: each tensor starts where the previous one ends.
+    return tensors, metadata
+
+
+def _check_packed(tensors: dict[str, TensorInfo]) -> None:
+    """The loader's rule: in offset order, each tensor starts where the previous one ends."""
     pos = 0
     for key, t in sorted(tensors.items(), key=lambda kv: (kv[1].start, kv[1].end)):
         if t.start != pos:
-            raise _Refused(f"has overlapping or out-of-order offsets (tensor {key[:80]!r})")
+            raise _Refused(f"has overlapping or out-of-order tensor offsets (at {key[:80]!r})")
         pos = t.end
-    return tensors, metadata
 
 
 def read_header(path: str | os.PathLike[str], check_size: bool = True) -> SafetensorsHeader:
@@ -235,6 +238,10 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> Safete
         raise FileFormatError(
             f"{name} is truncated ({missing:,} bytes of tensor data are missing). Download it again."
         )
+    try:
+        _check_packed(tensors)
+    except _Refused as exc:
+        raise FileFormatError(f"{name} is not a usable safetensors file: it {exc}.") from None
     if check_size and max_end < data_len:
         raise FileFormatError(
             f"{name} is not a usable safetensors file: {data_len - max_end:,} bytes after its "

@@ -26,7 +26,7 @@ def test_valid_header_with_metadata(tmp_path):
     [
         ("truncated", "truncated"),
         ("huge", "header size"),
-        ("json", "not valid JSON"),
+        ("json", "not JSON"),
         ("offsets", "offsets"),
         ("short", "too small"),
         ("pickle", "pickle"),

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 import itertools
 import json
+import math
+import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -65,6 +68,23 @@ class LoraSpec:
     weight: float = 1.0
     enabled: bool = True
 
+    def validate(self) -> LoraSpec:
+        """RequestError unless the path is text, the weight a finite number in range."""
+        if not isinstance(self.path, str) or not self.path:
+            raise RequestError("A LoRA in the stack has no file path.")
+        name = os.path.basename(self.path)
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+            raise RequestError(f"The weight of LoRA {name} must be a finite number, e.g. 0.8.")
+        if not LORA_WEIGHT_MIN <= w <= LORA_WEIGHT_MAX:
+            raise RequestError(
+                f"The weight of LoRA {name} is {w:g}; use a weight between {LORA_WEIGHT_MIN:g} and "
+                f"{LORA_WEIGHT_MAX:g} (usually 0.5–1.2)."
+            )
+        if not isinstance(self.enabled, bool):
+            raise RequestError(f"LoRA {name}: enabled must be true or false.")
+        return self
+
 
 _job_counter = itertools.count(1)
 _job_lock = threading.Lock()
@@ -100,27 +120,60 @@ class GenerateRequest:
     job_id: str = field(default_factory=new_job_id)
 
     def validate(self) -> GenerateRequest:
-        """Raise :class:`RequestError` with a plain message for any invalid value."""
+        """Raise :class:`RequestError` with a plain message for any invalid value.
+
+        Every field is checked for its type and a sensible finite range (NaN, infinities,
+        negative and huge values, text where a number belongs), here and nowhere else: the CLI,
+        the app and replayed parameters all come through this method.
+        """
+        for name in ("prompt", "negative_prompt", "output_dir", "model_path"):
+            if not isinstance(getattr(self, name), str):
+                raise RequestError(f"{_LABELS[name]} must be text.")
+        for name in ("vae_tiling", "compile", "unload_text_encoder", "write_metadata"):
+            if not isinstance(getattr(self, name, False), bool):
+                raise RequestError(f"{_LABELS[name]} must be true or false.")
+        for name in ("width", "height", "steps", "seed", "count", "preview_every"):
+            _whole(name, getattr(self, name))
+        for name in ("guidance", "shift"):
+            _number(name, getattr(self, name))
         for name, value in (("width", self.width), ("height", self.height)):
+            if not MIN_SIDE <= value <= MAX_SIDE:
+                raise RequestError(f"{name.capitalize()} must be between {MIN_SIDE} and {MAX_SIDE} pixels.")
             if value % 16:
                 lower, upper = value // 16 * 16, value // 16 * 16 + 16
                 raise RequestError(
                     f"{name.capitalize()} {value} is not a multiple of 16; use {lower} or {upper}."
                 )
-            if not MIN_SIDE <= value <= MAX_SIDE:
-                raise RequestError(f"{name.capitalize()} must be between {MIN_SIDE} and {MAX_SIDE} pixels.")
-        if not 1 <= self.steps <= 200:
-            raise RequestError("Steps must be between 1 and 200 (Turbo is made for 8).")
-        if not 1 <= self.count <= 64:
-            raise RequestError("Image count must be between 1 and 64.")
-        if self.guidance < 0:
-            raise RequestError("Guidance cannot be negative (0 turns CFG off, as Turbo expects).")
-        if self.shift <= 0:
-            raise RequestError("Shift must be positive (Turbo uses 3).")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise RequestError(f"Steps must be between 1 and {MAX_STEPS} (Turbo is made for 8).")
+        if not 1 <= self.count <= MAX_COUNT:
+            raise RequestError(f"Image count must be between 1 and {MAX_COUNT}.")
+        if not 0 <= self.guidance <= MAX_GUIDANCE:
+            raise RequestError(
+                f"Guidance must be between 0 and {MAX_GUIDANCE:g} (0 turns CFG off, as Turbo expects)."
+            )
+        if not 0 < self.shift <= MAX_SHIFT:
+            raise RequestError(f"Shift must be above 0 and at most {MAX_SHIFT:g} (Turbo uses 3).")
+        if not 0 <= self.preview_every <= MAX_STEPS:
+            raise RequestError(f"Preview every N steps must be between 0 (none) and {MAX_STEPS}.")
         if not self.prompt.strip():
             raise RequestError("The prompt is empty; describe the image you want.")
         if not 0 <= self.seed < 2**63:
             raise RequestError("Seed must be between 0 and 2^63 − 1.")
+        if not isinstance(self.memory_mode, MemoryMode):
+            raise RequestError(
+                f"Memory mode must be one of {', '.join(m.value for m in MemoryMode)}."
+            )
+        if not isinstance(self.loras, tuple) or not all(isinstance(lo, LoraSpec) for lo in self.loras):
+            raise RequestError("The LoRA stack must be a list of LoRA files with weights.")
+        if len(self.loras) > MAX_LORAS:
+            raise RequestError(f"At most {MAX_LORAS} LoRAs can be stacked.")
+        for lo in self.loras:
+            lo.validate()
+        if self.output_dir and os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
+            raise RequestError(
+                f"The output folder {self.output_dir} is a file; choose a folder (or a new name)."
+            )
         return self
 
     def with_changes(self, **changes: Any) -> GenerateRequest:
@@ -153,3 +206,49 @@ class GenerateRequest:
                 for lo in kwargs["loras"] or ()
             )
         return cls(**kwargs)
+
+
+# Ranges (GenerateRequest.validate, LoraSpec.validate). Guidance, shift and LoRA weight take the
+# bounds of ComfyUI's own nodes (KSampler cfg 0–100, ModelSamplingAuraFlow shift 0–100,
+# LoraLoader strength −100–100): every recipe read from a ComfyUI or A1111 image that ComfyUI
+# could run replays here, and values beyond them are nonsense, not a style.
+MAX_STEPS = 200
+MAX_COUNT = 64
+MAX_GUIDANCE = 100.0
+MAX_SHIFT = 100.0
+LORA_WEIGHT_MIN, LORA_WEIGHT_MAX = -100.0, 100.0
+MAX_LORAS = 32
+
+_LABELS = {
+    "prompt": "The prompt", "negative_prompt": "The negative prompt",
+    "output_dir": "The output folder", "model_path": "The model path", "vae_tiling": "VAE tiling",
+    "compile": "Compile", "unload_text_encoder": "Unload text encoder",
+    "write_metadata": "Write metadata", "width": "Width", "height": "Height", "steps": "Steps",
+    "seed": "Seed", "count": "Image count", "preview_every": "Preview every N steps",
+    "guidance": "Guidance", "shift": "Shift",
+}
+
+_DEVICE_RX = re.compile(r"auto|cpu|cuda|cuda:\d{1,3}|mps")
+
+
+def check_device(value: str | None) -> str:
+    """``auto`` (also for None/empty), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; else RequestError."""
+    if value is None or value == "":
+        return "auto"
+    text = value.strip().lower() if isinstance(value, str) else value
+    if not isinstance(text, str) or not _DEVICE_RX.fullmatch(text):
+        raise RequestError(
+            f"Device {str(value)[:40]!r} is not known; use auto, cpu, cuda, cuda:N (N = GPU number) "
+            "or mps."
+        )
+    return text
+
+
+def _whole(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RequestError(f"{_LABELS[name]} must be a whole number.")
+
+
+def _number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(f"{_LABELS[name]} must be a finite number.")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -112,13 +111,8 @@ def _event_json(ev) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from zitdesk.errors import ZitdeskError
-
-    try:
-        return _cmd_train(args)
-    except ZitdeskError as exc:
-        print(f"zitdesk: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    """``zitdesk train``; errors reach :func:`zitdesk.cli.run_guarded` (one sentence, exit 1)."""
+    return _cmd_train(args)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -136,7 +130,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.preset:
         cfg = apply_preset(cfg, args.preset)
     if args.device:
-        cfg = cfg.with_changes(model={"device": args.device})
+        from zitdesk.engine.requests import check_device
+
+        cfg = cfg.with_changes(model={"device": check_device(args.device)})
     for w in warnings:
         print(f"zitdesk: warning: {w}", file=sys.stderr)
     cfg.validate()
@@ -199,20 +195,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     ev = result.get("event")
-    if isinstance(ev, JobFailed):
-        if os.environ.get("ZITDESK_DEBUG"):
-            print(ev.traceback, file=sys.stderr)
-        print(f"zitdesk: {ev.message}", file=sys.stderr)
-        return EXIT_ERROR
-    if isinstance(ev, JobCancelled):
-        if not args.json:
-            print(
-                "zitdesk: cancelled; saved "
-                + (", ".join(ev.paths) or "nothing")
-                + ". Resume with --resume.",
-                file=sys.stderr,
-            )
+    if isinstance(ev, JobCancelled) and args.json:
         return EXIT_CANCELLED
+    from zitdesk.cli import job_exit_code
+
+    saved = ", ".join(ev.paths) if isinstance(ev, JobCancelled) else ""
+    code = job_exit_code(ev, cancelled=f"cancelled; saved {saved or 'nothing'}. Resume with --resume.")
+    if code is not None:
+        return code
     if isinstance(ev, JobFinished) and not args.json:
         st = ev.stats
         print(
@@ -234,12 +224,14 @@ def _main_thread() -> bool:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
+    from zitdesk.cli import OneLineParser, run_guarded
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="zitdesk")
+    parser = OneLineParser(prog="zitdesk")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
     args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_guarded(args.func, args)
 
 
 if __name__ == "__main__":
