@@ -232,9 +232,9 @@ class GenerationEngine:
         if isinstance(exc, ZitdeskError):
             return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
         log.error("generation failed:\n%s", tb)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        return JobFailed(job, kind="error", traceback=tb,
-                         message=f"Generation failed: {type(exc).__name__}: {first}")
+        from zitdesk.errors import user_message
+
+        return JobFailed(job, kind="error", traceback=tb, message=user_message(exc))
 
     def _resolve_source(self, request: GenerateRequest):
         from zitdesk.models.discovery import discover, resolve_model

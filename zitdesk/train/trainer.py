@@ -253,12 +253,13 @@ def _failure(job: str, cfg: TrainConfig, exc: Exception, phase: str) -> JobFaile
     if isinstance(exc, ZitdeskError):
         return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
     log.error("training failed:\n%s", tb)
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    from zitdesk.errors import user_message
+
     return JobFailed(
         job,
         kind="error",
         traceback=tb,
-        message=f"Training failed while {phase}: {type(exc).__name__}: {first}",
+        message=f"Training stopped while {phase}: {user_message(exc)}",
     )
 
 
