@@ -56,8 +56,9 @@ def wizard(qtbot, tmp_path, dataset):
                            model_path=model_path, runs_root=tmp_path / "runs")
         qtbot.addWidget(wiz)
         wiz.show()
-        if datasets is None:
-            qtbot.waitUntil(lambda: wiz.survey is not None, timeout=30_000)
+        if datasets is None:  # the scan, then the pre-flight check, both on the pool
+            qtbot.waitUntil(lambda: wiz.survey is not None and wiz.survey.report is not None,
+                            timeout=30_000)
         # the model check runs on the pool too: wait for its answer
         qtbot.waitUntil(lambda: "Checking" not in wiz.hardware_page.model_status.text(),
                         timeout=30_000)
@@ -216,14 +217,24 @@ def test_start_is_refused_with_validates_sentence(qtbot, wizard):
     assert emitted == [] and wiz.isVisible()
 
 
-def test_blocked_dataset_cannot_go_on(qtbot, wizard, tmp_path):
+def test_a_folder_without_trainable_images_cannot_go_on(qtbot, wizard, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    wiz = wizard(datasets=[empty])
+    tiny = make_dataset(tmp_path / "tiny", size=(8, 8))  # too small for any bucket
+    wiz = wizard(datasets=[empty, tiny])
+    page = wiz.dataset_page
     qtbot.waitUntil(lambda: wiz.survey is not None, timeout=30_000)
-    assert wiz.dataset_page.facts_label.text().startswith("0 images")
-    assert "Blocked" in wiz.dataset_page.verdict_label.text()
+    assert page.facts_label.text().startswith("No images in this folder")
     assert not next_button(wiz).isEnabled()
+    page.combo.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: wiz.survey is not None and wiz.survey.report is not None,
+                    timeout=30_000)
+    assert page.facts_label.text() == "3 images, all with captions"
+    assert "Blocked" in page.verdict_label.text()
+    assert not next_button(wiz).isEnabled()
+    with qtbot.waitSignal(wiz.open_dataset, timeout=5000) as blocker:
+        page.fix_button.click()
+    assert blocker.args == [str(tiny)]
 
 
 def test_full_settings_from_the_wizard(qtbot, wizard, dataset):

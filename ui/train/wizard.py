@@ -29,6 +29,7 @@ the widget-free parts (goal defaults, texts, the dataset survey and adapter/mode
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,12 @@ from ui.train.wizard_data import (
     captions_with_trigger,
     check_adapter,
     check_model,
+    check_report,
     detect_gpu,
     guess_variant,
     runs_root,
     safe_name,
+    scan_survey,
     survey_folder,
 )
 from ui.train.wizard_pages import DatasetPage, GoalPage, HardwarePage
@@ -80,6 +83,8 @@ __all__ = [  # the wizard's public names (the helpers live in wizard_data / wiza
     "captions_with_trigger",
     "check_adapter",
     "check_model",
+    "check_report",
+    "scan_survey",
     "guess_variant",
     "runs_root",
     "survey_folder",
@@ -122,6 +127,8 @@ class NewRunWizard(QWizard):
         self.detected_preset = preset_for_vram(self.gpu.vram_gib) if self.gpu else DEFAULT_PRESET
         self.runs_root = Path(runs_root) if runs_root else _default_runs_root()
         self.survey: Survey | None = None
+        self.checking = False  # the pre-flight check of the current folder is running
+        self.check_error = ""
         self.adapter_state = "none"  # none | unchecked | checking | ok | refused
         self.adapter_checked_for = ""
         self.adapter_message = ""
@@ -156,9 +163,17 @@ class NewRunWizard(QWizard):
 
     # -- background work --------------------------------------------------------------------
     def start_survey(self, folder: str) -> None:
+        """Scan ``folder`` (fast), then run the pre-flight check (may take a while: it hashes
+        every image); Next is allowed as soon as the scan shows trainable images."""
         self._survey_gen += 1
+        self.survey = None
+        self.checking = False
+        run_task(self._signals, ("survey", self._survey_gen, folder), scan_survey, folder)
+
+    def _start_check(self, folder: str) -> None:
         res = tuple(PRESETS[self.hardware_page.preset].changes["data"]["resolutions"])
-        run_task(self._signals, ("survey", self._survey_gen, folder), survey_folder, folder, res)
+        self.checking = True
+        run_task(self._signals, ("check", self._survey_gen, folder), check_report, folder, res)
 
     def start_adapter_check(self, path: str) -> None:
         if not path:
@@ -188,11 +203,17 @@ class NewRunWizard(QWizard):
     @Slot(object, object)
     def _on_task_done(self, tag: Any, result: Any) -> None:
         kind = tag[0]
-        if kind == "survey":
+        if kind in ("survey", "check"):
             if tag[1] != self._survey_gen:
                 return  # a newer folder was chosen meanwhile
-            self.survey = result
-            self.dataset_page.show_survey(result)
+            if kind == "survey":
+                self.survey = result
+                if not result.error and result.images:
+                    self._start_check(result.folder)
+            elif self.survey is not None:
+                self.checking = False
+                self.survey = dataclasses.replace(self.survey, report=result)
+            self.dataset_page.show_survey(self.survey)
             self.goal_page.update_trigger_warning()
             self.hardware_page.update_estimates()
         elif kind == "adapter":
@@ -215,8 +236,13 @@ class NewRunWizard(QWizard):
     def _on_task_failed(self, tag: Any, message: Any) -> None:
         kind = tag[0]
         if kind == "survey" and tag[1] == self._survey_gen:
-            self.survey = Survey(tag[2], error=f"The dataset could not be checked: {message}")
+            self.survey = Survey(tag[2], error=f"The dataset could not be read: {message}")
             self.dataset_page.show_survey(self.survey)
+        elif kind == "check" and tag[1] == self._survey_gen:
+            self.checking = False
+            self.check_error = f"The pre-flight check failed: {message}"
+            if self.survey is not None:
+                self.dataset_page.show_survey(self.survey)
         elif kind == "adapter" and tag[1] == self.hardware_page.adapter_edit.text().strip():
             self.adapter_state = "refused"
             self.adapter_message = f"The adapter could not be read: {message}"

@@ -4,6 +4,7 @@ the thread pool (dataset survey, training adapter, model); see :mod:`ui.train.wi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,9 +182,9 @@ class Survey:
     error: str = ""
 
 
-def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
-    """Scan ``folder`` as the trainer does and run the Datasets pre-flight check (pool thread)."""
-    from zitdesk.dataset.check import CheckOptions, check_folder
+def scan_survey(folder: str) -> Survey:
+    """Images, captions and training buckets of ``folder`` as the trainer sees them (pool
+    thread; image headers only, fast). The pre-flight check comes separately."""
     from zitdesk.train.dataset import plan_entries, scan_folder
 
     try:
@@ -194,15 +195,27 @@ def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
     buckets = {
         rs: [e.bucket for e in plan_entries(items, rs)] for rs in _preset_resolutions()
     }
-    report = check_folder(folder, CheckOptions(resolutions=resolutions))
     return Survey(
         folder,
         images=len(items),
         captioned=scan.captioned,
         captions=tuple(it.caption for it in items),
-        report=report,
         buckets=buckets,
     )
+
+
+def check_report(folder: str, resolutions: tuple[int, ...]) -> Any:
+    """The Datasets tab's pre-flight check (``zitdesk.dataset.check``; hashes every image for
+    duplicates, so it can take a while on a big folder; pool thread)."""
+    from zitdesk.dataset.check import CheckOptions, check_folder
+
+    return check_folder(folder, CheckOptions(resolutions=resolutions))
+
+
+def survey_folder(folder: str, resolutions: tuple[int, ...]) -> Survey:
+    """:func:`scan_survey` with the :func:`check_report` filled in (one call, for scripts)."""
+    s = scan_survey(folder)
+    return s if s.error else dataclasses.replace(s, report=check_report(folder, resolutions))
 
 
 def _preset_resolutions() -> set[tuple[int, ...]]:

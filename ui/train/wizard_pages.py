@@ -151,13 +151,32 @@ class DatasetPage(QWizardPage):
             self.issues_label.setText("")
             self.completeChanged.emit()
             return
+        if not s.images:
+            self.facts_label.setText(
+                "No images in this folder: add images (PNG, JPEG, WebP…) with same-name .txt "
+                "captions, or pick another folder."
+            )
+            self.verdict_label.setText("")
+            self.issues_label.setText("")
+            self.completeChanged.emit()
+            return
         missing = s.images - s.captioned
         facts = f"{s.images} image{'s' if s.images != 1 else ''}, "
         facts += "all with captions" if not missing and s.images else (
             f"{s.captioned} with captions, {missing} without")
         self.facts_label.setText(facts)
         rep = s.report
-        if rep is not None:
+        if rep is None:
+            self.issues_label.setText("")
+            self.verdict_label.setStyleSheet(f"color: {MUTED};")
+            if self.wiz.checking:
+                self.verdict_label.setText(
+                    "Running the pre-flight check (captions, sizes, duplicates)… You can go on "
+                    "meanwhile."
+                )
+            else:
+                self.verdict_label.setText(self.wiz.check_error)
+        else:
             self.verdict_label.setText(rep.summary)
             color = {"ready": OK, "warnings": WARN, "blocked": BAD}.get(rep.verdict, MUTED)
             self.verdict_label.setStyleSheet(f"color: {color};")
@@ -176,6 +195,8 @@ class DatasetPage(QWizardPage):
         s = self.wiz.survey
         if s is None or s.folder != self.folder or s.error or not s.images:
             return False
+        if s.buckets and not any(s.buckets.values()):
+            return False  # no image fits any bucket: nothing to train
         return s.report is None or s.report.verdict != "blocked"
 
 
