@@ -10,9 +10,10 @@ to the :class:`~zitdesk.train.trainer.Trainer` — and lends the loaded pipeline
   pipeline while the trainer owns it (no second copy is loaded). Otherwise generation frees its
   pipeline first and the trainer loads its own;
 * when the job ends the trainer removes its PEFT adapters (user LoRA and training adapter),
-  puts the text encoder and VAE back where they were and *returns* the pipeline, which
-  generation keeps using. When the base weights were changed (adapter merged, fp8/NF4, compiled
-  blocks, another attention backend) nothing is returned and generation reloads cleanly.
+  turns compiled blocks back to eager, puts the text encoder and VAE back where they were and
+  *returns* the pipeline, which generation keeps using. When the base weights were changed
+  (adapter merged, fp8/NF4) or another attention backend was set, or the job failed, nothing is
+  returned and generation reloads cleanly.
 
 ``run`` never raises; one job at a time, on the calling thread (the engine thread).
 """

@@ -368,7 +368,6 @@ class _Run:
         return (
             prec not in ("fp8", "nf4")
             and prep.adapter_mode != "merge"
-            and not self.cfg.memory.compile
             and not self.cfg.memory.attention_backend
         )
 
@@ -376,6 +375,11 @@ class _Run:
         """Remove every PEFT layer (user LoRA, training adapter) and put the parts back."""
         tr = pipe.transformer
         if self.setup_state == "done":
+            from zitdesk.train.core import block_lists
+
+            for _, blk in block_lists(tr):  # compiled blocks back to eager (generation compiles
+                if getattr(blk, "_compiled_call_impl", None) is not None:  # its own if asked)
+                    blk._compiled_call_impl = None
             if getattr(tr, "gradient_checkpointing", False):
                 tr.disable_gradient_checkpointing()
             tr.unload_lora()  # PEFT layers out: the plain base modules, exactly as before
@@ -738,7 +742,10 @@ class _Run:
                     self.pipe.vae.to("cpu")
             finally:
                 restore_rng(rng["torch"], rng["json"])
-                _free_memory()
+                if self.cuda:  # no gc.collect here: it costs ~0.5 s of the resume
+                    import torch
+
+                    torch.cuda.empty_cache()
 
     def _emit_safely(self, ev: EngineEvent) -> None:
         try:
