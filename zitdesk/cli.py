@@ -170,6 +170,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"LoRA {Path(ev.path).name}: {ev.matched}/{ev.total_targets} modules"
                   + (f", {len(ev.unknown_keys)} unknown keys skipped" if ev.unknown_keys else ""),
                   file=sys.stderr)
+            for text in ev.warnings:
+                print(f"warning: LoRA {Path(ev.path).name}: {text}", file=sys.stderr)
         elif isinstance(ev, JobWarning) and not args.json:
             print(f"warning: {ev.message}", file=sys.stderr)
         elif isinstance(ev, ImageReady) and not quiet:

@@ -168,6 +168,7 @@ class NewRunWizard(QWizard):
         self._survey_gen += 1
         self.survey = None
         self.checking = False
+        self.check_error = ""
         run_task(self._signals, ("survey", self._survey_gen, folder), scan_survey, folder)
 
     def _start_check(self, folder: str) -> None:

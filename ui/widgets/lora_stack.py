@@ -144,8 +144,10 @@ class LoraStackWidget(QWidget):
     def apply_report(self, report: Any) -> None:
         """Show the engine's LoraReport (matched/total target modules) as the badge."""
         ok = report.total_targets > 0 and report.matched > 0
-        badge = f"loads {report.matched}/{report.total_targets}"
-        self.model.set_badge(report.path, badge, ok, report.message)
+        warnings = tuple(getattr(report, "warnings", ()) or ())
+        badge = f"loads {report.matched}/{report.total_targets}" + (" ⚠" if warnings else "")
+        message = "\n".join([report.message, *(f"Warning: {w}." for w in warnings)])
+        self.model.set_badge(report.path, badge, ok, message)
 
     def selected_row(self) -> int:
         rows = self.table.selectionModel().selectedRows()

@@ -376,6 +376,9 @@ class GenerateWorkspace(GenerateView):
     @Slot(object)
     def _on_lora_report(self, ev) -> None:
         self.form.loras.apply_report(ev)
+        if getattr(ev, "warnings", ()):
+            self.show_message(f"LoRA {Path(ev.path).name}: " + "; ".join(ev.warnings) + ".",
+                              "warning")
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:

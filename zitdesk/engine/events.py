@@ -68,6 +68,7 @@ class LoraReport(EngineEvent):
     arch: str = ""
     dialect: str = ""
     message: str = ""
+    warnings: tuple[str, ...] = ()  # what may make the result differ from the trainer's
 
 
 @dataclass(frozen=True)

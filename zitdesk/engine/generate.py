@@ -288,7 +288,8 @@ class GenerationEngine:
         for rep in reports:
             emit(LoraReport(request.job_id, path=rep.path, matched=rep.matched,
                             total_targets=rep.total, unknown_keys=tuple(rep.unknown_keys[:50]),
-                            arch=rep.arch, dialect=rep.dialect, message=rep.message))
+                            arch=rep.arch, dialect=rep.dialect, message=rep.message,
+                            warnings=tuple(rep.warnings)))
 
     @staticmethod
     def _token_warning(loaded: _Loaded, request: GenerateRequest) -> str:

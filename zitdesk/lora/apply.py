@@ -463,7 +463,10 @@ def load_normalized(path: str | os.PathLike[str],
                 f"the {base_bytes / 2**20:.0f} MiB of weights it modifies"
             )
     has_alpha = any("alpha" in parts for parts in chosen.values())
-    if info.dialect in ("diffusers", "peft") and not has_alpha and not rules.cfg:
+    # Only a bare file can be wrong here: a trainer's metadata (OneTrainer, kohya/musubi, zitdesk,
+    # ai-toolkit) or a stored ss_network_alpha means the weights already carry the scale.
+    if (info.dialect in ("diffusers", "peft") and not has_alpha and not rules.cfg
+            and not info.tool and info.trained_alpha is None):
         notes.append("the file stores no alpha; zitdesk assumes alpha = rank (the diffusers "
                         "convention), which is wrong if it was trained with another alpha")
     if nonfinite:
@@ -486,7 +489,7 @@ def load_normalized(path: str | os.PathLike[str],
             f"{p.name} has no keys that zitdesk recognises as a Z-Image LoRA, so it cannot be used."
         )
     rank = max(ranks.items(), key=lambda kv: kv[1])[0] if ranks else None
-    msg = f"{p.name}: loaded {loaded}/{len(file_modules)} modules ({info.dialect})"
+    msg = f"{p.name}: loaded {loaded}/{len(file_modules)} modules ({info.dialect_label})"
     extras = []
     if missing:
         extras.append(f"{len(missing)} not in this model")

@@ -495,7 +495,7 @@ class LoraInfo:
     arch: str
     dialect: str
     rank: int | None = None                 # most common rank
-    alpha: float | None = None              # most common alpha (tensor values or metadata)
+    alpha: float | None = None              # the alpha that is applied (see alpha_source)
     n_tensors: int = 0
     target_modules: list[str] = field(default_factory=list)  # diffusers names, qkv expanded
     unknown_keys: list[str] = field(default_factory=list)
@@ -508,6 +508,16 @@ class LoraInfo:
     ranks: dict[int, int] = field(default_factory=dict)   # rank → module count
     fused_qkv: bool = False                  # the file stores fused qkv modules
     unsupported_keys: list[str] = field(default_factory=list)  # DoRA, bias deltas, Tucker cores
+    # "file" (.alpha tensors), "adapter config" (PEFT lora_alpha), "weights" (none stored: the
+    # weights carry the scale, applied as alpha = rank), "" (unknown rank)
+    alpha_source: str = ""
+    trained_alpha: float | None = None      # ss_network_alpha when the weights already hold it
+    tool: str = ""                          # the trainer that wrote the file, when it says so
+
+    @property
+    def dialect_label(self) -> str:
+        """The key layout, named after the tool where the file says which one wrote it."""
+        return f"{self.tool}, {self.dialect} keys" if self.tool else self.dialect
 
     @property
     def name(self) -> str:
@@ -705,16 +715,24 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
     if rank is None:
         rank = _float_or_none(meta.get("ss_network_dim"))
         rank = int(rank) if rank else None
+    # Report the alpha that loading applies: stored .alpha tensors, else PEFT's adapter config,
+    # else none is stored and the weights carry the scale (alpha = rank: the diffusers and kohya
+    # convention). ss_network_alpha then only says what the run was trained with: OneTrainer's
+    # default output and musubi files converted to diffusers keys fold it into lora_B.
     alpha: float | None = None
+    alpha_source = ""
+    trained_alpha = _float_or_none(meta.get("ss_network_alpha"))
     values = _read_scalars(header, alpha_keys)
     if values:
-        alpha = Counter(values.values()).most_common(1)[0][0]
+        alpha, alpha_source = Counter(values.values()).most_common(1)[0][0], "file"
+        trained_alpha = None
     else:
         cfg = adapter_metadata(meta)
-        if cfg is not None:
-            alpha = _float_or_none(cfg.get("lora_alpha"))
-        if alpha is None:
-            alpha = _float_or_none(meta.get("ss_network_alpha"))
+        if cfg is not None and _float_or_none(cfg.get("lora_alpha")) is not None:
+            alpha, alpha_source = _float_or_none(cfg.get("lora_alpha")), "adapter config"
+            trained_alpha = None
+        elif rank:
+            alpha, alpha_source = float(rank), "weights"
     base_version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture") or None
     return LoraInfo(
         path=str(header.path), arch=arch, dialect=dialect, rank=rank, alpha=alpha,
@@ -722,7 +740,25 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
         trigger_words=extract_trigger_words(meta), base_model_version=base_version,
         base_precision=meta.get("zitdesk_base_precision") or None, size_bytes=header.file_size,
         dtypes=header.dtypes(), ranks=dict(ranks), fused_qkv=fused, unsupported_keys=unsupported,
+        alpha_source=alpha_source, trained_alpha=trained_alpha, tool=detect_tool(meta),
     )
+
+
+def detect_tool(meta: dict[str, str]) -> str:
+    """The trainer that wrote a LoRA, from the metadata keys each one leaves (or "")."""
+    if any(k.startswith("ot_") for k in meta):  # ot_branch / ot_revision / ot_config
+        return "OneTrainer"
+    if any(k.startswith("zitdesk_") for k in meta):
+        return "zitdesk"
+    software = meta.get("software", "")
+    if "ai-toolkit" in software or "ai_toolkit" in software:
+        return "ai-toolkit"
+    module = meta.get("ss_network_module", "")
+    if "musubi" in module or module.startswith("networks.lora_") and "zimage" in module:
+        return "musubi-tuner"
+    if any(k.startswith("ss_") for k in meta):
+        return "kohya"
+    return ""
 
 
 def read_lora_header(path: str | Path) -> SafetensorsHeader:
@@ -789,7 +825,7 @@ def compatibility(info: LoraInfo, cov: Coverage) -> tuple[bool, str]:
     if cov.matched == 0:
         return False, (f"None of the {cov.total_in_file} modules in {info.name} exist in this model; it was "
                        "made for a different model size or version.")
-    parts = [f"Z-Image LoRA ({info.dialect}), loads {cov.matched}/{cov.total_in_file} modules"]
+    parts = [f"Z-Image LoRA ({info.dialect_label}), loads {cov.matched}/{cov.total_in_file} modules"]
     if cov.missing_in_model:
         parts.append(f"{len(cov.missing_in_model)} modules are not in this model and will be skipped")
     if info.unknown_keys:
@@ -820,9 +856,13 @@ def inspect_json(path: str | Path, model_module_names: Iterable[str] | None = No
         "arch": info.arch,
         "arch_label": info.label,
         "dialect": info.dialect,
+        "dialect_label": info.dialect_label,
+        "tool": info.tool,
         "rank": info.rank,
         "ranks": {str(k): v for k, v in sorted(info.ranks.items())},
         "alpha": info.alpha,
+        "alpha_source": info.alpha_source,
+        "trained_alpha": info.trained_alpha,
         "n_tensors": info.n_tensors,
         "dtypes": info.dtypes,
         "target_count": len(info.target_modules),
