@@ -200,7 +200,7 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, text: str, warnings: list[str] | None = None) -> TrainConfig:
         try:
-            data = tomllib.loads(text)
+            data = tomllib.loads(text.removeprefix("\ufeff"))
         except tomllib.TOMLDecodeError as exc:
             raise RequestError(f"The training config is not valid TOML: {exc}.") from exc
         return cls.from_dict(data, warnings)
@@ -209,11 +209,20 @@ class TrainConfig:
     def load(cls, path: str | Path, warnings: list[str] | None = None) -> TrainConfig:
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            raw = p.read_bytes()
         except OSError as exc:
+            from zitdesk.errors import describe_os_error
+
+            raise RequestError(f"Cannot read the training config: {describe_os_error(exc, p)}") from exc
+        try:
+            text = raw.decode("utf-8-sig")  # a leading UTF-8 BOM (Windows editors) is fine
+        except UnicodeDecodeError:
+            text = ""
+        if not text and raw or "\x00" in text:
             raise RequestError(
-                f"Cannot read the training config {p}: {exc.strerror or exc}."
-            ) from exc
+                f"The training config {p.name} is not a text file (it holds binary data); give a "
+                "TOML file, e.g. one written by 'zitdesk train CONFIG --init'."
+            )
         return cls.from_toml(text, warnings)
 
     def write(self, path: str | Path) -> Path:
@@ -238,6 +247,7 @@ class TrainConfig:
             self.save,
             self.sample,
         )
+        _check_fields(self)
         if m.base_precision in ("fp16", "float16"):
             raise RequestError("fp16 training overflows and does not learn on Z-Image; use bf16.")
         _choice("model.variant", m.variant, VARIANTS)
@@ -426,10 +436,18 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise RequestError(f"{name} = {value!r} is not one of {', '.join(allowed)}.")
 
 
+_LIST_OF = {int: "whole numbers", float: "numbers"}
+_LIST_EXAMPLE = {"data.resolutions": "[512, 768]", "sample.seeds": "[42, 7]",
+                 "optim.betas": "[0.9, 0.999]"}
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     origin = typing.get_origin(typ)
     if origin is tuple:
         args = typing.get_args(typ)
+        if isinstance(value, str) and args and args[0] is not str:
+            raise TypeError(f"{where} should be a list of {_LIST_OF.get(args[0], 'values')} like "
+                            f"{_LIST_EXAMPLE.get(where, '[1, 2]')}")
         if isinstance(value, (str, int, float)):
             value = [value]
         if not isinstance(value, (list, tuple)):
@@ -475,3 +493,82 @@ def _section_from_dict(sec_cls: type, raw: dict[str, Any], name: str, warn: list
         except TypeError as exc:
             raise RequestError(f"In the training config, {exc}.") from None
     return sec_cls(**kwargs)
+
+
+# Upper bounds of TrainConfig.validate(): far above any real run, low enough that a typo
+# (steps = 1e30) is refused instead of training forever.
+MAX_TRAIN_STEPS = 1_000_000
+# (Fields that validate() checks with their own sentence — rank, learning rate, caption dropout,
+# resolutions, sample size and steps — are not repeated here.)
+_RANGES: dict[str, tuple[float, float, bool]] = {  # field → (low, high, low is exclusive)
+    "lora.alpha": (0.0, 65536.0, True),
+    "optim.weight_decay": (0.0, 10.0, False),
+    "optim.betas": (0.0, 0.999999, False),
+    "optim.eps": (0.0, 0.1, True),
+    "optim.warmup_steps": (0, MAX_TRAIN_STEPS, False),
+    "optim.grad_clip": (0.0, 1e6, False),
+    "optim.batch_size": (1, 64, False),
+    "optim.grad_accum": (1, 1024, False),
+    "optim.steps": (1, MAX_TRAIN_STEPS, False),
+    "optim.seed": (0, 2**63 - 1, False),
+    "timesteps.shift": (0.0, 100.0, True),
+    "timesteps.anchor_steps": (1, 200, False),
+    "timesteps.jitter": (0.0, 0.499, False),
+    "timesteps.differential_scale": (0.0, 100.0, False),
+    "memory.vram_budget_gb": (0.0, 4096.0, False),
+    "save.every": (0, MAX_TRAIN_STEPS, False),
+    "save.keep_last": (1, 1000, False),
+    "sample.every": (0, MAX_TRAIN_STEPS, False),
+    "sample.seeds": (0, 2**63 - 1, False),
+    "sample.guidance": (0.0, 100.0, False),
+    "sample.shift": (0.0, 100.0, True),
+}
+
+
+def _check_value(where: str, value: Any, typ: Any) -> None:
+    if typing.get_origin(typ) is tuple:
+        args = typing.get_args(typ)
+        if not isinstance(value, tuple):
+            raise RequestError(f"{where} should be a list, e.g. [{'512, 768' if where == 'data.resolutions' else '…'}].")
+        items = list(zip(value, [args[0]] * len(value))) if args[-1] is Ellipsis else list(
+            zip(value, args, strict=False))
+        for v, t in items:
+            _check_value(where, v, t)
+        return
+    if typ is bool and not isinstance(value, bool):
+        raise RequestError(f"{where} should be true or false.")
+    if typ is str and not isinstance(value, str):
+        raise RequestError(f"{where} should be text.")
+    if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise RequestError(f"{where} should be a whole number.")
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RequestError(f"{where} should be a number.")
+        if not math.isfinite(value):
+            raise RequestError(f"{where} should be a finite number, not {value}.")
+    if where in _RANGES and typ in (int, float):
+        lo, hi, open_low = _RANGES[where]
+        if value < lo or value > hi or (open_low and value == lo):
+            low = f"above {_fmt(lo)}" if open_low else f"at least {_fmt(lo)}"
+            raise RequestError(
+                f"{where} = {_fmt(value)} is out of range; it should be {low} and at most {_fmt(hi)}."
+            )
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) and abs(x) < 10**12 else f"{x:g}"
+
+
+def _check_fields(cfg: TrainConfig) -> None:
+    """Every field has its declared type, every number is finite and within :data:`_RANGES`."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        if f.name == "version":
+            continue
+        sec = getattr(cfg, f.name)
+        sec_hints = typing.get_type_hints(hints[f.name])
+        for sf in fields(sec):
+            _check_value(f"{f.name}.{sf.name}", getattr(sec, sf.name), sec_hints[sf.name])
+    from zitdesk.engine.requests import check_device
+
+    check_device(cfg.model.device)
