@@ -544,6 +544,7 @@ def shoot_train(out: Path, home: Path) -> int:
     gen.generate_button.click()
     wait_until(lambda: gen.gallery_model.rowCount() >= 1 and not win.controller.tries, 30)
     wait_until(lambda: gen._large.pixmap(gen._shown_path) is not None, 10)
+    wait_until(lambda: win.thumbnails.pixmap(gen._shown_path) is not None, 10)
     pump(800)
     save(win, "train-try-in-generate")
 

@@ -113,7 +113,8 @@ def tier_rows(gpu: Any) -> list[tuple[str, str, str, str]]:
                     optim={"steps": TYPICAL_STEPS}
                 )
                 est = estimate.estimate_run(cfg, gpu)
-                text = f"≈ {fmt_duration(est.total_s)} ({est.step_s:.2f} s/step)"
+                text = (f"≈ {fmt_duration(est.total_s)} · {est.step_s:.2f} s/step · "
+                        f"peak ≈ {est.peak_gib:.0f} GiB")
             except Exception:  # noqa: BLE001 - an estimate is a hint; fall back to measured
                 log.debug("estimate failed for %s", name, exc_info=True)
         if not text:

@@ -78,7 +78,14 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._update_actions)
         model.rowsInserted.connect(self._update_actions)
         model.rowsRemoved.connect(self._update_actions)
+        model.dataChanged.connect(self._on_data_changed)
         self._update_actions()
+
+    def _on_data_changed(self, _top, _bottom, roles=()) -> None:
+        # Uniform item sizes are measured once, before the first thumbnail has loaded (text
+        # only: a 14 px strip); lay the items out again when a thumbnail arrives.
+        if not roles or Qt.ItemDataRole.DecorationRole in roles:
+            self.view.doItemsLayout()
 
     def current_item(self) -> GalleryItem | None:
         idx = self.view.currentIndex()

@@ -196,6 +196,7 @@ class GenerateWorkspace(GenerateView):
         self.style().polish(self.training_note)
         self.training_note.show()
         self.generate_button.setText("Generate")
+        self.update_prediction()
 
     @Slot(object)
     def _on_training_paused(self, ev) -> None:
@@ -205,6 +206,7 @@ class GenerateWorkspace(GenerateView):
     def _on_training_resumed(self, _ev) -> None:
         self.training_note.hide()
         self._on_busy(self.controller.busy)
+        self.update_prediction()
 
     def focus_prompt(self) -> None:
         self.form.prompt.focus_prompt()
@@ -220,6 +222,13 @@ class GenerateWorkspace(GenerateView):
 
     @Slot()
     def update_prediction(self) -> None:
+        if self.training_note.isVisible():  # renders inside the paused run: nothing new loads
+            self.progress.set_prediction(
+                "Next image: rendered by the paused training run with the model it holds "
+                "(no extra model memory).",
+                "fits",
+            )
+            return
         request = self.form.preview_request(self.settings.model_path)
         pred = self.predictor.predict(request)
         snap = self.snapshot
@@ -384,6 +393,7 @@ class GenerateWorkspace(GenerateView):
     def _on_job_ended(self, job: Job) -> None:
         if job.kind == "train":
             self.training_note.hide()
+            self.update_prediction()
             return
         self._first_image.pop(job.job_id, None)
         if job.job_id not in self._started:  # dropped from the queue before it ran
