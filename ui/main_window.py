@@ -26,7 +26,7 @@ from ui.memory_poller import MemoryPoller
 from ui.models.history_store import HistoryStore
 from ui.settings_saver import SettingsSaver
 from ui.state import window_settings
-from ui.tasks import wait_for_tasks
+from ui.tasks import TaskSignals, run_task, wait_for_tasks
 from ui.thumbnails import ThumbnailCache
 from ui.train.notify import Notifier
 from ui.widgets.banner import BannerWidget
@@ -60,6 +60,12 @@ def _make_datasets(parent: QWidget) -> QWidget:
     from ui.datasets.workspace import DatasetsWorkspace
 
     return DatasetsWorkspace(parent)
+
+
+def _unfinished_runs() -> list:
+    from zitdesk.train.runs import unfinished_runs
+
+    return list(unfinished_runs())
 
 
 def _make_library(parent: QWidget) -> QWidget:
@@ -112,6 +118,9 @@ class MainWindow(QMainWindow):
         central_lay.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.notifier = Notifier(self)
+        self._recovery_tasks = TaskSignals(self)
+        self._recovery_tasks.succeeded.connect(self._on_unfinished)
+        self._recovery_tasks.failed.connect(self._on_unfinished_failed)
         self.meter = VramMeterWidget()
         self.status_label = QLabel("Ready.")
         self.statusBar().addWidget(self.status_label, 1)
@@ -380,16 +389,17 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def check_unfinished_runs(self) -> None:
-        """Offer to resume runs the app did not finish (killed, crashed, power cut)."""
+        """Offer to resume runs the app did not finish (killed, crashed, power cut): the small
+        ``run.json`` files are read on the pool, the banner appears when they are."""
         if self.train_tab.created or self._closing:
             return
-        try:
-            from zitdesk.train.runs import unfinished_runs
+        run_task(self._recovery_tasks, "unfinished", _unfinished_runs)
 
-            self._unfinished = list(unfinished_runs())
-        except Exception:  # noqa: BLE001 - an offer only; never stop the start-up for it
-            log.exception("could not look for unfinished training runs")
-            self._unfinished = []
+    @Slot(object, object)
+    def _on_unfinished(self, _tag: object, runs: object) -> None:
+        if self.train_tab.created or self._closing:
+            return
+        self._unfinished = list(runs) if isinstance(runs, list) else []
         if not self._unfinished:
             return
         r = self._unfinished[0]
@@ -401,6 +411,10 @@ class MainWindow(QMainWindow):
             "Resume",
             "resume",
         )
+
+    @Slot(object, object)
+    def _on_unfinished_failed(self, _tag: object, message: object) -> None:
+        log.warning("could not look for unfinished training runs: %s", message)
 
     @Slot(str)
     def _on_recovery_action(self, key: str) -> None:

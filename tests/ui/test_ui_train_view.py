@@ -352,8 +352,9 @@ class _OomTrainer:
     """Engine double for training: the first job runs out of memory after two steps (leaving a
     run record and its config, as the trainer does), later jobs finish."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: bool = True) -> None:
         self.requests: list = []
+        self.fail_first = fail_first
 
     def run(self, spec, emit, cancel) -> None:
         from zitdesk.engine.events import JobFinished, JobStarted
@@ -368,7 +369,7 @@ class _OomTrainer:
         emit(JobStarted(job, kind="train", total_steps=cfg.optim.steps))
         for s in (1, 2):
             emit(TrainStep(job, step=s, total=cfg.optim.steps, loss=0.3, lr=1e-4, it_s=1.0))
-        if len(self.requests) == 1:
+        if self.fail_first and len(self.requests) == 1:
             runlog.update(status="failed", steps_done=2, error_kind="oom", retry_preset="12gb")
             emit(JobFailed(job, kind="oom", message="The GPU ran out of memory while training.",
                            retry_hint={"preset": "12gb"}))
@@ -403,3 +404,27 @@ def test_oom_run_resumes_one_tier_down_and_notifies(qtbot, make_window, settings
     assert again.config.save.output_dir == cfg.save.output_dir
     assert win.notifier.messages[-1].title == "Training finished"
     assert train.overview.history.model.records[0].status == "finished"
+
+
+def test_start_offers_unfinished_runs(qtbot, make_window, settings, tmp_path):
+    """A run.json that says "running" with no live writer: the banner at start, Resume runs it."""
+    from zitdesk.train.runs import RunRecord, runs_root, write_run
+
+    out = runs_root() / "crashed"
+    cfg = _config(out).with_changes(model={"path": "/models/fake"},
+                                    data={"folder": str(tmp_path)})
+    out.mkdir(parents=True)
+    cfg.write(out / "train_config.toml")
+    write_run(RunRecord(run_id="crashed-1", name="crashed", status="running", output_dir=str(out),
+                        steps_done=25, steps_total=100, pid=0))
+    engine = _OomTrainer(fail_first=False)
+    win = make_window(settings, engine=engine)
+    banner = win.recovery_banner
+    qtbot.waitUntil(lambda: banner.isVisibleTo(win), timeout=10_000)
+    assert "“crashed”" in banner.label.text() and "25/100" in banner.label.text()
+    assert not win.train_tab.created  # the banner did not build the Train tab
+    banner.action_button.click()
+    assert win.tabs.currentWidget() is win.train_tab and not banner.isVisibleTo(win)
+    qtbot.waitUntil(lambda: win.train.live_job.state == "finished", timeout=10_000)
+    spec = engine.requests[0]
+    assert spec.resume and spec.config.save.output_dir == str(out)
