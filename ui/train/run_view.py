@@ -331,7 +331,15 @@ class RunView(QWidget):
     def _update_buttons(self) -> None:
         live = self.state in ("running", "paused")
         self.pause_button.setVisible(self.state == "running")
-        self.resume_button.setVisible(self.state == "paused")
+        stopped = self.state in ("cancelled", "interrupted") or (
+            self.state == "failed" and not self.retry_preset
+        )
+        self.resume_button.setVisible(self.state == "paused" or (stopped and bool(self.output_dir)))
+        self.resume_button.setText("Resume" if self.state == "paused" else "Continue run")
+        self.resume_button.setToolTip(
+            "Continue training" if self.state == "paused"
+            else "Continue this run from its newest checkpoint"
+        )
         self.cancel_button.setVisible(live)
         self.try_button.setVisible(self.state == "paused" or bool(self.final_lora))
         self.try_button.setText(

@@ -605,9 +605,21 @@ class TrainWorkspace(QWidget):
 
     @Slot()
     def resume(self) -> None:
-        if self.live_job is not None:
+        """Resume the paused run, or continue a stopped one from its newest checkpoint."""
+        if self.live_job is not None and self.live_job.state == "paused":
             self.controller.resume(self.live_job.job_id)
             self.run_view.pause_button.setEnabled(True)
+            return
+        if self.live or not self.run_view.output_dir:
+            return
+        from ui.train.history import load_records
+
+        out = str(Path(self.run_view.output_dir).expanduser().resolve())
+        for r in load_records():
+            if str(Path(r.output_dir).expanduser().resolve()) == out:
+                self.resume_record(r)
+                return
+        self.status_message.emit("This run has no record left to resume from.")
 
     @Slot()
     def cancel(self) -> None:
