@@ -166,6 +166,8 @@ def test_run_view_follows_a_run(qtbot, view, tmp_path):
     view.start_run("job1", cfg, "cat")
     assert view.title.text() == "cat" and view.step_label.text() == "Step 0/100"
     assert view.pause_button.isVisibleTo(view) and not view.try_button.isVisibleTo(view)
+    view.set_estimate(1500.0, 20.6)
+    assert "expected ≈ 25 min 00 s in total, peak ≈ 21 GiB" in view.stats.text()
     view.on_event(JobStarted("job1", kind="train", total_steps=100))
     view.on_event(PhaseChanged("job1", phase="caching", detail="Encoding latents 3/54"))
     assert view.phase.text() == "Caching latents and captions: Encoding latents 3/54"

@@ -148,6 +148,7 @@ class RunView(QWidget):
         self._phase_t0: tuple[str, float] | None = None
         self.sample_s = 0.0
         self.save_s = 0.0
+        self.estimate_text = ""
 
         self.back_button = QPushButton("← Train overview")
         self.back_button.setFlat(True)
@@ -264,6 +265,7 @@ class RunView(QWidget):
         self.paused_lora = self.final_lora = self.retry_preset = ""
         self.last_step = None
         self.sample_s = self.save_s = 0.0
+        self.estimate_text = ""
         self._phase_t0 = None
         self.banner.hide()
         name = title or (config.save.name if config is not None else "Training run")
@@ -435,6 +437,14 @@ class RunView(QWidget):
             self.phase.setText("Training…")
         self._show_stats()
 
+    def set_estimate(self, total_s: float, peak_gib: float) -> None:
+        """The expected total before the first step arrives (loading and caching included)."""
+        self.estimate_text = (
+            f"expected ≈ {fmt_duration(total_s)} in total, peak ≈ {peak_gib:.0f} GiB (estimate)"
+            if total_s > 0 else ""
+        )
+        self._show_stats()
+
     def budget_bytes(self) -> int:
         cfg = self.config
         budget = float(cfg.memory.vram_budget_gb) if cfg is not None else 0.0
@@ -452,6 +462,8 @@ class RunView(QWidget):
                     eta = full_eta(ev, self.config, self.sample_s, self.save_s)
                     parts.append(f"ETA {fmt_duration(eta)}")
             parts.append(f"loss {ev.loss:.4f}")
+        elif self.estimate_text and self.state in ("running", "idle"):
+            parts.append(self.estimate_text)
         if self.vram_used:
             budget = self.budget_bytes()
             parts.append(

@@ -433,6 +433,16 @@ class TrainWorkspace(QWidget):
             return ""
         return str(Path(self.live_spec.config.save.output_dir).expanduser().resolve())
 
+    def estimate(self, config: Any) -> Any:
+        """WIZARD's estimate for this run on this card (None when there is none)."""
+        try:
+            from zitdesk.train.estimate import estimate_run
+
+            return estimate_run(config, self.gpu_info())
+        except Exception:  # noqa: BLE001 - an estimate is a hint
+            log.debug("no estimate", exc_info=True)
+            return None
+
     def gpu_info(self) -> Any:
         snap = self.snapshot
         gpus = getattr(snap, "gpus", ()) if snap is not None else ()
@@ -518,6 +528,9 @@ class TrainWorkspace(QWidget):
         job = self.controller.submit(spec)
         self.live_job, self.live_spec = job, spec
         self.run_view.start_run(job.job_id, spec.config, title, resumed=bool(spec.resume))
+        est = self.estimate(spec.config)
+        if est is not None and not spec.resume:
+            self.run_view.set_estimate(est.total_s, est.peak_gib)
         if self.controller.current is not job:
             ahead = len(self.controller.pending) - 1 + (1 if self.controller.busy else 0)
             self.run_view.phase.setText(
