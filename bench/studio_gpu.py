@@ -190,6 +190,7 @@ def run_app(work: Path, cfg, model: Path, size: int, steps: int) -> dict:
         res[label] = time.perf_counter() - t
         res[label + "_ok"] = isinstance(got[-1], JobFinished)
         res[label + "_loads"] = len(loads)
+        res[label + "_path"] = got[-1].paths[0] if res[label + "_ok"] else ""
 
     timed_generate("gen_before")
     token = CancelToken()
@@ -240,6 +241,13 @@ def run_app(work: Path, cfg, model: Path, size: int, steps: int) -> dict:
     timed_generate("gen_after")
     eng.stop()
     loader.load_pipeline = real
+    if res["gen_before_path"] and res["gen_after_path"]:
+        import numpy as np
+        from PIL import Image
+
+        a, b = (np.asarray(Image.open(res[k]).convert("RGB"), np.int16)
+                for k in ("gen_before_path", "gen_after_path"))
+        res["gen_diff"] = int(np.abs(a - b).max())
     res["load_s"] = loads
     return res
 
@@ -285,7 +293,7 @@ def main() -> None:
         ("start → first caching phase", f"CLI {cli['phases'].get('caching', float('nan')):.1f} s",
          f"app {m.get('phase_caching', float('nan')):.1f} s (no load)"),
         ("pause asked → Paused", f"{m.get('paused', 0) - m.get('pause_req', 0):.2f} s",
-         f"finishes the step, writes a checkpoint and the LoRA of step {paused_step}"),
+         f"finishes the step, writes the LoRA of step {paused_step}"),
         ("Paused → try image ready", f"{m.get('try_image', 0) - m.get('paused', 0):.2f} s",
          f"new prompt (parked text encoder), {size}², 8 steps, LoRA as of this step; {app['try']}"),
         ("pause asked → first try image", f"{m.get('try_image', 0) - m.get('pause_req', 0):.2f} s", ""),
@@ -294,7 +302,8 @@ def main() -> None:
          f"step {app.get('first_after_step')}"),
         ("generate before training (incl. load)", f"{app['gen_before']:.1f} s", ""),
         ("generate after training", f"{app['gen_after']:.1f} s",
-         f"loads so far {app['gen_after_loads']} (1 = the pipeline came back, no reload)"),
+         f"loads so far {app['gen_after_loads']} (1 = the pipeline came back, no reload); "
+         f"max pixel difference to the image before training: {app.get('gen_diff')}"),
     ]
     print(f"\n### Training through StudioEngine vs the CLI on {gpu} ({size}², {args.steps} steps, "
           "24gb preset)\n")

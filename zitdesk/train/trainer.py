@@ -643,7 +643,11 @@ class _Run:
         self.reporter.flush()
         lora = self.last_lora if self.saved_step == self.step else ""
         if not lora:
-            lora = self._save()[0]
+            # Only the LoRA (a full checkpoint of the real model takes ~6 s to write; the next
+            # scheduled one, or a cancel, writes it). The pause changes nothing of the training.
+            self._phase("saving", f"Step {self.step} (paused)")
+            lora = str(self._write_step_lora()[2])
+            self.last_lora, self.saved_step = lora, self.step
         self._record(status="paused")
         self.emit(Paused(self.job, step=self.step, lora_path=lora))
         while not self.cancel.cancelled:
@@ -801,6 +805,9 @@ class _Run:
             free, _ = torch.cuda.mem_get_info(torch.device(self.device))
             if free > need + (1 << 30):
                 where = self.device
+        # The CPU tensors stay as they are and are put back afterwards: no 8 GB copy back.
+        params = [(p, p.data) for p in te.parameters()]
+        buffers = [(m, k, b) for m in te.modules() for k, b in m._buffers.items() if b is not None]
         te.to(where)
         self.pipe.text_encoder = te
         try:
@@ -814,7 +821,10 @@ class _Run:
         finally:
             self.pipe.text_encoder = None
             if where != "cpu":
-                te.to("cpu")
+                for p, data in params:
+                    p.data = data
+                for m, k, b in buffers:
+                    m._buffers[k] = b
         pos = [p.to(dev, dtype) for p in pos]
         neg = [n.to(dev, dtype) for n in neg] if cfg_on and neg else None
         return pos, neg
