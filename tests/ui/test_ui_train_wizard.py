@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QWizard
 
 from ui.train.settings_form import FIELD_HELP, TrainSettingsDialog
@@ -403,6 +404,43 @@ def test_app_datasets_lists_the_datasets_tab_folders(qapp, tmp_path):
     assert app_datasets(last=str(elsewhere)) == [elsewhere, root / "a-cat", root / "b-style"]
     assert app_datasets(last="") == [root / "a-cat", root / "b-style"]
     assert app_datasets(last=str(root / "a-cat")) == [root / "a-cat", root / "b-style"]
+
+
+def test_file_controlled_text_is_shown_literally(qtbot, wizard, tmp_path):
+    """A folder, captions and a LoRA file named like HTML are shown as they are."""
+    from PySide6.QtGui import QTextDocument
+    from PySide6.QtGui import Qt as GuiQt
+    from PySide6.QtWidgets import QLabel
+
+    hostile = make_dataset(tmp_path / "<b>BOLD", captions=("<i>ITAL</i> cat",) * 2)
+    wiz = wizard(datasets=[hostile])
+    qtbot.waitUntil(lambda: wiz.survey is not None and wiz.survey.report is not None,
+                    timeout=30_000)
+    wiz.goal_page.trigger.setText("<i>ITAL</i>")
+    hp = to_hardware_page(qtbot, wiz)
+    junk = tmp_path / "<u>UNDER.safetensors"
+    junk.write_bytes(b"x" * 64)
+    hp.set_adapter(str(junk))
+    qtbot.waitUntil(lambda: wiz.adapter_state == "refused", timeout=10_000)
+
+    def shown(text: str, rich: bool) -> str:
+        if not rich:
+            return text
+        doc = QTextDocument()
+        doc.setHtml(text)
+        return doc.toPlainText()
+
+    seen = 0
+    for w in wiz.findChildren(QLabel):
+        rich = w.textFormat() == Qt.TextFormat.RichText or (
+            w.textFormat() == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(w.text()))
+        for witness, piece in (("BOLD", "<b>BOLD"), ("ITAL", "<i>ITAL"), ("UNDER", "<u>UNDER")):
+            if witness in w.text():
+                assert piece in shown(w.text(), rich), w.text()
+                seen += 1
+    tip = wiz.dataset_page.combo.itemData(0, Qt.ItemDataRole.ToolTipRole)
+    assert "<b>BOLD" in shown(tip, GuiQt.mightBeRichText(tip))
+    assert seen >= 3  # the folder path, the trigger warning, the refused adapter
 
 
 def test_goal_sets_steps_and_prompts_until_the_user_changes_them(qtbot, wizard):
