@@ -702,10 +702,10 @@ def import_sources(
 
 
 def _known_content(tgt: Path, sizes: set[int] | None = None
-                   ) -> dict[str, tuple[str, bytes | None]]:
-    """sha256 → (image name, caption bytes) for images already in the target: from the index,
-    and by hashing the images it does not cover whose size one of ``sizes`` has (what a killed
-    import left without writing the index)."""
+                   ) -> dict[str, tuple[str, bytes | None, bool]]:
+    """sha256 → (image name, caption bytes, in the index) for images already in the target:
+    from the index, and by hashing the images it does not cover whose size one of ``sizes`` has
+    (what a killed import left without writing the index)."""
     import json
 
     try:
@@ -714,7 +714,7 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
             images = {}
     except (OSError, ValueError, KeyError, TypeError):
         images = {}
-    out: dict[str, tuple[str, bytes | None]] = {}
+    out: dict[str, tuple[str, bytes | None, bool]] = {}
     try:
         entries = list(os.scandir(tgt))
     except OSError:
@@ -731,7 +731,9 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
             continue
         cached = images.get(name)
         sha = cached.get("sha256") if isinstance(cached, dict) else None
-        if not (sha and st.st_size == cached.get("size") and st.st_mtime_ns == cached.get("mtime_ns")):
+        indexed = bool(sha and st.st_size == cached.get("size")
+                       and st.st_mtime_ns == cached.get("mtime_ns"))
+        if not indexed:
             if not sizes or st.st_size not in sizes:
                 continue
             try:
@@ -743,8 +745,18 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
             cap = cap_path.read_bytes()
         except OSError:
             cap = None
-        out[sha] = (name, cap)
+        out[sha] = (name, cap, indexed)
     return out
+
+
+def _index_entry(tgt: Path, image_name: str, prep: Prepared, index_entries: dict) -> None:
+    try:
+        st = (tgt / image_name).stat()
+    except OSError:
+        return
+    index_entries[image_name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                 "w": prep.width, "h": prep.height, "sha256": prep.sha256,
+                                 "phash": f"{prep.phash:016x}"}
 
 
 def _sha256_file(path: Path) -> str:
@@ -759,6 +771,9 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
                tgt: Path, names: _Names, known: dict, report: ImportReport,
                index_entries: dict, thumb_cache: Path | None) -> None:
     prev = known.get(prep.sha256)
+    if prev is not None and not prev[2]:  # found by hashing: the index learns it now
+        _index_entry(tgt, prev[0], prep, index_entries)
+        known[prep.sha256] = prev = (prev[0], prev[1], True)
     if prev is not None and prev[1] == cap:
         report.skipped.append(Skipped(cand.label, f"already in the dataset as {prev[0]} "
                                                   "(same image and caption)"))
@@ -771,7 +786,7 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
         except OSError:
             pass
         else:
-            known[prep.sha256] = (prev[0], cap)
+            known[prep.sha256] = (prev[0], cap, True)
             report.skipped.append(Skipped(cand.label, f"already in the dataset as {prev[0]}; "
                                                       f"its missing caption was added as {cap_name}"))
             return
@@ -801,14 +816,8 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
     if note:
         rec.notes.append(note)
     report.imported.append(rec)
-    known[prep.sha256] = (image_name, cap)
-    try:
-        st = (tgt / image_name).stat()
-    except OSError:
-        return
-    index_entries[image_name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                 "w": prep.width, "h": prep.height, "sha256": prep.sha256,
-                                 "phash": f"{prep.phash:016x}"}
+    known[prep.sha256] = (image_name, cap, True)
+    _index_entry(tgt, image_name, prep, index_entries)
     try:
         store_thumb(prep.sha256, prep.thumb_jpeg, thumb_cache)
     except OSError:

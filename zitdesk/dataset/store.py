@@ -35,7 +35,7 @@ from zitdesk.dataset.captions import (
 )
 from zitdesk.dataset.fsnames import SaveFailed, dumps, os_error_sentence, shown
 from zitdesk.errors import RequestError
-from zitdesk.io import atomic_write
+from zitdesk.io import atomic_write, clean_temp_files
 from zitdesk.train.dataset import IMAGE_EXTS, DatasetItem, image_size
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ class Dataset:
                     os.unlink(e.path)
                 except OSError:
                     pass
+        clean_temp_files(root / META_DIR)   # an index write a kill interrupted
         items: list[ImageRecord] = []
         problems: list[str] = []
         for i, name in enumerate(names):
