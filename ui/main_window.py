@@ -28,7 +28,6 @@ from ui.settings_saver import SettingsSaver
 from ui.state import window_settings
 from ui.tasks import TaskSignals, run_task, wait_for_tasks
 from ui.thumbnails import ThumbnailCache
-from ui.train.notify import Notifier
 from ui.widgets.banner import BannerWidget
 from ui.widgets.vram_meter import VramMeterWidget
 from ui.workspaces.lazy import LazyWorkspace
@@ -117,12 +116,13 @@ class MainWindow(QMainWindow):
         central_lay.addWidget(self.recovery_banner)
         central_lay.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        self.notifier = Notifier(self)
+        self._notifier = None  # the tray icon, made when the Train tab needs it
         self._recovery_tasks = TaskSignals(self)
         self._recovery_tasks.succeeded.connect(self._on_unfinished)
         self._recovery_tasks.failed.connect(self._on_unfinished_failed)
         self.meter = VramMeterWidget()
         self.status_label = QLabel("Ready.")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.meter)
         self.poller = MemoryPoller(snapshot_fn, parent=self)
@@ -363,6 +363,15 @@ class MainWindow(QMainWindow):
         return self.datasets_tab.widget()
 
     @property
+    def notifier(self):
+        """The desktop notifier (one tray icon per window), created on first use."""
+        if self._notifier is None:
+            from ui.train.notify import Notifier
+
+            self._notifier = Notifier(self)
+        return self._notifier
+
+    @property
     def train(self):
         """The Train workspace (built on first use)."""
         return self.train_tab.widget()
@@ -495,7 +504,8 @@ class MainWindow(QMainWindow):
             self.library.shutdown()
         if self.train_tab.created:
             self.train.shutdown()
-        self.notifier.hide()
+        if self._notifier is not None:
+            self._notifier.hide()
         if self.datasets_tab.created:
             self.datasets.shutdown()  # writes pending captions, waits for its pools
         stopped = self.controller.shutdown(30_000)
