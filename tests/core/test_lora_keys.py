@@ -279,7 +279,9 @@ def test_aitoolkit_240_modules_full_coverage(tmp_path):
             "modelspec.trigger_phrase": "zxc style"}
     path = write_st(tmp_path / "aitk.safetensors", tensors, meta)
     info = inspect_lora(path)
-    assert (info.arch, info.dialect, info.rank, info.alpha) == ("zimage", "aitoolkit", 16, None)
+    # no .alpha stored: the weights carry the scale, applied as alpha = rank
+    assert (info.arch, info.dialect, info.rank, info.alpha) == ("zimage", "aitoolkit", 16, 16)
+    assert info.alpha_source == "weights" and info.trained_alpha is None
     assert info.n_tensors == 480 and len(info.target_modules) == 240
     assert info.target_modules == sorted(AITK_240)
     assert info.base_model_version == "zimage" and info.base_precision == "bf16"

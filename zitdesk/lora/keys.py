@@ -731,7 +731,7 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
         if cfg is not None and _float_or_none(cfg.get("lora_alpha")) is not None:
             alpha, alpha_source = _float_or_none(cfg.get("lora_alpha")), "adapter config"
             trained_alpha = None
-        elif rank:
+        elif rank and not alpha_keys:  # (stored but unreadable alphas: unknown, not "rank")
             alpha, alpha_source = float(rank), "weights"
     base_version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture") or None
     return LoraInfo(
