@@ -155,7 +155,8 @@ def demo_sample(step: int, index: int, size: int = 256):
     fg, bg = (np.array(c, np.float32) for c in palettes[index % len(palettes)])
     cx, cy, r = 0.5 + 0.12 * (index - 1), 0.55, 0.28
     d = np.sqrt((x - cx) ** 2 + ((y - cy) * 1.1) ** 2)
-    ear = (np.abs(x - cx) > 0.08) & (np.abs(x - cx) < 0.24) & (y > cy - r - 0.12) & (y < cy - r + 0.08)
+    dx = np.abs(x - cx)
+    ear = (dx > 0.08) & (dx < 0.24) & (y > cy - r - 0.12) & (y < cy - r + 0.08)
     subject = ((d < r) | ear).astype(np.float32)[..., None]
     sky = bg * (0.7 + 0.3 * y[..., None])
     img = sky * (1 - subject) + fg * subject
@@ -271,7 +272,8 @@ class DemoTrainer:
                            phase_eta_s=eta + 40 * ((total - step) // 250 + 1),
                            vram_bytes=int(20.9 * GIB)))
             if step % 250 == 0 or step == total:
-                emit(PhaseChanged(job, phase="sampling", detail=f"Step {step}: {len(prompts)} prompts"))
+                emit(PhaseChanged(job, phase="sampling",
+                                  detail=f"Step {step}: {len(prompts)} prompts"))
                 sample(step)
                 emit(PhaseChanged(job, phase="saving", detail=f"Step {step}"))
                 lora = save(step)
@@ -519,7 +521,8 @@ def shoot_train(out: Path, home: Path) -> int:
 
     # A run mid-way: the loss curve, learning rate, three sample rounds.
     cfg = apply_preset(TrainConfig(), "24gb").with_changes(
-        model={"path": str(model), "training_adapter": str(home / "zimage_turbo_training_adapter_v2.safetensors")},
+        model={"path": str(model),
+               "training_adapter": str(home / "zimage_turbo_training_adapter_v2.safetensors")},
         data={"folder": str(data), "trigger": "mycat"},
         optim={"steps": 2000, "warmup_steps": 100, "schedule": "cosine"},
         save={"output_dir": str(runs_root() / "my-cat"), "name": "my-cat", "every": 250},

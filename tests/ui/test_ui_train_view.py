@@ -148,8 +148,9 @@ def test_samples_timeline_grid_slider_and_enlarge(qtbot, thumbs, tmp_path):
     assert tl._focus_captions[1].text() == "2 · zxq in a forest"
     tl.slider.setValue(0)
     assert tl.current_step() == 0 and tl._focus[0].path.endswith("000000000/0_42.png")
-    qtbot.waitUntil(lambda: tl._focus[0].pixmap() is not None and not tl._focus[0].pixmap().isNull())
-    tl.add_round(60, [_png(samples / "000000060" / "0_42.png"), _png(samples / "000000060" / "1_43.png")])
+    qtbot.waitUntil(lambda: tl._focus[0].pixmap() is not None
+                    and not tl._focus[0].pixmap().isNull())
+    tl.add_round(60, [_png(samples / "000000060" / f"{i}_{42 + i}.png") for i in range(2)])
     assert tl.current_step() == 60 and tl.grid.rowCount() == 4
     with qtbot.waitSignal(tl.image_clicked) as sig:
         tl._on_cell_clicked(1, 1)
@@ -335,7 +336,8 @@ def test_train_tab_is_built_on_first_show(make_window, settings):
     assert win.train_tab.created
     ov = win.train.overview
     assert ov.new_button.text().startswith("New training run")
-    titles = [ov.cards[k][0].findChildren(QLabel)[0].text() for k in ("model", "dataset", "adapter")]
+    titles = [ov.cards[k][0].findChildren(QLabel)[0].text()
+              for k in ("model", "dataset", "adapter")]
     assert "10–30 captioned images" in titles[1] and "training adapter" in titles[2]
     assert ov.tiers.count() >= 12  # four tiers × (label, what, time)
 

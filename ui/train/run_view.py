@@ -200,7 +200,9 @@ class RunView(QWidget):
         self.checkpoints.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.checkpoints.itemDoubleClicked.connect(self._on_checkpoint_activated)
         self.try_checkpoint_button = QPushButton("Try in Generate")
-        self.try_checkpoint_button.setToolTip("Put the selected step's LoRA into the Generate stack")
+        self.try_checkpoint_button.setToolTip(
+            "Put the selected step's LoRA into the Generate stack"
+        )
         self.try_checkpoint_button.clicked.connect(self._on_try_checkpoint)
         self.try_checkpoint_button.setEnabled(False)
         self.checkpoints.itemSelectionChanged.connect(self._on_checkpoint_selection)

@@ -638,7 +638,9 @@ class TrainWorkspace(QWidget):
     def cancel(self) -> None:
         if self.live_job is not None:
             self.controller.cancel(self.live_job.job_id)
-            self.run_view.phase.setText("Stopping after this step; saving a checkpoint and the LoRA…")
+            self.run_view.phase.setText(
+                "Stopping after this step; saving a checkpoint and the LoRA…"
+            )
 
     @Slot(str)
     def _on_try(self, path: str) -> None:
