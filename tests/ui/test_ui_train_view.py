@@ -67,6 +67,8 @@ def test_ema_is_debiased_and_smooths():
     sm = ema(noisy, 0.9)
     assert max(sm[20:]) - min(sm[20:]) < 0.2 < max(noisy) - min(noisy)
     assert ema([1.0, float("nan"), 3.0], 0.5)[1] == 1.0  # a NaN does not break the line
+    state = [0.0, 0.0]
+    assert ema(noisy[:30], 0.9, state) + ema(noisy[30:], 0.9, state) == pytest.approx(sm)
 
 
 def test_eta_counts_samples_and_saves():
@@ -93,7 +95,7 @@ def test_fmt_duration():
 
 # -- charts -----------------------------------------------------------------------------------
 def test_loss_chart_points_smoothing_log_and_zoom(qtbot):
-    from ui.train.charts import LossChart
+    from ui.train.charts import LossChart, ema
 
     chart = LossChart()
     qtbot.addWidget(chart)
@@ -105,9 +107,11 @@ def test_loss_chart_points_smoothing_log_and_zoom(qtbot):
     xs, ys = chart.raw.getData()
     assert list(xs) == list(range(1, 41)) and len(chart.smooth.getData()[1]) == 40
     assert "step 40" in chart.summary.text()
+    assert chart.smoothed() == pytest.approx(ema(chart.losses, chart.smoothing))  # incremental
     # a resume repeats steps after the last checkpoint: those points are replaced
     chart.add_point(30, 0.5)
     assert chart.steps[-1] == 30 and chart.point_count == 30
+    assert chart.smoothed() == pytest.approx(ema(chart.losses, chart.smoothing))
     chart.reset_zoom()
     full = chart.view_range()
     assert full[0][0] <= 1 and full[0][1] >= 30

@@ -25,18 +25,20 @@ pg.setConfigOptions(antialias=True, background=BACKGROUND, foreground=MUTED)
 DEFAULT_SMOOTHING = 0.9
 
 
-def ema(values: Sequence[float], weight: float = DEFAULT_SMOOTHING) -> list[float]:
-    """Debiased exponential moving average (TensorBoard's smoothing); ``weight`` in [0, 1)."""
+def ema(values: Sequence[float], weight: float = DEFAULT_SMOOTHING,
+        state: list[float] | None = None) -> list[float]:
+    """Debiased exponential moving average (TensorBoard's smoothing); ``weight`` in [0, 1).
+
+    ``state`` (``[sum, norm]``) carries the average across calls, so new points extend it."""
+    st = state if state is not None else [0.0, 0.0]
     out: list[float] = []
-    last = 0.0
-    norm = 0.0
     for v in values:
         if not math.isfinite(v):
-            out.append(out[-1] if out else v)
+            out.append(st[0] / st[1] if st[1] > 0 else v)
             continue
-        last = last * weight + (1.0 - weight) * v
-        norm = norm * weight + (1.0 - weight)
-        out.append(last / norm if norm > 0 else v)
+        st[0] = st[0] * weight + (1.0 - weight) * v
+        st[1] = st[1] * weight + (1.0 - weight)
+        out.append(st[0] / st[1])
     return out
 
 
@@ -61,6 +63,8 @@ class LossChart(QWidget):
         self.smoothing = smoothing
         self.steps: list[int] = []
         self.losses: list[float] = []
+        self._smooth_cache: list[float] | None = None
+        self._ema_state = [0.0, 0.0]
         self.plot = _plot("Loss", "loss")
         self.raw = self.plot.plot(
             [], [], pen=None, symbol="o", symbolSize=4, symbolPen=None,
@@ -93,6 +97,7 @@ class LossChart(QWidget):
     def clear(self) -> None:
         self.steps.clear()
         self.losses.clear()
+        self._smooth_cache = None
         self._redraw()
 
     def set_points(self, points: Iterable[tuple[int, float]]) -> None:
@@ -100,6 +105,7 @@ class LossChart(QWidget):
         pts = sorted({int(s): float(v) for s, v in points}.items())
         self.steps = [s for s, _ in pts]
         self.losses = [v for _, v in pts]
+        self._smooth_cache = None
         self._redraw()
 
     def add_point(self, step: int, loss: float) -> None:
@@ -107,18 +113,28 @@ class LossChart(QWidget):
             # A resume repeats steps after the last checkpoint: drop the points it replaces.
             keep = next((i for i, s in enumerate(self.steps) if s >= step), len(self.steps))
             del self.steps[keep:], self.losses[keep:]
+            self._smooth_cache = None
         self.steps.append(int(step))
         self.losses.append(float(loss))
+        cache = self._smooth_cache
+        if cache is not None and len(cache) == len(self.losses) - 1:
+            cache.extend(ema(self.losses[-1:], self.smoothing, self._ema_state))
+        else:
+            self._smooth_cache = None
         self._redraw()
 
     def smoothed(self) -> list[float]:
-        return ema(self.losses, self.smoothing)
+        if self._smooth_cache is None:
+            self._ema_state = [0.0, 0.0]
+            self._smooth_cache = ema(self.losses, self.smoothing, self._ema_state)
+        return self._smooth_cache
 
     def _redraw(self) -> None:
+        sm_all = self.smoothed()
         self.raw.setData(self.steps, self.losses)
-        self.smooth.setData(self.steps, self.smoothed())
+        self.smooth.setData(self.steps, sm_all)
         if self.losses:
-            sm = self.smoothed()[-1]
+            sm = sm_all[-1]
             self.summary.setText(
                 f"step {self.steps[-1]}: loss {self.losses[-1]:.4f} (smoothed {sm:.4f})"
             )
