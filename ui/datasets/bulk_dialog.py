@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.widgets.text import make_plain
 from zitdesk.dataset import bulk
 
 PREVIEW_ROWS = 200
@@ -82,7 +83,7 @@ class BulkEditDialog(QDialog):
                       "the [trigger] placeholder) are left alone.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
-        self.trigger_warning = QLabel()
+        self.trigger_warning = make_plain(QLabel())  # quotes the trigger words as typed
         self.trigger_warning.setObjectName("warning")
         self.trigger_warning.setWordWrap(True)
         f.addRow(self.use_placeholder)
@@ -147,7 +148,7 @@ class BulkEditDialog(QDialog):
 
         self.summary = QLabel()
         self.summary.setObjectName("sectionTitle")
-        self.error = QLabel()
+        self.error = make_plain(QLabel())  # e.g. a regular expression's error, quoting it
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
         self.preview = QTextBrowser()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.datasets.bulk_dialog import diff_html
+from ui.widgets.text import plain_label
 from zitdesk.dataset.importer import ImportReport
 from zitdesk.dataset.store import Conflict
 
@@ -45,9 +46,7 @@ class ImportReportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Import report")
         self.resize(760, 520)
-        head = QLabel(import_summary(rep))
-        head.setObjectName("sectionTitle")
-        head.setWordWrap(True)
+        head = plain_label(import_summary(rep), "sectionTitle", wrap=True)
         body = QTextBrowser()
         rows = []
         if rep.skipped:

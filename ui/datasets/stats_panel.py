@@ -10,7 +10,6 @@ bucketing, so the numbers are the run's. Clicking a finding filters the table to
 
 from __future__ import annotations
 
-import html
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
@@ -29,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.widgets.text import esc, plain_label, rich_label
 from zitdesk.dataset.check import CheckOptions, CheckReport
 from zitdesk.train.presets import DEFAULT_PRESET, PRESETS
 
@@ -135,9 +135,7 @@ class StatsPanel(QWidget):
         form.addRow("Training preset", self.preset)
         form.addRow("Trigger word", self.trigger)
 
-        self.verdict = QLabel("Open a dataset to check it.")
-        self.verdict.setWordWrap(True)
-        self.verdict.setObjectName("verdict")
+        self.verdict = rich_label("Open a dataset to check it.", "verdict", wrap=True)
         self.verdict.setMargin(8)
         self.issues = QWidget()
         self.issues.setObjectName("findings")
@@ -148,9 +146,7 @@ class StatsPanel(QWidget):
         self.hist = BarChart("#4c8bf5", 8)
         self.bucket_res = QComboBox()
         self.buckets = BarChart("#8a6cf0", 10)
-        self.bucket_note = QLabel()
-        self.bucket_note.setObjectName("muted")
-        self.bucket_note.setWordWrap(True)
+        self.bucket_note = plain_label(object_name="muted", wrap=True)
         self.tags = BarChart("#3fa58a", 15)
         self.bucket_res.currentIndexChanged.connect(self._show_buckets)
 
@@ -221,7 +217,7 @@ class StatsPanel(QWidget):
         self.set_busy(False)
         bg, head = VERDICT_STYLE[rep.verdict]
         self.verdict.setStyleSheet(f"background:{bg}; border-radius:4px;")
-        self.verdict.setText(f"<b>{head}.</b> {rep.summary}")
+        self.verdict.setText(f"<b>{esc(head)}.</b> {esc(rep.summary)}")  # summary: names
         while self._issue_lay.count():
             w = self._issue_lay.takeAt(0).widget()
             if w is not None:
@@ -235,10 +231,8 @@ class StatsPanel(QWidget):
                 key = f"issue{k}"
                 self._issue_files[key] = (iss.message, list(iss.files))
                 link = f' <a href="{key}" style="color:#7fb0ff">show</a>'
-            lbl = QLabel(f'<span style="color:{color}">{mark}</span> {html.escape(iss.message)}'
-                         f"{link}")
-            lbl.setWordWrap(True)
-            lbl.setTextFormat(Qt.TextFormat.RichText)
+            lbl = rich_label(f'<span style="color:{color}">{mark}</span> {esc(iss.message)}{link}',
+                             wrap=True)
             lbl.linkActivated.connect(self._on_issue_link)
             self._issue_lay.addWidget(lbl)
         self.issues.setVisible(bool(rep.issues))

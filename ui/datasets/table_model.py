@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor
 
+from ui.widgets.text import plain_tooltip
 from zitdesk.dataset.store import Dataset, ImageRecord
 
 _ROOT = QModelIndex()
@@ -328,7 +329,8 @@ class DatasetTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DecorationRole and col == Col.THUMB and self._thumbs:
             return self._thumbs.pixmap(it)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(it, col)
+            tip = self._tooltip(it, col)  # names and captions: shown literally
+            return plain_tooltip(tip) if tip else None
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == Col.TOKENS:
                 n = self._tokens.get(it.name)

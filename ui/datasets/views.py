@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ui.datasets.delegates import CaptionDelegate, FlagsDelegate, GridDelegate, ThumbDelegate
 from ui.datasets.table_model import BADGES, Col, DatasetTableModel, FlagsRole, ItemRole
+from ui.widgets.text import esc, make_plain, plain_label
 from zitdesk.dataset.images import thumb_path
 
 ROW_HEIGHT = 64
@@ -96,17 +97,13 @@ class GridPanel(QWidget):
         self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.grid.setItemDelegate(GridDelegate(thumbs, self.grid))
 
-        self.preview = QLabel()
+        self.preview = make_plain(QLabel())
         self.preview.setObjectName("captionPreview")
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setFixedHeight(PREVIEW_SIDE + 8)
         self.preview.setMinimumWidth(200)
-        self.name = QLabel("No image selected")
-        self.name.setObjectName("sectionTitle")
-        self.name.setWordWrap(True)
-        self.meta = QLabel()
-        self.meta.setObjectName("muted")
-        self.meta.setWordWrap(True)
+        self.name = plain_label("No image selected", "sectionTitle", wrap=True)  # file names
+        self.meta = plain_label(object_name="muted", wrap=True)                # caption file name
         self.editor = QPlainTextEdit()
         self.editor.setObjectName("captionPane")
         self.editor.setPlaceholderText("Write the caption here. It is saved automatically.")
@@ -172,7 +169,7 @@ class GridPanel(QWidget):
             row = self.model.row_of(rec.name)
             codes = self.model.index(row, Col.FLAGS).data(FlagsRole) if row is not None else []
             self.badges.setText("  ".join(
-                f'<span style="color:{BADGES[c][1].name()}">● {BADGES[c][2]}</span>'
+                f'<span style="color:{BADGES[c][1].name()}">● {esc(BADGES[c][2])}</span>'
                 for c in codes or []))
             self.editor.setEnabled(True)
             self.editor.setPlainText(rec.caption or "")

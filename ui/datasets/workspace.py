@@ -59,6 +59,7 @@ from ui.datasets.table_model import Col, DatasetTableModel, FilterMode
 from ui.datasets.thumbs import ThumbnailService
 from ui.datasets.views import CaptionTable, GridPanel
 from ui.widgets.banner import BannerWidget
+from ui.widgets.text import plain_label, set_plain_tooltip
 from zitdesk.dataset.importer import ImportReport, import_sources
 from zitdesk.io import user_dirs
 
@@ -73,7 +74,7 @@ class _ImportProgress(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.label = QLabel("Importing…")
+        self.label = plain_label("Importing…")
         self.bar = QProgressBar()
         self.cancel = QPushButton("Cancel")
         self.cancel.clicked.connect(self.cancel_requested)
@@ -158,9 +159,7 @@ class DatasetsWorkspace(QWidget):
         self.progress = _ImportProgress()
         self.progress.cancel_requested.connect(self._import_cancel.set)
 
-        self.path_label = QLabel("No dataset open")
-        self.path_label.setObjectName("muted")
-        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.path_label = plain_label("No dataset open", "muted", selectable=True)
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open a dataset folder")
         self.new_button = QPushButton("New…")
@@ -214,8 +213,7 @@ class DatasetsWorkspace(QWidget):
         for m in FilterMode:
             self.filter_mode.addItem(m.value, m)
         self.filter_mode.model().item(list(FilterMode).index(FilterMode.ISSUE)).setEnabled(False)
-        self.count_label = QLabel()
-        self.count_label.setObjectName("muted")
+        self.count_label = plain_label(object_name="muted")
         self.next_missing_button = QPushButton("Next missing caption (F3)")
         frow = QHBoxLayout()
         frow.addWidget(self.filter_edit, 2)
@@ -223,8 +221,7 @@ class DatasetsWorkspace(QWidget):
         frow.addWidget(self.count_label, 1)
         frow.addWidget(self.next_missing_button)
 
-        self.save_label = QLabel("")
-        self.save_label.setObjectName("muted")
+        self.save_label = plain_label(object_name="muted")
 
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -351,7 +348,7 @@ class DatasetsWorkspace(QWidget):
         self.thumbs.set_folder(ds.folder)
         self.model.set_dataset(ds)
         self.path_label.setText(str(ds.folder))
-        self.path_label.setToolTip(str(ds.folder))
+        set_plain_tooltip(self.path_label, str(ds.folder))
         self._set_enabled(True)
         self.stack.setCurrentWidget(self.grid if self.grid_button.isChecked() else self.table)
         if current:
@@ -692,7 +689,7 @@ class DatasetsWorkspace(QWidget):
         self.filter_mode.setCurrentIndex(list(FilterMode).index(FilterMode.ISSUE))
         self.filter_mode.blockSignals(False)
         self.model.set_filter(mode=FilterMode.ISSUE, issue_names=names)
-        self.count_label.setToolTip(msg)
+        set_plain_tooltip(self.count_label, msg)
         if self.model.rowCount():
             self.select_row(0)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QDialog,
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.widgets.text import esc, plain_label
 from zitdesk.crashlog import CrashReport
 
 
@@ -25,12 +26,13 @@ class CrashReportDialog(QDialog):
         intro = QLabel(
             "The last session ended with an error. The log below may help to fix it; you can copy "
             "it into a bug report. It contains file paths of your computer but no images or "
-            f"prompts.<br><br><b>{report.summary}</b>"
+            f"prompts.<br><br><b>{esc(report.summary)}</b>"
         )
+        intro.setTextFormat(Qt.TextFormat.RichText)  # the summary quotes an error: escaped
         intro.setWordWrap(True)
         self.text = QPlainTextEdit(report.text)
         self.text.setReadOnly(True)
-        where = QLabel(f"Saved as {report.path}")
+        where = plain_label(f"Saved as {report.path}")
         where.setObjectName("muted")
         where.setWordWrap(True)
         self.box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QVBoxLayout, QWidget
 
 from ui.models.gallery_model import GalleryItem
 from ui.widgets.progress_panel import PreviewLabel
+from ui.widgets.text import plain_label
 
 
 class ImageViewerDialog(QDialog):
@@ -17,9 +18,8 @@ class ImageViewerDialog(QDialog):
         self.image = PreviewLabel()
         pm = QPixmap(item.path)  # one image, on request
         self.image.set_image(None if pm.isNull() else pm, f"{item.path} cannot be shown.")
-        info = QLabel(f"Seed {item.seed} · {item.width}×{item.height}\n{item.prompt}")
-        info.setWordWrap(True)
-        info.setObjectName("muted")
+        info = plain_label(f"Seed {item.seed} · {item.width}×{item.height}\n{item.prompt}", "muted",
+                           wrap=True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.image, 1)
         lay.addWidget(info)

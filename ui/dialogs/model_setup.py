@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.tasks import TaskSignals, run_task
+from ui.widgets.text import plain_label, plain_tooltip
 from zitdesk.errors import ModelError
 
 ROLES = (
@@ -106,7 +107,7 @@ class ModelSetupDialog(QDialog):
             "three ComfyUI files. Nothing is copied or downloaded."
         )
         intro.setWordWrap(True)
-        self.status = QLabel(
+        self.status = plain_label(  # quotes folder and file paths
             "Looking in the Hugging Face cache and ComfyUI, Forge, SwarmUI and "
             "StabilityMatrix folders…"
         )
@@ -142,8 +143,7 @@ class ModelSetupDialog(QDialog):
             self.file_edits[role] = edit
         self.check_files_button = QPushButton("Check these files")
         files_form.addRow("", self.check_files_button)
-        self.error = QLabel()
-        self.error.setObjectName("error")
+        self.error = plain_label(object_name="error")
         self.error.setWordWrap(True)
         self.error.hide()
         self.box = QDialogButtonBox()
@@ -275,7 +275,7 @@ class ModelSetupDialog(QDialog):
         item = QListWidgetItem(text)
         item.setData(PathRole, info["model_path"] if info.get("complete") else "")
         item.setData(FilesRole, dict(info.get("chosen_files") or {}))
-        item.setToolTip(info["model_path"])
+        item.setToolTip(plain_tooltip(info["model_path"]))
         if not info.get("complete"):
             item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsSelectable)
         if top:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.tasks import TaskSignals, run_task
+from ui.widgets.text import esc, plain_label, rich_label
 
 LEVEL_ORDER = {"error": 0, "warn": 1, "info": 2, "ok": 3}
 LEVEL_ICON = {
@@ -101,25 +102,18 @@ class FindingRow(QFrame):
             .pixmap(24, 24)
         )
         icon.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.message = QLabel(finding.message)
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message = plain_label(finding.message, wrap=True, selectable=True)
         text = QVBoxLayout()
         text.setSpacing(2)
         text.addWidget(self.message)
         self.fix = None
         if finding.fix:
-            self.fix = QLabel(f"<b>Fix:</b> {_escape(finding.fix)}")
-            self.fix.setWordWrap(True)
+            self.fix = rich_label(f"<b>Fix:</b> {esc(finding.fix)}", wrap=True)
             self.fix.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             text.addWidget(self.fix)
         row = QHBoxLayout(self)
         row.addWidget(icon)
         row.addLayout(text, 1)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class StartupCheckDialog(QDialog):
@@ -128,8 +122,7 @@ class StartupCheckDialog(QDialog):
         self.report = report
         self.setWindowTitle("zitdesk — system check")
         self.resize(720, 520)
-        self.summary = QLabel(summary_text(report))
-        self.summary.setWordWrap(True)
+        self.summary = plain_label(summary_text(report), wrap=True)
         findings = sorted(
             (f for f in report.findings if f.topic not in SKIPPED_TOPICS),
             key=lambda f: LEVEL_ORDER.get(f.level, 9),

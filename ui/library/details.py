@@ -30,6 +30,7 @@ from superqt import QLabeledDoubleSlider
 
 from ui.library.delegates import arch_chip
 from ui.library.model import human_size
+from ui.widgets.text import plain_label, set_plain_tooltip
 from zitdesk.library import ApplyLoraRequest
 from zitdesk.library.index import LoraEntry
 from zitdesk.library.store import UserRecord
@@ -145,14 +146,7 @@ def details_text(e: LoraEntry, record: UserRecord | None = None, full_metadata: 
 
 
 def _plain_label(text: str = "", object_name: str = "") -> QLabel:
-    lab = QLabel()
-    lab.setTextFormat(Qt.TextFormat.PlainText)      # untrusted text: never auto-detected rich text
-    lab.setWordWrap(True)
-    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    if object_name:
-        lab.setObjectName(object_name)
-    lab.setText(text)
-    return lab
+    return plain_label(text, object_name, wrap=True, selectable=True)  # untrusted header text
 
 
 class RatingWidget(QWidget):
@@ -321,7 +315,7 @@ class DetailsPanel(QWidget):
         self.rating.set_rating(record.rating)
         for w in (self.apply_button, self.weight, self.triggers, self.insert_triggers):
             w.setEnabled(e.compatible)
-        self.apply_button.setToolTip("" if e.compatible else e.reason)
+        set_plain_tooltip(self.apply_button, "" if e.compatible else e.reason)
         if not same:
             self.weight.setValue(e.preferred_weight if e.preferred_weight is not None else 1.0)
             self.triggers.clear()

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Slot
 
 from ui.thumbnails import ThumbnailCache
+from ui.widgets.text import plain_tooltip
 
 ItemRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
@@ -53,7 +54,7 @@ class GalleryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbs.icon(item.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (
+            return plain_tooltip(
                 f"{item.prompt[:300]}\n\nSeed {item.seed} · {item.width}×{item.height}\n{item.path}"
             )
         return None

@@ -16,6 +16,7 @@ from PySide6.QtCore import (
 
 from ui.models.history_store import HistoryEntry, HistoryStore
 from ui.thumbnails import ThumbnailCache
+from ui.widgets.text import plain_tooltip
 
 ItemRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
@@ -56,7 +57,7 @@ class HistoryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbs.icon(e.thumbnail) if e.thumbnail else None
         if role == Qt.ItemDataRole.ToolTipRole:
-            return e.prompt[:1000]
+            return plain_tooltip(e.prompt[:1000])
         return None
 
     def flags(self, index: _Index) -> Qt.ItemFlag:

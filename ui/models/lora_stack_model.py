@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor
 from ui.models.rows import Index as _Index
 from ui.models.rows import RowTableModel
 from ui.theme import BAD, OK
+from ui.widgets.text import plain_tooltip
 from zitdesk.engine.requests import LoraSpec
 
 COL_NAME, COL_WEIGHT, COL_COVERAGE = range(3)
@@ -88,7 +89,7 @@ class LoraStackModel(RowTableModel):
                 tip.append(e.message)
             if e.trigger_words:
                 tip.append("Trigger words: " + ", ".join(e.trigger_words))
-            return "\n".join(tip)
+            return plain_tooltip("\n".join(tip))
         if role == Qt.ItemDataRole.ForegroundRole and col == COL_COVERAGE:
             if e.compatible is None:
                 return None

@@ -1,13 +1,16 @@
 """An inline message strip (info / warning / error) with an optional action button.
 
 Used for out-of-memory errors with a one-click retry, job failures and "parameters loaded" notes,
-instead of modal boxes that block the window.
+instead of modal boxes that block the window. The text is plain: messages embed file names, LoRA
+names and engine errors, which must never be rendered as markup (:mod:`ui.widgets.text`).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QToolButton, QWidget
+
+from ui.widgets.text import plain_label
 
 
 class BannerWidget(QFrame):
@@ -17,9 +20,7 @@ class BannerWidget(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.label = plain_label(wrap=True, selectable=True)
         self.action_button = QPushButton()
         self.details_button = QPushButton("Details…")
         self.close_button = QToolButton()

@@ -6,6 +6,8 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
+from ui.widgets.text import make_plain, plain_label
+
 
 class PreviewLabel(QLabel):
     """Shows a pixmap scaled to fit, keeping the aspect ratio, re-scaled on resize."""
@@ -13,6 +15,7 @@ class PreviewLabel(QLabel):
     def __init__(self) -> None:
         super().__init__()
         self._pixmap: QPixmap | None = None
+        make_plain(self)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(QSize(200, 200))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -56,8 +59,7 @@ class ProgressPanel(QWidget):
         self.bar.setTextVisible(True)
         self.bar.setFormat("Idle")
         self.bar.setValue(0)
-        self.phase = QLabel()
-        self.phase.setObjectName("muted")
+        self.phase = plain_label(object_name="muted")  # engine phase text may name a LoRA
         self.prediction = QLabel()
         self.prediction.setObjectName("muted")
         self.prediction.setWordWrap(True)
@@ -102,6 +104,7 @@ class ProgressPanel(QWidget):
         self.phase.setText("")
 
     def set_prediction(self, text: str, level: str = "muted") -> None:
+        """``text`` is rich text (a "Switch to …" link): callers escape any untrusted piece."""
         self.prediction.setText(text)
         name = {"too_big": "error", "tight": "warning"}.get(level, "muted")
         self.prediction.setObjectName(name)

@@ -468,6 +468,7 @@ class GenerateWorkspace(GenerateView):
             QMessageBox.StandardButton.Close,
             self,
         )
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the banner's text names files: never markup
         box.setDetailedText(self.banner.details)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()

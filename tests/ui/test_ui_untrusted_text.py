@@ -1,0 +1,338 @@
+"""File-controlled text is never rendered as markup (issue 12, point 12).
+
+A LoRA, an image, a caption, a folder and a PNG's prompt all carry HTML. The app is driven so
+that each of them reaches the screen (the LoRA stack and its report, a warning and an error
+banner with "Details…", parameters read from the PNG, the Datasets tab with its check and
+findings, the LoRA Library on that folder, the Train tab), and after each step *every* widget of
+every top-level window is walked: label texts (with their text format), button texts, tooltips,
+rich-text views and the Display/ToolTip data of every item view. Each hostile piece has a
+witness word; wherever the witness shows up, the piece must be shown literally, and a label that
+shows one must be ``PlainText`` or escaped ``RichText``, never auto-detected.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtGui import Qt as GuiQt
+from PySide6.QtGui import QTextDocument
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QApplication,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
+
+from zitdesk.settings import AppSettings
+
+# witness word -> the hostile piece that must be shown literally wherever the witness appears
+PIECES = {
+    "BOLD": "<b>BOLD",
+    "onerror": "<img src=x onerror=1>",
+    "OUTNAME": "<h2>OUTNAME</h2>",
+    "TITLE": "<u>TITLE</u>",
+    "AUTHOR": "<b>AUTHOR</b>",
+    "DESCX": "<b>DESCX</b>",
+    "EVILLINK": "<a href='http://evil.example/'>EVILLINK</a>",
+    "UCAT": "<u>UCAT",
+    "ITAL": "<i>ITAL",
+    "TBLA": "TBLA<table>TBLB",
+    "Q&": "Q&amp;A",
+    "SFOLD": "<s>SFOLD",
+    "PNGHEAD": "<h1>PNGHEAD</h1>",
+    "PNGNAME": "<em>PNGNAME",
+    "LORATAG": "<i>LORATAG",
+}
+
+LORA_NAME = "<img src=x onerror=1><b>BOLD.safetensors"  # a file name cannot hold "/"
+BROKEN_LORA = "<b>BOLD<img src=x onerror=1>-broken.safetensors"
+IMAGE_STEM = "<u>UCAT"
+CAPTION = "<i>ITAL</i> Q&amp;A TBLA<table>TBLB"
+PROMPT = "<h1>PNGHEAD</h1> a cat"
+
+
+# -- rendering as Qt does it ---------------------------------------------------------------------
+def _html_to_plain(text: str) -> str:
+    doc = QTextDocument()
+    doc.setHtml(text)
+    return doc.toPlainText()
+
+
+def _label_rendered(label: QLabel) -> str:
+    fmt, text = label.textFormat(), label.text()
+    rich = fmt == Qt.TextFormat.RichText or (
+        fmt == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(text)
+    )
+    if fmt == Qt.TextFormat.MarkdownText:
+        doc = QTextDocument()
+        doc.setMarkdown(text)
+        return doc.toPlainText()
+    return _html_to_plain(text) if rich else text
+
+
+def _tooltip_rendered(tip: str) -> str:
+    return _html_to_plain(tip) if GuiQt.mightBeRichText(tip) else tip
+
+
+def _button_rendered(text: str) -> str:  # "&x" is a mnemonic, "&&" a literal "&"
+    return text.replace("&&", "\0").replace("&", "").replace("\0", "&")
+
+
+def _has_children(model, ix: QModelIndex) -> bool:
+    try:
+        return model.rowCount(ix) > 0  # tree models; list and table models: no children
+    except TypeError:
+        return False
+
+
+class Walk:
+    def __init__(self) -> None:
+        self.widgets = 0
+        self.texts = 0
+        self.hostile = 0
+        self.problems: dict[str, str] = {}  # problem (without the step) -> first step seen
+        self.step = ""
+        self.seen_witnesses: set[str] = set()
+
+    def check(self, where: str, raw: str, rendered: str) -> None:
+        if not raw and not rendered:
+            return
+        self.texts += 1
+        hit = False
+        for witness, piece in PIECES.items():
+            if witness in raw or witness in rendered:
+                hit = True
+                self.seen_witnesses.add(witness)
+                if piece not in rendered:
+                    self._problem(f"{where}: {piece!r} is rendered as {rendered!r} (text {raw!r})")
+        self.hostile += hit
+
+    def label(self, where: str, label: QLabel) -> None:
+        text = label.text()
+        rendered = _label_rendered(label)
+        self.check(where, text, rendered)
+        if any(w in text for w in PIECES) and label.textFormat() == Qt.TextFormat.AutoText:
+            self._problem(f"{where}: shows file text with auto-detected format: {text!r}")
+
+    def _problem(self, text: str) -> None:
+        self.problems.setdefault(text, self.step)
+
+    def item_view(self, where: str, view: QAbstractItemView) -> None:
+        model = view.model()
+        if model is None:
+            return
+
+        def walk(parent: QModelIndex, depth: int) -> None:
+            try:
+                cols = model.columnCount(parent)
+            except TypeError:  # QAbstractListModel: private, one column
+                cols = 1
+            for r in range(min(model.rowCount(parent), 300)):
+                for c in range(cols):
+                    ix = model.index(r, c, parent)
+                    shown = model.data(ix, Qt.ItemDataRole.DisplayRole)
+                    if isinstance(shown, str):
+                        self.check(f"{where}[{r},{c}]", shown, shown)
+                    tip = model.data(ix, Qt.ItemDataRole.ToolTipRole)
+                    if isinstance(tip, str) and tip:
+                        self.check(f"{where}[{r},{c}] tooltip", tip, _tooltip_rendered(tip))
+                    if c == 0 and depth < 3 and _has_children(model, ix):
+                        walk(ix, depth + 1)
+
+        walk(QModelIndex(), 0)
+
+    def window(self, step: str) -> None:
+        self.step = step
+        widgets: list[QWidget] = []
+        for top in QApplication.topLevelWidgets():
+            widgets.append(top)
+            widgets.extend(top.findChildren(QWidget))
+        for w in widgets:
+            self.widgets += 1
+            where = f"{type(w).__name__}({w.objectName() or '-'})"
+            tip = w.toolTip()
+            if tip:
+                self.check(where + " tooltip", tip, _tooltip_rendered(tip))
+            if isinstance(w, QLabel):
+                self.label(where, w)
+            elif isinstance(w, QAbstractButton):
+                self.check(where, w.text(), _button_rendered(w.text()))
+            elif isinstance(w, (QTextEdit, QPlainTextEdit)):  # QTextBrowser: what it shows
+                self.check(where, w.toPlainText(), w.toPlainText())
+            elif isinstance(w, QLineEdit):
+                self.check(where, w.text(), w.text())
+            elif isinstance(w, QMessageBox):
+                self.check(where + " informative", w.informativeText(), w.informativeText())
+            if isinstance(w, QAbstractItemView) and not isinstance(w, QHeaderView):
+                self.item_view(where, w)
+            if hasattr(w, "statusBar") and callable(w.statusBar) and w.__class__.__name__ == "MainWindow":
+                msg = w.statusBar().currentMessage()
+                self.check(where + " status bar", msg, msg)
+
+
+# -- hostile inputs ------------------------------------------------------------------------------
+def _hostile_lora(path: Path) -> Path:
+    import torch
+
+    from zitdesk.io import atomic_save_tensors
+
+    g = torch.Generator().manual_seed(3)
+    sd = {}
+    for m in ("layers.0.attention.to_q", "layers.0.attention.to_k"):
+        sd[f"transformer.{m}.lora_A.weight"] = torch.randn(4, 32, generator=g) * 0.01
+        sd[f"transformer.{m}.lora_B.weight"] = torch.randn(32, 4, generator=g) * 0.01
+    meta = {
+        "format": "pt",
+        "ss_output_name": "<h2>OUTNAME</h2>",
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": "Z-Image/lora",
+        "modelspec.title": "<u>TITLE</u>",
+        "modelspec.author": "<b>AUTHOR</b>",
+        "modelspec.description": "&lt;b&gt;DESCX&lt;/b&gt;",  # text after HTML→text: <b>DESCX</b>
+        "modelspec.trigger_phrase": "<a href='http://evil.example/'>EVILLINK</a>",
+    }
+    return atomic_save_tensors(path, sd, metadata=meta)
+
+
+def _png_with_prompt(path: Path) -> Path:
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", f"{PROMPT} <lora:<i>LORATAG:0.8>\n"
+                                "Steps: 2, Sampler: Euler, CFG scale: 1.0, Seed: 5, Size: 64x64")
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(path, pnginfo=info)
+    return path
+
+
+def _dataset(folder: Path) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    Image.new("RGB", (96, 80), (200, 40, 40)).save(folder / f"{IMAGE_STEM}.png")
+    (folder / f"{IMAGE_STEM}.txt").write_text(CAPTION, encoding="utf-8")
+    Image.new("RGB", (40, 40), (20, 140, 40)).save(folder / "<i>ITAL-small.png")
+    (folder / "<b>BOLD-unreadable.png").write_bytes(b"not an image at all")
+    return folder
+
+
+@pytest.mark.slow
+def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffusers, tmp_path):
+    lora_dir = tmp_path / "lib<s>SFOLD"
+    lora_dir.mkdir()
+    lora = _hostile_lora(lora_dir / LORA_NAME)
+    broken = lora_dir / BROKEN_LORA
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}" + b"\0" * 16)
+    png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
+    ds = _dataset(tmp_path / "ds<s>SFOLD")
+
+    settings = AppSettings(model_path=str(tiny_diffusers), width=64, height=64, steps=1)
+    settings.output_dir = str(tmp_path / "out<s>SFOLD")
+    win = make_window(settings, engine=None, show=True)  # the real engine, tiny model
+    walk = Walk()
+    ws = win.generate
+
+    # 1. a hostile LoRA in the stack; generate, so its report (and warnings) come back
+    ws.form.prompt.set_text(PROMPT)
+    ws.form.size_picker.set_size(64, 64)
+    ws.form.steps.setValue(1)
+    ws.form.loras.add_lora(str(lora), 1.0)
+    qtbot.waitUntil(lambda: ws.form.loras.model.entries[0].badge not in ("", "…"), timeout=30_000)
+    ws.generate_button.click()
+    qtbot.waitUntil(lambda: ws.gallery_model.rowCount() == 1, timeout=180_000)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=60_000)
+    ws.show_message(f"LoRA {lora.name}: scripted warning for {lora.name}", "warning")
+    walk.window("generate")
+
+    # 2. a broken LoRA: an error banner naming it, with "Details…" opened as a message box
+    ws.form.loras.add_lora(str(broken), 1.0)
+    qtbot.waitUntil(lambda: len(ws.form.loras.model.entries) == 2
+                    and ws.form.loras.model.entries[1].badge not in ("", "…"), timeout=30_000)
+    ws.generate_button.click()
+    qtbot.waitUntil(lambda: not win.controller.busy and ws.banner.isVisible(), timeout=180_000)
+    if not ws.banner.details:
+        ws.show_message(f"Could not load {broken.name}.", "error", details=f"Traceback: {broken}")
+    ws._show_details()
+    qtbot.waitUntil(lambda: any(isinstance(w, QMessageBox) and w.isVisible()
+                                for w in QApplication.topLevelWidgets()), timeout=10_000)
+    walk.window("error banner")
+    for w in QApplication.topLevelWidgets():
+        if isinstance(w, QMessageBox):
+            w.close()
+    ws.form.loras.model.remove(1)
+
+    # 3. parameters read from a PNG whose prompt (and file name) hold HTML
+    ws.load_image_parameters(str(png))
+    qtbot.waitUntil(lambda: "PNGNAME" in ws.banner.label.text(), timeout=30_000)
+    walk.window("png parameters")
+    ws.load_image_parameters(str(ds / "<b>BOLD-unreadable.png"))
+    qtbot.waitUntil(lambda: "BOLD-unreadable" in ws.banner.label.text(), timeout=30_000)
+    walk.window("unreadable png")
+
+    # 4. the Datasets tab on the hostile folder: table, grid, caption pane, check, findings
+    win.tabs.setCurrentWidget(win.datasets_tab)
+    qtbot.waitUntil(lambda: win.datasets_tab.created)
+    dsw = win.datasets
+    dsw.open_folder(str(ds))
+    qtbot.waitUntil(lambda: dsw.model.rowCount() >= 2 and dsw.banner.isVisible(), timeout=30_000)
+    dsw.select_row(0)
+    dsw.stats.request_check()
+    qtbot.waitUntil(lambda: dsw.stats.report is not None, timeout=60_000)
+    walk.window("datasets")
+    for key in dsw.stats.finding_keys():
+        dsw.stats._on_issue_link(key)
+        walk.window(f"datasets finding {key}")
+    dsw.toggle_view()
+    dsw.select_row(0)
+    walk.window("datasets other view")
+
+    # 5. the LoRA Library on that folder, the hostile LoRA selected
+    win.tabs.setCurrentWidget(win.library_tab)
+    qtbot.waitUntil(lambda: win.library_tab.created)
+    lib = win.library
+    lib.add_folder(str(lora_dir))
+    qtbot.waitUntil(lambda: lib.model.row_of(str(lora)) >= 0, timeout=60_000)
+    qtbot.waitUntil(lambda: lib.select(str(lora)), timeout=10_000)
+    qtbot.waitUntil(lambda: lib.details.entry is not None and "TITLE" in lib.details.title.text(),
+                    timeout=30_000)
+    walk.window("library")
+    lib.set_view_mode("list")
+    walk.window("library list")
+
+    # 6. the Train tab exists too
+    win.tabs.setCurrentWidget(win.train_tab)
+    qtbot.waitUntil(lambda: win.train_tab.created, timeout=30_000)
+    walk.window("train")
+    win.tabs.setCurrentWidget(win.generate)
+    qtbot.waitUntil(lambda: QApplication.instance() is not None)
+
+    print(f"\nuntrusted text: {walk.widgets} widgets walked, {walk.texts} texts checked, "
+          f"{walk.hostile} showed hostile file text, witnesses seen: {sorted(walk.seen_witnesses)}")
+    assert not walk.problems, "\n".join(f"[{step}] {p}" for p, step in walk.problems.items())
+    # the drive really put the hostile text on screen (each kind somewhere)
+    for witness in PIECES:
+        assert witness in walk.seen_witnesses, witness
+
+
+def test_helpers_show_text_literally(qtbot):
+    from ui.widgets.text import esc, esc_lines, plain_label, plain_tooltip, rich_label
+
+    for raw in (CAPTION, LORA_NAME, PROMPT, "a\n<b>x</b>", "&lt;b&gt;", "plain words"):
+        lab = plain_label(raw)
+        qtbot.addWidget(lab)
+        assert _label_rendered(lab) == raw
+        assert _tooltip_rendered(plain_tooltip(raw)) == raw
+        rich = rich_label(f"<b>Head.</b> {esc_lines(raw)}")
+        qtbot.addWidget(rich)
+        assert _label_rendered(rich) == f"Head. {raw}"
+    assert plain_tooltip("plain words") == "plain words"  # ordinary tooltips stay as they are
+    assert html.unescape(esc("<&>'\"")) == "<&>'\""
