@@ -339,9 +339,20 @@ def test_invalid_values_are_refused_with_validates_sentence(dialog, tmp_path):
     assert dlg.error == str(exc.value) == "Caption dropout must be between 0 and 1."
     assert dlg.error_label.text() == dlg.error
     assert not dlg.save_button.isEnabled() and not dlg.start_button.isEnabled()
+    # the refused field is marked, and its tab
+    assert dlg.error_key == ("data", "caption_dropout")
+    assert "⚠" in dlg.labels[("data", "caption_dropout")].text()
+    assert dlg.tabs.tabText(1) == "⚠ Dataset" and dlg.tabs.tabText(0) == "Model"
     assert dlg.save(tmp_path / "never.toml") is None and not (tmp_path / "never.toml").exists()
     dlg.fields[("data", "caption_dropout")].widget.setText("0.1")
     assert dlg.valid and dlg.start_button.isEnabled()
+    assert dlg.error_key is None and dlg.tabs.tabText(1) == "Dataset"
+    assert "⚠" not in dlg.labels[("data", "caption_dropout")].text()
+    dlg.fields[("data", "caption_ext")].widget.setText("<b>txt")  # named in the sentence
+    assert dlg.error_key == ("data", "caption_ext")
+    tip = dlg.fields[("data", "caption_ext")].widget.toolTip()
+    assert "Refused:" in tip and "&lt;b&gt;txt" not in dlg.error
+    dlg.fields[("data", "caption_ext")].widget.setText(".txt")
 
     dlg.fields[("optim", "learning_rate")].widget.setText("fast")
     assert dlg.error == "In the training config, optim.learning_rate should be a number."

@@ -19,10 +19,13 @@ Start stay disabled until it is fixed. Start emits ``config_ready(TrainConfig)``
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
+from PySide6 import QtGui
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -67,6 +70,7 @@ __all__ = ["FIELD_HELP", "TrainSettingsDialog", "section_fields", "widget_kind"]
 
 BADGE = "#4c8bf5"
 CHANGED = "#e0a030"
+REFUSED = "#e05545"
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +278,7 @@ class TrainSettingsDialog(QDialog):
         self.fields: dict[Key, _Field] = {}
         self.labels: dict[Key, QLabel] = {}
         self.error = ""
+        self.error_key: Key | None = None
         self._loading = False
         self._config: TrainConfig | None = None
 
@@ -406,10 +411,35 @@ class TrainSettingsDialog(QDialog):
         except RequestError as exc:
             self._config = None
             self.error = str(exc)
+        self.error_key = self.locate_error() if self.error else None
         self.error_label.setText(self.error)
         self.save_button.setEnabled(self.valid)
         self.start_button.setEnabled(self.valid)
         self._mark_preset()
+        for i, (sec, _flds) in enumerate(section_fields()):
+            title = SECTION_TITLES.get(sec, sec.capitalize())
+            bad = self.error_key is not None and self.error_key[0] == sec
+            self.tabs.setTabText(i, f"⚠ {title}" if bad else title)
+
+    def locate_error(self) -> Key | None:
+        """The field the current refusal is about: the one the sentence names, else the one
+        that alone, on top of a valid config, gives the same sentence."""
+        m = re.search(r"\b([a-z]+)\.([a-z_]+)\b", self.error)
+        if m and (m.group(1), m.group(2)) in self.fields:
+            return (m.group(1), m.group(2))
+        raw = self.raw()
+        base = TrainConfig().with_changes(
+            model={"path": "m"}, data={"folder": "d"}, save={"output_dir": "o"}
+        ).to_dict()
+        for sec, name in self.fields:
+            trial = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+            trial[sec][name] = raw[sec][name]
+            try:
+                TrainConfig.from_dict(trial).validate()
+            except RequestError as exc:
+                if str(exc) == self.error:
+                    return (sec, name)
+        return None
 
     def _mark_preset(self) -> None:
         name = self.fields[("memory", "preset")].value()
@@ -433,9 +463,12 @@ class TrainSettingsDialog(QDialog):
                 tip += f"\nSet by the {preset.label} preset: {_show_value(want)}."
                 if not same:
                     tip += " You changed it."
+            if key == self.error_key:
+                text = f"<span style='color:{REFUSED}'>{text} ⚠</span>"
+                tip += f"\nRefused: {self.error}"
             lab.setText(text)
-            lab.setToolTip(tip)
-            self.fields[key].widget.setToolTip(tip)
+            lab.setToolTip(plain_tip(tip))
+            self.fields[key].widget.setToolTip(plain_tip(tip))
 
     # -- presets ---------------------------------------------------------------------------
     @Slot()
@@ -528,6 +561,13 @@ class TrainSettingsDialog(QDialog):
     def current(self) -> TrainConfig | None:
         """The validated config, or None while a value is refused (see :attr:`error`)."""
         return self._config
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip Qt shows literally, whatever the text holds (values from a config file)."""
+    if not QtGui.Qt.mightBeRichText(text):  # QtGui's Qt namespace has it, QtCore's not
+        return text
+    return "<p style='white-space:pre-wrap'>" + html.escape(text, quote=True) + "</p>"
 
 
 def _same(have: Any, want: Any) -> bool:

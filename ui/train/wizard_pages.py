@@ -3,11 +3,9 @@ state and the background checks; the pages show it)."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6 import QtGui
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -32,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.theme import BAD, MUTED, OK, WARN
+from ui.train.settings_form import plain_tip
 from ui.train.wizard_data import (
     GOALS,
     TURBO_EXPLANATION,
@@ -50,13 +49,6 @@ from zitdesk.train.presets import DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
     from ui.train.wizard import NewRunWizard
-
-
-def _plain_tip(text: str) -> str:
-    """A tooltip Qt shows literally (a folder named ``<b>x`` is not drawn bold)."""
-    if not QtGui.Qt.mightBeRichText(text):  # QtGui's Qt namespace has it, QtCore's not
-        return text
-    return "<p style='white-space:pre-wrap'>" + html.escape(text, quote=True) + "</p>"
 
 
 def _plain(label: QLabel, wrap: bool = True) -> QLabel:
@@ -126,7 +118,7 @@ class DatasetPage(QWizardPage):
         if i < 0:
             self.combo.addItem(p.name or str(p), str(p))
             i = self.combo.count() - 1
-            self.combo.setItemData(i, _plain_tip(str(p)), Qt.ItemDataRole.ToolTipRole)
+            self.combo.setItemData(i, plain_tip(str(p)), Qt.ItemDataRole.ToolTipRole)
         if select:
             self.combo.setCurrentIndex(i)
 

@@ -70,6 +70,8 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
           f"captions, {c['converted']} converted, {c['renamed']} renamed); skipped {c['skipped']}.")
     for s in rep.skipped:
         print(f"  skipped {shown(s.source)}: {shown(s.reason)}")
+    for e in rep.errors:
+        print(shown(e), file=sys.stderr)
     return 0
 
 
