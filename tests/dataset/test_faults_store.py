@@ -358,3 +358,35 @@ def test_long_names_open_flush_conflict_and_import(tmp_path, nbytes):
     assert len(os.fsencode(got.image)) <= 255 and got.image.endswith("-2.png")
     assert (folder / got.caption).read_text() == "cap"
     assert len(Dataset.open(folder).items) == 2
+
+
+_CHECK_CHILD = r"""
+import sys, tracemalloc
+from pathlib import Path
+from zitdesk.dataset.check import analyse_missing
+folder = Path(sys.argv[1])
+names = sorted(p.name for p in folder.glob("*.png"))
+tracemalloc.start()
+got = analyse_missing(folder, names, {}, workers=int(sys.argv[2]), **(
+    {"memory_budget": int(sys.argv[3])} if sys.argv[3] != "-" else {}))
+print(tracemalloc.get_traced_memory()[1], len(got))
+"""
+
+
+def test_check_hashing_memory_is_bounded_whatever_the_workers(tmp_path):
+    """The pre-flight check hashes images on a pool: big files are not all held at once."""
+    size = 48 * 2**20
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    head = _png(1)[:33]
+    for i in range(4):
+        with open(folder / f"big{i}.png", "wb") as fh:
+            fh.write(head)
+            fh.truncate(size)
+    r = subprocess.run([sys.executable, "-c", _CHECK_CHILD, str(folder), "4", str(8 * 2**20)],
+                       capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0, r.stderr
+    peak, got = map(int, r.stdout.split())
+    assert got == 0                                   # none of them is a readable image
+    assert peak < 1.5 * size, peak / 2**20           # before: 4 files at once (≈ 4 × size)

@@ -451,21 +451,34 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
 
 def analyse_missing(folder: Path, names: Sequence[str], cached: dict[str, tuple[str, int]],
                     progress: Callable[[int, int], None] | None = None, workers: int | None = None,
-                    between: Callable[[], None] | None = None) -> dict[str, tuple[str, int]]:
+                    between: Callable[[], None] | None = None,
+                    memory_budget: int | None = None) -> dict[str, tuple[str, int]]:
     """(sha256, phash) for every name, computing (and thumbnailing) those not in ``cached``.
 
     ``between()`` is called before each image (a GUI passes a gate that pauses the work while
-    the user scrolls)."""
-    from zitdesk.dataset.images import ImageRejected, analyse_file, store_thumb
+    the user scrolls). The workers together hold at most ``memory_budget`` bytes of files and
+    pixels (one file beyond it when a single file is larger), whatever their number."""
+    from zitdesk.dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, analyse_file, store_thumb
+    from zitdesk.dataset.importer import DEFAULT_MAX_FILE_BYTES, DEFAULT_MEMORY_BUDGET, _ByteBudget
 
     out = dict(cached)
     todo = [n for n in names if n not in out]
+    budget = _ByteBudget(memory_budget or DEFAULT_MEMORY_BUDGET)
 
     def one(name: str):
         if between is not None:
             between()
         try:
-            an, thumb = analyse_file(folder / name)
+            size = os.stat(folder / name).st_size
+            if size > DEFAULT_MAX_FILE_BYTES:
+                return name, None
+            # the file and (roughly) its decoded pixels: JPEGs decode at reduced scale here
+            need = size + min(size * 8, DEFAULT_MAX_PIXELS * 4, 128 * 2**20)
+            budget.take(None, need)
+            try:
+                an, thumb = analyse_file(folder / name)
+            finally:
+                budget.give(need)
         except (ImageRejected, OSError):
             return name, None
         try:
@@ -511,7 +524,10 @@ def check_folder(folder: str | os.PathLike[str], opts: CheckOptions, *, tokenize
             for it in ds.items:
                 if it.name in got and it.name not in cached:
                     ds.record_analysis(it, *got[it.name])
-            ds.save_index()
+            try:
+                ds.save_index()
+            except OSError:  # a cache; a full or read-only disk does not stop the check
+                pass
     counts = None
     if tokenizer is not None and items:
         tok = tokenizer

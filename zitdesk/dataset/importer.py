@@ -150,7 +150,8 @@ class _ByteBudget:
 
     ``take`` waits while the budget is used up, except for the file the writer waits for
     (``head``), which always proceeds: so there is no deadlock, and at most one file beyond the
-    budget is in memory."""
+    budget is in memory. With ``seq=None`` (holders that give back on their own, no writer
+    waiting in order) a request proceeds when nothing else is held."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
@@ -159,9 +160,10 @@ class _ByteBudget:
         self.closed = False
         self.cond = threading.Condition()
 
-    def take(self, seq: int, n: int) -> None:
+    def take(self, seq: int | None, n: int) -> None:
         with self.cond:
-            while (self.used + n > self.cap and seq != self.head and not self.closed):
+            while (self.used + n > self.cap and not self.closed
+                   and (self.used > 0 if seq is None else seq != self.head)):
                 self.cond.wait()
             self.used += n
 
