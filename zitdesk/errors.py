@@ -83,9 +83,10 @@ def describe_os_error(exc: OSError, path: str | _os.PathLike[str] | None = None)
     if code == _errno.EISDIR:
         return f"{where or 'The path'} is a folder, but a file is needed there; choose a file."
     if code == _errno.EEXIST:
-        kind = "a file" if where and _os.path.isfile(where) else "something"
-        return (f"{where or 'The path'} already exists as {kind} where a folder is needed; choose "
-                "another name or folder.")
+        if where and _os.path.isfile(where):
+            return (f"{where} is a file, not a folder; choose a folder, or a name that does not "
+                    "exist yet.")
+        return f"{where or 'The path'} already exists; choose another name or folder."
     if code == _errno.ENOENT:
         return f"{where or 'A file or folder'} does not exist; check the path."
     if code in (_errno.EMFILE, _errno.ENFILE):

@@ -23,6 +23,17 @@ from zitdesk.dataset.fsnames import dumps, shown
 EXIT_VERDICT = 3
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number ≥ 1 (a bad value is a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``dataset`` command (with ``import`` and ``check``) to ``subparsers``."""
     d = subparsers.add_parser("dataset", help="import images and captions, check a dataset")
@@ -31,7 +42,7 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
     im = dsub.add_parser("import", help="copy files, folders and .zip archives into a dataset")
     im.add_argument("sources", nargs="+", metavar="SRC")
     im.add_argument("--to", required=True, metavar="DIR", help="dataset folder (created if needed)")
-    im.add_argument("--max-pixels", type=int, default=None,
+    im.add_argument("--max-pixels", type=_positive_int, default=None,
                     help="reject images with more pixels (default 89478485, Pillow's limit)")
     im.add_argument("--json", action="store_true", help="print the import report as JSON")
     im.set_defaults(func=cmd_dataset_import)

@@ -116,6 +116,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.device:
+        from zitdesk.engine.requests import check_device
+
+        args.device = check_device(args.device)  # before the config: a bad flag is named first
     if args.init:
         return _init_config(args)
     from zitdesk.engine.cancel import CancelToken
@@ -130,9 +134,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.preset:
         cfg = apply_preset(cfg, args.preset)
     if args.device:
-        from zitdesk.engine.requests import check_device
-
-        cfg = cfg.with_changes(model={"device": check_device(args.device)})
+        cfg = cfg.with_changes(model={"device": args.device})
     for w in warnings:
         print(f"zitdesk: warning: {w}", file=sys.stderr)
     cfg.validate()
