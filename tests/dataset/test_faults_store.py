@@ -358,6 +358,11 @@ def test_long_names_open_flush_conflict_and_import(tmp_path, nbytes):
     assert len(os.fsencode(got.image)) <= 255 and got.image.endswith("-2.png")
     assert (folder / got.caption).read_text() == "cap"
     assert len(Dataset.open(folder).items) == 2
+    # a loose file dropped on its own: its sidecars (name.caption is 4 bytes longer) are looked
+    # for beside it
+    (src / name).write_bytes(_png(8))
+    rep = import_sources([src / name], folder, thumb_cache=tmp_path / "t")
+    assert len(rep.imported) == 1 and rep.imported[0].caption, rep.skipped
 
 
 _CHECK_CHILD = r"""
@@ -390,3 +395,31 @@ def test_check_hashing_memory_is_bounded_whatever_the_workers(tmp_path):
     peak, got = map(int, r.stdout.split())
     assert got == 0                                   # none of them is a readable image
     assert peak < 1.5 * size, peak / 2**20           # before: 4 files at once (≈ 4 × size)
+
+
+def test_one_failing_caption_never_drops_the_others(tmp_path, monkeypatch):
+    folder = make_dataset(tmp_path / "ds", 3)
+    ds = Dataset.open(folder)
+    import zitdesk.dataset.store as store
+
+    real = store.write_caption_file
+
+    def flaky(path, text, style):
+        if path.name == "img 0001.txt":
+            raise ValueError("boom")
+        return real(path, text, style)
+
+    monkeypatch.setattr(store, "write_caption_file", flaky)
+    for it in ds.items:
+        ds.set_caption(it, f"new {it.name}")
+    ds.items[2].caption = None
+    ds.set_caption(ds.items[2], "pasted \ud83d half an emoji")   # a lone surrogate
+    rep = ds.flush()
+    assert len(rep.errors) == 1 and rep.errors[0].endswith(".")
+    assert ds.pending == 1                                       # kept for the next flush
+    monkeypatch.setattr(store, "write_caption_file", real)
+    assert ds.flush().errors == []
+    got = {it.name: it.caption for it in Dataset.open(folder).items}
+    assert got["img 0000.png"] == "new img 0000.png"
+    assert got["img 0001.png"] == "new img 0001.png"
+    assert got["img 0002.png"] == "pasted \ufffd half an emoji"

@@ -72,7 +72,13 @@ def normalise_caption(text: str) -> str:
     Every text that enters a dataset (an edit, an undo entry, a file read back) goes through
     this, so what the journal stores compares equal to what the file gives after a restart.
     """
-    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    if _SURROGATE.search(text):  # a lone surrogate (pasted text) cannot be written as UTF-8
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def encode_caption(text: str, style: CaptionStyle = CaptionStyle()) -> bytes:

@@ -388,7 +388,11 @@ def _collect_paths(paths: Sequence[Path], skipped: list[Skipped], max_file_bytes
             src = Path(cand.label)
             for ext in CAPTION_EXTS:
                 side = src.with_name(cand.stem + ext)
-                if side.is_file() and str(side) not in given:
+                try:  # name.caption can be too long where name.png is not
+                    found = stat.S_ISREG(side.stat().st_mode)
+                except (OSError, ValueError):
+                    found = False
+                if found and str(side) not in given:
                     caps.setdefault(key, []).append((str(side), ext, _file_reader(side)))
     _group_caption(cands, caps, skipped)
     return list(cands.values())

@@ -243,9 +243,11 @@ class Dataset:
                 continue
             try:
                 self._write_one(item, text, report)
-            except OSError as exc:
+            except Exception as exc:  # noqa: BLE001 - one caption never costs the others
                 with self.lock:  # keep it queued: the next flush tries again
                     self._pending.setdefault(name, text)
+                if not isinstance(exc, OSError):
+                    log.warning("Saving %s failed", item.caption_name, exc_info=True)
                 report.errors.append(os_error_sentence(exc, shown(item.caption_name)))
         return report
 
