@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.library_tab = LazyWorkspace(_make_library, self._wire_library)
         self.tabs.addTab(self.library_tab, "LoRA Library")
         self.recovery_banner = BannerWidget()
+        self.recovery_banner.label.setTextFormat(Qt.TextFormat.PlainText)  # run names
         self.recovery_banner.action_clicked.connect(self._on_recovery_action)
         self._unfinished: list[Any] = []
         self._library_pending = ""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from zitdesk.engine.events import JobFailed, JobFinished, JobStarted, JobWarning, PhaseChanged
@@ -436,3 +437,19 @@ def test_start_offers_unfinished_runs(qtbot, make_window, settings, tmp_path):
     qtbot.waitUntil(lambda: win.train.live_job.state == "finished", timeout=10_000)
     spec = engine.requests[0]
     assert spec.resume and spec.config.save.output_dir == str(out)
+
+
+def test_names_in_the_run_view_and_banners_are_plain_text(qtbot, view, tmp_path):
+    from ui.train.workspace import TrainOverview
+
+    name = "<b>bold</b> & <i>x</i>"
+    view.start_run("j9", _config(tmp_path / "r"), name)
+    view.on_event(JobFailed("j9", kind="error", message=f"Training of {name} failed."))
+    assert view.title.text() == name and view.title.textFormat() == Qt.TextFormat.PlainText
+    assert view.banner.label.textFormat() == Qt.TextFormat.PlainText
+    ov = TrainOverview()
+    qtbot.addWidget(ov)
+    ov.set_recovery([_Rec("z", name, "running", str(tmp_path / "z"), steps_done=1,
+                          steps_total=9)])
+    assert name in ov.recovery.label.text()
+    assert ov.recovery.label.textFormat() == Qt.TextFormat.PlainText

@@ -169,6 +169,7 @@ class RunView(QWidget):
         self.phase.setTextFormat(Qt.TextFormat.PlainText)
         self.phase.setWordWrap(True)
         self.banner = BannerWidget()
+        self.banner.label.setTextFormat(Qt.TextFormat.PlainText)  # engine messages name files
         self.banner.action_clicked.connect(self._on_banner_action)
 
         self.pause_button = QPushButton("Pause")

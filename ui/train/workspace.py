@@ -176,6 +176,8 @@ class TrainOverview(QWidget):
         self.recovery.action_clicked.connect(self._on_recovery_action)
         self._recover: list[Any] = []
         self.live = BannerWidget()
+        for b in (self.recovery, self.live):
+            b.label.setTextFormat(Qt.TextFormat.PlainText)  # run names come from folder names
         self.live.action_clicked.connect(self._on_live_action)
 
         needs = QGridLayout()
