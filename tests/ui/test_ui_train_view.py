@@ -453,3 +453,22 @@ def test_names_in_the_run_view_and_banners_are_plain_text(qtbot, view, tmp_path)
                           steps_total=9)])
     assert name in ov.recovery.label.text()
     assert ov.recovery.label.textFormat() == Qt.TextFormat.PlainText
+
+
+def test_a_history_run_shows_its_samples_and_checkpoints(qtbot, view, tmp_path):
+    out = tmp_path / "cat"
+    cfg = _config(out).with_changes(save={"name": "cat"})
+    out.mkdir()
+    cfg.write(out / "train_config.toml")
+    for step in (20, 40):
+        for i in range(2):
+            _png(out / "samples" / f"{step:09d}" / f"{i}_{42 + i}.png")
+    (out / "cat.safetensors").write_bytes(b"x" * 2048)
+    rec = _Rec("cat-1", "cat", "cancelled", str(out), steps_done=40, steps_total=100,
+               final_loss=0.25, lora_path=str(out / "cat.safetensors"))
+    view.show_record(rec)
+    assert view.title.text() == "cat" and view.step_label.text() == "Step 40/100"
+    assert view.samples.steps == [20, 40] and view.samples.prompts[0] == "a photo of zxq"
+    assert view.resume_button.text() == "Continue run" and view.resume_button.isVisibleTo(view)
+    assert view.try_button.text() == "Use in Generate" and view.try_button.isEnabled()
+    assert "final loss 0.2500" in view.stats.text()

@@ -14,6 +14,7 @@ with their sizes and "Try in Generate", and a log of phases, warnings, checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -298,9 +299,18 @@ class RunView(QWidget):
 
     def show_record(self, record: Any) -> None:
         """A finished/stopped run from history: samples, checkpoints and the config, no job."""
+        from ui.train.history import config_file
+
         self.job_id = ""
         self.state = str(getattr(record, "status", "finished"))
         self.output_dir = str(getattr(record, "output_dir", ""))
+        self.retry_preset = ""
+        self.paused_lora = ""
+        self.config = None
+        with contextlib.suppress(Exception):  # a missing or damaged config: no prompts, no names
+            from zitdesk.train.config import TrainConfig
+
+            self.config = TrainConfig.load(config_file(record))
         self.final_lora = str(getattr(record, "lora_path", "") or "")
         self.title.setText(str(getattr(record, "name", "") or Path(self.output_dir).name))
         done, total = int(record.steps_done or 0), int(record.steps_total or 0)
@@ -309,15 +319,24 @@ class RunView(QWidget):
         self.progress.setValue(done)
         loss = record.final_loss
         self.stats.setText(f"final loss {loss:.4f}" if isinstance(loss, float) else "")
-        self.phase.setText(str(getattr(record, "error", "") or ""))
+        self.phase.setText(
+            str(getattr(record, "error", "") or "")
+            or "A run from the history: its samples and checkpoints (the loss curve is drawn "
+            "only while a run is followed here)."
+        )
         self.loss_chart.clear()
         self.lr_chart.clear()
         self.checkpoints.clear()
         self.log_view.clear()
         self.samples.clear()
+        if self.config is not None:
+            from zitdesk.train.samples import sample_prompts
+
+            self.samples.set_prompts([p for p, _ in sample_prompts(self.config)])
         if self.output_dir:
             self.samples.load_folder(Path(self.output_dir) / "samples")
             self._load_checkpoints_from_disk()
+        self.banner.hide()
         self._update_buttons()
 
     def _load_checkpoints_from_disk(self) -> None:
