@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QMessageBox,
     QPlainTextEdit,
     QTextEdit,
@@ -51,6 +52,7 @@ PIECES = {
     "PNGHEAD": "<h1>PNGHEAD</h1>",
     "PNGNAME": "<em>PNGNAME",
     "LORATAG": "<i>LORATAG",
+    "R&": "R&D",  # a folder name with "&": not a menu mnemonic
 }
 
 LORA_NAME = "<img src=x onerror=1><b>BOLD.safetensors"  # a file name cannot hold "/"
@@ -172,6 +174,9 @@ class Walk:
                 self.check(where, w.text(), w.text())
             elif isinstance(w, QMessageBox):
                 self.check(where + " informative", w.informativeText(), w.informativeText())
+            if isinstance(w, QMenu):
+                for act in w.actions():
+                    self.check(where + " action", act.text(), _button_rendered(act.text()))
             if isinstance(w, QAbstractItemView) and not isinstance(w, QHeaderView):
                 self.item_view(where, w)
             if hasattr(w, "statusBar") and callable(w.statusBar) and w.__class__.__name__ == "MainWindow":
@@ -227,7 +232,7 @@ def _dataset(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffusers, tmp_path):
-    lora_dir = tmp_path / "lib<s>SFOLD"
+    lora_dir = tmp_path / "lib<s>SFOLD R&D"
     lora_dir.mkdir()
     lora = _hostile_lora(lora_dir / LORA_NAME)
     broken = lora_dir / BROKEN_LORA
@@ -304,6 +309,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     qtbot.waitUntil(lambda: lib.select(str(lora)), timeout=10_000)
     qtbot.waitUntil(lambda: lib.details.entry is not None and "TITLE" in lib.details.title.text(),
                     timeout=30_000)
+    lib._fill_folders_menu()  # the folders menu names every LoRA folder
     walk.window("library")
     lib.set_view_mode("list")
     walk.window("library list")
@@ -336,3 +342,58 @@ def test_helpers_show_text_literally(qtbot):
         assert _label_rendered(rich) == f"Head. {raw}"
     assert plain_tooltip("plain words") == "plain words"  # ordinary tooltips stay as they are
     assert html.unescape(esc("<&>'\"")) == "<&>'\""
+
+
+def test_dialogs_show_file_text_literally(qtbot, tmp_path):
+    """The dialogs that quote names, captions, prompts and errors, opened with hostile text."""
+    from ui.datasets.bulk_dialog import BulkEditDialog
+    from ui.datasets.dialogs import ConflictDialog, ImportReportDialog
+    from ui.dialogs.crash_report import CrashReportDialog
+    from ui.dialogs.image_viewer import ImageViewerDialog
+    from ui.dialogs.model_setup import ModelSetupDialog
+    from ui.dialogs.startup_check import StartupCheckDialog
+    from ui.dialogs.structured_prompt import StructuredPromptDialog
+    from ui.models.gallery_model import GalleryItem
+    from zitdesk.crashlog import CrashReport
+    from zitdesk.dataset.importer import Imported, ImportReport, Skipped
+    from zitdesk.dataset.store import Conflict
+    from zitdesk.gpu import DoctorReport
+
+    name = f"{IMAGE_STEM}.png"
+    png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
+    rep = ImportReport(target=str(tmp_path / "ds<s>SFOLD"),
+                       imported=[Imported(source=str(tmp_path / name), image=name,
+                                          renamed_from="<b>BOLD.png", notes=[CAPTION])],
+                       skipped=[Skipped(source=str(tmp_path / "<b>BOLD.zip!<i>ITAL.png"),
+                                        reason=f"{LORA_NAME} is not an image")])
+    doctor = DoctorReport()
+    doctor.add("error", "cuda", f"{LORA_NAME} could not be loaded", f"Delete {CAPTION}")
+    crash = CrashReport(path=tmp_path / "<b>BOLD.log",
+                        text=f"Traceback\n  File x\nValueError: {LORA_NAME} {CAPTION}")
+    dialogs = [
+        ImportReportDialog(rep),
+        ConflictDialog([Conflict(name, ours=CAPTION + " mine", theirs=CAPTION,
+                                 ours_saved_as=name + ".zitdesk-conflict")]),
+        BulkEditDialog({"all": [(name, CAPTION)], "selected": [(name, CAPTION)],
+                        "filtered": [(name, CAPTION)]},
+                       trigger="<b>BOLD", training_trigger="<b>BOLD"),
+        CrashReportDialog(crash),
+        StartupCheckDialog(doctor),
+        ImageViewerDialog(GalleryItem(str(png), 5, PROMPT, 64, 64)),
+        StructuredPromptDialog(PROMPT + "\n" + CAPTION),
+    ]
+    setup = ModelSetupDialog([], "")
+    dialogs.append(setup)
+    for d in dialogs:
+        qtbot.addWidget(d)
+        d.show()
+    qtbot.waitUntil(lambda: not setup.busy, timeout=30_000)
+    setup.check_folder(str(tmp_path / "ds<s>SFOLD"))  # not a model: the error quotes the path
+    qtbot.waitUntil(lambda: not setup.busy and setup.error.isVisible(), timeout=30_000)
+    walk = Walk()
+    walk.window("dialogs")
+    print(f"\nuntrusted text (dialogs): {walk.widgets} widgets walked, {walk.texts} texts "
+          f"checked, {walk.hostile} showed hostile file text")
+    assert not walk.problems, "\n".join(f"[{step}] {p}" for p, step in walk.problems.items())
+    for witness in ("BOLD", "onerror", "UCAT", "ITAL", "TBLA", "Q&", "SFOLD", "PNGHEAD"):
+        assert witness in walk.seen_witnesses, witness

@@ -43,6 +43,7 @@ from ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
 )
+from ui.widgets.text import menu_text
 from zitdesk.library import ApplyLoraRequest
 from zitdesk.library.index import LibraryIndex, LoraEntry, ScanResult
 from zitdesk.library.store import LibraryStore
@@ -331,7 +332,7 @@ class LibraryWorkspace(QWidget):
             m.addSeparator()
         for r in roots:
             label = f"{r.path}" + ("" if r.origin == "user" else f"  (auto: {r.origin})")
-            sub = m.addMenu(label)
+            sub = m.addMenu(menu_text(label))
             sub.addAction("Open", lambda p=r.path: self._open_url(p))
             if r.path in self.store.folders:
                 sub.addAction("Remove from library", lambda p=r.path: self.controller.remove_folder(p))

@@ -9,7 +9,8 @@ or a caption file ``<b>cat</b>.txt`` would be drawn as markup. The rules:
   untrusted piece in it goes through :func:`esc`;
 * a tooltip with untrusted text goes through :func:`plain_tooltip` (or :func:`set_plain_tooltip`):
   it is shown literally, whatever it contains;
-* a message box with untrusted text is plain (:func:`make_plain` works on it too).
+* a message box with untrusted text is plain (:func:`make_plain` works on it too);
+* a menu entry or button named after a file goes through :func:`menu_text` ("&" is a mnemonic).
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def plain_tooltip(text: object) -> str:
     if not s or not GuiQt.mightBeRichText(s):
         return s
     return "<p style='white-space:pre-wrap'>" + esc(s) + "</p>"
+
+
+def menu_text(text: object) -> str:
+    """``text`` for a QAction / QMenu / button label: every "&" shown, none taken as a shortcut."""
+    return str(text).replace("&", "&&")
 
 
 def set_plain_tooltip(widget: QWidget, text: object) -> None:
