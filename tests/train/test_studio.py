@@ -19,6 +19,7 @@ from zitdesk.engine.events import (
     JobStarted,
     JobWarning,
     LoraReport,
+    PhaseChanged,
     StepProgress,
 )
 from zitdesk.engine.requests import GenerateRequest, LoraSpec, new_job_id
@@ -80,6 +81,9 @@ def test_training_borrows_the_loaded_model_and_gives_it_back(
     assert isinstance(trained.last, JobFinished), getattr(trained.last, "message", "")
     assert len(loader_calls) == 1, "the trainer loaded a second copy instead of borrowing"
     assert any("already loaded" in e.detail for e in trained.events if hasattr(e, "detail"))
+    # warnings are JobWarning events, never a "warning" phase
+    assert any("Turbo without a training adapter" in w.message for w in trained.of(JobWarning))
+    assert not [e for e in trained.of(PhaseChanged) if e.phase == "warning"]
 
     after = image_of(run(engine, req.with_changes(job_id=new_job_id())))
     assert len(loader_calls) == 1, "generation reloaded after training"
@@ -204,3 +208,11 @@ def test_cancel_keeps_a_lora_that_loads(train_model, dataset, tmp_path):
 def test_unknown_request_is_a_plain_failure():
     rec = run(StudioEngine(device="cpu"), object())
     assert isinstance(rec.last, JobFailed) and rec.last.kind == "request"
+
+
+def test_dataset_problems_are_warnings(train_model, dataset, tmp_path):
+    (dataset / "broken.png").write_bytes(b"not a png")
+    rec = run(StudioEngine(device="cpu"),
+              TrainSpec(make_config(train_model, dataset, tmp_path / "w", optim={"steps": 1})))
+    assert isinstance(rec.last, JobFinished)
+    assert any("broken.png" in w.message for w in rec.of(JobWarning))

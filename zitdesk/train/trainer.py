@@ -474,9 +474,10 @@ class _Run:
             f"{len(scan.items)} images ({scan.captioned} captioned), {len(self.entries)} samples "
             f"in {len(buckets)} buckets"
         )
-        if scan.problems:
-            detail += "; " + " ".join(scan.problems[:3])
         self._phase("data", detail)
+        if scan.problems:  # unreadable images, skipped files …: the run goes on without them
+            self.warn(" ".join(scan.problems[:3]) + (
+                f" (and {len(scan.problems) - 3} more)" if len(scan.problems) > 3 else ""))
 
     def _build_caches(self) -> None:
         from zitdesk.train.cache import build_caches
