@@ -230,6 +230,21 @@ def _dataset(folder: Path) -> Path:
     return folder
 
 
+def _hostile_runs(tmp_path: Path, dataset: Path, lora: Path) -> None:
+    import time
+
+    from zitdesk.train.runs import RunRecord, write_run
+
+    for i, status in enumerate(("failed", "interrupted")):
+        write_run(RunRecord(
+            run_id=f"run{i}", name=f"<b>BOLD run {i}", status=status,
+            output_dir=str(tmp_path / f"runs<s>SFOLD/run{i}"), dataset=str(dataset),
+            steps_done=3, steps_total=10, lora_path=str(lora), started_at=time.time() - 60,
+            ended_at=time.time(), error=f"{LORA_NAME} could not be written: {CAPTION}",
+            error_kind="error",
+        ))
+
+
 @pytest.mark.slow
 def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffusers, tmp_path):
     lora_dir = tmp_path / "lib<s>SFOLD R&D"
@@ -240,6 +255,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
     ds = _dataset(tmp_path / "ds<s>SFOLD")
 
+    _hostile_runs(tmp_path, ds, lora)  # the Train tab's history and the start-up "resume" offer
     settings = AppSettings(model_path=str(tiny_diffusers), width=64, height=64, steps=1)
     settings.output_dir = str(tmp_path / "out<s>SFOLD")
     win = make_window(settings, engine=None, show=True)  # the real engine, tiny model

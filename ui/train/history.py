@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.widgets.text import plain_tooltip
+
 log = logging.getLogger(__name__)
 RecordRole = Qt.ItemDataRole.UserRole + 1
 _Index = QModelIndex | QPersistentModelIndex
@@ -115,11 +117,11 @@ class RunHistoryModel(QAbstractTableModel):
             return self._text(r, col)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == 1 and r.error:
-                return str(r.error)
+                return plain_tooltip(r.error)  # file names and paths: shown literally
             if col == 7:
-                return str(r.lora_path or r.output_dir)
+                return plain_tooltip(r.lora_path or r.output_dir)
             if col == 2:
-                return str(r.dataset)
+                return plain_tooltip(r.dataset)
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (4, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
