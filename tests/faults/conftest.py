@@ -232,6 +232,7 @@ def run_killed(fn: Callable[[Callable[[str], None]], None], at: int | None,
         code = 0
         try:
             os.close(r)
+            signal.alarm(int(timeout_s))   # a child that hangs dies (and the trial fails)
             ks = _KillSwitch(at)
             real_write = ks.real["write"]
 

@@ -228,7 +228,8 @@ def _read_only(folder: Path):
                 d.chmod(0o755)
         return
     # root ignores permissions: a read-only bind mount of the folder onto itself
-    r = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True,
+                       text=True)
     if r.returncode != 0:
         pytest.skip(f"running as root and cannot bind-mount read-only ({r.stderr.strip()})")
     r = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True,

@@ -124,7 +124,8 @@ class History:
             return out
         except OSError as exc:
             log.warning("Cannot read %s (%s); opening without the edit history.", self.path, exc)
-            out.problem = (f"The edit history of this dataset cannot be read ({exc.strerror or exc}); "
+            out.problem = ("The edit history of this dataset cannot be read "
+                           f"({exc.strerror or exc}); "
                            "undo starts empty, the captions are not affected.")
             return out
         lines = raw.split(b"\n")
@@ -280,7 +281,8 @@ class History:
         p = Path(path)
         if not p.is_absolute():
             p = self.meta_dir / p
-        return {k: _norm(v) for k, v in json.loads(p.read_text(encoding="utf-8"))["captions"].items()}
+        captions = json.loads(p.read_text(encoding="utf-8"))["captions"]
+        return {k: _norm(v) for k, v in captions.items()}
 
 
 def _cut_torn_tail(fd: int) -> int:

@@ -634,8 +634,9 @@ def import_sources(
         tgt.mkdir(parents=True, exist_ok=True)
         names = _Names(tgt)
     except OSError as exc:
-        raise RequestError(os_error_sentence(exc, f"the dataset folder {shown(str(tgt))}")
-                           .replace("could not be saved", "cannot be created")) from None
+        raise RequestError(os_error_sentence(exc, f"the dataset folder {shown(str(tgt))}",
+                                                 verb="created", kept=False)
+                           ) from None
     report = ImportReport(str(tgt))
     cands, skipped = collect(sources, tgt, max_file_bytes)
     report.skipped.extend(skipped)
@@ -701,8 +702,8 @@ def import_sources(
                 fsync_dir(tgt)
                 merge_index_entries(tgt, index_entries)
             except OSError as exc:
-                report.errors.append(os_error_sentence(exc, "the dataset index") + " The "
-                                     "imported files are in place; opening the dataset "
+                report.errors.append(os_error_sentence(exc, "the dataset index", kept=False)
+                                     + " The imported files are in place; opening the dataset "
                                      "rebuilds it.")
     return report
 
@@ -793,8 +794,9 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
             pass
         else:
             known[prep.sha256] = (prev[0], cap, True)
-            report.skipped.append(Skipped(cand.label, f"already in the dataset as {prev[0]}; "
-                                                      f"its missing caption was added as {cap_name}"))
+            report.skipped.append(Skipped(cand.label,
+                                          f"already in the dataset as {prev[0]}; its missing "
+                                          f"caption was added as {cap_name}"))
             return
     stem = names.claim(cand.stem, prep.ext)
     image_name = stem + prep.ext

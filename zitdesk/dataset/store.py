@@ -133,7 +133,12 @@ class Dataset:
         """
         root = Path(folder)
         if create:
-            root.mkdir(parents=True, exist_ok=True)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RequestError(os_error_sentence(exc, f"the dataset folder {shown(str(root))}",
+                                                     verb="created", kept=False)
+                                   ) from None
         if not root.is_dir():
             raise RequestError(f"The dataset folder {root} does not exist.")
         index = _load_index(root / META_DIR / INDEX_NAME)
