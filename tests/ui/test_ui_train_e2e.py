@@ -161,6 +161,9 @@ def test_train_pause_try_resume_finish(qtbot, make_window, tiny_diffusers, tmp_p
     # Steps arrive and the chart fills; the trainer is held right after step 3.
     qtbot.waitUntil(gate.reached.is_set, timeout=LONG)
     qtbot.waitUntil(lambda: view.loss_chart.point_count >= 2, timeout=30_000)
+    assert not gen.cancel_button.isEnabled()  # Generate's Cancel/Esc never stops training
+    gen.cancel()
+    assert not job.token.cancelled
     view.pause_button.click()
     gate.release()
     qtbot.waitUntil(lambda: view.state == "paused", timeout=LONG)

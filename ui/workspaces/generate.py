@@ -156,6 +156,11 @@ class GenerateWorkspace(GenerateView):
 
     @Slot()
     def cancel(self) -> None:
+        tries = getattr(self.controller, "tries", [])
+        if tries:  # generations running inside the paused training run
+            for job in tries:
+                self.controller.cancel(job.job_id)
+            return
         if self._is_training(self.controller.current):
             return  # Esc here must not stop a training run; the Train tab has Stop
         self.controller.cancel()
@@ -315,14 +320,17 @@ class GenerateWorkspace(GenerateView):
     # -- controller signals ---------------------------------------------------------------------
     @Slot(bool)
     def _on_busy(self, busy: bool) -> None:
-        self.cancel_button.setEnabled(busy)
+        # Cancel here stops generations, never a training run (the Train tab has Stop).
+        self.cancel_button.setEnabled(busy and not self._is_training(self.controller.current))
         paused = self.training_note.isVisible()
         self.generate_button.setText("Add to queue" if busy and not paused else "Generate")
 
     @Slot(object)
     def _on_job_started(self, ev) -> None:
         if self._is_training(ev.job_id):
+            self.cancel_button.setEnabled(False)
             return
+        self.cancel_button.setEnabled(True)
         self.progress.start(ev.total_steps)
         self._first_image[ev.job_id] = True
         self._started.add(ev.job_id)
