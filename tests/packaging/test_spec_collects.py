@@ -172,3 +172,22 @@ def test_every_installer_path_installs_the_lock():
     assert "requirements/lock.txt" in release
     ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
     assert "bash .ci/run" in ci and "requirements/lock.txt" in ci
+
+
+def test_every_dependency_in_pyproject_is_locked_within_its_range():
+    """A dependency added to pyproject.toml without `bash scripts/lock` would never be installed."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {**_pins(LOCK), **_pins(TORCH_LOCK)}
+    problems = []
+    for line in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        pin = pins.get(BD.canonical(req.name))
+        if pin is None or not req.specifier.contains(pin, prereleases=True):
+            problems.append(f"{line} (locked: {pin})")
+    assert not problems, f"not locked within pyproject's range, run bash scripts/lock: {problems}"
