@@ -230,19 +230,26 @@ def _dataset(folder: Path) -> Path:
     return folder
 
 
-def _hostile_runs(tmp_path: Path, dataset: Path, lora: Path) -> None:
+def _hostile_runs(tmp_path: Path, dataset: Path, lora: Path) -> list:
     import time
 
     from zitdesk.train.runs import RunRecord, write_run
 
+    records = []
     for i, status in enumerate(("failed", "interrupted")):
-        write_run(RunRecord(
+        out = tmp_path / f"runs<s>SFOLD/run{i}"
+        ckpt = out / "checkpoints" / "lora_000000003"  # a checkpoint: its path is a tooltip
+        ckpt.mkdir(parents=True)
+        (ckpt / "state.json").write_text("{}", encoding="utf-8")
+        records.append(RunRecord(
             run_id=f"run{i}", name=f"<b>BOLD run {i}", status=status,
-            output_dir=str(tmp_path / f"runs<s>SFOLD/run{i}"), dataset=str(dataset),
+            output_dir=str(out), dataset=str(dataset),
             steps_done=3, steps_total=10, lora_path=str(lora), started_at=time.time() - 60,
             ended_at=time.time(), error=f"{LORA_NAME} could not be written: {CAPTION}",
             error_kind="error",
         ))
+        write_run(records[-1])
+    return records
 
 
 @pytest.mark.slow
@@ -255,7 +262,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
     ds = _dataset(tmp_path / "ds<s>SFOLD")
 
-    _hostile_runs(tmp_path, ds, lora)  # the Train tab's history and the start-up "resume" offer
+    runs = _hostile_runs(tmp_path, ds, lora)  # the Train tab's history and the start-up "resume" offer
     settings = AppSettings(model_path=str(tiny_diffusers), width=64, height=64, steps=1)
     settings.output_dir = str(tmp_path / "out<s>SFOLD")
     win = make_window(settings, engine=None, show=True)  # the real engine, tiny model
@@ -334,6 +341,8 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     win.tabs.setCurrentWidget(win.train_tab)
     qtbot.waitUntil(lambda: win.train_tab.created, timeout=30_000)
     walk.window("train")
+    win.train.open_record(runs[0])  # a run from the history: its view, checkpoints, error
+    walk.window("train run view")
     win.tabs.setCurrentWidget(win.generate)
     qtbot.waitUntil(lambda: QApplication.instance() is not None)
 

@@ -42,6 +42,7 @@ from ui.thumbnails import ThumbnailCache
 from ui.train.charts import LossChart, LrChart
 from ui.train.samples import SamplesTimeline
 from ui.widgets.banner import BannerWidget
+from ui.widgets.text import plain_tooltip
 from zitdesk.engine.events import (
     JobCancelled,
     JobFailed,
@@ -513,7 +514,7 @@ class RunView(QWidget):
         )
         item.setData(0, Qt.ItemDataRole.UserRole, step)
         item.setData(1, Qt.ItemDataRole.UserRole, lora)
-        item.setToolTip(1, lora or path)
+        item.setToolTip(1, plain_tooltip(lora or path))  # paths: shown literally
         self.checkpoints.addTopLevelItem(item)
         self.checkpoints.sortItems(0, Qt.SortOrder.AscendingOrder)
 
