@@ -92,7 +92,7 @@ def _parse_line(line: bytes) -> dict | None:
     for start in (0, last) if last > 0 else (0,):
         try:
             rec = json.loads(line[start:])
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(rec, dict) and "op" in rec:
             return rec
@@ -141,9 +141,10 @@ class History:
             n += 1
             if op == "do":
                 try:
+                    snap = rec.get("snapshot")
                     e = Entry(str(rec["id"]), str(rec.get("label", "")),
                               [(str(c[0]), c[1], c[2]) for c in rec["changes"]],
-                              float(rec.get("ts", 0.0)), rec.get("snapshot"))
+                              float(rec.get("ts", 0.0)), snap if isinstance(snap, str) else None)
                 except (KeyError, TypeError, IndexError, ValueError):
                     out.bad_lines += 1
                     continue

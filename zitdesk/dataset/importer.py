@@ -719,7 +719,7 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
         images = json.loads((tgt / META_DIR / "index.json").read_text("utf-8"))["images"]
         if not isinstance(images, dict):
             images = {}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         images = {}
     out: dict[str, tuple[str, bytes | None, bool]] = {}
     try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -166,10 +167,9 @@ class Dataset:
                 st = e.stat()
             except OSError:
                 continue  # gone meanwhile
-            cached = index.get(name) or {}
-            if cached.get("size") == st.st_size and cached.get("mtime_ns") == st.st_mtime_ns \
-                    and "w" in cached:
-                w, h = int(cached["w"]), int(cached["h"])
+            cached = _sane_entry(index.get(name), st)
+            if cached.get("w"):
+                w, h = cached["w"], cached["h"]
                 sha, ph = cached.get("sha256"), cached.get("phash")
             else:
                 try:
@@ -179,10 +179,9 @@ class Dataset:
                                     f"({type(exc).__name__}); skipped.")
                     continue
                 sha, ph = None, None
-            rec = ImageRecord(name, w, h, st.st_size, st.st_mtime_ns, sha256=sha,
-                              phash=int(ph, 16) if isinstance(ph, str) else None,
-                              flagged=bool(cached.get("flagged", False)),
-                              rating=int(cached.get("rating", 0) or 0))
+            rec = ImageRecord(name, w, h, st.st_size, st.st_mtime_ns, sha256=sha, phash=ph,
+                              flagged=cached.get("flagged", False),
+                              rating=cached.get("rating", 0))
             try:
                 cap = read_caption_file(root / rec.caption_name)
                 side = conflict_path(root / rec.caption_name)
@@ -434,6 +433,31 @@ def _index_entry(it: ImageRecord) -> dict:
     return d
 
 
+def _sane_entry(e: object, st: os.stat_result) -> dict:
+    """The parts of an index entry that have the right types: flags and rating always; size,
+    hashes only while the file has the size and mtime they were taken at. Anything else in a
+    hand-edited or damaged entry is ignored, never an error."""
+    if not isinstance(e, dict):
+        return {}
+    out: dict = {}
+    if e.get("flagged") is True:
+        out["flagged"] = True
+    r = e.get("rating")
+    if isinstance(r, int) and not isinstance(r, bool):
+        out["rating"] = max(0, min(5, r))
+    if e.get("size") != st.st_size or e.get("mtime_ns") != st.st_mtime_ns:
+        return out
+    w, h = e.get("w"), e.get("h")
+    if all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 20 for v in (w, h)):
+        out["w"], out["h"] = w, h
+        sha, ph = e.get("sha256"), e.get("phash")
+        if isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha):
+            out["sha256"] = sha
+        if isinstance(ph, str) and re.fullmatch(r"[0-9a-f]{1,16}", ph):
+            out["phash"] = int(ph, 16)
+    return out
+
+
 def _load_index(path: Path) -> dict[str, dict]:
     """The index's image table; a missing or damaged index is an empty one (it is a cache +
     flags; a damaged file is kept as ``index.json.bad`` so flags can be recovered by hand)."""
@@ -450,7 +474,7 @@ def _load_index(path: Path) -> dict[str, dict]:
         if not isinstance(images, dict):
             raise TypeError("images is not a table")
         return {k: v for k, v in images.items() if isinstance(v, dict)}
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         log.warning("Damaged %s (%s); kept as .bad, starting without it.", path, exc)
         try:
             os.replace(path, path.with_suffix(".json.bad"))
