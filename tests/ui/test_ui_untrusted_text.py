@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMainWindow,
     QMenu,
     QMessageBox,
     QPlainTextEdit,
@@ -138,6 +139,13 @@ class Walk:
                 cols = model.columnCount(parent)
             except TypeError:  # QAbstractListModel: private, one column
                 cols = 1
+            if depth == 0:  # header tooltips (e.g. a column named after a prompt)
+                for orient, n in ((Qt.Orientation.Horizontal, cols),
+                                  (Qt.Orientation.Vertical, min(model.rowCount(parent), 300))):
+                    for k in range(n):
+                        tip = model.headerData(k, orient, Qt.ItemDataRole.ToolTipRole)
+                        if isinstance(tip, str) and tip:
+                            self.check(f"{where} header {k}", tip, _tooltip_rendered(tip))
             for r in range(min(model.rowCount(parent), 300)):
                 for c in range(cols):
                     ix = model.index(r, c, parent)
@@ -179,7 +187,7 @@ class Walk:
                     self.check(where + " action", act.text(), _button_rendered(act.text()))
             if isinstance(w, QAbstractItemView) and not isinstance(w, QHeaderView):
                 self.item_view(where, w)
-            if hasattr(w, "statusBar") and callable(w.statusBar) and w.__class__.__name__ == "MainWindow":
+            if isinstance(w, QMainWindow):
                 msg = w.statusBar().currentMessage()
                 self.check(where + " status bar", msg, msg)
 
@@ -262,7 +270,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
     ds = _dataset(tmp_path / "ds<s>SFOLD")
 
-    runs = _hostile_runs(tmp_path, ds, lora)  # the Train tab's history and the start-up "resume" offer
+    runs = _hostile_runs(tmp_path, ds, lora)  # Train history, the start-up "resume" offer
     settings = AppSettings(model_path=str(tiny_diffusers), width=64, height=64, steps=1)
     settings.output_dir = str(tmp_path / "out<s>SFOLD")
     win = make_window(settings, engine=None, show=True)  # the real engine, tiny model
@@ -342,6 +350,9 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     qtbot.waitUntil(lambda: win.train_tab.created, timeout=30_000)
     walk.window("train")
     win.train.open_record(runs[0])  # a run from the history: its view, checkpoints, error
+    samples = win.train.run_view.samples  # its sample prompts come from the run's config file
+    samples.set_prompts([PROMPT, CAPTION])
+    samples.add_round(3, [str(png), str(png)])
     walk.window("train run view")
     win.tabs.setCurrentWidget(win.generate)
     qtbot.waitUntil(lambda: QApplication.instance() is not None)

@@ -18,8 +18,9 @@ class ImageViewerDialog(QDialog):
         self.image = PreviewLabel()
         pm = QPixmap(item.path)  # one image, on request
         self.image.set_image(None if pm.isNull() else pm, f"{item.path} cannot be shown.")
-        info = plain_label(f"Seed {item.seed} · {item.width}×{item.height}\n{item.prompt}", "muted",
-                           wrap=True)
+        info = plain_label(
+            f"Seed {item.seed} · {item.width}×{item.height}\n{item.prompt}", "muted", wrap=True
+        )
         lay = QVBoxLayout(self)
         lay.addWidget(self.image, 1)
         lay.addWidget(info)

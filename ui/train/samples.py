@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from ui.thumbnails import ThumbnailCache
 from ui.widgets.progress_panel import PreviewLabel
+from ui.widgets.text import plain_tooltip
 
 _STEP_DIR = re.compile(r"^\d{9}$")
 _FILE = re.compile(r"^(\d+)_(\d+)\.png$")
@@ -196,7 +197,7 @@ class SamplesTimeline(QWidget):
         for c in range(cols):
             header = self.grid.horizontalHeaderItem(c)
             if header is not None:
-                header.setToolTip(self._caption(c))
+                header.setToolTip(plain_tooltip(self._caption(c)))  # prompts: shown literally
         self.grid.setVerticalHeaderLabels([f"step {s}" for s in steps])
         for r, s in enumerate(steps):
             for c in range(cols):
@@ -204,7 +205,8 @@ class SamplesTimeline(QWidget):
                 item = QTableWidgetItem()
                 if c < len(paths):
                     item.setData(PathRole, paths[c])
-                    item.setToolTip(f"Step {s} · {self._caption(c)} (click to enlarge)")
+                    tip = f"Step {s} · {self._caption(c)} (click to enlarge)"
+                    item.setToolTip(plain_tooltip(tip))
                     icon = self.thumbs.icon(paths[c])
                     if icon is not None:
                         item.setIcon(icon)

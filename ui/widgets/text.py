@@ -61,7 +61,7 @@ def plain_label(
 
 
 def rich_label(html_text: str = "", object_name: str = "", *, wrap: bool = False) -> QLabel:
-    """A label with intended markup; every untrusted piece of ``html_text`` must be :func:`esc`'d."""
+    """A label with intended markup: every untrusted piece of ``html_text`` goes through esc()."""
     label = QLabel()
     label.setTextFormat(Qt.TextFormat.RichText)
     if object_name:
