@@ -15,30 +15,48 @@ row                            s / step  peak GiB   plan
 8gb preset, capped at 8 GiB     0.733      5.93     NF4, 8-bit AdamW, eager
 =============================  ========  =========  ===================================
 
+Smaller buckets, measured for this module on an NVIDIA H200 with ``bench/estimate_gpu.py`` (the
+full-size random model and inputs of ``bench/train_gpu.py``, one process per preset stepping
+512² → 768² → 1024², compiled, 10 timed steps after 3 warm-up at each size; torch 2.11):
+
+======================  =========  ======  ======  ======
+preset                  size       s/step  peak    est.
+======================  =========  ======  ======  ======
+16gb (fp8, full ckpt)   512²       0.266   7.79    0.250 s, 7.79 GiB
+16gb                    768²       0.251   8.36    0.250 s, 8.36 GiB
+16gb                    1024²      0.385   9.17    0.391 s, 9.17 GiB
+24gb (bf16, no ckpt)    768²       0.146   23.43   0.145 s, 23.45 GiB
+24gb                    1024²      0.262   31.44   0.258 s, 31.45 GiB
+======================  =========  ======  ======  ======
+
 How the rows become an estimate for *this* run on *this* card:
 
 * **Memory** does not depend on the card's speed: the measured peak, minus the activations the
-  run does not need when its largest bucket is smaller than 1024² (2.4 GiB of activations at
-  1024² with every block checkpointed: the bf16 full-checkpointing peak of ~15 GiB, §12 of the
-  engine notes, minus 11.5 GiB of bf16 weights and 1.2 GiB of LoRA + AdamW state), scaled by
-  tokens. The ``24gb`` preset checkpoints only the blocks the card's memory needs ("auto"), so
-  its peak follows the card: about the card's memory minus 3 GiB (the 24 GiB row left 3.0 GiB
-  free), between 15 GiB (every block checkpointed) and 31.45 GiB (none); its step time is
+  run does not need when its largest bucket is smaller than 1024², scaled by tokens: 1.9 GiB at
+  1024² with every block checkpointed (the H200 fp8 rows: 9.17 / 8.36 / 7.79 GiB), everything
+  above the bf16 weights + LoRA/AdamW state (12.6 GiB) for the ``24gb`` preset. That preset
+  checkpoints only the blocks the card's memory needs ("auto"), so its peak follows the card:
+  about the card's memory minus 3 GiB (the 24 GiB row left 3.0 GiB free), between 15 GiB (every
+  block checkpointed, §12 of the engine notes) and 31.45 GiB (none); its step time is
   interpolated between the measured rows along that peak.
 * **Step time** scales with the tokens of the buckets the run trains on (one step = one bucket;
   entries are drawn evenly), with attention's quadratic share (about 15 % of the work at 4 224
-  tokens) and a 5 % fixed part (optimizer step, launches), times batch × accumulation, ×1.73
-  when a compiled preset runs eager (plain loop: 0.728 vs 0.420 s), and divided by the card's
-  speed relative to an H100 (:data:`CARD_SPEEDS`: a rough ratio from published bf16 tensor
-  throughput and training benchmarks; unknown cards get a guess from their memory size and the
-  estimate says so).
+  tokens) and a 5 % fixed part (optimizer step), times batch, ×1.73 when a compiled preset runs
+  eager (plain loop: 0.728 vs 0.420 s), divided by the card's speed relative to an H100
+  (:data:`CARD_SPEEDS`: measured for the H200, a rough ratio from published bf16 throughput for
+  the others; unknown cards get a guess from their memory size and the estimate says so) — but
+  never below the host's per-step floor: the fp8 and NF4 presets launch so many small kernels
+  (weights cast per layer, forward, recompute and backward) that below 1024² the step waits for
+  the CPU (0.25 s on the H200 host at 512² and 768²; not scaled by the card, assumed the same
+  for NF4). No floor showed for bf16 down to 768². Gradient accumulation multiplies the step.
 * **Total** = start-up (loading the model and the text encoder, compiling: 60 s compiled /
   50 s eager, from the end-to-end run in ``docs/benchmarks.md``: 82.5 s for 30 steps; disk-bound,
-  not scaled by the card; +15 s when a compiled run sees a second bucket shape: torch then
-  compiles a dynamic-shape version once) + caching (VAE encode ~0.08 s per 1024² latent,
-  ~0.02 s per caption on an H100, only on the first run over a dataset) + steps + sample rounds (1.5 s per 1024² image
-  at 8 steps, the Generate benchmark) + checkpoints (the LoRA, its fp32 copy and the optimizer
-  state written at ~1 GB/s, plus 0.5 s).
+  not scaled by the card; +8 s when a compiled run sees a second bucket shape: torch then
+  compiles a dynamic-shape version once — on the H200 the first shape's warm-up took 40 s, the
+  second 7.9 s, the third 1.4 s) + caching (VAE encode ~0.08 s per 1024² latent, ~0.02 s per
+  caption on an H100, only on the first run over a dataset) + steps + sample rounds (1.5 s per
+  1024² image at 8 steps, the Generate benchmark) + checkpoints (the LoRA, its fp32 copy and the
+  optimizer state written at ~1 GB/s, plus 0.5 s).
 """
 
 from __future__ import annotations
@@ -67,12 +85,15 @@ MEASURED: dict[str, tuple[float, float]] = {
 #: measured rows; peak ≈ 15 GiB, §12) through the 24 GiB cap to none checkpointed.
 AUTO_CURVE: tuple[tuple[float, float], ...] = ((15.0, 0.437), (20.97, 0.368), (31.45, 0.281))
 AUTO_HEADROOM_GIB = 3.0
-ACTIVATIONS_1024_GIB = 2.4  # activations at 1024² with every block checkpointed
+ACTIVATIONS_1024_GIB = 1.9  # activations at 1024² with every block checkpointed (H200 fp8)
+BF16_STATE_GIB = 12.6  # bf16 weights (11.5) + LoRA r32 with AdamW state (1.2)
 FIXED_SHARE = 0.05
+#: Per micro-batch minimum (s) by base precision: the host's kernel launches (H200 host, fp8).
+STEP_FLOOR_S = {"fp8": 0.25, "nf4": 0.25}
 ATTENTION_SHARE = 0.15
 EAGER_FACTOR = 0.728 / 0.420
 STARTUP_S = {True: 60.0, False: 50.0}  # compiled / eager
-RECOMPILE_S = 15.0  # compiled, more than one bucket shape: one more (dynamic-shape) compile
+RECOMPILE_S = 8.0  # compiled, more than one bucket shape: one more (dynamic-shape) compile
 LATENT_S = 0.08  # per 1024² image, H100
 CAPTION_S = 0.02
 SAMPLE_S = 1.5  # one 1024² image at 8 steps, H100 (engine, not compiled)
@@ -83,7 +104,7 @@ SAVE_FIXED_S = 0.5
 #: Rough ratios from published bf16 tensor throughput and diffusion-training benchmarks.
 CARD_SPEEDS: tuple[tuple[str, float], ...] = (
     (r"\bB200\b", 1.8),
-    (r"\bGH200\b|\bH200\b", 1.0),
+    (r"\bGH200\b|\bH200\b", 1.09),  # measured: 0.385 / 0.262 s vs the H100's 0.426 / 0.281
     (r"\bH100\b.*\bPCIe\b", 0.75),
     (r"\bH100\b.*\bNVL\b", 0.9),
     (r"\bH100\b|\bH800\b", 1.0),
@@ -256,8 +277,6 @@ def estimate_run(
     entries = list(buckets) if buckets else default_buckets(res)
     n_images = images if images is not None else max(1, len(entries) // max(1, len(res)))
     biggest = max(_tokens(w, h) for w, h in entries)
-    mean_work = sum(_work(_tokens(w, h)) for w, h in entries) / len(entries)
-    batch = cfg.optim.batch_size * cfg.optim.grad_accum
     ratio = biggest / REF_TOKENS
 
     if preset == "24gb":
@@ -265,7 +284,7 @@ def estimate_run(
         peak_1024 = hi if spec is None else min(hi, max(lo, spec.vram_gib - AUTO_HEADROOM_GIB))
         step_1024 = _interp(peak_1024, AUTO_CURVE)
         # activations of the checkpointed blocks plus those the card lets stay un-checkpointed
-        act_1024 = ACTIVATIONS_1024_GIB + (peak_1024 - lo)
+        act_1024 = peak_1024 - BF16_STATE_GIB
     else:
         step_1024, peak_1024 = MEASURED[preset]
         act_1024 = ACTIVATIONS_1024_GIB
@@ -275,9 +294,12 @@ def estimate_run(
     eager = preset_compiles and not cfg.memory.compile
 
     speed, known = card_speed(spec) if spec is not None else (1.0, True)
-    step = step_1024 * mean_work / _work(REF_TOKENS) * batch / speed
+    floor = STEP_FLOOR_S.get(cfg.model.base_precision, 0.0)
+    gpu_factor = step_1024 / _work(REF_TOKENS) * cfg.optim.batch_size / speed
     if eager:
-        step *= EAGER_FACTOR
+        gpu_factor *= EAGER_FACTOR
+    micro = [max(floor, _work(_tokens(w, h)) * gpu_factor) for w, h in entries]
+    step = sum(micro) / len(micro) * cfg.optim.grad_accum
 
     steps = cfg.optim.steps
     startup = STARTUP_S[bool(cfg.memory.compile)]
