@@ -43,6 +43,7 @@ hashes into ``.zitdesk/index.json``, so opening the dataset afterwards costs no 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -756,6 +757,17 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
     return out
 
 
+def _write_reason(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return ("cannot be written: the disk is full (free some space and import again; what "
+                "is already in is not imported twice)")
+    if exc.errno == errno.EROFS:
+        return "cannot be written: the dataset folder is on a read-only disk"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "cannot be written: no permission to write into the dataset folder"
+    return f"cannot be written ({exc.strerror or exc})"
+
+
 def _index_entry(tgt: Path, image_name: str, prep: Prepared, index_entries: dict) -> None:
     try:
         st = (tgt / image_name).stat()
@@ -808,7 +820,7 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
             image_name = stem + prep.ext
             _place_new(prep.data, tgt / image_name)
     except OSError as exc:
-        report.skipped.append(Skipped(cand.label, f"cannot be written ({exc.strerror or exc})"))
+        report.skipped.append(Skipped(cand.label, _write_reason(exc)))
         return
     rec = Imported(cand.label, image_name, width=prep.width, height=prep.height,
                    converted=prep.converted, notes=list(prep.notes))
