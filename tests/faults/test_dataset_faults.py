@@ -154,6 +154,43 @@ def test_full_disk_at_random_writes_loses_nothing(tmp_path, png, faulty_disk, co
         counts.trials += 1
 
 
+def test_full_disk_during_import_then_retry_loses_nothing(tmp_path, png, faulty_disk, counts):
+    rng = random.Random(SEED + 9)
+    src = tmp_path / "src"
+    src.mkdir()
+    want = {}
+    for i in range(6):
+        data = png(900 + i)
+        (src / f"s{i}.png").write_bytes(data)
+        (src / f"s{i}.txt").write_text(f"scap {i}")
+        want[hashlib.sha256(data).hexdigest()] = f"scap {i}"
+    for trial in range(8):
+        target = tmp_path / f"imp{trial}"
+        disk = faulty_disk(rng, p=rng.choice([0.05, 0.2, 0.5]))
+        rep = import_sources([src], target, workers=2, thumb_cache=tmp_path / "thumbs")
+        assert len(rep.imported) + len(rep.skipped) == 6
+        assert all(_one_sentence(s.reason) for s in rep.skipped), rep.skipped
+        assert all(_one_sentence(e) for e in rep.errors), rep.errors
+        disk.off = True
+        Dataset.open(target)
+        rep = import_sources([src], target, workers=2, thumb_cache=tmp_path / "thumbs")
+        assert rep.errors == []
+        got, lost = {}, 0
+        for p in target.glob("*.png"):
+            sha = hashlib.sha256(p.read_bytes()).hexdigest()
+            lost += sha in got or sha not in want         # duplicated, or not a source
+            cap = read_caption_file(p.with_suffix(".txt"))
+            got[sha] = cap.text if cap else None
+        lost += sum(1 for sha, cap in want.items() if got.get(sha) != cap)
+        idx = json.loads((target / ".zitdesk" / "index.json").read_text("utf-8"))["images"]
+        lost += set(idx) != {p.name for p in target.glob("*.png")}
+        lost += len(_temps(target))
+        counts.trials += 1
+        counts.files += len(got) + 1
+        counts.lost += lost
+        assert lost == 0, (trial, sorted(os.listdir(target)))
+
+
 def test_full_disk_message_says_so(tmp_path, png, faulty_disk):
     folder = _dataset(tmp_path / "ds", png)
     ds = Dataset.open(folder)
