@@ -13,4 +13,6 @@ cannot hold. Modules:
 * :mod:`~zitdesk.dataset.bulk` — bulk caption operations that return a preview.
 * :mod:`~zitdesk.dataset.history` — the undo journal and snapshots.
 * :mod:`~zitdesk.dataset.cli` — ``zitdesk dataset import|check``.
+* :mod:`~zitdesk.dataset.fsnames` — names as the OS has them (non-UTF-8 names in JSON, sidecar
+  names that fit the name limit) and OS errors as one sentence (:class:`SaveFailed`).
 """
