@@ -390,6 +390,7 @@ def test_dialogs_show_file_text_literally(qtbot, tmp_path):
     from ui.dialogs.startup_check import StartupCheckDialog
     from ui.dialogs.structured_prompt import StructuredPromptDialog
     from ui.models.gallery_model import GalleryItem
+    from ui.widgets.prompt_editor import PromptEditorWidget
     from zitdesk.crashlog import CrashReport
     from zitdesk.dataset.importer import Imported, ImportReport, Skipped
     from zitdesk.dataset.store import Conflict
@@ -420,6 +421,9 @@ def test_dialogs_show_file_text_literally(qtbot, tmp_path):
     ]
     setup = ModelSetupDialog([], "")
     dialogs.append(setup)
+    editor = PromptEditorWidget()  # the token counter's tooltip quotes the tokenizer's load error
+    editor._on_task_failed("load", f"{tmp_path / LORA_NAME} is not a tokenizer")
+    dialogs.append(editor)
     for d in dialogs:
         qtbot.addWidget(d)
         d.show()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from ui.tasks import TaskSignals, run_task
+from ui.widgets.text import plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ class PromptEditorWidget(QWidget):
             self._tokenizer_state = "failed"
             log.warning("token counter unavailable: %s", message)
             self.counter.setText("Tokens: counter unavailable")
-            self.counter.setToolTip(f"The Qwen tokenizer could not be loaded: {message}")
+            tip = f"The Qwen tokenizer could not be loaded: {message}"  # may quote a path
+            self.counter.setToolTip(plain_tooltip(tip))
             return
         self._counting = False
         self.counter.setText("Tokens: could not count this prompt")
