@@ -3,8 +3,8 @@
 Used by ``pyinstaller.spec`` (at build time) and by ``tests/packaging/test_spec_collects.py``.
 Stdlib only, so it runs inside PyInstaller and in the tests alike.
 
-* :func:`runtime_dists` — zitdesk's run-time dependency closure (extras left out, markers
-  evaluated): every one of them gets its ``.dist-info`` copied into the bundle, because
+* :func:`runtime_dists` — zitdesk's run-time dependency closure (pyproject.toml's dependencies and
+  theirs, extras left out, markers evaluated): every one of them gets its ``.dist-info`` copied into the bundle, because
   transformers, diffusers, kernels, huggingface_hub and others look up versions through
   ``importlib.metadata`` at import time, and a missing one is a ``PackageNotFoundError`` (or, in
   transformers, a package silently treated as absent).
@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
+import tomllib
+from pathlib import Path
 
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".pyd", ".so", ".dll", ".dylib", ".typed")
 
 
@@ -25,14 +28,14 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _requirement_names(dist: md.Distribution) -> list[str]:
-    """Names of the distributions ``dist`` needs without extras, on this platform."""
+def _names(lines) -> list[str]:
+    """Distribution names of requirement strings that apply here without extras."""
     try:
         from packaging.requirements import Requirement  # the PyPI package, not ./packaging
     except ImportError:  # pragma: no cover - packaging is in the lock
         Requirement = None
     names = []
-    for line in dist.requires or []:
+    for line in lines or []:
         if Requirement is not None:
             req = Requirement(line)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
@@ -43,10 +46,16 @@ def _requirement_names(dist: md.Distribution) -> list[str]:
     return names
 
 
-def runtime_dists(root: str = "zitdesk") -> list[str]:
-    """Canonical names of ``root`` and every installed distribution it needs at run time."""
-    seen: dict[str, md.Distribution] = {}
-    todo = [root]
+def runtime_dists(pyproject: str | Path = PYPROJECT) -> list[str]:
+    """Canonical names of the project and every installed distribution it needs at run time.
+
+    The project's own requirements come from pyproject.toml, not from its installed metadata: an
+    editable install's metadata (or a stale ``*.egg-info`` in the source tree, which
+    ``importlib.metadata`` finds first when the tree is on ``sys.path``) can lag behind it.
+    """
+    project = tomllib.loads(Path(pyproject).read_text())["project"]
+    seen: set[str] = {canonical(project["name"])}
+    todo = _names(project.get("dependencies"))
     while todo:
         name = canonical(todo.pop())
         if name in seen:
@@ -55,8 +64,8 @@ def runtime_dists(root: str = "zitdesk") -> list[str]:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
             continue  # an optional dependency that is not installed on this platform
-        seen[name] = dist
-        todo.extend(_requirement_names(dist))
+        seen.add(name)
+        todo.extend(_names(dist.requires))
     return sorted(seen)
 
 

@@ -169,9 +169,12 @@ def test_every_installer_path_installs_the_lock():
     assert "bash scripts/build-linux" in (ROOT / ".ci" / "run").read_text()
     release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
     assert re.search(r"TORCH_SPEC: torch==(\S+)", release).group(1) == torch_version
-    assert "requirements/lock.txt" in release
+    assert "-c requirements/constraints.txt" in release
     ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
-    assert "bash .ci/run" in ci and "requirements/lock.txt" in ci
+    assert "bash .ci/run" in ci and "-c requirements/constraints.txt" in ci
+    # constraints.txt is lock.txt without hashes (a hashed constraint turns on --require-hashes)
+    constraints = (ROOT / "requirements" / "constraints.txt").read_text()
+    assert "--hash" not in constraints and _pins(ROOT / "requirements" / "constraints.txt") == _pins(LOCK)
 
 
 def test_every_dependency_in_pyproject_is_locked_within_its_range():
