@@ -372,15 +372,19 @@ def _how(spec: GpuSpec | None, speed: float, known: bool) -> str:
             "(docs/benchmarks.md), for reference only: the presets need a CUDA GPU, and "
             "training on the CPU is far slower."
         )
-    if known and math.isclose(speed, 1.0) and re.search(r"H100|H200|GH200|H800", spec.name):
+    if known and re.search(r"\bH200\b|\bGH200\b", spec.name):
+        return (
+            f"Times and memory: measured on an NVIDIA H200, the card you have ({spec.name})."
+        )
+    if known and math.isclose(speed, 1.0) and re.search(r"H100|H800", spec.name):
         return (
             f"Times and memory: measured on an NVIDIA H100 80GB (docs/benchmarks.md), a card "
             f"as fast as yours ({spec.name})."
         )
     if known:
         return (
-            f"Times: measured on an NVIDIA H100 80GB and scaled to your {spec.name} "
-            f"(about {speed:.2f}× its speed, from published bf16 throughput). " + memory
+            f"Times: measured on NVIDIA H100 and H200 cards and scaled to your {spec.name} "
+            f"(about {speed:.2f}× an H100's speed, from published bf16 throughput). " + memory
         )
     return (
         f"Your card ({spec.name}) is not in zitdesk's list, so the times are the H100 "
