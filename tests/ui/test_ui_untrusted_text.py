@@ -354,6 +354,13 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     samples.set_prompts([PROMPT, CAPTION])
     samples.add_round(3, [str(png), str(png)])
     walk.window("train run view")
+    wiz = win.train.open_wizard()  # the new-run wizard on the hostile dataset folder
+    page = wiz.dataset_page
+    page.add_dataset(ds, select=True)
+    qtbot.waitUntil(lambda: page.facts_label.text() not in ("", "Checking the dataset…"),
+                    timeout=60_000)
+    walk.window("train wizard")
+    wiz.reject()
     win.tabs.setCurrentWidget(win.generate)
     qtbot.waitUntil(lambda: QApplication.instance() is not None)
 
