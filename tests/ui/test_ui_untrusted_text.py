@@ -54,6 +54,7 @@ PIECES = {
     "PNGNAME": "<em>PNGNAME",
     "LORATAG": "<i>LORATAG",
     "R&": "R&D",  # a folder name with "&": not a menu mnemonic
+    "STAR": "STAR[*]STAR",  # "[*]" in a file name: not a window title's placeholder
 }
 
 LORA_NAME = "<img src=x onerror=1><b>BOLD.safetensors"  # a file name cannot hold "/"
@@ -84,6 +85,11 @@ def _label_rendered(label: QLabel) -> str:
 
 def _tooltip_rendered(tip: str) -> str:
     return _html_to_plain(tip) if GuiQt.mightBeRichText(tip) else tip
+
+
+def _title_rendered(w: QWidget) -> str:  # "[*]": the "modified" placeholder, "[*][*]": "[*]"
+    title = w.windowTitle().replace("[*][*]", "\0")
+    return title.replace("[*]", "*" if w.isWindowModified() else "").replace("\0", "[*]")
 
 
 def _button_rendered(text: str) -> str:  # "&x" is a mnemonic, "&&" a literal "&"
@@ -169,6 +175,8 @@ class Walk:
         for w in widgets:
             self.widgets += 1
             where = f"{type(w).__name__}({w.objectName() or '-'})"
+            if w.isWindow():
+                self.check(where + " title", w.windowTitle(), _title_rendered(w))
             tip = w.toolTip()
             if tip:
                 self.check(where + " tooltip", tip, _tooltip_rendered(tip))
@@ -267,7 +275,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     lora = _hostile_lora(lora_dir / LORA_NAME)
     broken = lora_dir / BROKEN_LORA
     broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}" + b"\0" * 16)
-    png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
+    png = _png_with_prompt(tmp_path / "<em>PNGNAME STAR[*]STAR.png")
     ds = _dataset(tmp_path / "ds<s>SFOLD")
 
     runs = _hostile_runs(tmp_path, ds, lora)  # Train history, the start-up "resume" offer
@@ -353,6 +361,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     samples = win.train.run_view.samples  # its sample prompts come from the run's config file
     samples.set_prompts([PROMPT, CAPTION])
     samples.add_round(3, [str(png), str(png)])
+    samples.enlarge(str(png))  # the sample opened large: title and caption
     walk.window("train run view")
     wiz = win.train.open_wizard()  # the new-run wizard on the hostile dataset folder
     page = wiz.dataset_page
@@ -404,7 +413,7 @@ def test_dialogs_show_file_text_literally(qtbot, tmp_path):
     from zitdesk.gpu import DoctorReport
 
     name = f"{IMAGE_STEM}.png"
-    png = _png_with_prompt(tmp_path / "<em>PNGNAME.png")
+    png = _png_with_prompt(tmp_path / "<em>PNGNAME STAR[*]STAR.png")
     rep = ImportReport(target=str(tmp_path / "ds<s>SFOLD"),
                        imported=[Imported(source=str(tmp_path / name), image=name,
                                           renamed_from="<b>BOLD.png", notes=[CAPTION])],

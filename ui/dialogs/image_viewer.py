@@ -7,13 +7,13 @@ from PySide6.QtWidgets import QDialog, QVBoxLayout, QWidget
 
 from ui.models.gallery_model import GalleryItem
 from ui.widgets.progress_panel import PreviewLabel
-from ui.widgets.text import plain_label
+from ui.widgets.text import plain_label, window_title
 
 
 class ImageViewerDialog(QDialog):
     def __init__(self, item: GalleryItem, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(item.name)
+        self.setWindowTitle(window_title(item.name))
         self.resize(900, 900)
         self.image = PreviewLabel()
         pm = QPixmap(item.path)  # one image, on request

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ui.widgets.text import plain_tooltip
+from ui.widgets.text import plain_tooltip, window_title
 
 log = logging.getLogger(__name__)
 RecordRole = Qt.ItemDataRole.UserRole + 1
@@ -156,7 +156,7 @@ class ConfigDialog(QDialog):
 
     def __init__(self, path: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(Path(path).name or "Config")
+        self.setWindowTitle(window_title(Path(path).name or "Config"))
         self.resize(640, 560)
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from ui.thumbnails import ThumbnailCache
 from ui.widgets.progress_panel import PreviewLabel
-from ui.widgets.text import plain_tooltip
+from ui.widgets.text import plain_tooltip, window_title
 
 _STEP_DIR = re.compile(r"^\d{9}$")
 _FILE = re.compile(r"^(\d+)_(\d+)\.png$")
@@ -61,7 +61,7 @@ class SampleImageDialog(QDialog):
     def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.path = path
-        self.setWindowTitle(Path(path).name)
+        self.setWindowTitle(window_title(Path(path).name))
         self.resize(760, 800)
         self.image = PreviewLabel()
         pm = QPixmap(path)  # one image, on request

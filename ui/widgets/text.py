@@ -10,7 +10,8 @@ or a caption file ``<b>cat</b>.txt`` would be drawn as markup. The rules:
 * a tooltip with untrusted text goes through :func:`plain_tooltip` (or :func:`set_plain_tooltip`):
   it is shown literally, whatever it contains;
 * a message box with untrusted text is plain (:func:`make_plain` works on it too);
-* a menu entry or button named after a file goes through :func:`menu_text` ("&" is a mnemonic).
+* a menu entry or button named after a file goes through :func:`menu_text` ("&" is a mnemonic);
+* a window title named after a file goes through :func:`window_title` ("[*]" is a placeholder).
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ def plain_tooltip(text: object) -> str:
 def menu_text(text: object) -> str:
     """``text`` for a QAction / QMenu / button label: every "&" shown, none taken as a shortcut."""
     return str(text).replace("&", "&&")
+
+
+def window_title(text: object) -> str:
+    """``text`` for ``setWindowTitle``: a "[*]" in a file name is shown, not taken as the
+    "modified" placeholder."""
+    return str(text).replace("[*]", "[*][*]")
 
 
 def set_plain_tooltip(widget: QWidget, text: object) -> None:
