@@ -206,6 +206,10 @@ def test_estimates_say_how_they_were_made(qtbot, wizard):
     assert "not in zitdesk's list" in hp.how_label.text()
     assert hp.items["24gb"].text(3).endswith("does not fit")
     assert not hp.items["8gb"].text(3).endswith("does not fit")
+    assert not hp.fit_warning.isVisibleTo(odd)
+    hp.set_preset("24gb")
+    assert hp.fit_warning.isVisibleTo(odd)
+    assert "would run out of memory. Pick 16 GB or lower." in hp.fit_warning.text()
 
 
 def test_start_is_refused_with_validates_sentence(qtbot, wizard):

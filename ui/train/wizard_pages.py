@@ -350,6 +350,9 @@ class HardwarePage(QWizardPage):
         self.tiers.setFixedHeight(self.tiers.sizeHintForRow(0) * 4 + hdr.sizeHint().height() + 6)
         self.how_label = _plain(QLabel())
         self.how_label.setObjectName("muted")
+        self.fit_warning = _plain(QLabel())
+        self.fit_warning.setObjectName("error")
+        self.fit_warning.hide()
 
         self.steps = QSpinBox()
         self.steps.setRange(1, 1_000_000)
@@ -425,6 +428,7 @@ class HardwarePage(QWizardPage):
         lay.addWidget(self.card_label)
         lay.addWidget(self.tiers)
         lay.addWidget(self.how_label)
+        lay.addWidget(self.fit_warning)
         lay.addWidget(run_box)
         lay.addWidget(model_box)
         lay.addStretch(1)
@@ -484,6 +488,14 @@ class HardwarePage(QWizardPage):
         e = est.get(self.preset)
         if e is not None:
             self.how_label.setText(e.how)
+            if e.fits is False and w.gpu is not None:
+                fitting = [PRESETS[n].label for n, x in est.items() if x.fits]
+                self.fit_warning.setText(
+                    f"The {PRESETS[self.preset].label} preset needs about {e.peak_gib:.0f} GiB; "
+                    f"your card has {w.gpu.vram_gib:.0f} GB, so it would run out of memory. "
+                    + (f"Pick {fitting[0]} or lower." if fitting else "No preset fits this card.")
+                )
+            self.fit_warning.setVisible(e.fits is False)
             self.total_label.setText(
                 f"Expected total ≈ {format_duration(e.total_s)} ({e.breakdown()})"
             )
