@@ -216,3 +216,39 @@ def test_dataset_problems_are_warnings(train_model, dataset, tmp_path):
               TrainSpec(make_config(train_model, dataset, tmp_path / "w", optim={"steps": 1})))
     assert isinstance(rec.last, JobFinished)
     assert any("broken.png" in w.message for w in rec.of(JobWarning))
+
+
+@pytest.fixture
+def adapter_file(tmp_path, train_model):
+    """A small ai-toolkit-dialect training adapter on the attention of both layers."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(3)
+    sd = {}
+    for i in range(2):
+        for m in ("to_q", "to_k", "to_v", "to_out.0"):
+            k = f"diffusion_model.layers.{i}.attention.{m}"
+            sd[f"{k}.lora_A.weight"] = (torch.randn(4, 64, generator=g) * 0.3).to(torch.bfloat16)
+            sd[f"{k}.lora_B.weight"] = (torch.randn(64, 4, generator=g) * 0.3).to(torch.bfloat16)
+    path = tmp_path / "zimage_turbo_training_adapter_test.safetensors"
+    save_file(sd, str(path), metadata={"format": "pt"})
+    return path
+
+
+@pytest.mark.parametrize(("mode", "loads_after"), [("side", 1), ("merge", 2)])
+def test_training_adapter_is_removed_or_the_model_reloaded(
+    train_model, dataset, tmp_path, loader_calls, adapter_file, mode, loads_after
+):
+    """Side mode: the adapter is a removable PEFT branch, the pipeline comes back. Merge mode
+    changes the base weights: generation reloads. Either way the next image is the base one."""
+    engine = StudioEngine(device="cpu")
+    req = gen_request(train_model, tmp_path / "img")
+    before = image_of(run(engine, req))
+    cfg = make_config(train_model, dataset, tmp_path / "run", optim={"steps": 2},
+                      model={"training_adapter": str(adapter_file), "adapter_mode": mode})
+    rec = run(engine, TrainSpec(cfg))
+    assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
+    assert rec.last.stats["adapter_mode"] == mode
+    after = image_of(run(engine, req.with_changes(job_id=new_job_id())))
+    assert len(loader_calls) == loads_after
+    assert np.abs(after - before).max() <= 1
