@@ -82,6 +82,26 @@ def job_exit_code(ev, cancelled: str = "cancelled.") -> int | None:
     return None
 
 
+class _NoTracebacks(logging.Filter):
+    """Keep log records with a traceback off the terminal: the failure they describe reaches the
+    user as the command's one sentence (``ZITDESK_DEBUG=1`` shows them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _debug():
+            return True
+        if record.exc_info or record.stack_info:
+            return False
+        return "Traceback (most recent call last)" not in record.getMessage()
+
+
+def configure_logging() -> None:
+    """Warnings and errors on stderr as one line each, tracebacks only with ZITDESK_DEBUG=1."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _NoTracebacks) for f in handler.filters):
+            handler.addFilter(_NoTracebacks())
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (``zitdesk: …; see … --help``), exit 2."""
 
@@ -147,9 +167,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         src = resolve_model(args.model)  # fail fast, before any progress bar
         if not src.complete:
             raise ZitdeskError(src.describe())
-    from zitdesk.engine.requests import check_device
+    from zitdesk.engine.requests import require_device
 
-    device = check_device(args.device)
+    device = require_device(args.device)
     engine = GenerationEngine(device=None if device == "auto" else device)
     cancel = CancelToken()
     result: dict = {}
@@ -265,9 +285,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
+    from zitdesk.engine.requests import require_device
     from zitdesk.selftest import run_selftest
 
-    ok, verdict = run_selftest(ui=not args.no_ui, engine=not args.ui_only, device=args.device,
+    device = require_device(args.device) if args.device else None
+    ok, verdict = run_selftest(ui=not args.no_ui, engine=not args.ui_only,
+                               device=None if device == "auto" else device,
                                keep=args.keep, log=lambda line: print(line, file=sys.stderr))
     print(verdict)
     return 0 if ok else EXIT_ERROR
@@ -348,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     return run_guarded(args.func, args)

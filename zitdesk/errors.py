@@ -108,7 +108,8 @@ _CUDA_MISSING = ("torch not compiled with cuda", "found no nvidia driver", "no c
                  "cuda driver initialization failed", "cuda is not available",
                  "invalid device ordinal", "cuda error: no kernel image",
                  "expected one of cpu, cuda", "mps backend is not available",
-                 "the mps backend is supported on macos")
+                 "the mps backend is supported on macos", "has no attribute '_cuda_",
+                 "cuda driver version is insufficient")
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:

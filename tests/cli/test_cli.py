@@ -104,3 +104,60 @@ def test_doctor_json(home):
     data = json.loads(res.stdout)
     assert "torch" in data["facts"] and isinstance(data["findings"], list)
     assert any(f["topic"] == "gpu" for f in data["findings"])  # "no NVIDIA GPU" here
+
+
+def test_faults_are_one_sentence_in_a_real_process(home, comfy_model, tmp_path):
+    """Issue 12, points 7, 10, 11: what used to print a traceback or "unexpected error"."""
+    import struct
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\0\xff\xfe")
+    bom = tmp_path / "bom.toml"
+    bom.write_bytes(b"\xef\xbb\xbf[optim]\nsteps = 5\n")
+    res512 = tmp_path / "res.toml"
+    res512.write_text('[data]\nresolutions = "512"\n')
+    deep = tmp_path / "deep.safetensors"
+    raw = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    deep.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
+    meta = tmp_path / "meta.safetensors"
+    raw = b'{"__metadata__":{"alpha":4},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    meta.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
+    g = ["generate", "--prompt", "x", "--model", str(comfy_model), "--width", "64", "--height", "64",
+         "--steps", "1"]
+    import torch
+
+    cases = [
+        (g + ["--guidance", "nan"], "Guidance must be a finite number"),
+        (g + ["--shift", "inf"], "Shift must be a finite number"),
+        (g + ["--device", "tpu9"], "'tpu9' is not known"),
+        (g + ["--lora", f"{deep}:1e6"], "between -100 and 100"),
+        (g + ["--lora", f"{deep}:0.5"], "nested too deeply"),
+        (g + ["--lora", f"{meta}:0.5"], "metadata value that is not text"),
+        (g + ["--out", str(a_file)], "is a file"),
+        (["make-tiny-model", str(a_file)], "is a file"),
+        (["make-tiny-model", str(a_file), "--layout", "comfy"], "is a file"),
+        (["train", str(binary)], "not a text file"),
+        (["train", str(bom)], "No base model is set"),  # the BOM is accepted
+        (["train", str(res512)], "list of whole numbers like [512, 768]"),
+        (["lora", "inspect", str(deep)], "nested too deeply"),
+        (["lora", "inspect", str(meta)], "metadata value that is not text"),
+        (["dataset", "import", str(a_file), "--to", str(tmp_path / "ds"), "--max-pixels", "-1"],
+         "must be at least 1"),
+    ]
+    if not torch.cuda.is_available():  # this machine's torch is CPU-only
+        cases.append((g + ["--device", "cuda", "--out", str(tmp_path / "o")], "--device cpu"))
+    for args, needle in cases:
+        res = zit(*args, env_home=home, check=False)
+        err = res.stderr.strip()
+        assert res.returncode != 0, (args, err)
+        assert "Traceback" not in err and "unexpected error" not in err, (args, err)
+        last = err.splitlines()[-1]
+        assert [ln for ln in err.splitlines() if ln.startswith("zitdesk: ")] == [last], (args, err)
+        assert needle in last, (args, last)
+    # python -m zitdesk.train.cli has the same top level
+    env = dict(os.environ, ZITDESK_HOME=str(home), ZITDESK_DEVICE="cpu")
+    res = subprocess.run([sys.executable, "-m", "zitdesk.train.cli", str(binary)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and res.stderr.strip().startswith("zitdesk: ") and "not a text file" in res.stderr

@@ -244,6 +244,39 @@ def check_device(value: str | None) -> str:
     return text
 
 
+def require_device(value: str | None) -> str:
+    """:func:`check_device`, then refuse a device this machine's PyTorch cannot use (imports torch).
+
+    ``cuda`` on a CPU-only PyTorch or without a usable NVIDIA driver, ``cuda:N`` beyond the GPUs
+    present, ``mps`` off macOS: one sentence before any model is loaded.
+    """
+    device = check_device(value)
+    if device in ("auto", "cpu"):
+        return device
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.backends.cuda.is_built():
+            raise RequestError(
+                f"--device {device}: this PyTorch build has no CUDA support (a CPU-only build); use "
+                "--device cpu or auto, or install the CUDA build (see 'zitdesk doctor')."
+            )
+        if not torch.cuda.is_available():
+            raise RequestError(
+                f"--device {device}: no usable NVIDIA GPU was found (driver missing or too old); use "
+                "--device cpu or auto (see 'zitdesk doctor')."
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise RequestError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                f"numbered from 0; use --device cuda:0 … cuda:{torch.cuda.device_count() - 1}."
+            )
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise RequestError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto.")
+    return device
+
+
 def _whole(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise RequestError(f"{_LABELS[name]} must be a whole number.")

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zitdesk.errors import ModelError
-from zitdesk.models.validate import DIT, ROLE_LABELS, TEXT_ENCODER, VAE, FileCheck, classify_file
+from zitdesk.models.validate import (
+    DIT,
+    ROLE_LABELS,
+    TEXT_ENCODER,
+    VAE,
+    FileCheck,
+    classify_file,
+    weight_file_problems,
+)
 
 DIFFUSERS_PARTS = ("transformer", "text_encoder", "tokenizer", "vae", "scheduler")
 
@@ -96,6 +104,8 @@ def inspect_diffusers_folder(root: Path, origin: str = "folder") -> ModelSource:
                 src.missing.append("scheduler/scheduler_config.json")
         elif not _has_weights(folder):
             src.missing.append(f"{part}/ weights")
+        else:
+            src.problems.extend(weight_file_problems(folder))
     # A missing tokenizer is not fatal: the bundled one is used.
     src.missing = [m for m in src.missing if not m.startswith("tokenizer/")]
     return src

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zitdesk.errors import ModelError
+from zitdesk.errors import FileFormatError, ModelError
 from zitdesk.lora.keys import detect_checkpoint_family
 from zitdesk.paths import skeleton_dir
 from zitdesk.st_header import SafetensorsHeader, read_header
@@ -211,3 +211,24 @@ def infer_vae_config(header: SafetensorsHeader) -> dict[str, Any]:
         up_block_types=["UpDecoderBlock2D"] * n_levels,
     )
     return cfg
+
+
+def weight_file_problems(folder: Path) -> list[str]:
+    """One sentence per ``.safetensors`` file in ``folder`` that the loader would refuse.
+
+    Diffusers folders are loaded by ``from_pretrained``, which hands every weight file straight
+    to safetensors; running the same validator as LoRAs and single files first (headers only,
+    milliseconds even for sharded 12 GB parts) turns a damaged or hostile shard into a sentence
+    at discovery time instead of a library traceback at load time.
+    """
+    problems: list[str] = []
+    try:
+        files = sorted(f for f in folder.iterdir() if f.suffix == ".safetensors")
+    except OSError:
+        return problems
+    for f in files:
+        try:
+            read_header(f)
+        except FileFormatError as exc:
+            problems.append(f"{folder.name}/{exc}")
+    return problems

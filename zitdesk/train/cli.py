@@ -117,9 +117,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.device:
-        from zitdesk.engine.requests import check_device
+        from zitdesk.engine.requests import require_device
 
-        args.device = check_device(args.device)  # before the config: a bad flag is named first
+        args.device = require_device(args.device)  # before the config: a bad flag is named first
     if args.init:
         return _init_config(args)
     from zitdesk.engine.cancel import CancelToken
@@ -187,7 +187,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         # The app's job path: the same StudioEngine.run → Trainer.run the engine thread calls.
-        StudioEngine(device=args.device).run(spec, emit, cancel)
+        StudioEngine(device=None if args.device == "auto" else args.device).run(spec, emit, cancel)
     except KeyboardInterrupt:
         print("zitdesk: stopped; resume with --resume.", file=sys.stderr)
         return EXIT_CANCELLED
@@ -224,11 +224,9 @@ def _main_thread() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
+    from zitdesk.cli import OneLineParser, configure_logging, run_guarded
 
-    from zitdesk.cli import OneLineParser, run_guarded
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     parser = OneLineParser(prog="zitdesk")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
