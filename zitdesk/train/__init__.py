@@ -17,5 +17,10 @@ Modules (torch is imported lazily, inside functions, except where a module is to
   loop, events, pause/cancel, samples, checkpoints, output.
 * :mod:`~zitdesk.train.checkpoint` / :mod:`~zitdesk.train.lora_io` — resumable checkpoints and
   the saved LoRA files (ComfyUI/ai-toolkit and kohya layouts, self-describing metadata).
+* :mod:`~zitdesk.train.runs` — the run registry (``run.json`` per output folder, unfinished runs
+  after a crash, resume specs).
 * :mod:`~zitdesk.train.presets` — VRAM tiers; :mod:`~zitdesk.train.cli` — ``zitdesk train``.
+
+The app runs training through :class:`zitdesk.engine.studio.StudioEngine` (one engine, one
+queue, the loaded pipeline shared with generation); ``zitdesk train`` goes through it too.
 """
