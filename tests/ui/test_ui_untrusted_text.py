@@ -393,6 +393,15 @@ def test_helpers_show_text_literally(qtbot):
         qtbot.addWidget(rich)
         assert _label_rendered(rich) == f"Head. {raw}"
     assert plain_tooltip("plain words") == "plain words"  # ordinary tooltips stay as they are
+    from ui.widgets.progress_panel import ProgressPanel
+
+    panel = ProgressPanel()  # phase text (e.g. "Loading <model folder>") in the bar's format
+    qtbot.addWidget(panel)
+    panel.start(4)
+    panel.set_phase("Loading 100%v %m %p <b>BOLD")
+    assert panel.bar.text().replace("\u2060", "") == "Loading 100%v %m %p <b>BOLD…"
+    assert panel.phase.text() == "Loading 100%v %m %p <b>BOLD"
+    assert panel.phase.textFormat() == Qt.TextFormat.PlainText
     assert html.unescape(esc("<&>'\"")) == "<&>'\""
 
 

@@ -6,7 +6,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
-from ui.widgets.text import make_plain, plain_label
+from ui.widgets.text import make_plain, plain_label, progress_text
 
 
 class PreviewLabel(QLabel):
@@ -83,12 +83,12 @@ class ProgressPanel(QWidget):
     def set_phase(self, text: str) -> None:
         self.phase.setText(text)
         if self.bar.value() == 0:
-            self.bar.setFormat(text + "…")
+            self.bar.setFormat(progress_text(text) + "…")  # may name the model folder
 
     def set_step(self, done_steps: int, total_steps: int, label: str) -> None:
         self.bar.setRange(0, max(total_steps, 1))
         self.bar.setValue(done_steps)
-        self.bar.setFormat(f"{label} — %p%")
+        self.bar.setFormat(f"{progress_text(label)} — %p%")
 
     def show_preview(self, image: QImage) -> None:
         self.preview_count += 1
@@ -100,7 +100,7 @@ class ProgressPanel(QWidget):
     def finish(self, text: str) -> None:
         self.bar.setRange(0, 1)
         self.bar.setValue(1 if text.startswith("Done") else 0)
-        self.bar.setFormat(text)
+        self.bar.setFormat(progress_text(text))
         self.phase.setText("")
 
     def set_prediction(self, text: str, level: str = "muted") -> None:

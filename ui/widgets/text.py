@@ -11,7 +11,8 @@ or a caption file ``<b>cat</b>.txt`` would be drawn as markup. The rules:
   it is shown literally, whatever it contains;
 * a message box with untrusted text is plain (:func:`make_plain` works on it too);
 * a menu entry or button named after a file goes through :func:`menu_text` ("&" is a mnemonic);
-* a window title named after a file goes through :func:`window_title` ("[*]" is a placeholder).
+* a window title named after a file goes through :func:`window_title` ("[*]" is a placeholder);
+* a progress bar format with such text goes through :func:`progress_text` ("%v" is a placeholder).
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def window_title(text: object) -> str:
     """``text`` for ``setWindowTitle``: a "[*]" in a file name is shown, not taken as the
     "modified" placeholder."""
     return str(text).replace("[*]", "[*][*]")
+
+
+def progress_text(text: object) -> str:
+    """``text`` for ``QProgressBar.setFormat``: a "%v", "%m" or "%p" in a name stays as it is
+    (a zero-width word joiner after each "%"; Qt has no escape for these placeholders)."""
+    return str(text).replace("%", "%\u2060")
 
 
 def set_plain_tooltip(widget: QWidget, text: object) -> None:
