@@ -868,3 +868,51 @@ def test_full_disk_while_saving_the_lora(tmp_path, tiny_diffusers, monkeypatch, 
     assert doomed, "no LoRA write was attempted"
     _no_half_files(out, ".safetensors")
     print("\nhostile disks (lora): 1 trial, 0 tracebacks, 0 half files")
+
+
+def test_dataset_import_into_a_read_only_folder(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from zitdesk.cli import main
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 64), (40 * i, 90, 20)).save(src / f"a{i}.png")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    with _writes_fail_under(monkeypatch, ro, errno.EROFS):
+        rc = main(["dataset", "import", str(src), "--to", str(ro / "new")])
+    line = _one_error_line(capsys.readouterr().err)
+    assert rc == 1 and "read-only" in line
+    with _writes_fail_under(monkeypatch, ro, errno.EROFS):
+        rc = main(["dataset", "import", str(src), "--to", str(ro)])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "unexpected error" not in out.err + out.out
+    assert rc != 0 or "Read-only" in out.out or "read-only" in out.out  # a report, never a crash
+    assert list(ro.iterdir()) == []
+
+
+def test_hostile_weight_file_in_a_diffusers_model_is_one_sentence(tmp_path, tiny_diffusers, capsys):
+    """generate's model path: from_pretrained never sees a file the validator refuses."""
+    import shutil
+
+    from zitdesk.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_diffusers, model)
+    trials = 0
+    rng = random.Random(SEED + 2)
+    vae = next((model / "vae").glob("*.safetensors"))
+    good = vae.read_bytes()
+    for mutation in (_m_meta_value, _m_nest_field, _m_extra_bytes, _m_dtype, _m_nonfinite):
+        c = _Case(rng)
+        mutation(c)
+        vae.write_bytes(c.build())
+        rc = main(["generate", "--prompt", "x", "--model", str(model), "--width", "64",
+                   "--height", "64", "--steps", "1", "--out", str(tmp_path / "out"), "--quiet"])
+        line = _one_error_line(capsys.readouterr().err)
+        assert rc == 1 and vae.name in line, line
+        trials += 1
+    vae.write_bytes(good)
+    print(f"\nhostile model files: {trials} cases, 0 tracebacks")

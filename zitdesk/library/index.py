@@ -462,7 +462,9 @@ def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = No
         header_words = []
     except Exception as exc:
         log.debug("unexpected error inspecting %s", found.path, exc_info=True)
-        msg = f"Cannot read {os.path.basename(found.path)} ({type(exc).__name__}: {str(exc)[:200]})."
+        from zitdesk.errors import user_message
+
+        msg = f"Cannot read {os.path.basename(found.path)}: {user_message(exc, found.path)}"
         entry = replace(entry, status="error", error=msg, reason=msg, arch_label="unreadable")
         header_words = []
     cars = sidecars.read_sidecars(found.path, found.names)
