@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QTextEdit,
     QWidget,
 )
@@ -186,6 +187,8 @@ class Walk:
                 self.check(where, w.text(), _button_rendered(w.text()))
             elif isinstance(w, (QTextEdit, QPlainTextEdit)):  # QTextBrowser: what it shows
                 self.check(where, w.toPlainText(), w.toPlainText())
+            elif isinstance(w, QProgressBar):  # "%v", "%m", "%p" in a name must stay literal
+                self.check(where, w.format(), w.text().replace("\u2060", ""))
             elif isinstance(w, QLineEdit):
                 self.check(where, w.text(), w.text())
             elif isinstance(w, QMessageBox):
