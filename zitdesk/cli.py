@@ -170,6 +170,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from zitdesk.engine.requests import require_device
 
     device = require_device(args.device)
+    if device == "auto" and os.environ.get("ZITDESK_DEVICE"):
+        require_device(os.environ["ZITDESK_DEVICE"])  # the engine's default: refuse it plainly too
     engine = GenerationEngine(device=None if device == "auto" else device)
     cancel = CancelToken()
     result: dict = {}

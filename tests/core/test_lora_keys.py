@@ -575,3 +575,39 @@ def test_keys_module_and_package_do_not_import_torch(tmp_path):
     )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_inspect_counts_only_pairs_the_loader_can_use(tmp_path):
+    """What inspect counts, generate loads (issue 12, point 9): an A without its B, a rank that
+    does not match, a B flattened wrongly or a 0-d A are skipped by the loader, so inspect does
+    not count them as targets (they are listed as unknown keys)."""
+    p = "diffusion_model.layers."
+    tensors = {
+        f"{p}0.attention.to_q.lora_A.weight": ((4, 3840),),   # good pair
+        f"{p}0.attention.to_q.lora_B.weight": ((3840, 4),),
+        f"{p}0.attention.to_k.lora_A.weight": ((4, 3840),),   # no B
+        f"{p}0.attention.to_v.lora_A.weight": ((4, 3840),),   # rank 4 vs 8
+        f"{p}0.attention.to_v.lora_B.weight": ((3840, 8),),
+        f"{p}1.attention.to_q.lora_A.weight": ((1, 1, 4, 3840),),  # flattens to 1 row
+        f"{p}1.attention.to_q.lora_B.weight": ((3840, 4),),
+        f"{p}1.attention.to_k.lora_A.weight": ((),),          # 0-d
+        f"{p}1.attention.to_k.lora_B.weight": ((3840, 1),),
+    }
+    info = inspect_lora(write_st(tmp_path / "mixed.safetensors", tensors))
+    assert info.target_modules == ["layers.0.attention.to_q"]
+    assert len(info.unknown_keys) == 7
+    bad = {k: v for k, v in tensors.items() if "0.attention.to_q" not in k}
+    doc = inspect_json(write_st(tmp_path / "bad.safetensors", bad))
+    assert doc["compatible"] is False and doc["target_count"] == 0
+
+
+def test_loader_refuses_a_zero_dim_pair_with_a_sentence(tmp_path):
+    pytest.importorskip("torch")
+    from zitdesk.lora.apply import load_normalized
+
+    path = write_st(tmp_path / "zd.safetensors", {
+        "diffusion_model.layers.0.attention.to_q.lora_A.weight": ((),),
+        "diffusion_model.layers.0.attention.to_q.lora_B.weight": ((3840, 1),)})
+    with pytest.raises(LoraError) as err:
+        load_normalized(path, FULL)
+    assert "\n" not in str(err.value)

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 SEED = 20261204
-N_HEADERS = 320
+N_HEADERS = int(os.environ.get("ZITDESK_HOSTILE_CASES", "600"))
 BAD_TEXT = ("Traceback", "unexpected error", "c10", "Exception raised from", "SafetensorError",
             "File \"")
 
@@ -344,9 +344,13 @@ MUTATIONS = [
 
 def _build_case(rng: random.Random, index: int, folder: Path) -> tuple[Path, list[str]]:
     c = _Case(rng)
-    chosen = rng.sample(MUTATIONS, rng.choice((0, 1, 1, 1, 2, 2, 3)))
-    for m in chosen:
-        m(c)
+    chosen = []
+    for m in rng.sample(MUTATIONS, rng.choice((0, 1, 1, 1, 2, 2, 3))):
+        try:
+            m(c)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            continue  # does not apply to what an earlier mutation left (e.g. a shape made text)
+        chosen.append(m)
     blob = c.build()
     path = folder / f"case{index:04d}.safetensors"
     path.write_bytes(blob)

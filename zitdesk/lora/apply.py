@@ -417,7 +417,7 @@ def load_normalized(path: str | os.PathLike[str],
                     raise ValueError("incomplete module")
                 if a.ndim != 2 or b.ndim != 2 or b.shape[1] != a.shape[0] or a.shape[0] == 0:
                     raise ValueError("inconsistent shapes")
-            except (ValueError, RuntimeError, ZeroDivisionError):
+            except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
                 incomplete.extend(part_keys.values())
                 continue
             if not (torch.isfinite(a).all() and torch.isfinite(b).all()):

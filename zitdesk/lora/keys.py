@@ -674,6 +674,14 @@ def _float_or_none(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _pair_fits(a: tuple[int, ...] | None, b: tuple[int, ...] | None) -> bool:
+    if not a or not b:
+        return False
+    rows_a = a[0]
+    cols_b = math.prod(b[1:]) if len(b) > 1 else 1
+    return rows_a >= 1 and cols_b == rows_a
+
+
 def inspect_header(header: SafetensorsHeader) -> LoraInfo:
     """Build a :class:`LoraInfo` from an already parsed header."""
     keys = header.keys()
@@ -690,6 +698,8 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
     alpha_keys: list[str] = []
     fused = False
     unsupported: list[str] = []
+    modules: dict[str, list[str]] = {}               # module → its keys
+    pairs: dict[str, dict[str, tuple[int, ...]]] = {}  # module → lora_A/lora_B shapes
     for k in keys:
         nk = normalize_key(k) if arch in ("zimage", "unknown") else None
         if nk is None:
@@ -699,16 +709,27 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
         if part not in SUPPORTED_PARTS:
             unsupported.append(k)
             continue
-        if QKV_MARKER in module:
-            fused = True
-        targets.update(expand_module(module))
+        modules.setdefault(module, []).append(k)
         shp = shapes[k]
+        if part in ("lora_A", "lora_B"):
+            pairs.setdefault(module, {})[part] = shp
         if part == "lora_A" and len(shp) >= 1:
             ranks[int(shp[0])] += 1
         elif part in ("lokr_w1_b", "lokr_w2_b", "hada_w1_b") and len(shp) >= 1:
             ranks[int(shp[0])] += 1
         elif part == "alpha":
             alpha_keys.append(k)
+    # The loader's rule for A/B pairs (apply.load_normalized): both present, each flattened to
+    # 2-D, B's columns = A's rows ≥ 1. A module that breaks it is skipped there as incomplete,
+    # so it is no target here either (what inspect counts, generate loads).
+    for module, keys_of in modules.items():
+        shp = pairs.get(module)
+        if shp is not None and not _pair_fits(shp.get("lora_A"), shp.get("lora_B")):
+            unknown.extend(keys_of)
+            continue
+        if QKV_MARKER in module:
+            fused = True
+        targets.update(expand_module(module))
     if arch not in ("zimage", "unknown"):
         targets = set()
     rank = ranks.most_common(1)[0][0] if ranks else None
