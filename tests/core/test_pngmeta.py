@@ -1,4 +1,4 @@
-"""zitdesk.pngmeta: parameters written into zitdesk PNGs and read back from zitdesk/A1111/ComfyUI images."""
+"""zitdesk.imagemeta: parameters written into zitdesk PNGs and read back from zitdesk/A1111/ComfyUI images."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin, features
 
 from zitdesk.engine.requests import GenerateRequest, LoraSpec
 from zitdesk.errors import FileFormatError
-from zitdesk.pngmeta import (
+from zitdesk.imagemeta import (
     ImageMeta,
     LoraUse,
     a1111_parameters,
@@ -1179,7 +1179,7 @@ def test_params_json(tmp_path):
 
 def test_module_imports_no_torch_or_qt():
     code = (
-        "import sys, zitdesk.pngmeta\n"
+        "import sys, zitdesk.imagemeta, zitdesk.pngmeta\n"
         "bad = [m for m in ('torch', 'PySide6', 'shiboken6', 'diffusers', 'PIL') if m in sys.modules]\n"
         "print(','.join(bad))"
     )

@@ -67,7 +67,7 @@ def test_events_in_order_and_png_written(engine, tmp_path):
 
 
 def test_same_seed_same_image_and_params_round_trip(engine, tmp_path):
-    from zitdesk.pngmeta import read_parameters
+    from zitdesk.imagemeta import read_parameters
 
     a = [e for e in _run(engine, _req(tmp_path / "a")) if isinstance(e, ImageReady)][0]
     b = [e for e in _run(engine, _req(tmp_path / "b")) if isinstance(e, ImageReady)][0]
@@ -209,3 +209,59 @@ def test_long_prompt_warns_before_truncation(engine, tmp_path):
     assert len(warnings) == 1 and "cut off" in warnings[0]
     short = _run(engine, _req(tmp_path, steps=1))
     assert not [e for e in short if isinstance(e, JobWarning)]
+
+
+def _decoder_calls(engine):
+    """Count calls of the VAE decoder's first and last layers of the engine's loaded pipeline."""
+    vae = engine._loaded.pipe.vae
+    calls = {"in": 0, "out": 0}
+    first = vae.decoder.conv_in
+    last = vae.decoder.conv_out
+    handles = [
+        first.register_forward_pre_hook(lambda *_: calls.__setitem__("in", calls["in"] + 1)),
+        last.register_forward_pre_hook(lambda *_: calls.__setitem__("out", calls["out"] + 1)),
+    ]
+    return vae, calls, handles
+
+
+def test_cancel_during_the_last_step_never_decodes(engine, tmp_path):
+    _run(engine, _req(tmp_path / "warm"))  # load the pipeline, so its VAE can be watched
+    vae, calls, handles = _decoder_calls(engine)
+    cancel = CancelToken()
+    steps = []
+    transformer = engine._loaded.pipe.transformer
+
+    def on_forward(*_):  # the user presses Cancel while the last step is computing
+        steps.append(1)
+        if len(steps) == 3:
+            cancel.cancel()
+
+    handles.append(transformer.register_forward_pre_hook(on_forward))
+    try:
+        events = _run(engine, _req(tmp_path / "c", steps=3), cancel)
+    finally:
+        for h in handles:
+            h.remove()
+    assert isinstance(events[-1], JobCancelled)
+    assert calls == {"in": 0, "out": 0}
+    assert not [e for e in events if isinstance(e, ImageReady)]
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
+
+
+def test_cancel_while_decoding_stops_the_decode(engine, tmp_path):
+    _run(engine, _req(tmp_path / "warm"))
+    vae, calls, handles = _decoder_calls(engine)
+    cancel = CancelToken()
+    # Cancel arrives once the decode has begun (after the last step's callback had looked).
+    handles.append(vae.decoder.conv_in.register_forward_hook(lambda *_: cancel.cancel()))
+    try:
+        events = _run(engine, _req(tmp_path / "d", steps=2), cancel)
+    finally:
+        for h in handles:
+            h.remove()
+    assert isinstance(events[-1], JobCancelled)
+    assert calls["in"] == 1 and calls["out"] == 0  # stopped at the next layer, not decoded out
+    assert not [e for e in events if isinstance(e, ImageReady)]
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())
+    # the hooks are gone: the next job decodes and saves
+    assert isinstance(_run(engine, _req(tmp_path / "after"))[-1], JobFinished)

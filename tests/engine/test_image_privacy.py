@@ -17,7 +17,7 @@ from zitdesk.engine.generate import GenerationEngine, model_hash
 from zitdesk.engine.requests import GenerateRequest, LoraSpec
 from zitdesk.io import atomic_save_tensors
 from zitdesk.models.discovery import resolve_model
-from zitdesk.pngmeta import public_request, read_parameters
+from zitdesk.imagemeta import public_request, read_parameters
 
 
 def _raw_png_text(path: Path) -> str:

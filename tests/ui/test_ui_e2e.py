@@ -12,9 +12,9 @@ from zitdesk.settings import AppSettings
 @pytest.mark.slow
 def test_generate_with_the_tiny_model_through_the_real_engine(qtbot, make_window, tiny_diffusers):
     try:
-        import zitdesk.pngmeta  # noqa: F401 - the engine writes PNGs with it
+        import zitdesk.imagemeta  # noqa: F401 - the engine writes PNGs with it
     except ImportError:
-        pytest.skip("zitdesk.pngmeta has not landed yet")
+        pytest.skip("zitdesk.imagemeta has not landed yet")
     settings = AppSettings(model_path=str(tiny_diffusers))
     win = make_window(settings, engine=None)  # None → the real GenerationEngine, built lazily
     ws = win.generate
@@ -28,7 +28,7 @@ def test_generate_with_the_tiny_model_through_the_real_engine(qtbot, make_window
     qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)
     job_state = ws.progress.bar.text()
     assert job_state.startswith("Done"), job_state
-    from zitdesk.pngmeta import read_parameters
+    from zitdesk.imagemeta import read_parameters
 
     params = read_parameters(item.path)
     assert params["prompt"] == "a tiny test image" and params["steps"] == 2

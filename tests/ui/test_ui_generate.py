@@ -247,7 +247,7 @@ def test_prediction_shows_fit_and_feeds_the_ghost_bar(qtbot, make_window, settin
 
 
 def test_dropping_a_png_loads_its_parameters(qtbot, make_window, settings, tmp_path):
-    pytest.importorskip("zitdesk.pngmeta")
+    pytest.importorskip("zitdesk.imagemeta")
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
@@ -280,7 +280,7 @@ def test_dropping_a_png_loads_its_parameters(qtbot, make_window, settings, tmp_p
 
 
 def test_dropping_an_image_without_parameters_says_so(qtbot, make_window, settings, tmp_path):
-    pytest.importorskip("zitdesk.pngmeta")
+    pytest.importorskip("zitdesk.imagemeta")
     from PIL import Image
 
     png = tmp_path / "plain.png"

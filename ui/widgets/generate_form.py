@@ -206,7 +206,7 @@ class GenerateFormWidget(QScrollArea):
         return self.build_request(model_path, seed=0)
 
     def apply_parameters(self, params: dict[str, Any]) -> list[str]:
-        """Fill the form from a request dict or ``pngmeta.read_parameters``; returns what was set.
+        """Fill the form from a request dict or ``imagemeta.read_parameters``; returns what was set.
 
         Values that are None or missing are left alone; a fixed seed is selected so the image can
         be reproduced.

@@ -47,7 +47,7 @@ PNG_SOURCES = {"zitdesk": "zitdesk", "a1111": "A1111/Forge", "comfyui": "ComfyUI
 
 
 def _read_parameters(path: str) -> dict[str, Any]:
-    from zitdesk.pngmeta import read_parameters
+    from zitdesk.imagemeta import read_parameters
 
     return read_parameters(path)
 

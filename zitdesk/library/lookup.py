@@ -1,6 +1,6 @@
 """Find a LoRA on this machine from what a shared image says about it (file name and SHA-256).
 
-Images carry file names and hashes, never paths (:func:`zitdesk.pngmeta.public_request`), so
+Images carry file names and hashes, never paths (:func:`zitdesk.imagemeta.public_request`), so
 "reuse parameters" looks the file up: first by hash among every file the app has hashed (the
 library's hash cache: library scans and every generation fill it), then by file name among the
 LoRAs the library knows. Reads the two cache files only: nothing is hashed or scanned here.

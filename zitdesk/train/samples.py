@@ -68,7 +68,7 @@ def render_samples(
 ) -> list[Path]:
     """Render every sample prompt; returns the PNG paths. ``embeds`` maps prompt → (L, D)."""
     from zitdesk.engine.generate import render_image
-    from zitdesk.pngmeta import ImageMeta, LoraUse, write_png
+    from zitdesk.imagemeta import ImageMeta, LoraUse, write_png
 
     folder = out_dir / f"{step:09d}"
     folder.mkdir(parents=True, exist_ok=True)
