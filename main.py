@@ -27,7 +27,7 @@ def main() -> int:
 if __name__ == "__main__":
     multiprocessing.freeze_support()  # a frozen build re-enters here for child processes
     if "--selftest" in sys.argv[1:]:
-        from zitdesk.selftest import main as selftest_main
+        from ui.selftest import main as selftest_main
 
         sys.exit(selftest_main(sys.argv[1:]))
     sys.exit(main())

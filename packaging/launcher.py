@@ -1,6 +1,7 @@
 """Entry point of the frozen app (both executables of ``pyinstaller.spec``).
 
-* ``zitdesk --selftest [...]``   → :func:`zitdesk.selftest.main` (exit code 0 = pass)
+* ``zitdesk --selftest [...]``   → :func:`ui.selftest.main` (zitdesk.selftest with the window
+  step; exit code 0 = pass)
 * ``zitdesk doctor|generate|lora|params|make-tiny-model|train ...`` → the ``zitdesk`` command
   line (:func:`zitdesk.cli.main`), so support can ask for ``zitdesk-console doctor``
 * anything else → the desktop app (``main.main()``)
@@ -18,12 +19,12 @@ CLI_COMMANDS = {"doctor", "generate", "lora", "params", "make-tiny-model", "trai
 
 def _dispatch(argv: list[str]) -> int:
     if "--selftest" in argv:
-        from zitdesk.selftest import main as selftest_main
+        from ui.selftest import main as selftest_main
 
         return selftest_main([a for a in argv if a != "selftest"])
     if argv and (argv[0] in CLI_COMMANDS or argv[0] == "--version"):
         if argv[0] == "selftest":  # `zitdesk-console selftest` spelled as a subcommand
-            from zitdesk.selftest import main as selftest_main
+            from ui.selftest import main as selftest_main
 
             return selftest_main(argv[1:])
         if argv[0] == "train":  # also works before `train` is wired into zitdesk.cli

@@ -1,6 +1,7 @@
 """The self-test's window step: build the real main window offscreen, show it, close it.
 
-Called lazily by :func:`zitdesk.selftest.run_selftest` (the engine package stays Qt-free). It
+The UI side of the self-test: :func:`main` runs :func:`zitdesk.selftest.main` with this window
+step (``main.py --selftest`` and the frozen launcher start it; the engine never imports ``ui``). It
 catches the classic frozen-bundle failures: a missing Qt platform plugin, a missing module of the
 ``ui`` package, resources that did not travel, a window that cannot shut its threads down.
 """
@@ -65,3 +66,10 @@ def open_and_close_main_window(model_path: str = "", settle_s: float = 0.5) -> s
                 os.environ.pop("QT_QPA_PLATFORM", None)
             else:
                 os.environ["QT_QPA_PLATFORM"] = old_platform
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--selftest`` with the window step: :func:`zitdesk.selftest.main` + the main window."""
+    from zitdesk import selftest
+
+    return selftest.main(argv, window=lambda model: open_and_close_main_window(model_path=model))

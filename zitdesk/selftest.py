@@ -11,7 +11,8 @@ No model files and no network are needed. In a temporary folder it
 and returns one verdict line. Everything the steps write (config, cache, outputs) goes to the
 temporary folder (``ZITDESK_HOME`` points there while it runs), which is removed afterwards.
 
-This module stays Qt-free: the window step imports :mod:`ui.selftest` lazily.
+This module stays Qt-free and never imports ``ui``: the window step is passed in by the UI side
+(:func:`ui.selftest.main`, called by ``main.py --selftest`` and the frozen launcher).
 
 Command line (what ``main.py --selftest`` and the frozen app call)::
 
@@ -142,18 +143,19 @@ def _apply_lora(engine: Any, tmp: Path, lora: Path, base_pixels: Any) -> str:
     return f"LoRA loaded ({rep.matched}/{rep.total_targets} modules, mean pixel change {diff:.2f})"
 
 
-def _window(model: Path) -> str:
-    from ui.selftest import open_and_close_main_window
-
-    return open_and_close_main_window(model_path=str(model))
+WindowStep = Callable[[str], str]
+"""The window step: model path (or "") → a short description; raises with a plain sentence."""
 
 
 def run_selftest(ui: bool = True, device: str | None = None, keep: bool = False,
-                 log: Callable[[str], None] | None = None, engine: bool = True) -> tuple[bool, str]:
+                 log: Callable[[str], None] | None = None, engine: bool = True,
+                 window: WindowStep | None = None) -> tuple[bool, str]:
     """Run every step; return ``(passed, verdict line)``. Never raises for a failing step.
 
     ``engine=False`` skips the torch steps (model, generation, training, LoRA) and only opens
-    the window: the smoke test of a PySide6-only freeze, which has no torch.
+    the window: the smoke test of a PySide6-only freeze, which has no torch. The window step is
+    ``window`` (given by the UI side, :func:`ui.selftest.main`; this package never imports
+    ``ui``); without it the window is not checked and the log says so.
     """
     from zitdesk.offline import enforce_offline
 
@@ -205,8 +207,10 @@ def run_selftest(ui: bool = True, device: str | None = None, keep: bool = False,
                 timed("load LoRA", lambda: _apply_lora(gen, tmp, lora, base_pixels))
             finally:
                 gen.shutdown()
-        if ui:
-            timed("main window", lambda: _window(model if engine else ""))
+        if ui and window is not None:
+            timed("main window", lambda: window(str(model) if engine else ""))
+        elif ui:
+            _say(log, "  --  main window not checked (started without the UI: use the app's --selftest)")
         if not done:
             raise SelftestFailure("nothing was tested (--no-ui together with --ui-only)")
         total = time.perf_counter() - t_start
@@ -234,8 +238,10 @@ def run_selftest(ui: bool = True, device: str | None = None, keep: bool = False,
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``--selftest`` entry point: progress on stderr, the verdict as the last stdout line."""
+def main(argv: list[str] | None = None, window: WindowStep | None = None) -> int:
+    """``--selftest`` entry point: progress on stderr, the verdict as the last stdout line.
+
+    The app's entry points call it through :func:`ui.selftest.main`, which passes the window step."""
     p = argparse.ArgumentParser(prog="zitdesk --selftest",
                                 description="Check this installation end to end (no models, no network).")
     p.add_argument("--selftest", action="store_true", help=argparse.SUPPRESS)
@@ -263,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         ok, verdict = run_selftest(ui=not args.no_ui, device=args.device, keep=args.keep, log=log,
-                                   engine=not args.ui_only)
+                                   engine=not args.ui_only, window=window)
         print(verdict, flush=True)
         if logfile:
             logfile.write(verdict + "\n")

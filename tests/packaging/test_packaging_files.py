@@ -44,13 +44,14 @@ def test_launcher_dispatch(monkeypatch):
     import zitdesk.selftest
 
     seen = []
-    monkeypatch.setattr(zitdesk.selftest, "main", lambda argv: seen.append(("selftest", argv)) or 0)
+    monkeypatch.setattr(zitdesk.selftest, "main",
+                        lambda argv, window=None: seen.append(("selftest", argv, window is not None)) or 0)
     monkeypatch.setattr(zitdesk.cli, "main", lambda argv: seen.append(("cli", argv)) or 0)
     assert launcher._dispatch(["--selftest", "--no-ui"]) == 0
     assert launcher._dispatch(["doctor", "--json"]) == 0
     assert launcher._dispatch(["selftest", "--ui-only"]) == 0
-    assert seen == [("selftest", ["--selftest", "--no-ui"]), ("cli", ["doctor", "--json"]),
-                    ("selftest", ["--ui-only"])]
+    assert seen == [("selftest", ["--selftest", "--no-ui"], True), ("cli", ["doctor", "--json"]),
+                    ("selftest", ["--ui-only"], True)]  # the launcher passes the window step
 
 
 def test_nsis_script_is_per_user_and_split_below_2_gib():

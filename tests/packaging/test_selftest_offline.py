@@ -61,7 +61,7 @@ def test_the_block_works(tmp_path):
 @pytest.mark.timeout(120)
 def test_selftest_passes_offline_without_connection_attempts(tmp_path):
     env = _env(tmp_path)
-    code = ("import sys\nfrom zitdesk.selftest import main\n"
+    code = ("import sys\nfrom ui.selftest import main\n"
             "rc = main(['--selftest', '--log', sys.argv[1]])\n"
             "import os\nassert os.environ.get('HF_HUB_OFFLINE') == '1', 'the app did not set hub-offline'\n"
             "sys.exit(rc)\n")
@@ -94,3 +94,16 @@ def test_selftest_reports_failure_with_exit_code_1(tmp_path, monkeypatch):
     assert "model_index.json" in verdict
     monkeypatch.setattr(sys, "argv", ["zitdesk", "--selftest", "--no-ui"])
     assert selftest.main() == 1
+
+
+def test_engine_selftest_without_window_step_says_so(tmp_path, monkeypatch):
+    """zitdesk.selftest never imports ui: without a window step it reports the window unchecked,
+    and --ui-only without one tests nothing (FAIL, not a silent PASS)."""
+    from zitdesk import selftest
+
+    lines = []
+    ok, verdict = selftest.run_selftest(ui=True, engine=False, log=lines.append)
+    assert not ok and "nothing was tested" in verdict
+    assert any("main window not checked" in line for line in lines)
+    ok, verdict = selftest.run_selftest(ui=True, engine=False, window=lambda model: f"window [{model}]")
+    assert ok and "window []" in verdict
