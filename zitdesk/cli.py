@@ -221,11 +221,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_lora_inspect(args: argparse.Namespace) -> int:
-    from zitdesk.lora.keys import inspect_json
+    from zitdesk.lora.inspect import inspect_json
 
     names = None
     if args.model:
-        names = _model_linear_names(args.model)
+        from zitdesk.models.zimage_tree import model_linear_names
+
+        names = model_linear_names(args.model)
     info = inspect_json(args.file, names)
     if args.json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
@@ -235,25 +237,6 @@ def cmd_lora_inspect(args: argparse.Namespace) -> int:
               f"alpha {info.get('alpha')}, {cov.get('matched')}/{cov.get('total_in_file')} modules")
         print(info.get("message", ""))
     return 0
-
-
-def _model_linear_names(model: str) -> set[str]:
-    """Linear module names of the model's transformer, from its config (headers only, no torch).
-
-    The names depend only on the numbers of layers and refiners, so a config (or a header) is
-    enough; loading 12 GB or even importing torch is not needed.
-    """
-    from zitdesk.lora.keys import full_size_linear_shapes
-    from zitdesk.models.discovery import resolve_model
-    from zitdesk.models.validate import DIT, infer_transformer_config
-
-    src = resolve_model(model)
-    if src.kind == "comfy":
-        check = src.checks[DIT]
-        cfg = infer_transformer_config(check.header, check.prefix)
-    else:
-        cfg = json.loads((src.root / "transformer" / "config.json").read_text())
-    return set(full_size_linear_shapes(int(cfg["n_layers"]), int(cfg["n_refiner_layers"])))
 
 
 def cmd_params(args: argparse.Namespace) -> int:

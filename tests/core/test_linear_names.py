@@ -5,7 +5,7 @@ import torch
 from diffusers import ZImageTransformer2DModel
 
 from zitdesk.lora.apply import transformer_linear_names
-from zitdesk.lora.keys import full_size_linear_shapes
+from zitdesk.models.zimage_tree import full_size_linear_shapes
 from zitdesk.models.tiny import TINY_TRANSFORMER
 
 

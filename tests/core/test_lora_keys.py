@@ -1,4 +1,6 @@
-"""Torch-free tests of zitdesk.lora.keys with fabricated safetensors headers."""
+"""Torch-free tests of LoRA key parsing (zitdesk.lora.keys), file inspection (zitdesk.lora.inspect),
+the Z-Image module tree (zitdesk.models.zimage_tree) and checkpoint families (zitdesk.models.families),
+with fabricated safetensors headers."""
 
 from __future__ import annotations
 
@@ -12,20 +14,15 @@ import pytest
 
 from zitdesk.errors import FileFormatError, LoraError, ZitdeskError
 from zitdesk.library.samples import write_safetensors
-from zitdesk.lora.keys import (
+from zitdesk.lora.inspect import coverage, extract_trigger_words, inspect_json, inspect_lora
+from zitdesk.lora.keys import detect_arch, detect_dialect, normalize_key
+from zitdesk.models.families import detect_checkpoint_family
+from zitdesk.models.zimage_tree import (
     QKV_MARKER,
-    coverage,
-    detect_arch,
-    detect_checkpoint_family,
-    detect_dialect,
     expand_module,
     expected_targets,
-    extract_trigger_words,
     full_size_linear_names,
     full_size_linear_shapes,
-    inspect_json,
-    inspect_lora,
-    normalize_key,
 )
 
 FULL = full_size_linear_shapes()
@@ -568,8 +565,10 @@ def test_detect_checkpoint_family(keys, shapes, family):
 def test_keys_module_and_package_do_not_import_torch(tmp_path):
     path = _good(tmp_path)
     code = (
-        "import sys, zitdesk.lora, zitdesk.lora.keys as k\n"
+        "import sys, zitdesk.lora, zitdesk.lora.keys, zitdesk.models.families, zitdesk.models.validate\n"
+        "import zitdesk.lora.inspect as k, zitdesk.models.zimage_tree as t\n"
         f"k.inspect_json({str(path)!r})\n"
+        "t.expected_targets(t.full_size_linear_names())\n"
         "bad = [m for m in ('torch', 'diffusers', 'transformers', 'peft', 'safetensors.torch') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

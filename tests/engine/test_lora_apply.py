@@ -28,7 +28,7 @@ from zitdesk.lora.apply import (  # noqa: E402
     transformer_linear_names,
     transformer_linear_shapes,
 )
-from zitdesk.lora.keys import coverage, inspect_lora  # noqa: E402
+from zitdesk.lora.inspect import coverage, inspect_lora  # noqa: E402
 from zitdesk.models.tiny import make_tiny_components  # noqa: E402
 
 TOL = 1e-4

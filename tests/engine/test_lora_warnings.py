@@ -14,7 +14,7 @@ from zitdesk.engine.events import JobFinished, LoraReport
 from zitdesk.engine.generate import GenerationEngine
 from zitdesk.engine.requests import GenerateRequest, LoraSpec
 from zitdesk.io import atomic_save_tensors
-from zitdesk.lora.keys import inspect_json, inspect_lora
+from zitdesk.lora.inspect import inspect_json, inspect_lora
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("layers.0.attention.to_q", "layers.0.attention.to_k")

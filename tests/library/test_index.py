@@ -318,16 +318,16 @@ def test_non_string_metadata_is_refused_like_the_loader(tmp_path):
 def test_unexpected_exception_is_contained(tmp_path, monkeypatch):
     _lora(tmp_path, "a")
     _lora(tmp_path, "b")
-    from zitdesk.lora import keys
+    from zitdesk.lora import inspect
 
-    real = keys.inspect_header
+    real = inspect.inspect_header
 
     def boom(header):
         if header.path.name == "a.safetensors":
             raise RecursionError("deep")
         return real(header)
 
-    monkeypatch.setattr(keys, "inspect_header", boom)
+    monkeypatch.setattr(inspect, "inspect_header", boom)
     entries = scan(tmp_path)[0]
     assert entries["a.safetensors"].status == "error" and "nested too deeply" in entries["a.safetensors"].error
     assert entries["b.safetensors"].status == "ok"

@@ -147,7 +147,7 @@ def test_file_layout_and_metadata(trained):
     assert meta["modelspec.trigger_phrase"] == "zxq"
     recipe = json.loads(meta["zitdesk_recipe"])
     assert recipe["lora"]["alpha"] == 16.0 and recipe["optim"]["steps"] == STEPS
-    from zitdesk.lora.keys import inspect_lora
+    from zitdesk.lora.inspect import inspect_lora
 
     info = inspect_lora(root / "run" / "red.safetensors")
     assert info.arch == "zimage" and info.dialect == "aitoolkit" and info.rank == 32

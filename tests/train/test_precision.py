@@ -42,7 +42,7 @@ def test_fp8_training_runs(train_model, dataset, tmp_path):
         )
     )
     assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
-    from zitdesk.lora.keys import inspect_lora
+    from zitdesk.lora.inspect import inspect_lora
 
     assert inspect_lora(rec.last.paths[0]).base_precision == "fp8"
 

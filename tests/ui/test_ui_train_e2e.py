@@ -216,7 +216,7 @@ def test_train_pause_try_resume_finish(qtbot, make_window, tiny_diffusers, tmp_p
 def test_cancel_mid_run_keeps_a_loadable_lora(qtbot, make_window, tiny_diffusers, tmp_path):
     from safetensors import safe_open
 
-    from zitdesk.lora.keys import inspect_json
+    from zitdesk.lora.inspect import inspect_json
     from zitdesk.train.runs import runs_root
 
     win = _window(make_window, tiny_diffusers)

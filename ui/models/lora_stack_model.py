@@ -40,7 +40,7 @@ class LoraEntry:
 
 
 def badge_from_inspect(info: dict[str, Any]) -> tuple[str, bool | None, str, list[str]]:
-    """(badge, compatible, message, trigger words) from ``zitdesk.lora.keys.inspect_json``."""
+    """(badge, compatible, message, trigger words) from ``zitdesk.lora.inspect.inspect_json``."""
     cov = info.get("coverage") or {}
     matched, total = cov.get("matched"), cov.get("total_in_file")
     if isinstance(matched, int) and isinstance(total, int) and total:

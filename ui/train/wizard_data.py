@@ -233,7 +233,7 @@ def captions_with_trigger(captions: tuple[str, ...], trigger: str) -> int:
 def check_adapter(path: str) -> tuple[bool, str]:
     """``(usable, sentence)`` for a training adapter, as ``zitdesk lora inspect`` reads it."""
     from zitdesk.errors import LoraError
-    from zitdesk.lora.keys import inspect_json
+    from zitdesk.lora.inspect import inspect_json
 
     p = Path(path)
     if not p.is_file():

@@ -1,7 +1,7 @@
 """LoRA stack panel: add from a file, weight slider, coverage badge, remove and reorder.
 
 The badge first comes from reading the file's keys on the thread pool
-(``zitdesk.lora.keys.inspect_json``, against the real Z-Image module set) and is replaced by the
+(``zitdesk.lora.inspect.inspect_json``, against the real Z-Image module set) and is replaced by the
 engine's own ``LoraReport`` after a job applied the LoRA ("loads 240/240 modules").
 """
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def _inspect(path: str) -> dict[str, Any]:
-    from zitdesk.lora.keys import inspect_json
+    from zitdesk.lora.inspect import inspect_json
 
     return inspect_json(path)
 

@@ -55,9 +55,9 @@ def cmd_lora_scan(args: argparse.Namespace) -> int:
         roots = merge_roots(store.folders, include_auto=True)
     names = None
     if args.model:
-        from zitdesk.cli import _model_linear_names
+        from zitdesk.models.zimage_tree import model_linear_names
 
-        names = _model_linear_names(args.model)
+        names = model_linear_names(args.model)
     index = LibraryIndex(cache_path=None, hash_cache=None, module_names=names) if args.no_cache \
         else LibraryIndex(module_names=names)
     result = index.scan(roots)

@@ -2,7 +2,7 @@
 
 :class:`LibraryIndex` walks folders recursively and turns every LoRA-looking file into a
 :class:`LoraEntry`: architecture, dialect, rank, alpha, targets and coverage from the safetensors
-header (:mod:`zitdesk.lora.keys`, header only plus the few bytes of scalar ``.alpha`` tensors),
+header (:mod:`zitdesk.lora.inspect`, header only plus the few bytes of scalar ``.alpha`` tensors),
 metadata from every dialect (kohya ``ss_*``, ``modelspec.*``, ai-toolkit/zitdesk keys), every
 sidecar (:mod:`zitdesk.library.sidecars`), a preview (:mod:`zitdesk.library.previews`) and,
 once computed in the background, hashes (:mod:`zitdesk.library.hashing`).
@@ -422,7 +422,7 @@ def _unsupported_entry(found: _Found) -> LoraEntry:
 
 def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = None) -> LoraEntry:
     """Build the entry of one file; never raises (problems become ``status``/``error``)."""
-    from zitdesk.lora.keys import (
+    from zitdesk.lora.inspect import (
         compatibility,
         coverage,
         extract_trigger_words,
@@ -536,13 +536,13 @@ class LibraryIndex:
 
     ``cache_path``: the JSON index cache (default: user cache folder; None: memory only).
     ``module_names``: the configured model's Linear module names for coverage (default: the real
-    Z-Image Turbo set, :func:`zitdesk.lora.keys.full_size_linear_names`).
+    Z-Image Turbo set, :func:`zitdesk.models.zimage_tree.full_size_linear_names`).
     ``hash_cache``: a :class:`HashCache` (default: beside the index cache; None: memory only).
     """
 
     def __init__(self, cache_path: Any = _DEFAULT, module_names: Iterable[str] | None = None,
                  hash_cache: Any = _DEFAULT, thumbs_dir: Path | None = None) -> None:
-        from zitdesk.lora.keys import full_size_linear_names
+        from zitdesk.models.zimage_tree import full_size_linear_names
 
         self.cache_path: Path | None = default_cache_path() if cache_path is _DEFAULT else (
             Path(cache_path) if cache_path is not None else None)
@@ -565,7 +565,7 @@ class LibraryIndex:
 
     def set_module_names(self, names: Iterable[str] | None) -> bool:
         """Measure coverage against another model; the next scan re-reads every header."""
-        from zitdesk.lora.keys import full_size_linear_names
+        from zitdesk.models.zimage_tree import full_size_linear_names
 
         new = set(names) if names is not None else full_size_linear_names()
         key = coverage_key(new)
@@ -828,6 +828,6 @@ def index_document(result: ScanResult, index: LibraryIndex, store: Any = None) -
 
 
 def _full_names() -> set[str]:
-    from zitdesk.lora.keys import full_size_linear_names
+    from zitdesk.models.zimage_tree import full_size_linear_names
 
     return full_size_linear_names()

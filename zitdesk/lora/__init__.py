@@ -1,15 +1,19 @@
 """zitdesk's LoRA layer: read every Z-Image LoRA dialect, report what it covers, apply stacks.
 
-* :mod:`zitdesk.lora.keys` (torch-free): architecture / dialect / module detection from header
-  names and shapes, :class:`LoraInfo` (:func:`inspect_lora`), coverage against a model
-  (:func:`coverage`, :func:`full_size_linear_names`), the ``zitdesk lora inspect --json`` document
-  (:func:`inspect_json`) and the base-checkpoint family detector (:func:`detect_checkpoint_family`).
+* :mod:`zitdesk.lora.keys` (torch-free): key parsing — the part of each key (``lora_A``,
+  ``alpha``, ``lokr_w1`` …), the module it names, the dialect and the model family the keys
+  belong to (:func:`detect_arch`, :func:`foreign_message`).
+* :mod:`zitdesk.lora.inspect` (torch-free): what a file holds — :class:`LoraInfo`
+  (:func:`inspect_lora`), trigger words, :func:`coverage` against a model, :func:`compatibility`
+  and the ``zitdesk lora inspect --json`` document (:func:`inspect_json`).
 * :mod:`zitdesk.lora.apply` (torch, imported lazily inside its functions): conversion of any
   dialect — ai-toolkit, kohya/musubi (split or fused qkv), dot format, diffusers, PEFT, LoKr,
   LoHa — into exact diffusers LoRA pairs with scale 1 (:func:`load_normalized`), and
   :func:`apply_loras` for a weighted stack on a ``ZImagePipeline``.
 
-Importing this package does not import torch.
+The Z-Image module tree these read against (and the base-checkpoint family detector) is model
+knowledge: :mod:`zitdesk.models.zimage_tree`, :mod:`zitdesk.models.families`; the names are
+re-exported here for convenience. Importing this package does not import torch.
 """
 
 from zitdesk.lora.apply import (
@@ -21,25 +25,23 @@ from zitdesk.lora.apply import (
     transformer_linear_names,
     transformer_linear_shapes,
 )
-from zitdesk.lora.keys import (
-    ARCH_LABELS,
-    QKV_MARKER,
+from zitdesk.lora.inspect import (
     Coverage,
     LoraInfo,
     compatibility,
     coverage,
-    detect_arch,
-    detect_checkpoint_family,
-    detect_dialect,
-    expand_module,
-    expected_targets,
     extract_trigger_words,
-    foreign_message,
-    full_size_linear_names,
-    full_size_linear_shapes,
     inspect_json,
     inspect_lora,
-    normalize_key,
+)
+from zitdesk.lora.keys import ARCH_LABELS, detect_arch, detect_dialect, foreign_message, normalize_key
+from zitdesk.models.families import detect_checkpoint_family
+from zitdesk.models.zimage_tree import (
+    QKV_MARKER,
+    expand_module,
+    expected_targets,
+    full_size_linear_names,
+    full_size_linear_shapes,
 )
 
 __all__ = [

@@ -49,19 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.errors import LoraError
-from zitdesk.lora.keys import (
-    FOREIGN_ARCHS,
+from zitdesk.lora.inspect import LoraInfo, adapter_metadata, inspect_header, read_lora_header
+from zitdesk.lora.keys import FOREIGN_ARCHS, SUPPORTED_PARTS, foreign_message, split_key
+from zitdesk.models.zimage_tree import (
     QKV_MARKER,
-    SUPPORTED_PARTS,
-    LoraInfo,
-    adapter_metadata,
     expand_module,
-    foreign_message,
     full_size_linear_names,
-    inspect_header,
-    read_lora_header,
     resolve_module,
-    split_key,
 )
 from zitdesk.offline import enforce_offline
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.errors import FileFormatError, ModelError
-from zitdesk.lora.keys import detect_checkpoint_family
+from zitdesk.models.families import detect_checkpoint_family
 from zitdesk.paths import skeleton_dir
 from zitdesk.st_header import SafetensorsHeader, read_header
 
@@ -25,7 +25,7 @@ ROLE_LABELS = {DIT: "diffusion model (DiT)", TEXT_ENCODER: "text encoder (Qwen3-
 
 _TE_PREFIXES = ("model.", "language_model.model.", "model.language_model.", "")
 
-# What to tell the user about a file of another family (the family comes from lora.keys).
+# What to tell the user about a file of another family (the family comes from models.families).
 _FOREIGN = {
     "lora": "{name} is a LoRA, not a base model. Add it in the LoRA stack instead, and choose the "
             "Z-Image Turbo model files (DiT, qwen_3_4b, ae) as the base.",
