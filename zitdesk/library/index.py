@@ -32,10 +32,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,34 @@ def _stem(name: str) -> str:
     return name[:dot] if dot > 0 else name
 
 
+# Titles that name no LoRA: zitdesk's default save name ("lora") and the like.
+GENERIC_TITLES = frozenset({"lora", "model", "output", "untitled", "last", "final", "my_lora"})
+_STEP_RX = re.compile(r"^(.*?)[_-](\d{3,})$")
+
+
+def choose_title(meta: Mapping[str, str], path: str) -> str:
+    """The title shown for a LoRA file ("" = its file name).
+
+    ``modelspec.title`` unless it is generic; a zitdesk-trained file (``zitdesk_*`` keys) with a
+    generic title is named after its run folder (``runs/my_cat/lora.safetensors`` → "my_cat",
+    a checkpoint ``lora_000000500`` → "my_cat (step 500)"), or after its file name once renamed.
+    """
+    title = str(meta.get("modelspec.title", "")).strip()
+    if title and title.lower() not in GENERIC_TITLES:
+        return title
+    if not any(k.startswith("zitdesk_") for k in meta):
+        return title
+    stem = _stem(os.path.basename(path))
+    m = _STEP_RX.match(stem)
+    base, step = (m.group(1), int(m.group(2))) if m else (stem, None)
+    if base.lower() not in GENERIC_TITLES and base.lower() != title.lower():
+        return ""                                   # renamed by the user: the file name says it
+    run = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    if not run or run.lower() in GENERIC_TITLES | {"loras", "lora", "checkpoints"}:
+        return ""
+    return f"{run} (step {step:,})" if step is not None else run
+
+
 def walk(root: str, cancel: Callable[[], bool] | None = None) -> list[_Found]:
     """Every LoRA-looking file under ``root`` (recursive, symlink loops and dot-folders skipped)."""
     out: list[_Found] = []
@@ -420,8 +449,13 @@ def _unsupported_entry(found: _Found) -> LoraEntry:
                      status="unsupported", error=reason, reason=reason, arch_label="not supported")
 
 
-def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = None) -> LoraEntry:
-    """Build the entry of one file; never raises (problems become ``status``/``error``)."""
+def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = None,
+                 model_shapes: Mapping[str, tuple[int, int]] | None = None) -> LoraEntry:
+    """Build the entry of one file; never raises (problems become ``status``/``error``).
+
+    ``model_shapes``: the active model's Linear shapes; a LoRA whose layers have other sizes is
+    not compatible (the same check as Generate's "Add", :func:`zitdesk.lora.fit.check_fit`).
+    """
     from zitdesk.lora.inspect import (
         compatibility,
         coverage,
@@ -441,6 +475,12 @@ def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = No
         info = inspect_header(header)
         cov = coverage(info, module_names)
         ok, message = compatibility(info, cov)
+        if ok and model_shapes:
+            from zitdesk.lora.fit import check_fit
+
+            fit = check_fit(header, model_shapes, info=info)
+            if not fit.ok:
+                ok, message = False, fit.message
         meta = info.metadata
         entry = replace(
             entry, arch=info.arch, arch_label=info.label, dialect=info.dialect,
@@ -452,7 +492,7 @@ def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = No
             base_model_version=str(info.base_model_version or ""), has_metadata=bool(meta),
             metadata=_index_metadata(meta), top_tags=_top_tags(meta),
             training={label: _cut(meta[k], 200) for k, label in TRAINING_KEYS.items() if meta.get(k)},
-            title=_cut(meta.get("modelspec.title", "").strip(), 300),
+            title=_cut(choose_title(meta, found.path), 300),
             author=_cut(meta.get("modelspec.author", "").strip(), 300),
             description=sidecars.html_to_text(_cut(meta.get("modelspec.description", ""), 20_000)),
         )
@@ -524,8 +564,12 @@ def default_cache_path() -> Path:
     return user_dirs()["cache"] / "library" / "index.json"
 
 
-def coverage_key(module_names: Iterable[str]) -> str:
-    return hashlib.sha1("\n".join(sorted(module_names)).encode()).hexdigest()[:16]
+def coverage_key(module_names: Iterable[str], shapes: Mapping[str, tuple[int, int]] | None = None) -> str:
+    if shapes:
+        text = "\n".join(f"{m}={tuple(shapes[m])}" for m in sorted(shapes))
+    else:
+        text = "\n".join(sorted(module_names))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 _DEFAULT = object()
@@ -535,7 +579,9 @@ class LibraryIndex:
     """Incremental, cached index of LoRA files (see the module docstring).
 
     ``cache_path``: the JSON index cache (default: user cache folder; None: memory only).
-    ``module_names``: the configured model's Linear module names for coverage (default: the real
+    ``module_names``: the configured model's Linear module names for coverage, or its
+    ``{module: (out, in)}`` shapes (:func:`zitdesk.lora.fit.model_linear_shapes`), which also
+    makes a LoRA with other layer sizes incompatible (default: the real
     Z-Image Turbo set, :func:`zitdesk.models.zimage_tree.full_size_linear_names`).
     ``hash_cache``: a :class:`HashCache` (default: beside the index cache; None: memory only).
     """
@@ -550,8 +596,10 @@ class LibraryIndex:
             hash_cache = HashCache(default_hash_cache_path() if self.cache_path is not None else None)
         self.hashes: HashCache = hash_cache if hash_cache is not None else HashCache(None)
         self.thumbs_dir = thumbs_dir
+        self._module_shapes: dict[str, tuple[int, int]] | None = (
+            dict(module_names) if isinstance(module_names, Mapping) else None)
         self._module_names = set(module_names) if module_names is not None else full_size_linear_names()
-        self._cov_key = coverage_key(self._module_names)
+        self._cov_key = coverage_key(self._module_names, self._module_shapes)
         self._lock = threading.RLock()
         self._entries: dict[str, LoraEntry] = {}
         self._keys: dict[str, list[Any]] = {}
@@ -563,16 +611,22 @@ class LibraryIndex:
     def module_names(self) -> set[str]:
         return set(self._module_names)
 
-    def set_module_names(self, names: Iterable[str] | None) -> bool:
-        """Measure coverage against another model; the next scan re-reads every header."""
+    @property
+    def module_shapes(self) -> dict[str, tuple[int, int]] | None:
+        return dict(self._module_shapes) if self._module_shapes is not None else None
+
+    def set_module_names(self, names: Iterable[str] | Mapping[str, tuple[int, int]] | None) -> bool:
+        """Measure coverage against another model (its module names, or its ``{module: (out, in)}``
+        shapes to check sizes too); the next scan re-reads every header."""
         from zitdesk.models.zimage_tree import full_size_linear_names
 
+        shapes = dict(names) if isinstance(names, Mapping) else None
         new = set(names) if names is not None else full_size_linear_names()
-        key = coverage_key(new)
+        key = coverage_key(new, shapes)
         with self._lock:
             if key == self._cov_key:
                 return False
-            self._module_names, self._cov_key = new, key
+            self._module_names, self._module_shapes, self._cov_key = new, shapes, key
             self._keys.clear()          # every entry is stale; keep them until rescanned
             self._dirty = True
         return True
@@ -677,7 +731,7 @@ class LibraryIndex:
                         entry = replace(entry, root=f.root)
                     result.reused += 1
                 else:
-                    entry = inspect_file(f, self._module_names, self.thumbs_dir)
+                    entry = inspect_file(f, self._module_names, self.thumbs_dir, self._module_shapes)
                     result.inspected += 1
                     (result.changed if f.path in old_paths else result.added).append(f.path)
                     batch.append(entry)

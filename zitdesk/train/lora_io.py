@@ -66,6 +66,19 @@ def kohya_state_dict(baked: Mapping[str, tuple[Any, Any]]) -> dict[str, Any]:
     return sd
 
 
+GENERIC_NAMES = frozenset({"lora", "model", "output", "untitled", "last", "final", "my_lora"})
+
+
+def lora_title(cfg: TrainConfig, dataset_name: str = "") -> str:
+    """``modelspec.title`` of a trained file: the save name unless it is the generic default
+    ("lora"), else the run's output folder name, else the dataset folder name."""
+    name = cfg.save.name.strip()
+    if name and name.lower() not in GENERIC_NAMES:
+        return name
+    run = Path(cfg.save.output_dir).name if cfg.save.output_dir else ""
+    return run or dataset_name.strip() or name
+
+
 def build_metadata(
     cfg: TrainConfig,
     *,
@@ -91,7 +104,7 @@ def build_metadata(
         "modelspec.sai_model_spec": "1.0.0",
         "modelspec.architecture": "Z-Image/lora",
         "modelspec.implementation": "https://github.com/Tongyi-MAI/Z-Image",
-        "modelspec.title": cfg.save.name,
+        "modelspec.title": lora_title(cfg, dataset_name),
         "modelspec.resolution": f"{resolution[0]}x{resolution[1]}",
         "ss_network_module": "networks.lora" if lora_format == "kohya" else "diffusers.lora",
         "ss_network_dim": str(lo.rank),
