@@ -39,6 +39,7 @@ from zitdesk.settings import AppSettings
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+APP_NAME = "zitdesk"
 WORKSPACES = ("Generate", "Datasets", "Train", "LoRA Library")
 
 
@@ -82,7 +83,8 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("zitdesk — Z-Image Turbo studio")
+        # Ends with the display name, so the platform does not append "— zitdesk" a second time.
+        self.setWindowTitle(f"Z-Image Turbo studio — {APP_NAME}")
         self.setAcceptDrops(True)
         self.settings = settings
         self.controller = EngineController(engine_factory, self)
@@ -173,7 +175,8 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.open_model_setup)
         file_menu.addAction(act)
         quit_act = QAction("Quit", self)
-        quit_act.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_act.setShortcuts([QKeySequence("Ctrl+Q")])  # StandardKey.Quit is empty on Windows
+        quit_act.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
         quit_act.triggered.connect(self.close)
         file_menu.addAction(quit_act)
         view = self.menuBar().addMenu("&View")
@@ -529,6 +532,22 @@ class MainWindow(QMainWindow):
                 "the Train tab's history.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        waiting = [j for j in self.controller.pending if j.kind != "train"]
+        running = self.controller.current
+        generating = running is not None and running.kind != "train"
+        if (generating or waiting) and not self._closing and self.isVisible():
+            n = len(waiting) + (1 if generating else 0)
+            answer = QMessageBox.question(
+                self,
+                "Images are being generated",
+                f"{n} generation job(s) are running or queued. Cancel them and quit?\n\n"
+                "Images already saved are kept.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.Yes,
             )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()

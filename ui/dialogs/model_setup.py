@@ -113,6 +113,9 @@ class ModelSetupDialog(QDialog):
         )
         self.status.setObjectName("muted")
         self.status.setWordWrap(True)
+        self.current = current
+        self.in_use = plain_label(f"In use now: {current}" if current else "No model is set up yet.")
+        self.in_use.setWordWrap(True)
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setAlternatingRowColors(True)
@@ -154,6 +157,7 @@ class ModelSetupDialog(QDialog):
         self.use_button.setEnabled(False)
         lay = QVBoxLayout(self)
         lay.addWidget(intro)
+        lay.addWidget(self.in_use)
         lay.addWidget(self.status)
         lay.addWidget(self.list, 1)
         lay.addLayout(row)
@@ -260,10 +264,22 @@ class ModelSetupDialog(QDialog):
                 f"Found {len(found)} candidate{'s' if len(found) != 1 else ''}, "
                 f"{complete} complete. Pick one, or choose another folder."
             )
-        for row in range(self.list.count()):
-            if self.list.item(row).data(PathRole):
-                self.list.setCurrentRow(row)
-                break
+        usable = [r for r in range(self.list.count()) if self.list.item(r).data(PathRole)]
+        in_use = [r for r in usable if self._same(self.list.item(r).data(PathRole), self.current)]
+        if in_use:  # the model in use is preselected, and says so
+            item = self.list.item(in_use[0])
+            item.setText(item.text().replace("\n", "  — in use\n", 1))
+        if in_use or usable:
+            self.list.setCurrentRow((in_use or usable)[0])
+
+    @staticmethod
+    def _same(a: str, b: str) -> bool:
+        if not a or not b:
+            return False
+        try:
+            return Path(a).resolve() == Path(b).resolve()
+        except OSError:
+            return a == b
 
     def _add_item(self, info: dict[str, Any], top: bool = False) -> QListWidgetItem:
         origin = ORIGINS.get(info.get("origin", ""), info.get("origin", ""))
@@ -295,11 +311,16 @@ class ModelSetupDialog(QDialog):
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+        # A refused choice is not usable: "Use this model" waits for a valid one to be picked.
+        self.list.setCurrentItem(None)
+        self.list.clearSelection()
+        self.use_button.setEnabled(False)
         self.status.setText("That choice cannot be used yet:")
 
     def _on_current(self, current: QListWidgetItem | None, _previous=None) -> None:
         path = current.data(PathRole) if current is not None else ""
         self.use_button.setEnabled(bool(path))
         if path:
+            self.error.hide()
             self.model_path = path
             self.model_files = dict(current.data(FilesRole) or {})
