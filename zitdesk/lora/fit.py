@@ -29,34 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.errors import LoraError
+from zitdesk.lora.inspect import (
+    LoraInfo,
+    compatibility,
+    coverage,
+    inspect_header,
+    read_lora_header,
+)
 from zitdesk.lora.keys import normalize_key
-
-try:  # the issue-13 layout: model tree under models/, whole-file inspection in lora/inspect.py
-    from zitdesk.lora.inspect import (
-        LoraInfo,
-        compatibility,
-        coverage,
-        inspect_header,
-        read_lora_header,
-    )
-    from zitdesk.models.zimage_tree import (
-        QKV_MARKER,
-        expand_module,
-        full_size_linear_shapes,
-        resolve_module,
-    )
-except ImportError:  # pragma: no cover - the layout before that move
-    from zitdesk.lora.keys import (  # type: ignore[attr-defined,no-redef]
-        QKV_MARKER,
-        LoraInfo,
-        compatibility,
-        coverage,
-        expand_module,
-        full_size_linear_shapes,
-        inspect_header,
-        read_lora_header,
-        resolve_module,
-    )
+from zitdesk.models.zimage_tree import (
+    QKV_MARKER,
+    expand_module,
+    full_size_linear_shapes,
+    resolve_module,
+)
 from zitdesk.st_header import SafetensorsHeader, read_header
 
 Shape = tuple[int, int]
@@ -172,11 +158,14 @@ def _short(shape: Shape) -> str:
 
 
 def check_fit(lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
-              model_shapes: Mapping[str, Shape]) -> Fit:
-    """Check a LoRA (path, parsed header or :class:`LoraInfo`) against ``model_shapes``."""
+              model_shapes: Mapping[str, Shape], info: LoraInfo | None = None) -> Fit:
+    """Check a LoRA (path, parsed header or :class:`LoraInfo`) against ``model_shapes``.
+
+    ``info``: the header's :class:`LoraInfo` when the caller has it already (not inspected twice).
+    """
     if isinstance(lora, SafetensorsHeader):
         header: SafetensorsHeader | None = lora
-        info = inspect_header(lora)
+        info = info if info is not None else inspect_header(lora)
     elif isinstance(lora, LoraInfo):
         header, info = None, lora
     else:
