@@ -321,6 +321,23 @@ class EngineController(QObject):
                 self.queue_changed.emit()
                 return
 
+    def move(self, job_id: str, index: int) -> bool:
+        """Move a queued job to position ``index`` of :attr:`pending` (clamped); True if it moved.
+
+        Only waiting jobs move; the running one stays where it is."""
+        for pos, job in enumerate(self._pending):
+            if job.job_id == job_id:
+                break
+        else:
+            return False
+        index = max(0, min(int(index), len(self._pending) - 1))
+        if index == pos:
+            return False
+        del self._pending[pos]
+        self._pending.insert(index, job)
+        self.queue_changed.emit()
+        return True
+
     def cancel_all(self) -> None:
         for job in list(self._tries.values()):
             job.token.cancel()
@@ -406,8 +423,8 @@ class EngineController(QObject):
             else:
                 self._finish(job, ev)
 
-    def _end_try(self, job: Job, ev: EngineEvent) -> None:
-        self._tries.pop(job.job_id, None)
+    def _settle(self, job: Job, ev: EngineEvent) -> None:
+        """Record a job's terminal event and announce it (typed signal, then ``job_ended``)."""
         job.result = ev
         if isinstance(ev, JobFinished):
             job.state = "finished"
@@ -419,10 +436,13 @@ class EngineController(QObject):
             job.state = "failed"
             self.job_failed.emit(ev)
         self.job_ended.emit(job)
+
+    def _end_try(self, job: Job, ev: EngineEvent) -> None:
+        self._tries.pop(job.job_id, None)
+        self._settle(job, ev)
         self.queue_changed.emit()
 
     def _finish(self, job: Job, ev: EngineEvent) -> None:
-        job.result = ev
         self._preview_timer.stop()
         self._pending_preview = None
         self._current = None
@@ -442,16 +462,7 @@ class EngineController(QObject):
                     self.job_ended.emit(t)
                     continue
                 self._pending.insert(0, t)
-        if isinstance(ev, JobFinished):
-            job.state = "finished"
-            self.job_finished.emit(ev)
-        elif isinstance(ev, JobCancelled):
-            job.state = "cancelled"
-            self.job_cancelled.emit(ev)
-        else:
-            job.state = "failed"
-            self.job_failed.emit(ev)
-        self.job_ended.emit(job)
+        self._settle(job, ev)
         if not self._pending:
             self.busy_changed.emit(False)
         self._dispatch_next()
