@@ -96,10 +96,12 @@ class _NoTracebacks(logging.Filter):
 
 def configure_logging() -> None:
     """Warnings and errors on stderr as one line each, tracebacks only with ZITDESK_DEBUG=1."""
+    root = logging.getLogger()
+    if root.handlers:  # someone (a host program, pytest) set logging up already: leave it
+        return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, _NoTracebacks) for f in handler.filters):
-            handler.addFilter(_NoTracebacks())
+    for handler in root.handlers:
+        handler.addFilter(_NoTracebacks())
 
 
 class OneLineParser(argparse.ArgumentParser):
