@@ -1,64 +1,57 @@
-"""The LoRA Library workspace: toolbar (search, filters, sort, grid/list), views, details pane.
+"""The LoRA Library workspace: composes the parts and connects them with signals.
 
-See :mod:`ui.library` for the constructor and the ``apply_requested`` contract.
+* :class:`ui.library.toolbar.LibraryToolbar`: search, filters, sort, grid/list, Folders button;
+* :class:`ui.library.views.LibraryViews`: card grid, list and empty page over the filter proxy;
+* :class:`ui.library.presenter.DetailsPresenter` over :class:`ui.library.details.DetailsPanel`:
+  the current entry, favourites/ratings/notes, previews, sidecars, apply;
+* :class:`ui.library.folders.FolderActions`: add/open/remove library folders;
+* :class:`ui.library.controller.LibraryController`: scans, hashing, watching (the pool).
+
+The workspace keeps the page and status line in step with the model. See :mod:`ui.library` for
+the constructor and the ``apply_requested`` contract.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListView,
-    QMenu,
-    QPushButton,
-    QSplitter,
-    QStackedWidget,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QListView, QSplitter, QVBoxLayout, QWidget
 
-from ui.library.controller import LibraryController, _emit
-from ui.library.delegates import CARD_H, CARD_W, CardDelegate, RowDelegate
+from ui.library.controller import LibraryController
 from ui.library.details import DetailsPanel
-from ui.library.model import (
-    ARCH_GROUPS,
-    SORT_LABELS,
-    SORT_MODES,
-    EntryRole,
-    LibraryFilterProxy,
-    LibraryModel,
-)
-from ui.widgets.text import menu_text
-from zitdesk.library import ApplyLoraRequest
+from ui.library.folders import FolderActions
+from ui.library.model import LibraryFilterProxy, LibraryModel
+from ui.library.presenter import DetailsPresenter, safe_emit
+from ui.library.toolbar import LibraryToolbar
+from ui.library.views import LibraryViews
 from zitdesk.library.index import LibraryIndex, LoraEntry, ScanResult
 from zitdesk.library.store import LibraryStore
 
-log = logging.getLogger(__name__)
+
+class _ShapeSignals(QObject):
+    done = Signal(object, object)      # (model path, shapes dict | error sentence str)
 
 
-def _read_full_metadata(path: str) -> dict[str, str]:
-    from zitdesk.st_header import read_header
+class _ShapeJob(QRunnable):
+    """Read the active model's Linear shapes from its DiT header (torch-free) on the pool."""
 
-    return dict(read_header(path, check_size=False).metadata)
+    def __init__(self, signals: _ShapeSignals, model: str) -> None:
+        super().__init__()
+        self.signals, self.model = signals, model
 
+    def run(self) -> None:
+        from zitdesk.errors import user_message
+        from zitdesk.lora.fit import model_linear_shapes
 
-class _MetaSignals(QObject):
-    loaded = Signal(str, object)
+        try:
+            result: Any = model_linear_shapes(self.model)
+        except Exception as exc:  # noqa: BLE001 - shown as one sentence; coverage stays by name
+            result = user_message(exc, self.model)
+        safe_emit(self.signals.done, self.model, result)
 
 
 class LibraryWorkspace(QWidget):
@@ -86,132 +79,64 @@ class LibraryWorkspace(QWidget):
         self.proxy = LibraryFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self._started = False
-        self._meta = _MetaSignals(self)
-        self._meta.loaded.connect(self._on_meta_loaded)
-        self._full_meta: dict[str, dict[str, str]] = {}
+        self._scan_text = ""
+        self._hash_text = ""
+        self._model_path: str | None = None
+        self._shapes = _ShapeSignals(self)
+        self._shapes.done.connect(self._on_shapes)
 
-        # -- toolbar --------------------------------------------------------------------------
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search name, trigger word, tag, author, notes…")
-        self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self.proxy.set_search)
-        self.arch_combo = QComboBox()
-        for value, label in ARCH_GROUPS.items():
-            self.arch_combo.addItem(label, value)
-        self.arch_combo.currentIndexChanged.connect(self._on_arch)
-        self.folder_combo = QComboBox()
-        self.folder_combo.addItem("All folders", "")
-        self.folder_combo.setMinimumContentsLength(14)
-        self.folder_combo.currentIndexChanged.connect(self._on_folder)
-        self.fav_check = QCheckBox("★ Favourites")
-        self.fav_check.toggled.connect(self.proxy.set_favourites_only)
-        self.trigger_check = QCheckBox("Has trigger words")
-        self.trigger_check.toggled.connect(self.proxy.set_has_trigger)
-        self.dup_check = QCheckBox("Duplicates")
-        self.dup_check.setToolTip("Files whose sha256 equals another file's (hashes are computed in the background)")
-        self.dup_check.toggled.connect(self.proxy.set_duplicates_only)
-        self.sort_combo = QComboBox()
-        for mode in SORT_MODES:
-            self.sort_combo.addItem(SORT_LABELS[mode], mode)
-        self.sort_combo.currentIndexChanged.connect(self._on_sort)
-        self.grid_button = QToolButton()
-        self.grid_button.setText("Grid")
-        self.list_button = QToolButton()
-        self.list_button.setText("List")
-        group = QButtonGroup(self)
-        for b in (self.grid_button, self.list_button):
-            b.setCheckable(True)
-            group.addButton(b)
-        self.grid_button.setChecked(True)
-        self.grid_button.toggled.connect(self._on_view_mode)
-        self.folders_button = QToolButton()
-        self.folders_button.setText("Folders")
-        self.folders_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.folders_menu = QMenu(self)
-        self.folders_menu.aboutToShow.connect(self._fill_folders_menu)
-        self.folders_button.setMenu(self.folders_menu)
-
-        bar = QHBoxLayout()
-        bar.addWidget(self.search, 2)
-        bar.addWidget(self.arch_combo)
-        bar.addWidget(self.folder_combo)
-        bar.addWidget(self.fav_check)
-        bar.addWidget(self.trigger_check)
-        bar.addWidget(self.dup_check)
-        bar.addStretch(1)
-        bar.addWidget(QLabel("Sort"))
-        bar.addWidget(self.sort_combo)
-        bar.addWidget(self.grid_button)
-        bar.addWidget(self.list_button)
-        bar.addWidget(self.folders_button)
-
-        # -- views ----------------------------------------------------------------------------
-        self.grid = QListView()
-        self.grid.setViewMode(QListView.ViewMode.IconMode)
-        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
-        self.grid.setMovement(QListView.Movement.Static)
-        self.grid.setUniformItemSizes(True)
-        self.grid.setGridSize(QSize(CARD_W + 6, CARD_H + 6))
-        self.grid.setSpacing(0)
-        self.grid.setWordWrap(False)
-        self.grid.setItemDelegate(CardDelegate(self.grid))
-        self.listv = QListView()
-        self.listv.setUniformItemSizes(True)
-        self.listv.setItemDelegate(RowDelegate(self.listv))
-        for v in (self.grid, self.listv):
-            v.setModel(self.proxy)
-            v.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-            v.setMouseTracking(True)
-            v.setLayoutMode(QListView.LayoutMode.Batched)
-            v.setBatchSize(200)
-            v.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-            v.doubleClicked.connect(self._on_double_click)
-            v.selectionModel().currentChanged.connect(self._on_current)
-        self.empty = QLabel()
-        self.empty.setTextFormat(Qt.TextFormat.PlainText)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setWordWrap(True)
-        self.empty.setObjectName("muted")
-        self.add_button = QPushButton("Add a LoRA folder…")
-        self.add_button.clicked.connect(self.choose_folder)
-        self.clear_button = QPushButton("Clear filters")
-        self.clear_button.clicked.connect(self.clear_filters)
-        empty_page = QWidget()
-        el = QVBoxLayout(empty_page)
-        el.addStretch(1)
-        el.addWidget(self.empty)
-        el.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        el.addWidget(self.clear_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        el.addStretch(2)
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.grid)
-        self.stack.addWidget(self.listv)
-        self.stack.addWidget(empty_page)
+        # -- parts ----------------------------------------------------------------------------
+        self.toolbar = LibraryToolbar()
+        self.views = LibraryViews(self.proxy)
         self.details = DetailsPanel()
-        self.details.apply_requested.connect(self._on_apply)
-        self.details.favourite_toggled.connect(self._on_favourite)
-        self.details.rating_changed.connect(self._on_rating)
-        self.details.notes_changed.connect(self._on_notes)
-        self.details.set_preview_requested.connect(self.choose_preview)
-        self.details.open_folder_requested.connect(self.open_folder)
-        self.details.write_sidecar_requested.connect(self.write_sidecar)
+        self.presenter = DetailsPresenter(self.details, self.model, self.store, self.controller,
+                                          self.thumbnails, self)
+        self.folders = FolderActions(self.controller, self.store, self.toolbar.folders_menu, self)
+        # The parts' widgets under the names callers and tests use.
+        tb, vw = self.toolbar, self.views
+        self.search, self.arch_combo, self.folder_combo = tb.search, tb.arch_combo, tb.folder_combo
+        self.fav_check, self.trigger_check, self.dup_check = tb.fav_check, tb.trigger_check, tb.dup_check
+        self.sort_combo, self.grid_button, self.list_button = tb.sort_combo, tb.grid_button, tb.list_button
+        self.folders_button, self.folders_menu = tb.folders_button, tb.folders_menu
+        self.grid, self.listv, self.stack = vw.grid, vw.listv, vw
+        self.empty, self.add_button, self.clear_button = vw.empty, vw.add_button, vw.clear_button
+
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.views)
         self.splitter.addWidget(self.details)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setCollapsible(1, False)
         self.splitter.setSizes([900, 380])
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.status.setObjectName("muted")
         lay = QVBoxLayout(self)
-        lay.addLayout(bar)
+        lay.addWidget(self.toolbar)
         lay.addWidget(self.splitter, 1)
         lay.addWidget(self.status)
         find = QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)   # no clash with other tabs
 
         # -- wiring ---------------------------------------------------------------------------
+        p = self.proxy
+        tb.search_changed.connect(p.set_search)
+        tb.arch_changed.connect(p.set_arch)
+        tb.folder_changed.connect(p.set_folder)
+        tb.favourites_toggled.connect(p.set_favourites_only)
+        tb.has_trigger_toggled.connect(p.set_has_trigger)
+        tb.duplicates_toggled.connect(p.set_duplicates_only)
+        tb.sort_changed.connect(p.set_sort_mode)
+        tb.view_mode_changed.connect(self._on_view_mode)
+        for sig in (tb.arch_changed, tb.folder_changed):
+            sig.connect(self._update_page)
+        vw.current_entry_changed.connect(self.presenter.show)
+        vw.entry_activated.connect(self._on_activated)
+        vw.add_folder_clicked.connect(self.folders.choose_folder)
+        vw.clear_filters_clicked.connect(self.clear_filters)
+        self.presenter.apply_requested.connect(self.apply_requested)
+        self.presenter.status_message.connect(self.status_message)
+        self.presenter.rescan_requested.connect(self.rescan)
         c = self.controller
         c.scan_started.connect(self._on_scan_started)
         c.scan_progress.connect(self._on_scan_progress)
@@ -220,12 +145,8 @@ class LibraryWorkspace(QWidget):
         c.entry_hashed.connect(self._on_hashed)
         c.hash_progress.connect(self._on_hash_progress)
         c.message.connect(self.status_message)
-        self.thumbnails.thumbnail_ready.connect(self._on_thumbnail)
-        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
-                    self.proxy.layoutChanged):
+        for sig in (p.rowsInserted, p.rowsRemoved, p.modelReset, p.layoutChanged):
             sig.connect(self._update_page)
-        self._scan_text = ""
-        self._hash_text = ""
         self._update_page()
 
     # -- public API ----------------------------------------------------------------------------
@@ -248,31 +169,55 @@ class LibraryWorkspace(QWidget):
         self.details.flush_notes()
         self.controller.shutdown()
 
-    def set_model_module_names(self, names: Iterable[str] | None) -> None:
-        """Measure coverage against the configured model's Linear module names (None: full
-        Z-Image Turbo); rescans every header on the pool."""
+    def set_model_module_names(self, names: Iterable[str] | Mapping[str, tuple[int, int]] | None) -> None:
+        """Measure coverage against the configured model's Linear module names, or its
+        ``{module: (out, in)}`` shapes to check layer sizes too (None: full Z-Image Turbo);
+        rescans every header on the pool."""
         self.controller.set_module_names(names)
 
+    def set_model(self, model_path: str | None) -> None:
+        """Check compatibility against this model's layer shapes (read from its DiT header on the
+        pool; the same check Generate makes at "Add"). None or "": the real Z-Image Turbo sizes."""
+        model_path = model_path or None
+        if model_path == self._model_path:
+            return
+        self._model_path = model_path
+        if model_path is None:
+            from zitdesk.lora.fit import model_linear_shapes
+
+            self.set_model_module_names(model_linear_shapes(None))
+            return
+        QThreadPool.globalInstance().start(_ShapeJob(self._shapes, model_path))
+
+    @Slot(object, object)
+    def _on_shapes(self, model: object, result: object) -> None:
+        if model != self._model_path:
+            return                       # another model was chosen meanwhile
+        if isinstance(result, dict):
+            self.set_model_module_names(result)
+        else:
+            self.status_message.emit(f"LoRA sizes are not checked against the model: {result}")
+
     def add_folder(self, folder: str) -> bool:
-        return self.controller.add_folder(folder)
+        return self.folders.add_folder(folder)
+
+    @Slot()
+    def choose_folder(self) -> None:
+        self.folders.choose_folder()
 
     @Slot()
     def clear_filters(self) -> None:
-        self.search.clear()
-        self.arch_combo.setCurrentIndex(0)
-        self.folder_combo.setCurrentIndex(0)
-        for box in (self.fav_check, self.trigger_check, self.dup_check):
-            box.setChecked(False)
+        self.toolbar.clear_filters()
 
     @property
     def view_mode(self) -> str:
-        return "grid" if self.grid_button.isChecked() else "list"
+        return self.toolbar.view_mode
 
     def set_view_mode(self, mode: str) -> None:
-        (self.grid_button if mode == "grid" else self.list_button).setChecked(True)
+        self.toolbar.set_view_mode(mode)
 
     def current_view(self) -> QListView:
-        return self.grid if self.view_mode == "grid" else self.listv
+        return self.views.current_view()
 
     def current_entry(self) -> LoraEntry | None:
         return self.details.entry
@@ -285,21 +230,12 @@ class LibraryWorkspace(QWidget):
         idx = self.proxy.mapFromSource(self.model.index(row))
         if not idx.isValid():
             return False
-        view = self.current_view()
-        view.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        view.scrollTo(idx)
+        self.views.select(idx)
         return True
 
     def set_preview_from_image(self, lora_path: str, image_path: str) -> bool:
         """Use ``image_path`` (e.g. a gallery image) as the preview of ``lora_path``."""
-        try:
-            self.store.set_preview_from_image(lora_path, image_path)
-        except (OSError, ValueError) as exc:
-            self.status_message.emit(f"Cannot use {os.path.basename(image_path)} as a preview: {exc}")
-            return False
-        self.model.update_record(lora_path)
-        self._refresh_details()
-        return True
+        return self.presenter.set_preview_from_image(lora_path, image_path)
 
     def apply(self, path: str, weight: float | None = None, insert_triggers: bool | None = None) -> bool:
         """Apply ``path`` programmatically (same request as the button)."""
@@ -309,114 +245,35 @@ class LibraryWorkspace(QWidget):
             self.details.weight.setValue(weight)
         if insert_triggers is not None:
             self.details.insert_triggers.setChecked(insert_triggers)
-        req = self.details.make_request()
-        if req is None:
-            return False
-        self._on_apply(req)
-        return True
-
-    # -- folders -------------------------------------------------------------------------------
-    @Slot()
-    def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a LoRA folder")
-        if folder:
-            self.add_folder(folder)
-
-    @Slot()
-    def _fill_folders_menu(self) -> None:
-        m = self.folders_menu
-        m.clear()
-        m.addAction("Add folder…", self.choose_folder)
-        roots = self.controller.roots or self.controller.current_roots()
-        if roots:
-            m.addSeparator()
-        for r in roots:
-            label = f"{r.path}" + ("" if r.origin == "user" else f"  (auto: {r.origin})")
-            sub = m.addMenu(menu_text(label))
-            sub.addAction("Open", lambda p=r.path: self._open_url(p))
-            if r.path in self.store.folders:
-                sub.addAction("Remove from library", lambda p=r.path: self.controller.remove_folder(p))
-
-    def _open_url(self, folder: str) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
-
-    @Slot()
-    def open_folder(self) -> None:
-        e = self.details.entry
-        if e is not None:
-            self._open_url(e.folder)
+        return self.presenter.apply_current()
 
     @Slot()
     def write_sidecar(self) -> bool:
-        """Save the checked trigger words, weight and notes to the A1111/Forge ``name.json``
-        beside the LoRA (other keys in it are kept; the LoRA file itself is never written)."""
-        from zitdesk.library.sidecars import write_a1111_json
-
-        e = self.details.entry
-        if e is None:
-            return False
-        self.details.flush_notes()
-        words = self.details.checked_triggers()
-        try:
-            target = write_a1111_json(e.path, activation_text=", ".join(words) if words else None,
-                                      preferred_weight=round(float(self.details.weight.value()), 3),
-                                      notes=self.store.get(e.path).notes or None)
-        except (OSError, ValueError) as exc:
-            self.status_message.emit(f"Cannot write the .json sidecar: {exc}")
-            return False
-        self.status_message.emit(f"Saved {target.name}.")
-        self.controller.rescan()
-        return True
+        return self.presenter.write_sidecar()
 
     @Slot()
     def choose_preview(self) -> None:
-        e = self.details.entry
-        if e is None:
-            return
-        from zitdesk.io import default_output_dir
+        self.presenter.choose_preview()
 
-        start = str(default_output_dir()) if default_output_dir().is_dir() else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a preview image", start,
-                                              "Images (*.png *.jpg *.jpeg *.webp)")
-        if path:
-            self.set_preview_from_image(e.path, path)
+    @Slot()
+    def open_folder(self) -> None:
+        self.presenter.open_folder()
 
-    # -- filters -------------------------------------------------------------------------------
-    @Slot(int)
-    def _on_arch(self, _i: int) -> None:
-        self.proxy.set_arch(str(self.arch_combo.currentData() or ""))
+    @Slot()
+    def _fill_folders_menu(self) -> None:
+        self.folders.fill_menu()
+
+    # -- view ----------------------------------------------------------------------------------
+    @Slot(str)
+    def _on_view_mode(self, mode: str) -> None:
+        self.views.set_mode(mode)
         self._update_page()
 
-    @Slot(int)
-    def _on_folder(self, _i: int) -> None:
-        self.proxy.set_folder(str(self.folder_combo.currentData() or ""))
-        self._update_page()
-
-    @Slot(int)
-    def _on_sort(self, _i: int) -> None:
-        self.proxy.set_sort_mode(str(self.sort_combo.currentData()))
-
-    @Slot(bool)
-    def _on_view_mode(self, grid: bool) -> None:
-        old, new = (self.listv, self.grid) if grid else (self.grid, self.listv)
-        cur = old.selectionModel().currentIndex()
-        if cur.isValid():
-            new.selectionModel().setCurrentIndex(cur, QItemSelectionModel.SelectionFlag.ClearAndSelect)
-            new.scrollTo(cur)
-        self._update_page()
-
-    def _sync_filter_choices(self) -> None:
-        archs = sorted({(e.arch, e.arch_label) for e in self.model.entries if e.status == "ok"
-                        and e.arch not in ("zimage",)}, key=lambda a: a[1])
-        have = {self.arch_combo.itemData(i) for i in range(self.arch_combo.count())}
-        for arch, label in archs:
-            if arch not in have:
-                self.arch_combo.addItem(f"{label} only", arch)
-        roots = self.controller.roots
-        have = {self.folder_combo.itemData(i) for i in range(self.folder_combo.count())}
-        for r in roots:
-            if r.path not in have:
-                self.folder_combo.addItem(r.label, r.path)
+    @Slot(object)
+    def _on_activated(self, e: object) -> None:
+        d = self.details.entry
+        if isinstance(e, LoraEntry) and e.compatible and d is not None and d.path == e.path:
+            self.details.request_apply()
 
     # -- background results --------------------------------------------------------------------
     @Slot()
@@ -440,9 +297,9 @@ class LibraryWorkspace(QWidget):
         for _old, new in result.moved:
             self.model.update_record(new)
         self._scan_text = ""
-        self._sync_filter_choices()
+        self.toolbar.sync_choices(self.model.entries, self.controller.roots)
         self._update_page()
-        self._refresh_details()
+        self.presenter.refresh()
 
     @Slot(object)
     def _on_hashed(self, entry: object) -> None:
@@ -453,125 +310,33 @@ class LibraryWorkspace(QWidget):
             self.model.upsert([replace(cur, sha256=entry.sha256, addnet=entry.addnet,
                                        hash_error=entry.hash_error)])
             self.model.update_record(entry.path)
-            d = self.details.entry
-            if d is not None and (d.path == entry.path or (entry.sha256 and d.sha256 == entry.sha256)):
-                self._refresh_details()
+            self.presenter.entry_hashed(entry)
 
     @Slot(int, int)
     def _on_hash_progress(self, done: int, total: int) -> None:
         self._hash_text = f"hashing {done:,}/{total:,}" if total and done < total else ""
         self._update_status()
 
-    @Slot(str)
-    def _on_thumbnail(self, path: str) -> None:
-        e = self.details.entry
-        if e is not None and self.model.preview_path(e) == path:
-            self.details.set_pixmap(self.thumbnails.pixmap(path))
-
-    # -- selection and details -----------------------------------------------------------------
-    @Slot(QModelIndex, QModelIndex)
-    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        entry = current.data(EntryRole) if current.isValid() else None
-        self._show(entry)
-
-    def _show(self, entry: LoraEntry | None) -> None:
-        if entry is None:
-            self.details.show_entry(None)
-            return
-        pm = self._pixmap_for(entry)
-        self.details.show_entry(entry, self.store.get(entry.path), pm, self.model.duplicates_of(entry.path),
-                                self.controller.hashing)
-        if not entry.sha256 and not entry.hash_error:
-            self.controller.request_hashes([entry.path], front=True)
-        meta = self._full_meta.get(entry.path)
-        if meta is not None:
-            self.details.full_metadata_loaded(entry.path, meta, self.store.get(entry.path),
-                                              self.model.duplicates_of(entry.path), self.controller.hashing)
-        elif entry.status == "ok" and entry.has_metadata:
-            from PySide6.QtCore import QThreadPool
-
-            self._meta_job_path = entry.path
-            QThreadPool.globalInstance().start(_MetaJob(self._meta, entry.path))
-
-    def _pixmap_for(self, entry: LoraEntry):
-        p = self.model.preview_path(entry)
-        return self.thumbnails.pixmap(p) if p else None
-
-    def _refresh_details(self) -> None:
-        e = self.details.entry
-        if e is None:
-            return
-        fresh = self.model.entry(e.path)
-        if fresh is None:
-            self.details.show_entry(None)
-            return
-        self._show(fresh)
-
-    @Slot(str, object)
-    def _on_meta_loaded(self, path: str, meta: object) -> None:
-        if not isinstance(meta, dict):
-            return
-        if len(self._full_meta) > 20:
-            self._full_meta.pop(next(iter(self._full_meta)))
-        self._full_meta[path] = meta
-        self.details.full_metadata_loaded(path, meta, self.store.get(path), self.model.duplicates_of(path),
-                                          self.controller.hashing)
-
-    # -- user actions --------------------------------------------------------------------------
-    @Slot(QModelIndex)
-    def _on_double_click(self, index: QModelIndex) -> None:
-        e = index.data(EntryRole)
-        if e is not None and e.compatible and self.details.entry is not None and self.details.entry.path == e.path:
-            self.details.request_apply()
-
-    @Slot(object)
-    def _on_apply(self, request: object) -> None:
-        assert isinstance(request, ApplyLoraRequest)
-        self.apply_requested.emit(request)
-        self.status_message.emit(f"Added {os.path.basename(request.path)} at {request.weight:g} to the LoRA stack.")
-
-    @Slot(bool)
-    def _on_favourite(self, on: bool) -> None:
-        e = self.details.entry
-        if e is not None:
-            self.store.set_favourite(e.path, on)
-            self.model.update_record(e.path)
-
-    @Slot(int)
-    def _on_rating(self, n: int) -> None:
-        e = self.details.entry
-        if e is not None:
-            self.store.set_rating(e.path, n)
-            self.model.update_record(e.path)
-
-    @Slot(str, str)
-    def _on_notes(self, path: str, text: str) -> None:
-        self.store.set_notes(path, text)
-        self.model.update_record(path)
-
-    # -- status --------------------------------------------------------------------------------
+    # -- page and status -----------------------------------------------------------------------
     @Slot()
     def _update_page(self, *_args) -> None:
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
-        self.add_button.setVisible(total == 0)
-        self.clear_button.setVisible(total > 0 and shown == 0)
         if total and not shown:
-            self.empty.setText("No LoRA matches the search and filters.")
-            self.stack.setCurrentIndex(2)
+            self.views.show_empty("No LoRA matches the search and filters.", offer_add=False, offer_clear=True)
         elif total == 0:
             roots = self.controller.roots
             if self.controller.scanning or not self._started:
-                self.empty.setText("Looking for LoRAs…")
+                text = "Looking for LoRAs…"
             elif roots:
-                self.empty.setText("No LoRA files in:\n" + "\n".join(r.path for r in roots)
-                                   + "\n\nDrop .safetensors files there, or add another folder.")
+                text = ("No LoRA files in:\n" + "\n".join(r.path for r in roots)
+                        + "\n\nDrop .safetensors files there, or add another folder.")
             else:
-                self.empty.setText("No LoRA folders yet.\nzitdesk looks in ComfyUI, Forge/A1111, SwarmUI and "
-                                   "StabilityMatrix folders automatically; none were found on this computer.")
-            self.stack.setCurrentIndex(2)
+                text = ("No LoRA folders yet.\nzitdesk looks in ComfyUI, Forge/A1111, SwarmUI and "
+                        "StabilityMatrix folders automatically; none were found on this computer.")
+            self.views.show_empty(text, offer_add=True, offer_clear=False)
         else:
-            self.stack.setCurrentIndex(0 if self.view_mode == "grid" else 1)
+            self.views.show_items()
         self._update_status(total, shown)
 
     def _update_status(self, total: int | None = None, shown: int | None = None) -> None:
@@ -593,17 +358,3 @@ class LibraryWorkspace(QWidget):
         if w is not None and w.running:
             parts.append(f"watching folders ({w.backend})")
         self.status.setText(" · ".join(parts))
-
-
-class _MetaJob:
-    """Read one header's full metadata on the pool (the index keeps only cut values)."""
-
-    def __init__(self, signals: _MetaSignals, path: str) -> None:
-        self.signals, self.path = signals, path
-
-    def __call__(self) -> None:
-        try:
-            meta: Any = _read_full_metadata(self.path)
-        except Exception:  # noqa: BLE001 - the cut metadata from the index stays shown
-            return
-        _emit(self.signals.loaded, self.path, meta)
