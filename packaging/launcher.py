@@ -27,10 +27,6 @@ def _dispatch(argv: list[str]) -> int:
             from ui.selftest import main as selftest_main
 
             return selftest_main(argv[1:])
-        if argv[0] == "train":  # also works before `train` is wired into zitdesk.cli
-            from zitdesk.train.cli import main as train_main
-
-            return train_main(argv[1:])
         from zitdesk.cli import main as cli_main
 
         return cli_main(argv)

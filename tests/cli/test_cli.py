@@ -156,8 +156,8 @@ def test_faults_are_one_sentence_in_a_real_process(home, comfy_model, tmp_path):
         last = err.splitlines()[-1]
         assert [ln for ln in err.splitlines() if ln.startswith("zitdesk: ")] == [last], (args, err)
         assert needle in last, (args, last)
-    # python -m zitdesk.train.cli has the same top level
+    # python -m zitdesk.cli.train has the same top level
     env = dict(os.environ, ZITDESK_HOME=str(home), ZITDESK_DEVICE="cpu")
-    res = subprocess.run([sys.executable, "-m", "zitdesk.train.cli", str(binary)], cwd=ROOT, env=env,
+    res = subprocess.run([sys.executable, "-m", "zitdesk.cli.train", str(binary)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and res.stderr.strip().startswith("zitdesk: ") and "not a text file" in res.stderr

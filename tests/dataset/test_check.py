@@ -16,7 +16,7 @@ from zitdesk.dataset.check import (
     check_items,
     near_duplicate_pairs,
 )
-from zitdesk.dataset.cli import add_dataset_parser
+from zitdesk.cli.dataset import add_dataset_parser
 from zitdesk.train.dataset import apply_trigger, plan_entries, scan_folder
 from zitdesk.train.presets import PRESETS
 

@@ -145,7 +145,7 @@ def test_auto_roots(tmp_path, monkeypatch, _isolated_home):
 # -------------------------------------------------------------------------------------------
 
 def _run_cli(argv: list[str]) -> int:
-    from zitdesk.library.cli import add_lora_scan_parser
+    from zitdesk.cli.lora import add_lora_scan_parser
 
     p = argparse.ArgumentParser(prog="zitdesk")
     sub = p.add_subparsers(dest="command", required=True)

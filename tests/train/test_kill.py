@@ -38,7 +38,7 @@ def _start(config: Path, home: Path) -> tuple[subprocess.Popen, queue.Queue]:
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zitdesk.train.cli", str(config), "--resume", "--json"],
+        [sys.executable, "-m", "zitdesk.cli.train", str(config), "--resume", "--json"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

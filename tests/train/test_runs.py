@@ -82,7 +82,7 @@ def _start_cli(config: Path) -> tuple[subprocess.Popen, queue.Queue]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZITDESK_DEVICE": "cpu",
            "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zitdesk.train.cli", str(config), "--json"],
+        [sys.executable, "-m", "zitdesk.cli.train", str(config), "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     lines: queue.Queue = queue.Queue()

@@ -6,7 +6,7 @@ import json
 
 from trainhelp import make_config
 
-from zitdesk.train.cli import main
+from zitdesk.cli.train import main
 from zitdesk.train.config import TrainConfig
 
 

@@ -12,7 +12,7 @@ cannot hold. Modules:
 * :mod:`~zitdesk.dataset.check` — the pre-flight check on the trainer's own view of the folder.
 * :mod:`~zitdesk.dataset.bulk` — bulk caption operations that return a preview.
 * :mod:`~zitdesk.dataset.history` — the undo journal and snapshots.
-* :mod:`~zitdesk.dataset.cli` — ``zitdesk dataset import|check``.
+* ``zitdesk dataset import|check`` is :mod:`zitdesk.cli.dataset`.
 * :mod:`~zitdesk.dataset.fsnames` — names as the OS has them (non-UTF-8 names in JSON, sidecar
   names that fit the name limit) and OS errors as one sentence (:class:`SaveFailed`).
 """

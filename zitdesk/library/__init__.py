@@ -10,7 +10,7 @@
 * :mod:`~zitdesk.library.store`: favourites, rating, notes, chosen previews, library folders.
 * :mod:`~zitdesk.library.watcher`: debounced folder watching (watchdog or polling).
 * :mod:`~zitdesk.library.roots`: auto-found LoRA folders of ComfyUI, Forge/A1111, SwarmUI …
-* :mod:`~zitdesk.library.cli`: ``zitdesk lora scan DIR... --json``.
+* ``zitdesk lora scan DIR... --json`` is :mod:`zitdesk.cli.lora`.
 
 :class:`ApplyLoraRequest` is what the library UI hands to Generate ("apply with weight").
 """

@@ -19,7 +19,7 @@ Modules (torch is imported lazily, inside functions, except where a module is to
   the saved LoRA files (ComfyUI/ai-toolkit and kohya layouts, self-describing metadata).
 * :mod:`~zitdesk.train.runs` — the run registry (``run.json`` per output folder, unfinished runs
   after a crash, resume specs).
-* :mod:`~zitdesk.train.presets` — VRAM tiers; :mod:`~zitdesk.train.cli` — ``zitdesk train``.
+* :mod:`~zitdesk.train.presets` — VRAM tiers; ``zitdesk train`` is :mod:`zitdesk.cli.train`.
 
 The app runs training through :class:`zitdesk.engine.studio.StudioEngine` (one engine, one
 queue, the loaded pipeline shared with generation); ``zitdesk train`` goes through it too.

@@ -1,31 +1,28 @@
 """``zitdesk train CONFIG.toml [--resume]``: the trainer on the command line, with a progress bar.
 
-Wiring (in :mod:`zitdesk.cli` ``build_parser``)::
-
-    from zitdesk.train.cli import add_train_parser
-    add_train_parser(sub)          # sets func=cmd_train
-
-Also runnable alone: ``python -m zitdesk.train.cli CONFIG.toml [--resume]``.
+Also runnable alone: ``python -m zitdesk.cli.train CONFIG.toml [--resume]``.
 
 * ``--init`` writes a starting config to CONFIG and exits: the ``--preset`` given, else the tier
   of the GPU found, else ``24gb``; ``--model``/``--data``/``--out``/``--trigger`` fill the paths.
 * Ctrl-C once: finish the current step, save a checkpoint and the LoRA, exit 130; twice: stop now
   (the last checkpoint is still intact, ``--resume`` continues from it).
+* ``--json``: every event as a JSON line on stdout (:func:`~zitdesk.cli.events.event_json`).
 * Exit codes: 0 finished, 1 failed (one plain sentence on stderr), 2 usage, 130 cancelled.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-EXIT_ERROR, EXIT_CANCELLED = 1, 130
+from zitdesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, OneLineParser, configure_logging, run_guarded
+from zitdesk.cli.events import EventPrinter
 
 
-def add_train_parser(subparsers) -> argparse.ArgumentParser:
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     from zitdesk.train.presets import PRESETS
 
     t = subparsers.add_parser(
@@ -101,21 +98,25 @@ def _detected_preset() -> str | None:
         return None
 
 
-def _event_json(ev) -> str:
-    from dataclasses import asdict
+def _describe(printer: EventPrinter, ev: Any) -> None:
+    from zitdesk.engine.events import PhaseChanged
+    from zitdesk.train.events import CheckpointSaved, Paused, SampleReady, TrainStep
 
-    d = asdict(ev)
-    d["event"] = type(ev).__name__
-    d.pop("traceback", None)
-    return json.dumps(d, default=str)
+    if isinstance(ev, TrainStep):
+        eta = f"{int(ev.eta_s // 60)}:{int(ev.eta_s % 60):02d}" if ev.eta_s else "?"
+        printer.progress(ev.step, f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}")
+    elif isinstance(ev, PhaseChanged) and ev.detail and ev.phase not in ("training", "saving"):
+        printer.info(f"[{ev.phase}] {ev.detail}")
+    elif isinstance(ev, CheckpointSaved):
+        printer.info(f"saved step {ev.step}: {ev.lora_path}")
+    elif isinstance(ev, SampleReady):
+        printer.info(f"samples at step {ev.step}: {ev.contact_sheet}")
+    elif isinstance(ev, Paused):
+        printer.info(f"paused at step {ev.step}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``zitdesk train``; errors reach :func:`zitdesk.cli.run_guarded` (one sentence, exit 1)."""
-    return _cmd_train(args)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
+    """``zitdesk train``; errors reach :func:`~zitdesk.cli.common.run_guarded` (one sentence, exit 1)."""
     if args.device:
         from zitdesk.engine.requests import require_device
 
@@ -123,11 +124,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.init:
         return _init_config(args)
     from zitdesk.engine.cancel import CancelToken
-    from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, PhaseChanged
-    from zitdesk.train.config import TrainConfig, TrainSpec
-    from zitdesk.train.events import CheckpointSaved, Paused, SampleReady, TrainStep
-    from zitdesk.train.presets import apply_preset
+    from zitdesk.engine.events import JobCancelled, JobFinished
     from zitdesk.engine.studio import StudioEngine
+    from zitdesk.train.config import TrainConfig, TrainSpec
+    from zitdesk.train.presets import apply_preset
 
     warnings: list[str] = []
     cfg = TrainConfig.load(args.config, warnings)
@@ -140,69 +140,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg.validate()
     spec = TrainSpec(config=cfg, resume=args.resume, config_path=str(args.config))
     cancel = CancelToken()
-    result: dict = {}
-    quiet = args.quiet or args.json
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.optim.steps, unit="step", file=sys.stderr, dynamic_ncols=True)
-
-    def say(text: str) -> None:
-        if args.json:
-            return
-        (bar.write if bar is not None else lambda s: print(s, file=sys.stderr))(text)
-
-    def emit(ev) -> None:
-        if args.json:
-            print(_event_json(ev), flush=True)
-        if isinstance(ev, TrainStep):
-            if bar is not None:
-                bar.n = ev.step
-                eta = f"{int(ev.eta_s // 60)}:{int(ev.eta_s % 60):02d}" if ev.eta_s else "?"
-                bar.set_postfix_str(
-                    f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}",
-                    refresh=False,
-                )
-                bar.refresh()
-            elif not args.json and not args.quiet:
-                pass
-        elif isinstance(ev, PhaseChanged) and ev.detail and ev.phase not in ("training", "saving"):
-            say(f"[{ev.phase}] {ev.detail}")
-        elif isinstance(ev, CheckpointSaved):
-            say(f"saved step {ev.step}: {ev.lora_path}")
-        elif isinstance(ev, SampleReady):
-            say(f"samples at step {ev.step}: {ev.contact_sheet}")
-        elif isinstance(ev, Paused):
-            say(f"paused at step {ev.step}")
-        elif isinstance(ev, (JobFinished, JobFailed, JobCancelled)):
-            result["event"] = ev
+    printer = EventPrinter(_describe, cfg.optim.steps, bar=not (args.quiet or args.json),
+                           info=not args.json, warnings=not args.json, json_lines=args.json)
 
     def on_sigint(signum, frame) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
-        say("stopping after this step (press Ctrl-C again to stop now)…")
+        printer.info("stopping after this step (press Ctrl-C again to stop now)…")
         cancel.cancel()
 
     old = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         # The app's job path: the same StudioEngine.run → Trainer.run the engine thread calls.
-        StudioEngine(device=None if args.device == "auto" else args.device).run(spec, emit, cancel)
-    except KeyboardInterrupt:
-        print("zitdesk: stopped; resume with --resume.", file=sys.stderr)
-        return EXIT_CANCELLED
+        engine = StudioEngine(device=None if args.device == "auto" else args.device)
+        code = printer.run(lambda: engine.run(spec, printer, cancel), cancel,
+                           interrupted="stopped; resume with --resume.")
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
-        if bar is not None:
-            bar.close()
-    ev = result.get("event")
+    if code is not None:
+        return code
+    ev = printer.terminal
     if isinstance(ev, JobCancelled) and args.json:
         return EXIT_CANCELLED
-    from zitdesk.cli import job_exit_code
-
     saved = ", ".join(ev.paths) if isinstance(ev, JobCancelled) else ""
-    code = job_exit_code(ev, cancelled=f"cancelled; saved {saved or 'nothing'}. Resume with --resume.")
+    code = printer.exit_code(cancelled=f"cancelled; saved {saved or 'nothing'}. Resume with --resume.")
     if code is not None:
         return code
     if isinstance(ev, JobFinished) and not args.json:
@@ -224,8 +186,7 @@ def _main_thread() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zitdesk.cli import OneLineParser, configure_logging, run_guarded
-
+    """``python -m zitdesk.cli.train CONFIG [--resume]``: ``zitdesk train`` on its own."""
     configure_logging()
     parser = OneLineParser(prog="zitdesk")
     sub = parser.add_subparsers(dest="command", required=True)

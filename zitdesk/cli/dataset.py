@@ -1,4 +1,4 @@
-"""``zitdesk dataset import|check`` — the dataset manager, headless.
+"""``zitdesk dataset import|check``: the dataset manager, headless.
 
 Contract (flags may be added, never removed)::
 
@@ -9,8 +9,6 @@ Contract (flags may be added, never removed)::
 ``import`` exits 0 when it ran (skipped files are listed in the report, not errors); ``check``
 exits 0 whatever the verdict unless ``--fail-on warnings|blocked`` is given (then 3 when the
 verdict is at least that bad). Errors are one plain sentence on stderr, exit 1.
-
-Wiring (done by ``zitdesk/cli.py``): ``add_dataset_parser(sub)`` on the top-level subparsers.
 """
 
 from __future__ import annotations

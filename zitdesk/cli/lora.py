@@ -1,14 +1,15 @@
-"""``zitdesk lora scan DIR... [--json]``: print the LoRA library index.
+"""``zitdesk lora inspect|scan``: one LoRA file's report, and the LoRA library index.
 
-Wiring (in ``zitdesk/cli.py``, after the ``lora`` sub-parsers are made)::
+    zitdesk lora inspect FILE [--model PATH] [--json]
+    zitdesk lora scan [DIR...] [--auto] [--hash] [--model PATH] [--no-cache] [--json]
 
-    from zitdesk.library.cli import add_lora_scan_parser
-    add_lora_scan_parser(lsub)
-
-The command reuses the app's index cache, so a second run is fast; ``--no-cache`` reads every
-file again without touching the cache. With no DIR it scans the app's library folders and the
-auto-found ones (ComfyUI, Forge/A1111, SwarmUI, StabilityMatrix, zitdesk's own). A folder that
-does not exist is an error (exit 1); unreadable files are entries with ``status: "error"``.
+``inspect`` prints :func:`zitdesk.lora.inspect.inspect_json`. ``scan`` reuses the app's index
+cache, so a second run is fast; ``--no-cache`` reads every file again without touching the cache.
+With no DIR it scans the app's library folders and the auto-found ones (ComfyUI, Forge/A1111,
+SwarmUI, StabilityMatrix, zitdesk's own). A folder that does not exist is an error (exit 1);
+unreadable files are entries with ``status: "error"``. ``--model`` measures coverage against that
+model's Linear names (:func:`zitdesk.models.zimage_tree.model_linear_names`) instead of the
+full-size Z-Image Turbo set.
 """
 
 from __future__ import annotations
@@ -20,6 +21,41 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.errors import ZitdeskError
+
+
+def add_lora_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``lora`` with ``inspect`` and ``scan`` to the top-level sub-parsers."""
+    lo = subparsers.add_parser("lora", help="LoRA tools")
+    lsub = lo.add_subparsers(dest="lora_command", required=True)
+    li = lsub.add_parser("inspect", help="dialect, architecture, rank, coverage, metadata")
+    li.add_argument("file")
+    li.add_argument("--model", help="measure coverage against this model (default: full-size Z-Image Turbo)")
+    li.add_argument("--json", action="store_true")
+    li.set_defaults(func=cmd_lora_inspect)
+    add_lora_scan_parser(lsub)
+    return lo
+
+
+def _module_names(model: str | None) -> set[str] | None:
+    if not model:
+        return None
+    from zitdesk.models.zimage_tree import model_linear_names
+
+    return model_linear_names(model)
+
+
+def cmd_lora_inspect(args: argparse.Namespace) -> int:
+    from zitdesk.lora.inspect import inspect_json
+
+    info = inspect_json(args.file, _module_names(args.model))
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        cov = info.get("coverage", {})
+        print(f"{Path(args.file).name}: {info.get('arch')} / {info.get('dialect')}, rank {info.get('rank')}, "
+              f"alpha {info.get('alpha')}, {cov.get('matched')}/{cov.get('total_in_file')} modules")
+        print(info.get("message", ""))
+    return 0
 
 
 def add_lora_scan_parser(lora_subparsers: Any) -> argparse.ArgumentParser:
@@ -53,11 +89,7 @@ def cmd_lora_scan(args: argparse.Namespace) -> int:
             roots = merge_roots([r.path for r in roots], include_auto=True)
     else:
         roots = merge_roots(store.folders, include_auto=True)
-    names = None
-    if args.model:
-        from zitdesk.models.zimage_tree import model_linear_names
-
-        names = model_linear_names(args.model)
+    names = _module_names(args.model)
     index = LibraryIndex(cache_path=None, hash_cache=None, module_names=names) if args.no_cache \
         else LibraryIndex(module_names=names)
     result = index.scan(roots)

@@ -1,0 +1,7 @@
+"""``python -m zitdesk.cli`` = the ``zitdesk`` command."""
+
+import sys
+
+from zitdesk.cli.app import main
+
+sys.exit(main())
