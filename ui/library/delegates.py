@@ -26,8 +26,36 @@ BROKEN_COLOUR = "#8b2f2f"
 STAR_ON, STAR_OFF = "#f2c94c", "#8a9099"
 GREY_OPACITY = 0.42
 
-CARD_W, CARD_H, PREVIEW_H = 196, 262, 176
+CARD_W, CARD_H, PREVIEW_H = 196, 278, 176
 ROW_H = 58
+# drawText clips to its rectangle by default: at fm.height() the underscore of a small font
+# falls just below it and vanishes ("kohya style.safetensors"). Text lines never clip.
+_LINE = Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextDontClip
+
+
+def _draw_line(p: QPainter, fm: QFontMetrics, x: int, y: int, w: int, text: str,
+               elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> int:
+    """Draw one plain-text line (elided to ``w``) with its top at ``y``; returns the next y."""
+    p.drawText(QRect(x, y, w, fm.height() + 2), _LINE, fm.elidedText(text, elide, w))
+    return y + fm.height()
+
+
+def title_lines(fm: QFontMetrics, text: str, width: int) -> list[str]:
+    """``text`` in at most two lines of ``width`` (broken after a space, ``_``, ``-`` or ``.``
+    where possible; the second line is elided)."""
+    if fm.horizontalAdvance(text) <= width:
+        return [text]
+    cut = 0
+    for i in range(1, len(text) + 1):
+        if fm.horizontalAdvance(text[:i]) > width:
+            break
+        cut = i
+    brk = max((text.rfind(c, 0, cut + 1) for c in " _-."), default=-1)
+    if brk >= max(1, cut // 2):
+        cut = brk + 1
+    cut = max(cut, 1)
+    first, rest = text[:cut].rstrip(), text[cut:].lstrip()
+    return [first, fm.elidedText(rest, Qt.TextElideMode.ElideRight, width)] if rest else [first]
 
 
 def short_reason(e: LoraEntry) -> str:
@@ -130,7 +158,10 @@ class CardDelegate(_Base):
     """Grid card: preview, name, arch chip, rank, coverage badge, favourite star."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
-        return QSize(CARD_W, CARD_H)
+        # The grid widens its cells to fill a row (ui.library.views.CardGrid): the card follows.
+        view = self.parent()
+        grid = view.gridSize() if hasattr(view, "gridSize") else QSize()
+        return QSize(max(CARD_W, grid.width() - 6) if grid.isValid() else CARD_W, CARD_H)
 
     def star_rect(self, option_rect: QRect) -> QRect:
         r = option_rect.adjusted(4, 4, -4, -4)
@@ -162,9 +193,11 @@ class CardDelegate(_Base):
         fm = QFontMetrics(f)
         p.setFont(f)
         p.setPen(option.palette.color(QPalette.ColorRole.Text))
-        name = fm.elidedText(e.display_name, Qt.TextElideMode.ElideRight, rect.width() - 14)
-        p.drawText(QRect(rect.x() + 7, y, rect.width() - 14, fm.height()), Qt.AlignmentFlag.AlignLeft, name)
-        y += fm.height() + 4
+        tw = rect.width() - 14
+        lines = title_lines(fm, e.display_name, tw)
+        for line in lines:
+            y = _draw_line(p, fm, rect.x() + 7, y, tw, line)
+        y += 4 + (fm.height() if len(lines) == 1 else 0)  # chips at the same height on every card
         # chips: arch, rank, coverage
         small = QFont(option.font)
         small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.85))
@@ -186,8 +219,7 @@ class CardDelegate(_Base):
             line = "trigger: " + ", ".join(t.word for t in e.trigger_words[:3])
         else:
             line = e.file_name
-        p.drawText(QRect(rect.x() + 7, y, rect.width() - 14, sfm.height()), Qt.AlignmentFlag.AlignLeft,
-                   sfm.elidedText(line, Qt.TextElideMode.ElideRight, rect.width() - 14))
+        _draw_line(p, sfm, rect.x() + 7, y, rect.width() - 14, line)
         p.setOpacity(1.0)
         # star and duplicate marker stay bright so they can be clicked/seen
         star = self.star_rect(option.rect)
@@ -243,14 +275,13 @@ class RowDelegate(_Base):
         fm = QFontMetrics(f)
         p.setFont(f)
         p.setPen(option.palette.color(QPalette.ColorRole.Text))
-        p.drawText(QRect(tx, rect.y() + 8, tw, fm.height()), Qt.AlignmentFlag.AlignLeft,
-                   fm.elidedText(e.display_name, Qt.TextElideMode.ElideRight, tw))
+        _draw_line(p, fm, tx, rect.y() + 8, tw, e.display_name)
         sfm = QFontMetrics(small)
         p.setFont(small)
         p.setPen(QColor("#e0a0a0") if not e.compatible else QColor("#9aa0a6"))
         second = e.reason if not e.compatible else e.path
-        p.drawText(QRect(tx, rect.y() + 12 + fm.height(), tw, sfm.height()), Qt.AlignmentFlag.AlignLeft,
-                   sfm.elidedText(second, Qt.TextElideMode.ElideMiddle if e.compatible else Qt.TextElideMode.ElideRight, tw))
+        _draw_line(p, sfm, tx, rect.y() + 12 + fm.height(), tw, second,
+                   Qt.TextElideMode.ElideMiddle if e.compatible else Qt.TextElideMode.ElideRight)
         x = rect.right() - right_w + 10
         y = rect.center().y() - (sfm.height() + 4) // 2
         text, colour = arch_chip(e)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -37,6 +38,7 @@ from zitdesk.library.store import UserRecord
 
 WEIGHT_MIN, WEIGHT_MAX = -2.0, 3.0
 FULL_META_LIMIT = 20_000
+TRIGGER_ROWS_MAX = 12          # the trigger list grows to this many rows before it scrolls
 
 
 def _cut(v: str, n: int = FULL_META_LIMIT) -> str:
@@ -202,7 +204,6 @@ class DetailsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entry: LoraEntry | None = None
-        self.setMinimumWidth(340)
         self.preview = QLabel()
         self.preview.setTextFormat(Qt.TextFormat.PlainText)
         self.preview.setFixedSize(320, 200)
@@ -214,10 +215,13 @@ class DetailsPanel(QWidget):
         self.status = _plain_label()
         self.star = QToolButton()
         self.star.setCheckable(True)
-        self.star.setAutoRaise(True)
-        self.star.setToolTip("Favourite")
+        self.star.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.star.setToolTip("Favourites show a ★ on their card; the ★ Favourites filter lists only them")
         self.star.toggled.connect(self._on_star)
+        self._show_star(False)
+        self.rating_label = plain_label("Your rating", "muted")
         self.rating = RatingWidget()
+        self.rating.setToolTip("Your own 1–5 star rating (sort by rating); kept in zitdesk, not in the file")
         self.rating.rating_changed.connect(self.rating_changed)
         # apply
         self.weight = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
@@ -227,6 +231,7 @@ class DetailsPanel(QWidget):
         self.weight.setValue(1.0)
         self.triggers = QListWidget()
         self.triggers.setToolTip("Checked trigger words are inserted into the prompt")
+        self.triggers.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.insert_triggers = QCheckBox("Insert checked trigger words into the prompt")
         self.apply_button = QPushButton("Apply to Generate")
         self.apply_button.setObjectName("primaryButton")
@@ -253,23 +258,41 @@ class DetailsPanel(QWidget):
         self.info.setReadOnly(True)
         self.info.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.info.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.info.setMinimumHeight(160)
+        for b in (self.preview_button, self.sidecar_button, self.folder_button):
+            b.setMinimumWidth(b.sizeHint().width())     # never "et preview" / "ave to .jso"
 
-        top = QHBoxLayout()
-        top.addWidget(self.star)
-        top.addWidget(self.rating)
-        top.addStretch(1)
-        top.addWidget(self.preview_button)
-        top.addWidget(self.sidecar_button)
-        top.addWidget(self.folder_button)
+        marks = QHBoxLayout()                           # favourite, then the labelled rating
+        marks.addWidget(self.star)
+        marks.addSpacing(12)
+        marks.addWidget(self.rating_label)
+        marks.addWidget(self.rating)
+        marks.addStretch(1)
+        actions = QHBoxLayout()
+        actions.addWidget(self.preview_button)
+        actions.addWidget(self.sidecar_button)
+        actions.addWidget(self.folder_button)
+        actions.addStretch(1)
         weight_row = QHBoxLayout()
         weight_row.addWidget(_plain_label("Weight"))
         weight_row.addWidget(self.weight, 1)
-        lay = QVBoxLayout(self)
+        # Everything scrolls as one page, so a short window squeezes nothing into overlap.
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        page = QWidget()
+        self.scroll.setWidget(page)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.scroll)
+        lay = QVBoxLayout(page)
         lay.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addWidget(self.title)
         lay.addWidget(self.subtitle)
         lay.addWidget(self.status)
-        lay.addLayout(top)
+        lay.addLayout(marks)
+        lay.addLayout(actions)
         lay.addLayout(weight_row)
         lay.addWidget(self.triggers)
         lay.addWidget(self.insert_triggers)
@@ -277,6 +300,9 @@ class DetailsPanel(QWidget):
         lay.addWidget(self.notes)
         lay.addWidget(self.info, 1)
         self.show_entry(None)
+        # As wide as the widest row needs (the action buttons), never less than the preview.
+        self.setMinimumWidth(max(340, page.minimumSizeHint().width()
+                                 + self.scroll.verticalScrollBar().sizeHint().width()))
 
     # -- content -------------------------------------------------------------------------------
     def show_entry(self, e: LoraEntry | None, record: UserRecord | None = None, pixmap: QPixmap | None = None,
@@ -309,9 +335,8 @@ class DetailsPanel(QWidget):
         self.set_pixmap(pixmap)
         self.star.blockSignals(True)
         self.star.setChecked(record.favourite)
-        self.star.setText("★" if record.favourite else "☆")
         self.star.blockSignals(False)
-        self.star.setStyleSheet("font-size: 16pt; color: %s;" % ("#f2c94c" if record.favourite else "#8a9099"))
+        self._show_star(record.favourite)
         self.rating.set_rating(record.rating)
         for w in (self.apply_button, self.weight, self.triggers, self.insert_triggers):
             w.setEnabled(e.compatible)
@@ -329,9 +354,9 @@ class DetailsPanel(QWidget):
                 self.triggers.addItem(item)
             self.insert_triggers.setChecked(bool(e.declared_triggers))
             self._set_notes(record.notes)
-        rows = min(4, max(1, self.triggers.count()))
-        row_h = self.triggers.sizeHintForRow(0) if self.triggers.count() else 18
-        self.triggers.setFixedHeight(rows * max(row_h, 16) + 2 * self.triggers.frameWidth() + 4)
+        rows = min(TRIGGER_ROWS_MAX, max(1, self.triggers.count()))
+        row_h = max(self.triggers.sizeHintForRow(0) if self.triggers.count() else 18, 16)
+        self.triggers.setFixedHeight(rows * row_h + 2 * self.triggers.frameWidth() + 2 * self.triggers.spacing() + 4)
         self.triggers.setVisible(bool(e.trigger_words))
         self.insert_triggers.setVisible(bool(e.trigger_words))
         self.set_details(details_text(e, record, None, duplicates, hashing))
@@ -380,9 +405,13 @@ class DetailsPanel(QWidget):
         if req is not None:
             self.apply_requested.emit(req)
 
+    def _show_star(self, on: bool) -> None:
+        self.star.setText("★ Favourite" if on else "☆ Favourite")
+        self.star.setStyleSheet("color: %s;" % ("#f2c94c" if on else "#c0c4ca"))
+
     @Slot(bool)
     def _on_star(self, on: bool) -> None:
-        self.star.setText("★" if on else "☆")
+        self._show_star(on)
         self.favourite_toggled.emit(on)
 
     @Slot()

@@ -51,9 +51,9 @@ class CardGrid(QListView):
         return self.gridSize().width() - GRID_GAP
 
     def _fit(self) -> None:
-        avail = max(CARD_W + GRID_GAP, self.viewport().width() - 2)
+        avail = max(CARD_W + GRID_GAP, self.viewport().width() - 8)   # slack: no early wrap
         cols = max(1, avail // (CARD_W + GRID_GAP))
-        cell = min(CARD_MAX_W + GRID_GAP, avail // cols)
+        cell = min(CARD_MAX_W + GRID_GAP, avail // cols - 1)
         if cell != self.gridSize().width():
             self.setGridSize(QSize(cell, CARD_H + GRID_GAP))
 
