@@ -189,19 +189,22 @@ def save_tiny_model(
     enforce_offline()
     import torch
     from diffusers import ZImagePipeline
-    from zitdesk.io import atomic_save_tensors
+    from zitdesk.io import atomic_save_tensors, atomic_write
 
     out = Path(out_dir)
+    if layout not in ("diffusers", "comfy"):
+        raise ValueError(f"unknown layout {layout!r} (use 'diffusers' or 'comfy')")
+    _check_target(out)
     comps = components or make_tiny_components(seed)
     if layout == "diffusers":
         if out.exists() and any(out.iterdir()):
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # only an earlier tiny model (checked above): never a user's folder
         pipe = ZImagePipeline(**comps)
         pipe.save_pretrained(out)
+        atomic_write(out / TINY_MARKER, "a tiny random-weight Z-Image model made by zitdesk\n")
         return out
-    if layout != "comfy":
-        raise ValueError(f"unknown layout {layout!r} (use 'diffusers' or 'comfy')")
     out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / TINY_MARKER, "a tiny random-weight Z-Image model made by zitdesk\n")
     dt = getattr(torch, dit_dtype)
     dit = {k: v.detach().to(dt).contiguous()
            for k, v in comfy_dit_state_dict(comps["transformer"].state_dict()).items()}
@@ -217,6 +220,24 @@ def save_tiny_model(
     # has a 512-token vocabulary, so its own tokenizer travels beside the files.
     comps["tokenizer"].save_pretrained(str(out / "tokenizer"))
     return out
+
+
+TINY_MARKER = ".zitdesk-tiny-model"
+
+
+def _check_target(out: Path) -> None:
+    """A tiny model goes into a new or empty folder, or replaces an earlier tiny model; never
+    over a user's folder (the diffusers layout empties its folder, the ComfyUI one would replace
+    real model files of the same names)."""
+    from zitdesk.errors import RequestError
+
+    if out.exists() and not out.is_dir():
+        raise RequestError(f"{out} is a file, not a folder; choose a new or empty folder.")
+    if out.is_dir() and any(out.iterdir()) and not (out / TINY_MARKER).is_file():
+        raise RequestError(
+            f"{out} is not empty and holds no earlier tiny model; choose a new or empty folder "
+            "(nothing was changed)."
+        )
 
 
 def hf_cache_layout(diffusers_dir: str | Path, cache_root: str | Path,
