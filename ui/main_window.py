@@ -240,6 +240,8 @@ class MainWindow(QMainWindow):
         self.saver.mark_dirty()
         self.saver.flush()
         self.show_status(f"Model: {dlg.model_path}")
+        if self.library_tab.created:
+            self.library.set_model(dlg.model_path)
 
     @Slot(int)
     def _on_setup_closed(self, _result: int) -> None:
@@ -482,6 +484,7 @@ class MainWindow(QMainWindow):
     def _wire_library(self, library) -> None:
         library.apply_requested.connect(self._on_library_apply)
         library.status_message.connect(self.show_status)
+        library.set_model(self.settings.model_path or None)  # card badges check the model's shapes
 
     @Slot(object)
     def _on_library_apply(self, req) -> None:
