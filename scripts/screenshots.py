@@ -3,6 +3,9 @@
     .venv/bin/python scripts/screenshots.py [--out out/screenshots] [--only all|app|train]
     xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python scripts/screenshots.py --only train
 
+``--only library`` saves the LoRA Library, populated, at 1366×768, 2560×1440 and the minimum
+size to ``docs/img/library-*.png`` (``--train-out``).
+
 ``--only train`` saves the Train tab at 1366×768 to ``docs/img/train-*.png`` (``--train-out``):
 the first screen, a run mid-way with its loss curve and samples, pause → try in Generate, and the
 run history. A demo trainer replays training events (losses, samples, checkpoints, pause with
@@ -325,7 +328,7 @@ def main() -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots"))
     ap.add_argument("--no-tiny", action="store_true", help="do not build the tiny model (no torch)")
-    ap.add_argument("--only", choices=("all", "app", "train"), default="all")
+    ap.add_argument("--only", choices=("all", "app", "train", "library"), default="all")
     ap.add_argument("--train-out", default=str(ROOT / "docs" / "img"),
                     help="where the Train tab screenshots go (train-*.png)")
     args = ap.parse_args()
@@ -341,6 +344,8 @@ def main() -> int:
             rc = shoot(out, home)
         if args.only in ("all", "train") and rc == 0:
             rc = shoot_train(Path(args.train_out), home)
+        if args.only in ("all", "library") and rc == 0:
+            rc = shoot_library(Path(args.train_out), home)
         return rc
     finally:
         if xvfb is not None:
@@ -455,6 +460,89 @@ def shoot(out: Path, home: Path) -> int:
     save(win.statusBar(), "11-status-bar-cpu")
     win.close()
     pump(200)
+    return 0
+
+
+def shoot_library(out: Path, home: Path) -> int:
+    """The LoRA Library with cards (previews, trigger words, a zitdesk-trained LoRA, an SDXL file)
+    at 1366×768 and 2560×1440, and at the window's minimum size (docs/img/library-*.png)."""
+    from dataclasses import replace
+
+    from PySide6.QtCore import QEventLoop, QThreadPool, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ui.main_window import MainWindow
+    from ui.theme import apply_dark_theme, prepare_high_dpi
+    from zitdesk.library.samples import build_sample_library, make_lora, png_bytes
+    from zitdesk.library.store import LibraryStore
+    from zitdesk.settings import AppSettings
+    from zitdesk.train.config import TrainConfig
+    from zitdesk.train.lora_io import build_metadata
+
+    app = QApplication.instance()
+    if app is None:
+        prepare_high_dpi()
+        app = QApplication(["zitdesk"])
+        apply_dark_theme(app)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def pump(ms: int = 300) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def wait_until(cond, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            pump(50)
+        if not cond():
+            raise SystemExit("screenshots: a condition was not met in time")
+
+    lib = home / "lora-library"
+    files = build_sample_library(lib)
+    # A LoRA trained by zitdesk, saved under the default name "lora" in its run folder.
+    cfg = TrainConfig()
+    run = lib / "runs" / "mochi_cat_v1"
+    cfg = replace(cfg, save=replace(cfg.save, name="lora", output_dir=str(run)),
+                  data=replace(cfg.data, trigger="mochicat"))
+    meta = build_metadata(cfg, step=1500, epoch=12, base_precision="bf16", resolution=(1024, 1024),
+                          tag_freq={"mochicat": 24, "cat": 24, "sofa": 9, "garden": 6}, dataset_name="mochi")
+    trained = make_lora(run / "lora.safetensors", "aitoolkit", 16, metadata=meta)
+    (run / "lora.preview.png").write_bytes(png_bytes(96, 96, (236, 170, 110)))
+    store = LibraryStore()
+    store.add_folder(str(lib))
+    cat = next(str(p) for p in files if p.name.startswith("cat_character"))
+    store.set_favourite(cat, True)
+    store.set_rating(cat, 4)
+    store.set_notes(cat, "Best at 0.8; add 'sitting' for full body.")
+    store.set_favourite(str(trained), True)
+    settings = AppSettings(model_path="")
+    win = MainWindow(settings, engine_factory=lambda: DemoEngine(home / "outputs", []),
+                     snapshot_fn=fake_gpu_snapshot)
+    shots = ((1366, 768, "1366"), (2560, 1440, "2560"))
+    for w, h, tag in shots:
+        win.resize(w, h)
+        win.show()
+        win.switch_workspace(3)
+        library = win.library
+        wait_until(lambda lib_ws=library: lib_ws.model.rowCount() >= len(files)
+                   and not lib_ws.controller.scanning and not lib_ws.controller.hashing)
+        library.select(str(trained))
+        pump(700)
+        win.grab().save(str(out / f"library-{tag}.png"))
+        print("saved", out / f"library-{tag}.png")
+        library.select(cat)
+        pump(500)
+        win.grab().save(str(out / f"library-{tag}-details.png"))
+        print("saved", out / f"library-{tag}-details.png")
+    minimum = win.minimumSizeHint().expandedTo(win.minimumSize())
+    win.resize(minimum)
+    pump(700)
+    win.grab().save(str(out / "library-minimum.png"))
+    print("saved", out / "library-minimum.png", minimum.toTuple())
+    win.library.shutdown()
+    QThreadPool.globalInstance().waitForDone(10_000)
+    win.close()
     return 0
 
 
