@@ -1,5 +1,11 @@
 """LoRA Library workspace (UI over the Qt-free :mod:`zitdesk.library`).
 
+Parts, one job each, connected by signals in :mod:`ui.library.workspace`: ``toolbar``
+(search, filters, sort, grid/list), ``views`` (card grid, list, empty page), ``details`` (the
+panel) with ``presenter`` (what it shows, store/sidecar/preview writes, apply), ``folders``
+(add/open/remove folders), ``controller`` (scans, hashing, watcher on the pool), ``model`` and
+``delegates`` (the item model, filter proxy and painting).
+
 Wiring for the main window (the lead owns ``ui/main_window.py``)::
 
     from ui.library import LibraryWorkspace
@@ -9,8 +15,9 @@ Wiring for the main window (the lead owns ``ui/main_window.py``)::
     self.tabs.addTab(self.library, "LoRA Library")
     self.library.apply_requested.connect(self._on_library_apply)      # a @Slot(object)
     self.library.status_message.connect(self.statusBar().showMessage)
-    # when a model is loaded (optional; default is the full-size Z-Image Turbo module set):
-    #     self.library.set_model_module_names(transformer_linear_names(pipe.transformer))
+    # the configured model (its DiT header's Linear shapes decide which LoRAs fit, the same
+    # zitdesk.lora.fit check as Generate's "Add"; None: the real Z-Image Turbo sizes):
+    #     self.library.set_model(settings.model_path)
     # in closeEvent / shutdown():
     #     self.library.shutdown()
 
@@ -45,7 +52,7 @@ Signals:
 Other public methods: ``rescan()``, ``add_folder(path)``, ``select(path)``,
 ``set_preview_from_image(lora_path, image_path)`` (e.g. from a gallery context menu),
 ``apply(path, weight=None, insert_triggers=None)``, ``set_view_mode("grid"|"list")``,
-``set_model_module_names(names)``, ``shutdown()``.
+``set_model(model_path)``, ``set_model_module_names(names_or_shapes)``, ``shutdown()``.
 """
 
 from ui.library.workspace import LibraryWorkspace
