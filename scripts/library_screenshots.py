@@ -1,7 +1,10 @@
 """Screenshots of the LoRA Library over a sample library (a dozen mixed LoRAs).
 
-    xvfb-run -a .venv/bin/python -m ui.library._screenshot [OUT_DIR]
-    QT_QPA_PLATFORM=offscreen .venv/bin/python -m ui.library._screenshot [OUT_DIR]
+    xvfb-run -a .venv/bin/python scripts/library_screenshots.py [OUT_DIR]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/library_screenshots.py [OUT_DIR]
+
+The Library workspace alone (no main window), at 1500×900; ``scripts/screenshots.py --only
+library`` shoots it inside the window at 1366×768 and 2560×1440 for docs/img.
 
 Writes ``library_grid.png``, ``library_list.png``, ``library_details.png`` (a usable kohya LoRA
 with an A1111 sidecar), ``library_incompatible.png`` (an SDXL file, greyed with the reason) and
@@ -16,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _pump(app, seconds: float, until=None) -> None:
