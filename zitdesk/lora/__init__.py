@@ -6,10 +6,12 @@
 * :mod:`zitdesk.lora.inspect` (torch-free): what a file holds — :class:`LoraInfo`
   (:func:`inspect_lora`), trigger words, :func:`coverage` against a model, :func:`compatibility`
   and the ``zitdesk lora inspect --json`` document (:func:`inspect_json`).
-* :mod:`zitdesk.lora.apply` (torch, imported lazily inside its functions): conversion of any
+* :mod:`zitdesk.lora.fit` (torch-free): does a LoRA's every pair fit a given model's shapes.
+* :mod:`zitdesk.lora.convert` (torch, imported lazily inside its functions): conversion of any
   dialect — ai-toolkit, kohya/musubi (split or fused qkv), dot format, diffusers, PEFT, LoKr,
-  LoHa — into exact diffusers LoRA pairs with scale 1 (:func:`load_normalized`), and
-  :func:`apply_loras` for a weighted stack on a ``ZImagePipeline``.
+  LoHa — into exact diffusers LoRA pairs with scale 1 (:func:`load_normalized`).
+* :mod:`zitdesk.lora.apply` (torch, lazily): :func:`apply_loras` for a weighted stack on a
+  ``ZImagePipeline`` (converted files cached), :func:`applied_reports`.
 
 The Z-Image module tree these read against (and the base-checkpoint family detector) is model
 knowledge: :mod:`zitdesk.models.zimage_tree`, :mod:`zitdesk.models.families`; the names are
