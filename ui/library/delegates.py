@@ -67,6 +67,8 @@ def short_reason(e: LoraEntry) -> str:
     if not e.compatible:
         if e.arch != "zimage" and e.arch != "unknown":
             return "Not for Z-Image"
+        if e.coverage_matched:   # modules found, but zitdesk.lora.fit found other layer sizes
+            return "Other layer sizes than this model"
         return "No Z-Image modules found"
     return ""
 
@@ -205,7 +207,7 @@ class CardDelegate(_Base):
         x = _chip(p, rect.x() + 7, y, text, colour, small)
         if e.rank:
             x = _chip(p, x, y, f"r{e.rank}", "#3a3f47", small)
-        if e.coverage_badge and e.status == "ok" and e.arch == "zimage":
+        if e.coverage_badge and e.status == "ok" and e.arch == "zimage" and (e.compatible or not e.coverage_matched):
             full = e.coverage_matched == e.coverage_total
             _chip(p, x, y, e.coverage_badge, "#2f5d3f" if full else "#6b5a2b", small)
         y += QFontMetrics(small).height() + 8
@@ -288,7 +290,7 @@ class RowDelegate(_Base):
         x = _chip(p, x, y, text, colour, small)
         if e.rank:
             x = _chip(p, x, y, f"r{e.rank}", "#3a3f47", small)
-        if e.coverage_badge and e.status == "ok" and e.arch == "zimage":
+        if e.coverage_badge and e.status == "ok" and e.arch == "zimage" and (e.compatible or not e.coverage_matched):
             full = e.coverage_matched == e.coverage_total
             x = _chip(p, x, y, e.coverage_badge, "#2f5d3f" if full else "#6b5a2b", small)
         if index.data(DuplicateRole):

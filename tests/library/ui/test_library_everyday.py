@@ -10,7 +10,14 @@ from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QStandardItem,
 from PySide6.QtWidgets import QApplication, QListView, QStyleOptionViewItem
 
 from tests.library.ui.conftest import settle
-from ui.library.delegates import CARD_H, CARD_W, CardDelegate, RowDelegate, title_lines
+from ui.library.delegates import (
+    CARD_H,
+    CARD_W,
+    CardDelegate,
+    RowDelegate,
+    short_reason,
+    title_lines,
+)
 from ui.library.model import EntryRole
 from zitdesk.library.index import LoraEntry
 from zitdesk.library.samples import make_lora, write_safetensors
@@ -124,6 +131,7 @@ def test_card_compatibility_uses_the_active_models_shapes(qtbot, tmp_path, make_
                     timeout=30_000)
     settle(qtbot, ws, 30_000)
     assert "does not fit this model" in ws.model.entry(full).reason
+    assert short_reason(ws.model.entry(full)) == "Other layer sizes than this model"   # the card's line
     assert ws.model.entry(tiny).compatible, ws.model.entry(tiny).reason
     assert ws.select(full) and not ws.details.apply_button.isEnabled()
     ws.set_model(None)                              # back to the real sizes
