@@ -169,7 +169,7 @@ def check_fit(lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
     elif isinstance(lora, LoraInfo):
         header, info = None, lora
     else:
-        header = read_lora_header(lora)
+        header = read_lora_header(Path(lora))
         info = inspect_header(header)
     names = set(model_shapes)
     cov = coverage(info, names)
@@ -177,9 +177,10 @@ def check_fit(lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
     if not ok:
         return Fit(False, message, cov.matched, cov.total_in_file, (), tuple(cov.missing_in_model))
     lora_shapes = lora_module_shapes(header if header is not None else info)
+    want_shapes: dict[str, Shape] = {m: (int(s[0]), int(s[1])) for m, s in model_shapes.items()}
     mismatched = tuple(
-        (m, shp, tuple(model_shapes[m])) for m, shp in sorted(lora_shapes.items())
-        if m in model_shapes and tuple(model_shapes[m]) != shp
+        (m, shp, want_shapes[m]) for m, shp in sorted(lora_shapes.items())
+        if m in want_shapes and want_shapes[m] != shp
     )
     if mismatched:
         m, got, want = mismatched[0]
