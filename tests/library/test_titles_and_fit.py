@@ -36,6 +36,9 @@ def test_library_title_of_zitdesk_files(tmp_path):
     assert choose_title(ZMETA, str(run / "cat_style_v2.safetensors")) == ""
     # a real title wins; files of other trainers keep what they say
     assert choose_title({**ZMETA, "modelspec.title": "Mochi"}, str(run / "lora.safetensors")) == "Mochi"
+    named = {**ZMETA, "modelspec.title": "Mochi", "ss_output_name": "mochi"}
+    assert choose_title(named, str(run / "mochi_000000250.safetensors")) == "Mochi (step 250)"
+    assert choose_title(named, str(run / "mochi.safetensors")) == "Mochi"
     assert choose_title({"modelspec.title": "lora"}, str(run / "lora.safetensors")) == "lora"
 
 

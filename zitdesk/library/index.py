@@ -266,16 +266,22 @@ def choose_title(meta: Mapping[str, str], path: str) -> str:
 
     ``modelspec.title`` unless it is generic; a zitdesk-trained file (``zitdesk_*`` keys) with a
     generic title is named after its run folder (``runs/my_cat/lora.safetensors`` → "my_cat",
-    a checkpoint ``lora_000000500`` → "my_cat (step 500)"), or after its file name once renamed.
+    a checkpoint ``lora_000000500`` → "my_cat (step 500)"), or after its file name once renamed;
+    a checkpoint of a run with a real title gets the step too ("Mochi (step 500)").
     """
     title = str(meta.get("modelspec.title", "")).strip()
-    if title and title.lower() not in GENERIC_TITLES:
-        return title
-    if not any(k.startswith("zitdesk_") for k in meta):
+    zitdesk = any(k.startswith("zitdesk_") for k in meta)
+    if not zitdesk:
         return title
     stem = _stem(os.path.basename(path))
     m = _STEP_RX.match(stem)
     base, step = (m.group(1), int(m.group(2))) if m else (stem, None)
+    saved_as = str(meta.get("ss_output_name", "")).strip().lower()
+    if title and title.lower() not in GENERIC_TITLES:
+        # a checkpoint written during the run: "<save name>_<step>" → "<title> (step N)"
+        if step is not None and base.lower() == (saved_as or title.lower()):
+            return f"{title} (step {step:,})"
+        return title
     if base.lower() not in GENERIC_TITLES and base.lower() != title.lower():
         return ""                                   # renamed by the user: the file name says it
     run = os.path.basename(os.path.dirname(os.path.abspath(path)))
