@@ -31,6 +31,12 @@ SHA_A = "3b1d6e8c2f0a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 SHA_B = "7c6bad76eb54aa00bb11cc22dd33ee44ff5566778899aabbccddeeff00112233"
 MODEL_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+def _read(path):
+    """read_parameters as the JSON dict ``zitdesk params --json`` prints (the typed result's
+    attributes are checked in the tests at the end of this file)."""
+    return read_parameters(path).to_dict()
+
+
 UNICODE_PROMPT = (
     "夕暮れの東京、ネオンの光 🌆✨\n"
     'a cat wearing a "tiny" hat, sitting: calmly, on a tatami mat\n'
@@ -129,7 +135,7 @@ def test_infotext_exact_format_for_a_simple_image():
         prompt="a cat",
         negative_prompt="blurry",
         steps=8,
-        cfg_scale=0.0,
+        guidance=0.0,
         seed=42,
         width=1024,
         height=1024,
@@ -161,15 +167,15 @@ def test_version_is_prefixed_once(tmp_path):
         meta = ImageMeta(prompt="x", version=version)
         assert a1111_parameters(meta).endswith("Version: zitdesk 0.1.0")
         assert (
-            read_parameters(write_png(_image(), tmp_path / "v.png", meta))["version"]
+            _read(write_png(_image(), tmp_path / "v.png", meta))["version"]
             == "zitdesk 0.1.0"
         )
 
 
-def test_cfg_scale_is_written_as_guidance_plus_one():
-    assert "CFG scale: 1.0," in a1111_parameters(ImageMeta(prompt="x", cfg_scale=0.0))
-    assert "CFG scale: 3.5," in a1111_parameters(ImageMeta(prompt="x", cfg_scale=2.5))
-    assert ImageMeta(prompt="x", cfg_scale=4.0).a1111_cfg_scale == 5.0
+def test_guidance_is_written_as_a1111_cfg_scale_guidance_plus_one():
+    assert "CFG scale: 1.0," in a1111_parameters(ImageMeta(prompt="x", guidance=0.0))
+    assert "CFG scale: 3.5," in a1111_parameters(ImageMeta(prompt="x", guidance=2.5))
+    assert ImageMeta(prompt="x", guidance=4.0).a1111_cfg_scale == 5.0
 
 
 def test_values_with_commas_colons_quotes_are_json_quoted_and_keys_sanitised():
@@ -205,14 +211,14 @@ def test_zitdesk_png_round_trip(tmp_path):
     assert path == tmp_path / "out" / "img.png"
     assert not [p for p in path.parent.iterdir() if p.name != "img.png"]  # no temp files left
 
-    result = read_parameters(path)
+    result = _read(path)
     json.dumps(result)  # JSON-serialisable
     assert result["source"] == "zitdesk"
     assert result["prompt"] == UNICODE_PROMPT
     assert result["negative_prompt"] == "blurry, low quality,\nwatermark: text"
     assert result["steps"] == 9
     assert result["guidance"] == 2.5
-    assert result["cfg_scale"] == 3.5
+    assert result["a1111_cfg_scale"] == 3.5
     assert result["seed"] == 884736264012345
     assert (result["width"], result["height"]) == (1216, 832)
     assert result["sampler"] == "Euler" and result["scheduler"] == "Simple"
@@ -276,13 +282,13 @@ def test_non_ascii_text_goes_into_itxt_and_ascii_into_text(tmp_path):
     )
     assert set(_png_chunk_types(plain)) == {("tEXt", "parameters"), ("tEXt", "zitdesk")}
     latin = write_png(_image(), tmp_path / "l.png", ImageMeta(prompt="café Ã©", version="0.1.0"))
-    assert read_parameters(latin)["prompt"] == "café Ã©"
+    assert _read(latin)["prompt"] == "café Ã©"
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "CMYK"])
 def test_write_png_accepts_common_modes(tmp_path, mode):
     path = write_png(Image.new(mode, (16, 16)), tmp_path / "m.png", ImageMeta(prompt="x"))
-    assert read_parameters(path)["source"] == "zitdesk"
+    assert _read(path)["source"] == "zitdesk"
     with Image.open(path) as im:
         assert im.format == "PNG"
 
@@ -291,7 +297,7 @@ def test_write_png_overwrites_atomically(tmp_path):
     path = tmp_path / "img.png"
     write_png(_image(), path, ImageMeta(prompt="first"))
     write_png(_image(), path, ImageMeta(prompt="second"))
-    assert read_parameters(path)["prompt"] == "second"
+    assert _read(path)["prompt"] == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["img.png"]
 
 
@@ -299,11 +305,11 @@ def test_zitdesk_infotext_alone_maps_cfg_back_to_guidance(tmp_path):
     """Without the JSON chunk (stripped by some tool), the infotext still gives zitdesk's guidance."""
     text = a1111_parameters(_meta())
     path = _write_text_png(tmp_path / "t.png", {"parameters": text}, itxt=True)
-    result = read_parameters(path)
+    result = _read(path)
     assert result["source"] == "a1111"
     assert result["prompt"] == UNICODE_PROMPT
     assert result["negative_prompt"] == "blurry, low quality,\nwatermark: text"
-    assert result["cfg_scale"] == 3.5 and result["guidance"] == 2.5
+    assert result["a1111_cfg_scale"] == 3.5 and result["guidance"] == 2.5
     assert result["shift"] == 3.5 and result["seed"] == 884736264012345
     assert result["model"] == "Z-Image-Turbo, bf16" and result["model_hash"] == MODEL_SHA[:10]
     assert [(lo["name"], lo["hash"]) for lo in result["loras"]] == [
@@ -318,7 +324,7 @@ def test_damaged_zitdesk_chunk_falls_back_to_the_infotext(tmp_path):
     text = a1111_parameters(_meta())
     for bad in ("{not json", '{"version": 1, "meta": [1, 2]}', "[" * 100_000):
         path = _write_text_png(tmp_path / "d.png", {"parameters": text, "zitdesk": bad}, itxt=True)
-        result = read_parameters(path)
+        result = _read(path)
         assert result["source"] == "a1111"
         assert result["seed"] == 884736264012345
         assert any("zitdesk chunk" in w for w in result["warnings"])
@@ -337,7 +343,7 @@ def test_zitdesk_chunk_with_wrong_types_reports_unmapped(tmp_path):
         },
     }
     path = _write_text_png(tmp_path / "w.png", {"zitdesk": json.dumps(payload)})
-    result = read_parameters(path)
+    result = _read(path)
     assert result["source"] == "zitdesk"
     assert result["prompt"] == "ok"
     assert result["steps"] is None and result["seed"] is None and result["guidance"] is None
@@ -422,7 +428,7 @@ A1111_TEXT = (
 
 def test_a1111_png_with_hires_adetailer_loras(tmp_path):
     path = _write_text_png(tmp_path / "a.png", {"parameters": A1111_TEXT})
-    r = read_parameters(path)
+    r = _read(path)
     assert r["source"] == "a1111"
     assert r["prompt"] == (
         "masterpiece, best quality, 1girl, solo, long hair, looking at viewer, (smile:1.2), outdoors,\n"
@@ -431,7 +437,7 @@ def test_a1111_png_with_hires_adetailer_loras(tmp_path):
     assert r["negative_prompt"] == "(worst quality, low quality:1.4), bad anatomy, EasyNegative"
     assert r["steps"] == 28
     assert r["sampler"] == "DPM++ 2M" and r["scheduler"] == "Karras"
-    assert r["cfg_scale"] == 7.0 and r["guidance"] == 6.0
+    assert r["a1111_cfg_scale"] == 7.0 and r["guidance"] == 6.0
     assert r["seed"] == 1234567890
     assert (r["width"], r["height"]) == (512, 768)
     assert r["model"] == "anything-v5-PrtRE" and r["model_hash"] == "7f96a1a9ca"
@@ -476,14 +482,14 @@ def test_a1111_multiline_prompt_without_negative_forge_style(tmp_path):
         'Civitai resources: [{"type": "lora", "weight": 0.7, "modelVersionId": 1}], '
         "Beta schedule alpha: 0.6, Version: f2.0.1v1.10.1-previous-665-gae278f79"
     )
-    r = read_parameters(_write_text_png(tmp_path / "f.png", {"parameters": text}))
+    r = _read(_write_text_png(tmp_path / "f.png", {"parameters": text}))
     assert r["source"] == "a1111"
     assert (
         r["prompt"]
         == "portrait photo of an old fisherman,\ndramatic light: rim, golden hour\n\n35mm, film grain"
     )
     assert r["negative_prompt"] == ""
-    assert r["cfg_scale"] == 1.0 and r["guidance"] == 0.0 and r["shift"] == 3.0
+    assert r["a1111_cfg_scale"] == 1.0 and r["guidance"] == 0.0 and r["shift"] == 3.0
     assert r["loras"] == [
         {"name": "grain", "weight": None, "hash": "abcdef012345", "file": ""},
         {"name": "other", "weight": None, "hash": "99", "file": ""},
@@ -508,7 +514,7 @@ def test_a1111_trailing_template_lines_and_settings_detection():
 
 
 def test_parameters_without_settings_line_gives_the_prompt(tmp_path):
-    r = read_parameters(
+    r = _read(
         _write_text_png(tmp_path / "p.png", {"parameters": "just a prompt <lora:x>"})
     )
     assert r["source"] == "a1111" and r["prompt"] == "just a prompt <lora:x>"
@@ -519,10 +525,10 @@ def test_parameters_without_settings_line_gives_the_prompt(tmp_path):
 
 def test_a1111_bad_values_are_unmapped_not_fatal(tmp_path):
     text = "p\nSteps: lots, Sampler: Euler, CFG scale: nan, Seed: 12x, Size: big, Model: m"
-    r = read_parameters(_write_text_png(tmp_path / "b.png", {"parameters": text}))
+    r = _read(_write_text_png(tmp_path / "b.png", {"parameters": text}))
     assert r["source"] == "a1111" and r["prompt"] == "p" and r["sampler"] == "Euler"
     assert (
-        r["steps"] is None and r["cfg_scale"] is None and r["seed"] is None and r["width"] is None
+        r["steps"] is None and r["a1111_cfg_scale"] is None and r["seed"] is None and r["width"] is None
     )
     assert {"Steps", "CFG scale", "Seed", "Size"} <= set(r["unmapped"])
     json.dumps(r, allow_nan=False)
@@ -719,7 +725,7 @@ def _assert_comfy_basics(r):
     assert r["prompt"] == COMFY_POSITIVE
     assert r["negative_prompt"] == "blurry, watermark, text"
     assert r["seed"] == 884736264012345 and r["steps"] == 9
-    assert r["cfg_scale"] == 1.5 and r["guidance"] == 0.5
+    assert r["a1111_cfg_scale"] == 1.5 and r["guidance"] == 0.5
     assert r["sampler"] == "res_multistep" and r["scheduler"] == "simple"
     assert (r["width"], r["height"]) == (1216, 832)
     assert r["model"] == "z_image_turbo_bf16.safetensors"
@@ -732,7 +738,7 @@ def _assert_comfy_basics(r):
 def test_comfyui_api_graph(tmp_path):
     graph = comfy_api_graph()
     path = _comfy_png(tmp_path / "c.png", graph, comfy_ui_workflow(graph))
-    r = read_parameters(path)
+    r = _read(path)
     _assert_comfy_basics(r)
     assert r["request"] is None
     assert json.loads(r["raw"]["prompt"]) == graph
@@ -745,7 +751,7 @@ def test_comfyui_api_graph(tmp_path):
 
 def test_comfyui_ui_workflow_only(tmp_path):
     graph = comfy_api_graph()
-    r = read_parameters(_comfy_png(tmp_path / "w.png", None, comfy_ui_workflow(graph)))
+    r = _read(_comfy_png(tmp_path / "w.png", None, comfy_ui_workflow(graph)))
     _assert_comfy_basics(r)
     assert any("UI workflow" in w for w in r["warnings"])
 
@@ -755,7 +761,7 @@ def test_comfyui_bypassed_lora_in_ui_workflow_is_not_reported(tmp_path):
     for node in workflow["nodes"]:
         if node["type"] == "LoraLoaderModelOnly":
             node["mode"] = 4
-    r = read_parameters(_comfy_png(tmp_path / "b.png", None, workflow))
+    r = _read(_comfy_png(tmp_path / "b.png", None, workflow))
     assert [lo["name"] for lo in r["loras"]] == ["film_grain"]
     assert r["model"] == "z_image_turbo_bf16.safetensors"
 
@@ -834,9 +840,9 @@ def test_comfyui_checkpoint_ksampler_advanced_hires_and_zeroed_negative(tmp_path
             "inputs": {"filename_prefix": "ComfyUI", "images": ["21", 0]},
         },
     }
-    r = read_parameters(_comfy_png(tmp_path / "h.png", graph))
+    r = _read(_comfy_png(tmp_path / "h.png", graph))
     assert r["source"] == "comfyui"
-    assert r["seed"] == 77 and r["steps"] == 30 and r["cfg_scale"] == 6.0 and r["guidance"] == 5.0
+    assert r["seed"] == 77 and r["steps"] == 30 and r["a1111_cfg_scale"] == 6.0 and r["guidance"] == 5.0
     assert r["prompt"] == "pixel art castle" and r["negative_prompt"] == ""
     assert (r["width"], r["height"]) == (832, 1216)
     assert r["model"] == "sdxl/juggernautXL_v9.safetensors"
@@ -898,10 +904,10 @@ def test_comfyui_sampler_custom_advanced(tmp_path):
             },
         },
     }
-    r = read_parameters(_comfy_png(tmp_path / "s.png", graph))
+    r = _read(_comfy_png(tmp_path / "s.png", graph))
     assert r["source"] == "comfyui"
     assert r["prompt"] == "ink drawing of a heron\nminimal" and r["negative_prompt"] == ""
-    assert (r["seed"], r["steps"], r["cfg_scale"], r["guidance"]) == (31337, 8, 1.0, 0.0)
+    assert (r["seed"], r["steps"], r["a1111_cfg_scale"], r["guidance"]) == (31337, 8, 1.0, 0.0)
     assert (r["sampler"], r["scheduler"]) == ("euler", "simple")
     assert (r["width"], r["height"]) == (1024, 1024)
     assert r["model"] == "z_image_turbo_fp8.safetensors"
@@ -937,7 +943,7 @@ def test_comfyui_broken_graphs_do_not_crash(tmp_path):
         "5": "not a node",
         "6": {"class_type": None, "inputs": []},
     }
-    r = read_parameters(_comfy_png(tmp_path / "x.png", cyclic))
+    r = _read(_comfy_png(tmp_path / "x.png", cyclic))
     assert r["source"] == "comfyui"
     assert r["seed"] is None and r["prompt"] is None and r["model"] is None
     assert {"seed", "sampler_name", "positive", "negative", "latent_image", "model"} <= set(
@@ -948,7 +954,7 @@ def test_comfyui_broken_graphs_do_not_crash(tmp_path):
     for text in ("{broken", "[]", '"str"', json.dumps({"1": {"class_type": "SaveImage"}})):
         path = tmp_path / "y.png"
         _write_text_png(path, {"prompt": text, "workflow": "{also broken"})
-        r = read_parameters(path)
+        r = _read(path)
         assert r["source"] == "none"
         json.dumps(r)
 
@@ -984,7 +990,7 @@ def test_comfyui_hostile_fan_out_graph_is_bounded(tmp_path):
         },
         "2": {"class_type": "ConditioningCombine", "inputs": fan},
     }
-    r = read_parameters(_comfy_png(tmp_path / "fan.png", graph))
+    r = _read(_comfy_png(tmp_path / "fan.png", graph))
     assert r["source"] == "comfyui" and r["seed"] == 1
 
 
@@ -1049,9 +1055,9 @@ def test_comfyui_ui_workflow_with_reroute_and_primitive_node(tmp_path):
         ],
         "version": 0.4,
     }
-    r = read_parameters(_comfy_png(tmp_path / "r.png", None, workflow))
+    r = _read(_comfy_png(tmp_path / "r.png", None, workflow))
     assert r["source"] == "comfyui"
-    assert (r["prompt"], r["seed"], r["steps"], r["cfg_scale"]) == (
+    assert (r["prompt"], r["seed"], r["steps"], r["a1111_cfg_scale"]) == (
         "a quiet harbour at night",
         2024,
         20,
@@ -1079,7 +1085,7 @@ def test_jpeg_webp_exif_user_comment(tmp_path, fmt, encoding):
     exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + INFOTEXT_FOR_EXIF.encode(encoding)
     path = tmp_path / f"img.{fmt.lower()}"
     _image().save(path, format=fmt, exif=exif)
-    r = read_parameters(path)
+    r = _read(path)
     assert r["source"] == "a1111"
     assert (r["prompt"], r["negative_prompt"], r["seed"], r["width"]) == ("a cat 🐱", "dog", 4, 32)
 
@@ -1087,7 +1093,7 @@ def test_jpeg_webp_exif_user_comment(tmp_path, fmt, encoding):
 def test_image_without_metadata(tmp_path):
     for name, fmt in (("a.png", "PNG"), ("b.jpg", "JPEG"), ("c.bmp", "BMP"), ("d.gif", "GIF")):
         _image().save(tmp_path / name, format=fmt)
-        r = read_parameters(tmp_path / name)
+        r = _read(tmp_path / name)
         assert r["source"] == "none" and r["prompt"] is None and r["loras"] == []
 
 
@@ -1106,12 +1112,12 @@ def test_not_an_image_raises_file_format_error(tmp_path):
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(FileFormatError) as err:
-            read_parameters(tmp_path / name)
+            _read(tmp_path / name)
         assert name in str(err.value) and "Traceback" not in str(err.value)
     with pytest.raises(FileFormatError, match="does not exist"):
-        read_parameters(tmp_path / "missing.png")
+        _read(tmp_path / "missing.png")
     with pytest.raises(FileFormatError):
-        read_parameters(tmp_path)
+        _read(tmp_path)
 
 
 def test_malformed_png_chunks(tmp_path):
@@ -1130,7 +1136,7 @@ def test_malformed_png_chunks(tmp_path):
     for name, extra in cases.items():
         path = tmp_path / f"{name}.png"
         path.write_bytes(_png_with_chunks(extra))
-        r = read_parameters(path)
+        r = _read(path)
         json.dumps(r)
         assert r["source"] in ("a1111", "none"), name
         if name in ("bad_crc", "dup"):
@@ -1147,7 +1153,7 @@ def test_malformed_png_chunks(tmp_path):
     )
     (tmp_path / "sig_only.png").write_bytes(whole[:8])
     for name in ("trunc", "header", "huge", "sig_only"):
-        r = read_parameters(tmp_path / f"{name}.png")
+        r = _read(tmp_path / f"{name}.png")
         assert r["source"] == "none" and r["warnings"], name
 
 
@@ -1164,7 +1170,7 @@ def test_fuzzed_zitdesk_png_never_crashes(tmp_path):
         if i % 3 == 0:
             data = data[: rng.randrange(8, len(data))]
         target.write_bytes(bytes(data))
-        r = read_parameters(target)
+        r = _read(target)
         json.dumps(r)
         assert r["source"] in ("zitdesk", "a1111", "none")
 
@@ -1179,9 +1185,74 @@ def test_params_json(tmp_path):
 
 def test_module_imports_no_torch_or_qt():
     code = (
-        "import sys, zitdesk.imagemeta, zitdesk.pngmeta\n"
+        "import sys, zitdesk.imagemeta\n"
         "bad = [m for m in ('torch', 'PySide6', 'shiboken6', 'diffusers', 'PIL') if m in sys.modules]\n"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------------------------------
+# The typed result and the form values
+# ------------------------------------------------------------------------------------------
+
+
+def test_read_result_is_typed_and_frozen(tmp_path):
+    import dataclasses
+
+    from zitdesk.imagemeta import ImageParameters, LoraRef
+
+    r = read_parameters(write_png(_image(), tmp_path / "t.png", _meta()))
+    assert isinstance(r, ImageParameters) and r.found
+    assert (r.source, r.steps, r.guidance, r.a1111_cfg_scale) == ("zitdesk", 9, 2.5, 3.5)
+    assert r.loras[0] == LoraRef("film grain", 0.75, SHA_A, "film grain.safetensors")
+    assert isinstance(r.unmapped, tuple) and isinstance(r.warnings, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.prompt = "changed"  # type: ignore[misc]
+    assert "cfg_scale" not in r.to_dict()  # one name per quantity
+
+
+def test_zitdesk_chunk_says_guidance_and_old_cfg_scale_chunks_still_read(tmp_path):
+    path = write_png(_image(), tmp_path / "new.png", _meta())
+    with Image.open(path) as im:
+        meta = json.loads(im.text["zitdesk"])["meta"]
+    assert meta["guidance"] == 2.5 and "cfg_scale" not in meta
+    old = {"version": 1, "meta": {"prompt": "old", "cfg_scale": 1.5, "seed": 4}}
+    r = read_parameters(_write_text_png(tmp_path / "old.png", {"zitdesk": json.dumps(old)}))
+    assert (r.prompt, r.guidance, r.a1111_cfg_scale, r.seed) == ("old", 1.5, 2.5, 4)
+
+
+def test_request_values_of_a_zitdesk_image_rebuild_the_request(tmp_path):
+    r = read_parameters(write_png(_image(), tmp_path / "z.png", _meta()))
+    values = r.request_values()
+    rebuilt = GenerateRequest.from_dict(values)
+    original = _request()
+    for name in ("prompt", "negative_prompt", "width", "height", "steps", "guidance", "shift",
+                 "seed", "memory_mode"):
+        assert getattr(rebuilt, name) == getattr(original, name), name
+    assert [(lo["path"], lo["enabled"], lo["sha256"]) for lo in values["loras"]] == [
+        ("film grain.safetensors", True, SHA_A), ("detail_slider.safetensors", True, SHA_B),
+        ("off.safetensors", False, "")]  # the request keeps the disabled one; it has no hash
+
+
+def test_request_values_of_an_a1111_image(tmp_path):
+    text = ("a <lora:grain:0.6> cat\nNegative prompt: dull\n"
+            "Steps: 20, Sampler: Euler, CFG scale: 4.5, Seed: 7, Size: 512x768, "
+            'Lora hashes: "grain: 0123456789, other: abcdef0123"')
+    r = read_parameters(_write_text_png(tmp_path / "a.png", {"parameters": text}))
+    assert r.source == "a1111" and (r.guidance, r.a1111_cfg_scale) == (3.5, 4.5)
+    values = r.request_values()
+    assert {k: values[k] for k in ("steps", "seed", "width", "height", "guidance")} == {
+        "steps": 20, "seed": 7, "width": 512, "height": 768, "guidance": 3.5}
+    assert values["negative_prompt"] == "dull"
+    assert values["loras"] == [
+        {"path": "grain", "weight": 0.6, "enabled": True, "sha256": "0123456789"},
+        {"path": "other", "weight": None, "enabled": True, "sha256": "abcdef0123"},
+    ]
+    assert "count" not in values and "memory_mode" not in values  # only what the image says
+
+
+def test_request_values_of_an_image_without_parameters(tmp_path):
+    r = read_parameters(_write_text_png(tmp_path / "n.png", {"Software": "paint"}))
+    assert not r.found and r.request_values() == {"loras": []}

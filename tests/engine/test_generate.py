@@ -73,11 +73,11 @@ def test_same_seed_same_image_and_params_round_trip(engine, tmp_path):
     b = [e for e in _run(engine, _req(tmp_path / "b")) if isinstance(e, ImageReady)][0]
     assert np.array_equal(np.asarray(Image.open(a.path)), np.asarray(Image.open(b.path)))
     params = read_parameters(a.path)
-    assert params["source"] == "zitdesk"
-    assert params["prompt"] == "a red fox in the snow"
-    assert params["seed"] == 11 and params["steps"] == 3
-    assert (params["width"], params["height"]) == (64, 64)
-    again = GenerateRequest.from_dict(params["request"])
+    assert params.source == "zitdesk"
+    assert params.prompt == "a red fox in the snow"
+    assert params.seed == 11 and params.steps == 3
+    assert (params.width, params.height) == (64, 64)
+    again = GenerateRequest.from_dict(params.request)
     assert again.prompt == "a red fox in the snow" and again.seed == 11
 
 

@@ -82,18 +82,18 @@ def test_png_carries_names_and_hashes_but_no_folder(private_setup, tiny_comfy):
     assert "job_id" not in text and "output_dir" not in text
     assert "my_cat" in text and sha[:10] in text
     params = read_parameters(png)
-    assert params["model_hash"] == expected_model_hash  # A1111 "Model hash" filled (AutoV2)
-    request = params["request"]
+    assert params.model_hash == expected_model_hash  # A1111 "Model hash" filled (AutoV2)
+    request = params.request
     assert request["loras"][0]["path"] == "my_cat.safetensors"
     assert request["model_path"] in ("", Path(tiny_comfy).name)  # a name at most, never a path
-    assert params["loras"][0]["hash"] == sha
+    assert params.loras[0].hash == sha
 
 
 def test_strip_metadata_writes_no_parameters(private_setup):
     home, lora, eng = private_setup
     png = _generate(eng, home / "stripped", lora, write_metadata=False)
     assert _raw_png_text(png) == ""
-    assert read_parameters(png)["source"] in (None, "none")
+    assert read_parameters(png).source == "none"
 
 
 def test_public_request_cuts_every_path_at_any_depth():
@@ -120,10 +120,10 @@ def test_reuse_finds_the_lora_by_hash_then_name(private_setup, tmp_path):
     home, lora, eng = private_setup
     png = _generate(eng, tmp_path, lora)  # generation put the LoRA into the hash cache
     params = read_parameters(png)
-    entry = params["loras"][0]
+    entry = params.loras[0]
     from zitdesk.engine import generate
 
     cache = generate._HASHES.path  # the engine's hash cache (made under the first test's home)
-    assert find_lora(entry["name"], entry["hash"], hash_cache=cache) == str(lora)
-    assert find_lora(entry["name"], entry["hash"][:10], hash_cache=cache) == str(lora)  # AutoV2
+    assert find_lora(entry.name, entry.hash, hash_cache=cache) == str(lora)
+    assert find_lora(entry.name, entry.hash[:10], hash_cache=cache) == str(lora)  # AutoV2
     assert find_lora("my_cat", "0" * 64, hash_cache=cache) is None  # another file of that name

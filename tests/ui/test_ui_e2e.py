@@ -31,7 +31,7 @@ def test_generate_with_the_tiny_model_through_the_real_engine(qtbot, make_window
     from zitdesk.imagemeta import read_parameters
 
     params = read_parameters(item.path)
-    assert params["prompt"] == "a tiny test image" and params["steps"] == 2
+    assert params.prompt == "a tiny test image" and params.steps == 2
     # Dropping our own PNG back restores every parameter, from the embedded request.
     ws.form.prompt.set_text("something else")
     ws.form.steps.setValue(8)

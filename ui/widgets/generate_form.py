@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -205,14 +206,15 @@ class GenerateFormWidget(QScrollArea):
         """Like :meth:`build_request` without drawing a random seed (for predictions)."""
         return self.build_request(model_path, seed=0)
 
-    def apply_parameters(self, params: dict[str, Any]) -> list[str]:
-        """Fill the form from a request dict or ``imagemeta.read_parameters``; returns what was set.
+    def apply_parameters(self, values: Mapping[str, Any]) -> list[str]:
+        """Fill the form from request-shaped values, the way ``GenerateRequest.from_dict`` reads
+        them: a request dict (history, gallery) or ``ImageParameters.request_values()`` (a dropped
+        or reused image). Returns what was set.
 
-        Values that are None or missing are left alone; a fixed seed is selected so the image can
-        be reproduced.
+        Keys that are missing, None or of the wrong type are left alone; a fixed seed is selected
+        so the image can be reproduced.
         """
-        req = params.get("request") if isinstance(params.get("request"), dict) else None
-        data = {**params, **req} if req else dict(params)
+        data = values
         applied: list[str] = []
         if isinstance(data.get("prompt"), str):
             self.prompt.set_text(data["prompt"])
@@ -236,51 +238,41 @@ class GenerateFormWidget(QScrollArea):
             applied.append("guidance")
         if isinstance(data.get("shift"), (int, float)):
             self.shift.setValue(float(data["shift"]))
-        if req:
-            if isinstance(req.get("count"), int):
-                self.count.setValue(req["count"])
-            if req.get("memory_mode"):
-                with contextlib.suppress(ValueError):
-                    self.set_memory_mode(req["memory_mode"])
-            self.vae_tiling.setChecked(bool(req.get("vae_tiling")))
-            self.unload_te.setChecked(bool(req.get("unload_text_encoder")))
-        loras = self._loras_from(data, bool(req), params)
+        if isinstance(data.get("count"), int):
+            self.count.setValue(data["count"])
+        if data.get("memory_mode"):
+            with contextlib.suppress(ValueError):
+                self.set_memory_mode(data["memory_mode"])
+        if "vae_tiling" in data:
+            self.vae_tiling.setChecked(bool(data["vae_tiling"]))
+        if "unload_text_encoder" in data:
+            self.unload_te.setChecked(bool(data["unload_text_encoder"]))
+        loras = self._loras_from(data.get("loras"))
         if loras is not None:
             self.loras.set_loras(loras)
             if loras:
                 applied.append("LoRAs")
         return applied
 
-    def _loras_from(
-        self, data: dict[str, Any], from_request: bool, params: dict[str, Any]
-    ) -> list[tuple[str, float, bool]] | None:
-        """The image's LoRAs as files on this machine. Images carry file names and hashes, not
-        paths: each is found by hash, else by a name the library knows once
-        (:func:`zitdesk.library.lookup.find_lora`); older images' absolute paths still work.
-        Names that cannot be found are kept in :attr:`missing_loras`."""
+    def _loras_from(self, items: Any) -> list[tuple[str, float, bool]] | None:
+        """The LoRAs (request-shaped ``{path, weight, enabled, sha256}``) as files on this
+        machine. Images carry file names and hashes, not paths: each is found by hash, else by a
+        name the library knows once (:func:`zitdesk.library.lookup.find_lora`); older images'
+        absolute paths still work. Names that cannot be found are kept in :attr:`missing_loras`."""
         from zitdesk.library.lookup import find_lora
 
-        items = data.get("loras")
         if not isinstance(items, list):
             return None
-        hashes: dict[str, str] = {}
-        for lo in params.get("loras") or ():
-            if isinstance(lo, dict) and isinstance(lo.get("name"), str):
-                sha = lo.get("hash") or lo.get("sha256") or ""
-                if isinstance(sha, str) and sha:
-                    hashes[lo["name"].lower()] = sha
         out = []
         self.missing_loras = []
         for lo in items:
-            if not isinstance(lo, dict):
+            if not isinstance(lo, Mapping):
                 continue
-            ref = lo.get("path") if from_request else (lo.get("file") or lo.get("name"))
+            ref = lo.get("path")
             if not isinstance(ref, str) or not ref:
                 continue
             name = re.split(r"[\\/]", ref)[-1]
-            stem = name[: -len(".safetensors")] if name.lower().endswith(".safetensors") else name
-            sha = lo.get("hash") if isinstance(lo.get("hash"), str) else ""
-            sha = sha or hashes.get(stem.lower(), "") or hashes.get(name.lower(), "")
+            sha = lo.get("sha256") if isinstance(lo.get("sha256"), str) else ""
             path = ref if Path(ref).is_absolute() and Path(ref).is_file() else find_lora(name, sha)
             if path is None:
                 self.missing_loras.append(name)

@@ -32,6 +32,7 @@ from ui.workspaces.generate_view import GenerateView
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
 from zitdesk.engine.requests import MemoryMode
 from zitdesk.errors import RequestError
+from zitdesk.imagemeta import ImageParameters
 from zitdesk.memory_predict import (
     MODE_SHORT,
     MemoryPredictor,
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 PNG_SOURCES = {"zitdesk": "zitdesk", "a1111": "A1111/Forge", "comfyui": "ComfyUI"}
 
 
-def _read_parameters(path: str) -> dict[str, Any]:
+def _read_parameters(path: str) -> ImageParameters:
     from zitdesk.imagemeta import read_parameters
 
     return read_parameters(path)
@@ -281,41 +282,37 @@ class GenerateWorkspace(GenerateView):
     @Slot(object, object)
     def _on_png_read(self, path: object, params: object) -> None:
         name = Path(str(path)).name
-        params = params if isinstance(params, dict) else {}
-        if params.get("source") in (None, "none") or not params.get("prompt"):
+        if not isinstance(params, ImageParameters) or not params.found:
             self.show_message(f"{name} has no generation parameters zitdesk can read.", "warning")
             return
-        applied = self.form.apply_parameters(params)
-        source = PNG_SOURCES.get(str(params.get("source")), str(params.get("source")))
+        applied = self.form.apply_parameters(params.request_values())
+        source = PNG_SOURCES.get(params.source, params.source)
         text = f"Loaded {', '.join(applied)} from {name} ({source})."
         missing = self.form.missing_loras  # neither its hash nor its name is known here
         if missing:
             text += f" LoRAs not found on this computer (add them by hand): {', '.join(missing)}."
-        if params.get("unmapped"):
-            text += f" Not used: {', '.join(map(str, params['unmapped'][:8]))}."
+        if params.unmapped:
+            text += f" Not used: {', '.join(map(str, params.unmapped[:8]))}."
         self.show_message(text, "info")
 
     @Slot(object, object)
     def _on_png_failed(self, path: object, message: object) -> None:
         self.show_message(f"Could not read {Path(str(path)).name}: {message}", "error")
 
-    def apply_parameters(self, params: dict[str, Any]) -> list[str]:
-        return self.form.apply_parameters(params)
+    def apply_parameters(self, values: dict[str, Any]) -> list[str]:
+        """Fill the form from request-shaped values (see ``GenerateForm.apply_parameters``)."""
+        return self.form.apply_parameters(values)
 
     @Slot(object)
     def _reuse_gallery_item(self, item: GalleryItem) -> None:
         self.form.apply_parameters(
-            {"request": item.request}
-            if item.request
-            else {"prompt": item.prompt, "seed": item.seed}
+            item.request if item.request else {"prompt": item.prompt, "seed": item.seed}
         )
         self.status_message.emit(f"Parameters of seed {item.seed} are back in the form.")
 
     @Slot(object)
     def _reuse_history_entry(self, entry: HistoryEntry) -> None:
-        self.form.apply_parameters(
-            {"request": entry.request} if entry.request else {"prompt": entry.prompt}
-        )
+        self.form.apply_parameters(entry.request if entry.request else {"prompt": entry.prompt})
 
     # -- controller signals ---------------------------------------------------------------------
     @Slot(bool)

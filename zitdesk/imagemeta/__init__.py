@@ -23,12 +23,15 @@ guess UTF-8 first would mangle some Latin-1 strings, so iTXt is used for all non
 
 CFG semantics
 -------------
-zitdesk's ``guidance`` (:class:`ImageMeta.cfg_scale`, same as ``GenerateRequest.guidance``) uses
+zitdesk's ``guidance`` (:attr:`ImageMeta.guidance`, same as ``GenerateRequest.guidance``) uses
 the diffusers Z-Image convention ``pred = pos + g * (pos - neg)``: 0 turns CFG off. A1111 and
 ComfyUI use ``pred = neg + cfg * (pos - neg)``, where CFG 1 is "off". They are the same
-formula with ``cfg = g + 1``, so the infotext says ``CFG scale: g+1`` (Turbo's g = 0 is written
+formula with ``cfg = g + 1``, so the infotext says ``CFG scale: g+1``
+(:attr:`ImageMeta.a1111_cfg_scale`) (Turbo's g = 0 is written
 ``CFG scale: 1.0``), and reading an A1111 or ComfyUI image gives ``guidance = max(cfg - 1, 0)``.
-zitdesk images are read from their JSON chunk, so no conversion is involved there.
+zitdesk images are read from their JSON chunk, so no conversion is involved there. Everywhere
+(ImageMeta, ImageParameters, the JSON chunk, ``zitdesk params --json``) ``guidance`` means the
+zitdesk number and ``a1111_cfg_scale`` the A1111 one; nothing is called plain ``cfg_scale``.
 
 Hashes
 ------
@@ -38,7 +41,7 @@ first 10 hex digits of :attr:`LoraUse.sha256` (Civitai's "AutoV2" hash of the wh
 Civitai resolves). A1111 itself writes 12 hex digits of a tensor-only hash ("AutoV3"); readers
 accept any length.
 
-Reading (:func:`read_parameters`) understands zitdesk PNGs, A1111/Forge infotexts (PNG
+Reading (:func:`read_parameters`, a typed :class:`ImageParameters`) understands zitdesk PNGs, A1111/Forge infotexts (PNG
 ``parameters`` chunk, or the EXIF UserComment of JPEG/WebP files) and ComfyUI PNGs (the API
 ``prompt`` graph, or the UI ``workflow`` graph when that is all there is). It never raises on
 malformed metadata: it returns what it could read, with ``warnings`` and ``unmapped``; only a
@@ -61,6 +64,8 @@ from zitdesk.imagemeta.types import (
     PARAMETERS_KEY,
     ZITDESK_KEY,
     ImageMeta,
+    ImageParameters,
+    LoraRef,
     LoraUse,
     public_request,
 )
@@ -70,6 +75,8 @@ __all__ = [
     "PARAMETERS_KEY",
     "ZITDESK_KEY",
     "ImageMeta",
+    "ImageParameters",
+    "LoraRef",
     "LoraUse",
     "a1111_parameters",
     "params_json",

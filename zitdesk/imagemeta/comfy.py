@@ -292,8 +292,8 @@ def _fill_from_comfy_graph(result: dict[str, Any], graph: _ComfyGraph) -> bool:
 
     result["seed"] = resolve("seed", _as_int, seed_value)
     result["steps"] = resolve("steps", _as_int, steps_value)
-    result["cfg_scale"] = resolve("cfg", _as_float, cfg_value)
-    result["guidance"] = _guidance_from_cfg(result["cfg_scale"])
+    result["a1111_cfg_scale"] = resolve("cfg", _as_float, cfg_value)
+    result["guidance"] = _guidance_from_cfg(result["a1111_cfg_scale"])
     result["sampler"] = resolve("sampler_name", _as_str, sampler_value)
     result["scheduler"] = resolve("scheduler", _as_str, scheduler_value)
 

@@ -13,7 +13,7 @@ from zitdesk.imagemeta._values import _lookup
 from zitdesk.imagemeta.comfy import _fill_from_comfyui
 from zitdesk.imagemeta.infotext import _fill_from_infotext, split_infotext
 from zitdesk.imagemeta.png import _PNG_SIGNATURE, _read_other_image, _read_png_text
-from zitdesk.imagemeta.types import PARAMETERS_KEY, ZITDESK_KEY
+from zitdesk.imagemeta.types import PARAMETERS_KEY, ZITDESK_KEY, ImageParameters, LoraRef
 from zitdesk.imagemeta.zitdesk_json import _fill_from_zitdesk
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,8 @@ def _empty_result(chunks: dict[str, str], warnings: list[str]) -> dict[str, Any]
         "prompt": None,
         "negative_prompt": None,
         "steps": None,
-        "cfg_scale": None,
         "guidance": None,
+        "a1111_cfg_scale": None,
         "seed": None,
         "width": None,
         "height": None,
@@ -95,16 +95,22 @@ def _interpret(chunks: dict[str, str], warnings: list[str]) -> dict[str, Any]:
     return _empty_result(chunks, warnings)
 
 
-def read_parameters(path: str | Path) -> dict[str, Any]:
-    """Generation parameters of the image at ``path`` as a JSON-serialisable dict.
+def _typed(result: dict[str, Any]) -> ImageParameters:
+    """The readers' working dict as the frozen result."""
+    loras = tuple(
+        LoraRef(name=lo["name"], weight=lo.get("weight"), hash=lo.get("hash") or "",
+                file=lo.get("file") or "")
+        for lo in result["loras"]
+    )
+    return ImageParameters(**{
+        **result, "loras": loras, "unmapped": tuple(result["unmapped"]),
+        "warnings": tuple(result["warnings"]),
+    })
 
-    Keys: ``source`` ("zitdesk", "a1111", "comfyui" or "none"), ``prompt``, ``negative_prompt``,
-    ``steps``, ``cfg_scale`` (A1111/ComfyUI semantics), ``guidance`` (zitdesk semantics,
-    ``cfg_scale - 1``), ``seed``, ``width``, ``height``, ``sampler``, ``scheduler``, ``shift``,
-    ``model``, ``model_hash``, ``loras`` (list of ``{name, weight, hash, file}``), ``version``,
-    ``request`` (the zitdesk request dict, zitdesk images only), ``settings`` (the infotext's
-    ``key: value`` pairs), ``raw`` (all text chunks), ``unmapped`` (setting keys that could not
-    be mapped) and ``warnings`` (damage found while reading). Unknown values are ``None``.
+
+def read_parameters(path: str | Path) -> ImageParameters:
+    """Generation parameters of the image at ``path`` (:class:`ImageParameters`; its
+    :meth:`~ImageParameters.to_dict` is the JSON ``zitdesk params --json`` prints).
 
     Raises :class:`FileFormatError` when the file is missing, unreadable or not an image.
     """
@@ -123,9 +129,9 @@ def read_parameters(path: str | Path) -> dict[str, Any]:
             chunks, warnings = _read_other_image(p)
     except OSError as exc:
         raise FileFormatError(f"{p} cannot be read ({exc.strerror or exc}).") from exc
-    return _interpret(chunks, warnings)
+    return _typed(_interpret(chunks, warnings))
 
 
 def params_json(path: str | Path) -> str:
     """:func:`read_parameters` as indented JSON (for ``zitdesk params IMAGE --json``)."""
-    return json.dumps(read_parameters(path), ensure_ascii=False, indent=2)
+    return json.dumps(read_parameters(path).to_dict(), ensure_ascii=False, indent=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from zitdesk import __version__
@@ -38,15 +38,16 @@ class LoraUse:
 class ImageMeta:
     """What one generated image was made with.
 
-    ``cfg_scale`` holds zitdesk's guidance (diffusers semantics, 0 = CFG off), the same number as
-    ``GenerateRequest.guidance``; :func:`a1111_parameters` writes it as ``CFG scale: g+1``.
+    ``guidance`` is zitdesk's guidance (diffusers semantics, 0 = CFG off), the same number as
+    ``GenerateRequest.guidance``; :func:`a1111_parameters` writes it as ``CFG scale: g+1``
+    (:attr:`a1111_cfg_scale`).
     ``extra`` items are appended to the infotext settings line and stored in the JSON chunk.
     """
 
     prompt: str
     negative_prompt: str = ""
     steps: int = 8
-    cfg_scale: float = 0.0
+    guidance: float = 0.0
     seed: int = 0
     width: int = 1024
     height: int = 1024
@@ -63,7 +64,7 @@ class ImageMeta:
     @property
     def a1111_cfg_scale(self) -> float:
         """The CFG scale A1111 and ComfyUI would show for this image (guidance + 1)."""
-        return float(self.cfg_scale) + 1.0
+        return float(self.guidance) + 1.0
 
     @classmethod
     def from_request(
@@ -103,7 +104,7 @@ class ImageMeta:
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
             steps=request.steps,
-            cfg_scale=float(request.guidance),
+            guidance=float(request.guidance),
             seed=image_seed,
             width=request.width,
             height=request.height,
@@ -147,3 +148,110 @@ def public_request(data: Mapping[str, Any]) -> dict[str, Any]:
         return obj
 
     return clean(data)
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    """A LoRA an image names: ``name`` (file stem or A1111 alias), ``weight`` (None when the file
+    does not say), ``hash`` (any length of SHA-256 / AutoV2 / AutoV3 hex) and ``file`` (the
+    request's file name, zitdesk images only)."""
+
+    name: str
+    weight: float | None = None
+    hash: str = ""
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class ImageParameters:
+    """What :func:`~zitdesk.imagemeta.read.read_parameters` found in one image.
+
+    ``source`` is "zitdesk", "a1111", "comfyui" or "none". One name per quantity: ``guidance`` is
+    zitdesk's guidance (diffusers semantics, 0 = CFG off, ``GenerateRequest.guidance``);
+    ``a1111_cfg_scale`` is the "CFG scale" A1111/ComfyUI show (= guidance + 1). ``request`` is
+    the embedded zitdesk request (zitdesk images only), ``settings`` the infotext's ``key: value``
+    pairs, ``raw`` all text chunks, ``unmapped`` setting keys that could not be used and
+    ``warnings`` damage found while reading. Unknown values are None.
+    """
+
+    source: str = "none"
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    a1111_cfg_scale: float | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    sampler: str | None = None
+    scheduler: str | None = None
+    shift: float | None = None
+    model: str | None = None
+    model_hash: str | None = None
+    loras: tuple[LoraRef, ...] = ()
+    version: str | None = None
+    request: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    settings: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    raw: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    unmapped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def found(self) -> bool:
+        """True when the image had parameters zitdesk can use (at least a prompt)."""
+        return self.source != "none" and bool(self.prompt)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (``zitdesk params --json``); LoRAs as ``{name, weight, hash, file}``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["loras"] = [
+            {"name": lo.name, "weight": lo.weight, "hash": lo.hash, "file": lo.file} for lo in self.loras
+        ]
+        out["settings"], out["raw"] = dict(self.settings), dict(self.raw)
+        out["unmapped"], out["warnings"] = list(self.unmapped), list(self.warnings)
+        return out
+
+    def request_values(self) -> dict[str, Any]:
+        """The values to put back into a Generate form, shaped like ``GenerateRequest.to_dict()``
+        (only what the image says; the embedded request of a zitdesk image wins).
+
+        ``loras`` (when the image names any) is a list of ``{path, weight, enabled, sha256}``:
+        ``path`` is what identifies the file (the request's path, else the file name, else the
+        name), ``weight`` may be None (unknown), ``sha256`` the image's hash for that LoRA ("" if
+        none) so the caller can find the file on this machine by hash.
+        """
+        values: dict[str, Any] = {}
+        for key in ("prompt", "negative_prompt", "width", "height", "steps", "seed", "guidance",
+                    "shift"):
+            value = getattr(self, key)
+            if value is not None:
+                values[key] = value
+        request = self.request if isinstance(self.request, dict) else None
+        if request:
+            values.update(request)
+        hashes = {lo.name.lower(): lo.hash for lo in self.loras if lo.hash}
+        items: Any = request.get("loras") if request else None
+        if request and isinstance(items, list):
+            loras = []
+            for lo in items:
+                if isinstance(lo, Mapping) and isinstance(lo.get("path"), str) and lo["path"]:
+                    loras.append({"path": lo["path"], "weight": lo.get("weight"),
+                                  "enabled": bool(lo.get("enabled", True)),
+                                  "sha256": _hash_for(lo["path"], "", hashes)})
+            values["loras"] = loras
+        else:
+            values["loras"] = [
+                {"path": lo.file or lo.name, "weight": lo.weight, "enabled": True,
+                 "sha256": _hash_for(lo.file or lo.name, lo.hash, hashes)}
+                for lo in self.loras if lo.file or lo.name
+            ]
+        return values
+
+
+def _hash_for(ref: str, own: str, hashes: Mapping[str, str]) -> str:
+    """``own`` hash, else the image's hash for the LoRA with that file stem or name."""
+    if own:
+        return own
+    name = _base_name(ref)
+    stem = name[: -len(".safetensors")] if name.lower().endswith(".safetensors") else name
+    return hashes.get(stem.lower(), "") or hashes.get(name.lower(), "")

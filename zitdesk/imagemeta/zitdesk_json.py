@@ -34,9 +34,10 @@ def _fill_from_zitdesk(result: dict[str, Any], text: str) -> bool:
     result["prompt"] = take("prompt", _as_str)
     result["negative_prompt"] = take("negative_prompt", _as_str, "")
     result["steps"] = take("steps", _as_int)
-    guidance = take("cfg_scale", _as_float)
+    # "guidance" since 0.2; version-1 chunks written before called the same number "cfg_scale".
+    guidance = take("guidance" if "guidance" in meta else "cfg_scale", _as_float)
     result["guidance"] = guidance
-    result["cfg_scale"] = None if guidance is None else round(guidance + 1.0, 6)
+    result["a1111_cfg_scale"] = None if guidance is None else round(guidance + 1.0, 6)
     result["seed"] = take("seed", _as_int)
     result["width"] = take("width", _as_int)
     result["height"] = take("height", _as_int)
