@@ -12,8 +12,13 @@ from zitdesk.lora.fit import check_fit, lora_module_shapes, model_linear_shapes
 from zitdesk.st_header import read_header
 
 
-def _lora_for(shapes: dict[str, tuple[int, int]], path, rank: int = 4, fused_qkv: bool = False,
-              scale_out: int = 1):
+def _lora_for(
+    shapes: dict[str, tuple[int, int]],
+    path,
+    rank: int = 4,
+    fused_qkv: bool = False,
+    scale_out: int = 1,
+):
     t: dict[str, tuple] = {}
     for m, (o, i) in shapes.items():
         if fused_qkv and ".attention.to_k" in m or fused_qkv and ".attention.to_v" in m:
@@ -67,7 +72,10 @@ def test_one_wrong_module_is_enough_to_refuse(tmp_path, tiny_diffusers):
     shapes = dict(model_linear_shapes(tiny_diffusers))
     path = _lora_for(shapes, tmp_path / "ok.safetensors")
     bad = dict(shapes)
-    bad["layers.0.feed_forward.w1"] = (bad["layers.0.feed_forward.w1"][0] + 1, bad["layers.0.feed_forward.w1"][1])
+    bad["layers.0.feed_forward.w1"] = (
+        bad["layers.0.feed_forward.w1"][0] + 1,
+        bad["layers.0.feed_forward.w1"][1],
+    )
     fit = check_fit(path, bad)
     assert not fit.ok and [m for m, _a, _b in fit.mismatched] == ["layers.0.feed_forward.w1"]
     assert fit.matched == fit.total - 1
@@ -79,8 +87,10 @@ def test_foreign_lora_is_refused_by_name(tmp_path):
 
 
 def test_fit_module_is_torch_and_qt_free():
-    code = ("import sys, zitdesk.lora.fit; "
-            "bad = [m for m in ('torch', 'PySide6', 'diffusers') if m in sys.modules]; print(bad); "
-            "sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, zitdesk.lora.fit; "
+        "bad = [m for m in ('torch', 'PySide6', 'diffusers') if m in sys.modules]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -22,10 +22,17 @@ def test_writer_titles_a_default_named_run_after_its_folder(tmp_path):
     assert lora_title(_cfg("lora", str(tmp_path / "my_cat"))) == "my_cat"
     assert lora_title(_cfg("mochi", str(tmp_path / "run7"))) == "mochi"
     assert lora_title(_cfg("lora", ""), "cats") == "cats"
-    meta = build_metadata(_cfg("lora", str(tmp_path / "my_cat")), step=10, epoch=1, base_precision="bf16",
-                          resolution=(512, 512), tag_freq={}, dataset_name="cats")
+    meta = build_metadata(
+        _cfg("lora", str(tmp_path / "my_cat")),
+        step=10,
+        epoch=1,
+        base_precision="bf16",
+        resolution=(512, 512),
+        tag_freq={},
+        dataset_name="cats",
+    )
     assert meta["modelspec.title"] == "my_cat"
-    assert meta["ss_output_name"] == "lora"          # the file name itself is unchanged
+    assert meta["ss_output_name"] == "lora"  # the file name itself is unchanged
 
 
 def test_library_title_of_zitdesk_files(tmp_path):
@@ -35,7 +42,10 @@ def test_library_title_of_zitdesk_files(tmp_path):
     # renamed by the user: the file name is the title (empty = the file name is shown)
     assert choose_title(ZMETA, str(run / "cat_style_v2.safetensors")) == ""
     # a real title wins; files of other trainers keep what they say
-    assert choose_title({**ZMETA, "modelspec.title": "Mochi"}, str(run / "lora.safetensors")) == "Mochi"
+    assert (
+        choose_title({**ZMETA, "modelspec.title": "Mochi"}, str(run / "lora.safetensors"))
+        == "Mochi"
+    )
     named = {**ZMETA, "modelspec.title": "Mochi", "ss_output_name": "mochi"}
     assert choose_title(named, str(run / "mochi_000000250.safetensors")) == "Mochi (step 250)"
     assert choose_title(named, str(run / "mochi.safetensors")) == "Mochi"

@@ -19,8 +19,13 @@ def open_in_file_manager(folder: str) -> None:
 class FolderActions(QObject):
     """Fills ``menu`` on each show; adds and removes library folders through the controller."""
 
-    def __init__(self, controller: LibraryController, store: LibraryStore, menu: QMenu,
-                 dialog_parent: QWidget) -> None:
+    def __init__(
+        self,
+        controller: LibraryController,
+        store: LibraryStore,
+        menu: QMenu,
+        dialog_parent: QWidget,
+    ) -> None:
         super().__init__(dialog_parent)
         self.controller, self.store, self.menu = controller, store, menu
         self._dialog_parent = dialog_parent
@@ -48,4 +53,6 @@ class FolderActions(QObject):
             sub = m.addMenu(menu_text(label))
             sub.addAction("Open", lambda p=r.path: open_in_file_manager(p))
             if r.path in self.store.folders:
-                sub.addAction("Remove from library", lambda p=r.path: self.controller.remove_folder(p))
+                sub.addAction(
+                    "Remove from library", lambda p=r.path: self.controller.remove_folder(p)
+                )

@@ -58,12 +58,19 @@ class _MetaJob:
 
 
 class DetailsPresenter(QObject):
-    apply_requested = Signal(object)      # ApplyLoraRequest
+    apply_requested = Signal(object)  # ApplyLoraRequest
     status_message = Signal(str)
     rescan_requested = Signal()
 
-    def __init__(self, details: DetailsPanel, model: LibraryModel, store: LibraryStore,
-                 controller: LibraryController, thumbnails: Any, dialog_parent: QWidget) -> None:
+    def __init__(
+        self,
+        details: DetailsPanel,
+        model: LibraryModel,
+        store: LibraryStore,
+        controller: LibraryController,
+        thumbnails: Any,
+        dialog_parent: QWidget,
+    ) -> None:
         super().__init__(dialog_parent)
         self.details, self.model, self.store = details, model, store
         self.controller, self.thumbnails = controller, thumbnails
@@ -92,14 +99,24 @@ class DetailsPresenter(QObject):
             self.details.show_entry(None)
             return
         path = entry.path
-        self.details.show_entry(entry, self.store.get(path), self._pixmap_for(entry),
-                                self.model.duplicates_of(path), self.controller.hashing)
+        self.details.show_entry(
+            entry,
+            self.store.get(path),
+            self._pixmap_for(entry),
+            self.model.duplicates_of(path),
+            self.controller.hashing,
+        )
         if not entry.sha256 and not entry.hash_error:
             self.controller.request_hashes([path], front=True)
         meta = self._full_meta.get(path)
         if meta is not None:
-            self.details.full_metadata_loaded(path, meta, self.store.get(path),
-                                              self.model.duplicates_of(path), self.controller.hashing)
+            self.details.full_metadata_loaded(
+                path,
+                meta,
+                self.store.get(path),
+                self.model.duplicates_of(path),
+                self.controller.hashing,
+            )
         elif entry.status == "ok" and entry.has_metadata:
             QThreadPool.globalInstance().start(_MetaJob(self._meta, path))
 
@@ -133,15 +150,22 @@ class DetailsPresenter(QObject):
         if len(self._full_meta) > FULL_META_CACHE:
             self._full_meta.pop(next(iter(self._full_meta)))
         self._full_meta[path] = meta
-        self.details.full_metadata_loaded(path, meta, self.store.get(path), self.model.duplicates_of(path),
-                                          self.controller.hashing)
+        self.details.full_metadata_loaded(
+            path,
+            meta,
+            self.store.get(path),
+            self.model.duplicates_of(path),
+            self.controller.hashing,
+        )
 
     # -- intents -------------------------------------------------------------------------------
     @Slot(object)
     def _on_apply(self, request: object) -> None:
         assert isinstance(request, ApplyLoraRequest)
         self.apply_requested.emit(request)
-        self.status_message.emit(f"Added {os.path.basename(request.path)} at {request.weight:g} to the LoRA stack.")
+        self.status_message.emit(
+            f"Added {os.path.basename(request.path)} at {request.weight:g} to the LoRA stack."
+        )
 
     def apply_current(self) -> bool:
         req = self.details.make_request()
@@ -179,7 +203,9 @@ class DetailsPresenter(QObject):
         try:
             self.store.set_preview_from_image(lora_path, image_path)
         except (OSError, ValueError) as exc:
-            self.status_message.emit(f"Cannot use {os.path.basename(image_path)} as a preview: {exc}")
+            self.status_message.emit(
+                f"Cannot use {os.path.basename(image_path)} as a preview: {exc}"
+            )
             return False
         self.model.update_record(lora_path)
         self.refresh()
@@ -193,8 +219,12 @@ class DetailsPresenter(QObject):
         from zitdesk.io import default_output_dir
 
         start = str(default_output_dir()) if default_output_dir().is_dir() else ""
-        path, _ = QFileDialog.getOpenFileName(self._dialog_parent, "Choose a preview image", start,
-                                              "Images (*.png *.jpg *.jpeg *.webp)")
+        path, _ = QFileDialog.getOpenFileName(
+            self._dialog_parent,
+            "Choose a preview image",
+            start,
+            "Images (*.png *.jpg *.jpeg *.webp)",
+        )
         if path:
             self.set_preview_from_image(e.path, path)
 
@@ -210,9 +240,12 @@ class DetailsPresenter(QObject):
         self.details.flush_notes()
         words = self.details.checked_triggers()
         try:
-            target = write_a1111_json(e.path, activation_text=", ".join(words) if words else None,
-                                      preferred_weight=round(float(self.details.weight.value()), 3),
-                                      notes=self.store.get(e.path).notes or None)
+            target = write_a1111_json(
+                e.path,
+                activation_text=", ".join(words) if words else None,
+                preferred_weight=round(float(self.details.weight.value()), 3),
+                notes=self.store.get(e.path).notes or None,
+            )
         except (OSError, ValueError) as exc:
             self.status_message.emit(f"Cannot write the .json sidecar: {exc}")
             return False

@@ -31,13 +31,13 @@ class LibraryToolbar(QWidget):
     """Filter, sort and view controls (one row)."""
 
     search_changed = Signal(str)
-    arch_changed = Signal(str)            # an ARCH_GROUPS key or an architecture id ("" = all)
-    folder_changed = Signal(str)          # a root path ("" = all folders)
+    arch_changed = Signal(str)  # an ARCH_GROUPS key or an architecture id ("" = all)
+    folder_changed = Signal(str)  # a root path ("" = all folders)
     favourites_toggled = Signal(bool)
     has_trigger_toggled = Signal(bool)
     duplicates_toggled = Signal(bool)
-    sort_changed = Signal(str)            # a SORT_MODES value
-    view_mode_changed = Signal(str)       # "grid" | "list"
+    sort_changed = Signal(str)  # a SORT_MODES value
+    view_mode_changed = Signal(str)  # "grid" | "list"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,24 +50,29 @@ class LibraryToolbar(QWidget):
         for value, label in ARCH_GROUPS.items():
             self.arch_combo.addItem(label, value)
         self.arch_combo.currentIndexChanged.connect(
-            lambda _i: self.arch_changed.emit(str(self.arch_combo.currentData() or "")))
+            lambda _i: self.arch_changed.emit(str(self.arch_combo.currentData() or ""))
+        )
         self.folder_combo = QComboBox()
         self.folder_combo.addItem("All folders", "")
         self.folder_combo.setMinimumContentsLength(14)
         self.folder_combo.currentIndexChanged.connect(
-            lambda _i: self.folder_changed.emit(str(self.folder_combo.currentData() or "")))
+            lambda _i: self.folder_changed.emit(str(self.folder_combo.currentData() or ""))
+        )
         self.fav_check = QCheckBox("★ Favourites")
         self.fav_check.toggled.connect(self.favourites_toggled)
         self.trigger_check = QCheckBox("Has trigger words")
         self.trigger_check.toggled.connect(self.has_trigger_toggled)
         self.dup_check = QCheckBox("Duplicates")
-        self.dup_check.setToolTip("Files whose sha256 equals another file's (hashes are computed in the background)")
+        self.dup_check.setToolTip(
+            "Files whose sha256 equals another file's (hashes are computed in the background)"
+        )
         self.dup_check.toggled.connect(self.duplicates_toggled)
         self.sort_combo = QComboBox()
         for mode in SORT_MODES:
             self.sort_combo.addItem(SORT_LABELS[mode], mode)
         self.sort_combo.currentIndexChanged.connect(
-            lambda _i: self.sort_changed.emit(str(self.sort_combo.currentData())))
+            lambda _i: self.sort_changed.emit(str(self.sort_combo.currentData()))
+        )
         self.grid_button = QToolButton()
         self.grid_button.setText("Grid")
         self.list_button = QToolButton()
@@ -120,8 +125,14 @@ class LibraryToolbar(QWidget):
 
     def sync_choices(self, entries: Iterable[LoraEntry], roots: Iterable[Root]) -> None:
         """Offer "<arch> only" for each foreign architecture found and each scanned folder."""
-        archs = sorted({(e.arch, e.arch_label) for e in entries if e.status == "ok"
-                        and e.arch not in ("zimage",)}, key=lambda a: a[1])
+        archs = sorted(
+            {
+                (e.arch, e.arch_label)
+                for e in entries
+                if e.status == "ok" and e.arch not in ("zimage",)
+            },
+            key=lambda a: a[1],
+        )
         have = {self.arch_combo.itemData(i) for i in range(self.arch_combo.count())}
         for arch, label in archs:
             if arch not in have:

@@ -51,7 +51,7 @@ class CardGrid(QListView):
         return self.gridSize().width() - GRID_GAP
 
     def _fit(self) -> None:
-        avail = max(CARD_W + GRID_GAP, self.viewport().width() - 8)   # slack: no early wrap
+        avail = max(CARD_W + GRID_GAP, self.viewport().width() - 8)  # slack: no early wrap
         cols = max(1, avail // (CARD_W + GRID_GAP))
         cell = min(CARD_MAX_W + GRID_GAP, avail // cols - 1)
         if cell != self.gridSize().width():
@@ -65,8 +65,8 @@ class CardGrid(QListView):
 class LibraryViews(QStackedWidget):
     """Grid (page 0), list (page 1) and the empty-state page (page 2)."""
 
-    current_entry_changed = Signal(object)      # LoraEntry | None
-    entry_activated = Signal(object)            # LoraEntry (double-click)
+    current_entry_changed = Signal(object)  # LoraEntry | None
+    entry_activated = Signal(object)  # LoraEntry (double-click)
     add_folder_clicked = Signal()
     clear_filters_clicked = Signal()
 
@@ -124,12 +124,16 @@ class LibraryViews(QStackedWidget):
         new = self.current_view()
         cur = old.selectionModel().currentIndex()
         if cur.isValid():
-            new.selectionModel().setCurrentIndex(cur, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            new.selectionModel().setCurrentIndex(
+                cur, QItemSelectionModel.SelectionFlag.ClearAndSelect
+            )
             new.scrollTo(cur)
 
     def select(self, index: QModelIndex) -> None:
         view = self.current_view()
-        view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
         view.scrollTo(index)
 
     def show_items(self) -> None:

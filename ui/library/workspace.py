@@ -33,7 +33,7 @@ from zitdesk.library.store import LibraryStore
 
 
 class _ShapeSignals(QObject):
-    done = Signal(object, object)      # (model path, shapes dict | error sentence str)
+    done = Signal(object, object)  # (model path, shapes dict | error sentence str)
 
 
 class _ShapeJob(QRunnable):
@@ -57,13 +57,23 @@ class _ShapeJob(QRunnable):
 class LibraryWorkspace(QWidget):
     """Grid/list of every LoRA found, filters, details and "apply to Generate"."""
 
-    apply_requested = Signal(object)      # zitdesk.library.ApplyLoraRequest
+    apply_requested = Signal(object)  # zitdesk.library.ApplyLoraRequest
     status_message = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, *, store: LibraryStore | None = None,
-                 index: LibraryIndex | None = None, folders: Iterable[str] = (), auto_roots: bool = True,
-                 module_names: Iterable[str] | None = None, watch: bool = True, auto_hash: bool = True,
-                 thumbnails: Any = None, watcher_backend: str = "auto") -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        store: LibraryStore | None = None,
+        index: LibraryIndex | None = None,
+        folders: Iterable[str] = (),
+        auto_roots: bool = True,
+        module_names: Iterable[str] | None = None,
+        watch: bool = True,
+        auto_hash: bool = True,
+        thumbnails: Any = None,
+        watcher_backend: str = "auto",
+    ) -> None:
         super().__init__(parent)
         from ui.thumbnails import ThumbnailCache
 
@@ -72,9 +82,16 @@ class LibraryWorkspace(QWidget):
         if index is not None and module_names is not None:
             self.index.set_module_names(module_names)
         self.thumbnails = thumbnails or ThumbnailCache(size=256, parent=self)
-        self.controller = LibraryController(self.index, self.store, folders=folders, auto_roots=auto_roots,
-                                            watch=watch, auto_hash=auto_hash, watcher_backend=watcher_backend,
-                                            parent=self)
+        self.controller = LibraryController(
+            self.index,
+            self.store,
+            folders=folders,
+            auto_roots=auto_roots,
+            watch=watch,
+            auto_hash=auto_hash,
+            watcher_backend=watcher_backend,
+            parent=self,
+        )
         self.model = LibraryModel(self.store, self.thumbnails, self)
         self.proxy = LibraryFilterProxy(self)
         self.proxy.setSourceModel(self.model)
@@ -89,14 +106,23 @@ class LibraryWorkspace(QWidget):
         self.toolbar = LibraryToolbar()
         self.views = LibraryViews(self.proxy)
         self.details = DetailsPanel()
-        self.presenter = DetailsPresenter(self.details, self.model, self.store, self.controller,
-                                          self.thumbnails, self)
+        self.presenter = DetailsPresenter(
+            self.details, self.model, self.store, self.controller, self.thumbnails, self
+        )
         self.folders = FolderActions(self.controller, self.store, self.toolbar.folders_menu, self)
         # The parts' widgets under the names callers and tests use.
         tb, vw = self.toolbar, self.views
         self.search, self.arch_combo, self.folder_combo = tb.search, tb.arch_combo, tb.folder_combo
-        self.fav_check, self.trigger_check, self.dup_check = tb.fav_check, tb.trigger_check, tb.dup_check
-        self.sort_combo, self.grid_button, self.list_button = tb.sort_combo, tb.grid_button, tb.list_button
+        self.fav_check, self.trigger_check, self.dup_check = (
+            tb.fav_check,
+            tb.trigger_check,
+            tb.dup_check,
+        )
+        self.sort_combo, self.grid_button, self.list_button = (
+            tb.sort_combo,
+            tb.grid_button,
+            tb.list_button,
+        )
         self.folders_button, self.folders_menu = tb.folders_button, tb.folders_menu
         self.grid, self.listv, self.stack = vw.grid, vw.listv, vw
         self.empty, self.add_button, self.clear_button = vw.empty, vw.add_button, vw.clear_button
@@ -116,7 +142,7 @@ class LibraryWorkspace(QWidget):
         lay.addWidget(self.splitter, 1)
         lay.addWidget(self.status)
         find = QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
-        find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)   # no clash with other tabs
+        find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # no clash with other tabs
 
         # -- wiring ---------------------------------------------------------------------------
         p = self.proxy
@@ -169,7 +195,9 @@ class LibraryWorkspace(QWidget):
         self.details.flush_notes()
         self.controller.shutdown()
 
-    def set_model_module_names(self, names: Iterable[str] | Mapping[str, tuple[int, int]] | None) -> None:
+    def set_model_module_names(
+        self, names: Iterable[str] | Mapping[str, tuple[int, int]] | None
+    ) -> None:
         """Measure coverage against the configured model's Linear module names, or its
         ``{module: (out, in)}`` shapes to check layer sizes too (None: full Z-Image Turbo);
         rescans every header on the pool."""
@@ -192,7 +220,7 @@ class LibraryWorkspace(QWidget):
     @Slot(object, object)
     def _on_shapes(self, model: object, result: object) -> None:
         if model != self._model_path:
-            return                       # another model was chosen meanwhile
+            return  # another model was chosen meanwhile
         if isinstance(result, dict):
             self.set_model_module_names(result)
         else:
@@ -237,7 +265,9 @@ class LibraryWorkspace(QWidget):
         """Use ``image_path`` (e.g. a gallery image) as the preview of ``lora_path``."""
         return self.presenter.set_preview_from_image(lora_path, image_path)
 
-    def apply(self, path: str, weight: float | None = None, insert_triggers: bool | None = None) -> bool:
+    def apply(
+        self, path: str, weight: float | None = None, insert_triggers: bool | None = None
+    ) -> bool:
         """Apply ``path`` programmatically (same request as the button)."""
         if not self.select(path):
             return False
@@ -307,8 +337,13 @@ class LibraryWorkspace(QWidget):
         cur = self.model.entry(entry.path)
         if cur is not None and cur.size == entry.size and cur.mtime_ns == entry.mtime_ns:
             # Only the hash fields: a rescan may have refreshed the rest (sidecars) meanwhile.
-            self.model.upsert([replace(cur, sha256=entry.sha256, addnet=entry.addnet,
-                                       hash_error=entry.hash_error)])
+            self.model.upsert(
+                [
+                    replace(
+                        cur, sha256=entry.sha256, addnet=entry.addnet, hash_error=entry.hash_error
+                    )
+                ]
+            )
             self.model.update_record(entry.path)
             self.presenter.entry_hashed(entry)
 
@@ -323,17 +358,24 @@ class LibraryWorkspace(QWidget):
         total = self.model.rowCount()
         shown = self.proxy.rowCount()
         if total and not shown:
-            self.views.show_empty("No LoRA matches the search and filters.", offer_add=False, offer_clear=True)
+            self.views.show_empty(
+                "No LoRA matches the search and filters.", offer_add=False, offer_clear=True
+            )
         elif total == 0:
             roots = self.controller.roots
             if self.controller.scanning or not self._started:
                 text = "Looking for LoRAs…"
             elif roots:
-                text = ("No LoRA files in:\n" + "\n".join(r.path for r in roots)
-                        + "\n\nDrop .safetensors files there, or add another folder.")
+                text = (
+                    "No LoRA files in:\n"
+                    + "\n".join(r.path for r in roots)
+                    + "\n\nDrop .safetensors files there, or add another folder."
+                )
             else:
-                text = ("No LoRA folders yet.\nzitdesk looks in ComfyUI, Forge/A1111, SwarmUI and "
-                        "StabilityMatrix folders automatically; none were found on this computer.")
+                text = (
+                    "No LoRA folders yet.\nzitdesk looks in ComfyUI, Forge/A1111, SwarmUI and "
+                    "StabilityMatrix folders automatically; none were found on this computer."
+                )
             self.views.show_empty(text, offer_add=True, offer_clear=False)
         else:
             self.views.show_items()
@@ -345,7 +387,10 @@ class LibraryWorkspace(QWidget):
         entries = self.model.entries
         usable = sum(1 for e in entries if e.compatible)
         broken = sum(1 for e in entries if e.status != "ok")
-        parts = [f"{total:,} files" + (f" ({shown:,} shown)" if shown != total else ""), f"{usable:,} usable"]
+        parts = [
+            f"{total:,} files" + (f" ({shown:,} shown)" if shown != total else ""),
+            f"{usable:,} usable",
+        ]
         if total - usable - broken:
             parts.append(f"{total - usable - broken:,} for other models")
         if broken:

@@ -20,7 +20,6 @@ mtime), then compare every LoRA module's ``(out, in)`` with the model's (:func:`
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -47,7 +46,14 @@ from zitdesk.st_header import SafetensorsHeader, read_header
 
 Shape = tuple[int, int]
 
-__all__ = ["Fit", "check_fit", "lora_module_shapes", "model_linear_shapes", "shapes_from_header"]
+__all__ = [
+    "Fit",
+    "check_fit",
+    "fit_json",
+    "lora_module_shapes",
+    "model_linear_shapes",
+    "shapes_from_header",
+]
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,11 @@ class Fit:
     """The result of :func:`check_fit`."""
 
     ok: bool
-    message: str                                   # one plain sentence
-    matched: int = 0                               # LoRA modules present with the right shape
-    total: int = 0                                 # LoRA modules (qkv expanded)
+    message: str  # one plain sentence
+    matched: int = 0  # LoRA modules present with the right shape
+    total: int = 0  # LoRA modules (qkv expanded)
     mismatched: tuple[tuple[str, Shape, Shape], ...] = field(default=())  # (module, lora, model)
-    missing: tuple[str, ...] = ()                  # LoRA modules the model does not have
+    missing: tuple[str, ...] = ()  # LoRA modules the model does not have
 
 
 def _split_fused(module: str, shape: Shape) -> dict[str, Shape]:
@@ -68,7 +74,9 @@ def _split_fused(module: str, shape: Shape) -> dict[str, Shape]:
     if len(parts) == 1:
         return {module: shape}
     out_f, in_f = shape
-    each = out_f // 3 if out_f % 3 == 0 else out_f  # an odd row count cannot be split: it will not fit
+    each = (
+        out_f // 3 if out_f % 3 == 0 else out_f
+    )  # an odd row count cannot be split: it will not fit
     return {p: (each, in_f) for p in parts}
 
 
@@ -78,7 +86,7 @@ def shapes_from_header(header: SafetensorsHeader, prefix: str = "") -> dict[str,
     for key, t in header.tensors.items():
         if not key.startswith(prefix) or not key.endswith(".weight") or len(t.shape) != 2:
             continue
-        name = key[len(prefix):-len(".weight")]
+        name = key[len(prefix) : -len(".weight")]
         resolved = resolve_module(name)
         if resolved is None:
             continue
@@ -104,7 +112,9 @@ def _dit_files(model: Any) -> list[tuple[Path, str]]:
     folder = Path(src.root) / "transformer"
     files = sorted(folder.glob("*.safetensors"))
     if not files:
-        raise LoraError(f"{folder} holds no .safetensors weights, so LoRA shapes cannot be checked.")
+        raise LoraError(
+            f"{folder} holds no .safetensors weights, so LoRA shapes cannot be checked."
+        )
     return [(f, "") for f in files]
 
 
@@ -126,7 +136,9 @@ def model_linear_shapes(model: Any = None) -> dict[str, Shape]:
         st = os.stat(path)
         shapes.update(_shapes_of_file(str(path), prefix, st.st_mtime_ns, st.st_size))
     if not shapes:
-        raise LoraError("The model's DiT file names no Z-Image Linear layer, so LoRA shapes cannot be checked.")
+        raise LoraError(
+            "The model's DiT file names no Z-Image Linear layer, so LoRA shapes cannot be checked."
+        )
     return shapes
 
 
@@ -157,8 +169,11 @@ def _short(shape: Shape) -> str:
     return f"{shape[0]}×{shape[1]}"
 
 
-def check_fit(lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
-              model_shapes: Mapping[str, Shape], info: LoraInfo | None = None) -> Fit:
+def check_fit(
+    lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
+    model_shapes: Mapping[str, Shape],
+    info: LoraInfo | None = None,
+) -> Fit:
     """Check a LoRA (path, parsed header or :class:`LoraInfo`) against ``model_shapes``.
 
     ``info``: the header's :class:`LoraInfo` when the caller has it already (not inspected twice).
@@ -179,7 +194,8 @@ def check_fit(lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
     lora_shapes = lora_module_shapes(header if header is not None else info)
     want_shapes: dict[str, Shape] = {m: (int(s[0]), int(s[1])) for m, s in model_shapes.items()}
     mismatched = tuple(
-        (m, shp, want_shapes[m]) for m, shp in sorted(lora_shapes.items())
+        (m, shp, want_shapes[m])
+        for m, shp in sorted(lora_shapes.items())
         if m in want_shapes and want_shapes[m] != shp
     )
     if mismatched:
@@ -189,14 +205,21 @@ def check_fit(lora: str | os.PathLike[str] | LoraInfo | SafetensorsHeader,
             f"{info.name} does not fit this model: {len(mismatched)} of its {cov.matched} layers have other "
             f"sizes (e.g. {m} is {_short(got)} in the LoRA, {_short(want)} in the model); it was made for a "
             "different model size.",
-            cov.matched - len(mismatched), cov.total_in_file, mismatched, tuple(cov.missing_in_model),
+            cov.matched - len(mismatched),
+            cov.total_in_file,
+            mismatched,
+            tuple(cov.missing_in_model),
         )
     return Fit(True, message, cov.matched, cov.total_in_file, (), tuple(cov.missing_in_model))
 
 
 def fit_json(fit: Fit) -> dict[str, Any]:
     """A JSON-ready form of a :class:`Fit` (for the CLI or logs)."""
-    return json.loads(json.dumps({
-        "ok": fit.ok, "message": fit.message, "matched": fit.matched, "total": fit.total,
-        "mismatched": [[m, list(a), list(b)] for m, a, b in fit.mismatched], "missing": list(fit.missing),
-    }))
+    return {
+        "ok": fit.ok,
+        "message": fit.message,
+        "matched": fit.matched,
+        "total": fit.total,
+        "mismatched": [[m, list(a), list(b)] for m, a, b in fit.mismatched],
+        "missing": list(fit.missing),
+    }

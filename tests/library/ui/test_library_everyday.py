@@ -25,8 +25,17 @@ from zitdesk.library.samples import make_lora, write_safetensors
 
 def _render(delegate_cls, file_name: str, w: int, h: int) -> QImage:
     app = QApplication.instance()
-    e = LoraEntry(path=f"/loras/{file_name}", root="/loras", size=1, mtime_ns=1, status="ok",
-                  compatible=True, arch="zimage", arch_label="Z-Image", title="Same Title")
+    e = LoraEntry(
+        path=f"/loras/{file_name}",
+        root="/loras",
+        size=1,
+        mtime_ns=1,
+        status="ok",
+        compatible=True,
+        arch="zimage",
+        arch_label="Z-Image",
+        title="Same Title",
+    )
     model = QStandardItemModel()
     item = QStandardItem()
     item.setData(e, EntryRole)
@@ -56,7 +65,7 @@ def test_long_titles_take_two_lines_before_eliding(qapp):
     fm = QFontMetrics(qapp.font())
     width = CARD_W - 22
     text = "Studio Portrait Lighting for Evening Scenes v3"
-    assert fm.horizontalAdvance(text) > width           # one line would cut it
+    assert fm.horizontalAdvance(text) > width  # one line would cut it
     lines = title_lines(fm, text, width)
     assert len(lines) == 2 and " ".join(lines) == text
     assert all(fm.horizontalAdvance(x) <= width for x in lines)
@@ -78,7 +87,7 @@ def test_cards_fill_the_row(qtbot, tmp_path, make_workspace):
         grid = ws.grid
         cell = grid.gridSize().width()
         left = grid.viewport().width() - (grid.viewport().width() // cell) * cell
-        assert left < CARD_W // 2, (width, cell, left)       # no strip of a missing column
+        assert left < CARD_W // 2, (width, cell, left)  # no strip of a missing column
         rect = grid.visualRect(ws.proxy.index(0, 0))
         assert rect.width() >= cell - 8
 
@@ -86,13 +95,18 @@ def test_cards_fill_the_row(qtbot, tmp_path, make_workspace):
 def test_details_pane_is_labelled_and_unclipped_at_minimum_width(qtbot, tmp_path, make_workspace):
     words = [f"word{i}" for i in range(9)]
     lib = tmp_path / "lib"
-    make_lora(lib / "many_triggers.safetensors", "aitoolkit", 4, layers=1, metadata={
-        "ss_trigger_words": json.dumps(words)})
+    make_lora(
+        lib / "many_triggers.safetensors",
+        "aitoolkit",
+        4,
+        layers=1,
+        metadata={"ss_trigger_words": json.dumps(words)},
+    )
     ws = make_workspace([lib])
     ws.show()
     assert ws.select(str(lib / "many_triggers.safetensors"))
     d = ws.details
-    ws.splitter.setSizes([10_000, 1])               # squeeze the pane to its minimum
+    ws.splitter.setSizes([10_000, 1])  # squeeze the pane to its minimum
     qtbot.wait(20)
     assert d.width() == d.minimumWidth()
     assert "Favourite" in d.star.text() and d.rating_label.text() == "Your rating"
@@ -113,7 +127,9 @@ def test_details_pane_is_labelled_and_unclipped_at_minimum_width(qtbot, tmp_path
     assert d.title.text() == "many_triggers"
 
 
-def test_card_compatibility_uses_the_active_models_shapes(qtbot, tmp_path, make_workspace, tiny_diffusers):
+def test_card_compatibility_uses_the_active_models_shapes(
+    qtbot, tmp_path, make_workspace, tiny_diffusers
+):
     from zitdesk.lora.fit import model_linear_shapes
 
     lib = tmp_path / "lib"
@@ -125,16 +141,20 @@ def test_card_compatibility_uses_the_active_models_shapes(qtbot, tmp_path, make_
     write_safetensors(lib / "tiny_fit.safetensors", t, {})
     ws = make_workspace([lib])
     full, tiny = str(lib / "full_size.safetensors"), str(lib / "tiny_fit.safetensors")
-    assert ws.model.entry(full).compatible          # against the real Z-Image Turbo names
+    assert ws.model.entry(full).compatible  # against the real Z-Image Turbo names
     ws.set_model(str(tiny_diffusers))
-    qtbot.waitUntil(lambda: ws.model.entry(full) is not None and not ws.model.entry(full).compatible,
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: ws.model.entry(full) is not None and not ws.model.entry(full).compatible,
+        timeout=30_000,
+    )
     settle(qtbot, ws, 30_000)
     assert "does not fit this model" in ws.model.entry(full).reason
-    assert short_reason(ws.model.entry(full)) == "Other layer sizes than this model"   # the card's line
+    assert (
+        short_reason(ws.model.entry(full)) == "Other layer sizes than this model"
+    )  # the card's line
     assert ws.model.entry(tiny).compatible, ws.model.entry(tiny).reason
     assert ws.select(full) and not ws.details.apply_button.isEnabled()
-    ws.set_model(None)                              # back to the real sizes
+    ws.set_model(None)  # back to the real sizes
     qtbot.waitUntil(lambda: ws.model.entry(full).compatible, timeout=30_000)
     settle(qtbot, ws, 30_000)
     assert not ws.model.entry(tiny).compatible
