@@ -1,9 +1,10 @@
-"""Caption sidecar files: decode, re-encode in the file's own style, detect outside changes.
+"""Caption sidecar files of a managed dataset: read, write in the file's own style, detect
+outside changes.
 
-A caption is held in memory as text with ``\\n`` line ends and no BOM. The file's *style* (UTF-8
-BOM or not, CRLF or LF) is remembered and used again when the caption is saved, so an edit never
-changes bytes the user did not touch. A file that is not valid UTF-8 is decoded as Windows-1252
-(the usual culprit) and flagged; saving it writes UTF-8, which is what every trainer reads.
+The decoding itself (UTF-8 with BOM, cp1252 fallback, ``\\n`` line ends) is :mod:`zitdesk.captions`,
+the same decoder the trainer uses; its names are re-exported here. The file's *style* (UTF-8 BOM
+or not, CRLF or LF) is remembered and used again when the caption is saved, so an edit never
+changes bytes the user did not touch; a cp1252 file is flagged and saved as UTF-8.
 
 :class:`FileSig` (size, mtime, SHA-1 of the bytes) identifies the version of a file we last read
 or wrote; a different signature on disk means someone else changed it.
@@ -13,15 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from zitdesk.captions import (  # re-exported: the one decoder, shared with the trainer
+    BOM as BOM,
+    CaptionStyle as CaptionStyle,
+    decode_caption as decode_caption,
+    encode_caption as encode_caption,
+    normalise_caption as normalise_caption,
+)
 from zitdesk.dataset.fsnames import fit_name
 from zitdesk.io import atomic_write, is_temp_name
 from zitdesk.io import default_file_mode as default_file_mode  # re-exported
 
-BOM = b"\xef\xbb\xbf"
 CONFLICT_SUFFIX = ".zitdesk-conflict"
 
 
@@ -40,53 +46,10 @@ class FileSig:
 
 
 @dataclass(frozen=True)
-class CaptionStyle:
-    bom: bool = False
-    crlf: bool = False
-    utf8: bool = True
-
-
-@dataclass(frozen=True)
 class CaptionFile:
     text: str
     style: CaptionStyle
     sig: FileSig
-
-
-def decode_caption(data: bytes) -> tuple[str, CaptionStyle]:
-    bom = data.startswith(BOM)
-    body = data[len(BOM):] if bom else data
-    try:
-        text = body.decode("utf-8")
-        utf8 = True
-    except UnicodeDecodeError:
-        text = body.decode("cp1252", errors="replace")
-        utf8 = False
-    crlf = "\r\n" in text
-    return normalise_caption(text), CaptionStyle(bom=bom, crlf=crlf, utf8=utf8)
-
-
-def normalise_caption(text: str) -> str:
-    """A caption as it is held in memory and journaled: ``\n`` line ends, no leading BOM.
-
-    Every text that enters a dataset (an edit, an undo entry, a file read back) goes through
-    this, so what the journal stores compares equal to what the file gives after a restart.
-    """
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    if _SURROGATE.search(text):  # a lone surrogate (pasted text) cannot be written as UTF-8
-        text = _SURROGATE.sub("\ufffd", text)
-    return text
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def encode_caption(text: str, style: CaptionStyle = CaptionStyle()) -> bytes:
-    body = normalise_caption(text)
-    if style.crlf:
-        body = body.replace("\n", "\r\n")
-    data = body.encode("utf-8")
-    return BOM + data if style.bom else data
 
 
 def read_caption_file(path: Path) -> CaptionFile | None:

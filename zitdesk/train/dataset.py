@@ -4,7 +4,8 @@ Torch-free (Pillow only) so the dataset manager can use it on a worker thread; n
 imports the trainer. Rules (engine notes §13 B):
 
 * **Images** ``.png .jpg .jpeg .webp .bmp`` in the folder (not recursive), EXIF orientation
-  applied; the caption is ``<stem><caption_ext>`` beside the image (missing = empty caption).
+  applied; the caption is ``<stem><caption_ext>`` beside the image (missing = empty caption),
+  decoded by :mod:`zitdesk.captions` exactly as the dataset manager shows it.
 * **Trigger word:** ``[trigger]`` in a caption is replaced by the trigger; a caption without the
   placeholder gets ``"<trigger>, "`` prepended (ai-toolkit's behaviour).
 * **Buckets:** per training resolution R, the bucket is the aspect-preserving size with sides
@@ -25,6 +26,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from zitdesk.captions import read_caption as read_caption  # the one caption decoder
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUCKET_STEP = 16
@@ -65,12 +68,6 @@ def derive_seed(*parts: object) -> int:
     """A stable 63-bit seed from any parts (the same on every platform and Python run)."""
     h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") & ((1 << 63) - 1)
-
-
-def read_caption(path: Path) -> str:
-    """Caption text (UTF-8, BOM tolerated), whitespace-trimmed and joined to one line."""
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    return " ".join(text.split())
 
 
 def image_size(path: Path) -> tuple[int, int]:
