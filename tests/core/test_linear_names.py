@@ -5,8 +5,8 @@ import torch
 from diffusers import ZImageTransformer2DModel
 
 from zitdesk.lora.apply import transformer_linear_names
-from zitdesk.models.zimage_tree import full_size_linear_shapes
 from zitdesk.models.tiny import TINY_TRANSFORMER
+from zitdesk.models.zimage_tree import full_size_linear_shapes
 
 
 @pytest.mark.parametrize("layers,refiners", [(2, 1), (3, 2)])

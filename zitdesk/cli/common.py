@@ -79,5 +79,5 @@ def configure_logging() -> None:
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (``zitdesk: …; see … --help``), exit 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         self.exit(EXIT_USAGE, f"zitdesk: {message}; see '{self.prog} --help'.\n")

@@ -63,7 +63,7 @@ def cmd_make_tiny_model(args: argparse.Namespace) -> int:
 def cmd_params(args: argparse.Namespace) -> int:
     from zitdesk.imagemeta import read_parameters
 
-    result = read_parameters(args.image)
+    result: Any = read_parameters(args.image)
     # The typed ImageParameters (issue 13 part A) or the plain dict it replaces.
     data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     if args.json:

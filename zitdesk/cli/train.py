@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zitdesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, OneLineParser, configure_logging, run_guarded
+from zitdesk.cli.common import (
+    EXIT_CANCELLED,
+    EXIT_ERROR,
+    OneLineParser,
+    configure_logging,
+    run_guarded,
+)
 from zitdesk.cli.events import EventPrinter
 
 
@@ -64,11 +70,11 @@ def _init_config(args: argparse.Namespace) -> int:
         print(f"zitdesk: {path} exists; not overwriting it.", file=sys.stderr)
         return EXIT_ERROR
     cfg = apply_preset(TrainConfig(), args.preset or _detected_preset() or DEFAULT_PRESET)
-    changes = {}
+    changes: dict[str, dict[str, Any]] = {}
     if args.model:
         changes["model"] = {"path": str(Path(args.model).resolve())}
     if args.data or args.trigger:
-        d = {}
+        d: dict[str, str] = {}
         if args.data:
             d["folder"] = str(Path(args.data).resolve())
         if args.trigger:

@@ -20,8 +20,8 @@ re-exported here for convenience. Importing this package does not import torch.
 
 from zitdesk.lora.apply import (
     LoadReport,
-    apply_loras,
     applied_reports,
+    apply_loras,
     clear_cache,
     load_normalized,
     transformer_linear_names,
@@ -36,7 +36,13 @@ from zitdesk.lora.inspect import (
     inspect_json,
     inspect_lora,
 )
-from zitdesk.lora.keys import ARCH_LABELS, detect_arch, detect_dialect, foreign_message, normalize_key
+from zitdesk.lora.keys import (
+    ARCH_LABELS,
+    detect_arch,
+    detect_dialect,
+    foreign_message,
+    normalize_key,
+)
 from zitdesk.models.families import detect_checkpoint_family
 from zitdesk.models.zimage_tree import (
     QKV_MARKER,

@@ -136,8 +136,9 @@ def _undo_float8_adapter(transformer: Any, adapter: str, sd: Mapping[str, Any]) 
                 src = sd.get(f"transformer.{mod_name}.{part}.weight")
                 dtype = src.dtype if src is not None and src.dtype not in f8 else torch.bfloat16
                 layer.to(dtype=dtype)
-                if src is not None and tuple(src.shape) == tuple(layer.weight.shape):
-                    layer.weight.copy_(src)
+                weight: Any = layer.weight
+                if src is not None and tuple(src.shape) == tuple(weight.shape):
+                    weight.copy_(src)
 
 
 def apply_loras(pipe: Any, specs: list[tuple[str, float]]) -> list[LoadReport]:
@@ -165,9 +166,9 @@ def apply_loras(pipe: Any, specs: list[tuple[str, float]]) -> list[LoadReport]:
 
     if state is not None and state.signature == signature and specs:
         pipe.set_adapters(state.names, weights)
-        reports = [replace(r, weight=w) for r, w in zip(state.reports, weights, strict=True)]
-        state.reports = reports
-        return [replace(r) for r in reports]
+        reweighted = [replace(r, weight=w) for r, w in zip(state.reports, weights, strict=True)]
+        state.reports = reweighted
+        return [replace(r) for r in reweighted]
 
     if not specs:
         if state is not None:

@@ -50,7 +50,6 @@ from zitdesk.lora.keys import FOREIGN_ARCHS, SUPPORTED_PARTS, foreign_message, s
 from zitdesk.models.zimage_tree import QKV_MARKER, expand_module, resolve_module
 from zitdesk.offline import enforce_offline
 
-
 __all__ = ["LoadReport", "load_normalized", "transformer_linear_names", "transformer_linear_shapes"]
 
 _ADAPTER_COMPONENTS = ("lora_", "lokr_", "hada_", "oft_", "boft_")
@@ -164,7 +163,6 @@ def _lokr_pair(parts: Mapping[str, Any], alpha: float | None):
 
 
 def _loha_pair(parts: Mapping[str, Any], alpha: float | None):
-    import torch
 
     need = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b")
     if any(p not in parts for p in need):

@@ -40,6 +40,7 @@ from zitdesk.models.zimage_tree import (
 )
 from zitdesk.st_header import SafetensorsHeader, read_header
 
+
 @dataclass
 class LoraInfo:
     """What a LoRA file's header says (no tensors loaded)."""
@@ -276,8 +277,8 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
     # 2-D, B's columns = A's rows ≥ 1. A module that breaks it is skipped there as incomplete,
     # so it is no target here either (what inspect counts, generate loads).
     for module, keys_of in modules.items():
-        shp = pairs.get(module)
-        if shp is not None and not _pair_fits(shp.get("lora_A"), shp.get("lora_B")):
+        pair = pairs.get(module)
+        if pair is not None and not _pair_fits(pair.get("lora_A"), pair.get("lora_B")):
             unknown.extend(keys_of)
             continue
         if QKV_MARKER in module:
@@ -287,8 +288,8 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
         targets = set()
     rank = ranks.most_common(1)[0][0] if ranks else None
     if rank is None:
-        rank = _float_or_none(meta.get("ss_network_dim"))
-        rank = int(rank) if rank else None
+        dim = _float_or_none(meta.get("ss_network_dim"))
+        rank = int(dim) if dim else None
     # Report the alpha that loading applies: stored .alpha tensors, else PEFT's adapter config,
     # else none is stored and the weights carry the scale (alpha = rank: the diffusers and kohya
     # convention). ss_network_alpha then only says what the run was trained with: OneTrainer's

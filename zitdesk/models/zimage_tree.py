@@ -164,12 +164,15 @@ def model_linear_names(model: str) -> set[str]:
     enough; loading 12 GB or even importing torch is not needed. ``model``: anything
     :func:`zitdesk.models.discovery.resolve_model` accepts.
     """
+    from zitdesk.errors import ModelError
     from zitdesk.models.discovery import resolve_model
     from zitdesk.models.validate import DIT, infer_transformer_config
 
     src = resolve_model(model)
     if src.kind == "comfy":
         check = src.checks[DIT]
+        if check.header is None:
+            raise ModelError(check.message or f"{check.path.name} cannot be read as a Z-Image DiT.")
         cfg = infer_transformer_config(check.header, check.prefix)
     else:
         cfg = json.loads((src.root / "transformer" / "config.json").read_text())
