@@ -153,6 +153,10 @@ class MainWindow(QMainWindow):
     # -- set-up ---------------------------------------------------------------------------------
     def _make_shortcuts(self) -> None:
         self.shortcuts: dict[str, QShortcut] = {}
+        # Generate's keys belong to the Generate workspace: they are live only while its tab is
+        # shown, so Ctrl+Enter / Escape typed in another workspace (the Datasets caption editor)
+        # never queue or cancel a generation. (Window-wide while enabled: they also work when
+        # the focus is on the tab bar, which a widget-with-children scope would miss.)
         for name, keys, slot in (
             ("generate", "Ctrl+Return", self.generate.generate),
             ("generate_enter", "Ctrl+Enter", self.generate.generate),
@@ -163,11 +167,18 @@ class MainWindow(QMainWindow):
             sc.setContext(Qt.ShortcutContext.WindowShortcut)
             sc.activated.connect(slot)
             self.shortcuts[name] = sc
+        self.tabs.currentChanged.connect(self._scope_generate_shortcuts)
+        self._scope_generate_shortcuts()
         for i in range(len(WORKSPACES)):
             sc = QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self)
             sc.setProperty("workspace", i)
             sc.activated.connect(self._on_workspace_shortcut)
             self.shortcuts[f"workspace_{i + 1}"] = sc
+
+    def _scope_generate_shortcuts(self, *_args) -> None:
+        on = self.tabs.currentWidget() is self.generate
+        for name in ("generate", "generate_enter", "cancel"):
+            self.shortcuts[name].setEnabled(on)
 
     def _make_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")

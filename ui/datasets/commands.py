@@ -64,3 +64,25 @@ class FlagCommand(QUndoCommand):
             names = [n for n, v in self.before.items() if v == value]
             if names:
                 self.session.set_flags(names, value)
+
+
+class ExcludeCommand(QUndoCommand):
+    """Exclude images from training or include them again (``.zitdesk/exclude``; the files stay)."""
+
+    def __init__(self, session, names: list[str], excluded: bool) -> None:
+        n = len(names)
+        what = names[0] if n == 1 else f"{n} images"
+        super().__init__(f"{'Exclude' if excluded else 'Include'} {what}")
+        self.session = session
+        self.names = list(names)
+        self.excluded = excluded
+        self.before = {nm: bool(getattr(session.record(nm), "excluded", False)) for nm in names}
+
+    def redo(self) -> None:
+        self.session.set_excluded(self.names, self.excluded)
+
+    def undo(self) -> None:
+        for value in (True, False):
+            names = [n for n, v in self.before.items() if v == value]
+            if names:
+                self.session.set_excluded(names, value)

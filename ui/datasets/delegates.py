@@ -1,16 +1,20 @@
 """Painting and editing for the dataset views: thumbnails, wrapped captions, badges, grid tiles.
 
-The caption editor is a ``QPlainTextEdit`` (captions may span lines); Ctrl+Enter commits, Escape
-cancels, focus-out commits (Qt's default). Painting never decodes an image: thumbnails are the
+The caption editor is a :class:`~ui.datasets.caption_editor.CaptionEdit` (captions may span
+lines): Return commits, Shift+Return inserts a line break, Escape reverts, focus-out commits (Qt's
+default); entering it selects the whole caption and tags already used complete. Painting never decodes an image: thumbnails are the
 model's cached pixmaps, or a grey placeholder while they load.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QKeyEvent, QPainter, QPalette, QPixmap
-from PySide6.QtWidgets import QPlainTextEdit, QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from collections.abc import Callable
 
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from ui.datasets.caption_editor import CaptionEdit, tag_completer
 from ui.datasets.table_model import BADGES, Col, FlagsRole, ItemRole
 
 PLACEHOLDER = QColor("#2b2f36")
@@ -75,34 +79,47 @@ class CaptionDelegate(QStyledItemDelegate):
         p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop), shown)
         p.restore()
 
+    def __init__(self, parent: QObject | None = None,
+                 vocabulary: Callable[[], list[str]] | None = None) -> None:
+        super().__init__(parent)
+        self.vocabulary = vocabulary
+        self.completer = tag_completer(self)      # shared by every editor (see tag_completer)
+
     def createEditor(self, parent, option, index):
-        ed = QPlainTextEdit(parent)
+        ed = CaptionEdit(parent, self.vocabulary, self.completer)
         ed.setObjectName("captionEditor")
-        ed.setTabChangesFocus(True)
-        ed.installEventFilter(self)
+        ed.commit_requested.connect(lambda: self._finish(ed, True))
+        ed.revert_requested.connect(lambda: self._finish(ed, False))
         return ed
 
-    def setEditorData(self, editor: QPlainTextEdit, index: QModelIndex) -> None:
-        editor.setPlainText(index.data(Qt.ItemDataRole.EditRole) or "")
-        editor.moveCursor(editor.textCursor().MoveOperation.End)
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        # while the tag list is open, Tab / Esc belong to it, not to the view (next cell, revert)
+        if isinstance(obj, CaptionEdit) and event.type() == QEvent.Type.KeyPress \
+                and obj.completer.popup().isVisible():
+            return False
+        return super().eventFilter(obj, event)
 
-    def setModelData(self, editor: QPlainTextEdit, model, index: QModelIndex) -> None:
+    def _finish(self, editor: CaptionEdit, commit: bool) -> None:
+        if editor.property("closing"):        # a key typed before deleteLater removed it
+            return
+        editor.setProperty("closing", True)
+        if commit:
+            self.commitData.emit(editor)
+            self.closeEditor.emit(editor, QStyledItemDelegate.EndEditHint.NoHint)
+        else:
+            self.closeEditor.emit(editor, QStyledItemDelegate.EndEditHint.RevertModelCache)
+
+    def setEditorData(self, editor: CaptionEdit, index: QModelIndex) -> None:
+        editor.setPlainText(index.data(Qt.ItemDataRole.EditRole) or "")
+        editor.selectAll()        # typing replaces; an arrow key or a click edits in place
+
+    def setModelData(self, editor: CaptionEdit, model, index: QModelIndex) -> None:
         model.setData(index, editor.toPlainText(), Qt.ItemDataRole.EditRole)
 
     def updateEditorGeometry(self, editor, option, index) -> None:
         r = QRect(option.rect)
         r.setHeight(max(r.height(), 110))
         editor.setGeometry(r)
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if isinstance(obj, QPlainTextEdit) and event.type() == QEvent.Type.KeyPress:
-            ke: QKeyEvent = event  # type: ignore[assignment]
-            if ke.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
-                    ke.modifiers() & Qt.KeyboardModifier.ControlModifier:
-                self.commitData.emit(obj)
-                self.closeEditor.emit(obj, QStyledItemDelegate.EndEditHint.NoHint)
-                return True
-        return super().eventFilter(obj, event)
 
 
 def _wrap_elide(text: str, fm: QFontMetrics, width: int, lines: int) -> str:

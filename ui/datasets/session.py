@@ -13,7 +13,7 @@ It owns the Qt-free :class:`~zitdesk.dataset.store.Dataset` and
   loaded once on a worker (importing transformers takes seconds, never on the GUI thread).
 
 Signals carry names (``list``) or plain objects; every slot receiving pool results runs on the
-GUI thread (queued connections from :class:`~ui.datasets.pool.TaskRunner`).
+GUI thread (queued connections from :class:`ui.tasks.TaskRunner`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
-from ui.datasets.pool import InteractionGate, Progress, TaskRunner
+from ui.tasks import InteractionGate, Progress, TaskRunner
 from zitdesk.dataset.check import CheckOptions, analyse_missing, caption_token_counts, check_items
 from zitdesk.dataset.history import Entry, History, Replayed
 from zitdesk.dataset.store import Dataset, FlushReport, ImageRecord
@@ -114,6 +114,7 @@ class DatasetSession(QObject):
     open_failed = Signal(str)
     captions_changed = Signal(list)         # image names
     flags_changed = Signal(list)
+    images_removed = Signal(list)           # image names moved to the trash
     conflicts_found = Signal(list)          # [Conflict]
     images_changed_outside = Signal()
     message = Signal(str, str)              # level ("info"|"warning"|"error"), text
@@ -131,11 +132,12 @@ class DatasetSession(QObject):
         self.trigger = ""
         self._tok_loader = tokenizer_loader
         self._tok: Any = None
-        self._runner = TaskRunner(2, self, on_done=self._on_done, on_failed=self._on_failed,
-                                  tick=self._tick)
-        self._check_box = Progress()
+        self._runner = TaskRunner(2, self, name="zitdesk-datasets")
+        self._runner.done.connect(self._on_done)
+        self._runner.failed.connect(self._on_failed)
+        self._check_box = Progress(self)
+        self.check_progress = self._check_box.changed          # (done, total) while checking
         self.gate = InteractionGate(self)
-        self.on_check_progress: Callable[[int, int], None] | None = None
         self._save_state = ""
         self._flushing = False
         self._flush_again = False
@@ -158,7 +160,7 @@ class DatasetSession(QObject):
         if tokenizer_loader is not None:
             # Parsing tokenizer.json holds the GIL for ~0.4 s (tokenizers' Rust parser): do it
             # now, while the app or the dataset is opening, not later in the middle of a scroll.
-            self._runner.start(("tokload", 0), _tokenizer, tokenizer_loader, None)
+            self._runner.run(("tokload", 0), _tokenizer, tokenizer_loader, None)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -177,7 +179,7 @@ class DatasetSession(QObject):
                                       "previous dataset were changed outside; yours are saved "
                                       "beside them as .zitdesk-conflict files.")
         self._generation += 1
-        self._runner.start(("open", self._generation), _open_job, str(folder))
+        self._runner.run(("open", self._generation), _open_job, str(folder))
 
     def reload(self) -> None:
         """Re-read the folder (after an import): pending edits are flushed first, then kept."""
@@ -261,6 +263,59 @@ class DatasetSession(QObject):
         self.flags_changed.emit(names)
         self.schedule_save()
 
+    def set_excluded(self, names: list[str], excluded: bool) -> None:
+        """Leave images out of training (or take them back); the files stay in the folder."""
+        if self.dataset is None:
+            return
+        for n in names:
+            it = self.dataset.by_name.get(n)
+            if it is not None:
+                self.dataset.set_excluded(it, excluded)
+        self.flags_changed.emit(names)
+        self.schedule_save()
+
+    def trash(self, names: list[str], move_to_trash: Callable[[Path], bool]) -> list[str]:
+        """Move images and their caption files to the system trash (``move_to_trash``: the UI's
+        ``QFile.moveToTrash``); returns the names removed. Pending edits are written first, so
+        the trashed caption is the one the user saw."""
+        ds = self.dataset
+        if ds is None or not names:
+            return []
+        self.flush_blocking()
+        removed: list[str] = []
+        failed: list[str] = []
+        for n in names:
+            it = ds.by_name.get(n)
+            if it is None:
+                continue
+            if not move_to_trash(ds.image_path(it)):
+                failed.append(n)
+                continue
+            cap = ds.caption_path(it)
+            if cap.exists() and not any(o is not it and o.caption_name == it.caption_name
+                                        for o in ds.items):
+                move_to_trash(cap)
+            ds.remove_item(n)
+            removed.append(n)
+        if failed:
+            more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+            self.message.emit("error", "Could not move to the trash: " + ", ".join(failed[:3])
+                              + more + ".")
+        if removed:
+            self.images_removed.emit(removed)
+            self.schedule_save(edited=False)
+            self.flush_now()
+        return removed
+
+    def flush_blocking(self) -> None:
+        """Wait for running work and write pending edits now (GUI thread, short)."""
+        if self.dataset is None or self.history is None:
+            return
+        self._runner.wait(60_000)
+        self._runner.drain()
+        if self.dirty:
+            self._after_flush(_flush_job(self.dataset, self.history))
+
     def record_analysis(self, name: str, sha: str, phash: int) -> None:
         it = self.record(name)
         if it is not None and it.sha256 != sha:
@@ -311,7 +366,7 @@ class DatasetSession(QObject):
         self._flushing = True
         if self.dataset.pending or (self.history and self.history.pending):
             self._set_save_state("Saving…")
-        self._runner.start(("flush", self._generation), _flush_job, self.dataset, self.history)
+        self._runner.run(("flush", self._generation), _flush_job, self.dataset, self.history)
 
     def _after_flush(self, rep: FlushReport) -> None:
         self._flushing = False
@@ -326,7 +381,7 @@ class DatasetSession(QObject):
             return
         if self._reload_pending and self.dataset is not None:
             self._reload_pending = False
-            self._runner.start(("reload", self._generation), _open_job, str(self.dataset.folder))
+            self._runner.run(("reload", self._generation), _open_job, str(self.dataset.folder))
         self._set_save_state("All changes saved" if not rep.errors else "Not saved")
 
     def shutdown(self) -> None:
@@ -358,7 +413,7 @@ class DatasetSession(QObject):
         n = len(self.dataset.items)
         self._watch.setInterval(max(WATCH_MS, min(10_000, n)))
         self._polling = True
-        self._runner.start(("poll", self._generation), self.dataset.poll_external,
+        self._runner.run(("poll", self._generation), self.dataset.poll_external,
                            self.gate.wait)
 
     # --- tokens ------------------------------------------------------------------------------
@@ -388,7 +443,7 @@ class DatasetSession(QObject):
         pairs = [(n, apply_trigger(it.train_caption, self.trigger))
                  for n in names if (it := self.dataset.by_name.get(n)) is not None]
         self._counting = True
-        self._runner.start(("tokens", self._generation), _count_job, self._tok_loader, self._tok,
+        self._runner.run(("tokens", self._generation), _count_job, self._tok_loader, self._tok,
                            pairs, self.gate)
 
     # --- check -------------------------------------------------------------------------------
@@ -399,14 +454,15 @@ class DatasetSession(QObject):
             return False
         ds = self.dataset
         # plain tuples here; the worker builds the trainer's DatasetItems (10k Paths ≈ 60 ms)
+        kept = [it for it in ds.items if not it.excluded]     # as the trainer will see them
         rows = [(it.name, it.train_caption, it.caption_name, it.caption is not None, it.width,
-                 it.height) for it in ds.items]
-        names = [it.name for it in ds.items]
-        cached = {it.name: (it.sha256, it.phash) for it in ds.items
+                 it.height) for it in kept]
+        names = [it.name for it in kept]
+        cached = {it.name: (it.sha256, it.phash) for it in kept
                   if it.sha256 and it.phash is not None}
         self._checking = True
         self._check_box.reset()
-        self._runner.start(("check", self._generation), _check_job, str(ds.folder), rows, names,
+        self._runner.run(("check", self._generation), _check_job, str(ds.folder), rows, names,
                            cached, opts, self._tok_loader, self._tok, self._check_box, self.gate)
         return True
 
@@ -414,18 +470,14 @@ class DatasetSession(QObject):
     def checking(self) -> bool:
         return self._checking
 
-    # --- results (called on the GUI thread by the runner's drain timer) -------------------------
-
-    def _tick(self) -> None:
-        v = self._check_box.take()
-        if v is not None and self.on_check_progress is not None:
-            self.on_check_progress(*v)
+    # --- results (the runner's signals, on the GUI thread) --------------------------------------
 
     def _set_save_state(self, text: str) -> None:
-        if text != self._save_state:          # emitted only on change (see ui.datasets.pool)
+        if text != self._save_state:          # emitted only on change
             self._save_state = text
             self.save_state_changed.emit(text)
 
+    @Slot(object, object)
     def _on_done(self, tag, result) -> None:
         kind, gen = tag
         if kind == "open":
@@ -470,6 +522,7 @@ class DatasetSession(QObject):
                     self.schedule_save(edited=False)
             self.check_done.emit(rep)
 
+    @Slot(object, object)
     def _on_failed(self, tag, msg) -> None:
         kind, _gen = tag
         if kind == "open":

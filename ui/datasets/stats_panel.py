@@ -10,7 +10,6 @@ bucketing, so the numbers are the run's. Clicking a finding filters the table to
 
 from __future__ import annotations
 
-
 from PySide6.QtCore import QRectF, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
@@ -123,8 +122,10 @@ class StatsPanel(QWidget):
             res = "/".join(str(r) for r in pr.changes["data"]["resolutions"])
             self.preset.addItem(f"{pr.label} — {res} px", name)
         self.preset.setCurrentIndex(list(PRESETS).index(DEFAULT_PRESET))
-        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.preset.setMinimumContentsLength(12)
+        # the whole "label — resolutions" fits: the combo takes the full row (no clipping)
+        self.preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.preset.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.preset.setToolTip("The training preset whose resolutions the check uses")
         self.trigger = QLineEdit()
         self.trigger.setPlaceholderText("the word training will prepend")
         self.run_button = QPushButton("Run check")
@@ -132,6 +133,7 @@ class StatsPanel(QWidget):
         self.progress.setVisible(False)
         self.progress.setTextVisible(True)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)   # labels above: full width
         form.addRow("Training preset", self.preset)
         form.addRow("Trigger word", self.trigger)
 
@@ -217,7 +219,10 @@ class StatsPanel(QWidget):
         self.set_busy(False)
         bg, head = VERDICT_STYLE[rep.verdict]
         self.verdict.setStyleSheet(f"background:{bg}; border-radius:4px;")
-        self.verdict.setText(f"<b>{esc(head)}.</b> {esc(rep.summary)}")  # summary: names
+        summary = rep.summary
+        if summary.startswith(f"{head}:"):           # "Blocked: …" says it once, not twice
+            summary = summary[len(head) + 1:].lstrip()
+        self.verdict.setText(f"<b>{esc(head)}.</b> {esc(summary)}")  # summary: names
         while self._issue_lay.count():
             w = self._issue_lay.takeAt(0).widget()
             if w is not None:

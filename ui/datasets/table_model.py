@@ -68,11 +68,13 @@ BADGES: dict[str, tuple[str, QColor, str]] = {
     "near_duplicate": ("near-dup", WARN, "looks almost the same as another image"),
     "low_res": ("low-res", WARN, "below the training resolution"),
     "too_small": ("too small", BAD, "too small to train"),
+    "very_low_res": ("far too small", BAD, "far below the training size: trains as a blur"),
+    "excluded": ("excluded", MUTED, "excluded from training (kept in the folder)"),
     "trigger_doubled": ("trigger ×2", WARN, "training adds the trigger word again"),
     "shared_caption": ("shared .txt", WARN, "shares a caption file with another image"),
 }
 _FILTER_CODES = {FilterMode.DUPLICATE: {"duplicate", "near_duplicate"},
-                 FilterMode.LOW_RES: {"low_res", "too_small"},
+                 FilterMode.LOW_RES: {"low_res", "too_small", "very_low_res"},
                  FilterMode.LONG: {"over_token_budget"}}
 
 
@@ -161,6 +163,8 @@ class DatasetTableModel(QAbstractTableModel):
 
     def badges(self, it: ImageRecord) -> list[str]:
         out = []
+        if it.excluded:
+            out.append("excluded")
         if it.flagged:
             out.append("flagged")
         if it.conflict:
@@ -170,7 +174,8 @@ class DatasetTableModel(QAbstractTableModel):
         n = self._tokens.get(it.name)
         if n is not None and n > self._token_limit:
             out.append("over_token_budget")
-        for code in ("duplicate", "near_duplicate", "too_small", "low_res", "trigger_doubled",
+        for code in ("duplicate", "near_duplicate", "too_small", "very_low_res", "low_res",
+                     "trigger_doubled",
                      "shared_caption"):
             if code in self._check_flags.get(it.name, ()):
                 out.append(code)

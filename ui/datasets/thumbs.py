@@ -8,10 +8,11 @@ never builds a backlog. A worker reads the JPEG from the shared thumbnail cache
 (:func:`~zitdesk.dataset.images.analyse_file`), stores the thumbnail and reports the content
 hashes so the dataset index learns them while the user browses.
 
-Results reach the GUI thread through a deque drained by a ``QTimer`` every
-:data:`DRAIN_MS` (no ``Signal.emit`` per image: see :mod:`ui.datasets.pool` for the PySide6
-6.12.0 leak), where the ``QPixmap`` is made and listeners get one call per batch:
-``on_ready(names)`` and ``on_analysed([(name, sha256, phash)])``.
+Results reach the GUI thread through a deque: a worker that finds it empty emits ``_wake``
+(queued), and the GUI side drains it in batches of :data:`MAX_PER_DRAIN` (bounded GUI work per
+event-loop turn), makes the ``QPixmap`` and tells listeners once per batch:
+``on_ready(names)`` and ``on_analysed([(name, sha256, phash)])``. Workers run on a
+:class:`ui.tasks.TaskPool`.
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, QTimer, Slot
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 
-from ui.datasets.pool import lower_thread_priority
+from ui.tasks import TaskPool
 from zitdesk.dataset.images import analyse_file, store_thumb, thumb_path
 from zitdesk.dataset.store import ImageRecord
 
 DISPLAY_SIDE = 128
 MAX_PENDING = 256
 CAPACITY = 1500
-DRAIN_MS = 30
 MAX_PER_DRAIN = 48       # QPixmap conversions per timer tick (bounded GUI work per tick)
 
 
@@ -61,34 +61,37 @@ def _fit(img: QImage, side: int) -> QImage:
     return img
 
 
-class _Loop(QRunnable):
-    def __init__(self, service: ThumbnailService) -> None:
-        super().__init__()
-        self.setAutoDelete(True)
-        self.s = service
-
-    def run(self) -> None:
-        lower_thread_priority()
-        s = self.s
-        while True:
-            if s.gate is not None:
-                s.gate.wait()
-            with s._lock:
-                if s._stopped or not s._pending:
-                    s._loops -= 1
-                    return
-                name, (path, sha, mtime) = s._pending.popitem(last=True)
-                s._inflight.add(name)
+def _loop(s: ThumbnailService) -> None:
+    """Pool side: take the newest pending request until none is left."""
+    while True:
+        if s.gate is not None:
+            s.gate.wait()
+        with s._lock:
+            if s._stopped or not s._pending:
+                s._loops -= 1
+                return
+            name, (path, sha, mtime) = s._pending.popitem(last=True)
+            s._inflight.add(name)
+        try:
+            img, new_sha, ph = load_thumbnail(path, sha, s.side, s.cache_dir)
+        except Exception:  # noqa: BLE001 - unreadable image: shown as such
+            result = (name, mtime, None, None, None)
+        else:
+            result = (name, mtime, img, new_sha, ph)
+        with s._lock:
+            wake = not s._done and not s._stopped
+            s._done.append(result)
+        if wake:
             try:
-                img, new_sha, ph = load_thumbnail(path, sha, s.side, s.cache_dir)
-            except Exception:  # noqa: BLE001 - unreadable image: shown as such
-                s._done.append((name, mtime, None, None, None))
-            else:
-                s._done.append((name, mtime, img, new_sha, ph))
+                s._wake.emit()
+            except RuntimeError:      # the service was deleted meanwhile
+                return
 
 
 class ThumbnailService(QObject):
     """Thumbnail cache + loader for one dataset view (see the module doc)."""
+
+    _wake = Signal()
 
     def __init__(self, side: int = DISPLAY_SIDE, threads: int = 2, cache_dir: Path | None = None,
                  parent: QObject | None = None) -> None:
@@ -104,12 +107,8 @@ class ThumbnailService(QObject):
         self._stopped = False
         self._cache: OrderedDict[str, tuple[int, QPixmap]] = OrderedDict()
         self._failed: dict[str, int] = {}
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(threads)
-        self._pool.setObjectName("zitdesk-thumbnails")
-        self._timer = QTimer(self)
-        self._timer.setInterval(DRAIN_MS)
-        self._timer.timeout.connect(self._drain)
+        self._pool = TaskPool(threads, "zitdesk-thumbnails", self, nice=True)
+        self._wake.connect(self._drain)
         self._ready_listeners: list[Callable[[list[str]], None]] = []
         self._analysed_listeners: list[Callable[[list[tuple[str, str, int]]], None]] = []
         self.folder: Path | None = None
@@ -146,10 +145,13 @@ class ThumbnailService(QObject):
             if start:
                 self._loops += 1
         if start:
-            self._pool.start(_Loop(self))
-        if not self._timer.isActive():
-            self._timer.start()
+            self._pool.start(_loop, self)
         return None
+
+    def forget(self, name: str) -> None:
+        """Drop a cached thumbnail (the image was removed)."""
+        self._cache.pop(name, None)
+        self._failed.pop(name, None)
 
     def failed(self, rec: ImageRecord) -> bool:
         return self._failed.get(rec.name) == rec.mtime_ns
@@ -159,10 +161,10 @@ class ThumbnailService(QObject):
         ready: list[str] = []
         analysed: list[tuple[str, str, int]] = []
         for _ in range(MAX_PER_DRAIN):
-            if not self._done:
-                break
-            name, mtime, img, sha, ph = self._done.popleft()
             with self._lock:
+                if not self._done:
+                    break
+                name, mtime, img, sha, ph = self._done.popleft()
                 self._inflight.discard(name)
             if img is None:
                 self._failed[name] = mtime
@@ -180,8 +182,10 @@ class ThumbnailService(QObject):
         if ready:
             for fn in self._ready_listeners:
                 fn(ready)
-        if not self.busy:
-            self._timer.stop()
+        with self._lock:
+            more = bool(self._done) and not self._stopped
+        if more:                       # the rest on the next event-loop turn
+            QTimer.singleShot(0, self._drain)
 
     @property
     def busy(self) -> bool:
@@ -192,7 +196,7 @@ class ThumbnailService(QObject):
         with self._lock:
             self._stopped = True
             self._pending.clear()
-        self._timer.stop()
-        ok = self._pool.waitForDone(msecs)
-        self._done.clear()
+        ok = self._pool.wait(msecs)
+        with self._lock:
+            self._done.clear()
         return ok

@@ -16,13 +16,13 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QListView,
-    QPlainTextEdit,
     QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from ui.datasets.caption_editor import CaptionEdit, tag_vocabulary
 from ui.datasets.delegates import CaptionDelegate, FlagsDelegate, GridDelegate, ThumbDelegate
 from ui.datasets.table_model import BADGES, Col, DatasetTableModel, FlagsRole, ItemRole
 from ui.widgets.text import esc, make_plain, plain_label
@@ -33,8 +33,17 @@ PREVIEW_SIDE = 256
 COMMIT_IDLE_MS = 1200
 
 
+def model_vocabulary(model: DatasetTableModel, trigger=lambda: "") -> list[str]:
+    """Tags used in the model's dataset, the trigger word first (for caption completion)."""
+    ds = model.dataset
+    if ds is None:
+        return []
+    return tag_vocabulary((it.caption for it in ds.items), trigger())
+
+
 class CaptionTable(QTableView):
-    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None) -> None:
+    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None,
+                 trigger=lambda: "") -> None:
         super().__init__(parent)
         self.setModel(model)
         self.setObjectName("captionTable")
@@ -62,7 +71,8 @@ class CaptionTable(QTableView):
                        (Col.TOKENS, 64), (Col.FLAGS, 190)):
             self.setColumnWidth(col, w)
         self.setItemDelegateForColumn(Col.THUMB, ThumbDelegate(thumbs, self))
-        self.setItemDelegateForColumn(Col.CAPTION, CaptionDelegate(self))
+        self.setItemDelegateForColumn(Col.CAPTION, CaptionDelegate(
+            self, lambda: model_vocabulary(model, trigger)))
         self.setItemDelegateForColumn(Col.FLAGS, FlagsDelegate(self))
 
     def edit_current_caption(self) -> None:
@@ -76,7 +86,8 @@ class GridPanel(QWidget):
 
     caption_committed = Signal(str, object, str)
 
-    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None) -> None:
+    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None,
+                 trigger=lambda: "") -> None:
         super().__init__(parent)
         self.model = model
         self.thumbs = thumbs
@@ -104,10 +115,12 @@ class GridPanel(QWidget):
         self.preview.setMinimumWidth(200)
         self.name = plain_label("No image selected", "sectionTitle", wrap=True)  # file names
         self.meta = plain_label(object_name="muted", wrap=True)                # caption file name
-        self.editor = QPlainTextEdit()
+        self.editor = CaptionEdit(vocabulary=lambda: model_vocabulary(model, trigger))
         self.editor.setObjectName("captionPane")
-        self.editor.setPlaceholderText("Write the caption here. It is saved automatically.")
-        self.editor.setTabChangesFocus(True)
+        self.editor.setPlaceholderText("Write the caption here. Return saves it, Shift+Return "
+                                       "starts a new line, Esc reverts.")
+        self.editor.commit_requested.connect(self.commit)
+        self.editor.revert_requested.connect(self.revert)
         self.editor.setEnabled(False)
         self.badges = QLabel()
         self.badges.setWordWrap(True)
@@ -120,8 +133,8 @@ class GridPanel(QWidget):
         sv.addWidget(self.meta)
         sv.addWidget(self.badges)
         sv.addWidget(self.editor, 1)
-        hint = QLabel("Alt+↓ / Alt+↑ next / previous image · F3 next missing caption · "
-                      "Ctrl+S save now")
+        hint = QLabel("Return save · Shift+Return new line · Esc revert · Alt+↓ / Alt+↑ next / "
+                      "previous image · F3 next missing caption")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         sv.addWidget(hint)
@@ -216,6 +229,15 @@ class GridPanel(QWidget):
         self._loaded_text = text
         if text != (rec.caption or ""):
             self.caption_committed.emit(rec.name, rec.caption, text)
+
+    @Slot()
+    def revert(self) -> None:
+        """Esc: drop what was typed since the caption was loaded or last committed."""
+        self._timer.stop()
+        if self.editor.toPlainText() != self._loaded_text:
+            self.editor.blockSignals(True)
+            self.editor.setPlainText(self._loaded_text)
+            self.editor.blockSignals(False)
 
     @Slot()
     def _on_reset(self) -> None:

@@ -7,60 +7,68 @@ Constructor (what the main window calls)::
                       tokenizer_loader=default_tokenizer_loader,  # None: no token counts
                       thumb_cache_dir: Path | None = None,     # default: user cache/thumbs
                       datasets_root: Path | None = None,       # default: user data/datasets
-                      remember: bool = True,                   # reopen the last folder (QSettings)
+                      remember: bool = True,                   # reopen the last folder
                       auto_check: bool = True)                 # run the pre-flight check on open
 
 Call :meth:`DatasetsWorkspace.shutdown` from the window's close/shutdown path: it stops timers,
 waits for this workspace's workers and writes every pending caption (blocking, short).
 
-Everything slow runs on private pools (:mod:`ui.datasets.pool`, :mod:`ui.datasets.thumbs`):
+Parts, each with one job, connected by signals: :class:`~ui.datasets.toolbar.DatasetToolbar`
+(the buttons), :class:`~ui.datasets.importing.ImportController` (import job and its progress),
+:class:`~ui.datasets.session.DatasetSession` (the open dataset, undo, autosave, watcher, check),
+:class:`~ui.datasets.views.CaptionTable` / :class:`~ui.datasets.views.GridPanel` (the views),
+:class:`~ui.datasets.stats_panel.StatsPanel` (check and statistics). This class lays them out,
+wires them and keeps navigation (current row, filter, next missing caption).
+
+Everything slow runs on private pools (:class:`ui.tasks.TaskRunner`, :mod:`ui.datasets.thumbs`):
 opening (headers + captions), import, hashing, token counting, the check and caption writes.
 Keys (active while the workspace has focus): Alt+↓/Alt+↑ next/previous image, F3/Shift+F3 next/
-previous missing caption, F2/Enter edit caption, Ctrl+Enter commit the caption, Ctrl+S save now,
-Ctrl+F filter, Ctrl+B bulk edit, Ctrl+K flag/unflag, Ctrl+Z/Ctrl+Shift+Z undo/redo,
-Ctrl+Shift+G switch table/grid.
+previous missing caption, F2/Enter edit caption; in the caption editor Return commits,
+Shift+Return starts a new line, Esc reverts; Ctrl+S save now, Ctrl+F filter, Ctrl+B bulk edit,
+Ctrl+K flag/unflag, Ctrl+E exclude from training/include, Delete move to the trash,
+Ctrl+Z/Ctrl+Shift+Z undo/redo, Ctrl+Shift+G switch table/grid.
+
+The last opened folder is kept in the app's own settings file (:func:`ui.state.window_settings`,
+under ``ZITDESK_HOME``), never in Qt's default ``QSettings`` location.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QFile, QModelIndex, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemDelegate,
-    QButtonGroup,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QLineEdit,
-    QProgressBar,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from ui.datasets import _pyside_guard
 from ui.datasets.bulk_dialog import BulkEditDialog
-from ui.datasets.commands import FlagCommand
+from ui.datasets.commands import ExcludeCommand, FlagCommand
 from ui.datasets.dialogs import ConflictDialog, ImportReportDialog, import_summary
-from ui.datasets.pool import Progress, TaskRunner
+from ui.datasets.importing import ImportController
 from ui.datasets.session import DatasetSession, default_tokenizer_loader
 from ui.datasets.stats_panel import StatsPanel
 from ui.datasets.table_model import Col, DatasetTableModel, FilterMode
 from ui.datasets.thumbs import ThumbnailService
+from ui.datasets.toolbar import DatasetToolbar
 from ui.datasets.views import CaptionTable, GridPanel
+from ui.state import window_settings
 from ui.widgets.banner import BannerWidget
 from ui.widgets.text import plain_label, set_plain_tooltip
-from zitdesk.dataset.importer import ImportReport, import_sources
+from zitdesk.dataset.importer import ImportReport
 from zitdesk.io import user_dirs
 
 log = logging.getLogger(__name__)
@@ -69,21 +77,12 @@ SETTINGS_KEY = "datasets/last_folder"
 RECHECK_MS = 2500
 
 
-class _ImportProgress(QWidget):
-    cancel_requested = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.label = plain_label("Importing…")
-        self.bar = QProgressBar()
-        self.cancel = QPushButton("Cancel")
-        self.cancel.clicked.connect(self.cancel_requested)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.label)
-        lay.addWidget(self.bar, 1)
-        lay.addWidget(self.cancel)
-        self.hide()
+def move_to_trash(path: Path) -> bool:
+    """The system trash through Qt (``send2trash`` is the usual library; not a dependency)."""
+    if not path.exists():
+        return True
+    ok = QFile.moveToTrash(str(path))
+    return bool(ok[0] if isinstance(ok, tuple) else ok)
 
 
 class _EmptyState(QWidget):
@@ -128,7 +127,6 @@ class DatasetsWorkspace(QWidget):
                  datasets_root: Path | None = None, remember: bool = True,
                  auto_check: bool = True) -> None:
         super().__init__(parent)
-        _pyside_guard.install()        # PySide6 6.12.0 only; see the module
         self.setAcceptDrops(True)
         self.remember = remember
         self.auto_check = auto_check
@@ -137,41 +135,13 @@ class DatasetsWorkspace(QWidget):
         self.thumbs = ThumbnailService(cache_dir=thumb_cache_dir, parent=self)
         self.model = DatasetTableModel(self.thumbs, self)
         self.model.editor = self._edit_from_model
-        self._importer = TaskRunner(1, self, on_done=self._on_import_done,
-                                    on_failed=self._on_import_failed, tick=self._import_tick)
-        self._import_cancel = threading.Event()
-        self._import_box = Progress()
+        self.importer = ImportController(self.thumbs.cache_dir, self)
         self.bulk_dialog: BulkEditDialog | None = None
         self.last_import: ImportReport | None = None
         self._pending_conflicts: list = []
         self._check_queued = None
 
-        # --- widgets -------------------------------------------------------------------------
-        self.table = CaptionTable(self.model, self.thumbs)
-        self.grid = GridPanel(self.model, self.thumbs)
-        self.empty = _EmptyState(self.choose_folder, self.new_dataset)
-        self.stack = QStackedWidget()
-        for w in (self.empty, self.table, self.grid):
-            self.stack.addWidget(w)
-        self.stats = StatsPanel()
-        self.stats.setMinimumWidth(300)
-        self.banner = BannerWidget()
-        self.progress = _ImportProgress()
-        self.progress.cancel_requested.connect(self._import_cancel.set)
-
-        self.path_label = plain_label("No dataset open", "muted", selectable=True)
-        self.open_button = QPushButton("Open…")
-        self.open_button.setToolTip("Open a dataset folder")
-        self.new_button = QPushButton("New…")
-        self.import_button = QPushButton("Import…")
-        self.import_button.setToolTip("Copy images (with their captions), folders or .zip files "
-                                      "into this dataset — or drop them here")
-        self.snapshot_button = QPushButton("Snapshots…")
-        self.snapshot_button.setToolTip("Restore every caption to a snapshot taken before a bulk "
-                                        "edit (itself undoable)")
-        self.bulk_button = QPushButton("Bulk edit…")
-        self.bulk_button.setToolTip("Add trigger word, find/replace, add/remove tags, clean up "
-                                    "(Ctrl+B)")
+        # --- parts ---------------------------------------------------------------------------
         self.undo_action = self.session.undo_stack.createUndoAction(self, "Undo")
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
         self.redo_action = self.session.undo_stack.createRedoAction(self, "Redo")
@@ -179,32 +149,19 @@ class DatasetsWorkspace(QWidget):
         for a in (self.undo_action, self.redo_action):
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.addAction(a)
-        self.undo_button = QToolButton()
-        self.undo_button.setDefaultAction(self.undo_action)
-        self.redo_button = QToolButton()
-        self.redo_button.setDefaultAction(self.redo_action)
-        self.table_button = QToolButton()
-        self.table_button.setText("Table")
-        self.grid_button = QToolButton()
-        self.grid_button.setText("Grid")
-        self.view_group = QButtonGroup(self)
-        for b in (self.table_button, self.grid_button):
-            b.setCheckable(True)
-            self.view_group.addButton(b)
-        self.table_button.setChecked(True)
-
-        top = QHBoxLayout()
-        for w in (self.open_button, self.new_button, self.import_button, self.bulk_button,
-                  self.snapshot_button):
-            top.addWidget(w)
-        top.addSpacing(8)
-        top.addWidget(self.undo_button)
-        top.addWidget(self.redo_button)
-        top.addSpacing(8)
-        top.addWidget(self.table_button)
-        top.addWidget(self.grid_button)
-        top.addSpacing(8)
-        top.addWidget(self.path_label, 1)
+        self.toolbar = DatasetToolbar(self.undo_action, self.redo_action)
+        self.path_label = self.toolbar.path_label
+        trigger = lambda: self.session.trigger  # noqa: E731 - read when an editor opens
+        self.table = CaptionTable(self.model, self.thumbs, trigger=trigger)
+        self.grid = GridPanel(self.model, self.thumbs, trigger=trigger)
+        self.empty = _EmptyState(self.choose_folder, self.new_dataset)
+        self.stack = QStackedWidget()
+        for w in (self.empty, self.table, self.grid):
+            self.stack.addWidget(w)
+        self.stats = StatsPanel()
+        self.stats.setMinimumWidth(300)
+        self.banner = BannerWidget()
+        self.progress = self.importer.bar
 
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter by file name or caption words (Ctrl+F)")
@@ -235,7 +192,7 @@ class DatasetsWorkspace(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
         lay = QVBoxLayout(self)
-        lay.addLayout(top)
+        lay.addWidget(self.toolbar)
         lay.addWidget(self.banner)
         lay.addWidget(self.progress)
         lay.addWidget(self.splitter, 1)
@@ -251,15 +208,18 @@ class DatasetsWorkspace(QWidget):
         s.opened.connect(self._on_opened)
         s.open_failed.connect(self._on_open_failed)
         s.captions_changed.connect(self._on_captions_changed)
-        s.flags_changed.connect(self.model.captions_changed)
+        s.flags_changed.connect(self._on_flags_changed)
+        s.images_removed.connect(self._on_images_removed)
         s.tokens_counted.connect(self._on_tokens)
         s.check_done.connect(self._on_check_done)
-        s.on_check_progress = self.stats.set_progress
+        s.check_progress.connect(self.stats.set_progress)
         s.conflicts_found.connect(self._on_conflicts)
         s.images_changed_outside.connect(self._on_images_outside)
         s.message.connect(self._on_message)
         s.save_state_changed.connect(self.save_label.setText)
         self.thumbs.on_analysed(self._on_analysed)
+        self.importer.finished.connect(self._on_import_done)
+        self.importer.failed.connect(self._on_import_failed)
         # background work steps aside while the user scrolls, filters or sorts
         gate = s.gate
         self.thumbs.gate = gate
@@ -277,13 +237,16 @@ class DatasetsWorkspace(QWidget):
         self.grid.caption_committed.connect(self._on_grid_commit)
         self.model.visible_changed.connect(self._update_count)
         self.banner.action_clicked.connect(self._on_banner_action)
-        self.open_button.clicked.connect(self.choose_folder)
-        self.new_button.clicked.connect(self.new_dataset)
-        self.import_button.clicked.connect(self.choose_import)
-        self.bulk_button.clicked.connect(self.open_bulk_edit)
-        self.snapshot_button.clicked.connect(self.choose_snapshot)
-        self.table_button.clicked.connect(self.show_table)
-        self.grid_button.clicked.connect(self.show_grid)
+        tb = self.toolbar
+        tb.open_requested.connect(self.choose_folder)
+        tb.new_requested.connect(self.new_dataset)
+        tb.import_files_requested.connect(self.choose_import)
+        tb.import_folder_requested.connect(self.choose_import_folder)
+        tb.bulk_requested.connect(self.open_bulk_edit)
+        tb.snapshots_requested.connect(self.choose_snapshot)
+        tb.exclude_requested.connect(self.toggle_excluded)
+        tb.trash_requested.connect(self.confirm_trash)
+        tb.view_requested.connect(self._on_view_requested)
         self.filter_edit.textChanged.connect(self._filter_timer.start)
         self.filter_mode.currentIndexChanged.connect(self._apply_filter)
         self.next_missing_button.clicked.connect(self.next_missing)
@@ -295,18 +258,25 @@ class DatasetsWorkspace(QWidget):
             ("previous_missing", "Shift+F3", self.previous_missing),
             ("save", "Ctrl+S", self.save_now), ("filter", "Ctrl+F", self.focus_filter),
             ("bulk", "Ctrl+B", self.open_bulk_edit), ("flag", "Ctrl+K", self.toggle_flag),
+            ("exclude", "Ctrl+E", self.toggle_excluded),
             ("switch_view", "Ctrl+Shift+G", self.toggle_view),
         ):
             sc = QShortcut(QKeySequence(keys), self)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             sc.activated.connect(slot)
             self.shortcuts[name] = sc
+        # Delete only from the views: in a text field it deletes text
+        for view in (self.table, self.grid.grid):
+            sc = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), view)
+            sc.setContext(Qt.ShortcutContext.WidgetShortcut)
+            sc.activated.connect(self.confirm_trash)
+            self.shortcuts[f"trash_{view.objectName()}"] = sc
 
         self._set_enabled(False)
         self.stack.setCurrentWidget(self.empty)
         start = folder
         if start is None and remember:
-            last = QSettings().value(SETTINGS_KEY, "")
+            last = window_settings().value(SETTINGS_KEY, "")
             if last and Path(str(last)).is_dir():
                 start = str(last)
         if start is not None:
@@ -350,7 +320,7 @@ class DatasetsWorkspace(QWidget):
         self.path_label.setText(str(ds.folder))
         set_plain_tooltip(self.path_label, str(ds.folder))
         self._set_enabled(True)
-        self.stack.setCurrentWidget(self.grid if self.grid_button.isChecked() else self.table)
+        self.stack.setCurrentWidget(self.grid if self.toolbar.view == "grid" else self.table)
         if current:
             self.select_name(current)
         elif self.model.rowCount():
@@ -359,7 +329,7 @@ class DatasetsWorkspace(QWidget):
             self._on_message("warning", f"{len(ds.problems)} file(s) cannot be read: "
                              + " ".join(ds.problems[:2]))
         if self.remember:
-            QSettings().setValue(SETTINGS_KEY, str(ds.folder))
+            window_settings().setValue(SETTINGS_KEY, str(ds.folder))
         self.folder_changed.emit(str(ds.folder))
         self.session._set_save_state("Unsaved changes…" if ds.pending else "All changes saved")
         if self.auto_check:
@@ -371,9 +341,8 @@ class DatasetsWorkspace(QWidget):
         self._on_message("error", f"Could not open the dataset: {msg}")
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.import_button, self.bulk_button, self.snapshot_button, self.filter_edit,
-                  self.filter_mode,
-                  self.next_missing_button, self.stats):
+        self.toolbar.set_dataset_open(on)
+        for w in (self.filter_edit, self.filter_mode, self.next_missing_button, self.stats):
             w.setEnabled(on)
 
     # --- import ------------------------------------------------------------------------------
@@ -381,15 +350,23 @@ class DatasetsWorkspace(QWidget):
     @Slot()
     def choose_import(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Import images", str(Path.home()),
+            self, "Import images into the dataset", str(Path.home()),
             "Images, captions and archives (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif "
             "*.txt *.caption *.zip);;All files (*)")
         if files:
             self.import_paths(files)
 
+    @Slot()
+    def choose_import_folder(self) -> None:
+        """One action for a whole folder: its images, captions and any .zip inside it."""
+        d = QFileDialog.getExistingDirectory(self, "Import a folder into the dataset",
+                                             str(Path.home()))
+        if d:
+            self.import_paths([d])
+
     def import_paths(self, paths: list[str | Path], target: Path | None = None) -> bool:
         """Import into the open dataset (or ``target``); False if an import is running."""
-        if self._importer.active:
+        if self.importer.active:
             self._on_message("warning", "An import is already running.")
             return False
         if target is None:
@@ -400,28 +377,10 @@ class DatasetsWorkspace(QWidget):
                     return False
             else:
                 target = self.session.dataset.folder
-        self._import_cancel.clear()
-        self._import_box.reset()
-        self.progress.label.setText(f"Importing {len(paths):,} item(s)…")
-        self.progress.bar.setRange(0, 0)
-        self.progress.show()
-        self._importer.start(str(target), functools.partial(
-            import_sources, progress=self._import_box, cancel=self._import_cancel.is_set,
-            thumb_cache=self.thumbs.cache_dir), [str(p) for p in paths], target)
-        return True
+        return self.importer.start(paths, target)
 
-    def _import_tick(self) -> None:
-        v = self._import_box.take()
-        if v is not None:
-            self._on_import_progress(*v)
-
-    def _on_import_progress(self, done: int, total: int) -> None:
-        self.progress.bar.setRange(0, max(total, 1))
-        self.progress.bar.setValue(done)
-        self.progress.label.setText(f"Importing {done:,}/{total:,}")
-
+    @Slot(object, object)
     def _on_import_done(self, target, rep: ImportReport) -> None:
-        self.progress.hide()
         self.last_import = rep
         self.banner.show_message(import_summary(rep), "warning" if rep.skipped else "info",
                                  "Show report", "import_report")
@@ -431,8 +390,8 @@ class DatasetsWorkspace(QWidget):
         else:
             self.open_folder(target)
 
-    def _on_import_failed(self, _target, msg) -> None:
-        self.progress.hide()
+    @Slot(str)
+    def _on_import_failed(self, msg: str) -> None:
         self._on_message("error", f"Import failed: {msg}")
 
     def dragEnterEvent(self, e: QDragEnterEvent) -> None:
@@ -459,7 +418,16 @@ class DatasetsWorkspace(QWidget):
     @Slot(list)
     def _on_captions_changed(self, names: list) -> None:
         self.model.captions_changed(names)
-        if self.auto_check and self.stats.report is not None:
+        self._check_follows()
+
+    @Slot(list)
+    def _on_flags_changed(self, names: list) -> None:
+        self.model.captions_changed(names)
+        self._check_follows()
+
+    def _check_follows(self) -> None:
+        """The check panel follows edits: run it again after a pause (never stale)."""
+        if self.auto_check and self.session.dataset is not None:
             self._recheck.start()
 
     @Slot()
@@ -540,6 +508,52 @@ class DatasetsWorkspace(QWidget):
         names = [self.model.item(r).name for r in rows]
         flag = not all(self.model.item(r).flagged for r in rows)
         self.session.undo_stack.push(FlagCommand(self.session, names, flag))
+
+    @Slot()
+    def toggle_excluded(self) -> None:
+        """Exclude the selected images from training (or include them again); undoable."""
+        rows = self._selected_rows()
+        if not rows or self.session.dataset is None:
+            return
+        names = [self.model.item(r).name for r in rows]
+        excluded = not all(self.model.item(r).excluded for r in rows)
+        self.session.undo_stack.push(ExcludeCommand(self.session, names, excluded))
+
+    @Slot()
+    def confirm_trash(self) -> None:
+        rows = self._selected_rows()
+        if not rows or self.session.dataset is None:
+            return
+        names = [self.model.item(r).name for r in rows]
+        what = names[0] if len(names) == 1 else f"{len(names):,} images"
+        box = QMessageBox(QMessageBox.Icon.Question, "Move to the trash",
+                          f"Move {what} and {'its' if len(names) == 1 else 'their'} caption to "
+                          "the system trash? You can restore them from there; Undo cannot.",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        ok = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: self.trash(names) if box.clickedButton() is ok else None)
+        box.finished.connect(box.deleteLater)
+        self.trash_box = box
+        box.open()
+
+    def trash(self, names: list[str]) -> list[str]:
+        """Move images (and their captions) to the system trash now; returns those removed."""
+        self._commit_editors()
+        return self.session.trash(names, move_to_trash)
+
+    @Slot(list)
+    def _on_images_removed(self, names: list) -> None:
+        row = self._current_row()
+        for n in names:
+            self.thumbs.forget(n)
+        self.model.set_dataset(self.session.dataset)
+        if self.model.rowCount():
+            self.select_row(min(max(row, 0), self.model.rowCount() - 1))
+        n = len(names)
+        self._on_message("info", f"Moved {names[0] if n == 1 else f'{n:,} images'} to the trash.")
+        self._check_follows()
 
     @Slot()
     def save_now(self) -> None:
@@ -654,10 +668,14 @@ class DatasetsWorkspace(QWidget):
     def toggle_view(self) -> None:
         self._switch(self.table if self.stack.currentWidget() is self.grid else self.grid)
 
+    @Slot(str)
+    def _on_view_requested(self, view: str) -> None:
+        self._switch(self.grid if view == "grid" else self.table)
+
     def _switch(self, target: QWidget) -> None:
         self._commit_editors()
         name = self._current_name()
-        (self.table_button if target is self.table else self.grid_button).setChecked(True)
+        self.toolbar.set_view("grid" if target is self.grid else "table")
         if self.session.dataset is None:
             return
         self.stack.setCurrentWidget(target)
@@ -777,10 +795,8 @@ class DatasetsWorkspace(QWidget):
         self._commit_editors()
         self._filter_timer.stop()
         self._recheck.stop()
-        self._import_cancel.set()
         self.session.gate.release()
-        self._importer.wait(60_000)
-        self._importer.discard()
+        self.importer.shutdown()
         self.thumbs.shutdown()
         self.session.shutdown()
 

@@ -3,7 +3,8 @@
 :class:`LibraryController` (a QObject living on the GUI thread) owns the Qt-free
 :class:`~zitdesk.library.index.LibraryIndex`, :class:`~zitdesk.library.store.LibraryStore` and
 :class:`~zitdesk.library.watcher.FolderWatcher`. Scans and hashing run as plain callables on the
-controller's own ``QThreadPool`` (two threads, so the global pool stays free for thumbnails);
+controller's own :class:`ui.tasks.TaskPool` (two threads, so the global pool stays free for
+thumbnails);
 they report through a :class:`_JobSignals` object created on the GUI
 thread, so every result arrives on the GUI thread by queued connection (no lambdas on those
 connections, ``@Slot`` on every receiver). The watcher's own thread emits
@@ -21,8 +22,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from ui.tasks import TaskPool
 from zitdesk.library.hashing import HashCancelled
 from zitdesk.library.index import LibraryIndex, ScanResult
 from zitdesk.library.roots import Root, merge_roots
@@ -44,20 +46,6 @@ class _JobSignals(QObject):
 
 class _WatchBridge(QObject):
     changed = Signal(object)             # list[str], emitted from the watcher thread
-
-
-class _Job:
-    """A callable for ``QThreadPool.start`` that records when it has finished."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-
-    def __call__(self) -> None:
-        try:
-            self.fn()
-        finally:
-            self.done.set()
 
 
 class LibraryController(QObject):
@@ -104,11 +92,9 @@ class LibraryController(QObject):
         self._rescan_timer.timeout.connect(self.rescan)
         self._scan_cancel = threading.Event()
         self._hash_cancel = threading.Event()
-        self._jobs: list[_Job] = []
         # Our own pool: a cold scan or a long hashing run must not hold the global pool's few
         # threads (thumbnails, header reads of the other workspaces run there).
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(2)
+        self.pool = TaskPool(2, "zitdesk-library", self)
         self._scanning = False
         self._rescan_pending = False
         self._hashing = False
@@ -131,16 +117,11 @@ class LibraryController(QObject):
         return merge_roots(self.extra_folders + self.store.folders, include_auto=self.auto_roots)
 
     def _start(self, fn: Callable[[], None]) -> None:
-        job = _Job(fn)
-        self._jobs = [j for j in self._jobs if not j.done.is_set()] + [job]
-        self.pool.start(job)
+        self.pool.start(fn)
 
     def wait(self, msecs: int = 10_000) -> bool:
         """Block until this controller's jobs have ended (tests, shutdown)."""
-        ok = True
-        for job in list(self._jobs):
-            ok = job.done.wait(msecs / 1000) and ok
-        return ok
+        return self.pool.wait(msecs)
 
     # -- scanning ------------------------------------------------------------------------------
     @Slot()

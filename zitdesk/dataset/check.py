@@ -351,6 +351,18 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
               too_small)
     limit = opts.low_res_fraction * top * top
     small = set(too_small)
+    # far below: under a quarter of the smallest training resolution's pixels (32×32 for a
+    # 512 run): it trains as a blur, unlike a 640×640 image that is merely below 1024 px
+    least = min(res)
+    tiny = [i for i, it in enumerate(items)
+            if it.width * it.height < least * least / 4 and i not in small]
+    if tiny:
+        issue("warning", "very_low_res",
+              f"{_n(len(tiny), 'image is', 'images are')} far below the training size (under "
+              f"{least // 2}×{least // 2} pixels): {'it trains' if len(tiny) == 1 else 'they train'}"
+              " as a blur; replace or exclude "
+              f"{'it' if len(tiny) == 1 else 'them'}.", tiny)
+    small |= set(tiny)
     low = [i for i, it in enumerate(items) if it.width * it.height < limit and i not in small]
     if low:
         issue("warning", "low_res",

@@ -475,7 +475,13 @@ def collect(sources: Sequence[str | os.PathLike[str]], target: Path,
         if not p.exists():
             skipped.append(Skipped(str(p), "does not exist"))
         elif p.is_dir():
-            out += _collect_paths(list(_walk_folder(p, target, skipped)), skipped, max_file_bytes)
+            files = list(_walk_folder(p, target, skipped))
+            # a zip inside the folder is imported like a dropped zip, not "not an image"
+            zips = [f for f in files if f.suffix.lower() in _ARCHIVE_EXTS and f.is_file()]
+            rest = [f for f in files if f not in zips]
+            out += _collect_paths(rest, skipped, max_file_bytes)
+            for z in zips:
+                out += _collect_zip(z, skipped, max_file_bytes)
         elif p.suffix.lower() in _ARCHIVE_EXTS:
             out += _collect_zip(p, skipped, max_file_bytes)
         else:

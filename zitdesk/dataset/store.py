@@ -37,7 +37,7 @@ from zitdesk.dataset.captions import (
 from zitdesk.dataset.fsnames import SaveFailed, dumps, os_error_sentence, shown
 from zitdesk.errors import RequestError
 from zitdesk.io import atomic_write, clean_temp_files
-from zitdesk.train.dataset import IMAGE_EXTS, DatasetItem, image_size
+from zitdesk.train.dataset import EXCLUDE_FILE, IMAGE_EXTS, DatasetItem, image_size, read_excluded
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class ImageRecord:
     flagged: bool = False
     rating: int = 0
     conflict: str = ""
+    excluded: bool = False      # kept in the folder, left out of training (.zitdesk/exclude)
 
     @property
     def stem(self) -> str:
@@ -117,6 +118,10 @@ class Dataset:
         self.lock = threading.RLock()
         self._pending: dict[str, str | None] = {}
         self._index_dirty = False
+        self._exclude_dirty = False
+        # every image file seen when the folder was read, readable or not: what poll_external
+        # compares with (an unreadable image is not "added outside zitdesk")
+        self.scanned_names: set[str] = set(self.by_name)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -143,6 +148,7 @@ class Dataset:
         if not root.is_dir():
             raise RequestError(f"The dataset folder {root} does not exist.")
         index = _load_index(root / META_DIR / INDEX_NAME)
+        excluded = read_excluded(root)
         entries: dict[str, os.DirEntry] = {}
         with os.scandir(root) as it:
             for e in it:
@@ -181,7 +187,7 @@ class Dataset:
                 sha, ph = None, None
             rec = ImageRecord(name, w, h, st.st_size, st.st_mtime_ns, sha256=sha, phash=ph,
                               flagged=cached.get("flagged", False),
-                              rating=cached.get("rating", 0))
+                              rating=cached.get("rating", 0), excluded=name in excluded)
             try:
                 cap = read_caption_file(root / rec.caption_name)
                 side = conflict_path(root / rec.caption_name)
@@ -197,6 +203,7 @@ class Dataset:
         if progress is not None:
             progress(len(names), len(names))
         ds = cls(root, items, problems)
+        ds.scanned_names = set(names)
         ds._index_dirty = any(it.name not in index for it in items)
         return ds
 
@@ -210,7 +217,7 @@ class Dataset:
         """The items as the trainer's :func:`scan_folder` would build them (from memory)."""
         return [DatasetItem(self.folder / it.name, it.train_caption,
                             self.caption_path(it) if it.caption is not None else None,
-                            it.width, it.height) for it in self.items]
+                            it.width, it.height) for it in self.items if not it.excluded]
 
     # --- captions ----------------------------------------------------------------------------
 
@@ -322,7 +329,7 @@ class Dataset:
             stats = {e.name: e for e in it}
         images = {n for n in stats if not n.startswith(".")
                   and Path(n).suffix.lower() in IMAGE_EXTS}
-        report.images_changed = images != set(self.by_name)
+        report.images_changed = images != self.scanned_names
         for k, item in enumerate(self.items):
             if between is not None and k % 256 == 255:
                 between()
@@ -355,6 +362,27 @@ class Dataset:
             item.flagged = flagged
             self._index_dirty = True
 
+    def set_excluded(self, item: ImageRecord, excluded: bool) -> None:
+        """Keep the image but leave it out of training (saved to ``.zitdesk/exclude``)."""
+        with self.lock:
+            if item.excluded != excluded:
+                item.excluded = excluded
+                self._exclude_dirty = self._index_dirty = True
+
+    def remove_item(self, name: str) -> ImageRecord | None:
+        """Forget an image the user deleted (moved to the trash) with its caption."""
+        with self.lock:
+            item = self.by_name.pop(name, None)
+            if item is None:
+                return None
+            self.items.remove(item)
+            self._pending.pop(name, None)
+            self.scanned_names.discard(name)
+            self._index_dirty = True
+            if item.excluded:
+                self._exclude_dirty = True
+            return item
+
     def set_rating(self, item: ImageRecord, rating: int) -> None:
         with self.lock:
             item.rating = max(0, min(5, int(rating)))
@@ -375,12 +403,17 @@ class Dataset:
             if not (self._index_dirty or force):
                 return False
             entries = [(it.name, _index_entry(it)) for it in self.items]
-            self._index_dirty = False
+            excluded = sorted(it.name for it in self.items if it.excluded) \
+                if self._exclude_dirty else None
+            self._index_dirty = self._exclude_dirty = False
         try:
+            if excluded is not None:
+                atomic_write(self.folder / EXCLUDE_FILE, "".join(f"{n}\n" for n in excluded))
             atomic_write(self.meta_dir / INDEX_NAME, _index_json(entries))
         except OSError as exc:
             with self.lock:
                 self._index_dirty = True      # written again by the next save
+                self._exclude_dirty = self._exclude_dirty or excluded is not None
             raise SaveFailed(exc, "the dataset index (flags and ratings)") from exc
         return True
 

@@ -6,6 +6,8 @@ imports the trainer. Rules (engine notes §13 B):
 * **Images** ``.png .jpg .jpeg .webp .bmp`` in the folder (not recursive), EXIF orientation
   applied; the caption is ``<stem><caption_ext>`` beside the image (missing = empty caption),
   decoded by :mod:`zitdesk.captions` exactly as the dataset manager shows it.
+  Names listed in ``.zitdesk/exclude`` (one file name a line, written by the dataset manager's
+  "Exclude from training") are left out.
 * **Trigger word:** ``[trigger]`` in a caption is replaced by the trigger; a caption without the
   placeholder gets ``"<trigger>, "`` prepended (ai-toolkit's behaviour).
 * **Buckets:** per training resolution R, the bucket is the aspect-preserving size with sides
@@ -32,6 +34,16 @@ from zitdesk.captions import read_caption as read_caption  # the one caption dec
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BUCKET_STEP = 16
 TRIGGER_PLACEHOLDER = "[trigger]"
+EXCLUDE_FILE = ".zitdesk/exclude"
+
+
+def read_excluded(folder: str | Path) -> frozenset[str]:
+    """Image names excluded from training (``.zitdesk/exclude``; missing or unreadable: none)."""
+    try:
+        text = (Path(folder) / EXCLUDE_FILE).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class DatasetItem:
 class ScanResult:
     items: tuple[DatasetItem, ...]
     problems: tuple[str, ...]  # plain sentences about skipped files
+    excluded: int = 0          # images left out by .zitdesk/exclude
 
     @property
     def captioned(self) -> int:
@@ -92,8 +105,13 @@ def scan_folder(folder: str | Path, caption_ext: str = ".txt") -> ScanResult:
         raise RequestError(f"The dataset folder {root} does not exist.")
     items: list[DatasetItem] = []
     problems: list[str] = []
+    excluded = read_excluded(root)
+    n_excluded = 0
     for p in sorted(root.iterdir(), key=lambda q: q.name):
         if not p.is_file() or p.suffix.lower() not in IMAGE_EXTS or p.name.startswith("."):
+            continue
+        if p.name in excluded:
+            n_excluded += 1
             continue
         try:
             w, h = image_size(p)
@@ -110,7 +128,7 @@ def scan_folder(folder: str | Path, caption_ext: str = ".txt") -> ScanResult:
                     f"{cap_path.name} cannot be read ({exc.strerror}); empty caption used."
                 )
         items.append(DatasetItem(p, caption, cap_path if cap_path.is_file() else None, w, h))
-    return ScanResult(tuple(items), tuple(problems))
+    return ScanResult(tuple(items), tuple(problems), n_excluded)
 
 
 def apply_trigger(caption: str, trigger: str) -> str:

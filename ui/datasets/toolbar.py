@@ -1,0 +1,106 @@
+"""The Datasets workspace's top row: open/new, import (files or a whole folder), bulk edit,
+snapshots, curation (exclude from training, move to the trash), undo/redo, table/grid.
+
+:class:`DatasetToolbar` owns only its buttons; it says what the user asked for through
+signals and the workspace decides what that means.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QPushButton, QToolButton, QWidget
+
+from ui.widgets.text import plain_label
+
+
+class DatasetToolbar(QWidget):
+    open_requested = Signal()
+    new_requested = Signal()
+    import_files_requested = Signal()
+    import_folder_requested = Signal()
+    bulk_requested = Signal()
+    snapshots_requested = Signal()
+    exclude_requested = Signal()
+    trash_requested = Signal()
+    view_requested = Signal(str)            # "table" | "grid"
+
+    def __init__(self, undo: QAction, redo: QAction, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path_label = plain_label("No dataset open", "muted", selectable=True)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Open a dataset folder")
+        self.new_button = QPushButton("New…")
+        self.new_button.setToolTip("Create an empty dataset folder")
+        self.import_button = QPushButton("Import files…")
+        self.import_button.setToolTip("Copy images (with their captions) or .zip files into this "
+                                      "dataset — or drop them here")
+        self.import_folder_button = QPushButton("Import folder…")
+        self.import_folder_button.setToolTip("Copy a whole folder (images, captions, and any "
+                                             ".zip inside it) into this dataset")
+        self.bulk_button = QPushButton("Bulk edit…")
+        self.bulk_button.setToolTip("Add trigger word, find/replace, add/remove tags, clean up "
+                                    "(Ctrl+B)")
+        self.snapshot_button = QPushButton("Snapshots…")
+        self.snapshot_button.setToolTip("Restore every caption to a snapshot taken before a bulk "
+                                        "edit (itself undoable)")
+        self.exclude_button = QPushButton("Exclude")
+        self.exclude_button.setToolTip("Leave the selected images out of training without "
+                                       "deleting them; again to include them (Ctrl+E)")
+        self.trash_button = QPushButton("Delete…")
+        self.trash_button.setToolTip("Move the selected images and their captions to the "
+                                     "system trash (Delete)")
+        self.undo_button = QToolButton()
+        self.undo_button.setDefaultAction(undo)
+        self.redo_button = QToolButton()
+        self.redo_button.setDefaultAction(redo)
+        self.table_button = QToolButton()
+        self.table_button.setText("Table")
+        self.grid_button = QToolButton()
+        self.grid_button.setText("Grid")
+        self.view_group = QButtonGroup(self)
+        for b in (self.table_button, self.grid_button):
+            b.setCheckable(True)
+            self.view_group.addButton(b)
+        self.table_button.setChecked(True)
+
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        for w in (self.open_button, self.new_button, self.import_button,
+                  self.import_folder_button, self.bulk_button, self.snapshot_button):
+            row.addWidget(w)
+        row.addSpacing(8)
+        row.addWidget(self.exclude_button)
+        row.addWidget(self.trash_button)
+        row.addSpacing(8)
+        row.addWidget(self.undo_button)
+        row.addWidget(self.redo_button)
+        row.addSpacing(8)
+        row.addWidget(self.table_button)
+        row.addWidget(self.grid_button)
+        row.addSpacing(8)
+        row.addWidget(self.path_label, 1)
+
+        self.open_button.clicked.connect(self.open_requested)
+        self.new_button.clicked.connect(self.new_requested)
+        self.import_button.clicked.connect(self.import_files_requested)
+        self.import_folder_button.clicked.connect(self.import_folder_requested)
+        self.bulk_button.clicked.connect(self.bulk_requested)
+        self.snapshot_button.clicked.connect(self.snapshots_requested)
+        self.exclude_button.clicked.connect(self.exclude_requested)
+        self.trash_button.clicked.connect(self.trash_requested)
+        self.table_button.clicked.connect(lambda: self.view_requested.emit("table"))
+        self.grid_button.clicked.connect(lambda: self.view_requested.emit("grid"))
+
+    def set_dataset_open(self, on: bool) -> None:
+        # import stays enabled: without a dataset it creates one named after the source
+        for w in (self.bulk_button, self.snapshot_button, self.exclude_button,
+                  self.trash_button):
+            w.setEnabled(on)
+
+    def set_view(self, name: str) -> None:
+        (self.grid_button if name == "grid" else self.table_button).setChecked(True)
+
+    @property
+    def view(self) -> str:
+        return "grid" if self.grid_button.isChecked() else "table"
