@@ -1,4 +1,7 @@
-"""LoRA file hashes, computed lazily in one pass and cached by path + size + mtime (Qt-free).
+"""File hashes, the one place they are computed: :func:`sha256_file` (plain SHA-256 of any file:
+training caches, model identity) and :func:`hash_file` (a LoRA's or checkpoint's hashes in one
+pass), cached by path + size + mtime in :class:`HashCache`; :func:`shared_cache` is the one cache
+object per cache file (the library and generation's "Lora hashes" share it). Qt-free.
 
 One read of the file gives every hash other tools show:
 
@@ -38,6 +41,25 @@ class HashCancelled(Exception):
     """Raised inside :func:`hash_file` when ``cancelled()`` turns true."""
 
 
+def autov2(sha256: str) -> str:
+    """Civitai "AutoV2" / A1111 short hash: the first 10 hex digits of the file's SHA-256."""
+    return sha256[:10]
+
+
+def autov3(addnet: str) -> str:
+    """Civitai "AutoV3" / A1111 LoRA short hash: the first 12 hex digits of the tensor-data hash."""
+    return addnet[:12]
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of the whole file. Raises ``OSError``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class FileHashes:
     sha256: str
@@ -45,11 +67,11 @@ class FileHashes:
 
     @property
     def autov2(self) -> str:
-        return self.sha256[:10]
+        return autov2(self.sha256)
 
     @property
     def autov3(self) -> str:
-        return self.addnet[:12]
+        return autov3(self.addnet)
 
     def to_dict(self) -> dict[str, str]:
         return {"sha256": self.sha256, "autov2": self.autov2, "addnet": self.addnet, "autov3": self.autov3}
@@ -162,3 +184,20 @@ class HashCache:
             atomic_write(self.path, json.dumps(doc, separators=(",", ":")))
         except OSError as exc:
             log.warning("cannot save the hash cache %s: %s", self.path, exc)
+
+
+_SHARED: dict[Path, HashCache] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_cache(path: str | os.PathLike[str] | None = None) -> HashCache:
+    """The one :class:`HashCache` object for the cache file ``path`` (default: the user cache's
+    ``library/hashes.json``), so the library and generation never hold two copies of one file
+    that overwrite each other's entries on save."""
+    key = Path(path) if path is not None else default_cache_path()
+    with _SHARED_LOCK:
+        cache = _SHARED.get(key)
+        if cache is None:
+            cache = _SHARED[key] = HashCache(key)
+        return cache
+

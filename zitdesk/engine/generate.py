@@ -518,14 +518,14 @@ _HASHES = None
 
 def _file_sha256(path: str) -> str:
     """sha256 of a LoRA file for the PNG's "Lora hashes", through the library's hash cache
-    (keyed by path + size + mtime and kept on disk, so a stack is hashed once, ever)."""
+    (:func:`zitdesk.hashing.shared_cache`: the same object the library uses, keyed by path +
+    size + mtime and kept on disk, so a stack is hashed once, ever)."""
     global _HASHES
-    from zitdesk.library.hashing import HashCache, default_cache_path
+    from zitdesk.hashing import shared_cache
 
     try:
         st = os.stat(path)
-        if _HASHES is None:
-            _HASHES = HashCache(default_cache_path())
+        _HASHES = shared_cache()  # kept for tests that look up the cache file's path
         sha = _HASHES.compute(str(path), st.st_size, st.st_mtime_ns).sha256
         _HASHES.save()
         return sha

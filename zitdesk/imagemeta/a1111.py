@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from zitdesk.hashing import autov2
 from zitdesk.imagemeta.types import ImageMeta
 
 # Settings-line keys zitdesk writes and maps back when reading; anything else is "extra".
@@ -35,7 +36,7 @@ def _fmt_num(value: float) -> str:
 def _short_model_hash(value: str) -> str:
     value = value.strip().lower()
     if re.fullmatch(r"[0-9a-f]{11,}", value):
-        return value[:10]
+        return autov2(value)
     return value
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from zitdesk import __version__
+from zitdesk.hashing import autov2
 from zitdesk.imagemeta._values import _file_stem
 
 PARAMETERS_KEY = "parameters"
@@ -31,7 +32,7 @@ class LoraUse:
     def short_hash(self) -> str:
         """First 10 hex digits of :attr:`sha256` (Civitai AutoV2), or "" when there is none."""
         value = self.sha256.strip().lower()
-        return value[:10] if re.fullmatch(r"[0-9a-f]+", value) else ""
+        return autov2(value) if re.fullmatch(r"[0-9a-f]+", value) else ""
 
 
 @dataclass(frozen=True)

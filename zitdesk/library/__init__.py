@@ -6,7 +6,7 @@
 * :mod:`~zitdesk.library.sidecars`: A1111 ``.json``, ``.civitai.info``, ``.cm-info.json``,
   ``.metadata.json`` and ``.swarm.json`` readers (and the A1111 ``.json`` writer).
 * :mod:`~zitdesk.library.previews`: preview files and embedded ``modelspec.thumbnail`` data.
-* :mod:`~zitdesk.library.hashing`: sha256 / AutoV2 / addnet / AutoV3 in one pass, cached.
+* :mod:`~zitdesk.library.hashing`: re-exports :mod:`zitdesk.hashing` (sha256 / AutoV2 / addnet / AutoV3 in one pass, cached; one shared cache object per file).
 * :mod:`~zitdesk.library.store`: favourites, rating, notes, chosen previews, library folders.
 * :mod:`~zitdesk.library.watcher`: debounced folder watching (watchdog or polling).
 * :mod:`~zitdesk.library.roots`: auto-found LoRA folders of ComfyUI, Forge/A1111, SwarmUI …

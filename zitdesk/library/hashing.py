@@ -7,6 +7,10 @@ from zitdesk.hashing import (  # noqa: F401
     FileHashes,
     HashCache,
     HashCancelled,
+    autov2,
+    autov3,
     default_cache_path,
     hash_file,
+    sha256_file,
+    shared_cache,
 )

@@ -5,7 +5,7 @@
 header (:mod:`zitdesk.lora.inspect`, header only plus the few bytes of scalar ``.alpha`` tensors),
 metadata from every dialect (kohya ``ss_*``, ``modelspec.*``, ai-toolkit/zitdesk keys), every
 sidecar (:mod:`zitdesk.library.sidecars`), a preview (:mod:`zitdesk.library.previews`) and,
-once computed in the background, hashes (:mod:`zitdesk.library.hashing`).
+once computed in the background, hashes (:mod:`zitdesk.hashing`).
 
 * Pickle-based files (``.ckpt``, ``.pt``, ``.pth``, ``.pkl``) are listed as *unsupported* and
   never opened. GGUF files too.
@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.errors import LoraError
+from zitdesk.hashing import FileHashes, HashCache, autov2, autov3, shared_cache
 from zitdesk.io import atomic_write, user_dirs
 from zitdesk.library import previews, sidecars
-from zitdesk.library.hashing import FileHashes, HashCache
-from zitdesk.library.hashing import default_cache_path as default_hash_cache_path
 from zitdesk.library.roots import Root
 from zitdesk.library.sidecars import Sidecar
 
@@ -165,11 +164,11 @@ class LoraEntry:
 
     @property
     def autov2(self) -> str:
-        return self.sha256[:10]
+        return autov2(self.sha256)
 
     @property
     def autov3(self) -> str:
-        return self.addnet[:12]
+        return autov3(self.addnet)
 
     @property
     def declared_triggers(self) -> list[str]:
@@ -599,7 +598,8 @@ class LibraryIndex:
         self.cache_path: Path | None = default_cache_path() if cache_path is _DEFAULT else (
             Path(cache_path) if cache_path is not None else None)
         if hash_cache is _DEFAULT:
-            hash_cache = HashCache(default_hash_cache_path() if self.cache_path is not None else None)
+            # the one cache object for the user's hash file, shared with generation
+            hash_cache = shared_cache() if self.cache_path is not None else HashCache(None)
         self.hashes: HashCache = hash_cache if hash_cache is not None else HashCache(None)
         self.thumbs_dir = thumbs_dir
         self._module_shapes: dict[str, tuple[int, int]] | None = (
@@ -813,7 +813,7 @@ class LibraryIndex:
     def compute_hashes(self, path: str, cancelled: Callable[[], bool] | None = None) -> LoraEntry | None:
         """Hash one file now (or take the cached hashes); returns the updated entry.
 
-        Raises :class:`zitdesk.library.hashing.HashCancelled` when ``cancelled()`` turns true.
+        Raises :class:`zitdesk.hashing.HashCancelled` when ``cancelled()`` turns true.
         A file that cannot be read gets ``hash_error`` instead of an exception.
         """
         with self._lock:

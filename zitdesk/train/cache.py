@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zitdesk.hashing import sha256_file as sha256_file  # the one file hasher
 from zitdesk.io import atomic_save_tensors, atomic_write
 from zitdesk.train.dataset import DatasetItem, Entry, derive_seed, load_bucket_image
 
@@ -36,14 +37,6 @@ log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 TOKEN_BUDGET = 512  # max_sequence_length incl. the chat template, as generation uses
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _digest(*parts: object) -> str:

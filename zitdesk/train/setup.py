@@ -16,11 +16,11 @@ branch switched on for samples).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zitdesk.hashing import sha256_file
 from zitdesk.train import adapters as ad
 from zitdesk.train.config import TrainConfig
 from zitdesk.train.dataset import derive_seed
@@ -36,14 +36,6 @@ class Prepared:
     train_scales: dict[str, float] = field(default_factory=dict)
     sample_scales: dict[str, float] = field(default_factory=dict)
     lora_modules: int = 0
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def prepare_transformer(tr: Any, cfg: TrainConfig, device: str) -> Prepared:
@@ -64,7 +56,7 @@ def prepare_transformer(tr: Any, cfg: TrainConfig, device: str) -> Prepared:
 
         path = Path(cfg.model.training_adapter).expanduser()
         adapter_sd, report = load_normalized(path, transformer_linear_shapes(tr))
-        out.adapter_mode, out.adapter_name, out.adapter_sha256 = mode, path.name, _sha256(path)
+        out.adapter_mode, out.adapter_name, out.adapter_sha256 = mode, path.name, sha256_file(path)
         how = "merged into the base" if mode == "merge" else "side branch"
         out.adapter_message = f"{path.name}: {report.matched}/{report.total} modules ({how})"
     out.lora_modules = ad.add_user_adapter(
