@@ -8,12 +8,15 @@ or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "zitdesk"
 
@@ -195,6 +198,20 @@ def atomic_write(
     with atomic_open(path, "wb", durable=durable) as fh:
         fh.write(payload)
     return Path(path)
+
+
+def keep_backup(path: str | os.PathLike[str]) -> Path | None:
+    """Copy a damaged file to ``<name>.bak`` beside it (atomically, replacing an older copy)
+    before it is reset; returns the copy, or None (logged) when it cannot be made. The one way
+    settings, the library store and the prompt history keep what they could not read."""
+    src = Path(path)
+    bak = src.with_name(src.name + ".bak")
+    try:
+        atomic_write(bak, src.read_bytes())
+    except OSError:
+        log.warning("could not back up %s to %s", src, bak, exc_info=True)
+        return None
+    return bak
 
 
 def atomic_save(path: str | os.PathLike[str], writer) -> Path:

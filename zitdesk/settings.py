@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from zitdesk.engine.requests import MAX_SIDE, MIN_SIDE, MemoryMode
-from zitdesk.io import atomic_write, user_dirs
+from zitdesk.io import atomic_write, keep_backup, user_dirs
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +167,7 @@ def settings_path() -> Path:
 
 
 def _backup(path: Path) -> Path:
-    bak = path.with_name(path.name + ".bak")
-    try:
-        shutil.copy2(path, bak)
-    except OSError:
-        log.exception("could not back up %s", path)
-    return bak
+    return keep_backup(path) or path.with_name(path.name + ".bak")
 
 
 def from_dict(data: dict[str, Any]) -> tuple[AppSettings, list[str]]:

@@ -6,16 +6,14 @@ file is kept as ``.bak`` and history starts empty.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zitdesk.io import atomic_write, user_dirs
+from zitdesk.io import atomic_write, keep_backup, user_dirs
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,7 @@ class HistoryStore:
             self.entries = []
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("prompt history %s is damaged (%s); starting empty", self.path, exc)
-            with contextlib.suppress(OSError):
-                shutil.copy2(self.path, self.path.with_name(self.path.name + ".bak"))
+            keep_backup(self.path)
             self.entries = []
 
     def save(self) -> None:

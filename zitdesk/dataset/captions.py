@@ -26,7 +26,6 @@ from zitdesk.captions import (  # re-exported: the one decoder, shared with the 
 )
 from zitdesk.dataset.fsnames import fit_name
 from zitdesk.io import atomic_write, is_temp_name
-from zitdesk.io import default_file_mode as default_file_mode  # re-exported
 
 CONFLICT_SUFFIX = ".zitdesk-conflict"
 

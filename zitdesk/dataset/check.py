@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from zitdesk.dataset.bulk import has_trigger
+from zitdesk.engine.requests import TOKEN_BUDGET  # the one prompt-token budget
 from zitdesk.train.dataset import (
     TRIGGER_PLACEHOLDER,
     DatasetItem,
@@ -47,7 +48,6 @@ from zitdesk.train.dataset import (
 )
 
 DEFAULT_RESOLUTIONS = (512, 768, 1024)
-TOKEN_BUDGET = 512
 MP_BINS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 

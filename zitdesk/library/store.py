@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zitdesk.io import atomic_save, atomic_write, user_dirs
+from zitdesk.io import atomic_save, atomic_write, keep_backup, user_dirs
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +83,8 @@ class LibraryStore:
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")  # noqa: TRY004 - handled just below
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            bak = self.path.with_name(self.path.name + ".bak")
+            bak = keep_backup(self.path)
             log.warning("library store %s is unreadable (%s); a copy is kept as %s", self.path, exc, bak)
-            try:
-                shutil.copy2(self.path, bak)
-            except OSError:
-                pass
             return
         folders = doc.get("folders")
         if isinstance(folders, list):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zitdesk.engine.requests import TOKEN_BUDGET  # the one prompt-token budget
 from zitdesk.hashing import sha256_file as sha256_file  # the one file hasher
 from zitdesk.io import atomic_save_tensors, atomic_write
 from zitdesk.train.dataset import DatasetItem, Entry, derive_seed, load_bucket_image
@@ -36,7 +37,6 @@ from zitdesk.train.dataset import DatasetItem, Entry, derive_seed, load_bucket_i
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-TOKEN_BUDGET = 512  # max_sequence_length incl. the chat template, as generation uses
 
 
 def _digest(*parts: object) -> str:
