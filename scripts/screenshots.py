@@ -202,7 +202,7 @@ class DemoTrainer:
         from PIL import Image
 
         from zitdesk.engine.events import JobFinished, JobStarted, PhaseChanged
-        from zitdesk.library.samples import make_lora, modelspec_metadata
+        from tests.support.samples import make_lora, modelspec_metadata
         from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
         from zitdesk.train.runs import RunLog
 
@@ -328,7 +328,8 @@ def main() -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots"))
     ap.add_argument("--no-tiny", action="store_true", help="do not build the tiny model (no torch)")
-    ap.add_argument("--only", choices=("all", "app", "train", "library"), default="all")
+    ap.add_argument("--only", choices=("all", "app", "train", "library", "datasets"),
+                    default="all")
     ap.add_argument("--train-out", default=str(ROOT / "docs" / "img"),
                     help="where the Train tab screenshots go (train-*.png)")
     args = ap.parse_args()
@@ -346,6 +347,10 @@ def main() -> int:
             rc = shoot_train(Path(args.train_out), home)
         if args.only in ("all", "library") and rc == 0:
             rc = shoot_library(Path(args.train_out), home)
+        if args.only in ("all", "datasets") and rc == 0:   # populated, at 1366×768 in docs/img
+            from ui.datasets._screenshot import main as shoot_datasets
+
+            rc = shoot_datasets(["--out", str(out / "datasets"), "--laptop-out", args.train_out])
         return rc
     finally:
         if xvfb is not None:
@@ -473,7 +478,7 @@ def shoot_library(out: Path, home: Path) -> int:
 
     from ui.main_window import MainWindow
     from ui.theme import apply_dark_theme, prepare_high_dpi
-    from zitdesk.library.samples import build_sample_library, make_lora, png_bytes
+    from tests.support.samples import build_sample_library, make_lora, png_bytes
     from zitdesk.library.store import LibraryStore
     from zitdesk.settings import AppSettings
     from zitdesk.train.config import TrainConfig
@@ -656,7 +661,7 @@ def shoot_train(out: Path, home: Path) -> int:
         cfg.with_changes(save={"output_dir": str(folder), "name": name}).write(
             folder / "train_config.toml")
         lora = folder / f"{name}.safetensors"
-        from zitdesk.library.samples import make_lora
+        from tests.support.samples import make_lora
 
         make_lora(lora, rank=32)
         write_run(RunRecord(

@@ -26,8 +26,12 @@ def _flushed(ws) -> bool:
 
 def test_exclude_keeps_the_file_and_the_trainer_and_check_skip_it(qtbot, make_workspace, folder):
     ws = make_workspace(folder)
+    from PySide6.QtCore import QItemSelectionModel
+
     ws.select_row(2)
-    ws.table.selectRow(2)                         # exactly this row selected
+    flags = QItemSelectionModel.SelectionFlag
+    ws.table.selectionModel().select(ws.model.index(2, 0),      # exactly this row selected
+                                     flags.ClearAndSelect | flags.Rows)
     assert ws._selected_rows() == [2]
     ws.toggle_excluded()
     rec = ws.session.dataset.by_name["img 0002.png"]

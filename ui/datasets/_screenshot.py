@@ -92,12 +92,16 @@ def build_dataset(folder: Path) -> None:
                      for k in range(60))
     sample_image(1024, 1024, 40).save(folder / "cat 13 long.png")
     (folder / "cat 13 long.txt").write_text("tabby cat, " + long, encoding="utf-8")
+    sample_image(40, 40, 41).save(folder / "cat 14 tiny.png")          # far below the size
+    (folder / "cat 14 tiny.txt").write_text("tabby cat, thumbnail", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots" / "datasets"))
     ap.add_argument("--no-tokenizer", action="store_true")
+    ap.add_argument("--laptop-out", default="",
+                    help="also save the workspace at 1366×768 here (datasets-1366-*.png)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ZITDESK_HOME"] = str(home)
     sys.path.insert(0, str(ROOT))
     try:
-        return _shoot(out, home, not args.no_tokenizer)
+        return _shoot(out, home, not args.no_tokenizer,
+                      Path(args.laptop_out) if args.laptop_out else None)
     finally:
         shutil.rmtree(home, ignore_errors=True)
         if xvfb is not None:
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             xvfb.wait(5)
 
 
-def _shoot(out: Path, home: Path, tokens: bool) -> int:
+def _shoot(out: Path, home: Path, tokens: bool, laptop: Path | None = None) -> int:
     from PySide6.QtCore import QCoreApplication, QElapsedTimer
     from PySide6.QtWidgets import QApplication
 
@@ -161,6 +166,24 @@ def _shoot(out: Path, home: Path, tokens: bool) -> int:
         return all(m.index(r, Col.THUMB).data(1) is not None for r in range(min(m.rowCount(), 10)))
 
     pump(60_000, ready)
+    if laptop is not None:         # a populated workspace at a laptop's 1366×768
+        laptop.mkdir(parents=True, exist_ok=True)
+        ws.select_name("cat 05 small.jpg")
+        ws.table.selectRow(ws._current_row())
+        ws.toggle_excluded()                       # one image excluded from training
+        ws.resize(1366, 768)
+        ws.select_row(1)
+        pump(800)
+        ws.grab().save(str(laptop / "datasets-1366-table.png"))
+        ws.show_grid()
+        ws.select_name("cat 14 tiny.png")
+        pump(1500, lambda: all(ws.grid.grid.model().index(r, Col.THUMB).data(1) is not None
+                               for r in range(m.rowCount())))
+        pump(300)
+        ws.grab().save(str(laptop / "datasets-1366-grid.png"))
+        ws.show_table()
+        ws.resize(1560, 900)
+        ws.undo_action.trigger()
     ws.select_row(1)
     ws.splitter.setSizes([1130, 430])
     pump(400)

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
 
-from ui.widgets.text import plain_label
+from ui.widgets.text import plain_label, set_plain_tooltip
 
 
 class DatasetToolbar(QWidget):
@@ -28,6 +35,9 @@ class DatasetToolbar(QWidget):
     def __init__(self, undo: QAction, redo: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.path_label = plain_label("No dataset open", "muted", selectable=True)
+        # a long folder path is cut, not allowed to widen the window (full path in the tooltip)
+        self.path_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.path_label.setMinimumWidth(80)
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open a dataset folder")
         self.new_button = QPushButton("New…")
@@ -50,10 +60,10 @@ class DatasetToolbar(QWidget):
         self.trash_button = QPushButton("Delete…")
         self.trash_button.setToolTip("Move the selected images and their captions to the "
                                      "system trash (Delete)")
-        self.undo_button = QToolButton()
-        self.undo_button.setDefaultAction(undo)
-        self.redo_button = QToolButton()
-        self.redo_button.setDefaultAction(redo)
+        # short fixed labels: the action's text ("Undo Exclude cat 05 small.jpg") goes to the
+        # tooltip, so the row never grows past a laptop screen
+        self.undo_button = _action_button("Undo", undo)
+        self.redo_button = _action_button("Redo", redo)
         self.table_button = QToolButton()
         self.table_button.setText("Table")
         self.grid_button = QToolButton()
@@ -104,3 +114,22 @@ class DatasetToolbar(QWidget):
     @property
     def view(self) -> str:
         return "grid" if self.grid_button.isChecked() else "table"
+
+
+def _action_button(label: str, action: QAction) -> QToolButton:
+    """A button that triggers ``action`` and follows its enabled state, with a fixed label."""
+    b = QToolButton()
+    b.setText(label)
+
+    def sync() -> None:
+        try:
+            b.setEnabled(action.isEnabled())
+            # the command's text names files: shown literally
+            set_plain_tooltip(b, f"{action.text()} ({action.shortcut().toString()})")
+        except RuntimeError:      # the action or the button is being destroyed
+            pass
+
+    b.clicked.connect(action.trigger)
+    action.changed.connect(sync)
+    sync()
+    return b

@@ -27,6 +27,7 @@ from ui.datasets.delegates import CaptionDelegate, FlagsDelegate, GridDelegate, 
 from ui.datasets.table_model import BADGES, Col, DatasetTableModel, FlagsRole, ItemRole
 from ui.widgets.text import esc, make_plain, plain_label
 from zitdesk.dataset.images import thumb_path
+from zitdesk.train.dataset import bucket_for
 
 ROW_HEIGHT = 64
 PREVIEW_SIDE = 256
@@ -150,6 +151,7 @@ class GridPanel(QWidget):
 
         self._current: str | None = None
         self._loaded_text = ""
+        self.resolution: int | None = None      # the check's largest training resolution
         self._timer = QTimer(self, singleShot=True, interval=COMMIT_IDLE_MS)
         self._timer.timeout.connect(self.commit)
         self.editor.textChanged.connect(self._on_text)
@@ -178,7 +180,7 @@ class GridPanel(QWidget):
             n = self.model.tokens(rec.name)
             toks = "" if n is None else f" · {n} tokens"
             src = "no caption file yet" if rec.caption is None else rec.caption_name
-            self.meta.setText(f"{rec.width}×{rec.height} · {src}{toks}")
+            self.meta.setText(f"{rec.width}×{rec.height} · {src}{toks}{self._bucket_text(rec)}")
             row = self.model.row_of(rec.name)
             codes = self.model.index(row, Col.FLAGS).data(FlagsRole) if row is not None else []
             self.badges.setText("  ".join(
@@ -188,6 +190,26 @@ class GridPanel(QWidget):
             self.editor.setPlainText(rec.caption or "")
         self._loaded_text = self.editor.toPlainText()
         self.editor.blockSignals(False)
+
+    def _bucket_text(self, rec) -> str:
+        """Where the trainer puts this image: its bucket at the largest training resolution."""
+        if rec.excluded:
+            return " · excluded from training"
+        r = self.resolution
+        if not r:
+            return ""
+        b = bucket_for(rec.width, rec.height, r)
+        if b is None:
+            return f" · too small for {r} px"
+        crop = "" if b == (rec.width, rec.height) else " (scaled, centre-cropped)"
+        return f" · trains at {r} px as {b[0]}×{b[1]}{crop}"
+
+    def set_resolution(self, resolution: int | None) -> None:
+        self.resolution = resolution
+        if self._current is not None and self.model.dataset is not None:
+            rec = self.model.dataset.by_name.get(self._current)
+            if rec is not None and not self._timer.isActive():
+                self.show_record(rec)
 
     def _show_preview(self, rec) -> None:
         """The 256 px cached thumbnail (one small JPEG read), else the grid's 128 px one."""

@@ -77,6 +77,15 @@ SETTINGS_KEY = "datasets/last_folder"
 RECHECK_MS = 2500
 
 
+def _wide_input(parent: QWidget, title: str, label: str) -> QInputDialog:
+    """A QInputDialog wide enough that its title is never cut short."""
+    dlg = QInputDialog(parent)
+    dlg.setWindowTitle(title)
+    dlg.setLabelText(label)
+    dlg.setMinimumWidth(max(460, dlg.fontMetrics().horizontalAdvance(title) + 160))
+    return dlg
+
+
 def move_to_trash(path: Path) -> bool:
     """The system trash through Qt (``send2trash`` is the usual library; not a dependency)."""
     if not path.exists():
@@ -298,9 +307,10 @@ class DatasetsWorkspace(QWidget):
     @Slot()
     def new_dataset(self, name: str | None = None) -> Path | None:
         if not name:
-            name, ok = QInputDialog.getText(self, "New dataset", "Name of the new dataset:")
-            if not ok or not name.strip():
+            dlg = _wide_input(self, "New dataset", "Name of the new dataset:")
+            if not dlg.exec() or not dlg.textValue().strip():
                 return None
+            name = dlg.textValue()
         from zitdesk.dataset.importer import safe_stem
 
         folder = self.datasets_root / safe_stem(name.strip())
@@ -467,10 +477,11 @@ class DatasetsWorkspace(QWidget):
             self._on_message("info", "No snapshot yet: one is taken before every bulk edit.")
             return
         labels = [self._snapshot_label(p) for p in snaps]
-        choice, ok = QInputDialog.getItem(self, "Restore a snapshot",
-                                          "Set every caption back to:", labels, 0, False)
-        if ok:
-            self.restore_snapshot(snaps[labels.index(choice)])
+        dlg = _wide_input(self, "Restore a snapshot of the captions", "Set every caption back to:")
+        dlg.setComboBoxItems(labels)
+        dlg.setComboBoxEditable(False)
+        if dlg.exec():
+            self.restore_snapshot(snaps[labels.index(dlg.textValue())])
 
     @staticmethod
     def _snapshot_label(path: Path) -> str:
@@ -740,6 +751,7 @@ class DatasetsWorkspace(QWidget):
         queued, self._check_queued = self._check_queued, None
         self.stats.set_report(rep)
         self.model.set_check_flags(rep.flags)
+        self.grid.set_resolution(max(rep.options.resolutions) if rep.options.resolutions else None)
         if queued is not None:
             self._on_check_requested(queued)
 
