@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 
 
 def build(folder: Path, n: int) -> None:
-    from zitdesk.library.samples import kohya_metadata, make_lora, modelspec_metadata, png_bytes
+    from tests.support.samples import kohya_metadata, make_lora, modelspec_metadata, png_bytes
 
     png = png_bytes(64, 64)
     for i in range(n):

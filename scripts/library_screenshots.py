@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ui.library import LibraryWorkspace
     from ui.theme import apply_dark_theme
-    from zitdesk.library.samples import build_sample_library
+    from tests.support.samples import build_sample_library
     from zitdesk.library.store import LibraryStore
 
     lib = work / "library"

@@ -75,7 +75,7 @@ def main() -> int:
     apply_dark_theme(app)
 
     from ui.train.wizard import NewRunWizard
-    from zitdesk.library.samples import make_lora
+    from tests.support.samples import make_lora
     from zitdesk.train.estimate import GpuSpec
 
     data = make_dataset(home / "data" / "datasets" / "mira")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from zitdesk.library.samples import make_lora, write_safetensors
+from tests.support.samples import make_lora, write_safetensors
 from zitdesk.lora.fit import check_fit, lora_module_shapes, model_linear_shapes
 from zitdesk.st_header import read_header
 

@@ -13,7 +13,7 @@ import pytest
 
 from zitdesk.library import hashing
 from zitdesk.library.index import LibraryIndex, LoraEntry, index_document, merge_trigger_words
-from zitdesk.library.samples import (
+from tests.support.samples import (
     data_uri,
     kohya_metadata,
     make_lora,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from zitdesk.library.samples import make_lora, png_bytes
+from tests.support.samples import make_lora, png_bytes
 from zitdesk.library.store import LibraryStore
 from zitdesk.library.watcher import FolderWatcher
 

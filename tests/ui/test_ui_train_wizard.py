@@ -148,7 +148,7 @@ def test_walk_the_wizard_emits_the_chosen_config(qtbot, wizard, dataset, tmp_pat
 
 
 def test_training_adapter_is_checked_like_lora_inspect(qtbot, wizard, tmp_path):
-    from zitdesk.library.samples import make_lora
+    from tests.support.samples import make_lora
 
     wiz = wizard()
     hp = to_hardware_page(qtbot, wiz)

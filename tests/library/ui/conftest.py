@@ -49,7 +49,7 @@ def _no_dangling_threads(qapp, monkeypatch):
 
 @pytest.fixture
 def sample_lib(tmp_path):
-    from zitdesk.library.samples import build_sample_library
+    from tests.support.samples import build_sample_library
 
     files = build_sample_library(tmp_path / "lib", layers=2)
     return tmp_path / "lib", {p.name: str(p) for p in files}

@@ -20,7 +20,7 @@ from ui.library.delegates import (
 )
 from ui.library.model import EntryRole
 from zitdesk.library.index import LoraEntry
-from zitdesk.library.samples import make_lora, write_safetensors
+from tests.support.samples import make_lora, write_safetensors
 
 
 def _render(delegate_cls, file_name: str, w: int, h: int) -> QImage:

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel
 from tests.library.ui.conftest import settle
 from ui.library.model import EntryRole, FavouriteRole, LibraryFilterProxy, LibraryModel
 from zitdesk.library import ApplyLoraRequest
-from zitdesk.library.samples import make_lora, png_bytes
+from tests.support.samples import make_lora, png_bytes
 from zitdesk.library.store import LibraryStore
 
 
