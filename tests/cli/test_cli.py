@@ -12,10 +12,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def zit(*args, env_home, check=True, timeout=300):
-    env = dict(os.environ, ZITDESK_HOME=str(env_home), ZITDESK_DEVICE="cpu",
-               HF_HUB_CACHE=str(env_home / "hub"))
-    res = subprocess.run([sys.executable, "-m", "zitdesk", *args], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        ZITDESK_HOME=str(env_home),
+        ZITDESK_DEVICE="cpu",
+        HF_HUB_CACHE=str(env_home / "hub"),
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "zitdesk", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check:
         assert res.returncode == 0, res.stderr[-3000:]
     return res
@@ -41,9 +51,27 @@ def test_make_tiny_model_diffusers(home):
 
 
 def test_generate_json_and_params(home, comfy_model, tmp_path):
-    res = zit("generate", "--prompt", "a lighthouse, 夜", "--model", str(comfy_model), "--width", "64",
-              "--height", "80", "--steps", "2", "--seed", "5", "--count", "2", "--out", str(tmp_path),
-              "--json", env_home=home)
+    res = zit(
+        "generate",
+        "--prompt",
+        "a lighthouse, 夜",
+        "--model",
+        str(comfy_model),
+        "--width",
+        "64",
+        "--height",
+        "80",
+        "--steps",
+        "2",
+        "--seed",
+        "5",
+        "--count",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--json",
+        env_home=home,
+    )
     files = json.loads(res.stdout)
     assert len(files) == 2 and all(Path(f).parent == tmp_path for f in files)
     params = json.loads(zit("params", files[1], "--json", env_home=home).stdout)
@@ -62,11 +90,33 @@ def test_generate_with_lora(home, comfy_model, tmp_path):
     for i in range(2):
         for m in ("attention.to_q", "feed_forward.w1"):
             out_f = 32 if m.endswith("to_q") else 85  # tiny FFN hidden = int(32 / 3 * 8)
-            sd[f"diffusion_model.layers.{i}.{m}.lora_A.weight"] = rng.normal(size=(4, 32)).astype(np.float32)
-            sd[f"diffusion_model.layers.{i}.{m}.lora_B.weight"] = rng.normal(size=(out_f, 4)).astype(np.float32)
+            sd[f"diffusion_model.layers.{i}.{m}.lora_A.weight"] = rng.normal(size=(4, 32)).astype(
+                np.float32
+            )
+            sd[f"diffusion_model.layers.{i}.{m}.lora_B.weight"] = rng.normal(
+                size=(out_f, 4)
+            ).astype(np.float32)
     save_file(sd, str(lora))
-    res = zit("generate", "--prompt", "x", "--model", str(comfy_model), "--width", "64", "--height", "64",
-              "--steps", "2", "--seed", "1", "--lora", f"{lora}:0.7", "--out", str(tmp_path / "o"), env_home=home)
+    res = zit(
+        "generate",
+        "--prompt",
+        "x",
+        "--model",
+        str(comfy_model),
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "2",
+        "--seed",
+        "1",
+        "--lora",
+        f"{lora}:0.7",
+        "--out",
+        str(tmp_path / "o"),
+        env_home=home,
+    )
     assert "4/4 modules" in res.stderr
     import hashlib
 
@@ -75,7 +125,11 @@ def test_generate_with_lora(home, comfy_model, tmp_path):
     assert params["loras"][0]["name"] == "style" and params["loras"][0]["weight"] == 0.7
     assert params["loras"][0]["hash"] == hashlib.sha256(lora.read_bytes()).hexdigest()
     assert "style: " + params["loras"][0]["hash"][:10] in params["raw"]["parameters"]  # A1111 text
-    info = json.loads(zit("lora", "inspect", str(lora), "--model", str(comfy_model), "--json", env_home=home).stdout)
+    info = json.loads(
+        zit(
+            "lora", "inspect", str(lora), "--model", str(comfy_model), "--json", env_home=home
+        ).stdout
+    )
     assert info["arch"] == "zimage" and info["dialect"] == "aitoolkit" and info["rank"] == 4
     assert info["coverage"]["matched"] == 4
 
@@ -119,13 +173,29 @@ def test_faults_are_one_sentence_in_a_real_process(home, comfy_model, tmp_path):
     res512 = tmp_path / "res.toml"
     res512.write_text('[data]\nresolutions = "512"\n')
     deep = tmp_path / "deep.safetensors"
-    raw = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    raw = (
+        b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":'
+        + b"[" * 5000
+        + b"]" * 5000
+        + b"}}"
+    )
     deep.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
     meta = tmp_path / "meta.safetensors"
     raw = b'{"__metadata__":{"alpha":4},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     meta.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
-    g = ["generate", "--prompt", "x", "--model", str(comfy_model), "--width", "64", "--height", "64",
-         "--steps", "1"]
+    g = [
+        "generate",
+        "--prompt",
+        "x",
+        "--model",
+        str(comfy_model),
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "1",
+    ]
     import torch
 
     cases = [
@@ -143,8 +213,10 @@ def test_faults_are_one_sentence_in_a_real_process(home, comfy_model, tmp_path):
         (["train", str(res512)], "list of whole numbers like [512, 768]"),
         (["lora", "inspect", str(deep)], "nested too deeply"),
         (["lora", "inspect", str(meta)], "metadata value that is not text"),
-        (["dataset", "import", str(a_file), "--to", str(tmp_path / "ds"), "--max-pixels", "-1"],
-         "must be at least 1"),
+        (
+            ["dataset", "import", str(a_file), "--to", str(tmp_path / "ds"), "--max-pixels", "-1"],
+            "must be at least 1",
+        ),
     ]
     if not torch.cuda.is_available():  # this machine's torch is CPU-only
         cases.append((g + ["--device", "cuda", "--out", str(tmp_path / "o")], "--device cpu"))
@@ -158,6 +230,16 @@ def test_faults_are_one_sentence_in_a_real_process(home, comfy_model, tmp_path):
         assert needle in last, (args, last)
     # python -m zitdesk.cli.train has the same top level
     env = dict(os.environ, ZITDESK_HOME=str(home), ZITDESK_DEVICE="cpu")
-    res = subprocess.run([sys.executable, "-m", "zitdesk.cli.train", str(binary)], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 1 and res.stderr.strip().startswith("zitdesk: ") and "not a text file" in res.stderr
+    res = subprocess.run(
+        [sys.executable, "-m", "zitdesk.cli.train", str(binary)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (
+        res.returncode == 1
+        and res.stderr.strip().startswith("zitdesk: ")
+        and "not a text file" in res.stderr
+    )

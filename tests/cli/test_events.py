@@ -34,7 +34,7 @@ def test_streams_warnings_info_results_and_the_terminal_event(capsys):
     done = JobFinished("j", paths=("/out/a.png",))
     printer(done)
     out, err = capsys.readouterr()
-    assert out == "/out/a.png\n"                       # results on stdout
+    assert out == "/out/a.png\n"  # results on stdout
     assert err == "[loading] model\nwarning: low memory\n"  # the rest on stderr
     assert printer.terminal is done and printer.exit_code() is None
 
@@ -50,11 +50,22 @@ def test_quiet_and_json_lines(capsys):
     assert "traceback" not in lines[2] and err == ""
 
 
-@pytest.mark.parametrize("ev, code, text", [
-    (JobFailed("j", message="The model\nfolder is empty."), EXIT_ERROR, "zitdesk: The model folder is empty.\n"),
-    (JobCancelled("j"), EXIT_CANCELLED, "zitdesk: cancelled.\n"),
-    (None, EXIT_ERROR, "zitdesk: the job ended without a result; rerun with ZITDESK_DEBUG=1 to see why.\n"),
-])
+@pytest.mark.parametrize(
+    "ev, code, text",
+    [
+        (
+            JobFailed("j", message="The model\nfolder is empty."),
+            EXIT_ERROR,
+            "zitdesk: The model folder is empty.\n",
+        ),
+        (JobCancelled("j"), EXIT_CANCELLED, "zitdesk: cancelled.\n"),
+        (
+            None,
+            EXIT_ERROR,
+            "zitdesk: the job ended without a result; rerun with ZITDESK_DEBUG=1 to see why.\n",
+        ),
+    ],
+)
 def test_exit_codes_of_terminal_events(capsys, monkeypatch, ev, code, text):
     monkeypatch.delenv("ZITDESK_DEBUG", raising=False)
     assert job_exit_code(ev) == code
@@ -73,7 +84,9 @@ def test_ctrl_c_cancels_the_job_and_closes_the_bar(capsys):
     assert printer.run(job, cancel, interrupted="stopped; resume with --resume.") == EXIT_CANCELLED
     assert cancel.cancelled and printer.bar is None
     err = capsys.readouterr().err
-    assert err.endswith("\nzitdesk: stopped; resume with --resume.\n")  # on its own line, after the bar
+    assert err.endswith(
+        "\nzitdesk: stopped; resume with --resume.\n"
+    )  # on its own line, after the bar
 
 
 def test_event_json_is_one_line():

@@ -25,5 +25,7 @@ def test_full_size_shapes_match_the_real_architecture():
     cfg = json.loads((skeleton_dir() / "transformer" / "config.json").read_text())
     with torch.device("meta"):
         tr = ZImageTransformer2DModel(**{k: v for k, v in cfg.items() if not k.startswith("_")})
-    real = {n: tuple(m.weight.shape) for n, m in tr.named_modules() if isinstance(m, torch.nn.Linear)}
+    real = {
+        n: tuple(m.weight.shape) for n, m in tr.named_modules() if isinstance(m, torch.nn.Linear)
+    }
     assert real == full_size_linear_shapes()

@@ -31,6 +31,7 @@ FULL = full_size_linear_shapes()
 # A torch-free safetensors writer (header + zero-filled data, optional scalar values)
 # ---------------------------------------------------------------------------------------------
 
+
 def write_st(path: Path, tensors: dict[str, tuple], metadata: dict[str, str] | None = None) -> Path:
     """``tensors``: name → (shape,) or (shape, dtype) or (shape, dtype, scalar_value); dtype F32
     unless given. Written by the library's sample writer (sparse zeros, real header layout)."""
@@ -38,11 +39,16 @@ def write_st(path: Path, tensors: dict[str, tuple], metadata: dict[str, str] | N
     return write_safetensors(path, specs, metadata or None)
 
 
-def lora_pair(prefix: str, module: str, rank: int, shapes=FULL, style: str = "A/B") -> dict[str, tuple]:
+def lora_pair(
+    prefix: str, module: str, rank: int, shapes=FULL, style: str = "A/B"
+) -> dict[str, tuple]:
     out_f, in_f = shapes[module]
-    down, up = {"A/B": ("lora_A.weight", "lora_B.weight"), "kohya": ("lora_down.weight", "lora_up.weight"),
-                "dot": ("lora.down.weight", "lora.up.weight"),
-                "peft": ("lora_A.default.weight", "lora_B.default.weight")}[style]
+    down, up = {
+        "A/B": ("lora_A.weight", "lora_B.weight"),
+        "kohya": ("lora_down.weight", "lora_up.weight"),
+        "dot": ("lora.down.weight", "lora.up.weight"),
+        "peft": ("lora_A.default.weight", "lora_B.default.weight"),
+    }[style]
     return {f"{prefix}{module}.{down}": ((rank, in_f),), f"{prefix}{module}.{up}": ((out_f, rank),)}
 
 
@@ -69,50 +75,100 @@ def test_full_size_names_match_the_architecture():
     assert "noise_refiner.1.adaLN_modulation.0" in names
     assert expected_targets(names) == names
     # non-targets and PEFT internals are not LoRA targets
-    assert expected_targets(names | {"layers.0.attention.norm_q", "siglip_embedder.1", "x"}) == names
+    assert (
+        expected_targets(names | {"layers.0.attention.norm_q", "siglip_embedder.1", "x"}) == names
+    )
 
 
-@pytest.mark.parametrize("key, expected", [
-    ("diffusion_model.layers.12.attention.to_q.lora_A.weight", ("layers.12.attention.to_q", "lora_A")),
-    ("model.diffusion_model.layers.1.attention.to_out.0.lora_B.weight", ("layers.1.attention.to_out.0", "lora_B")),
-    ("lora_unet_layers_0_attention_to_q.lora_down.weight", ("layers.0.attention.to_q", "lora_A")),
-    ("lora_unet_layers_0_attention_to_q.alpha", ("layers.0.attention.to_q", "alpha")),
-    ("lora_unet_layers_3_attention_to_out_0.lora_up.weight", ("layers.3.attention.to_out.0", "lora_B")),
-    ("lora_unet_layers_3_attention_out.lora_up.weight", ("layers.3.attention.to_out.0", "lora_B")),
-    ("lora_unet_layers_3_attention_qkv.lora_up.weight", (f"layers.3.attention.{QKV_MARKER}", "lora_B")),
-    ("lora_unet_noise_refiner_1_adaLN_modulation_0.lora_down.weight", ("noise_refiner.1.adaLN_modulation.0", "lora_A")),
-    ("lora_unet_context_refiner_0_feed_forward_w3.lora_down.weight", ("context_refiner.0.feed_forward.w3", "lora_A")),
-    ("lora_unet_all_x_embedder_2-1.lora_down.weight", ("all_x_embedder.2-1", "lora_A")),
-    ("lora_unet_x_embedder.lora_down.weight", ("all_x_embedder.2-1", "lora_A")),
-    ("lora_unet_final_layer_linear.lora_down.weight", ("all_final_layer.2-1.linear", "lora_A")),
-    ("lora_unet_all_final_layer_2-1_adaLN_modulation_1.alpha", ("all_final_layer.2-1.adaLN_modulation.1", "alpha")),
-    ("lora_unet_cap_embedder_1.lora_up.weight", ("cap_embedder.1", "lora_B")),
-    ("lora_unet_t_embedder_mlp_2.lora_up.weight", ("t_embedder.mlp.2", "lora_B")),
-    ("layers.0.attention.to.q.lora.down.weight", ("layers.0.attention.to_q", "lora_A")),
-    ("layers.0.attention.qkv.lora.up.weight", (f"layers.0.attention.{QKV_MARKER}", "lora_B")),
-    ("transformer.layers.4.feed_forward.w2.lora_B.weight", ("layers.4.feed_forward.w2", "lora_B")),
-    ("base_model.model.layers.4.feed_forward.w2.lora_A.default.weight", ("layers.4.feed_forward.w2", "lora_A")),
-    ("layers.4.feed_forward.w2.lora_B.my_adapter.weight", ("layers.4.feed_forward.w2", "lora_B")),
-    ("diffusion_model.layers.0.attention.to_q.lokr_w1", ("layers.0.attention.to_q", "lokr_w1")),
-    ("diffusion_model.layers.0.attention.to_q.lokr_w2_b", ("layers.0.attention.to_q", "lokr_w2_b")),
-    ("lycoris_layers_0_feed_forward_w1.hada_w2_a", ("layers.0.feed_forward.w1", "hada_w2_a")),
-    ("lora_unet_layers_0_feed_forward_w1.dora_scale", ("layers.0.feed_forward.w1", "dora_scale")),
-    ("lycoris_layers_0_feed_forward_w1.diff", ("layers.0.feed_forward.w1", "diff")),
-    # not Z-Image modules / not LoRA parts
-    ("lora_unet_layers_0_self_attn_q_proj.lora_down.weight", None),
-    ("diffusion_model.layers.0.attention.norm_q.lora_A.weight", None),
-    ("lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", None),
-    ("layers.0.attention.to_q.weight", None),
-    ("", None),
-    (".alpha", None),
-])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        (
+            "diffusion_model.layers.12.attention.to_q.lora_A.weight",
+            ("layers.12.attention.to_q", "lora_A"),
+        ),
+        (
+            "model.diffusion_model.layers.1.attention.to_out.0.lora_B.weight",
+            ("layers.1.attention.to_out.0", "lora_B"),
+        ),
+        (
+            "lora_unet_layers_0_attention_to_q.lora_down.weight",
+            ("layers.0.attention.to_q", "lora_A"),
+        ),
+        ("lora_unet_layers_0_attention_to_q.alpha", ("layers.0.attention.to_q", "alpha")),
+        (
+            "lora_unet_layers_3_attention_to_out_0.lora_up.weight",
+            ("layers.3.attention.to_out.0", "lora_B"),
+        ),
+        (
+            "lora_unet_layers_3_attention_out.lora_up.weight",
+            ("layers.3.attention.to_out.0", "lora_B"),
+        ),
+        (
+            "lora_unet_layers_3_attention_qkv.lora_up.weight",
+            (f"layers.3.attention.{QKV_MARKER}", "lora_B"),
+        ),
+        (
+            "lora_unet_noise_refiner_1_adaLN_modulation_0.lora_down.weight",
+            ("noise_refiner.1.adaLN_modulation.0", "lora_A"),
+        ),
+        (
+            "lora_unet_context_refiner_0_feed_forward_w3.lora_down.weight",
+            ("context_refiner.0.feed_forward.w3", "lora_A"),
+        ),
+        ("lora_unet_all_x_embedder_2-1.lora_down.weight", ("all_x_embedder.2-1", "lora_A")),
+        ("lora_unet_x_embedder.lora_down.weight", ("all_x_embedder.2-1", "lora_A")),
+        ("lora_unet_final_layer_linear.lora_down.weight", ("all_final_layer.2-1.linear", "lora_A")),
+        (
+            "lora_unet_all_final_layer_2-1_adaLN_modulation_1.alpha",
+            ("all_final_layer.2-1.adaLN_modulation.1", "alpha"),
+        ),
+        ("lora_unet_cap_embedder_1.lora_up.weight", ("cap_embedder.1", "lora_B")),
+        ("lora_unet_t_embedder_mlp_2.lora_up.weight", ("t_embedder.mlp.2", "lora_B")),
+        ("layers.0.attention.to.q.lora.down.weight", ("layers.0.attention.to_q", "lora_A")),
+        ("layers.0.attention.qkv.lora.up.weight", (f"layers.0.attention.{QKV_MARKER}", "lora_B")),
+        (
+            "transformer.layers.4.feed_forward.w2.lora_B.weight",
+            ("layers.4.feed_forward.w2", "lora_B"),
+        ),
+        (
+            "base_model.model.layers.4.feed_forward.w2.lora_A.default.weight",
+            ("layers.4.feed_forward.w2", "lora_A"),
+        ),
+        (
+            "layers.4.feed_forward.w2.lora_B.my_adapter.weight",
+            ("layers.4.feed_forward.w2", "lora_B"),
+        ),
+        ("diffusion_model.layers.0.attention.to_q.lokr_w1", ("layers.0.attention.to_q", "lokr_w1")),
+        (
+            "diffusion_model.layers.0.attention.to_q.lokr_w2_b",
+            ("layers.0.attention.to_q", "lokr_w2_b"),
+        ),
+        ("lycoris_layers_0_feed_forward_w1.hada_w2_a", ("layers.0.feed_forward.w1", "hada_w2_a")),
+        (
+            "lora_unet_layers_0_feed_forward_w1.dora_scale",
+            ("layers.0.feed_forward.w1", "dora_scale"),
+        ),
+        ("lycoris_layers_0_feed_forward_w1.diff", ("layers.0.feed_forward.w1", "diff")),
+        # not Z-Image modules / not LoRA parts
+        ("lora_unet_layers_0_self_attn_q_proj.lora_down.weight", None),
+        ("diffusion_model.layers.0.attention.norm_q.lora_A.weight", None),
+        ("lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", None),
+        ("layers.0.attention.to_q.weight", None),
+        ("", None),
+        (".alpha", None),
+    ],
+)
 def test_normalize_key(key, expected):
     assert normalize_key(key) == expected
 
 
 def test_expand_module():
     assert expand_module(f"layers.3.attention.{QKV_MARKER}") == [
-        "layers.3.attention.to_q", "layers.3.attention.to_k", "layers.3.attention.to_v"]
+        "layers.3.attention.to_q",
+        "layers.3.attention.to_k",
+        "layers.3.attention.to_v",
+    ]
     assert expand_module("layers.3.attention.to_q") == ["layers.3.attention.to_q"]
 
 
@@ -121,22 +177,45 @@ def test_expand_module():
 # ---------------------------------------------------------------------------------------------
 
 DIALECT_KEYS = {
-    "aitoolkit": ["diffusion_model.layers.0.attention.to_q.lora_A.weight",
-                  "diffusion_model.layers.0.attention.to_q.lora_B.weight"],
-    "kohya": ["lora_unet_layers_0_attention_to_q.lora_down.weight",
-              "lora_unet_layers_0_attention_to_q.lora_up.weight", "lora_unet_layers_0_attention_to_q.alpha",
-              "lora_unet_layers_0_attention_qkv.lora_down.weight"],
-    "dot": ["layers.0.attention.to.q.lora.down.weight", "layers.0.attention.to.q.lora.up.weight",
-            "layers.0.attention.qkv.lora.down.weight", "layers.0.attention.to.q.alpha"],
-    "diffusers": ["transformer.layers.0.attention.to_q.lora_A.weight",
-                  "transformer.layers.0.attention.to_q.lora_B.weight"],
-    "peft": ["layers.0.attention.to_q.lora_A.default.weight", "base_model.model.layers.0.attention.to_k.lora_B.weight"],
-    "lokr": ["diffusion_model.layers.0.attention.to_q.lokr_w1", "diffusion_model.layers.0.attention.to_q.lokr_w2_a",
-             "diffusion_model.layers.0.attention.to_q.lokr_w2_b", "diffusion_model.layers.0.attention.to_q.alpha"],
-    "loha": ["lycoris_layers_0_attention_to_q.hada_w1_a", "lycoris_layers_0_attention_to_q.hada_w1_b"],
+    "aitoolkit": [
+        "diffusion_model.layers.0.attention.to_q.lora_A.weight",
+        "diffusion_model.layers.0.attention.to_q.lora_B.weight",
+    ],
+    "kohya": [
+        "lora_unet_layers_0_attention_to_q.lora_down.weight",
+        "lora_unet_layers_0_attention_to_q.lora_up.weight",
+        "lora_unet_layers_0_attention_to_q.alpha",
+        "lora_unet_layers_0_attention_qkv.lora_down.weight",
+    ],
+    "dot": [
+        "layers.0.attention.to.q.lora.down.weight",
+        "layers.0.attention.to.q.lora.up.weight",
+        "layers.0.attention.qkv.lora.down.weight",
+        "layers.0.attention.to.q.alpha",
+    ],
+    "diffusers": [
+        "transformer.layers.0.attention.to_q.lora_A.weight",
+        "transformer.layers.0.attention.to_q.lora_B.weight",
+    ],
+    "peft": [
+        "layers.0.attention.to_q.lora_A.default.weight",
+        "base_model.model.layers.0.attention.to_k.lora_B.weight",
+    ],
+    "lokr": [
+        "diffusion_model.layers.0.attention.to_q.lokr_w1",
+        "diffusion_model.layers.0.attention.to_q.lokr_w2_a",
+        "diffusion_model.layers.0.attention.to_q.lokr_w2_b",
+        "diffusion_model.layers.0.attention.to_q.alpha",
+    ],
+    "loha": [
+        "lycoris_layers_0_attention_to_q.hada_w1_a",
+        "lycoris_layers_0_attention_to_q.hada_w1_b",
+    ],
     "full": ["lycoris_layers_0_attention_to_q.diff"],
-    "mixed": ["diffusion_model.layers.0.attention.to_q.lora_A.weight",
-              "lora_unet_layers_0_attention_to_k.lora_down.weight"],
+    "mixed": [
+        "diffusion_model.layers.0.attention.to_q.lora_A.weight",
+        "lora_unet_layers_0_attention_to_k.lora_down.weight",
+    ],
     "unknown": ["layers.0.attention.to_q.weight", "something"],
 }
 
@@ -226,8 +305,10 @@ def test_detect_foreign_arch(case):
 
 
 def test_sd_family_from_cross_attention_width():
-    keys = ["lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight",
-            "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight"]
+    keys = [
+        "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight",
+        "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight",
+    ]
     shp = {keys[0]: (4, 768), keys[1]: (320, 4)}
     assert detect_arch(keys, shp) == "sd15"
     assert detect_arch(keys, {keys[0]: (4, 1024), keys[1]: (320, 4)}) == "sd2"
@@ -235,13 +316,18 @@ def test_sd_family_from_cross_attention_width():
 
 
 def test_lumina2_original_tree_told_apart_by_width():
-    keys = ["diffusion_model.layers.0.attention.qkv.lora_A.weight",
-            "diffusion_model.layers.0.attention.qkv.lora_B.weight"]
+    keys = [
+        "diffusion_model.layers.0.attention.qkv.lora_A.weight",
+        "diffusion_model.layers.0.attention.qkv.lora_B.weight",
+    ]
     assert detect_arch(keys, {keys[0]: (8, 2304), keys[1]: (3 * 2304, 8)}) == "lumina2"
     assert detect_arch(keys, {keys[0]: (8, 3840), keys[1]: (3 * 3840, 8)}) == "zimage"
     assert detect_arch(keys) == "zimage"
     # original-tree Lumina adaLN is Sequential(SiLU, Linear) → ".1"
-    assert detect_arch(keys + ["diffusion_model.layers.0.adaLN_modulation.1.lora_A.weight"]) == "lumina2"
+    assert (
+        detect_arch(keys + ["diffusion_model.layers.0.adaLN_modulation.1.lora_A.weight"])
+        == "lumina2"
+    )
 
 
 def test_unknown_arch():
@@ -249,10 +335,16 @@ def test_unknown_arch():
     assert detect_arch([]) == "unknown"
 
 
-@pytest.mark.parametrize("case, label", [
-    ("sdxl", "an SDXL"), ("sd15", "a Stable Diffusion 1.5"), ("flux", "a Flux"),
-    ("qwen_image", "a Qwen-Image"), ("wan", "a Wan"),
-])
+@pytest.mark.parametrize(
+    "case, label",
+    [
+        ("sdxl", "an SDXL"),
+        ("sd15", "a Stable Diffusion 1.5"),
+        ("flux", "a Flux"),
+        ("qwen_image", "a Qwen-Image"),
+        ("wan", "a Wan"),
+    ],
+)
 def test_foreign_files_are_refused_with_a_sentence(tmp_path, case, label):
     path = write_st(tmp_path / f"{case}.safetensors", {k: ((4, 8),) for k in FOREIGN[case]})
     doc = inspect_json(path)
@@ -272,8 +364,12 @@ def test_aitoolkit_240_modules_full_coverage(tmp_path):
     tensors: dict = {}
     for m in AITK_240:
         tensors.update(lora_pair("diffusion_model.", m, 16))
-    meta = {"format": "pt", "ss_base_model_version": "zimage", "zitdesk_base_precision": "bf16",
-            "modelspec.trigger_phrase": "zxc style"}
+    meta = {
+        "format": "pt",
+        "ss_base_model_version": "zimage",
+        "zitdesk_base_precision": "bf16",
+        "modelspec.trigger_phrase": "zxc style",
+    }
     path = write_st(tmp_path / "aitk.safetensors", tensors, meta)
     info = inspect_lora(path)
     # no .alpha stored: the weights carry the scale, applied as alpha = rank
@@ -284,7 +380,12 @@ def test_aitoolkit_240_modules_full_coverage(tmp_path):
     assert info.base_model_version == "zimage" and info.base_precision == "bf16"
     assert info.trigger_words[0] == ("zxc style", "modelspec.trigger_phrase")
     cov = coverage(info, full_size_linear_names())
-    assert (cov.matched, cov.total_in_file, cov.percent, cov.model_targets) == (240, 240, 100.0, 276)
+    assert (cov.matched, cov.total_in_file, cov.percent, cov.model_targets) == (
+        240,
+        240,
+        100.0,
+        276,
+    )
     assert cov.badge == "240/240"
     doc = inspect_json(path)
     assert doc["compatible"] is True
@@ -305,7 +406,11 @@ def test_kohya_alpha_values_read_from_header_bytes(tmp_path):
     info = inspect_lora(path)
     assert info.dialect == "kohya" and info.arch == "zimage"
     assert info.alpha == 4.0 and info.rank == 8
-    assert info.target_modules == ["layers.0.attention.to_k", "layers.0.attention.to_q", "layers.1.feed_forward.w1"]
+    assert info.target_modules == [
+        "layers.0.attention.to_k",
+        "layers.0.attention.to_q",
+        "layers.1.feed_forward.w1",
+    ]
 
 
 def test_fused_and_dot_files_expand_qkv(tmp_path):
@@ -320,30 +425,66 @@ def test_fused_and_dot_files_expand_qkv(tmp_path):
     }
     info = inspect_lora(write_st(tmp_path / "fused.safetensors", tensors))
     assert info.fused_qkv and info.dialect == "kohya"
-    assert info.target_modules == sorted(f"layers.2.{s}" for s in (
-        "attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0", "feed_forward.w1"))
+    assert info.target_modules == sorted(
+        f"layers.2.{s}"
+        for s in (
+            "attention.to_q",
+            "attention.to_k",
+            "attention.to_v",
+            "attention.to_out.0",
+            "feed_forward.w1",
+        )
+    )
 
     dot: dict = {}
     for p in "qkv":
-        dot.update(lora_pair("", f"layers.0.attention.to.{p}", 4,
-                             {f"layers.0.attention.to.{p}": (3840, 3840)}, "dot"))
-    dot.update(lora_pair("", "layers.0.attention.qkv", 4, {"layers.0.attention.qkv": (11520, 3840)}, "dot"))
+        dot.update(
+            lora_pair(
+                "",
+                f"layers.0.attention.to.{p}",
+                4,
+                {f"layers.0.attention.to.{p}": (3840, 3840)},
+                "dot",
+            )
+        )
+    dot.update(
+        lora_pair("", "layers.0.attention.qkv", 4, {"layers.0.attention.qkv": (11520, 3840)}, "dot")
+    )
     dot.update(lora_pair("", "layers.0.attention.to_out.0", 4, FULL, "dot"))
-    dot.update(lora_pair("", "layers.0.attention.out", 4, {"layers.0.attention.out": (3840, 3840)}, "dot"))
+    dot.update(
+        lora_pair("", "layers.0.attention.out", 4, {"layers.0.attention.out": (3840, 3840)}, "dot")
+    )
     info = inspect_lora(write_st(tmp_path / "dot.safetensors", dot))
     assert info.dialect == "dot" and not info.unknown_keys
     assert len(info.target_modules) == 4
 
 
 def test_diffusers_metadata_alpha_and_peft_and_lokr(tmp_path):
-    meta = {"format": "pt", "lora_adapter_metadata": json.dumps(
-        {"transformer.r": 4, "transformer.lora_alpha": 8, "transformer.target_modules": ["to_q"]})}
-    info = inspect_lora(write_st(tmp_path / "d.safetensors",
-                                 lora_pair("transformer.", "layers.0.attention.to_q", 4), meta))
+    meta = {
+        "format": "pt",
+        "lora_adapter_metadata": json.dumps(
+            {
+                "transformer.r": 4,
+                "transformer.lora_alpha": 8,
+                "transformer.target_modules": ["to_q"],
+            }
+        ),
+    }
+    info = inspect_lora(
+        write_st(
+            tmp_path / "d.safetensors",
+            lora_pair("transformer.", "layers.0.attention.to_q", 4),
+            meta,
+        )
+    )
     assert (info.dialect, info.alpha, info.rank) == ("diffusers", 8.0, 4)
 
-    info = inspect_lora(write_st(tmp_path / "p.safetensors",
-                                 lora_pair("base_model.model.", "layers.0.attention.to_q", 4, style="peft")))
+    info = inspect_lora(
+        write_st(
+            tmp_path / "p.safetensors",
+            lora_pair("base_model.model.", "layers.0.attention.to_q", 4, style="peft"),
+        )
+    )
     assert info.dialect == "peft" and info.target_modules == ["layers.0.attention.to_q"]
 
     lokr = {
@@ -365,14 +506,21 @@ def test_unknown_and_missing_keys_are_reported(tmp_path):
     path = write_st(tmp_path / "x.safetensors", tensors)
     info = inspect_lora(path)
     assert info.arch == "zimage"
-    assert sorted(info.unknown_keys) == sorted([
-        "diffusion_model.layers.0.attention.norm_q.lora_A.weight",
-        "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight"])
+    assert sorted(info.unknown_keys) == sorted(
+        [
+            "diffusion_model.layers.0.attention.norm_q.lora_A.weight",
+            "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
+        ]
+    )
     assert info.unsupported_keys == ["diffusion_model.layers.0.attention.to_q.dora_scale"]
     model = {"layers.0.attention.to_q", "layers.0.attention.to_v"}  # a model without to_k
     cov = coverage(info, model)
     assert (cov.matched, cov.total_in_file, cov.missing_in_model, cov.percent) == (
-        1, 2, ["layers.0.attention.to_k"], 50.0)
+        1,
+        2,
+        ["layers.0.attention.to_k"],
+        50.0,
+    )
     doc = inspect_json(path, model)
     assert doc["compatible"] is True and doc["coverage"]["against"] == "model"
     assert doc["unknown_key_count"] == 2 and doc["unsupported_key_count"] == 1
@@ -380,7 +528,9 @@ def test_unknown_and_missing_keys_are_reported(tmp_path):
 
 
 def test_unknown_lora_is_not_compatible(tmp_path):
-    path = write_st(tmp_path / "u.safetensors", {"foo.lora_A.weight": ((4, 8),), "foo.lora_B.weight": ((8, 4),)})
+    path = write_st(
+        tmp_path / "u.safetensors", {"foo.lora_A.weight": ((4, 8),), "foo.lora_B.weight": ((8, 4),)}
+    )
     doc = inspect_json(path)
     assert doc["arch"] == "unknown" and doc["compatible"] is False
     assert "recognises" in doc["message"]
@@ -403,8 +553,12 @@ def test_trigger_words_sources_and_order():
         "modelspec.trigger_phrase": "ohwx woman",
         "activation text": "ohwx woman, film grain",
         "trigger_word": json.dumps(["zkz", "ohwx woman"]),
-        "ss_tag_frequency": json.dumps({"10_ds": {"1girl": 40, "smile": 12, "ohwx woman": 50},
-                                         "5_more": {"1girl": 5, "outdoors": 3}}),
+        "ss_tag_frequency": json.dumps(
+            {
+                "10_ds": {"1girl": 40, "smile": 12, "ohwx woman": 50},
+                "5_more": {"1girl": 5, "outdoors": 3},
+            }
+        ),
         "training_info": json.dumps({"config": {"process": [{"trigger_word": "p3rs0n"}]}}),
         "ss_output_name": "x",
     }
@@ -430,21 +584,39 @@ def test_trigger_words_survive_garbage():
 
 
 def _good(tmp_path: Path) -> Path:
-    return write_st(tmp_path / "good.safetensors", lora_pair("diffusion_model.", "layers.0.attention.to_q", 4))
+    return write_st(
+        tmp_path / "good.safetensors", lora_pair("diffusion_model.", "layers.0.attention.to_q", 4)
+    )
 
 
-@pytest.mark.parametrize("kind", ["truncated", "bad_json", "huge_header", "zero_header", "tiny", "empty",
-                                  "list_header", "bad_entry", "negative_shape", "pickle_renamed",
-                                  "zip_renamed", "no_tensors", "bad_utf8", "offsets_past_end"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "truncated",
+        "bad_json",
+        "huge_header",
+        "zero_header",
+        "tiny",
+        "empty",
+        "list_header",
+        "bad_entry",
+        "negative_shape",
+        "pickle_renamed",
+        "zip_renamed",
+        "no_tensors",
+        "bad_utf8",
+        "offsets_past_end",
+    ],
+)
 def test_hostile_headers_raise_lora_error(tmp_path, kind):
     p = tmp_path / f"{kind}.safetensors"
     good = _good(tmp_path).read_bytes()
     n = struct.unpack("<Q", good[:8])[0]
-    head = json.loads(good[8:8 + n])
+    head = json.loads(good[8 : 8 + n])
 
     def with_header(h) -> bytes:
         raw = json.dumps(h).encode()
-        return struct.pack("<Q", len(raw)) + raw + good[8 + n:]
+        return struct.pack("<Q", len(raw)) + raw + good[8 + n :]
 
     data = {
         "truncated": good[:-10],
@@ -455,14 +627,23 @@ def test_hostile_headers_raise_lora_error(tmp_path, kind):
         "empty": b"",
         "list_header": with_header([1, 2, 3]),
         "bad_entry": with_header({"a.lora_A.weight": {"dtype": "F32"}}),
-        "negative_shape": with_header({"a.lora_A.weight": {"dtype": "F32", "shape": [-1, 4],
-                                                           "data_offsets": [0, 16]}}),
+        "negative_shape": with_header(
+            {"a.lora_A.weight": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 16]}}
+        ),
         "pickle_renamed": b"\x80\x02}q\x00." + b"\x00" * 20,
         "zip_renamed": b"PK\x03\x04" + b"\x00" * 40,
         "no_tensors": with_header({"__metadata__": {"a": "b"}}),
         "bad_utf8": struct.pack("<Q", 4) + b"\xff\xfe\xfd\xfc",
-        "offsets_past_end": with_header({**head, "x.lora_A.weight": {
-            "dtype": "F32", "shape": [10**9], "data_offsets": [0, 4 * 10**9]}}),
+        "offsets_past_end": with_header(
+            {
+                **head,
+                "x.lora_A.weight": {
+                    "dtype": "F32",
+                    "shape": [10**9],
+                    "data_offsets": [0, 4 * 10**9],
+                },
+            }
+        ),
     }[kind]
     p.write_bytes(data)
     with pytest.raises(LoraError) as exc:
@@ -496,8 +677,11 @@ def test_lora_error_is_a_zitdesk_error_and_file_errors_are_wrapped():
 
 def test_weird_key_names_do_not_crash(tmp_path):
     tensors = {
-        ".": ((1,),), "..lora_A.weight": ((1, 1),), "lora_A.weight": ((1, 1),),
-        "a" * 5000 + ".lora_A.weight": ((1, 1),), "λ.attention.to_q.lora_B.weight": ((1, 1),),
+        ".": ((1,),),
+        "..lora_A.weight": ((1, 1),),
+        "lora_A.weight": ((1, 1),),
+        "a" * 5000 + ".lora_A.weight": ((1, 1),),
+        "λ.attention.to_q.lora_B.weight": ((1, 1),),
         "layers.99999999999999999999.attention.to_q.lora_A.weight": ((1, 1),),
         "layers.-1.attention.to_q.lora_A.weight": ((1, 1),),
         "lora_unet_layers__attention_to_q.lora_down.weight": ((1, 1),),
@@ -514,8 +698,13 @@ def test_weird_key_names_do_not_crash(tmp_path):
 
 def test_metadata_values_are_truncated_in_json(tmp_path):
     meta = {"modelspec.thumbnail": "data:image/png;base64," + "A" * 100_000}
-    doc = inspect_json(write_st(tmp_path / "t.safetensors",
-                                lora_pair("diffusion_model.", "layers.0.attention.to_q", 4), meta))
+    doc = inspect_json(
+        write_st(
+            tmp_path / "t.safetensors",
+            lora_pair("diffusion_model.", "layers.0.attention.to_q", 4),
+            meta,
+        )
+    )
     assert len(doc["metadata"]["modelspec.thumbnail"]) < 5000
 
 
@@ -524,35 +713,94 @@ def test_metadata_values_are_truncated_in_json(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("keys, shapes, family", [
-    (["layers.0.adaLN_modulation.0.weight", "layers.0.attention.qkv.weight", "cap_embedder.1.weight",
-      "x_embedder.weight", "norm_final.weight"], None, "zimage-dit"),
-    (["model.diffusion_model.layers.0.adaLN_modulation.0.weight",
-      "model.diffusion_model.cap_embedder.1.weight"], None, "zimage-dit"),
-    (["layers.0.adaLN_modulation.0.weight", "layers.0.attention.to_q.weight",
-      "all_x_embedder.2-1.weight"], None, "zimage-dit"),
-    (["layers.0.adaLN_modulation.1.weight", "cap_embedder.1.weight"], None, "lumina2-dit"),
-    (["double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight"], None, "flux-dit"),
-    (["transformer_blocks.0.img_mlp.net.0.proj.weight"], None, "qwen-image-dit"),
-    (["model.diffusion_model.input_blocks.0.0.weight", "conditioner.embedders.1.model.ln_final.weight"],
-     None, "sdxl"),
-    (["model.diffusion_model.input_blocks.0.0.weight", "cond_stage_model.transformer.x"], None, "sd15"),
-    (["model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight",
-      "model.layers.0.self_attn.q_norm.weight"], None, "qwen3"),
-    (["embed_tokens.weight", "layers.0.self_attn.q_proj.weight", "layers.0.self_attn.q_proj.bias"],
-     None, "qwen2"),
-    (["encoder.block.0.layer.0.SelfAttention.q.weight"], None, "t5"),
-    (["text_model.encoder.layers.0.mlp.fc1.weight"], None, "clip"),
-    (["encoder.conv_out.weight", "decoder.conv_out.weight"], {"encoder.conv_out.weight": (32, 512, 3, 3)},
-     "flux-vae"),
-    (["encoder.conv_out.weight", "decoder.conv_out.weight"], {"encoder.conv_out.weight": (8, 512, 3, 3)},
-     "sd-vae"),
-    (["blocks.0.self_attn.q.weight", "blocks.0.cross_attn.k.weight"], None, "wan-dit"),
-    (["joint_blocks.0.x_block.attn.qkv.weight"], None, "sd3"),
-    (["diffusion_model.layers.0.attention.to_q.lora_A.weight"], None, "lora"),
-    (["whatever.weight"], None, "unknown"),
-    ([], None, "unknown"),
-])
+@pytest.mark.parametrize(
+    "keys, shapes, family",
+    [
+        (
+            [
+                "layers.0.adaLN_modulation.0.weight",
+                "layers.0.attention.qkv.weight",
+                "cap_embedder.1.weight",
+                "x_embedder.weight",
+                "norm_final.weight",
+            ],
+            None,
+            "zimage-dit",
+        ),
+        (
+            [
+                "model.diffusion_model.layers.0.adaLN_modulation.0.weight",
+                "model.diffusion_model.cap_embedder.1.weight",
+            ],
+            None,
+            "zimage-dit",
+        ),
+        (
+            [
+                "layers.0.adaLN_modulation.0.weight",
+                "layers.0.attention.to_q.weight",
+                "all_x_embedder.2-1.weight",
+            ],
+            None,
+            "zimage-dit",
+        ),
+        (["layers.0.adaLN_modulation.1.weight", "cap_embedder.1.weight"], None, "lumina2-dit"),
+        (
+            ["double_blocks.0.img_attn.qkv.weight", "single_blocks.0.linear1.weight"],
+            None,
+            "flux-dit",
+        ),
+        (["transformer_blocks.0.img_mlp.net.0.proj.weight"], None, "qwen-image-dit"),
+        (
+            [
+                "model.diffusion_model.input_blocks.0.0.weight",
+                "conditioner.embedders.1.model.ln_final.weight",
+            ],
+            None,
+            "sdxl",
+        ),
+        (
+            ["model.diffusion_model.input_blocks.0.0.weight", "cond_stage_model.transformer.x"],
+            None,
+            "sd15",
+        ),
+        (
+            [
+                "model.embed_tokens.weight",
+                "model.layers.0.self_attn.q_proj.weight",
+                "model.layers.0.self_attn.q_norm.weight",
+            ],
+            None,
+            "qwen3",
+        ),
+        (
+            [
+                "embed_tokens.weight",
+                "layers.0.self_attn.q_proj.weight",
+                "layers.0.self_attn.q_proj.bias",
+            ],
+            None,
+            "qwen2",
+        ),
+        (["encoder.block.0.layer.0.SelfAttention.q.weight"], None, "t5"),
+        (["text_model.encoder.layers.0.mlp.fc1.weight"], None, "clip"),
+        (
+            ["encoder.conv_out.weight", "decoder.conv_out.weight"],
+            {"encoder.conv_out.weight": (32, 512, 3, 3)},
+            "flux-vae",
+        ),
+        (
+            ["encoder.conv_out.weight", "decoder.conv_out.weight"],
+            {"encoder.conv_out.weight": (8, 512, 3, 3)},
+            "sd-vae",
+        ),
+        (["blocks.0.self_attn.q.weight", "blocks.0.cross_attn.k.weight"], None, "wan-dit"),
+        (["joint_blocks.0.x_block.attn.qkv.weight"], None, "sd3"),
+        (["diffusion_model.layers.0.attention.to_q.lora_A.weight"], None, "lora"),
+        (["whatever.weight"], None, "unknown"),
+        ([], None, "unknown"),
+    ],
+)
 def test_detect_checkpoint_family(keys, shapes, family):
     assert detect_checkpoint_family(keys, shapes) == family
 
@@ -582,14 +830,14 @@ def test_inspect_counts_only_pairs_the_loader_can_use(tmp_path):
     not count them as targets (they are listed as unknown keys)."""
     p = "diffusion_model.layers."
     tensors = {
-        f"{p}0.attention.to_q.lora_A.weight": ((4, 3840),),   # good pair
+        f"{p}0.attention.to_q.lora_A.weight": ((4, 3840),),  # good pair
         f"{p}0.attention.to_q.lora_B.weight": ((3840, 4),),
-        f"{p}0.attention.to_k.lora_A.weight": ((4, 3840),),   # no B
-        f"{p}0.attention.to_v.lora_A.weight": ((4, 3840),),   # rank 4 vs 8
+        f"{p}0.attention.to_k.lora_A.weight": ((4, 3840),),  # no B
+        f"{p}0.attention.to_v.lora_A.weight": ((4, 3840),),  # rank 4 vs 8
         f"{p}0.attention.to_v.lora_B.weight": ((3840, 8),),
         f"{p}1.attention.to_q.lora_A.weight": ((1, 1, 4, 3840),),  # flattens to 1 row
         f"{p}1.attention.to_q.lora_B.weight": ((3840, 4),),
-        f"{p}1.attention.to_k.lora_A.weight": ((),),          # 0-d
+        f"{p}1.attention.to_k.lora_A.weight": ((),),  # 0-d
         f"{p}1.attention.to_k.lora_B.weight": ((3840, 1),),
     }
     info = inspect_lora(write_st(tmp_path / "mixed.safetensors", tensors))
@@ -604,9 +852,13 @@ def test_loader_refuses_a_zero_dim_pair_with_a_sentence(tmp_path):
     pytest.importorskip("torch")
     from zitdesk.lora.apply import load_normalized
 
-    path = write_st(tmp_path / "zd.safetensors", {
-        "diffusion_model.layers.0.attention.to_q.lora_A.weight": ((),),
-        "diffusion_model.layers.0.attention.to_q.lora_B.weight": ((3840, 1),)})
+    path = write_st(
+        tmp_path / "zd.safetensors",
+        {
+            "diffusion_model.layers.0.attention.to_q.lora_A.weight": ((),),
+            "diffusion_model.layers.0.attention.to_q.lora_B.weight": ((3840, 1),),
+        },
+    )
     with pytest.raises(LoraError) as err:
         load_normalized(path, FULL)
     assert "\n" not in str(err.value)

@@ -34,6 +34,13 @@ from zitdesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, EXIT_USAGE, OneLinePa
 from zitdesk.cli.events import EventPrinter, job_exit_code
 
 __all__ = [
-    "EXIT_CANCELLED", "EXIT_ERROR", "EXIT_USAGE", "EventPrinter", "OneLineParser", "build_parser",
-    "job_exit_code", "main", "run_guarded",
+    "EXIT_CANCELLED",
+    "EXIT_ERROR",
+    "EXIT_USAGE",
+    "EventPrinter",
+    "OneLineParser",
+    "build_parser",
+    "job_exit_code",
+    "main",
+    "run_guarded",
 ]

@@ -16,11 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     tools.add_make_tiny_model_parser(sub)
     generate.add_generate_parser(sub)
-    lora.add_lora_parser(sub)          # lora inspect FILE | lora scan DIR... [--auto] [--hash] --json
+    lora.add_lora_parser(sub)  # lora inspect FILE | lora scan DIR... [--auto] [--hash] --json
     tools.add_params_parser(sub)
     tools.add_selftest_parser(sub)
-    train.add_train_parser(sub)        # train CONFIG.toml [--resume] [--init --preset ...]
-    dataset.add_dataset_parser(sub)    # dataset import SRC... --to DIR --json | dataset check DIR --json
+    train.add_train_parser(sub)  # train CONFIG.toml [--resume] [--init --preset ...]
+    dataset.add_dataset_parser(
+        sub
+    )  # dataset import SRC... --to DIR --json | dataset check DIR --json
     tools.add_doctor_parser(sub)
     return p
 

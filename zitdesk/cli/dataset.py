@@ -40,17 +40,30 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
     im = dsub.add_parser("import", help="copy files, folders and .zip archives into a dataset")
     im.add_argument("sources", nargs="+", metavar="SRC")
     im.add_argument("--to", required=True, metavar="DIR", help="dataset folder (created if needed)")
-    im.add_argument("--max-pixels", type=_positive_int, default=None,
-                    help="reject images with more pixels (default 89478485, Pillow's limit)")
+    im.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=None,
+        help="reject images with more pixels (default 89478485, Pillow's limit)",
+    )
     im.add_argument("--json", action="store_true", help="print the import report as JSON")
     im.set_defaults(func=cmd_dataset_import)
 
     ck = dsub.add_parser("check", help="pre-flight check for training")
     ck.add_argument("dir")
-    ck.add_argument("--preset", choices=("8gb", "12gb", "16gb", "24gb"), default=None,
-                    help="take the training resolutions from a VRAM preset (default 24gb)")
-    ck.add_argument("--resolution", type=int, action="append", metavar="N",
-                    help="training resolution (repeatable); overrides --preset")
+    ck.add_argument(
+        "--preset",
+        choices=("8gb", "12gb", "16gb", "24gb"),
+        default=None,
+        help="take the training resolutions from a VRAM preset (default 24gb)",
+    )
+    ck.add_argument(
+        "--resolution",
+        type=int,
+        action="append",
+        metavar="N",
+        help="training resolution (repeatable); overrides --preset",
+    )
     ck.add_argument("--trigger", default="", help="the trigger word training will use")
     ck.add_argument("--no-tokens", action="store_true", help="skip the token count")
     ck.add_argument("--no-duplicates", action="store_true", help="skip duplicate detection")
@@ -68,15 +81,18 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
         if not args.json and total and (done == total or done % 50 == 0):
             print(f"\r{done}/{total}", end="", file=sys.stderr, flush=True)
 
-    rep = import_sources(args.sources, args.to, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-                         progress=progress)
+    rep = import_sources(
+        args.sources, args.to, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, progress=progress
+    )
     if args.json:
         print(dumps(rep.to_json(), indent=1))
         return 0
     print(file=sys.stderr)
     c = rep.to_json()["counts"]
-    print(f"Imported {c['imported']} image(s) into {shown(rep.target)} ({c['with_caption']} with "
-          f"captions, {c['converted']} converted, {c['renamed']} renamed); skipped {c['skipped']}.")
+    print(
+        f"Imported {c['imported']} image(s) into {shown(rep.target)} ({c['with_caption']} with "
+        f"captions, {c['converted']} converted, {c['renamed']} renamed); skipped {c['skipped']}."
+    )
     for s in rep.skipped:
         print(f"  skipped {shown(s.source)}: {shown(s.reason)}")
     for e in rep.errors:
@@ -95,8 +111,12 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
         opts = CheckOptions(resolutions=tuple(args.resolution), trigger=args.trigger)
     else:
         opts = CheckOptions.for_preset(args.preset or "24gb", trigger=args.trigger)
-    rep = check_folder(args.dir, opts, tokenizer=None if args.no_tokens else "default",
-                       duplicates=not args.no_duplicates)
+    rep = check_folder(
+        args.dir,
+        opts,
+        tokenizer=None if args.no_tokens else "default",
+        duplicates=not args.no_duplicates,
+    )
     if args.json:
         print(dumps(rep.to_json(), indent=1))
     else:

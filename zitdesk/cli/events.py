@@ -58,9 +58,17 @@ class EventPrinter:
     print warnings; ``json_lines``: print every event as a JSON line on stdout.
     """
 
-    def __init__(self, describe: Callable[[EventPrinter, Any], None], total: int, *, unit: str = "step",
-                 bar: bool = True, info: bool = True, warnings: bool = True,
-                 json_lines: bool = False) -> None:
+    def __init__(
+        self,
+        describe: Callable[[EventPrinter, Any], None],
+        total: int,
+        *,
+        unit: str = "step",
+        bar: bool = True,
+        info: bool = True,
+        warnings: bool = True,
+        json_lines: bool = False,
+    ) -> None:
         self._describe = describe
         self.total, self.unit = total, unit
         self.show_bar, self.show_info, self.show_warnings = bar, info, warnings
@@ -122,7 +130,9 @@ class EventPrinter:
 
     # -- the job ------------------------------------------------------------------------------
 
-    def run(self, job: Callable[[], None], cancel: Any, interrupted: str = "cancelled.") -> int | None:
+    def run(
+        self, job: Callable[[], None], cancel: Any, interrupted: str = "cancelled."
+    ) -> int | None:
         """Run ``job`` (which emits to this printer); Ctrl-C cancels it: ``interrupted`` on stderr,
         130. Otherwise None: read :attr:`terminal` (:meth:`exit_code`)."""
         try:

@@ -27,7 +27,9 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     g = subparsers.add_parser("generate", help="generate images")
     g.add_argument("--prompt", required=True)
     g.add_argument("--negative", default="")
-    g.add_argument("--model", help="diffusers folder, HF-cache model folder, or folder of ComfyUI files")
+    g.add_argument(
+        "--model", help="diffusers folder, HF-cache model folder, or folder of ComfyUI files"
+    )
     g.add_argument("--width", type=int, default=1024)
     g.add_argument("--height", type=int, default=1024)
     g.add_argument("--steps", type=int, default=8)
@@ -38,7 +40,9 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--lora", action="append", metavar="PATH:WEIGHT")
     g.add_argument("--memory-mode", choices=[m.value for m in MemoryMode], default="gpu")
     g.add_argument("--vae-tiling", action="store_true")
-    g.add_argument("--compile", action="store_true", help="compile the DiT blocks (CUDA; faster after ~20 s)")
+    g.add_argument(
+        "--compile", action="store_true", help="compile the DiT blocks (CUDA; faster after ~20 s)"
+    )
     g.add_argument("--unload-text-encoder", action="store_true")
     g.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: auto)")
     g.add_argument("--out", help="output folder (default: the app's outputs folder)")
@@ -69,11 +73,15 @@ def _describe(printer: EventPrinter, ev: Any) -> None:
     from zitdesk.engine.events import ImageReady, LoraReport, StepProgress
 
     if isinstance(ev, StepProgress):
-        printer.progress(ev.image_index * ev.total + ev.step, f"image {ev.image_index + 1}/{ev.image_count}")
+        printer.progress(
+            ev.image_index * ev.total + ev.step, f"image {ev.image_index + 1}/{ev.image_count}"
+        )
     elif isinstance(ev, LoraReport) and printer.show_info:
         name = Path(ev.path).name
-        printer.info(f"LoRA {name}: {ev.matched}/{ev.total_targets} modules"
-                     + (f", {len(ev.unknown_keys)} unknown keys skipped" if ev.unknown_keys else ""))
+        printer.info(
+            f"LoRA {name}: {ev.matched}/{ev.total_targets} modules"
+            + (f", {len(ev.unknown_keys)} unknown keys skipped" if ev.unknown_keys else "")
+        )
         for text in ev.warnings:
             printer.warn(f"LoRA {name}: {text}")
     elif isinstance(ev, ImageReady):
@@ -88,11 +96,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
     loras = tuple(parse_lora(x) for x in args.lora or ())
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     req = GenerateRequest(
-        prompt=args.prompt, width=args.width, height=args.height, steps=args.steps, seed=seed,
-        count=args.count, guidance=args.guidance, shift=args.shift, negative_prompt=args.negative or "",
-        loras=loras, memory_mode=MemoryMode(args.memory_mode), vae_tiling=args.vae_tiling,
-        unload_text_encoder=args.unload_text_encoder, compile=args.compile,
-        output_dir=str(Path(args.out).resolve()) if args.out else "", model_path=args.model or "",
+        prompt=args.prompt,
+        width=args.width,
+        height=args.height,
+        steps=args.steps,
+        seed=seed,
+        count=args.count,
+        guidance=args.guidance,
+        shift=args.shift,
+        negative_prompt=args.negative or "",
+        loras=loras,
+        memory_mode=MemoryMode(args.memory_mode),
+        vae_tiling=args.vae_tiling,
+        unload_text_encoder=args.unload_text_encoder,
+        compile=args.compile,
+        output_dir=str(Path(args.out).resolve()) if args.out else "",
+        model_path=args.model or "",
         preview_every=0,
     ).validate()
     if args.model:
@@ -107,8 +126,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     engine = GenerationEngine(device=None if device == "auto" else device)
     cancel = CancelToken()
     quiet = args.json or args.quiet
-    printer = EventPrinter(_describe, req.steps * req.count, bar=not quiet, info=not quiet,
-                           warnings=not args.json)
+    printer = EventPrinter(
+        _describe, req.steps * req.count, bar=not quiet, info=not quiet, warnings=not args.json
+    )
     code = printer.run(lambda: engine.run(req, printer, cancel), cancel)
     if code is None:
         code = printer.exit_code()

@@ -29,7 +29,9 @@ def add_lora_parser(subparsers: Any) -> argparse.ArgumentParser:
     lsub = lo.add_subparsers(dest="lora_command", required=True)
     li = lsub.add_parser("inspect", help="dialect, architecture, rank, coverage, metadata")
     li.add_argument("file")
-    li.add_argument("--model", help="measure coverage against this model (default: full-size Z-Image Turbo)")
+    li.add_argument(
+        "--model", help="measure coverage against this model (default: full-size Z-Image Turbo)"
+    )
     li.add_argument("--json", action="store_true")
     li.set_defaults(func=cmd_lora_inspect)
     add_lora_scan_parser(lsub)
@@ -52,8 +54,10 @@ def cmd_lora_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         cov = info.get("coverage", {})
-        print(f"{Path(args.file).name}: {info.get('arch')} / {info.get('dialect')}, rank {info.get('rank')}, "
-              f"alpha {info.get('alpha')}, {cov.get('matched')}/{cov.get('total_in_file')} modules")
+        print(
+            f"{Path(args.file).name}: {info.get('arch')} / {info.get('dialect')}, rank {info.get('rank')}, "
+            f"alpha {info.get('alpha')}, {cov.get('matched')}/{cov.get('total_in_file')} modules"
+        )
         print(info.get("message", ""))
     return 0
 
@@ -61,14 +65,28 @@ def cmd_lora_inspect(args: argparse.Namespace) -> int:
 def add_lora_scan_parser(lora_subparsers: Any) -> argparse.ArgumentParser:
     """Add ``scan`` to the ``zitdesk lora`` sub-parsers; returns the new parser."""
     sc = lora_subparsers.add_parser(
-        "scan", help="index LoRA folders: architecture, coverage, metadata, sidecars, previews")
-    sc.add_argument("dirs", nargs="*", metavar="DIR",
-                    help="folders to scan recursively (default: library folders + auto-found ones)")
-    sc.add_argument("--auto", action="store_true",
-                    help="also scan auto-found folders (ComfyUI, Forge/A1111, SwarmUI, zitdesk) with DIRs")
-    sc.add_argument("--hash", action="store_true", help="compute sha256/AutoV2/AutoV3 hashes (reads every file)")
-    sc.add_argument("--model", help="measure coverage against this model (default: full-size Z-Image Turbo)")
-    sc.add_argument("--no-cache", action="store_true", help="read every file again; leave the cache alone")
+        "scan", help="index LoRA folders: architecture, coverage, metadata, sidecars, previews"
+    )
+    sc.add_argument(
+        "dirs",
+        nargs="*",
+        metavar="DIR",
+        help="folders to scan recursively (default: library folders + auto-found ones)",
+    )
+    sc.add_argument(
+        "--auto",
+        action="store_true",
+        help="also scan auto-found folders (ComfyUI, Forge/A1111, SwarmUI, zitdesk) with DIRs",
+    )
+    sc.add_argument(
+        "--hash", action="store_true", help="compute sha256/AutoV2/AutoV3 hashes (reads every file)"
+    )
+    sc.add_argument(
+        "--model", help="measure coverage against this model (default: full-size Z-Image Turbo)"
+    )
+    sc.add_argument(
+        "--no-cache", action="store_true", help="read every file again; leave the cache alone"
+    )
     sc.add_argument("--json", action="store_true", help="print the index as JSON")
     sc.set_defaults(func=cmd_lora_scan)
     return sc
@@ -90,8 +108,11 @@ def cmd_lora_scan(args: argparse.Namespace) -> int:
     else:
         roots = merge_roots(store.folders, include_auto=True)
     names = _module_names(args.model)
-    index = LibraryIndex(cache_path=None, hash_cache=None, module_names=names) if args.no_cache \
+    index = (
+        LibraryIndex(cache_path=None, hash_cache=None, module_names=names)
+        if args.no_cache
         else LibraryIndex(module_names=names)
+    )
     result = index.scan(roots)
     if args.hash:
         for e in list(result.entries):
@@ -129,5 +150,8 @@ def _print_table(doc: dict[str, Any]) -> None:
         print(f"missing folder: {r}", file=sys.stderr)
     for g in doc["duplicates"]:
         print("duplicates: " + " = ".join(Path(p).name for p in g))
-    print(f"{doc['count']} files, {doc['compatible']} usable, {doc['errors']} unreadable, "
-          f"{doc['unsupported']} unsupported ({doc['elapsed_s']:.2f} s)", file=sys.stderr)
+    print(
+        f"{doc['count']} files, {doc['compatible']} usable, {doc['errors']} unreadable, "
+        f"{doc['unsupported']} unsupported ({doc['elapsed_s']:.2f} s)",
+        file=sys.stderr,
+    )

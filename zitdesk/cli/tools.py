@@ -1,9 +1,9 @@
 """The small commands: ``make-tiny-model``, ``params``, ``selftest``, ``doctor``.
 
-    zitdesk make-tiny-model DIR [--layout diffusers|comfy] [--seed N] [--fp8]
-    zitdesk params IMAGE [--json]
-    zitdesk selftest [--no-ui] [--ui-only] [--device D] [--keep]
-    zitdesk doctor [--json]
+zitdesk make-tiny-model DIR [--layout diffusers|comfy] [--seed N] [--fp8]
+zitdesk params IMAGE [--json]
+zitdesk selftest [--no-ui] [--ui-only] [--device D] [--keep]
+zitdesk doctor [--json]
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from zitdesk.cli.common import EXIT_ERROR
 
 
 def add_make_tiny_model_parser(subparsers: Any) -> argparse.ArgumentParser:
-    t = subparsers.add_parser("make-tiny-model", help="write a tiny random-weight Z-Image model (tests, demos)")
+    t = subparsers.add_parser(
+        "make-tiny-model", help="write a tiny random-weight Z-Image model (tests, demos)"
+    )
     t.add_argument("dir")
     t.add_argument("--layout", choices=("diffusers", "comfy"), default="diffusers")
     t.add_argument("--seed", type=int, default=0)
@@ -35,7 +37,9 @@ def add_params_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def add_selftest_parser(subparsers: Any) -> argparse.ArgumentParser:
-    st = subparsers.add_parser("selftest", help="check this installation end to end (tiny model, no network)")
+    st = subparsers.add_parser(
+        "selftest", help="check this installation end to end (tiny model, no network)"
+    )
     st.add_argument("--no-ui", action="store_true", help="skip opening the main window")
     st.add_argument("--ui-only", action="store_true", help="only open and close the main window")
     st.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: auto)")
@@ -54,8 +58,12 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_make_tiny_model(args: argparse.Namespace) -> int:
     from zitdesk.models.tiny import save_tiny_model
 
-    out = save_tiny_model(args.dir, layout=args.layout, seed=args.seed,
-                          dit_dtype="float8_e4m3fn" if args.fp8 else "float32")
+    out = save_tiny_model(
+        args.dir,
+        layout=args.layout,
+        seed=args.seed,
+        dit_dtype="float8_e4m3fn" if args.fp8 else "float32",
+    )
     print(str(out))
     return 0
 
@@ -70,8 +78,18 @@ def cmd_params(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     else:
         print(f"source: {data.get('source')}")
-        for k in ("prompt", "negative_prompt", "steps", "guidance", "a1111_cfg_scale", "cfg_scale", "seed",
-                  "width", "height", "model"):
+        for k in (
+            "prompt",
+            "negative_prompt",
+            "steps",
+            "guidance",
+            "a1111_cfg_scale",
+            "cfg_scale",
+            "seed",
+            "width",
+            "height",
+            "model",
+        ):
             if data.get(k) not in (None, ""):
                 print(f"{k}: {data[k]}")
     return 0
@@ -84,9 +102,13 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from zitdesk.selftest import run_selftest
 
     device = require_device(args.device) if args.device else None
-    ok, verdict = run_selftest(ui=not args.no_ui, engine=not args.ui_only,
-                               device=None if device == "auto" else device,
-                               keep=args.keep, log=lambda line: print(line, file=sys.stderr))
+    ok, verdict = run_selftest(
+        ui=not args.no_ui,
+        engine=not args.ui_only,
+        device=None if device == "auto" else device,
+        keep=args.keep,
+        log=lambda line: print(line, file=sys.stderr),
+    )
     print(verdict)
     return 0 if ok else EXIT_ERROR
 

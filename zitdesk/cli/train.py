@@ -110,7 +110,9 @@ def _describe(printer: EventPrinter, ev: Any) -> None:
 
     if isinstance(ev, TrainStep):
         eta = f"{int(ev.eta_s // 60)}:{int(ev.eta_s % 60):02d}" if ev.eta_s else "?"
-        printer.progress(ev.step, f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}")
+        printer.progress(
+            ev.step, f"loss {ev.loss:.4f}, lr {ev.lr:.2e}, {ev.it_s:.2f} it/s, ETA {eta}"
+        )
     elif isinstance(ev, PhaseChanged) and ev.detail and ev.phase not in ("training", "saving"):
         printer.info(f"[{ev.phase}] {ev.detail}")
     elif isinstance(ev, CheckpointSaved):
@@ -146,8 +148,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.validate()
     spec = TrainSpec(config=cfg, resume=args.resume, config_path=str(args.config))
     cancel = CancelToken()
-    printer = EventPrinter(_describe, cfg.optim.steps, bar=not (args.quiet or args.json),
-                           info=not args.json, warnings=not args.json, json_lines=args.json)
+    printer = EventPrinter(
+        _describe,
+        cfg.optim.steps,
+        bar=not (args.quiet or args.json),
+        info=not args.json,
+        warnings=not args.json,
+        json_lines=args.json,
+    )
 
     def on_sigint(signum, frame) -> None:
         if cancel.cancelled:
@@ -159,8 +167,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         # The app's job path: the same StudioEngine.run → Trainer.run the engine thread calls.
         engine = StudioEngine(device=None if args.device == "auto" else args.device)
-        code = printer.run(lambda: engine.run(spec, printer, cancel), cancel,
-                           interrupted="stopped; resume with --resume.")
+        code = printer.run(
+            lambda: engine.run(spec, printer, cancel),
+            cancel,
+            interrupted="stopped; resume with --resume.",
+        )
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
@@ -170,7 +181,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if isinstance(ev, JobCancelled) and args.json:
         return EXIT_CANCELLED
     saved = ", ".join(ev.paths) if isinstance(ev, JobCancelled) else ""
-    code = printer.exit_code(cancelled=f"cancelled; saved {saved or 'nothing'}. Resume with --resume.")
+    code = printer.exit_code(
+        cancelled=f"cancelled; saved {saved or 'nothing'}. Resume with --resume."
+    )
     if code is not None:
         return code
     if isinstance(ev, JobFinished) and not args.json:

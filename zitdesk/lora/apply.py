@@ -31,8 +31,14 @@ from zitdesk.offline import enforce_offline
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "LoadReport", "applied_reports", "apply_loras", "clear_cache", "load_normalized",
-    "load_normalized_cached", "transformer_linear_names", "transformer_linear_shapes",
+    "LoadReport",
+    "applied_reports",
+    "apply_loras",
+    "clear_cache",
+    "load_normalized",
+    "load_normalized_cached",
+    "transformer_linear_names",
+    "transformer_linear_shapes",
 ]
 
 _STATE_ATTR = "_zitdesk_lora_state"
@@ -60,8 +66,9 @@ def _model_fingerprint(shapes: Mapping[str, tuple[int, int]]) -> int:
     return hash(tuple(sorted(shapes.items())))
 
 
-def load_normalized_cached(path: str | os.PathLike[str],
-                           shapes: Mapping[str, tuple[int, int]]) -> tuple[dict[str, Any], LoadReport]:
+def load_normalized_cached(
+    path: str | os.PathLike[str], shapes: Mapping[str, tuple[int, int]]
+) -> tuple[dict[str, Any], LoadReport]:
     """:func:`load_normalized` with a small LRU cache keyed by (path, size, mtime, model)."""
     key = (*_file_key(path), _model_fingerprint(shapes))
     with _cache_lock:
@@ -122,8 +129,11 @@ def _undo_float8_adapter(transformer: Any, adapter: str, sd: Mapping[str, Any]) 
     """
     import torch
 
-    f8 = {getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
-                                      "float8_e5m2fnuz") if hasattr(torch, n)}
+    f8 = {
+        getattr(torch, n)
+        for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz")
+        if hasattr(torch, n)
+    }
     with torch.no_grad():
         for mod_name, mod in transformer.named_modules():
             for part in ("lora_A", "lora_B"):

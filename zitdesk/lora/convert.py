@@ -62,18 +62,18 @@ class LoadReport:
     path: str
     arch: str
     dialect: str
-    matched: int                       # modules loaded into the model
-    total: int                         # modules named by the file (fused qkv counted as 3)
+    matched: int  # modules loaded into the model
+    total: int  # modules named by the file (fused qkv counted as 3)
     unknown_keys: list[str] = field(default_factory=list)
     message: str = ""
     weight: float = 1.0
     adapter_name: str = ""
     rank: int | None = None
-    skipped_modules: list[str] = field(default_factory=list)   # not in the model / wrong shape
-    redundant_keys: list[str] = field(default_factory=list)    # duplicates (dot-format qkv/out)
+    skipped_modules: list[str] = field(default_factory=list)  # not in the model / wrong shape
+    redundant_keys: list[str] = field(default_factory=list)  # duplicates (dot-format qkv/out)
     unsupported_keys: list[str] = field(default_factory=list)  # DoRA, bias deltas, Tucker cores
     warnings: list[str] = field(default_factory=list)
-    lora_bytes: int = 0                # size of the converted state dict
+    lora_bytes: int = 0  # size of the converted state dict
     trigger_words: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -103,7 +103,9 @@ def transformer_linear_names(transformer: Any) -> set[str]:
 
 def transformer_linear_shapes(transformer: Any) -> dict[str, tuple[int, int]]:
     """``{module: (out_features, in_features)}`` for the transformer's Linear modules."""
-    return {name: (int(m.out_features), int(m.in_features)) for name, m in _linear_items(transformer)}
+    return {
+        name: (int(m.out_features), int(m.in_features)) for name, m in _linear_items(transformer)
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,8 +123,8 @@ def _dense_pair(delta):
     """Exact LoRA pair for a dense ΔW: identity on the thinner side."""
     out_f, in_f = delta.shape
     if out_f <= in_f:
-        return delta, _eye(out_f)          # A = ΔW (out × in), B = I_out
-    return _eye(in_f), delta               # A = I_in, B = ΔW
+        return delta, _eye(out_f)  # A = ΔW (out × in), B = I_out
+    return _eye(in_f), delta  # A = I_in, B = ΔW
 
 
 def _factor(w=None, a=None, b=None):
@@ -259,11 +261,11 @@ def _split_fused(a, b, out_sizes: list[int]):
         diag = True
         for i, bi in enumerate(bs):
             mask = [j for j in range(3) if j != i]
-            if any(bool(bi[:, j * r:(j + 1) * r].any()) for j in mask):
+            if any(bool(bi[:, j * r : (j + 1) * r].any()) for j in mask):
                 diag = False
                 break
         if diag:
-            return [(a[i * r:(i + 1) * r], bs[i][:, i * r:(i + 1) * r]) for i in range(3)]
+            return [(a[i * r : (i + 1) * r], bs[i][:, i * r : (i + 1) * r]) for i in range(3)]
     return [(a, bi) for bi in bs]
 
 
@@ -272,7 +274,9 @@ def _split_fused(a, b, out_sizes: list[int]):
 # ----------------------------------------------------------------------------------------------
 
 
-def _names_and_shapes(model_modules: Iterable[str] | Mapping[str, Any]) -> tuple[set[str], dict[str, tuple[int, int]]]:
+def _names_and_shapes(
+    model_modules: Iterable[str] | Mapping[str, Any],
+) -> tuple[set[str], dict[str, tuple[int, int]]]:
     if isinstance(model_modules, Mapping):
         shapes = {}
         for k, v in model_modules.items():
@@ -284,9 +288,10 @@ def _names_and_shapes(model_modules: Iterable[str] | Mapping[str, Any]) -> tuple
     return set(model_modules), {}
 
 
-def load_normalized(path: str | os.PathLike[str],
-                    transformer_module_names: Iterable[str] | Mapping[str, tuple[int, int]]
-                    ) -> tuple[dict[str, Any], LoadReport]:
+def load_normalized(
+    path: str | os.PathLike[str],
+    transformer_module_names: Iterable[str] | Mapping[str, tuple[int, int]],
+) -> tuple[dict[str, Any], LoadReport]:
     """Read a LoRA of any supported dialect and convert it to diffusers keys with scale 1.
 
     ``transformer_module_names`` is the set of the model's Linear module names, or a mapping
@@ -354,16 +359,19 @@ def load_normalized(path: str | os.PathLike[str],
     out_dtype = None
     for k in needed:
         t = tensors[k]
-        if t.is_floating_point() and t.ndim >= 2 and t.dtype in (torch.float32, torch.bfloat16,
-                                                                  torch.float16):
+        if (
+            t.is_floating_point()
+            and t.ndim >= 2
+            and t.dtype in (torch.float32, torch.bfloat16, torch.float16)
+        ):
             out_dtype = t.dtype
             break
     out_dtype = out_dtype or torch.float32
 
     # 4. convert every module to an exact (A, B) pair with the scale in B
     sd: dict[str, Any] = {}
-    missing: list[str] = []       # not in the model
-    mismatched: list[str] = []    # in the model with another size
+    missing: list[str] = []  # not in the model
+    mismatched: list[str] = []  # in the model with another size
     notes: list[str] = []
     incomplete: list[str] = []
     nonfinite: list[str] = []
@@ -400,7 +408,9 @@ def load_normalized(path: str | os.PathLike[str],
                 continue
             targets = expand_module(module)
             if len(targets) == 3:
-                sizes = [shapes[t][0] for t in targets] if all(t in shapes for t in targets) else None
+                sizes = (
+                    [shapes[t][0] for t in targets] if all(t in shapes for t in targets) else None
+                )
                 if sizes is None or sum(sizes) != b.shape[0]:
                     if b.shape[0] % 3:
                         incomplete.extend(part_keys.values())
@@ -430,7 +440,9 @@ def load_normalized(path: str | os.PathLike[str],
 
     unknown += incomplete
     nbytes = sum(t.numel() * t.element_size() for t in sd.values())
-    if n_base and any(k.startswith(("lokr_", "hada_", "diff")) for parts in chosen.values() for k in parts):
+    if n_base and any(
+        k.startswith(("lokr_", "hada_", "diff")) for parts in chosen.values() for k in parts
+    ):
         base_bytes = n_base * torch.tensor([], dtype=out_dtype).element_size()
         if nbytes > base_bytes:
             notes.append(
@@ -440,13 +452,22 @@ def load_normalized(path: str | os.PathLike[str],
     has_alpha = any("alpha" in parts for parts in chosen.values())
     # Only a bare file can be wrong here: a trainer's metadata (OneTrainer, kohya/musubi, zitdesk,
     # ai-toolkit) or a stored ss_network_alpha means the weights already carry the scale.
-    if (info.dialect in ("diffusers", "peft") and not has_alpha and not rules.cfg
-            and not info.tool and info.trained_alpha is None):
-        notes.append("the file stores no alpha; zitdesk assumes alpha = rank (the diffusers "
-                        "convention), which is wrong if it was trained with another alpha")
+    if (
+        info.dialect in ("diffusers", "peft")
+        and not has_alpha
+        and not rules.cfg
+        and not info.tool
+        and info.trained_alpha is None
+    ):
+        notes.append(
+            "the file stores no alpha; zitdesk assumes alpha = rank (the diffusers "
+            "convention), which is wrong if it was trained with another alpha"
+        )
     if nonfinite:
-        notes.append(f"{len(nonfinite)} modules hold NaN or infinite values and were skipped "
-                        f"({', '.join(nonfinite[:3])}{', …' if len(nonfinite) > 3 else ''})")
+        notes.append(
+            f"{len(nonfinite)} modules hold NaN or infinite values and were skipped "
+            f"({', '.join(nonfinite[:3])}{', …' if len(nonfinite) > 3 else ''})"
+        )
     if unsupported:
         notes.append(
             f"{len(unsupported)} keys use features zitdesk does not apply (DoRA magnitudes, bias "
@@ -479,9 +500,19 @@ def load_normalized(path: str | os.PathLike[str],
     msg += "."
     skipped = missing + mismatched + nonfinite
     report = LoadReport(
-        path=str(p), arch=info.arch, dialect=info.dialect,
-        matched=loaded, total=len(file_modules), unknown_keys=unknown, message=msg, rank=rank,
-        skipped_modules=skipped, redundant_keys=redundant, unsupported_keys=unsupported,
-        warnings=notes, lora_bytes=nbytes, trigger_words=list(info.trigger_words),
+        path=str(p),
+        arch=info.arch,
+        dialect=info.dialect,
+        matched=loaded,
+        total=len(file_modules),
+        unknown_keys=unknown,
+        message=msg,
+        rank=rank,
+        skipped_modules=skipped,
+        redundant_keys=redundant,
+        unsupported_keys=unsupported,
+        warnings=notes,
+        lora_bytes=nbytes,
+        trigger_words=list(info.trigger_words),
     )
     return sd, report

@@ -48,25 +48,25 @@ class LoraInfo:
     path: str
     arch: str
     dialect: str
-    rank: int | None = None                 # most common rank
-    alpha: float | None = None              # the alpha that is applied (see alpha_source)
+    rank: int | None = None  # most common rank
+    alpha: float | None = None  # the alpha that is applied (see alpha_source)
     n_tensors: int = 0
     target_modules: list[str] = field(default_factory=list)  # diffusers names, qkv expanded
     unknown_keys: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
     trigger_words: list[tuple[str, str]] = field(default_factory=list)  # (word, source)
     base_model_version: str | None = None
-    base_precision: str | None = None       # zitdesk_base_precision (bf16/fp8/uint4)
+    base_precision: str | None = None  # zitdesk_base_precision (bf16/fp8/uint4)
     size_bytes: int = 0
     dtypes: dict[str, int] = field(default_factory=dict)
-    ranks: dict[int, int] = field(default_factory=dict)   # rank → module count
-    fused_qkv: bool = False                  # the file stores fused qkv modules
+    ranks: dict[int, int] = field(default_factory=dict)  # rank → module count
+    fused_qkv: bool = False  # the file stores fused qkv modules
     unsupported_keys: list[str] = field(default_factory=list)  # DoRA, bias deltas, Tucker cores
     # "file" (.alpha tensors), "adapter config" (PEFT lora_alpha), "weights" (none stored: the
     # weights carry the scale, applied as alpha = rank), "" (unknown rank)
     alpha_source: str = ""
-    trained_alpha: float | None = None      # ss_network_alpha when the weights already hold it
-    tool: str = ""                          # the trainer that wrote the file, when it says so
+    trained_alpha: float | None = None  # ss_network_alpha when the weights already hold it
+    tool: str = ""  # the trainer that wrote the file, when it says so
 
     @property
     def dialect_label(self) -> str:
@@ -82,16 +82,31 @@ class LoraInfo:
         return ARCH_LABELS.get(self.arch, self.arch)
 
 
-_TRIGGER_KEYS = ("trigger_word", "trigger_words", "trigger_phrase", "activation text", "activation_text",
-                 "ss_trigger_words", "instance_prompt")
+_TRIGGER_KEYS = (
+    "trigger_word",
+    "trigger_words",
+    "trigger_phrase",
+    "activation text",
+    "activation_text",
+    "ss_trigger_words",
+    "instance_prompt",
+)
 _MAX_ALPHA_READS = 4096
 _TOP_TAGS = 5
 
 
 def _read_scalars(header: SafetensorsHeader, keys: list[str]) -> dict[str, float]:
     """Read the values of 1-element tensors (``.alpha``) straight from the file, torch-free."""
-    fmt = {"F32": "<f", "F64": "<d", "F16": "<e", "I64": "<q", "I32": "<i", "I16": "<h", "I8": "<b",
-           "U8": "<B"}
+    fmt = {
+        "F32": "<f",
+        "F64": "<d",
+        "F16": "<e",
+        "I64": "<q",
+        "I32": "<i",
+        "I16": "<h",
+        "I8": "<b",
+        "U8": "<B",
+    }
     out: dict[str, float] = {}
     wanted = []
     for k in keys[:_MAX_ALPHA_READS]:
@@ -123,7 +138,7 @@ def _read_scalars(header: SafetensorsHeader, keys: list[str]) -> dict[str, float
 
 
 def _parse_json(text: str, limit: int = 2_000_000) -> Any:
-    if not text or len(text) > limit or text[:1] not in "{[\"":
+    if not text or len(text) > limit or text[:1] not in '{["':
         return None
     try:
         return json.loads(text)
@@ -138,7 +153,11 @@ def _find_trigger_in(obj: Any, depth: int = 0) -> list[str]:
     found: list[str] = []
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if isinstance(k, str) and k.lower() in ("trigger_word", "trigger_words", "trigger_phrase"):
+            if isinstance(k, str) and k.lower() in (
+                "trigger_word",
+                "trigger_words",
+                "trigger_phrase",
+            ):
                 found += _as_words(v)
             elif isinstance(v, (dict, list)):
                 found += _find_trigger_in(v, depth + 1)
@@ -150,7 +169,7 @@ def _find_trigger_in(obj: Any, depth: int = 0) -> list[str]:
 
 def _as_words(v: Any) -> list[str]:
     if isinstance(v, str):
-        parsed = _parse_json(v) if v[:1] in "[\"" else None
+        parsed = _parse_json(v) if v[:1] in '["' else None
         if parsed is not None and parsed != v:
             return _as_words(parsed)
         return [v.strip()] if v.strip() else []
@@ -214,7 +233,7 @@ def adapter_metadata(metadata: Mapping[str, str]) -> dict[str, Any] | None:
         if not isinstance(k, str):
             continue
         if k.startswith("transformer."):
-            cfg[k[len("transformer."):]] = v
+            cfg[k[len("transformer.") :]] = v
         elif "." not in k:
             cfg.setdefault(k, v)
     return cfg or None
@@ -252,7 +271,7 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
     alpha_keys: list[str] = []
     fused = False
     unsupported: list[str] = []
-    modules: dict[str, list[str]] = {}               # module → its keys
+    modules: dict[str, list[str]] = {}  # module → its keys
     pairs: dict[str, dict[str, tuple[int, ...]]] = {}  # module → lora_A/lora_B shapes
     for k in keys:
         nk = normalize_key(k) if arch in ("zimage", "unknown") else None
@@ -310,12 +329,26 @@ def inspect_header(header: SafetensorsHeader) -> LoraInfo:
             alpha, alpha_source = float(rank), "weights"
     base_version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture") or None
     return LoraInfo(
-        path=str(header.path), arch=arch, dialect=dialect, rank=rank, alpha=alpha,
-        n_tensors=len(keys), target_modules=sorted(targets), unknown_keys=unknown, metadata=meta,
-        trigger_words=extract_trigger_words(meta), base_model_version=base_version,
-        base_precision=meta.get("zitdesk_base_precision") or None, size_bytes=header.file_size,
-        dtypes=header.dtypes(), ranks=dict(ranks), fused_qkv=fused, unsupported_keys=unsupported,
-        alpha_source=alpha_source, trained_alpha=trained_alpha, tool=detect_tool(meta),
+        path=str(header.path),
+        arch=arch,
+        dialect=dialect,
+        rank=rank,
+        alpha=alpha,
+        n_tensors=len(keys),
+        target_modules=sorted(targets),
+        unknown_keys=unknown,
+        metadata=meta,
+        trigger_words=extract_trigger_words(meta),
+        base_model_version=base_version,
+        base_precision=meta.get("zitdesk_base_precision") or None,
+        size_bytes=header.file_size,
+        dtypes=header.dtypes(),
+        ranks=dict(ranks),
+        fused_qkv=fused,
+        unsupported_keys=unsupported,
+        alpha_source=alpha_source,
+        trained_alpha=trained_alpha,
+        tool=detect_tool(meta),
     )
 
 
@@ -367,12 +400,12 @@ def inspect_lora(path: str | Path) -> LoraInfo:
 class Coverage:
     """How a LoRA's target modules line up with a model."""
 
-    matched: int                      # file modules that exist in the model
-    total_in_file: int                # file modules (qkv expanded)
-    missing_in_model: list[str]       # file modules the model does not have
-    unknown_keys: list[str]           # keys that name no Z-Image module
-    percent: float                    # matched / total_in_file × 100
-    model_targets: int = 0            # LoRA-able modules of the model (for "covers N of M")
+    matched: int  # file modules that exist in the model
+    total_in_file: int  # file modules (qkv expanded)
+    missing_in_model: list[str]  # file modules the model does not have
+    unknown_keys: list[str]  # keys that name no Z-Image module
+    percent: float  # matched / total_in_file × 100
+    model_targets: int = 0  # LoRA-able modules of the model (for "covers N of M")
 
     @property
     def badge(self) -> str:
@@ -386,8 +419,9 @@ def coverage(info: LoraInfo, model_module_names: Iterable[str]) -> Coverage:
     missing = [m for m in info.target_modules if m not in names]
     total = len(info.target_modules)
     pct = round(100.0 * len(matched) / total, 1) if total else 0.0
-    return Coverage(len(matched), total, missing, list(info.unknown_keys), pct,
-                    len(expected_targets(names)))
+    return Coverage(
+        len(matched), total, missing, list(info.unknown_keys), pct, len(expected_targets(names))
+    )
 
 
 def compatibility(info: LoraInfo, cov: Coverage) -> tuple[bool, str]:
@@ -395,23 +429,35 @@ def compatibility(info: LoraInfo, cov: Coverage) -> tuple[bool, str]:
     if info.arch in FOREIGN_ARCHS:
         return False, foreign_message(info.arch)
     if info.dialect == "unknown" or cov.total_in_file == 0:
-        return False, (f"{info.name} has no LoRA keys that zitdesk recognises for Z-Image; it is not a "
-                       "Z-Image LoRA or uses an unsupported format.")
+        return False, (
+            f"{info.name} has no LoRA keys that zitdesk recognises for Z-Image; it is not a "
+            "Z-Image LoRA or uses an unsupported format."
+        )
     if cov.matched == 0:
-        return False, (f"None of the {cov.total_in_file} modules in {info.name} exist in this model; it was "
-                       "made for a different model size or version.")
-    parts = [f"Z-Image LoRA ({info.dialect_label}), loads {cov.matched}/{cov.total_in_file} modules"]
+        return False, (
+            f"None of the {cov.total_in_file} modules in {info.name} exist in this model; it was "
+            "made for a different model size or version."
+        )
+    parts = [
+        f"Z-Image LoRA ({info.dialect_label}), loads {cov.matched}/{cov.total_in_file} modules"
+    ]
     if cov.missing_in_model:
-        parts.append(f"{len(cov.missing_in_model)} modules are not in this model and will be skipped")
+        parts.append(
+            f"{len(cov.missing_in_model)} modules are not in this model and will be skipped"
+        )
     if info.unknown_keys:
         parts.append(f"{len(info.unknown_keys)} unrecognised keys will be skipped")
     if info.unsupported_keys:
-        parts.append(f"{len(info.unsupported_keys)} keys use features zitdesk does not apply (DoRA "
-                     "magnitudes, bias deltas), so results may differ from the trainer's")
+        parts.append(
+            f"{len(info.unsupported_keys)} keys use features zitdesk does not apply (DoRA "
+            "magnitudes, bias deltas), so results may differ from the trainer's"
+        )
     return True, "; ".join(parts) + "."
 
 
-def inspect_json(path: str | Path, model_module_names: Iterable[str] | None = None) -> dict[str, Any]:
+def inspect_json(
+    path: str | Path, model_module_names: Iterable[str] | None = None
+) -> dict[str, Any]:
     """The document printed by ``zitdesk lora inspect FILE --json``.
 
     Coverage is computed against ``model_module_names`` (the loaded transformer's Linear names)
@@ -422,8 +468,10 @@ def inspect_json(path: str | Path, model_module_names: Iterable[str] | None = No
     names = set(model_module_names) if model_module_names is not None else full_size_linear_names()
     cov = coverage(info, names)
     ok, message = compatibility(info, cov)
-    meta = {k: (v if len(v) <= 4000 else v[:4000] + f"… ({len(v):,} characters)")
-            for k, v in info.metadata.items()}
+    meta = {
+        k: (v if len(v) <= 4000 else v[:4000] + f"… ({len(v):,} characters)")
+        for k, v in info.metadata.items()
+    }
     return {
         "path": info.path,
         "file_name": info.name,

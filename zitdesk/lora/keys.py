@@ -37,8 +37,14 @@ from collections.abc import Iterable, Mapping
 from zitdesk.models.zimage_tree import flat_name, resolve_module
 
 __all__ = [
-    "ARCH_LABELS", "FOREIGN_ARCHS", "SUPPORTED_PARTS", "detect_arch", "detect_dialect",
-    "foreign_message", "normalize_key", "split_key",
+    "ARCH_LABELS",
+    "FOREIGN_ARCHS",
+    "SUPPORTED_PARTS",
+    "detect_arch",
+    "detect_dialect",
+    "foreign_message",
+    "normalize_key",
+    "split_key",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -55,15 +61,35 @@ _PART_RX = re.compile(
 
 #: Parts zitdesk turns into LoRA pairs. Everything else that resolves to a module is recorded in
 #: ``LoraInfo.unsupported_keys`` (DoRA magnitudes, conv Tucker cores, bias deltas).
-SUPPORTED_PARTS = frozenset({
-    "lora_A", "lora_B", "alpha", "lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a",
-    "lokr_w2_b", "hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "diff",
-})
+SUPPORTED_PARTS = frozenset(
+    {
+        "lora_A",
+        "lora_B",
+        "alpha",
+        "lokr_w1",
+        "lokr_w1_a",
+        "lokr_w1_b",
+        "lokr_w2",
+        "lokr_w2_a",
+        "lokr_w2_b",
+        "hada_w1_a",
+        "hada_w1_b",
+        "hada_w2_a",
+        "hada_w2_b",
+        "diff",
+    }
+)
 
 # File-level prefixes, stripped repeatedly (``base_model.model.transformer.`` etc.).
 _PREFIXES = (
-    "base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.", "unet.",
-    "lora_unet_", "lycoris_", "lora_transformer_",
+    "base_model.model.",
+    "model.diffusion_model.",
+    "diffusion_model.",
+    "transformer.",
+    "unet.",
+    "lora_unet_",
+    "lycoris_",
+    "lora_transformer_",
 )
 
 
@@ -94,7 +120,7 @@ def split_key(key: str) -> tuple[str, str] | None:
         changed = False
         for p in _PREFIXES:
             if mod.startswith(p) and len(mod) > len(p):
-                mod = mod[len(p):]
+                mod = mod[len(p) :]
                 changed = True
     return mod, part
 
@@ -114,6 +140,8 @@ def normalize_key(key: str) -> tuple[str, str] | None:
     if r is None:
         return None
     return r[0], s[1]
+
+
 # ----------------------------------------------------------------------------------------------
 # Dialect
 # ----------------------------------------------------------------------------------------------
@@ -158,34 +186,57 @@ def detect_dialect(keys: Iterable[str]) -> str:
     if len(found) == 1:
         return next(iter(found))
     return "mixed"
+
+
 # ----------------------------------------------------------------------------------------------
 # Architecture
 # ----------------------------------------------------------------------------------------------
 
 ARCH_LABELS = {
-    "zimage": "Z-Image", "sdxl": "SDXL", "sd15": "Stable Diffusion 1.5", "sd2": "Stable Diffusion 2",
-    "flux": "Flux", "qwen_image": "Qwen-Image", "sd3": "Stable Diffusion 3", "wan": "Wan",
-    "hunyuan": "HunyuanVideo", "lumina2": "Lumina 2", "unknown": "unknown",
+    "zimage": "Z-Image",
+    "sdxl": "SDXL",
+    "sd15": "Stable Diffusion 1.5",
+    "sd2": "Stable Diffusion 2",
+    "flux": "Flux",
+    "qwen_image": "Qwen-Image",
+    "sd3": "Stable Diffusion 3",
+    "wan": "Wan",
+    "hunyuan": "HunyuanVideo",
+    "lumina2": "Lumina 2",
+    "unknown": "unknown",
 }
 _ARTICLE = {"sdxl": "an"}
 FOREIGN_ARCHS = frozenset(ARCH_LABELS) - {"zimage", "unknown"}
 
 # Patterns on the flat (``_``-joined, lower-case) module path with the file prefix removed.
 _FOREIGN_RX: dict[str, re.Pattern[str]] = {
-    "sdxl": re.compile(r"^(input_blocks|output_blocks|middle_block)_\d"
-                       r"|^lora_te[12]_|^text_encoder_2_"
-                       r"|^(down|up)_blocks_\d+_attentions_\d+_transformer_blocks_[1-9]"),
-    "sd15": re.compile(r"^(down|up)_blocks_\d+_attentions_\d+_transformer_blocks_0_|^mid_block_attentions"
-                       r"|^lora_te_text_model_|^text_encoder_text_model_"),
-    "flux": re.compile(r"^double_blocks_\d+_(img|txt)_(attn|mlp|mod)|^single_blocks_\d+_(linear[12]|modulation)"
-                       r"|^single_transformer_blocks_\d+_|^(time_in|vector_in|guidance_in)_"),
+    "sdxl": re.compile(
+        r"^(input_blocks|output_blocks|middle_block)_\d"
+        r"|^lora_te[12]_|^text_encoder_2_"
+        r"|^(down|up)_blocks_\d+_attentions_\d+_transformer_blocks_[1-9]"
+    ),
+    "sd15": re.compile(
+        r"^(down|up)_blocks_\d+_attentions_\d+_transformer_blocks_0_|^mid_block_attentions"
+        r"|^lora_te_text_model_|^text_encoder_text_model_"
+    ),
+    "flux": re.compile(
+        r"^double_blocks_\d+_(img|txt)_(attn|mlp|mod)|^single_blocks_\d+_(linear[12]|modulation)"
+        r"|^single_transformer_blocks_\d+_|^(time_in|vector_in|guidance_in)_"
+    ),
     "qwen_image": re.compile(r"^transformer_blocks_\d+_(img|txt)_(mlp|mod)"),
-    "sd3": re.compile(r"^joint_blocks_\d+_|^transformer_blocks_\d+_(attn_add_[qkv]_proj|ff_context|norm1_context)"),
+    "sd3": re.compile(
+        r"^joint_blocks_\d+_|^transformer_blocks_\d+_(attn_add_[qkv]_proj|ff_context|norm1_context)"
+    ),
     "wan": re.compile(r"^blocks_\d+_(self_attn|cross_attn|ffn|attn[12]|modulation)"),
-    "hunyuan": re.compile(r"token_refiner|^double_blocks_\d+_(img|txt)_mod_linear|^single_blocks_\d+_modulation_linear"),
-    "lumina2": re.compile(r"^layers_\d+_(attn_to_|feed_forward_linear_|norm1_linear|adaln_modulation_1)"
-                          r"|^(noise|context)_refiner_\d+_(attn_to_|adaln_modulation_1)"),
+    "hunyuan": re.compile(
+        r"token_refiner|^double_blocks_\d+_(img|txt)_mod_linear|^single_blocks_\d+_modulation_linear"
+    ),
+    "lumina2": re.compile(
+        r"^layers_\d+_(attn_to_|feed_forward_linear_|norm1_linear|adaln_modulation_1)"
+        r"|^(noise|context)_refiner_\d+_(attn_to_|adaln_modulation_1)"
+    ),
 }
+
 
 def detect_arch(keys: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None = None) -> str:
     """Which model family a LoRA's keys belong to.
@@ -208,8 +259,11 @@ def detect_arch(keys: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | Non
         r = resolve_module(s[0])
         if r is not None:
             zimage += 1
-            if not r[1] and ("attention_to_" in body or "adaln_modulation_0" in body
-                             or body.startswith(("all_x_embedder", "all_final_layer"))):
+            if not r[1] and (
+                "attention_to_" in body
+                or "adaln_modulation_0" in body
+                or body.startswith(("all_x_embedder", "all_final_layer"))
+            ):
                 zimage_only += 1
             continue
         for arch, rx in _FOREIGN_RX.items():

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-_LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_down.", ".lora_up.", ".lora.down.", ".lokr_w", ".hada_w")
+_LORA_MARKERS = (
+    ".lora_A.",
+    ".lora_B.",
+    ".lora_down.",
+    ".lora_up.",
+    ".lora.down.",
+    ".lokr_w",
+    ".hada_w",
+)
 
 
-def detect_checkpoint_family(keys: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None = None) -> str:
+def detect_checkpoint_family(
+    keys: Iterable[str], shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> str:
     """Family of a *full* model file from its tensor names (the roles :mod:`zitdesk.models.validate` assigns).
 
     Returns one of ``lora``, ``zimage-dit``, ``lumina2-dit``, ``flux-dit``, ``qwen-image-dit``,
@@ -32,8 +42,10 @@ def detect_checkpoint_family(keys: Iterable[str], shapes: Mapping[str, tuple[int
         return "lora"
     for p in ("model.diffusion_model.", "diffusion_model.", "transformer.", ""):
         if f"{p}layers.0.adaLN_modulation.0.weight" in ks and (
-                f"{p}cap_embedder.1.weight" in ks or f"{p}layers.0.attention.qkv.weight" in ks
-                or f"{p}layers.0.attention.to_q.weight" in ks):
+            f"{p}cap_embedder.1.weight" in ks
+            or f"{p}layers.0.attention.qkv.weight" in ks
+            or f"{p}layers.0.attention.to_q.weight" in ks
+        ):
             return "zimage-dit"
         if f"{p}layers.0.adaLN_modulation.1.weight" in ks or f"{p}layers.0.attn.to_q.weight" in ks:
             return "lumina2-dit"
@@ -60,8 +72,11 @@ def detect_checkpoint_family(keys: Iterable[str], shapes: Mapping[str, tuple[int
         return "t5"
     if has("text_model.encoder.layers.0"):
         return "clip"
-    for conv in ("encoder.conv_out.weight", "first_stage_model.encoder.conv_out.weight",
-                 "vae.encoder.conv_out.weight"):
+    for conv in (
+        "encoder.conv_out.weight",
+        "first_stage_model.encoder.conv_out.weight",
+        "vae.encoder.conv_out.weight",
+    ):
         if conv in ks and has("decoder.conv_out.weight"):
             shp = shapes.get(conv)
             if shp is not None and shp[0] != 32:

@@ -21,14 +21,18 @@ from zitdesk.st_header import SafetensorsHeader, read_header
 
 # Roles a single file can play in a Z-Image pipeline.
 DIT, TEXT_ENCODER, VAE = "transformer", "text_encoder", "vae"
-ROLE_LABELS = {DIT: "diffusion model (DiT)", TEXT_ENCODER: "text encoder (Qwen3-4B)", VAE: "VAE (ae)"}
+ROLE_LABELS = {
+    DIT: "diffusion model (DiT)",
+    TEXT_ENCODER: "text encoder (Qwen3-4B)",
+    VAE: "VAE (ae)",
+}
 
 _TE_PREFIXES = ("model.", "language_model.model.", "model.language_model.", "")
 
 # What to tell the user about a file of another family (the family comes from models.families).
 _FOREIGN = {
     "lora": "{name} is a LoRA, not a base model. Add it in the LoRA stack instead, and choose the "
-            "Z-Image Turbo model files (DiT, qwen_3_4b, ae) as the base.",
+    "Z-Image Turbo model files (DiT, qwen_3_4b, ae) as the base.",
     "flux-dit": "{name} is a Flux model, not Z-Image Turbo. Choose the Z-Image DiT file.",
     "qwen-image-dit": "{name} is a Qwen-Image model, not Z-Image Turbo. Choose the Z-Image DiT file.",
     "lumina2-dit": "{name} is a Lumina 2 model, not Z-Image Turbo. Choose the Z-Image DiT file.",
@@ -38,7 +42,7 @@ _FOREIGN = {
     "sd15": "{name} is a Stable Diffusion 1.x/2.x checkpoint; zitdesk only runs Z-Image Turbo.",
     "sd3": "{name} is a Stable Diffusion 3 model; zitdesk only runs Z-Image Turbo.",
     "qwen2": "{name} is a Qwen2/2.5 text encoder (used by Qwen-Image), not Qwen3-4B. "
-             "Use qwen_3_4b.safetensors.",
+    "Use qwen_3_4b.safetensors.",
     "clip": "{name} is a CLIP/T5 text encoder; Z-Image Turbo needs Qwen3-4B (qwen_3_4b.safetensors).",
     "t5": "{name} is a CLIP/T5 text encoder; Z-Image Turbo needs Qwen3-4B (qwen_3_4b.safetensors).",
 }
@@ -50,10 +54,10 @@ class FileCheck:
     """What a header says a file is."""
 
     path: Path
-    role: str | None               # DIT / TEXT_ENCODER / VAE when usable for Z-Image, else None
-    family: str                    # zimage-dit, qwen3, flux-vae, lora, sdxl, flux-dit, ...
-    message: str = ""              # plain sentence when not usable (or a caveat)
-    prefix: str = ""               # key prefix to strip (DiT / TE)
+    role: str | None  # DIT / TEXT_ENCODER / VAE when usable for Z-Image, else None
+    family: str  # zimage-dit, qwen3, flux-vae, lora, sdxl, flux-dit, ...
+    message: str = ""  # plain sentence when not usable (or a caveat)
+    prefix: str = ""  # key prefix to strip (DiT / TE)
     dtypes: dict[str, int] = field(default_factory=dict)
     header: SafetensorsHeader | None = None
 
@@ -111,7 +115,9 @@ def classify_header(header: SafetensorsHeader) -> FileCheck:
     if family == "flux-vae":
         if "encoder.conv_out.weight" not in keys:
             check.family = "vae-prefixed"
-            check.message = f"{name} holds a VAE inside another checkpoint; use the standalone ae.safetensors."
+            check.message = (
+                f"{name} holds a VAE inside another checkpoint; use the standalone ae.safetensors."
+            )
         else:
             check.role = VAE
         return check
@@ -122,8 +128,10 @@ def classify_header(header: SafetensorsHeader) -> FileCheck:
             "Flux VAE (ae.safetensors)."
         )
         return check
-    check.message = _FOREIGN.get(family, "{name} is not a Z-Image Turbo model file (no known layout "
-                                          "found in its tensor names).").format(name=name)
+    check.message = _FOREIGN.get(
+        family,
+        "{name} is not a Z-Image Turbo model file (no known layout found in its tensor names).",
+    ).format(name=name)
     return check
 
 
@@ -131,7 +139,9 @@ def classify_file(path: str | Path) -> FileCheck:
     """Read the header of ``path`` and classify it. Raises :class:`ModelError` for unreadable files."""
     p = Path(path)
     if p.suffix.lower() == ".gguf":
-        raise ModelError(f"{p.name} is a GGUF file; zitdesk does not load GGUF models yet. Use the .safetensors release.")
+        raise ModelError(
+            f"{p.name} is a GGUF file; zitdesk does not load GGUF models yet. Use the .safetensors release."
+        )
     try:
         header = read_header(p)
     except Exception as exc:  # FileFormatError carries a plain message already
@@ -140,6 +150,7 @@ def classify_file(path: str | Path) -> FileCheck:
 
 
 # --- config inference from headers ------------------------------------------------------------
+
 
 def _load_skeleton(sub: str, name: str = "config.json") -> dict[str, Any]:
     return json.loads((skeleton_dir() / sub / name).read_text())
@@ -153,12 +164,14 @@ def _count_blocks(keys: set[str], pattern: str) -> int:
 
 def infer_transformer_config(header: SafetensorsHeader, prefix: str) -> dict[str, Any]:
     """The ZImageTransformer2DModel config for a DiT file (shapes from the header, rest from the skeleton)."""
-    t = {k[len(prefix):]: v for k, v in header.tensors.items() if k.startswith(prefix)}
+    t = {k[len(prefix) :]: v for k, v in header.tensors.items() if k.startswith(prefix)}
     keys = set(t)
     cfg = copy.deepcopy(_load_skeleton("transformer"))
     x_emb = t.get("x_embedder.weight") or t.get("all_x_embedder.2-1.weight")
     if x_emb is None:
-        raise ModelError(f"{header.path.name} is missing the patch embedder; the file is incomplete.")
+        raise ModelError(
+            f"{header.path.name} is missing the patch embedder; the file is incomplete."
+        )
     dim = x_emb.shape[0]
     norm = t.get("layers.0.attention.q_norm.weight") or t.get("layers.0.attention.norm_q.weight")
     head_dim = norm.shape[0] if norm is not None else 128
@@ -181,7 +194,7 @@ def infer_transformer_config(header: SafetensorsHeader, prefix: str) -> dict[str
 
 
 def infer_text_encoder_config(header: SafetensorsHeader, prefix: str) -> dict[str, Any]:
-    t = {k[len(prefix):]: v for k, v in header.tensors.items() if k.startswith(prefix)}
+    t = {k[len(prefix) :]: v for k, v in header.tensors.items() if k.startswith(prefix)}
     cfg = copy.deepcopy(_load_skeleton("text_encoder"))
     emb = t["embed_tokens.weight"]
     head_dim = t["layers.0.self_attn.q_norm.weight"].shape[0]

@@ -31,13 +31,23 @@ BLOCK_PREFIXES = ("layers", "noise_refiner", "context_refiner")
 
 #: In-block diffusers module suffixes that are LoRA targets (engine notes §6).
 BLOCK_TARGETS = (
-    "attention.to_q", "attention.to_k", "attention.to_v", "attention.to_out.0",
-    "feed_forward.w1", "feed_forward.w2", "feed_forward.w3", "adaLN_modulation.0",
+    "attention.to_q",
+    "attention.to_k",
+    "attention.to_v",
+    "attention.to_out.0",
+    "feed_forward.w1",
+    "feed_forward.w2",
+    "feed_forward.w3",
+    "adaLN_modulation.0",
 )
 #: Top-level diffusers modules that are LoRA targets.
 TOP_TARGETS = (
-    "all_x_embedder.2-1", "cap_embedder.1", "t_embedder.mlp.0", "t_embedder.mlp.2",
-    "all_final_layer.2-1.linear", "all_final_layer.2-1.adaLN_modulation.1",
+    "all_x_embedder.2-1",
+    "cap_embedder.1",
+    "t_embedder.mlp.0",
+    "t_embedder.mlp.2",
+    "all_final_layer.2-1.linear",
+    "all_final_layer.2-1.adaLN_modulation.1",
 )
 
 # Aliases from the original Z-Image tree (ComfyUI single files, fused exports) → diffusers names.
@@ -106,8 +116,9 @@ def expand_module(module: str) -> list[str]:
     return [module]
 
 
-def full_size_linear_shapes(n_layers: int = FULL_LAYERS, n_refiners: int = FULL_REFINERS) -> dict[
-        str, tuple[int, int]]:
+def full_size_linear_shapes(
+    n_layers: int = FULL_LAYERS, n_refiners: int = FULL_REFINERS
+) -> dict[str, tuple[int, int]]:
     """``{module: (out_features, in_features)}`` of every Linear in the real Z-Image Turbo DiT.
 
     Computed from the known architecture (engine notes §1, §6) so the CLI can report coverage
@@ -115,26 +126,35 @@ def full_size_linear_shapes(n_layers: int = FULL_LAYERS, n_refiners: int = FULL_
     """
     d, f = FULL_DIM, FULL_FFN
     block = {
-        "attention.to_q": (d, d), "attention.to_k": (d, d), "attention.to_v": (d, d),
+        "attention.to_q": (d, d),
+        "attention.to_k": (d, d),
+        "attention.to_v": (d, d),
         "attention.to_out.0": (d, d),
-        "feed_forward.w1": (f, d), "feed_forward.w3": (f, d), "feed_forward.w2": (d, f),
+        "feed_forward.w1": (f, d),
+        "feed_forward.w3": (f, d),
+        "feed_forward.w2": (d, f),
     }
     out: dict[str, tuple[int, int]] = {}
-    for prefix, n, modulated in (("layers", n_layers, True), ("noise_refiner", n_refiners, True),
-                                 ("context_refiner", n_refiners, False)):
+    for prefix, n, modulated in (
+        ("layers", n_layers, True),
+        ("noise_refiner", n_refiners, True),
+        ("context_refiner", n_refiners, False),
+    ):
         for i in range(n):
             for s, shp in block.items():
                 out[f"{prefix}.{i}.{s}"] = shp
             if modulated:  # the context refiner has no adaLN
                 out[f"{prefix}.{i}.adaLN_modulation.0"] = (4 * d, min(d, FULL_ADALN_IN))
-    out.update({
-        "all_x_embedder.2-1": (d, FULL_PATCH_IN),
-        "cap_embedder.1": (d, FULL_CAP_DIM),
-        "t_embedder.mlp.0": (FULL_T_HIDDEN, FULL_ADALN_IN),
-        "t_embedder.mlp.2": (min(d, FULL_ADALN_IN), FULL_T_HIDDEN),
-        "all_final_layer.2-1.linear": (FULL_PATCH_IN, d),
-        "all_final_layer.2-1.adaLN_modulation.1": (d, min(d, FULL_ADALN_IN)),
-    })
+    out.update(
+        {
+            "all_x_embedder.2-1": (d, FULL_PATCH_IN),
+            "cap_embedder.1": (d, FULL_CAP_DIM),
+            "t_embedder.mlp.0": (FULL_T_HIDDEN, FULL_ADALN_IN),
+            "t_embedder.mlp.2": (min(d, FULL_ADALN_IN), FULL_T_HIDDEN),
+            "all_final_layer.2-1.linear": (FULL_PATCH_IN, d),
+            "all_final_layer.2-1.adaLN_modulation.1": (d, min(d, FULL_ADALN_IN)),
+        }
+    )
     return out
 
 
