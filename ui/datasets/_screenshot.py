@@ -64,7 +64,7 @@ def sample_image(w: int, h: int, seed: int):
     d = ImageDraw.Draw(im)
     for y in range(0, h, 4):
         t = y / h
-        d.rectangle([0, y, w, y + 4], fill=tuple(int(a * (1 - t) + b * t) for a, b in zip(c1, c2)))
+        d.rectangle([0, y, w, y + 4], fill=tuple(int(a * (1 - t) + b * t) for a, b in zip(c1, c2, strict=True)))
     for _ in range(6):
         x, y, r = rng.randrange(w), rng.randrange(h), rng.randrange(w // 10, w // 3)
         col = tuple(rng.randrange(0, 255) for _ in range(3))
