@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from zitdesk.train.dataset import TRIGGER_PLACEHOLDER
+from zitdesk.folder import TRIGGER_PLACEHOLDER
 
 T = TypeVar("T")
 __all__ = ["TRIGGER_PLACEHOLDER", "AddTags", "AddTrigger", "Cleanup", "FindReplace", "Operation",

@@ -64,8 +64,8 @@ from zitdesk.dataset.fsnames import cut_bytes, name_bytes, name_max, os_error_se
 from zitdesk.dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, Prepared, prepare, store_thumb
 from zitdesk.dataset.store import CAPTION_EXT, META_DIR, merge_index_entries
 from zitdesk.errors import RequestError
+from zitdesk.folder import IMAGE_EXTS
 from zitdesk.io import create_temp, fsync_dir
-from zitdesk.train.dataset import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
 

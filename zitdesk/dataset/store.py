@@ -6,7 +6,7 @@ The folder is what ai-toolkit, kohya/musubi, OneTrainer and zitdesk's own traine
 file size and mtime), ``journal.jsonl`` (the edit history, :mod:`zitdesk.dataset.history`) and
 ``snapshots/`` (all captions, taken before each bulk edit). Trainers ignore it (hidden folder).
 
-The image list follows :func:`zitdesk.train.dataset.scan_folder` exactly (same extensions, not
+The image list follows :func:`zitdesk.folder.scan_folder` exactly (same extensions, not
 recursive, hidden files skipped, sorted by name); ``tests/dataset`` checks that.
 
 Threads: a :class:`Dataset` is shared between the GUI thread (edits in memory) and one worker
@@ -36,8 +36,8 @@ from zitdesk.dataset.captions import (
 )
 from zitdesk.dataset.fsnames import SaveFailed, dumps, os_error_sentence, shown
 from zitdesk.errors import RequestError
+from zitdesk.folder import EXCLUDE_FILE, IMAGE_EXTS, DatasetItem, image_size, read_excluded
 from zitdesk.io import atomic_write, clean_temp_files
-from zitdesk.train.dataset import EXCLUDE_FILE, IMAGE_EXTS, DatasetItem, image_size, read_excluded
 
 log = logging.getLogger(__name__)
 
