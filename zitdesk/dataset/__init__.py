@@ -6,7 +6,9 @@ cannot hold. Modules:
 
 * :mod:`~zitdesk.dataset.store` — :class:`~zitdesk.dataset.store.Dataset`: open, in-memory
   edits, atomic flush with outside-change detection, flags and the index.
-* :mod:`~zitdesk.dataset.captions` — caption bytes ↔ text keeping BOM/CRLF, file signatures.
+* :mod:`~zitdesk.dataset.captions` — caption files keeping BOM/CRLF, file signatures (the
+  decoder is :mod:`zitdesk.captions`, the folder listing :mod:`zitdesk.folder`: both shared
+  with the trainer).
 * :mod:`~zitdesk.dataset.images` — validate/normalise one image, thumbnails, perceptual hash.
 * :mod:`~zitdesk.dataset.importer` — import files, folders and zips (report of what and why).
 * :mod:`~zitdesk.dataset.check` — the pre-flight check on the trainer's own view of the folder.

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zitdesk.captions import caption_line
 from zitdesk.dataset.captions import (
     CaptionStyle,
     FileSig,
@@ -76,8 +77,8 @@ class ImageRecord:
 
     @property
     def train_caption(self) -> str:
-        """The caption as the trainer reads it (``read_caption``: whitespace joined to one line)."""
-        return " ".join((self.caption or "").split())
+        """The caption as the trainer reads it (:func:`zitdesk.captions.caption_line`)."""
+        return caption_line(self.caption or "")
 
     @property
     def missing_caption(self) -> bool:

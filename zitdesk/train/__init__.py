@@ -4,8 +4,9 @@ Modules (torch is imported lazily, inside functions, except where a module is to
 
 * :mod:`~zitdesk.train.config` — the versioned :class:`TrainConfig` (dataclass ↔ TOML, ordered
   migrations) and the :class:`TrainSpec` request the engine thread runs.
-* :mod:`~zitdesk.train.dataset` — folder of images + ``.txt`` captions, aspect buckets, trigger
-  words, deterministic epoch batches. Torch-free; shared with the dataset manager.
+* :mod:`~zitdesk.train.dataset` — aspect buckets, plans and deterministic epoch batches over the
+  folder model (:mod:`zitdesk.folder`: images + ``.txt`` captions, exclusions, trigger words,
+  shared with the dataset manager). Torch-free.
 * :mod:`~zitdesk.train.cache` — latent and text-embedding caches keyed by content hashes.
 * :mod:`~zitdesk.train.timesteps` — σ sampling modes (weighted, shift, logit-normal,
   uniform-shift, turbo anchors) and their loss weights.
