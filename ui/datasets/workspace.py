@@ -41,12 +41,10 @@ from PySide6.QtCore import QFile, QModelIndex, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemDelegate,
-    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -59,6 +57,7 @@ from ui.datasets.bulk_dialog import BulkEditDialog
 from ui.datasets.commands import ExcludeCommand, FlagCommand
 from ui.datasets.dialogs import ConflictDialog, ImportReportDialog, import_summary
 from ui.datasets.importing import ImportController
+from ui.datasets.navigation import FilterBar, Navigator
 from ui.datasets.session import DatasetSession, default_tokenizer_loader
 from ui.datasets.stats_panel import StatsPanel
 from ui.datasets.table_model import Col, DatasetTableModel, FilterMode
@@ -172,27 +171,20 @@ class DatasetsWorkspace(QWidget):
         self.banner = BannerWidget()
         self.progress = self.importer.bar
 
-        self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("Filter by file name or caption words (Ctrl+F)")
-        self.filter_edit.setClearButtonEnabled(True)
-        self.filter_mode = QComboBox()
-        for m in FilterMode:
-            self.filter_mode.addItem(m.value, m)
-        self.filter_mode.model().item(list(FilterMode).index(FilterMode.ISSUE)).setEnabled(False)
-        self.count_label = plain_label(object_name="muted")
-        self.next_missing_button = QPushButton("Next missing caption (F3)")
-        frow = QHBoxLayout()
-        frow.addWidget(self.filter_edit, 2)
-        frow.addWidget(self.filter_mode)
-        frow.addWidget(self.count_label, 1)
-        frow.addWidget(self.next_missing_button)
+        self.filter_bar = FilterBar()
+        self.filter_edit = self.filter_bar.edit
+        self.filter_mode = self.filter_bar.mode
+        self.count_label = self.filter_bar.count_label
+        self.next_missing_button = self.filter_bar.next_missing_button
+        self.nav = Navigator(self.model, self.table, self.grid, self.stack, self.toolbar,
+                             self.filter_bar, self)
 
         self.save_label = plain_label(object_name="muted")
 
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addLayout(frow)
+        lv.addWidget(self.filter_bar)
         lv.addWidget(self.stack, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
@@ -207,8 +199,6 @@ class DatasetsWorkspace(QWidget):
         lay.addWidget(self.splitter, 1)
         lay.addWidget(self.save_label)
 
-        self._filter_timer = QTimer(self, singleShot=True, interval=200)
-        self._filter_timer.timeout.connect(self._apply_filter)
         self._recheck = QTimer(self, singleShot=True, interval=RECHECK_MS)
         self._recheck.timeout.connect(self._run_check)
 
@@ -242,9 +232,10 @@ class DatasetsWorkspace(QWidget):
         self.table.horizontalHeader().sortIndicatorChanged.connect(gate.hold)
         self.stats.check_requested.connect(self._on_check_requested)
         self.stats.trigger_changed.connect(s.set_trigger)
-        self.stats.issue_selected.connect(self._on_issue_selected)
+        self.stats.issue_selected.connect(self.nav.show_issue)
+        self.nav.commit_editors.connect(self._commit_editors)
+        self.nav.message.connect(self._on_message)
         self.grid.caption_committed.connect(self._on_grid_commit)
-        self.model.visible_changed.connect(self._update_count)
         self.banner.action_clicked.connect(self._on_banner_action)
         tb = self.toolbar
         tb.open_requested.connect(self.choose_folder)
@@ -255,10 +246,6 @@ class DatasetsWorkspace(QWidget):
         tb.snapshots_requested.connect(self.choose_snapshot)
         tb.exclude_requested.connect(self.toggle_excluded)
         tb.trash_requested.connect(self.confirm_trash)
-        tb.view_requested.connect(self._on_view_requested)
-        self.filter_edit.textChanged.connect(self._filter_timer.start)
-        self.filter_mode.currentIndexChanged.connect(self._apply_filter)
-        self.next_missing_button.clicked.connect(self.next_missing)
 
         self.shortcuts: dict[str, QShortcut] = {}
         for name, keys, slot in (
@@ -268,7 +255,7 @@ class DatasetsWorkspace(QWidget):
             ("save", "Ctrl+S", self.save_now), ("filter", "Ctrl+F", self.focus_filter),
             ("bulk", "Ctrl+B", self.open_bulk_edit), ("flag", "Ctrl+K", self.toggle_flag),
             ("exclude", "Ctrl+E", self.toggle_excluded),
-            ("switch_view", "Ctrl+Shift+G", self.toggle_view),
+            ("switch_view", "Ctrl+Shift+G", self.nav.toggle_view),
         ):
             sc = QShortcut(QKeySequence(keys), self)
             sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -579,153 +566,57 @@ class DatasetsWorkspace(QWidget):
             self.table.commitData(editor)
             self.table.closeEditor(editor, QAbstractItemDelegate.EndEditHint.NoHint)
 
-    # --- navigation --------------------------------------------------------------------------
-
-    def _active_view(self):
-        return self.grid.grid if self.stack.currentWidget() is self.grid else self.table
+    # --- navigation (ui.datasets.navigation.Navigator) ---------------------------------------
 
     def _current_row(self) -> int:
-        ix = self._active_view().currentIndex()
-        return ix.row() if ix.isValid() else -1
+        return self.nav.current_row()
 
     def _current_name(self) -> str | None:
-        r = self._current_row()
-        return self.model.item(r).name if 0 <= r < self.model.rowCount() else None
+        return self.nav.current_name()
 
     def _selected_rows(self) -> list[int]:
-        view = self._active_view()
-        rows = sorted({ix.row() for ix in view.selectionModel().selectedIndexes()})
-        if not rows and self._current_row() >= 0:
-            rows = [self._current_row()]
-        return rows
+        return self.nav.selected_rows()
 
     def select_row(self, row: int, edit: bool = False) -> None:
-        if not 0 <= row < self.model.rowCount():
-            return
-        view = self._active_view()
-        col = Col.NAME if view is self.grid.grid else Col.CAPTION
-        ix = self.model.index(row, col)
-        view.setCurrentIndex(ix)
-        view.scrollTo(ix)
-        if edit:
-            if view is self.table:
-                self.table.edit(ix)
-            else:
-                self.grid.editor.setFocus()
+        self.nav.select_row(row, edit)
 
     def select_name(self, name: str) -> bool:
-        r = self.model.row_of(name)
-        if r is None:
-            return False
-        self.select_row(r)
-        return True
+        return self.nav.select_name(name)
 
     @Slot()
     def next_image(self) -> None:
-        self._commit_editors()
-        self.select_row(min(self._current_row() + 1, self.model.rowCount() - 1),
-                        edit=self._editing())
+        self.nav.next_image()
 
     @Slot()
     def previous_image(self) -> None:
-        self._commit_editors()
-        self.select_row(max(self._current_row() - 1, 0), edit=self._editing())
-
-    def _editing(self) -> bool:
-        f = self.focusWidget()
-        return f is not None and f.objectName() in ("captionEditor", "captionPane")
-
-    def _find_missing(self, step: int) -> int | None:
-        n = self.model.rowCount()
-        start = self._current_row()
-        for k in range(1, n + 1):
-            r = (start + step * k) % n
-            if self.model.item(r).missing_caption:
-                return r
-        return None
+        self.nav.previous_image()
 
     @Slot()
     def next_missing(self) -> None:
-        self._jump_missing(1)
+        self.nav.next_missing()
 
     @Slot()
     def previous_missing(self) -> None:
-        self._jump_missing(-1)
-
-    def _jump_missing(self, step: int) -> None:
-        self._commit_editors()
-        if not self.model.rowCount():
-            return
-        r = self._find_missing(step)
-        if r is None:
-            self._on_message("info", "Every image shown has a caption.")
-            return
-        self.select_row(r, edit=True)
+        self.nav.previous_missing()
 
     @Slot()
     def focus_filter(self) -> None:
-        self.filter_edit.setFocus()
-        self.filter_edit.selectAll()
+        self.nav.focus_filter()
 
     @Slot()
     def show_table(self) -> None:
-        self._switch(self.table)
+        self.nav.switch(self.table)
 
     @Slot()
     def show_grid(self) -> None:
-        self._switch(self.grid)
+        self.nav.switch(self.grid)
 
     @Slot()
     def toggle_view(self) -> None:
-        self._switch(self.table if self.stack.currentWidget() is self.grid else self.grid)
-
-    @Slot(str)
-    def _on_view_requested(self, view: str) -> None:
-        self._switch(self.grid if view == "grid" else self.table)
-
-    def _switch(self, target: QWidget) -> None:
-        self._commit_editors()
-        name = self._current_name()
-        self.toolbar.set_view("grid" if target is self.grid else "table")
-        if self.session.dataset is None:
-            return
-        self.stack.setCurrentWidget(target)
-        if name:
-            self.select_name(name)
-
-    # --- filter ------------------------------------------------------------------------------
-
-    @Slot()
-    def _apply_filter(self) -> None:
-        mode = self.filter_mode.currentData()
-        name = self._current_name()
-        self.model.set_filter(self.filter_edit.text(), mode)
-        if name and not self.select_name(name) and self.model.rowCount():
-            self.select_row(0)
+        self.nav.toggle_view()
 
     def set_filter(self, text: str = "", mode: FilterMode = FilterMode.ALL) -> None:
-        self.filter_edit.blockSignals(True)
-        self.filter_edit.setText(text)
-        self.filter_edit.blockSignals(False)
-        self.filter_mode.blockSignals(True)
-        self.filter_mode.setCurrentIndex(list(FilterMode).index(mode))
-        self.filter_mode.blockSignals(False)
-        self._apply_filter()
-
-    @Slot(str, list)
-    def _on_issue_selected(self, msg: str, names: list) -> None:
-        self.filter_mode.blockSignals(True)
-        self.filter_mode.setCurrentIndex(list(FilterMode).index(FilterMode.ISSUE))
-        self.filter_mode.blockSignals(False)
-        self.model.set_filter(mode=FilterMode.ISSUE, issue_names=names)
-        set_plain_tooltip(self.count_label, msg)
-        if self.model.rowCount():
-            self.select_row(0)
-
-    @Slot()
-    def _update_count(self) -> None:
-        n, total = self.model.rowCount(), self.model.total
-        self.count_label.setText(f"{n:,} of {total:,} images" if n != total else f"{total:,} images")
+        self.nav.set_filter(text, mode)
 
     # --- check, tokens -----------------------------------------------------------------------
 
@@ -805,7 +696,7 @@ class DatasetsWorkspace(QWidget):
     def shutdown(self) -> None:
         """Stop timers and workers and write everything pending (call before closing)."""
         self._commit_editors()
-        self._filter_timer.stop()
+        self.nav.stop()
         self._recheck.stop()
         self.session.gate.release()
         self.importer.shutdown()
