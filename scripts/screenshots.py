@@ -348,7 +348,8 @@ def main() -> int:
         if args.only in ("all", "library") and rc == 0:
             rc = shoot_library(Path(args.train_out), home)
         if args.only in ("all", "datasets") and rc == 0:   # populated, at 1366×768 in docs/img
-            from ui.datasets._screenshot import main as shoot_datasets
+            sys.path.insert(0, str(ROOT / "scripts"))
+            from datasets_screenshots import main as shoot_datasets
 
             rc = shoot_datasets(["--out", str(out / "datasets"), "--laptop-out", args.train_out])
         return rc

@@ -1,6 +1,6 @@
 """Screenshots of the Datasets workspace under Xvfb: table, grid, bulk-edit preview, statistics.
 
-    .venv/bin/python -m ui.datasets._screenshot [--out out/screenshots/datasets] [--no-tokenizer]
+    .venv/bin/python scripts/datasets_screenshots.py [--out out/screenshots/datasets] [--no-tokenizer]
 
 Builds a sample dataset in a temporary ``ZITDESK_HOME`` (varied sizes, missing and long
 captions, a duplicate and a near duplicate, a low-resolution image), opens it in a themed
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 CAPTIONS = [
     "a tabby cat sitting on a wooden windowsill, morning light, soft focus background",
