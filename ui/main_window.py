@@ -138,7 +138,9 @@ class MainWindow(QMainWindow):
         self.poller.snapshot_ready.connect(self.meter.set_snapshot)
         self.poller.snapshot_ready.connect(self.generate.set_snapshot)
         self.generate.prediction_changed.connect(self.meter.set_prediction)
-        self.generate.status_message.connect(self.show_status)
+        self.generate.status_message.connect(self._on_generate_status)
+        self._status: dict[int, str] = {}  # the last message of each workspace
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.generate.model_setup_requested.connect(self.open_model_setup)
         self.generate.predictor_updated.connect(self._save_predictor)
         self.generate.form.changed.connect(self.saver.mark_dirty)
@@ -217,7 +219,20 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def show_status(self, text: str) -> None:
+        self._status[self.tabs.currentIndex()] = text
         self.status_label.setText(text)
+
+    @Slot(str)
+    def _on_generate_status(self, text: str) -> None:
+        """Generate's messages show while Generate is the workspace in front, else wait there."""
+        index = self.tabs.indexOf(self.generate)
+        self._status[index] = text
+        if self.tabs.currentIndex() == index:
+            self.status_label.setText(text)
+
+    @Slot(int)
+    def _on_tab_changed(self, index: int) -> None:
+        self.status_label.setText(self._status.get(index, "Ready."))
 
     def show_notice(self, text: str, level: str = "warning") -> None:
         """A message for the user that does not block (settings reset, crash report, ...)."""

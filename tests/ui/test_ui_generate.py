@@ -302,7 +302,11 @@ def test_window_state_is_restored(qtbot, make_window, settings):
     assert abs(again.width() - 1111) < 30 and abs(again.height() - 777) < 30
 
 
-def test_closing_while_a_job_runs_cancels_it_and_waits(qtbot, make_window, settings):
+def test_closing_while_a_job_runs_cancels_it_and_waits(qtbot, make_window, settings, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    # Closing asks first (tests/ui/test_ui_window.py covers "No"); "Yes" cancels and waits.
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     eng = FakeEngine("block")
     win = make_window(settings, eng, show=True)
     win.generate.form.prompt.set_text("x")

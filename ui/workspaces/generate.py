@@ -28,6 +28,7 @@ from ui.models.gallery_model import GalleryItem
 from ui.models.history_store import HistoryEntry, HistoryStore
 from ui.tasks import TaskSignals, run_task
 from ui.thumbnails import ThumbnailCache
+from ui.widgets.queue_panel import QueuePanel
 from ui.workspaces.generate_view import GenerateView
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
 from zitdesk.engine.requests import MemoryMode
@@ -91,6 +92,11 @@ class GenerateWorkspace(GenerateView):
         self.training_note.setWordWrap(True)
         self.training_note.setTextFormat(Qt.TextFormat.PlainText)
         self.training_note.hide()
+        self.queue = QueuePanel(controller)
+        self.right_split.addWidget(self.queue)
+        self.right_split.setStretchFactor(0, 3)
+        self.right_split.setStretchFactor(1, 1)
+        self.right_split.setSizes([520, 200])
         center = self.banner.parentWidget()
         if center is not None and center.layout() is not None:
             center.layout().insertWidget(0, self.training_note)

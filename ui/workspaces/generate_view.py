@@ -63,7 +63,11 @@ class GenerateView(QWidget):
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.addWidget(left)
         self.split.addWidget(center)
-        self.split.addWidget(self.history)
+        # Right column: prompt history over the engine queue (the workspace adds the queue panel).
+        self.right_split = QSplitter(Qt.Orientation.Vertical)
+        self.right_split.addWidget(self.history)
+        self.right_split.setChildrenCollapsible(False)
+        self.split.addWidget(self.right_split)
         self.split.setStretchFactor(0, 0)
         self.split.setStretchFactor(1, 1)
         self.split.setStretchFactor(2, 0)

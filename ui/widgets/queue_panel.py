@@ -1,0 +1,161 @@
+"""The engine queue, visible: the running job and every waiting one (generations and training),
+each with what it is; waiting jobs can be removed and reordered (``EngineController.move``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.widgets.text import plain_tooltip
+
+JobIdRole = Qt.ItemDataRole.UserRole + 1
+
+
+def describe_job(job: Any) -> str:
+    """One line saying what a job is: "Generate 4 × 1024×1024: a red fox…", "Train: my_run"."""
+    req = job.request
+    if job.kind == "train":
+        cfg = getattr(req, "config", None)
+        name = getattr(getattr(cfg, "save", None), "name", "") or "LoRA run"
+        steps = getattr(getattr(cfg, "optim", None), "steps", None)
+        resume = " (resume)" if getattr(req, "resume", False) else ""
+        return f"Train LoRA {name}{resume}" + (f", {steps} steps" if steps else "")
+    prompt = " ".join(str(getattr(req, "prompt", "")).split())
+    if len(prompt) > 60:
+        prompt = prompt[:59] + "…"
+    count = getattr(req, "count", 1)
+    size = f"{getattr(req, 'width', '?')}×{getattr(req, 'height', '?')}"
+    loras = len(getattr(req, "loras", ()) or ())
+    extra = f" + {loras} LoRA" if loras else ""
+    return f"Generate {count} × {size}{extra}: {prompt}"
+
+
+class QueuePanel(QWidget):
+    """A list over an :class:`~ui.engine_host.EngineController`'s running and pending jobs."""
+
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.title = QLabel("Queue")
+        self.title.setObjectName("sectionTitle")
+        self.list = QListWidget()
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Drop the selected waiting job from the queue")
+        self.up_button = QToolButton()
+        self.up_button.setText("▲")
+        self.up_button.setToolTip("Run earlier")
+        self.down_button = QToolButton()
+        self.down_button.setText("▼")
+        self.down_button.setToolTip("Run later")
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.remove_button)
+        row.addWidget(self.up_button)
+        row.addWidget(self.down_button)
+        row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.title)
+        lay.addWidget(self.list, 1)
+        lay.addLayout(row)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.up_button.clicked.connect(self._up)
+        self.down_button.clicked.connect(self._down)
+        self.list.currentRowChanged.connect(self._update_buttons)
+        for name in ("queue_changed", "job_started", "job_ended", "busy_changed"):
+            sig = getattr(controller, name, None)
+            if sig is not None:
+                sig.connect(self.refresh)
+        self.refresh()
+
+    # -- contents -------------------------------------------------------------------------------
+    def pending_ids(self) -> list[str]:
+        return [j.job_id for j in self.controller.pending]
+
+    def texts(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    @Slot()
+    def refresh(self, *_args) -> None:
+        selected = self.selected_id()
+        self.list.blockSignals(True)
+        self.list.clear()
+        current = self.controller.current
+        if current is not None:
+            state = "paused" if current.token.paused else "running"
+            self._add(f"▶ {describe_job(current)} ({state})", current.job_id, movable=False)
+        for i, job in enumerate(self.controller.pending, 1):
+            self._add(f"{i}. {describe_job(job)}", job.job_id, movable=True)
+        if self.list.count() == 0:
+            empty = QListWidgetItem("Nothing is running or waiting.")
+            empty.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.list.addItem(empty)
+        self.list.blockSignals(False)
+        n = len(self.controller.pending)
+        self.title.setText(f"Queue ({n} waiting)" if n else "Queue")
+        self.select(selected)
+        self._update_buttons()
+
+    def _add(self, text: str, job_id: str, movable: bool) -> None:
+        item = QListWidgetItem(text)
+        item.setData(JobIdRole, job_id)
+        item.setToolTip(plain_tooltip(text))
+        if not movable:
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        self.list.addItem(item)
+
+    def selected_id(self) -> str:
+        item = self.list.currentItem()
+        return str(item.data(JobIdRole) or "") if item is not None else ""
+
+    def select(self, job_id: str) -> bool:
+        for i in range(self.list.count()):
+            if job_id and self.list.item(i).data(JobIdRole) == job_id:
+                self.list.setCurrentRow(i)
+                return True
+        return False
+
+    # -- commands -------------------------------------------------------------------------------
+    @Slot()
+    def remove_selected(self) -> None:
+        job_id = self.selected_id()
+        if job_id in self.pending_ids():
+            self.controller.cancel(job_id)
+
+    def _move(self, delta: int) -> None:
+        job_id = self.selected_id()
+        ids = self.pending_ids()
+        if job_id in ids and self.controller.move(job_id, ids.index(job_id) + delta):
+            self.select(job_id)
+
+    @Slot()
+    def _up(self) -> None:
+        self._move(-1)
+
+    @Slot()
+    def _down(self) -> None:
+        self._move(1)
+
+    @Slot()
+    def _update_buttons(self, *_args) -> None:
+        ids = self.pending_ids()
+        job_id = self.selected_id()
+        waiting = job_id in ids
+        self.remove_button.setEnabled(waiting)
+        self.up_button.setEnabled(waiting and ids.index(job_id) > 0)
+        self.down_button.setEnabled(waiting and ids.index(job_id) < len(ids) - 1)
