@@ -45,6 +45,26 @@ def _title(text: str) -> QLabel:
     return label
 
 
+def hardware_memory_mode(gpu_total_bytes: int | None) -> MemoryMode:
+    """The Memory-mode default for the detected hardware (``None``: no usable GPU).
+
+    On a CPU-only machine every mode runs on the CPU; model offload keeps the weights' precision
+    and does not claim a 24 GB card. GPUs get the fastest mode whose label fits their memory.
+    """
+    if not gpu_total_bytes:
+        return MemoryMode.MODEL_OFFLOAD
+    gib = gpu_total_bytes / 2**30
+    if gib >= 23:
+        return MemoryMode.GPU
+    if gib >= 15:
+        return MemoryMode.FP8
+    if gib >= 11:
+        return MemoryMode.MODEL_OFFLOAD
+    if gib >= 7:
+        return MemoryMode.GROUP_OFFLOAD
+    return MemoryMode.SEQUENTIAL
+
+
 class GenerateFormWidget(QScrollArea):
     changed = Signal()
 
@@ -69,6 +89,8 @@ class GenerateFormWidget(QScrollArea):
         self.memory_mode = QComboBox()
         for mode in MemoryMode:
             self.memory_mode.addItem(mode.label, mode.value)
+        self.memory_mode_chosen = False  # by the user (or a saved non-default): keep it
+        self.memory_mode.activated.connect(self._on_mode_chosen)
         self.memory_mode.setToolTip(
             "Where the model's weights live. Lighter modes fit smaller GPUs but run slower."
         )
@@ -160,6 +182,17 @@ class GenerateFormWidget(QScrollArea):
             self.strip_metadata.toggled,
         ):
             sig.connect(self._emit_changed)
+
+    @Slot(int)
+    def _on_mode_chosen(self, _index: int) -> None:
+        self.memory_mode_chosen = True
+
+    def apply_hardware_default(self, gpu_total_bytes: int | None) -> bool:
+        """Follow the detected hardware unless the user chose a mode; True if it was set."""
+        if self.memory_mode_chosen:
+            return False
+        self.set_memory_mode(hardware_memory_mode(gpu_total_bytes))
+        return True
 
     @Slot()
     def _emit_changed(self, *_args) -> None:
@@ -295,6 +328,7 @@ class GenerateFormWidget(QScrollArea):
             self.seed.set_value(s.seed)
         self.seed.set_mode(s.seed_mode)
         self.set_memory_mode(s.memory_mode)
+        self.memory_mode_chosen = s.memory_mode != MemoryMode.GPU.value  # GPU is the stock default
         self.vae_tiling.setChecked(s.vae_tiling)
         self.unload_te.setChecked(s.unload_text_encoder)
         self.guidance.setValue(s.guidance)

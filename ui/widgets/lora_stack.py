@@ -40,14 +40,36 @@ from ui.tasks import TaskSignals, run_task
 log = logging.getLogger(__name__)
 
 
-def _inspect(path: str) -> dict[str, Any]:
+def _inspect(path: str, model_path: str = "") -> dict[str, Any]:
+    """Key coverage, plus the header-only shape check against the active model (``fit``)."""
     from zitdesk.lora.inspect import inspect_json
 
-    return inspect_json(path)
+    info = inspect_json(path)
+    try:
+        from zitdesk.lora.fit import check_fit, model_linear_shapes
+    except ImportError:  # pragma: no cover - before zitdesk.lora.fit existed
+        return info
+    from zitdesk.errors import user_message
+
+    try:
+        shapes = model_linear_shapes(model_path or None)
+    except Exception:  # noqa: BLE001 - the model is unreadable: fall back to the real sizes
+        shapes = model_linear_shapes(None)
+    try:
+        fit = check_fit(path, shapes)
+        info["fit"] = {"ok": fit.ok, "message": fit.message}
+    except Exception as exc:  # noqa: BLE001 - one plain sentence for the user
+        info["fit"] = {"ok": False, "message": user_message(exc)}
+    return info
+
+
+#: Rows the stack shows without scrolling at least, and at most before it scrolls.
+MIN_ROWS, MAX_ROWS = 4, 8
 
 
 class LoraStackWidget(QWidget):
     changed = Signal()
+    refused = Signal(str)  # a LoRA that does not fit the active model: the sentence why
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,8 +83,8 @@ class LoraStackWidget(QWidget):
         header.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_WEIGHT, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_COVERAGE, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMinimumHeight(70)
-        self.table.setMaximumHeight(130)
+        self.model_path = ""  # the active model, for the shape check at "Add"
+        self._fit_rows()
         self.empty_label = QLabel(
             "No LoRAs. Add a .safetensors file to style or personalise images."
         )
@@ -128,11 +150,20 @@ class LoraStackWidget(QWidget):
         self._on_model_changed()
 
     # -- public ---------------------------------------------------------------------------------
+    def _fit_rows(self) -> None:
+        """At least MIN_ROWS rows visible, growing with the stack up to MAX_ROWS."""
+        row_h = self.table.verticalHeader().defaultSectionSize()
+        head_h = self.table.horizontalHeader().sizeHint().height()
+        rows = max(MIN_ROWS, min(MAX_ROWS, self.model.rowCount()))
+        h = head_h + rows * row_h + 2 * self.table.frameWidth() + 2
+        self.table.setMinimumHeight(h)
+        self.table.setMaximumHeight(h)
+
     def add_lora(self, path: str, weight: float = 1.0, enabled: bool = True) -> int:
         before = self.model.rowCount()
         row = self.model.add(str(path), weight, enabled)
         if self.model.rowCount() > before:
-            run_task(self._tasks, str(path), _inspect, str(path))
+            run_task(self._tasks, str(path), _inspect, str(path), self.model_path)
         self.table.selectRow(row)
         return row
 
@@ -165,6 +196,13 @@ class LoraStackWidget(QWidget):
 
     @Slot(object, object)
     def _on_inspected(self, path: object, info: object) -> None:
+        fit = info.get("fit") if isinstance(info, dict) else None
+        if isinstance(fit, dict) and not fit.get("ok", True):
+            row = self.model.row_of(str(path))  # refused at "Add": never part of a job
+            if row >= 0:
+                self.model.remove(row)
+            self.refused.emit(str(fit.get("message") or "This LoRA does not fit the model."))
+            return
         badge, compatible, message, words = badge_from_inspect(info)  # type: ignore[arg-type]
         self.model.set_badge(str(path), badge, compatible, message, words)
 
@@ -205,6 +243,7 @@ class LoraStackWidget(QWidget):
             self.slider.blockSignals(False)
 
     def _on_model_changed(self, *_args) -> None:
+        self._fit_rows()
         empty = self.model.rowCount() == 0
         self.empty_label.setVisible(empty)
         self.table.setVisible(not empty)

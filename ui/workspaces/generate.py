@@ -75,6 +75,10 @@ class GenerateWorkspace(GenerateView):
         self.predictor = predictor
         self.snapshot: Any = None
         self.form.load_settings(settings)
+        self.form.loras.model_path = settings.model_path
+        self.form.loras.refused.connect(self._on_lora_refused)
+        self.form.loras.changed.connect(self._on_stack_changed)
+        self._failed_loras: set[str] = set()  # the LoRAs of the job whose failure is shown
         self._large = ThumbnailCache(size=1280, capacity=6, parent=self)
         self._large.thumbnail_ready.connect(self._on_large_ready)
         self._shown_path = ""
@@ -153,6 +157,7 @@ class GenerateWorkspace(GenerateView):
 
     def submit(self, request) -> Job:
         self.banner.hide()
+        self.form.loras.model_path = self.settings.model_path
         self.form.seed.set_last_seed(request.seed)
         if self.training_paused():
             return self.controller.try_generate(request)  # inside the paused training job
@@ -229,6 +234,9 @@ class GenerateWorkspace(GenerateView):
         self.banner.show_message(text, level, action, key, details)
 
     def set_snapshot(self, snapshot: Any) -> None:
+        if self.snapshot is None and snapshot is not None:  # the first reading of the hardware
+            gpus = getattr(snapshot, "gpus", ()) or ()
+            self.form.apply_hardware_default(gpus[0].total_bytes if gpus else None)
         self.snapshot = snapshot
         self.update_prediction()
 
@@ -393,6 +401,11 @@ class GenerateWorkspace(GenerateView):
             if pm is not None:
                 self.progress.show_pixmap(pm)
 
+    @Slot(str)
+    def _on_lora_refused(self, message: str) -> None:
+        self.show_message(message, "error")
+        self.banner.setProperty("cause", "lora")
+
     @Slot(object)
     def _on_lora_report(self, ev) -> None:
         self.form.loras.apply_report(ev)
@@ -420,6 +433,8 @@ class GenerateWorkspace(GenerateView):
                 self.predictor_updated.emit()
                 self.update_prediction()
             count = len(ev.paths) if isinstance(ev, JobFinished) else 0
+            if self.banner.property("level") == "error":  # a failure's banner ends with a success
+                self.banner.hide()
             self.status_message.emit(f"Finished: {count} image(s) in {secs:.1f} s.")
         elif job.state == "cancelled":
             ev = job.result
@@ -431,8 +446,21 @@ class GenerateWorkspace(GenerateView):
         else:
             self._on_failed(job)
 
+    @Slot()
+    def _on_stack_changed(self) -> None:
+        """A failed job's banner goes once one of the LoRAs it used is taken out of the stack."""
+        if not self._failed_loras:
+            return
+        paths = {e.path for e in self.form.loras.model.entries}
+        if not self._failed_loras <= paths:
+            self._failed_loras = set()
+            if self.banner.property("level") == "error":
+                self.banner.hide()
+
     def _on_failed(self, job: Job) -> None:
         ev = job.result if isinstance(job.result, JobFailed) else JobFailed(job.job_id)
+        loras = getattr(job.request, "loras", ()) or ()
+        self._failed_loras = {lo.path for lo in loras} if ev.kind != "oom" else set()
         self.progress.finish("Failed")
         self.status_message.emit("Out of GPU memory." if ev.kind == "oom" else "The job failed.")
         if ev.kind == "oom":

@@ -1,0 +1,125 @@
+"""Generate for everyday use: LoRAs checked at "Add", banners that go, stack height, memory default."""
+
+from __future__ import annotations
+
+import pytest
+from fakes import GIB, FakeEngine, gpu_snapshot
+
+from tests.support.samples import make_lora
+from ui.widgets.generate_form import hardware_memory_mode
+from ui.widgets.lora_stack import MIN_ROWS
+from zitdesk.engine.requests import MemoryMode
+
+
+def _wait_checked(qtbot, stack, count):
+    qtbot.waitUntil(
+        lambda: stack.model.rowCount() == count
+        and all(e.compatible is not None for e in stack.model.entries),
+        timeout=30_000,
+    )
+
+
+@pytest.mark.parametrize("kind", ["sdxl", "tiny_misfit"])
+def test_a_lora_that_does_not_fit_is_refused_at_add(
+    qtbot, make_window, settings, tmp_path, tiny_diffusers, kind
+):
+    settings.model_path = str(tiny_diffusers)
+    win = make_window(settings)
+    stack = win.generate.form.loras
+    if kind == "sdxl":
+        path = make_lora(tmp_path / "sdxl_style.safetensors", "sdxl", 8)
+    else:  # key names are Z-Image's, but the layers are the full-size model's, not the tiny one's
+        path = make_lora(tmp_path / "full_size.safetensors", "aitoolkit", 8, layers=2)
+    with qtbot.waitSignal(stack.refused, timeout=30_000) as blocker:
+        stack.add_lora(str(path))
+    sentence = blocker.args[0]
+    assert sentence.endswith(".") and "\n" not in sentence
+    if kind == "tiny_misfit":
+        assert "does not fit this model" in sentence
+    qtbot.waitUntil(lambda: stack.model.rowCount() == 0, timeout=30_000)
+    banner = win.generate.banner
+    assert banner.isVisibleTo(win) and banner.label.text() == sentence
+    assert win.generate.form.build_request(settings.model_path).loras == ()
+
+
+def test_a_full_size_lora_fits_the_real_model_sizes(qtbot, make_window, settings, tmp_path):
+    # settings.model_path is not a readable model: the real Z-Image Turbo sizes are used
+    win = make_window(settings)
+    stack = win.generate.form.loras
+    path = make_lora(tmp_path / "mine.safetensors", "aitoolkit", 8, layers=30)
+    stack.add_lora(str(path))
+    _wait_checked(qtbot, stack, 1)
+    assert stack.model.entries[0].compatible is True
+    assert not win.generate.banner.isVisibleTo(win)
+
+
+def test_lora_stack_shows_four_rows_and_grows(qtbot, make_window, settings, tmp_path):
+    win = make_window(settings, show=True)
+    stack = win.generate.form.loras
+    paths = [make_lora(tmp_path / f"l{i}.safetensors", "aitoolkit", 4, layers=30) for i in range(6)]
+    stack.add_lora(str(paths[0]))
+    _wait_checked(qtbot, stack, 1)
+    row_h = stack.table.verticalHeader().defaultSectionSize()
+    header_h = stack.table.horizontalHeader().height()
+    four = stack.table.height()
+    assert four - header_h >= MIN_ROWS * row_h
+    for p in paths[1:]:
+        stack.add_lora(str(p))
+    _wait_checked(qtbot, stack, 6)
+    qtbot.waitUntil(lambda: stack.table.height() > four, timeout=30_000)
+    assert stack.table.height() - header_h >= 6 * row_h
+    # every row is fully visible: the first and the last row are inside the viewport
+    vp = stack.table.viewport().rect()
+    for row in (0, 5):
+        assert vp.contains(stack.table.visualRect(stack.model.index(row, 0)))
+
+
+def test_failure_banner_goes_on_the_next_success(qtbot, make_window, settings, tmp_path):
+    eng = FakeEngine(["fail", "finish"], image_dir=tmp_path)
+    win = make_window(settings, eng)
+    ws = win.generate
+    ws.form.prompt.set_text("a fox")
+    with qtbot.waitSignal(win.controller.job_ended, timeout=30_000):
+        ws.generate()
+    assert ws.banner.isVisibleTo(win) and "Scripted failure" in ws.banner.label.text()
+    with qtbot.waitSignal(win.controller.job_ended, timeout=30_000) as b:
+        ws.generate()
+    assert b.args[0].state == "finished"
+    assert not ws.banner.isVisibleTo(win)
+
+
+def test_failure_banner_goes_when_its_lora_is_removed(qtbot, make_window, settings, tmp_path):
+    eng = FakeEngine("fail", image_dir=tmp_path)
+    win = make_window(settings, eng)
+    ws = win.generate
+    stack = ws.form.loras
+    stack.add_lora(str(make_lora(tmp_path / "mine.safetensors", "aitoolkit", 4, layers=30)))
+    _wait_checked(qtbot, stack, 1)
+    ws.form.prompt.set_text("a fox")
+    with qtbot.waitSignal(win.controller.job_ended, timeout=30_000):
+        ws.generate()
+    assert ws.banner.isVisibleTo(win)
+    stack.table.selectRow(0)
+    stack.remove_button.click()
+    assert not ws.banner.isVisibleTo(win)
+
+
+@pytest.mark.parametrize(
+    "total, mode",
+    [(None, MemoryMode.MODEL_OFFLOAD), (8 * GIB, MemoryMode.GROUP_OFFLOAD),
+     (16 * GIB, MemoryMode.FP8), (24 * GIB, MemoryMode.GPU)],
+)
+def test_memory_mode_default_follows_the_hardware(qtbot, make_window, settings, total, mode):
+    assert hardware_memory_mode(total) is mode
+    snap = (lambda: gpu_snapshot(used=0, total=total)) if total else None
+    win = make_window(settings, snapshot_fn=snap) if snap else make_window(settings)
+    qtbot.waitUntil(lambda: win.generate.snapshot is not None, timeout=30_000)
+    assert win.generate.form.current_memory_mode() is mode
+    assert "24 GB" not in win.generate.form.memory_mode.currentText() or total == 24 * GIB
+
+
+def test_a_chosen_memory_mode_is_kept(qtbot, make_window, settings):
+    settings.memory_mode = MemoryMode.SEQUENTIAL.value
+    win = make_window(settings)
+    qtbot.waitUntil(lambda: win.generate.snapshot is not None, timeout=30_000)
+    assert win.generate.form.current_memory_mode() is MemoryMode.SEQUENTIAL
