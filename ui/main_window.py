@@ -515,12 +515,12 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_library_apply(self, req) -> None:
         """'Apply to Generate' in the library: add to the LoRA stack, optionally insert triggers."""
-        from zitdesk.library import merge_into_prompt
+        from ui.structured_prompt import insert_trigger_words
 
         form = self.generate.form
         form.loras.add_lora(req.path, req.weight)
         if req.insert_triggers and req.trigger_words:
-            form.prompt.set_text(merge_into_prompt(form.prompt.text(), req.trigger_words))
+            form.prompt.set_text(insert_trigger_words(form.prompt.text(), req.trigger_words))
         self.tabs.setCurrentWidget(self.generate)
         self.show_status(f"Added {Path(req.path).name} at {req.weight:.2f} to the LoRA stack.")
 

@@ -89,3 +89,29 @@ def parse_markdown(text: str) -> StructuredPrompt | None:
         position = rest.pop() if rest and _is_position(rest[-1]) else ""
         result.characters.append(Character(who, rest, position))
     return result
+
+
+def insert_trigger_words(prompt: str, words: tuple[str, ...] | list[str]) -> str:
+    """``prompt`` with the trigger ``words`` it lacks, put where the prompt's form keeps working.
+
+    A markdown-list prompt gets them at the front of its scene line (``- zrobj, in the
+    kitchen``), or as a list line of their own when it has no scene line; plain text gets
+    them in front, comma-separated (``zitdesk.library.merge_into_prompt``).
+    """
+    from zitdesk.library import merge_into_prompt
+
+    low = prompt.casefold()
+    new = list(dict.fromkeys(w.strip() for w in words if w.strip() and w.strip().casefold() not in low))
+    if not new:
+        return prompt
+    if parse_markdown(prompt) is None:
+        return merge_into_prompt(prompt, new)
+    lines = prompt.strip().splitlines()
+    head = ", ".join(new)
+    first = next(i for i, ln in enumerate(lines) if ln.strip())
+    item = lines[first].strip()[2:].strip()
+    if SEPARATOR.strip() not in item:  # the scene line
+        lines[first] = f"{lines[first].strip()[:2]}{head}, {item}"
+    else:
+        lines.insert(first, f"- {head}")
+    return "\n".join(lines)

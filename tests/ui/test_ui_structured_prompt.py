@@ -31,3 +31,22 @@ def test_flat_prompts_are_not_lists():
     assert parse_markdown("") is None
     only_chars = parse_markdown("- a man -- tall -- in the background")
     assert only_chars.scene == "" and only_chars.characters[0].position == "in the background"
+
+
+def test_trigger_words_go_into_the_scene_line_of_a_list_prompt():
+    from ui.structured_prompt import insert_trigger_words, parse_markdown
+
+    prompt = "- in the kitchen\n- a woman -- red dress -- on the left"
+    out = insert_trigger_words(prompt, ["zrobj", "red object"])
+    assert out == "- zrobj, red object, in the kitchen\n- a woman -- red dress -- on the left"
+    parsed = parse_markdown(out)
+    assert parsed is not None and parsed.scene == "zrobj, red object, in the kitchen"
+    assert [c.who for c in parsed.characters] == ["a woman"]
+    # no scene line: the words get a list line of their own, the list still parses
+    chars_only = "- a woman -- red dress\n- a dog -- on the right"
+    out = insert_trigger_words(chars_only, ["zrobj"])
+    assert out.splitlines()[0] == "- zrobj" and parse_markdown(out) is not None
+    assert [c.who for c in parse_markdown(out).characters] == ["a woman", "a dog"]
+    # words already present are not added twice; plain prompts get them in front
+    assert insert_trigger_words(out, ["ZROBJ"]) == out
+    assert insert_trigger_words("a cat", ["sks"]) == "sks, a cat"
