@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import io
 import logging
 import os
@@ -65,6 +64,7 @@ from zitdesk.dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, Prepared, 
 from zitdesk.dataset.store import CAPTION_EXT, META_DIR, merge_index_entries
 from zitdesk.errors import RequestError
 from zitdesk.folder import IMAGE_EXTS
+from zitdesk.hashing import sha256_file
 from zitdesk.io import create_temp, fsync_dir
 
 log = logging.getLogger(__name__)
@@ -751,7 +751,7 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
             if not sizes or st.st_size not in sizes:
                 continue
             try:
-                sha = _sha256_file(Path(e.path))
+                sha = sha256_file(e.path)
             except OSError:
                 continue
         cap_path = Path(e.path).with_suffix(CAPTION_EXT)
@@ -782,14 +782,6 @@ def _index_entry(tgt: Path, image_name: str, prep: Prepared, index_entries: dict
     index_entries[image_name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
                                  "w": prep.width, "h": prep.height, "sha256": prep.sha256,
                                  "phash": f"{prep.phash:016x}"}
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str, note: str,
