@@ -123,3 +123,47 @@ def test_a_chosen_memory_mode_is_kept(qtbot, make_window, settings):
     win = make_window(settings)
     qtbot.waitUntil(lambda: win.generate.snapshot is not None, timeout=30_000)
     assert win.generate.form.current_memory_mode() is MemoryMode.SEQUENTIAL
+
+
+@pytest.mark.parametrize("size", [(64, 64), (512, 256), (256, 512)])
+def test_result_thumbnails_keep_the_aspect_show_the_seed_and_click_previews(
+    qtbot, make_window, settings, tmp_path, size
+):
+    from PIL import Image
+    from PySide6.QtCore import QSize
+
+    from ui.models.gallery_model import GalleryItem
+    from ui.widgets.gallery_panel import THUMB_BOX, ThumbnailDelegate
+
+    win = make_window(settings, show=True)
+    ws = win.generate
+    w, h = size
+    paths = []
+    for i, color in enumerate(("red", "blue")):
+        p = tmp_path / f"img{i}.png"
+        Image.new("RGB", (w, h), color).save(p)
+        paths.append(str(p))
+        ws.gallery_model.add(GalleryItem(str(p), 100 + i, "a fox", w, h, {}))
+    # the drawn rectangle is the whole image, fitted into the box with its aspect
+    cell = ws.gallery.view.visualRect(ws.gallery_model.index(0))
+    rect = ThumbnailDelegate.image_rect(cell, QSize(w, h))
+    assert max(rect.width(), rect.height()) == THUMB_BOX  # a 64² image is scaled up, not a sliver
+    assert abs(rect.width() / rect.height() - w / h) < 0.02
+    assert ws.gallery_model.index(0).data() == "seed 101"  # drawn under the picture
+    # a click shows that result in the big preview
+    idx = ws.gallery_model.index(1)  # "img0" was added first: it is row 1
+    with qtbot.waitSignal(ws.gallery.show_requested, timeout=30_000) as b:
+        ws.gallery.view.clicked.emit(idx)
+    assert b.args[0].seed == 100
+    qtbot.waitUntil(lambda: ws._shown_path == paths[0], timeout=30_000)
+    shown = ws.progress.preview
+    qtbot.waitUntil(lambda: _preview_colour(shown) == (255, 0, 0), timeout=30_000)
+    assert "Seed 100" in win.status_label.text()
+
+
+def _preview_colour(preview):
+    pm = preview._pixmap  # the full pixmap shown (the label draws it scaled)
+    if pm is None or pm.isNull():
+        return None
+    c = pm.toImage().pixelColor(pm.width() // 2, pm.height() // 2)
+    return (c.red(), c.green(), c.blue())

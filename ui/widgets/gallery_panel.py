@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QModelIndex, QPoint, QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
+from PySide6.QtCore import QFile, QModelIndex, QPoint, QRect, QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -21,8 +24,53 @@ from ui.dialogs.image_viewer import ImageViewerDialog
 from ui.models.gallery_model import GalleryItem, GalleryModel, ItemRole
 
 
+THUMB_BOX = 128  # the square each thumbnail is fitted into (aspect kept, small ones scaled up)
+CELL = QSize(THUMB_BOX + 16, THUMB_BOX + 30)
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """A whole thumbnail fitted into a fixed box (never cropped), with its seed below it."""
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802
+        return CELL
+
+    @staticmethod
+    def image_rect(cell: QRect, pm_size: QSize) -> QRect:
+        box = QRect(cell.x() + (cell.width() - THUMB_BOX) // 2, cell.y() + 4, THUMB_BOX, THUMB_BOX)
+        if pm_size.isEmpty():
+            return box
+        fitted = pm_size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        return QRect(box.x() + (box.width() - fitted.width()) // 2,
+                     box.y() + (box.height() - fitted.height()) // 2,
+                     fitted.width(), fitted.height())
+
+    def paint(self, p: QPainter, option: QStyleOptionViewItem, index) -> None:
+        p.save()
+        if option.state & QStyle.StateFlag.State_Selected:
+            p.fillRect(option.rect.adjusted(1, 1, -1, -1), option.palette.highlight())
+        pm = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pm, QIcon) and pm.availableSizes():  # the thumbnail at its own size
+            sizes = pm.availableSizes()
+            pm = pm.pixmap(max(sizes, key=lambda z: z.width() * z.height()))
+        if isinstance(pm, QPixmap) and not pm.isNull():
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            p.drawPixmap(self.image_rect(option.rect, pm.size()), pm)
+        item = index.data(ItemRole)
+        seed = getattr(item, "seed", None)
+        text_rect = QRect(option.rect.x(), option.rect.y() + THUMB_BOX + 6,
+                          option.rect.width(), option.rect.height() - THUMB_BOX - 6)
+        role = (option.palette.ColorRole.HighlightedText
+                if option.state & QStyle.StateFlag.State_Selected
+                else option.palette.ColorRole.Text)
+        p.setPen(option.palette.color(role))
+        p.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                   f"seed {seed}" if seed is not None else "")
+        p.restore()
+
+
 class GalleryPanel(QWidget):
     reuse_requested = Signal(object)  # GalleryItem
+    show_requested = Signal(object)  # GalleryItem: show it in the big preview (a click)
     message = Signal(str, str)  # text, level
 
     def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
@@ -31,9 +79,10 @@ class GalleryPanel(QWidget):
         self.view = QListView()
         self.view.setModel(model)
         self.view.setViewMode(QListView.ViewMode.IconMode)
-        self.view.setIconSize(QSize(128, 128))
-        self.view.setGridSize(QSize(150, 156))
-        self.view.setMinimumHeight(170)
+        self.view.setIconSize(QSize(THUMB_BOX, THUMB_BOX))
+        self.view.setGridSize(CELL + QSize(6, 6))
+        self.view.setItemDelegate(ThumbnailDelegate(self.view))
+        self.view.setMinimumHeight(CELL.height() + 12)
         self.view.setSpacing(4)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
@@ -74,6 +123,7 @@ class GalleryPanel(QWidget):
         lay.addWidget(self.view, 1)
         lay.addLayout(bar)
         self.view.doubleClicked.connect(self._on_double_click)
+        self.view.clicked.connect(self._on_click)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._update_actions)
         model.rowsInserted.connect(self._update_actions)
@@ -112,6 +162,12 @@ class GalleryPanel(QWidget):
         for act in self.actions.values():
             menu.addAction(act)
         menu.exec(self.view.viewport().mapToGlobal(pos))
+
+    @Slot(QModelIndex)
+    def _on_click(self, index: QModelIndex) -> None:
+        item = index.data(ItemRole)
+        if item is not None:
+            self.show_requested.emit(item)
 
     @Slot(QModelIndex)
     def _on_double_click(self, _index: QModelIndex) -> None:

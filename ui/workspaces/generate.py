@@ -117,6 +117,7 @@ class GenerateWorkspace(GenerateView):
         self.progress.link_activated.connect(self._on_prediction_link)
         self.banner.details_requested.connect(self._show_details)
         self.gallery.reuse_requested.connect(self._reuse_gallery_item)
+        self.gallery.show_requested.connect(self.show_result)
         self.gallery.message.connect(self.show_message)
         self.history.prompt_requested.connect(self.form.prompt.set_text)
         self.history.reuse_requested.connect(self._reuse_history_entry)
@@ -393,6 +394,15 @@ class GenerateWorkspace(GenerateView):
                 self.history_model.store.save()
             except OSError as exc:
                 log.warning("could not save the prompt history: %s", exc)
+
+    @Slot(object)
+    def show_result(self, item: GalleryItem) -> None:
+        """Show a result in the big preview (a click on its thumbnail)."""
+        self._shown_path = item.path
+        pm = self._large.pixmap(item.path)  # None until decoded: _on_large_ready shows it
+        if pm is not None:
+            self.progress.show_pixmap(pm)
+        self.status_message.emit(f"Seed {item.seed}: {Path(item.path).name}")
 
     @Slot(str)
     def _on_large_ready(self, path: str) -> None:
