@@ -57,6 +57,10 @@ class AppSettings:
     preview_every: int = 1
     last_lora_dir: str = ""
     strip_metadata: bool = False  # save images without parameters (nothing to share)
+    # The form's last text and LoRA stack, restored on start. A LoRA is "weight<TAB>on<TAB>path".
+    last_prompt: str = ""
+    last_negative: str = ""
+    last_loras: list[str] = field(default_factory=list)
     history_limit: int = 500
 
     @property

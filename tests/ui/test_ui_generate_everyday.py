@@ -167,3 +167,30 @@ def _preview_colour(preview):
         return None
     c = pm.toImage().pixelColor(pm.width() // 2, pm.height() // 2)
     return (c.red(), c.green(), c.blue())
+
+
+def test_last_prompt_settings_and_lora_stack_are_restored_on_start(
+    qtbot, make_window, settings, tmp_path
+):
+    from zitdesk.settings import load_settings
+
+    win = make_window(settings)
+    form = win.generate.form
+    lora = make_lora(tmp_path / "mine.safetensors", "aitoolkit", 4, layers=30)
+    form.prompt.set_text("- in the kitchen\n- a cat -- orange")
+    form.negative.setPlainText("blurry")
+    form.steps.setValue(11)
+    form.loras.add_lora(str(lora), 0.7)
+    _wait_checked(qtbot, form.loras, 1)
+    form.loras.model.entries[0].enabled = False
+    win.saver.mark_dirty()
+    win.saver.flush()
+    win.shutdown()
+    loaded, _ = load_settings()
+    again = make_window(loaded)
+    f2 = again.generate.form
+    assert f2.prompt.text() == "- in the kitchen\n- a cat -- orange"
+    assert f2.negative.toPlainText() == "blurry" and f2.steps.value() == 11
+    _wait_checked(qtbot, f2.loras, 1)
+    e = f2.loras.model.entries[0]
+    assert (e.path, e.weight, e.enabled) == (str(lora), 0.7, False)

@@ -336,6 +336,22 @@ class GenerateFormWidget(QScrollArea):
         self.output_dir.setText(s.output_dir)
         self.strip_metadata.setChecked(bool(getattr(s, "strip_metadata", False)))
         self.loras.last_dir = s.last_lora_dir
+        if getattr(s, "last_prompt", ""):
+            self.prompt.set_text(s.last_prompt)
+        if getattr(s, "last_negative", ""):
+            self.negative.setPlainText(s.last_negative)
+        items = []
+        for line in getattr(s, "last_loras", []) or []:
+            parts = str(line).split("\t", 2)
+            if len(parts) != 3 or not parts[2]:
+                continue
+            try:
+                weight = float(parts[0])
+            except ValueError:
+                continue
+            items.append((parts[2], weight, parts[1] != "0"))
+        if items:
+            self.loras.set_loras(items)
 
     def store_settings(self, s: AppSettings) -> None:
         s.width, s.height = self.size_picker.image_size()
@@ -351,6 +367,10 @@ class GenerateFormWidget(QScrollArea):
         s.output_dir = self.output_dir.text().strip()
         s.strip_metadata = self.strip_metadata.isChecked()
         s.last_lora_dir = self.loras.last_dir
+        s.last_prompt = self.prompt.text()
+        s.last_negative = self.negative.toPlainText()
+        s.last_loras = [f"{e.weight:g}\t{1 if e.enabled else 0}\t{e.path}"
+                        for e in self.loras.model.entries]
 
     @staticmethod
     def lora_specs_from(items: list[tuple[str, float, bool]]) -> tuple[LoraSpec, ...]:

@@ -74,8 +74,8 @@ class GenerateWorkspace(GenerateView):
         self.settings = settings
         self.predictor = predictor
         self.snapshot: Any = None
+        self.form.loras.model_path = settings.model_path  # before the stack is restored
         self.form.load_settings(settings)
-        self.form.loras.model_path = settings.model_path
         self.form.loras.refused.connect(self._on_lora_refused)
         self.form.loras.changed.connect(self._on_stack_changed)
         self._failed_loras: set[str] = set()  # the LoRAs of the job whose failure is shown
