@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         self.generate.model_setup_requested.connect(self.open_model_setup)
         self.generate.predictor_updated.connect(self._save_predictor)
         self.generate.form.changed.connect(self.saver.mark_dirty)
+        self.generate.form.loras.library_provider = self._library_model
         self.errors.reported.connect(self._on_unhandled_error)
         self._make_shortcuts()
         self._make_menu()
@@ -491,6 +492,13 @@ class MainWindow(QMainWindow):
             self.library.rescan()
 
     @Slot(str)
+    def _library_model(self):
+        """The Library's model for Generate's "From library…" (scans when built hidden)."""
+        library = self.library
+        if library.model.rowCount() == 0 and not library.controller.scanning:
+            library.rescan()
+        return library.model
+
     def show_in_library(self, path: str) -> None:
         library = self.library
         self.tabs.setCurrentWidget(self.library_tab)

@@ -194,3 +194,36 @@ def test_last_prompt_settings_and_lora_stack_are_restored_on_start(
     _wait_checked(qtbot, f2.loras, 1)
     e = f2.loras.model.entries[0]
     assert (e.path, e.weight, e.enabled) == (str(lora), 0.7, False)
+
+
+def test_from_library_picks_a_card_and_adds_it_checked(
+    qtbot, make_window, settings, tmp_path, monkeypatch
+):
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    good = make_lora(loras / "ink_style.safetensors", "aitoolkit", 4, layers=30)
+    make_lora(loras / "pixel_sdxl.safetensors", "sdxl", 4)
+    monkeypatch.setenv("ZITDESK_LORA_DIRS", str(loras))
+    win = make_window(settings, show=True)
+    stack = win.generate.form.loras
+    assert stack.library_button.isEnabled()
+    dlg = stack.open_library_picker()
+    qtbot.waitUntil(lambda: len(dlg.shown_paths()) == 2, timeout=30_000)
+    dlg.search.setText("ink")
+    qtbot.waitUntil(lambda: dlg.shown_paths() == [str(good)], timeout=30_000)
+    assert not dlg.add_button.isEnabled()
+    assert dlg.select_path(str(good)) and dlg.add_button.isEnabled()
+    dlg.add_button.click()
+    _wait_checked(qtbot, stack, 1)
+    assert stack.model.entries[0].path == str(good)
+    assert stack.model.entries[0].compatible is True
+    # an SDXL card is refused at "Add" with the sentence
+    dlg = stack.open_library_picker()
+    dlg.search.setText("pixel")
+    qtbot.waitUntil(lambda: len(dlg.shown_paths()) == 1, timeout=30_000)
+    dlg.select_path(dlg.shown_paths()[0])
+    with qtbot.waitSignal(stack.refused, timeout=30_000):
+        dlg.add_button.click()
+    qtbot.waitUntil(lambda: stack.model.rowCount() == 1, timeout=30_000)
+    assert win.generate.banner.isVisibleTo(win)
+    win.library.shutdown()

@@ -92,8 +92,10 @@ class LoraStackWidget(QWidget):
         self.empty_label.setWordWrap(True)
         self.add_button = QPushButton("Add file…")
         self.library_button = QPushButton("From library…")
-        self.library_button.setEnabled(False)
-        self.library_button.setToolTip("Coming with the LoRA Library workspace.")
+        self.library_button.setToolTip("Pick a LoRA from the LoRA Library (search, cards)")
+        # Set by the window: returns the Library's LibraryModel (building the tab if needed).
+        self.library_provider = None
+        self.picker = None
         self.remove_button = QPushButton("Remove")
         self.up_button = QToolButton()
         self.up_button.setText("▲")
@@ -134,6 +136,7 @@ class LoraStackWidget(QWidget):
         self._tasks.succeeded.connect(self._on_inspected)
         self._tasks.failed.connect(self._on_inspect_failed)
         self.add_button.clicked.connect(self._choose_file)
+        self.library_button.clicked.connect(self.open_library_picker)
         self.remove_button.clicked.connect(self._remove)
         self.up_button.clicked.connect(self._up)
         self.down_button.clicked.connect(self._down)
@@ -193,6 +196,28 @@ class LoraStackWidget(QWidget):
         for p in paths:
             self.last_dir = str(Path(p).parent)
             self.add_lora(p)
+
+    @Slot()
+    def open_library_picker(self):
+        """Open the picker over the Library; the chosen LoRA is added (and shape-checked)."""
+        from ui.widgets.library_picker import LibraryPickerDialog
+
+        model = self.library_provider() if self.library_provider is not None else None
+        if model is None:
+            self.refused.emit("The LoRA Library is not available.")
+            return None
+        dlg = LibraryPickerDialog(model, self)
+        dlg.accepted.connect(self._on_picked)
+        dlg.finished.connect(dlg.deleteLater)
+        self.picker = dlg
+        dlg.open()
+        return dlg
+
+    @Slot()
+    def _on_picked(self) -> None:
+        dlg, self.picker = self.picker, None
+        if dlg is not None and dlg.chosen:
+            self.add_lora(dlg.chosen)
 
     @Slot(object, object)
     def _on_inspected(self, path: object, info: object) -> None:
