@@ -328,7 +328,7 @@ def main() -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots"))
     ap.add_argument("--no-tiny", action="store_true", help="do not build the tiny model (no torch)")
-    ap.add_argument("--only", choices=("all", "app", "train", "library", "datasets"),
+    ap.add_argument("--only", choices=("all", "app", "train", "library", "datasets", "generate"),
                     default="all")
     ap.add_argument("--train-out", default=str(ROOT / "docs" / "img"),
                     help="where the Train tab screenshots go (train-*.png)")
@@ -345,6 +345,10 @@ def main() -> int:
             rc = shoot(out, home)
         if args.only in ("all", "train") and rc == 0:
             rc = shoot_train(Path(args.train_out), home)
+        if args.only in ("all", "generate") and rc == 0:  # populated, docs/img/generate-*.png
+            if args.only == "generate":
+                build_model_tree(home, tiny=False)
+            rc = shoot_generate(Path(args.train_out), home)
         if args.only in ("all", "library") and rc == 0:
             rc = shoot_library(Path(args.train_out), home)
         if args.only in ("all", "datasets") and rc == 0:   # populated, at 1366×768 in docs/img
@@ -548,6 +552,66 @@ def shoot_library(out: Path, home: Path) -> int:
     print("saved", out / "library-minimum.png", minimum.toTuple())
     win.library.shutdown()
     QThreadPool.globalInstance().waitForDone(10_000)
+    win.close()
+    return 0
+
+
+def shoot_generate(out: Path, home: Path) -> int:
+    """Generate populated (results of three aspects, a LoRA stack, the queue) at 1366×768 and
+    2560×1440 (docs/img/generate-*.png)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from tests.support.samples import make_lora
+    from ui.main_window import MainWindow
+    from ui.theme import apply_dark_theme, prepare_high_dpi
+    from zitdesk.settings import AppSettings
+
+    app = QApplication.instance()
+    if app is None:
+        prepare_high_dpi()
+        app = QApplication(["zitdesk"])
+        apply_dark_theme(app)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def pump(ms: int = 300) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def wait_until(cond, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while not cond() and time.monotonic() < end:
+            pump(50)
+
+    loras = home / "gen-loras"
+    stack = [make_lora(loras / f"{n}.safetensors", "aitoolkit", 8)
+             for n in ("ink_style", "mochi_cat_v1", "film_grain")]
+    settings = AppSettings(model_path="")
+    win = MainWindow(settings, engine_factory=lambda: DemoEngine(home / "outputs", []),
+                     snapshot_fn=fake_gpu_snapshot)
+    settings.model_path = str(home / "tiny")
+    win.resize(1366, 768)
+    win.show()
+    ws = win.generate
+    form = ws.form
+    form.prompt.set_text("- a rainy street in Tokyo at night, neon signs, film photo\n"
+                         "- a black cat -- on the right")
+    for p, w in zip(stack, (0.8, 1.0, 0.5)):
+        form.loras.add_lora(str(p), w)
+    for w, h in ((512, 512), (768, 512), (512, 768)):
+        form.size_picker.set_size(w, h)
+        ws.generate()
+    wait_until(lambda: ws.gallery_model.rowCount() >= 3 and not win.controller.busy)
+    for _ in range(4):  # the queue: one running, three waiting
+        ws.generate()
+    for w, h, tag in ((1366, 768, "1366"), (2560, 1440, "2560")):
+        win.resize(w, h)
+        pump(600)
+        win.grab().save(str(out / f"generate-{tag}.png"))
+        print("saved", out / f"generate-{tag}.png", "queue:", ws.queue.texts()[:2])
+    win.controller.cancel_all()
+    wait_until(lambda: not win.controller.busy)
     win.close()
     return 0
 
