@@ -20,7 +20,7 @@ def test_title_says_the_name_once(make_window, settings):
     assert title.endswith("zitdesk")
 
 
-@pytest.mark.parametrize("tab", [0, 1, 2])
+@pytest.mark.parametrize("tab", [0, 1, 2, 3])
 def test_window_fits_a_1366x768_laptop(qtbot, make_window, settings, tab):
     win = make_window(settings, show=True)
     win.switch_workspace(tab)
