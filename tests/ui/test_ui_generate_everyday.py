@@ -227,3 +227,34 @@ def test_from_library_picks_a_card_and_adds_it_checked(
     qtbot.waitUntil(lambda: stack.model.rowCount() == 1, timeout=30_000)
     assert win.generate.banner.isVisibleTo(win)
     win.library.shutdown()
+
+
+def test_results_persist_across_restarts_newest_first_paged(qtbot, make_window, settings, tmp_path):
+    import os
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from ui.workspaces.generate import OUTPUT_PAGE
+
+    out = tmp_path / "outputs"
+    out.mkdir()
+    total = OUTPUT_PAGE + 3
+    for i in range(total):
+        info = PngInfo()
+        info.add_text("parameters", f"fox number {i}\nSteps: 8, Seed: {1000 + i}, Size: 64x32")
+        p = out / f"img_{i:03d}.png"
+        Image.new("RGB", (64, 32), (i, 0, 0)).save(p, pnginfo=info)
+        os.utime(p, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))  # img_050 is the newest
+    settings.output_dir = str(out)
+    win = make_window(settings)
+    ws = win.generate
+    qtbot.waitUntil(lambda: ws.gallery_model.rowCount() == OUTPUT_PAGE, timeout=30_000)
+    first = ws.gallery_model.items[0]
+    assert first.path.endswith(f"img_{total - 1:03d}.png")
+    assert first.seed == 1000 + total - 1 and first.prompt == f"fox number {total - 1}"
+    assert ws.gallery.more_button.isVisibleTo(ws) and "3" in ws.gallery.more_button.text()
+    ws.gallery.more_button.click()
+    qtbot.waitUntil(lambda: ws.gallery_model.rowCount() == total, timeout=30_000)
+    assert ws.gallery_model.items[-1].path.endswith("img_000.png")
+    assert not ws.gallery.more_button.isVisibleTo(ws)

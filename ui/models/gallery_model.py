@@ -69,6 +69,17 @@ class GalleryModel(QAbstractListModel):
         self._items.insert(0, item)
         self.endInsertRows()
 
+    def append(self, items: list[GalleryItem]) -> None:
+        """Older results (a page from the outputs folder) at the end; paths already shown skipped."""
+        known = {i.path for i in self._items}
+        items = [i for i in items if i.path not in known]
+        if not items:
+            return
+        first = len(self._items)
+        self.beginInsertRows(QModelIndex(), first, first + len(items) - 1)
+        self._items.extend(items)
+        self.endInsertRows()
+
     def remove_path(self, path: str) -> bool:
         for row, item in enumerate(self._items):
             if item.path == path:

@@ -71,6 +71,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
 class GalleryPanel(QWidget):
     reuse_requested = Signal(object)  # GalleryItem
     show_requested = Signal(object)  # GalleryItem: show it in the big preview (a click)
+    more_requested = Signal()  # the next page of older results from the outputs folder
     message = Signal(str, str)  # text, level
 
     def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
@@ -89,7 +90,7 @@ class GalleryPanel(QWidget):
         self.view.setUniformItemSizes(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.empty = QLabel("Results of this session appear here.")
+        self.empty = QLabel("Results appear here (newest first, earlier sessions too).")
         self.empty.setObjectName("hint")
         self.actions: dict[str, QAction] = {}
         bar = QHBoxLayout()
@@ -112,6 +113,11 @@ class GalleryPanel(QWidget):
             bar.addWidget(button)
             act.setProperty("button", button)
         bar.addStretch(1)
+        self.more_button = QPushButton("Older…")
+        self.more_button.setToolTip("Show the next page of earlier results from the outputs folder")
+        self.more_button.clicked.connect(self.more_requested)
+        self.more_button.hide()
+        bar.addWidget(self.more_button)
         title = QLabel("Results")
         title.setObjectName("sectionTitle")
         lay = QVBoxLayout(self)
@@ -136,6 +142,11 @@ class GalleryPanel(QWidget):
         # only: a 14 px strip); lay the items out again when a thumbnail arrives.
         if not roles or Qt.ItemDataRole.DecorationRole in roles:
             self.view.doItemsLayout()
+
+    def set_more(self, left: int) -> None:
+        """``left`` older results are not shown yet (0 hides the button)."""
+        self.more_button.setVisible(left > 0)
+        self.more_button.setText(f"Older ({left})…")
 
     def current_item(self) -> GalleryItem | None:
         idx = self.view.currentIndex()

@@ -48,6 +48,35 @@ log = logging.getLogger(__name__)
 PNG_SOURCES = {"zitdesk": "zitdesk", "a1111": "A1111/Forge", "comfyui": "ComfyUI"}
 
 
+OUTPUT_PAGE = 48  # results read from the outputs folder per page
+
+
+def read_output_page(folder: str, offset: int, count: int = OUTPUT_PAGE) -> dict[str, Any]:
+    """A page of the PNGs in ``folder``, newest first, each with its parameters (pool thread)."""
+    from zitdesk.imagemeta import read_parameters
+
+    try:
+        files = sorted((p for p in Path(folder).glob("*.png") if p.is_file()),
+                       key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    except OSError:
+        files = []
+    items = []
+    for p in files[offset:offset + count]:
+        try:
+            params = read_parameters(str(p))
+        except Exception:  # noqa: BLE001 - an unreadable file is shown without parameters
+            params = None
+        seed = getattr(params, "seed", None)
+        items.append({
+            "path": str(p), "seed": seed if isinstance(seed, int) else -1,
+            "prompt": str(getattr(params, "prompt", "") or ""),
+            "width": int(getattr(params, "width", 0) or 0),
+            "height": int(getattr(params, "height", 0) or 0),
+            "request": dict(getattr(params, "request", None) or {}),
+        })
+    return {"items": items, "offset": offset, "total": len(files)}
+
+
 def _read_parameters(path: str) -> ImageParameters:
     from zitdesk.imagemeta import read_parameters
 
@@ -89,6 +118,11 @@ class GenerateWorkspace(GenerateView):
         self._tasks = TaskSignals(self)
         self._tasks.succeeded.connect(self._on_png_read)
         self._tasks.failed.connect(self._on_png_failed)
+        self._outputs = TaskSignals(self)
+        self._outputs.succeeded.connect(self._on_output_page)
+        self.outputs_loaded = 0  # results of earlier sessions read from the outputs folder
+        self.outputs_total = 0
+        self.gallery.more_requested.connect(self.load_more_outputs)
         self._try_loras: list[str] = []
         self.training_note = QLabel("")
         self.training_note.setObjectName("banner")
@@ -135,6 +169,29 @@ class GenerateWorkspace(GenerateView):
             c.paused.connect(self._on_training_paused)
             c.resumed.connect(self._on_training_resumed)
         self.update_prediction()
+        self.load_more_outputs()  # results persist across restarts: the outputs folder, newest first
+
+    # -- output browser -------------------------------------------------------------------------
+    def outputs_folder(self) -> str:
+        from zitdesk.io import default_output_dir
+
+        return self.form.output_dir.text().strip() or str(default_output_dir())
+
+    @Slot()
+    def load_more_outputs(self) -> None:
+        run_task(self._outputs, "page", read_output_page, self.outputs_folder(),
+                 self.outputs_loaded)
+
+    @Slot(object, object)
+    def _on_output_page(self, _tag: object, page: object) -> None:
+        if not isinstance(page, dict):
+            return
+        items = [GalleryItem(d["path"], d["seed"], d["prompt"], d["width"], d["height"],
+                             d["request"]) for d in page.get("items", [])]
+        self.gallery_model.append(items)
+        self.outputs_loaded = int(page.get("offset", 0)) + len(items)
+        self.outputs_total = int(page.get("total", 0))
+        self.gallery.set_more(self.outputs_total - self.outputs_loaded)
 
     # -- commands -------------------------------------------------------------------------------
     @Slot()
