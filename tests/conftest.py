@@ -27,6 +27,25 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def _no_blocking_message_boxes(monkeypatch):
+    """QMessageBox's static helpers run a modal loop that nothing answers in an offscreen test,
+    so the run would hang until CI's limit. A test that reaches one without answering it (with
+    monkeypatch, as tests/ui/test_ui_window.py does) fails at once, naming the dialog."""
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is None:
+        return
+    for name in ("question", "warning", "information", "critical"):
+
+        def refuse(*args, _name=name, **kwargs):
+            title = args[1] if len(args) > 1 else ""
+            raise AssertionError(
+                f"QMessageBox.{_name}({title!r}) would block this test: answer it with monkeypatch"
+            )
+
+        monkeypatch.setattr(widgets.QMessageBox, name, staticmethod(refuse))
+
+
 @pytest.fixture(scope="session")
 def tiny_components():
     from zitdesk.models.tiny import make_tiny_components

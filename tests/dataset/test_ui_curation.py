@@ -50,8 +50,11 @@ def test_exclude_keeps_the_file_and_the_trainer_and_check_skip_it(qtbot, make_wo
         ws._run_check()
     assert sig.args[0].images == 5
     # reopen: still excluded; undo includes it again
-    ws.session.open(folder)
-    qtbot.waitUntil(lambda: ws.session.dataset.by_name["img 0002.png"].excluded, timeout=30_000)
+    before = ws.session.dataset
+    ws.session.open(folder)  # opens on a worker: wait for the new dataset, not the old one
+    qtbot.waitUntil(lambda: ws.session.dataset is not before and not ws.session._flushing,
+                    timeout=30_000)
+    assert ws.session.dataset.by_name["img 0002.png"].excluded
     ws.undo_action.trigger()
     assert not ws.session.dataset.by_name["img 0002.png"].excluded
     ws.save_now()
