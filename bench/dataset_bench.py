@@ -59,8 +59,9 @@ def make_sources(folder: Path, n: int) -> None:
             _image(w, h, i).save(folder / f"gen {i:05d}.jpg", quality=90)
         else:
             _image(768, 768, i).save(folder / f"gen {i:05d}.png", compress_level=6)
-        (folder / f"gen {i:05d}.txt").write_text(f"generated image {i}, style {i % 7}, "
-                                                  f"subject {i % 13}", encoding="utf-8")
+        (folder / f"gen {i:05d}.txt").write_text(
+            f"generated image {i}, style {i % 7}, subject {i % 13}", encoding="utf-8"
+        )
 
 
 def bench_import(work: Path, n: int) -> dict:
@@ -85,9 +86,15 @@ def bench_import(work: Path, n: int) -> dict:
     mb = sum(p.stat().st_size for p in src.iterdir()) / 2**20
     shutil.rmtree(target, ignore_errors=True)
     shutil.rmtree(thumbs, ignore_errors=True)
-    return {"images": len(rep.imported), "skipped": len(rep.skipped), "seconds": dt, "cpu": cpu,
-            "load": os.getloadavg()[0],
-            "thumbnails": n_thumbs, "source_mib": mb}
+    return {
+        "images": len(rep.imported),
+        "skipped": len(rep.skipped),
+        "seconds": dt,
+        "cpu": cpu,
+        "load": os.getloadavg()[0],
+        "thumbnails": n_thumbs,
+        "source_mib": mb,
+    }
 
 
 def make_big(folder: Path, n: int) -> None:
@@ -98,8 +105,23 @@ def make_big(folder: Path, n: int) -> None:
     folder.mkdir(parents=True)
     base = [_image(256, 256, s) for s in range(64)]
     rng = random.Random(3)
-    words = ["cat", "dog", "portrait", "outdoors", "studio", "red", "blue", "smiling", "night",
-             "forest", "city", "close-up", "wide shot", "film grain", "soft light"]
+    words = [
+        "cat",
+        "dog",
+        "portrait",
+        "outdoors",
+        "studio",
+        "red",
+        "blue",
+        "smiling",
+        "night",
+        "forest",
+        "city",
+        "close-up",
+        "wide shot",
+        "film grain",
+        "soft light",
+    ]
     for i in range(n):
         im = base[i % 64].rotate(i % 360) if i >= 64 else base[i]
         im.save(folder / f"img {i:05d}.jpg", quality=80)
@@ -115,8 +137,11 @@ def start_xvfb() -> subprocess.Popen | None:
     for n in range(141, 160):
         if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
             continue
-        proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten",
-                                 "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
             if Path(f"/tmp/.X11-unix/X{n}").exists():
                 os.environ["DISPLAY"] = f":{n}"
@@ -128,14 +153,15 @@ def start_xvfb() -> subprocess.Popen | None:
     return None
 
 
-def bench_gui(work: Path, n: int, tokenizer: bool, trace: bool = False,
-              control: bool = False) -> dict:
+def bench_gui(
+    work: Path, n: int, tokenizer: bool, trace: bool = False, control: bool = False
+) -> dict:
     from PySide6.QtCore import QCoreApplication, QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
     big = work / f"big-{n}"
     make_big(big, n)
-    shutil.rmtree(big / ".zitdesk", ignore_errors=True)      # cold: no index, no hashes
+    shutil.rmtree(big / ".zitdesk", ignore_errors=True)  # cold: no index, no hashes
     thumbs = Path(tempfile.mkdtemp(prefix="thumbs-", dir=work))
     QCoreApplication.setOrganizationName("zitdesk-bench")
     app = QApplication.instance() or QApplication(["bench"])
@@ -168,7 +194,7 @@ def bench_gui(work: Path, n: int, tokenizer: bool, trace: bool = False,
         gui_ident = threading.get_ident()
         stop_trace = threading.Event()
 
-        def sampler() -> None:   # where is the GUI thread while the heartbeat is late?
+        def sampler() -> None:  # where is the GUI thread while the heartbeat is late?
             while not stop_trace.wait(0.01):
                 if (clock.nsecsElapsed() - last[0]) / 1e6 < 30:
                     continue
@@ -177,15 +203,19 @@ def bench_gui(work: Path, n: int, tokenizer: bool, trace: bool = False,
                 if f is None:
                     continue
                 st = traceback.extract_stack(f)[-4:]
-                key = " <- ".join(f"{Path(x.filename).name}:{x.lineno}:{x.name}"
-                                  for x in reversed(st))
+                key = " <- ".join(
+                    f"{Path(x.filename).name}:{x.lineno}:{x.name}" for x in reversed(st)
+                )
                 others = []
                 for tid, fr in frames.items():
                     if tid in (gui_ident, threading.get_ident()):
                         continue
                     top = traceback.extract_stack(fr)[-2:]
-                    others.append("/".join(f"{Path(x.filename).name}:{x.lineno}:{x.name}"
-                                           for x in reversed(top)))
+                    others.append(
+                        "/".join(
+                            f"{Path(x.filename).name}:{x.lineno}:{x.name}" for x in reversed(top)
+                        )
+                    )
                 key += "  || other threads: " + " ; ".join(sorted(others))
                 stalls[f"[{phase[0]}] " + key] = stalls.get(f"[{phase[0]}] " + key, 0) + 1
 
@@ -206,10 +236,14 @@ def bench_gui(work: Path, n: int, tokenizer: bool, trace: bool = False,
             time.sleep(0.0005)
 
     t_open = time.perf_counter()
-    ws = DatasetsWorkspace(folder=big, tokenizer_loader=default_tokenizer_loader if tokenizer
-                           else None, thumb_cache_dir=thumbs, remember=False,
-                           auto_check=not control)
-    if control:                 # no background work at all: the floor set by the machine's load
+    ws = DatasetsWorkspace(
+        folder=big,
+        tokenizer_loader=default_tokenizer_loader if tokenizer else None,
+        thumb_cache_dir=thumbs,
+        remember=False,
+        auto_check=not control,
+    )
+    if control:  # no background work at all: the floor set by the machine's load
         ws.thumbs._max_loops = 0
     ws.resize(1500, 900)
     ws.show()
@@ -239,15 +273,22 @@ def bench_gui(work: Path, n: int, tokenizer: bool, trace: bool = False,
         pump(60)
     pump(300)
     phase[0] = "filter modes"
-    for mode in (FilterMode.MISSING, FilterMode.DUPLICATE, FilterMode.FLAGGED, FilterMode.LONG,
-                 FilterMode.ALL):
+    for mode in (
+        FilterMode.MISSING,
+        FilterMode.DUPLICATE,
+        FilterMode.FLAGGED,
+        FilterMode.LONG,
+        FilterMode.ALL,
+    ):
         ws.filter_mode.setCurrentIndex(list(FilterMode).index(mode))
         pump(80)
     phase[0] = "sorting"
-    for col, order in ((Col.CAPTION, Qt.SortOrder.AscendingOrder),
-                       (Col.SIZE, Qt.SortOrder.DescendingOrder),
-                       (Col.TOKENS, Qt.SortOrder.DescendingOrder),
-                       (Col.NAME, Qt.SortOrder.AscendingOrder)):
+    for col, order in (
+        (Col.CAPTION, Qt.SortOrder.AscendingOrder),
+        (Col.SIZE, Qt.SortOrder.DescendingOrder),
+        (Col.TOKENS, Qt.SortOrder.DescendingOrder),
+        (Col.NAME, Qt.SortOrder.AscendingOrder),
+    ):
         ws.table.sortByColumn(col, order)
         pump(80)
     phase[0] = "grid view scroll"
@@ -282,10 +323,15 @@ def bench_gui(work: Path, n: int, tokenizer: bool, trace: bool = False,
     opening = ("startup", "open (worker reads 10k headers)")
     idle = ("waiting for background work",)
     interactive = [g for g, ph in gaps if ph not in opening + idle]
-    return {"open_s": open_s, "max_ms": max(interactive), "p99_ms": statistics.quantiles(
-        interactive, n=100)[98], "open_max_ms": max(g for g, ph in gaps if ph in opening),
-        "by_phase": by_phase, "rows": m.total,
-        "check": report.summary if report else "(no check finished)"}
+    return {
+        "open_s": open_s,
+        "max_ms": max(interactive),
+        "p99_ms": statistics.quantiles(interactive, n=100)[98],
+        "open_max_ms": max(g for g, ph in gaps if ph in opening),
+        "by_phase": by_phase,
+        "rows": m.total,
+        "check": report.summary if report else "(no check finished)",
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,13 +342,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tokenizer", action="store_true")
     ap.add_argument("--skip-import", action="store_true")
     ap.add_argument("--skip-gui", action="store_true")
-    ap.add_argument("--control", action="store_true",
-                    help="same script with no background work (no thumbnails, tokenizer or "
-                         "check): shows the stalls caused by the machine itself")
-    ap.add_argument("--switch-interval", type=float, default=None,
-                    help="sys.setswitchinterval for the GUI run (Python's default: 0.005 s)")
-    ap.add_argument("--trace-stalls", action="store_true",
-                    help="sample the GUI thread's stack whenever the heartbeat is late")
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="same script with no background work (no thumbnails, tokenizer or "
+        "check): shows the stalls caused by the machine itself",
+    )
+    ap.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for the GUI run (Python's default: 0.005 s)",
+    )
+    ap.add_argument(
+        "--trace-stalls",
+        action="store_true",
+        help="sample the GUI thread's stack whenever the heartbeat is late",
+    )
     args = ap.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -310,28 +366,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}")
     if not args.skip_import:
         r = bench_import(work, args.images)
-        print(f"import: {r['images']} images ({r['source_mib']:.0f} MiB) with {r['thumbnails']} "
-              f"thumbnails in {r['seconds']:.2f} s = {r['images'] / r['seconds']:.0f} images/s "
-              f"(target ≤ 10 s for 1,000: {'OK' if r['seconds'] <= 10 * args.images / 1000 else 'MISSED'}); "
-              f"CPU {r['cpu']:.1f} s, load average {r['load']:.1f} on {os.cpu_count()} cores",
-              flush=True)
+        print(
+            f"import: {r['images']} images ({r['source_mib']:.0f} MiB) with {r['thumbnails']} "
+            f"thumbnails in {r['seconds']:.2f} s = {r['images'] / r['seconds']:.0f} images/s "
+            f"(target ≤ 10 s for 1,000: {'OK' if r['seconds'] <= 10 * args.images / 1000 else 'MISSED'}); "
+            f"CPU {r['cpu']:.1f} s, load average {r['load']:.1f} on {os.cpu_count()} cores",
+            flush=True,
+        )
     if not args.skip_gui:
         if args.switch_interval:
             sys.setswitchinterval(args.switch_interval)
         xvfb = start_xvfb()
         try:
-            r = bench_gui(work, args.big, not args.no_tokenizer and not args.control,
-                          args.trace_stalls, args.control)
+            r = bench_gui(
+                work,
+                args.big,
+                not args.no_tokenizer and not args.control,
+                args.trace_stalls,
+                args.control,
+            )
         finally:
             if xvfb is not None:
                 xvfb.terminate()
                 xvfb.wait(5)
         where = os.environ.get("DISPLAY") and "Xvfb" or "offscreen"
-        print(f"gui ({where}): {r['rows']:,} images opened in {r['open_s']:.1f} s (worker); longest "
-              f"GUI-thread stall while scrolling/filtering {r['max_ms']:.1f} ms, p99 "
-              f"{r['p99_ms']:.1f} ms (target ≤ 50 ms: {'OK' if r['max_ms'] <= 50 else 'MISSED'}); "
-              f"while starting and opening {r['open_max_ms']:.1f} ms; load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(
+            f"gui ({where}): {r['rows']:,} images opened in {r['open_s']:.1f} s (worker); longest "
+            f"GUI-thread stall while scrolling/filtering {r['max_ms']:.1f} ms, p99 "
+            f"{r['p99_ms']:.1f} ms (target ≤ 50 ms: {'OK' if r['max_ms'] <= 50 else 'MISSED'}); "
+            f"while starting and opening {r['open_max_ms']:.1f} ms; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
         for ph, g in r["by_phase"].items():
             print(f"   {g:7.1f} ms  {ph}")
         print(f"   check: {r['check']}")

@@ -34,8 +34,13 @@ ROWS: list[tuple[str, float, str]] = []
 
 
 def zit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "zitdesk", *args], cwd=ROOT, capture_output=True,
-                         text=True, timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, "-m", "zitdesk", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if res.returncode != 0:
         print(res.stderr[-3000:], file=sys.stderr)
     return res
@@ -64,18 +69,35 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     adapter = {}
     for i in range(30):
-        for m, (o, n) in {"attention.to_q": (3840, 3840), "attention.to_k": (3840, 3840),
-                          "attention.to_v": (3840, 3840), "attention.to_out.0": (3840, 3840),
-                          "feed_forward.w1": (10240, 3840), "feed_forward.w3": (10240, 3840),
-                          "feed_forward.w2": (3840, 10240)}.items():
-            adapter[f"diffusion_model.layers.{i}.{m}.lora_A.weight"] = (torch.randn(16, n, generator=g) * 0.01).bfloat16()
-            adapter[f"diffusion_model.layers.{i}.{m}.lora_B.weight"] = (torch.randn(o, 16, generator=g) * 0.01).bfloat16()
+        for m, (o, n) in {
+            "attention.to_q": (3840, 3840),
+            "attention.to_k": (3840, 3840),
+            "attention.to_v": (3840, 3840),
+            "attention.to_out.0": (3840, 3840),
+            "feed_forward.w1": (10240, 3840),
+            "feed_forward.w3": (10240, 3840),
+            "feed_forward.w2": (3840, 10240),
+        }.items():
+            adapter[f"diffusion_model.layers.{i}.{m}.lora_A.weight"] = (
+                torch.randn(16, n, generator=g) * 0.01
+            ).bfloat16()
+            adapter[f"diffusion_model.layers.{i}.{m}.lora_B.weight"] = (
+                torch.randn(o, 16, generator=g) * 0.01
+            ).bfloat16()
     adapter_path = work / "zimage_turbo_training_adapter_test.safetensors"
     save_file(adapter, str(adapter_path))
     del tr, te, vae
     torch.cuda.empty_cache()
-    ROWS.append(("build + write full-size model and adapter", time.perf_counter() - t,
-                 ", ".join(f"{f.name} {f.stat().st_size / 1e9:.2f} GB" for f in sorted(model.glob("*.safetensors")))))
+    ROWS.append(
+        (
+            "build + write full-size model and adapter",
+            time.perf_counter() - t,
+            ", ".join(
+                f"{f.name} {f.stat().st_size / 1e9:.2f} GB"
+                for f in sorted(model.glob("*.safetensors"))
+            ),
+        )
+    )
 
     data = work / "data"
     data.mkdir(exist_ok=True)
@@ -89,8 +111,24 @@ def main() -> None:
     job = work / "job.toml"
     out = work / "run"
     job.unlink(missing_ok=True)
-    assert zit("train", str(job), "--init", "--preset", "24gb", "--model", str(model), "--data", str(data),
-               "--out", str(out), "--trigger", "ohwx").returncode == 0
+    assert (
+        zit(
+            "train",
+            str(job),
+            "--init",
+            "--preset",
+            "24gb",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--trigger",
+            "ohwx",
+        ).returncode
+        == 0
+    )
     import tomllib
 
     import tomli_w
@@ -112,29 +150,63 @@ def main() -> None:
         kinds[ev["event"]] = kinds.get(ev["event"], 0) + 1
     steps = [ev for ev in events if ev["event"] == "TrainStep"]
     last = events[-1] if events else {}
-    note = (f"rc {res.returncode}; {json.dumps(kinds)}; last step: "
-            + (json.dumps({k: steps[-1].get(k) for k in ("step", "loss", "it_s")}) if steps else "none")
-            + f"; end: {last.get('event')} {str(last.get('message', ''))[:200]}")
-    ROWS.append((f"zitdesk train ({args.steps} steps at 1024², 24gb preset, training adapter)", wall, note))
+    note = (
+        f"rc {res.returncode}; {json.dumps(kinds)}; last step: "
+        + (json.dumps({k: steps[-1].get(k) for k in ("step", "loss", "it_s")}) if steps else "none")
+        + f"; end: {last.get('event')} {str(last.get('message', ''))[:200]}"
+    )
+    ROWS.append(
+        (f"zitdesk train ({args.steps} steps at 1024², 24gb preset, training adapter)", wall, note)
+    )
     lora = out / "lora.safetensors"
 
     t = time.perf_counter()
     res = zit("lora", "inspect", str(lora), "--model", str(model), "--json")
     info = json.loads(res.stdout) if res.returncode == 0 else {}
-    ROWS.append(("zitdesk lora inspect", time.perf_counter() - t,
-                 f"rc {res.returncode}; {info.get('arch')}/{info.get('dialect')} rank {info.get('rank')} "
-                 f"coverage {info.get('coverage', {}).get('matched')}/{info.get('coverage', {}).get('total_in_file')}; "
-                 f"adapter recorded: {'zitdesk_training_adapter' in info.get('metadata', {})}"))
+    ROWS.append(
+        (
+            "zitdesk lora inspect",
+            time.perf_counter() - t,
+            f"rc {res.returncode}; {info.get('arch')}/{info.get('dialect')} rank {info.get('rank')} "
+            f"coverage {info.get('coverage', {}).get('matched')}/{info.get('coverage', {}).get('total_in_file')}; "
+            f"adapter recorded: {'zitdesk_training_adapter' in info.get('metadata', {})}",
+        )
+    )
 
     t = time.perf_counter()
-    res = zit("generate", "--prompt", "ohwx, a photo", "--model", str(model), "--lora", f"{lora}:0.8",
-              "--seed", "1", "--out", str(work / "images"), "--unload-text-encoder")
-    ROWS.append(("zitdesk generate 1024², LoRA 0.8 (incl. load)", time.perf_counter() - t,
-                 f"rc {res.returncode}; " + " | ".join(line for line in res.stderr.splitlines()
-                                                       if "LoRA" in line or "image(s)" in line)[:300]))
+    res = zit(
+        "generate",
+        "--prompt",
+        "ohwx, a photo",
+        "--model",
+        str(model),
+        "--lora",
+        f"{lora}:0.8",
+        "--seed",
+        "1",
+        "--out",
+        str(work / "images"),
+        "--unload-text-encoder",
+    )
+    ROWS.append(
+        (
+            "zitdesk generate 1024², LoRA 0.8 (incl. load)",
+            time.perf_counter() - t,
+            f"rc {res.returncode}; "
+            + " | ".join(
+                line for line in res.stderr.splitlines() if "LoRA" in line or "image(s)" in line
+            )[:300],
+        )
+    )
     samples = sorted(out.rglob("*.png"))
-    ROWS.append(("files", 0.0, f"{len(samples)} PNGs in the run (samples/contact sheet); "
-                 f"checkpoints: {sorted(p.name for p in (out / 'checkpoints').glob('*'))}"))
+    ROWS.append(
+        (
+            "files",
+            0.0,
+            f"{len(samples)} PNGs in the run (samples/contact sheet); "
+            f"checkpoints: {sorted(p.name for p in (out / 'checkpoints').glob('*'))}",
+        )
+    )
     print(f"\n### End to end on {torch.cuda.get_device_name(0)}\n")
     print("| phase | wall s | result |")
     print("|---|---|---|")

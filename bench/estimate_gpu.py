@@ -48,13 +48,18 @@ def main() -> int:
     total = torch.cuda.get_device_properties(0).total_memory / 2**30 if cuda else 8.0
     print(f"device {name} {total:.1f} GiB, torch {torch.__version__}", flush=True)
     cfg = apply_preset(TrainConfig(), args.preset).with_changes(
-        lora={"rank": 32, "alpha": 32.0, "targets": ("attention", "feed_forward"),
-              "include_refiners": True},
+        lora={
+            "rank": 32,
+            "alpha": 32.0,
+            "targets": ("attention", "feed_forward"),
+            "include_refiners": True,
+        },
         optim={"steps": 10**6, "learning_rate": 1e-4},
     )
     if not cuda:  # the CUDA-only parts of the presets swapped for CPU ones, as train_gpu does
-        cfg = cfg.with_changes(model={"base_precision": "fp8"}, optim={"optimizer": "adamw"},
-                               memory={"compile": False})
+        cfg = cfg.with_changes(
+            model={"base_precision": "fp8"}, optim={"optimizer": "adamw"}, memory={"compile": False}
+        )
     t0 = time.perf_counter()
     tr = B.build_transformer(dev, not cuda)
     prepare_transformer(tr, cfg, dev)
@@ -92,14 +97,26 @@ def main() -> int:
         B.sync()
         s_step = (time.perf_counter() - t) / args.steps
         peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0
-        est = estimate_run(cfg.with_changes(data={"resolutions": (size,)}),
-                           GpuSpec(name, total), buckets=[(size, size)])
-        print(json.dumps({
-            "preset": args.preset, "size": size, "s_step": round(s_step, 4),
-            "peak_gib": round(peak, 2), "warmup_s": round(warm_s, 1),
-            "est_s_step": round(est.step_s, 4), "est_peak_gib": round(est.peak_gib, 2),
-            "loss": reporter.last_loss,
-        }), flush=True)
+        est = estimate_run(
+            cfg.with_changes(data={"resolutions": (size,)}),
+            GpuSpec(name, total),
+            buckets=[(size, size)],
+        )
+        print(
+            json.dumps(
+                {
+                    "preset": args.preset,
+                    "size": size,
+                    "s_step": round(s_step, 4),
+                    "peak_gib": round(peak, 2),
+                    "warmup_s": round(warm_s, 1),
+                    "est_s_step": round(est.step_s, 4),
+                    "est_peak_gib": round(est.peak_gib, 2),
+                    "loss": reporter.last_loss,
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

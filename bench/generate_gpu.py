@@ -38,8 +38,10 @@ import torch  # noqa: E402
 
 ROWS: list[dict] = []
 T0 = time.perf_counter()
-PROMPT = ("- scene: a lighthouse on a cliff at dusk, waves below\n"
-          "- a girl -- short brown hair -- red coat -- on the left\n- style: 35mm photo, soft light")
+PROMPT = (
+    "- scene: a lighthouse on a cliff at dusk, waves below\n"
+    "- a girl -- short brown hair -- red coat -- on the left\n- style: 35mm photo, soft light"
+)
 
 
 def gib(b: float) -> str:
@@ -73,10 +75,21 @@ def build_full(device: str, tiny: bool):
         comps = tinymod.make_tiny_components()
         return comps["transformer"], comps["text_encoder"], comps["vae"], comps["tokenizer"]
     sk = skeleton_dir()
-    tcfg = {k: v for k, v in json.loads((sk / "transformer/config.json").read_text()).items() if not k.startswith("_")}
-    vcfg = {k: v for k, v in json.loads((sk / "vae/config.json").read_text()).items() if not k.startswith("_")}
-    qcfg = {k: v for k, v in json.loads((sk / "text_encoder/config.json").read_text()).items()
-            if k not in ("architectures", "torch_dtype")}
+    tcfg = {
+        k: v
+        for k, v in json.loads((sk / "transformer/config.json").read_text()).items()
+        if not k.startswith("_")
+    }
+    vcfg = {
+        k: v
+        for k, v in json.loads((sk / "vae/config.json").read_text()).items()
+        if not k.startswith("_")
+    }
+    qcfg = {
+        k: v
+        for k, v in json.loads((sk / "text_encoder/config.json").read_text()).items()
+        if k not in ("architectures", "torch_dtype")
+    }
     torch.manual_seed(0)
     with torch.device(device):
         tr = ZImageTransformer2DModel(**tcfg).to(torch.bfloat16)
@@ -85,7 +98,7 @@ def build_full(device: str, tiny: bool):
     with torch.no_grad():
         # Random init leaves large activations; scale the weights down so bf16 stays finite
         # (values do not change speed, but NaNs would make the images meaningless).
-        for name, p in tr.named_parameters():
+        for _name, p in tr.named_parameters():
             if p.ndim >= 2:
                 p.mul_(0.2)
         tr.x_pad_token.normal_(0, 0.5)
@@ -101,20 +114,34 @@ def write_comfy(out: Path, tr, te, vae) -> None:
     from zitdesk.models.tiny import comfy_dit_state_dict, ldm_vae_state_dict
 
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in comfy_dit_state_dict(tr.state_dict()).items()},
-              str(out / "z_image_turbo_bf16.safetensors"))
-    save_file({f"model.{k}": v.detach().contiguous().cpu() for k, v in te.state_dict().items()},
-              str(out / "qwen_3_4b.safetensors"))
-    save_file({k: v.detach().contiguous().cpu() for k, v in ldm_vae_state_dict(vae.state_dict()).items()},
-              str(out / "ae.safetensors"))
+    save_file(
+        {
+            k: v.detach().contiguous().cpu()
+            for k, v in comfy_dit_state_dict(tr.state_dict()).items()
+        },
+        str(out / "z_image_turbo_bf16.safetensors"),
+    )
+    save_file(
+        {f"model.{k}": v.detach().contiguous().cpu() for k, v in te.state_dict().items()},
+        str(out / "qwen_3_4b.safetensors"),
+    )
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in ldm_vae_state_dict(vae.state_dict()).items()},
+        str(out / "ae.safetensors"),
+    )
 
 
 def bench_plain(parts, device, size, steps, runs):
     from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
     tr, te, vae, tok = parts
-    pipe = ZImagePipeline(transformer=tr, vae=vae, text_encoder=te, tokenizer=tok,
-                          scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False))
+    pipe = ZImagePipeline(
+        transformer=tr,
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
+    )
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     times = []
@@ -123,12 +150,25 @@ def bench_plain(parts, device, size, steps, runs):
         g = torch.Generator("cpu").manual_seed(i)
         sync()
         t = time.perf_counter()
-        pipe(PROMPT, height=size, width=size, num_inference_steps=steps, guidance_scale=0.0, generator=g)
+        pipe(
+            PROMPT,
+            height=size,
+            width=size,
+            num_inference_steps=steps,
+            guidance_scale=0.0,
+            generator=g,
+        )
         sync()
         if i:
             times.append(time.perf_counter() - t)
-    ROWS.append(dict(variant="plain diffusers, all on GPU (encodes the prompt every call)",
-                     s=min(times), peak=peak(), note=f"warm, best of {runs}"))
+    ROWS.append(
+        dict(
+            variant="plain diffusers, all on GPU (encodes the prompt every call)",
+            s=min(times),
+            peak=peak(),
+            note=f"warm, best of {runs}",
+        )
+    )
     del pipe
 
 
@@ -143,8 +183,17 @@ def bench_engine(model_dir, device, size, steps, runs, mode, label, **extra):
     times, peaks, first = [], [], None
     for i in range(runs + 1):
         ev = []
-        req = GenerateRequest(prompt=PROMPT, width=size, height=size, steps=steps, seed=i,
-                              memory_mode=MemoryMode(mode), output_dir=str(out), preview_every=1, **extra)
+        req = GenerateRequest(
+            prompt=PROMPT,
+            width=size,
+            height=size,
+            steps=steps,
+            seed=i,
+            memory_mode=MemoryMode(mode),
+            output_dir=str(out),
+            preview_every=1,
+            **extra,
+        )
         reset_peak()
         sync()
         t = time.perf_counter()
@@ -160,8 +209,14 @@ def bench_engine(model_dir, device, size, steps, runs, mode, label, **extra):
         else:
             times.append(dt)
             peaks.append(peak())
-    ROWS.append(dict(variant=f"zitdesk engine, {label}", s=min(times), peak=max(peaks),
-                     note=f"first call incl. load {first:.1f} s; previews every step; PNG saved"))
+    ROWS.append(
+        dict(
+            variant=f"zitdesk engine, {label}",
+            s=min(times),
+            peak=max(peaks),
+            note=f"first call incl. load {first:.1f} s; previews every step; PNG saved",
+        )
+    )
     eng.shutdown()
     del eng
 
@@ -173,14 +228,21 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=8)
-    ap.add_argument("--modes", default="gpu,gpu+unload_te,gpu+unload_te+compile,fp8+unload_te,group_offload,model_offload")
-    ap.add_argument("--deadline", type=float, default=0, help="skip variants after this many seconds")
+    ap.add_argument(
+        "--modes",
+        default="gpu,gpu+unload_te,gpu+unload_te+compile,fp8+unload_te,group_offload,model_offload",
+    )
+    ap.add_argument(
+        "--deadline", type=float, default=0, help="skip variants after this many seconds"
+    )
     args = ap.parse_args()
     device = "cpu" if args.tiny or not torch.cuda.is_available() else "cuda"
     size = 64 if args.tiny else args.size
     out = Path(args.out)
-    print(f"device {device} {torch.cuda.get_device_name(0) if device == 'cuda' else ''}; torch {torch.__version__}",
-          flush=True)
+    print(
+        f"device {device} {torch.cuda.get_device_name(0) if device == 'cuda' else ''}; torch {torch.__version__}",
+        flush=True,
+    )
     t = time.perf_counter()
     parts = build_full(device, args.tiny)
     print(f"built parts in {time.perf_counter() - t:.1f} s", flush=True)
@@ -191,9 +253,13 @@ def main() -> None:
         save_tiny_model(out, "comfy")
     else:
         write_comfy(out, *parts[:3])
-    print(f"wrote ComfyUI single files in {time.perf_counter() - t:.1f} s: "
-          + ", ".join(f"{f.name} {f.stat().st_size / 1e9:.2f} GB" for f in sorted(out.glob('*.safetensors'))),
-          flush=True)
+    print(
+        f"wrote ComfyUI single files in {time.perf_counter() - t:.1f} s: "
+        + ", ".join(
+            f"{f.name} {f.stat().st_size / 1e9:.2f} GB" for f in sorted(out.glob("*.safetensors"))
+        ),
+        flush=True,
+    )
     try:
         bench_plain(parts, device, size, args.steps, args.runs)
     except Exception:  # noqa: BLE001
@@ -201,14 +267,21 @@ def main() -> None:
         ROWS.append(dict(variant="plain diffusers", s=float("nan"), peak=0, note="FAILED"))
     del parts
     reset_peak()
-    labels = {"gpu": "everything on GPU", "gpu+unload_te": "GPU, text encoder freed after encoding",
-              "gpu+unload_te+compile": "GPU, text encoder freed, DiT blocks compiled",
-              "fp8+unload_te": "fp8 weight storage, text encoder freed",
-              "fp8": "fp8 weight storage", "group_offload": "block streaming from RAM",
-              "model_offload": "model CPU offload", "sequential": "sequential offload"}
+    labels = {
+        "gpu": "everything on GPU",
+        "gpu+unload_te": "GPU, text encoder freed after encoding",
+        "gpu+unload_te+compile": "GPU, text encoder freed, DiT blocks compiled",
+        "fp8+unload_te": "fp8 weight storage, text encoder freed",
+        "fp8": "fp8 weight storage",
+        "group_offload": "block streaming from RAM",
+        "model_offload": "model CPU offload",
+        "sequential": "sequential offload",
+    }
     for m in args.modes.split(","):
         if args.deadline and time.perf_counter() - T0 > args.deadline:
-            ROWS.append(dict(variant=f"zitdesk engine, {m}", s=float("nan"), peak=0, note="skipped (time)"))
+            ROWS.append(
+                dict(variant=f"zitdesk engine, {m}", s=float("nan"), peak=0, note="skipped (time)")
+            )
             continue
         mode, *flags = m.split("+")
         extra = {{"unload_te": "unload_text_encoder"}.get(f, f): True for f in flags}
@@ -216,7 +289,14 @@ def main() -> None:
             bench_engine(out, device, size, args.steps, args.runs, mode, labels.get(m, m), **extra)
         except Exception:  # noqa: BLE001
             traceback.print_exc()
-            ROWS.append(dict(variant=f"zitdesk engine, {labels.get(m, m)}", s=float("nan"), peak=0, note="FAILED"))
+            ROWS.append(
+                dict(
+                    variant=f"zitdesk engine, {labels.get(m, m)}",
+                    s=float("nan"),
+                    peak=0,
+                    note="FAILED",
+                )
+            )
         reset_peak()
     base = ROWS[0]["s"]
     print(f"\n### {size}x{size}, {args.steps} steps, batch 1, guidance 0, bf16 ({device})\n")

@@ -40,16 +40,35 @@ def build(folder: Path, n: int) -> None:
         r = i % 20
         if r < 9:
             # header lengths vary in real libraries; a comment of varying length spreads them
-            make_lora(sub / f"{name}.safetensors", "kohya", 16, 8,
-                      metadata=kohya_metadata(name, 16, 8, tags={name: 40, "1girl": 30, "solo": 20},
-                                              ss_training_comment="c" * (i % 257)))
+            make_lora(
+                sub / f"{name}.safetensors",
+                "kohya",
+                16,
+                8,
+                metadata=kohya_metadata(
+                    name,
+                    16,
+                    8,
+                    tags={name: 40, "1girl": 30, "solo": 20},
+                    ss_training_comment="c" * (i % 257),
+                ),
+            )
         elif r < 15:
-            make_lora(sub / f"{name}.safetensors", "aitoolkit", 32,
-                      metadata=modelspec_metadata(f"LoRA {i}", "bench", f"trig{i}"))
+            make_lora(
+                sub / f"{name}.safetensors",
+                "aitoolkit",
+                32,
+                metadata=modelspec_metadata(f"LoRA {i}", "bench", f"trig{i}"),
+            )
         elif r < 17:
             make_lora(sub / f"{name}.safetensors", "kohya_fused", 32, 16)
         elif r == 17:
-            make_lora(sub / f"{name}.safetensors", "sdxl", 16, metadata=kohya_metadata(name, base="sdxl_base_v1-0"))
+            make_lora(
+                sub / f"{name}.safetensors",
+                "sdxl",
+                16,
+                metadata=kohya_metadata(name, base="sdxl_base_v1-0"),
+            )
         elif r == 18:
             make_lora(sub / f"{name}.safetensors", "flux", 16)
         else:
@@ -58,9 +77,13 @@ def build(folder: Path, n: int) -> None:
         if i % 3 == 0:
             (sub / f"{name}.preview.png").write_bytes(png)
         if i % 4 == 0:
-            (sub / f"{name}.json").write_text(json.dumps({"activation text": f"word{i}", "preferred weight": 0.8}))
+            (sub / f"{name}.json").write_text(
+                json.dumps({"activation text": f"word{i}", "preferred weight": 0.8})
+            )
         if i % 7 == 0:
-            (sub / f"{name}.civitai.info").write_text(json.dumps({"trainedWords": [f"civ{i}"], "model": {"name": name}}))
+            (sub / f"{name}.civitai.info").write_text(
+                json.dumps({"trainedWords": [f"civ{i}"], "model": {"name": name}})
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     r = idx.scan([lib])
     cold = time.perf_counter() - t
     ok = sum(1 for e in r.entries if e.compatible)
-    print(f"cold:            {cold:6.3f} s  ({len(r.entries)} files, {r.inspected} read, {ok} usable, "
-          f"{r.errors} errors; cache {cache.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"cold:            {cold:6.3f} s  ({len(r.entries)} files, {r.inspected} read, {ok} usable, "
+        f"{r.errors} errors; cache {cache.stat().st_size / 1e6:.1f} MB)"
+    )
     reasons: dict[str, int] = {}
     for e in r.entries:
         if e.status != "ok":
@@ -106,14 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         r = fresh().scan([lib])
         warm_start.append(time.perf_counter() - t)
         assert r.inspected == 0, r.inspected
-    print(f"warm (app start): {min(warm_start):6.3f} s  (new index from the JSON cache, best of 3; "
-          f"{r.reused} reused)")
+    print(
+        f"warm (app start): {min(warm_start):6.3f} s  (new index from the JSON cache, best of 3; "
+        f"{r.reused} reused)"
+    )
     rescans = []
     for _ in range(3):
         t = time.perf_counter()
         r = idx.scan([lib])
         rescans.append(time.perf_counter() - t)
-    print(f"warm (rescan):    {min(rescans):6.3f} s  (same index, after a watcher event, best of 3)")
+    print(
+        f"warm (rescan):    {min(rescans):6.3f} s  (same index, after a watcher event, best of 3)"
+    )
     target = "OK" if min(warm_start) <= 1.0 else "MISSED"
     print(f"target warm <= 1 s: {target}")
     if not args.keep:

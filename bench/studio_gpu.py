@@ -39,8 +39,11 @@ os.environ.setdefault("ZITDESK_HOME", tempfile.mkdtemp(prefix="zithome-"))
 
 def median_step(times: dict[int, float], skip: int, exclude: set[int]) -> float:
     steps = sorted(times)
-    d = [times[b] - times[a] for a, b in zip(steps, steps[1:], strict=False)
-         if a >= skip and b == a + 1 and a not in exclude and b not in exclude]
+    d = [
+        times[b] - times[a]
+        for a, b in zip(steps, steps[1:], strict=False)
+        if a >= skip and b == a + 1 and a not in exclude and b not in exclude
+    ]
     return statistics.median(d) if d else float("nan")
 
 
@@ -71,7 +74,7 @@ def make_inputs(work: Path, tiny: bool, steps: int):
     rng = np.random.default_rng(0)
     for i in range(4):
         arr = np.full((size, size, 3), rng.integers(0, 255, 3), np.uint8)
-        arr[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = rng.integers(0, 255, 3)
+        arr[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = rng.integers(0, 255, 3)
         Image.fromarray(arr).save(data / f"img{i}.png")
         (data / f"img{i}.txt").write_text(f"[trigger], a square of colour {i}")
 
@@ -82,8 +85,12 @@ def make_inputs(work: Path, tiny: bool, steps: int):
         return apply_preset(TrainConfig(), "24gb").with_changes(
             # the tiny model is fp32 on the CPU: keep its dtype so the pipeline can be shared
             model={"path": str(model), **({"base_precision": "auto"} if tiny else {})},
-            data={"folder": str(data), "trigger": "ohwx", "resolutions": (size,),
-                  "cache_dir": str(work / "cache")},
+            data={
+                "folder": str(data),
+                "trigger": "ohwx",
+                "resolutions": (size,),
+                "cache_dir": str(work / "cache"),
+            },
             optim={"steps": steps},
             save={"output_dir": str(out), "every": 0},
             sample={"every": 0},
@@ -95,8 +102,13 @@ def make_inputs(work: Path, tiny: bool, steps: int):
 def run_cli(work: Path, cfg) -> dict:
     job = cfg.write(work / "job-cli.toml")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "zitdesk", "train", str(job), "--json"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zitdesk", "train", str(job), "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     times: dict[int, float] = {}
     first_phase: dict[str, float] = {}
     last: dict = {}
@@ -117,8 +129,13 @@ def run_cli(work: Path, cfg) -> dict:
     rc = proc.wait()
     if rc != 0:
         print(err[-3000:], file=sys.stderr)
-    return {"rc": rc, "wall": time.perf_counter() - t0, "times": times, "phases": first_phase,
-            "last": last}
+    return {
+        "rc": rc,
+        "wall": time.perf_counter() - t0,
+        "times": times,
+        "phases": first_phase,
+        "last": last,
+    }
 
 
 class EngineThread:
@@ -178,9 +195,16 @@ def run_app(work: Path, cfg, model: Path, size: int, steps: int) -> dict:
 
     loader.load_pipeline = counting
     eng = EngineThread()
-    gen = GenerateRequest(prompt="ohwx, a photo of a square", width=size, height=size, steps=8,
-                          seed=1, model_path=str(model), output_dir=str(work / "images"),
-                          preview_every=0)
+    gen = GenerateRequest(
+        prompt="ohwx, a photo of a square",
+        width=size,
+        height=size,
+        steps=8,
+        seed=1,
+        model_path=str(model),
+        output_dir=str(work / "images"),
+        preview_every=0,
+    )
     res: dict = {}
 
     def timed_generate(label: str) -> None:
@@ -216,8 +240,11 @@ def run_app(work: Path, cfg, model: Path, size: int, steps: int) -> dict:
         elif isinstance(ev, Paused):
             marks["paused"] = now
             res["paused_step"] = ev.step
-            req = gen.with_changes(job_id="try-1", prompt="ohwx, a red square on grey",
-                                   loras=(LoraSpec(ev.lora_path, 1.0),))
+            req = gen.with_changes(
+                job_id="try-1",
+                prompt="ohwx, a red square on grey",
+                loras=(LoraSpec(ev.lora_path, 1.0),),
+            )
             token.interject(req, CancelToken())
         elif isinstance(ev, JobStarted) and ev.job_id == "try-1":
             marks["try_started"] = now
@@ -237,7 +264,9 @@ def run_app(work: Path, cfg, model: Path, size: int, steps: int) -> dict:
     res["train_wall"] = time.perf_counter() - t0
     res["train_loads"] = len(loads)
     res["times"], res["marks"] = times, marks
-    res["try"] = type(tries[0]).__name__ + " " + getattr(tries[0], "message", "") if tries else "none"
+    res["try"] = (
+        type(tries[0]).__name__ + " " + getattr(tries[0], "message", "") if tries else "none"
+    )
     timed_generate("gen_after")
     eng.stop()
     loader.load_pipeline = real
@@ -245,8 +274,10 @@ def run_app(work: Path, cfg, model: Path, size: int, steps: int) -> dict:
         import numpy as np
         from PIL import Image
 
-        a, b = (np.asarray(Image.open(res[k]).convert("RGB"), np.int16)
-                for k in ("gen_before_path", "gen_after_path"))
+        a, b = (
+            np.asarray(Image.open(res[k]).convert("RGB"), np.int16)
+            for k in ("gen_before_path", "gen_after_path")
+        )
         res["gen_diff"] = int(np.abs(a - b).max())
     res["load_s"] = loads
     return res
@@ -281,32 +312,63 @@ def main() -> None:
     cli_s = median_step(cli["times"], args.skip, set())
     app_s = median_step(app["times"], args.skip, near)
     rows = [
-        ("CLI `zitdesk train` (own process, loads the model)", f"{cli_s:.4f} s/step",
-         f"exit {cli['rc']}, {len(cli['times'])} steps, {cli['wall']:.1f} s wall; "
-         f"last it/s {cli['last'].get('it_s', 0):.2f}; {cli['last'].get('end', '')}"),
-        ("StudioEngine on an engine thread (borrows generation's model)", f"{app_s:.4f} s/step",
-         f"{len(app['times'])} steps, {app['train_wall']:.1f} s wall incl. pause and try; "
-         f"ratio to CLI {app_s / cli_s:.3f}; {app.get('train_end', '')}"),
-        ("model loads (app path)", f"{app['train_loads']} before/while training",
-         f"generation loaded it once ({app['load_s'][0]:.1f} s); the training job borrowed it"
-         if app["train_loads"] == 1 else f"load times {app['load_s']}"),
-        ("start → first caching phase", f"CLI {cli['phases'].get('caching', float('nan')):.1f} s",
-         f"app {m.get('phase_caching', float('nan')):.1f} s (no load)"),
-        ("pause asked → Paused", f"{m.get('paused', 0) - m.get('pause_req', 0):.2f} s",
-         f"finishes the step, writes the LoRA of step {paused_step}"),
-        ("Paused → try image ready", f"{m.get('try_image', 0) - m.get('paused', 0):.2f} s",
-         f"new prompt (parked text encoder), {size}², 8 steps, LoRA as of this step; {app['try']}"),
-        ("pause asked → first try image", f"{m.get('try_image', 0) - m.get('pause_req', 0):.2f} s", ""),
+        (
+            "CLI `zitdesk train` (own process, loads the model)",
+            f"{cli_s:.4f} s/step",
+            f"exit {cli['rc']}, {len(cli['times'])} steps, {cli['wall']:.1f} s wall; "
+            f"last it/s {cli['last'].get('it_s', 0):.2f}; {cli['last'].get('end', '')}",
+        ),
+        (
+            "StudioEngine on an engine thread (borrows generation's model)",
+            f"{app_s:.4f} s/step",
+            f"{len(app['times'])} steps, {app['train_wall']:.1f} s wall incl. pause and try; "
+            f"ratio to CLI {app_s / cli_s:.3f}; {app.get('train_end', '')}",
+        ),
+        (
+            "model loads (app path)",
+            f"{app['train_loads']} before/while training",
+            f"generation loaded it once ({app['load_s'][0]:.1f} s); the training job borrowed it"
+            if app["train_loads"] == 1
+            else f"load times {app['load_s']}",
+        ),
+        (
+            "start → first caching phase",
+            f"CLI {cli['phases'].get('caching', float('nan')):.1f} s",
+            f"app {m.get('phase_caching', float('nan')):.1f} s (no load)",
+        ),
+        (
+            "pause asked → Paused",
+            f"{m.get('paused', 0) - m.get('pause_req', 0):.2f} s",
+            f"finishes the step, writes the LoRA of step {paused_step}",
+        ),
+        (
+            "Paused → try image ready",
+            f"{m.get('try_image', 0) - m.get('paused', 0):.2f} s",
+            f"new prompt (parked text encoder), {size}², 8 steps, LoRA as of this step; {app['try']}",
+        ),
+        (
+            "pause asked → first try image",
+            f"{m.get('try_image', 0) - m.get('pause_req', 0):.2f} s",
+            "",
+        ),
         ("resume asked → Resumed", f"{m.get('resumed', 0) - m.get('resume_req', 0):.3f} s", ""),
-        ("resume asked → next TrainStep", f"{m.get('first_after', 0) - m.get('resume_req', 0):.2f} s",
-         f"step {app.get('first_after_step')}"),
+        (
+            "resume asked → next TrainStep",
+            f"{m.get('first_after', 0) - m.get('resume_req', 0):.2f} s",
+            f"step {app.get('first_after_step')}",
+        ),
         ("generate before training (incl. load)", f"{app['gen_before']:.1f} s", ""),
-        ("generate after training", f"{app['gen_after']:.1f} s",
-         f"loads so far {app['gen_after_loads']} (1 = the pipeline came back, no reload); "
-         f"max pixel difference to the image before training: {app.get('gen_diff')}"),
+        (
+            "generate after training",
+            f"{app['gen_after']:.1f} s",
+            f"loads so far {app['gen_after_loads']} (1 = the pipeline came back, no reload); "
+            f"max pixel difference to the image before training: {app.get('gen_diff')}",
+        ),
     ]
-    print(f"\n### Training through StudioEngine vs the CLI on {gpu} ({size}², {args.steps} steps, "
-          "24gb preset)\n")
+    print(
+        f"\n### Training through StudioEngine vs the CLI on {gpu} ({size}², {args.steps} steps, "
+        "24gb preset)\n"
+    )
     print("| what | figure | notes |")
     print("|---|---|---|")
     for a, b, c in rows:

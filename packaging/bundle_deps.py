@@ -12,6 +12,7 @@ Stdlib only, so it runs inside PyInstaller and in the tests alike.
   and are not code (JSON, templates, certificates...): PyInstaller's analysis only follows
   imports, so such a file is left out unless the spec or a PyInstaller hook collects it.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -75,7 +76,11 @@ def import_packages(dist_name: str) -> list[str]:
     tops = set()
     for f in dist.files or []:
         parts = f.parts
-        if not parts or parts[0].endswith((".dist-info", ".egg-info", ".data")) or parts[0] in ("..", "__pycache__"):
+        if (
+            not parts
+            or parts[0].endswith((".dist-info", ".egg-info", ".data"))
+            or parts[0] in ("..", "__pycache__")
+        ):
             continue
         if len(parts) > 1:
             tops.add(parts[0])
@@ -90,7 +95,11 @@ def package_data_files(dist_name: str) -> list[str]:
     out = []
     for f in dist.files or []:
         parts = f.parts
-        if len(parts) < 2 or parts[0] in ("..", "__pycache__") or parts[0].endswith((".dist-info", ".egg-info", ".data")):
+        if (
+            len(parts) < 2
+            or parts[0] in ("..", "__pycache__")
+            or parts[0].endswith((".dist-info", ".egg-info", ".data"))
+        ):
             continue
         if "__pycache__" in parts:
             continue

@@ -29,12 +29,24 @@ def draw(size: int = S) -> Image.Image:
     k = size / 1024
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     mask = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(mask).rounded_rectangle((40 * k, 40 * k, 984 * k, 984 * k), radius=200 * k, fill=255)
+    ImageDraw.Draw(mask).rounded_rectangle(
+        (40 * k, 40 * k, 984 * k, 984 * k), radius=200 * k, fill=255
+    )
     img.paste(_gradient(size, (43, 52, 92), (18, 20, 36)), (0, 0), mask)
 
     # The "Z": top bar, diagonal, bottom bar, as one polygon.
-    z = [(250, 240), (780, 240), (780, 350), (420, 680), (780, 680), (780, 790),
-         (250, 790), (250, 680), (610, 350), (250, 350)]
+    z = [
+        (250, 240),
+        (780, 240),
+        (780, 350),
+        (420, 680),
+        (780, 680),
+        (780, 790),
+        (250, 790),
+        (250, 680),
+        (610, 350),
+        (250, 350),
+    ]
     glow = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     ImageDraw.Draw(glow).polygon([(x * k, y * k) for x, y in z], fill=(120, 200, 255, 170))
     img.alpha_composite(glow.filter(ImageFilter.GaussianBlur(28 * k)))
@@ -42,8 +54,16 @@ def draw(size: int = S) -> Image.Image:
 
     # A four-point spark at the top right ("turbo").
     cx, cy, r, w = 800, 215, 120, 26
-    spark = [(cx, cy - r), (cx + w, cy - w), (cx + r, cy), (cx + w, cy + w),
-             (cx, cy + r), (cx - w, cy + w), (cx - r, cy), (cx - w, cy - w)]
+    spark = [
+        (cx, cy - r),
+        (cx + w, cy - w),
+        (cx + r, cy),
+        (cx + w, cy + w),
+        (cx, cy + r),
+        (cx - w, cy + w),
+        (cx - r, cy),
+        (cx - w, cy - w),
+    ]
     ImageDraw.Draw(img).polygon([(x * k, y * k) for x, y in spark], fill=(255, 196, 64, 255))
     return img
 
@@ -54,7 +74,9 @@ def main() -> None:
     big.resize((512, 512), Image.LANCZOS).save(OUT / "zitdesk-512.png", optimize=True)
     big.resize((256, 256), Image.LANCZOS).save(OUT / "zitdesk.png", optimize=True)
     big.resize((256, 256), Image.LANCZOS).save(
-        OUT / "zitdesk.ico", sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)])
+        OUT / "zitdesk.ico",
+        sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)],
+    )
     for p in sorted(OUT.iterdir()):
         print(p.relative_to(ROOT), p.stat().st_size)
 

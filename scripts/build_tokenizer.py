@@ -54,13 +54,28 @@ LAST_QWEN3_SPECIAL = "</think>"
 # survive ``decode(..., skip_special_tokens=True)`` and are not in ``all_special_tokens``.
 QWEN3_NON_SPECIAL = frozenset(
     {
-        "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-        "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
-        "<think>", "</think>",
+        "<tool_call>",
+        "</tool_call>",
+        "<|fim_prefix|>",
+        "<|fim_middle|>",
+        "<|fim_suffix|>",
+        "<|fim_pad|>",
+        "<|repo_name|>",
+        "<|file_sep|>",
+        "<tool_response>",
+        "</tool_response>",
+        "<think>",
+        "</think>",
     }
 )
-EXPECTED_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
-                "<|object_ref_start|>": 151646, "<think>": 151667, "</think>": 151668}
+EXPECTED_IDS = {
+    "<|endoftext|>": 151643,
+    "<|im_start|>": 151644,
+    "<|im_end|>": 151645,
+    "<|object_ref_start|>": 151646,
+    "<think>": 151667,
+    "</think>": 151668,
+}
 
 # The official Qwen3 (hybrid thinking) chat template. For one user message and
 # add_generation_prompt=True it renders "<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n";
@@ -291,7 +306,10 @@ def tokenizer_json(backend) -> str:
     """Compact tokenizer.json text; the decoder written in Qwen's form (its flags are unused)."""
     data = json.loads(backend.to_str())
     data["decoder"] = {
-        "type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False
+        "type": "ByteLevel",
+        "add_prefix_space": False,
+        "trim_offsets": False,
+        "use_regex": False,
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -317,8 +335,14 @@ def check_reachability(ranks: dict[bytes, int]) -> None:
 def tokenizer_config(specials: list[tuple[int, str, bool]]) -> dict:
     """tokenizer_config.json in the layout Qwen3's own file uses (template in the .jinja file)."""
     added = {
-        str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
-                 "single_word": False, "special": s}
+        str(i): {
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": s,
+        }
         for i, t, s in specials
     }
     return {
@@ -347,7 +371,9 @@ def self_check(out: Path, ranks: dict[bytes, int], specials: list[tuple[int, str
     from transformers import AutoTokenizer
 
     enc = tiktoken.Encoding(
-        "qwen3", pat_str=QWEN_PAT_STR, mergeable_ranks=ranks,
+        "qwen3",
+        pat_str=QWEN_PAT_STR,
+        mergeable_ranks=ranks,
         special_tokens={t: i for i, t, _ in specials},
     )
     tok = AutoTokenizer.from_pretrained(str(out), local_files_only=True)
@@ -361,12 +387,14 @@ def self_check(out: Path, ranks: dict[bytes, int], specials: list[tuple[int, str
         if tok.decode(got) != text:
             _fail(f"decode(encode(x)) != x for {text!r}")
     msgs = [{"role": "user", "content": "a cat"}]
-    rendered = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
-                                       enable_thinking=True)
+    rendered = tok.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    )
     if rendered != "<|im_start|>user\na cat<|im_end|>\n<|im_start|>assistant\n":
         _fail(f"chat template renders {rendered!r}")
-    rendered = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
-                                       enable_thinking=False)
+    rendered = tok.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
     if not rendered.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n"):
         _fail(f"chat template (no thinking) renders {rendered!r}")
     if tok.eos_token != "<|im_end|>" or tok.pad_token != "<|endoftext|>":

@@ -43,8 +43,11 @@ def start_xvfb() -> subprocess.Popen | None:
     for n in range(121, 140):
         if Path(f"/tmp/.X11-unix/X{n}").exists() or Path(f"/tmp/.X{n}-lock").exists():
             continue
-        proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten",
-                                 "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
             if Path(f"/tmp/.X11-unix/X{n}").exists():
                 os.environ["DISPLAY"] = f":{n}"
@@ -64,7 +67,10 @@ def sample_image(w: int, h: int, seed: int):
     d = ImageDraw.Draw(im)
     for y in range(0, h, 4):
         t = y / h
-        d.rectangle([0, y, w, y + 4], fill=tuple(int(a * (1 - t) + b * t) for a, b in zip(c1, c2, strict=True)))
+        d.rectangle(
+            [0, y, w, y + 4],
+            fill=tuple(int(a * (1 - t) + b * t) for a, b in zip(c1, c2, strict=True)),
+        )
     for _ in range(6):
         x, y, r = rng.randrange(w), rng.randrange(h), rng.randrange(w // 10, w // 3)
         col = tuple(rng.randrange(0, 255) for _ in range(3))
@@ -74,25 +80,38 @@ def sample_image(w: int, h: int, seed: int):
 
 def build_dataset(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    sizes = [(1024, 1024), (832, 1216), (1216, 832), (1024, 1024), (896, 1152), (1024, 768),
-             (1024, 1024), (768, 1344), (1152, 896), (1024, 1024), (512, 512), (1024, 1024)]
+    sizes = [
+        (1024, 1024),
+        (832, 1216),
+        (1216, 832),
+        (1024, 1024),
+        (896, 1152),
+        (1024, 768),
+        (1024, 1024),
+        (768, 1344),
+        (1152, 896),
+        (1024, 1024),
+        (512, 512),
+        (1024, 1024),
+    ]
     for i, (cap, (w, h)) in enumerate(zip(CAPTIONS, sizes, strict=True)):
         name = f"cat {i + 1:02d}"
         sample_image(w, h, i).save(folder / f"{name}.jpg", quality=88)
         if cap is not None:
             (folder / f"{name}.txt").write_text(cap, encoding="utf-8")
-    shutil.copy(folder / "cat 03.jpg", folder / "cat 03 copy.jpg")          # exact duplicate
+    shutil.copy(folder / "cat 03.jpg", folder / "cat 03 copy.jpg")  # exact duplicate
     (folder / "cat 03 copy.txt").write_text(CAPTIONS[2], encoding="utf-8")
     from PIL import Image
 
-    with Image.open(folder / "cat 05.jpg") as im:                       # near duplicate
+    with Image.open(folder / "cat 05.jpg") as im:  # near duplicate
         im.resize((448, 576)).save(folder / "cat 05 small.jpg", quality=70)
     (folder / "cat 05 small.txt").write_text("tabby cat, outdoors, grass", encoding="utf-8")
-    long = ", ".join(f"detail {k} of the fur pattern and the light on the whiskers"
-                     for k in range(60))
+    long = ", ".join(
+        f"detail {k} of the fur pattern and the light on the whiskers" for k in range(60)
+    )
     sample_image(1024, 1024, 40).save(folder / "cat 13 long.png")
     (folder / "cat 13 long.txt").write_text("tabby cat, " + long, encoding="utf-8")
-    sample_image(40, 40, 41).save(folder / "cat 14 tiny.png")          # far below the size
+    sample_image(40, 40, 41).save(folder / "cat 14 tiny.png")  # far below the size
     (folder / "cat 14 tiny.txt").write_text("tabby cat, thumbnail", encoding="utf-8")
 
 
@@ -100,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots" / "datasets"))
     ap.add_argument("--no-tokenizer", action="store_true")
-    ap.add_argument("--laptop-out", default="",
-                    help="also save the workspace at 1366×768 here (datasets-1366-*.png)")
+    ap.add_argument(
+        "--laptop-out",
+        default="",
+        help="also save the workspace at 1366×768 here (datasets-1366-*.png)",
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ZITDESK_HOME"] = str(home)
     sys.path.insert(0, str(ROOT))
     try:
-        return _shoot(out, home, not args.no_tokenizer,
-                      Path(args.laptop_out) if args.laptop_out else None)
+        return _shoot(
+            out, home, not args.no_tokenizer, Path(args.laptop_out) if args.laptop_out else None
+        )
     finally:
         shutil.rmtree(home, ignore_errors=True)
         if xvfb is not None:
@@ -147,8 +170,9 @@ def _shoot(out: Path, home: Path, tokens: bool, laptop: Path | None = None) -> i
                 break
             time.sleep(0.01)
 
-    ws = DatasetsWorkspace(folder=folder, tokenizer_loader=default_tokenizer_loader if tokens
-                           else None, remember=False)
+    ws = DatasetsWorkspace(
+        folder=folder, tokenizer_loader=default_tokenizer_loader if tokens else None, remember=False
+    )
     ws.setWindowTitle("zitdesk — Datasets")
     ws.resize(1560, 900)
     ws.show()
@@ -166,19 +190,24 @@ def _shoot(out: Path, home: Path, tokens: bool, laptop: Path | None = None) -> i
         return all(m.index(r, Col.THUMB).data(1) is not None for r in range(min(m.rowCount(), 10)))
 
     pump(60_000, ready)
-    if laptop is not None:         # a populated workspace at a laptop's 1366×768
+    if laptop is not None:  # a populated workspace at a laptop's 1366×768
         laptop.mkdir(parents=True, exist_ok=True)
         ws.select_name("cat 05 small.jpg")
         ws.table.selectRow(ws._current_row())
-        ws.toggle_excluded()                       # one image excluded from training
+        ws.toggle_excluded()  # one image excluded from training
         ws.resize(1366, 768)
         ws.select_row(1)
         pump(800)
         ws.grab().save(str(laptop / "datasets-1366-table.png"))
         ws.show_grid()
         ws.select_name("cat 14 tiny.png")
-        pump(1500, lambda: all(ws.grid.grid.model().index(r, Col.THUMB).data(1) is not None
-                               for r in range(m.rowCount())))
+        pump(
+            1500,
+            lambda: all(
+                ws.grid.grid.model().index(r, Col.THUMB).data(1) is not None
+                for r in range(m.rowCount())
+            ),
+        )
         pump(300)
         ws.grab().save(str(laptop / "datasets-1366-grid.png"))
         ws.show_table()
@@ -190,8 +219,13 @@ def _shoot(out: Path, home: Path, tokens: bool, laptop: Path | None = None) -> i
     ws.grab().save(str(out / "table.png"))
     ws.show_grid()
     ws.select_row(3)
-    pump(1500, lambda: all(ws.grid.grid.model().index(r, Col.THUMB).data(1) is not None
-                           for r in range(m.rowCount())))
+    pump(
+        1500,
+        lambda: all(
+            ws.grid.grid.model().index(r, Col.THUMB).data(1) is not None
+            for r in range(m.rowCount())
+        ),
+    )
     pump(300)
     ws.grab().save(str(out / "grid.png"))
     ws.show_table()

@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QThreadPool
     from PySide6.QtWidgets import QApplication
 
+    from tests.support.samples import build_sample_library
     from ui.library import LibraryWorkspace
     from ui.theme import apply_dark_theme
-    from tests.support.samples import build_sample_library
     from zitdesk.library.store import LibraryStore
 
     lib = work / "library"
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     cursor = info.document().find("Sidecar files:")
     if not cursor.isNull():
         info.setTextCursor(cursor)
-        info.verticalScrollBar().setValue(info.cursorRect().top() + info.verticalScrollBar().value() - 4)
+        info.verticalScrollBar().setValue(
+            info.cursorRect().top() + info.verticalScrollBar().value() - 4
+        )
     _pump(app, 0.3)
     ws.details.grab().save(str(out / "library_details.png"))
     print(out / "library_details.png")

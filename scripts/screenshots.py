@@ -153,8 +153,11 @@ def demo_sample(step: int, index: int, size: int = 256):
     rng = np.random.default_rng(1000 * index + 7)
     y, x = np.mgrid[0:size, 0:size] / size
     learnt = min(1.0, step / 1500)
-    palettes = [((250, 160, 60), (40, 70, 120)), ((90, 200, 120), (30, 40, 50)),
-                ((230, 90, 140), (240, 220, 190))]
+    palettes = [
+        ((250, 160, 60), (40, 70, 120)),
+        ((90, 200, 120), (30, 40, 50)),
+        ((230, 90, 140), (240, 220, 190)),
+    ]
     fg, bg = (np.array(c, np.float32) for c in palettes[index % len(palettes)])
     cx, cy, r = 0.5 + 0.12 * (index - 1), 0.55, 0.28
     d = np.sqrt((x - cx) ** 2 + ((y - cy) * 1.1) ** 2)
@@ -191,8 +194,11 @@ class DemoTrainer:
         path = self.engine.out_dir / f"try-{request.seed}.png"
         self.engine.out_dir.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(path)
-        emit(ImageReady(job, path=str(path), seed=request.seed, width=request.width,
-                        height=request.height))
+        emit(
+            ImageReady(
+                job, path=str(path), seed=request.seed, width=request.width, height=request.height
+            )
+        )
         emit(JobFinished(job, paths=(str(path),), elapsed_s=1.6))
 
     def run(self, spec, emit, cancel) -> None:
@@ -201,8 +207,8 @@ class DemoTrainer:
         import numpy as np
         from PIL import Image
 
-        from zitdesk.engine.events import JobFinished, JobStarted, PhaseChanged
         from tests.support.samples import make_lora, modelspec_metadata
+        from zitdesk.engine.events import JobFinished, JobStarted, PhaseChanged
         from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
         from zitdesk.train.runs import RunLog
 
@@ -271,12 +277,25 @@ class DemoTrainer:
             lr = cfg.optim.learning_rate * warm * (0.5 + 0.5 * math.cos(math.pi * step / total))
             loss = 0.11 + 0.23 * math.exp(-step / 350) + abs(rng.normal(0, 0.035))
             eta = (total - step) / it_s
-            emit(TrainStep(job, step=step, total=total, loss=loss, lr=lr, it_s=it_s, eta_s=eta,
-                           phase_eta_s=eta + 40 * ((total - step) // 250 + 1),
-                           vram_bytes=int(20.9 * GIB)))
+            emit(
+                TrainStep(
+                    job,
+                    step=step,
+                    total=total,
+                    loss=loss,
+                    lr=lr,
+                    it_s=it_s,
+                    eta_s=eta,
+                    phase_eta_s=eta + 40 * ((total - step) // 250 + 1),
+                    vram_bytes=int(20.9 * GIB),
+                )
+            )
             if step % 250 == 0 or step == total:
-                emit(PhaseChanged(job, phase="sampling",
-                                  detail=f"Step {step}: {len(prompts)} prompts"))
+                emit(
+                    PhaseChanged(
+                        job, phase="sampling", detail=f"Step {step}: {len(prompts)} prompts"
+                    )
+                )
                 sample(step)
                 emit(PhaseChanged(job, phase="saving", detail=f"Step {step}"))
                 lora = save(step)
@@ -284,10 +303,22 @@ class DemoTrainer:
             if step % 50 == 0:
                 time.sleep(0.01)  # let the GUI draw between bursts
         final = lora_file(out / f"{name}.safetensors")
-        runlog.update(status="finished", steps_done=total, lora_path=final, final_loss=loss,
-                      ended_at=time.time())
-        emit(JobFinished(job, paths=(final,), elapsed_s=812.0, peak_vram_bytes=int(20.9 * GIB),
-                         stats={"final_loss": loss}))
+        runlog.update(
+            status="finished",
+            steps_done=total,
+            lora_path=final,
+            final_loss=loss,
+            ended_at=time.time(),
+        )
+        emit(
+            JobFinished(
+                job,
+                paths=(final,),
+                elapsed_s=812.0,
+                peak_vram_bytes=int(20.9 * GIB),
+                stats={"final_loss": loss},
+            )
+        )
 
 
 def fake_gpu_snapshot():
@@ -328,10 +359,14 @@ def main() -> int:
     )
     ap.add_argument("--out", default=str(ROOT / "out" / "screenshots"))
     ap.add_argument("--no-tiny", action="store_true", help="do not build the tiny model (no torch)")
-    ap.add_argument("--only", choices=("all", "app", "train", "library", "datasets", "generate"),
-                    default="all")
-    ap.add_argument("--train-out", default=str(ROOT / "docs" / "img"),
-                    help="where the Train tab screenshots go (train-*.png)")
+    ap.add_argument(
+        "--only", choices=("all", "app", "train", "library", "datasets", "generate"), default="all"
+    )
+    ap.add_argument(
+        "--train-out",
+        default=str(ROOT / "docs" / "img"),
+        help="where the Train tab screenshots go (train-*.png)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -351,7 +386,7 @@ def main() -> int:
             rc = shoot_generate(Path(args.train_out), home)
         if args.only in ("all", "library") and rc == 0:
             rc = shoot_library(Path(args.train_out), home)
-        if args.only in ("all", "datasets") and rc == 0:   # populated, at 1366×768 in docs/img
+        if args.only in ("all", "datasets") and rc == 0:  # populated, at 1366×768 in docs/img
             sys.path.insert(0, str(ROOT / "scripts"))
             from datasets_screenshots import main as shoot_datasets
 
@@ -481,9 +516,9 @@ def shoot_library(out: Path, home: Path) -> int:
     from PySide6.QtCore import QEventLoop, QThreadPool, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from tests.support.samples import build_sample_library, make_lora, png_bytes
     from ui.main_window import MainWindow
     from ui.theme import apply_dark_theme, prepare_high_dpi
-    from tests.support.samples import build_sample_library, make_lora, png_bytes
     from zitdesk.library.store import LibraryStore
     from zitdesk.settings import AppSettings
     from zitdesk.train.config import TrainConfig
@@ -513,10 +548,20 @@ def shoot_library(out: Path, home: Path) -> int:
     # A LoRA trained by zitdesk, saved under the default name "lora" in its run folder.
     cfg = TrainConfig()
     run = lib / "runs" / "mochi_cat_v1"
-    cfg = replace(cfg, save=replace(cfg.save, name="lora", output_dir=str(run)),
-                  data=replace(cfg.data, trigger="mochicat"))
-    meta = build_metadata(cfg, step=1500, epoch=12, base_precision="bf16", resolution=(1024, 1024),
-                          tag_freq={"mochicat": 24, "cat": 24, "sofa": 9, "garden": 6}, dataset_name="mochi")
+    cfg = replace(
+        cfg,
+        save=replace(cfg.save, name="lora", output_dir=str(run)),
+        data=replace(cfg.data, trigger="mochicat"),
+    )
+    meta = build_metadata(
+        cfg,
+        step=1500,
+        epoch=12,
+        base_precision="bf16",
+        resolution=(1024, 1024),
+        tag_freq={"mochicat": 24, "cat": 24, "sofa": 9, "garden": 6},
+        dataset_name="mochi",
+    )
     trained = make_lora(run / "lora.safetensors", "aitoolkit", 16, metadata=meta)
     (run / "lora.preview.png").write_bytes(png_bytes(96, 96, (236, 170, 110)))
     store = LibraryStore()
@@ -527,16 +572,24 @@ def shoot_library(out: Path, home: Path) -> int:
     store.set_notes(cat, "Best at 0.8; add 'sitting' for full body.")
     store.set_favourite(str(trained), True)
     settings = AppSettings(model_path="")
-    win = MainWindow(settings, engine_factory=lambda: DemoEngine(home / "outputs", []),
-                     snapshot_fn=fake_gpu_snapshot)
+    win = MainWindow(
+        settings,
+        engine_factory=lambda: DemoEngine(home / "outputs", []),
+        snapshot_fn=fake_gpu_snapshot,
+    )
     shots = ((1366, 768, "1366"), (2560, 1440, "2560"))
     for w, h, tag in shots:
         win.resize(w, h)
         win.show()
         win.switch_workspace(3)
         library = win.library
-        wait_until(lambda lib_ws=library: lib_ws.model.rowCount() >= len(files)
-                   and not lib_ws.controller.scanning and not lib_ws.controller.hashing)
+        wait_until(
+            lambda lib_ws=library: (
+                lib_ws.model.rowCount() >= len(files)
+                and not lib_ws.controller.scanning
+                and not lib_ws.controller.hashing
+            )
+        )
         library.select(str(trained))
         pump(700)
         win.grab().save(str(out / f"library-{tag}.png"))
@@ -585,19 +638,25 @@ def shoot_generate(out: Path, home: Path) -> int:
             pump(50)
 
     loras = home / "gen-loras"
-    stack = [make_lora(loras / f"{n}.safetensors", "aitoolkit", 8)
-             for n in ("ink_style", "mochi_cat_v1", "film_grain")]
+    stack = [
+        make_lora(loras / f"{n}.safetensors", "aitoolkit", 8)
+        for n in ("ink_style", "mochi_cat_v1", "film_grain")
+    ]
     settings = AppSettings(model_path="")
-    win = MainWindow(settings, engine_factory=lambda: DemoEngine(home / "outputs", []),
-                     snapshot_fn=fake_gpu_snapshot)
+    win = MainWindow(
+        settings,
+        engine_factory=lambda: DemoEngine(home / "outputs", []),
+        snapshot_fn=fake_gpu_snapshot,
+    )
     settings.model_path = str(home / "tiny")
     win.resize(1366, 768)
     win.show()
     ws = win.generate
     form = ws.form
-    form.prompt.set_text("- a rainy street in Tokyo at night, neon signs, film photo\n"
-                         "- a black cat -- on the right")
-    for p, w in zip(stack, (0.8, 1.0, 0.5)):
+    form.prompt.set_text(
+        "- a rainy street in Tokyo at night, neon signs, film photo\n- a black cat -- on the right"
+    )
+    for p, w in zip(stack, (0.8, 1.0, 0.5), strict=False):
         form.loras.add_lora(str(p), w)
     for w, h in ((512, 512), (768, 512), (512, 768)):
         form.size_picker.set_size(w, h)
@@ -679,14 +738,21 @@ def shoot_train(out: Path, home: Path) -> int:
 
     # A run mid-way: the loss curve, learning rate, three sample rounds.
     cfg = apply_preset(TrainConfig(), "24gb").with_changes(
-        model={"path": str(model),
-               "training_adapter": str(home / "zimage_turbo_training_adapter_v2.safetensors")},
+        model={
+            "path": str(model),
+            "training_adapter": str(home / "zimage_turbo_training_adapter_v2.safetensors"),
+        },
         data={"folder": str(data), "trigger": "mycat"},
         optim={"steps": 2000, "warmup_steps": 100, "schedule": "cosine"},
         save={"output_dir": str(runs_root() / "my-cat"), "name": "my-cat", "every": 250},
-        sample={"every": 250, "prompts": ("a photo of [trigger] on a sofa",
-                                          "[trigger] in a garden, watercolor",
-                                          "portrait of [trigger], studio light")},
+        sample={
+            "every": 250,
+            "prompts": (
+                "a photo of [trigger] on a sofa",
+                "[trigger] in a garden, watercolor",
+                "portrait of [trigger], studio light",
+            ),
+        },
     )
     train.start_config(cfg)
     view = train.run_view
@@ -714,29 +780,52 @@ def shoot_train(out: Path, home: Path) -> int:
     view.resume_button.click()
     wait_until(lambda: view.state == "finished", 60)
     now = time.time()
-    for i, (name, status, done, total, loss, preset, err) in enumerate((
-        ("watercolor-style", "finished", 1500, 1500, 0.1342, "16gb", ""),
-        ("portrait-1024", "failed", 412, 2000, 0.1711, "24gb",
-         "The GPU ran out of memory while training; memory was freed — choose the '16gb' VRAM "
-         "preset, then resume."),
-        ("my-dog", "cancelled", 600, 2000, 0.1528, "12gb", ""),
-    )):
+    for i, (name, status, done, total, loss, preset, err) in enumerate(
+        (
+            ("watercolor-style", "finished", 1500, 1500, 0.1342, "16gb", ""),
+            (
+                "portrait-1024",
+                "failed",
+                412,
+                2000,
+                0.1711,
+                "24gb",
+                "The GPU ran out of memory while training; memory was freed — choose the '16gb' VRAM "
+                "preset, then resume.",
+            ),
+            ("my-dog", "cancelled", 600, 2000, 0.1528, "12gb", ""),
+        )
+    ):
         folder = runs_root() / name
         folder.mkdir(parents=True, exist_ok=True)
         cfg.with_changes(save={"output_dir": str(folder), "name": name}).write(
-            folder / "train_config.toml")
+            folder / "train_config.toml"
+        )
         lora = folder / f"{name}.safetensors"
         from tests.support.samples import make_lora
 
         make_lora(lora, rank=32)
-        write_run(RunRecord(
-            run_id=f"{name}-{i}", name=name, status=status, output_dir=str(folder),
-            config_path=str(folder / "train_config.toml"), dataset=str(data.parent / name),
-            preset=preset, steps_done=done, steps_total=total, final_loss=loss,
-            lora_path=str(lora), started_at=now - 86400 * (i + 1), ended_at=now - 86400 * i,
-            error=err, model_path=str(model), error_kind="oom" if err else "",
-            retry_preset="16gb" if err else "",
-        ))
+        write_run(
+            RunRecord(
+                run_id=f"{name}-{i}",
+                name=name,
+                status=status,
+                output_dir=str(folder),
+                config_path=str(folder / "train_config.toml"),
+                dataset=str(data.parent / name),
+                preset=preset,
+                steps_done=done,
+                steps_total=total,
+                final_loss=loss,
+                lora_path=str(lora),
+                started_at=now - 86400 * (i + 1),
+                ended_at=now - 86400 * i,
+                error=err,
+                model_path=str(model),
+                error_kind="oom" if err else "",
+                retry_preset="16gb" if err else "",
+            )
+        )
     view.back_button.click()
     train.refresh_history()
     train.overview.history.select_run("portrait-1024-1")  # failed: out of memory → one tier down

@@ -74,15 +74,16 @@ def main() -> int:
     app = QApplication([])
     apply_dark_theme(app)
 
-    from ui.train.wizard import NewRunWizard
     from tests.support.samples import make_lora
+    from ui.train.wizard import NewRunWizard
     from zitdesk.train.estimate import GpuSpec
 
     data = make_dataset(home / "data" / "datasets" / "mira")
     other = home / "data" / "datasets" / "watercolour-landscapes"
     other.mkdir(parents=True)
-    adapter = make_lora(home / "loras" / "zimage_turbo_training_adapter_v2.safetensors",
-                        "aitoolkit", rank=16)
+    adapter = make_lora(
+        home / "loras" / "zimage_turbo_training_adapter_v2.safetensors", "aitoolkit", rank=16
+    )
     model = home / "models" / "Z-Image-Turbo"
     try:  # a real (tiny) model so the model line shows a ready model; needs torch
         from zitdesk.models.tiny import save_tiny_model
@@ -103,8 +104,9 @@ def main() -> int:
         QThreadPool.globalInstance().waitForDone(20_000)
         app.processEvents()
 
-    wiz = NewRunWizard(None, [data, other], GpuSpec("NVIDIA GeForce RTX 4090", 24.0),
-                       model_path=str(model))
+    wiz = NewRunWizard(
+        None, [data, other], GpuSpec("NVIDIA GeForce RTX 4090", 24.0), model_path=str(model)
+    )
     wiz.show()
     settle(800)
     wiz.grab().save(str(out / "train-wizard-1-dataset.png"))

@@ -57,16 +57,20 @@ def tiny_components():
 def tiny_diffusers(tmp_path_factory, tiny_components) -> Path:
     from zitdesk.models.tiny import save_tiny_model
 
-    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-diffusers", "diffusers",
-                           components=tiny_components)
+    return save_tiny_model(
+        tmp_path_factory.mktemp("models") / "tiny-diffusers",
+        "diffusers",
+        components=tiny_components,
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_comfy(tmp_path_factory, tiny_components) -> Path:
     from zitdesk.models.tiny import save_tiny_model
 
-    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-comfy", "comfy",
-                           components=tiny_components)
+    return save_tiny_model(
+        tmp_path_factory.mktemp("models") / "tiny-comfy", "comfy", components=tiny_components
+    )
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,8 @@ from zitdesk.engine.events import (
     JobFailed,
     JobFinished,
     JobStarted,
-    LoraReport,
     JobWarning,
+    LoraReport,
     PhaseChanged,
     StepProgress,
 )
@@ -325,24 +325,7 @@ class EngineController(QObject):
         """Move a queued job to position ``index`` of :attr:`pending` (clamped); True if it moved.
 
         Only waiting jobs move; the running one stays where it is."""
-        for pos, job in enumerate(self._pending):
-            if job.job_id == job_id:
-                break
-        else:
-            return False
-        index = max(0, min(int(index), len(self._pending) - 1))
-        if index == pos:
-            return False
-        del self._pending[pos]
-        self._pending.insert(index, job)
-        self.queue_changed.emit()
-        return True
-
-    def move(self, job_id: str, index: int) -> bool:
-        """Move a queued job to position ``index`` of :attr:`pending` (clamped); True if it moved.
-
-        Only waiting jobs move; the running one stays where it is."""
-        for pos, job in enumerate(self._pending):
+        for pos, job in enumerate(self._pending):  # noqa: B007 - pos is used after the loop
             if job.job_id == job_id:
                 break
         else:

@@ -30,8 +30,8 @@ from ui.tasks import TaskSignals, run_task, wait_for_tasks
 from ui.thumbnails import ThumbnailCache
 from ui.widgets.banner import BannerWidget
 from ui.widgets.vram_meter import VramMeterWidget
-from ui.workspaces.lazy import LazyWorkspace
 from ui.workspaces.generate import GenerateWorkspace
+from ui.workspaces.lazy import LazyWorkspace
 from zitdesk.io import user_dirs
 from zitdesk.memory_predict import MemoryPredictor
 from zitdesk.settings import AppSettings

@@ -49,7 +49,9 @@ def open_and_close_main_window(model_path: str = "", settle_s: float = 0.5) -> s
                 raise RuntimeError("the main window did not become visible")
             shot = window.grab()
             if shot.isNull() or shot.width() < 200 or shot.height() < 150:
-                raise RuntimeError(f"the main window painted as {shot.width()}×{shot.height()} pixels")
+                raise RuntimeError(
+                    f"the main window painted as {shot.width()}×{shot.height()} pixels"
+                )
             tabs = window.tabs.count()
             platform_name = app.platformName()
         finally:

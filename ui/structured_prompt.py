@@ -101,7 +101,9 @@ def insert_trigger_words(prompt: str, words: tuple[str, ...] | list[str]) -> str
     from zitdesk.library import merge_into_prompt
 
     low = prompt.casefold()
-    new = list(dict.fromkeys(w.strip() for w in words if w.strip() and w.strip().casefold() not in low))
+    new = list(
+        dict.fromkeys(w.strip() for w in words if w.strip() and w.strip().casefold() not in low)
+    )
     if not new:
         return prompt
     if parse_markdown(prompt) is None:

@@ -50,8 +50,7 @@ def lower_thread_priority() -> None:
         import os
 
         tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid),
-                                                 WORKER_NICE))
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), WORKER_NICE))
     except (AttributeError, OSError):
         pass
 
@@ -89,8 +88,13 @@ class _Callable:
             self.done.set()
 
 
-def run_task(signals: TaskSignals, tag: Any, fn: Callable[..., Any], *args: Any,
-             pool: QThreadPool | None = None) -> None:
+def run_task(
+    signals: TaskSignals,
+    tag: Any,
+    fn: Callable[..., Any],
+    *args: Any,
+    pool: QThreadPool | None = None,
+) -> None:
     """Run ``fn(*args)`` on ``pool`` (default: the global pool); the result goes to
     ``signals`` with ``tag``."""
     (pool or QThreadPool.globalInstance()).start(_Callable(_run, (signals, tag, fn, args)))
@@ -107,8 +111,14 @@ class TaskPool(QObject):
     ``nice``: run its threads at a lower priority (background work that must not compete with
     the GUI thread for the CPU)."""
 
-    def __init__(self, max_threads: int = 2, name: str = "zitdesk-tasks",
-                 parent: QObject | None = None, *, nice: bool = False) -> None:
+    def __init__(
+        self,
+        max_threads: int = 2,
+        name: str = "zitdesk-tasks",
+        parent: QObject | None = None,
+        *,
+        nice: bool = False,
+    ) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
@@ -134,8 +144,14 @@ class TaskRunner(TaskPool):
     done = Signal(object, object)
     failed = Signal(object, object)
 
-    def __init__(self, max_threads: int = 2, parent: QObject | None = None, *,
-                 name: str = "zitdesk-tasks", nice: bool = True) -> None:
+    def __init__(
+        self,
+        max_threads: int = 2,
+        parent: QObject | None = None,
+        *,
+        name: str = "zitdesk-tasks",
+        nice: bool = True,
+    ) -> None:
         super().__init__(max_threads, name, parent, nice=nice)
         self._signals = TaskSignals(self)
         self._signals.succeeded.connect(self._on_succeeded)

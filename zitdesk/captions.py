@@ -32,7 +32,7 @@ class CaptionStyle:
 def decode_caption(data: bytes) -> tuple[str, CaptionStyle]:
     """Caption bytes → (normalised text, the file's style). Never raises."""
     bom = data.startswith(BOM)
-    body = data[len(BOM):] if bom else data
+    body = data[len(BOM) :] if bom else data
     try:
         text = body.decode("utf-8")
         utf8 = True

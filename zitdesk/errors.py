@@ -66,34 +66,48 @@ def describe_os_error(exc: OSError, path: str | _os.PathLike[str] | None = None)
     code = exc.errno
     at = f" {where}" if where else ""
     if code in _NO_SPACE:
-        return (f"The disk is full: there was no space left to write{at or ' the file'}; free some "
-                "space or choose another folder, then try again.")
+        return (
+            f"The disk is full: there was no space left to write{at or ' the file'}; free some "
+            "space or choose another folder, then try again."
+        )
     if code == _errno.EROFS:
-        return (f"{where or 'The folder'} is on a read-only disk; choose a folder you can write to "
-                "(or remount the disk writable).")
+        return (
+            f"{where or 'The folder'} is on a read-only disk; choose a folder you can write to "
+            "(or remount the disk writable)."
+        )
     if code in _NO_PERMISSION:
-        return (f"Permission denied for {where or 'a file or folder zitdesk needs'}; choose a folder "
-                "you can write to, or change its permissions.")
+        return (
+            f"Permission denied for {where or 'a file or folder zitdesk needs'}; choose a folder "
+            "you can write to, or change its permissions."
+        )
     if code == _errno.ENAMETOOLONG:
-        return (f"The name{at} is too long for this file system; use a shorter file name or a "
-                "folder closer to the top of the disk.")
+        return (
+            f"The name{at} is too long for this file system; use a shorter file name or a "
+            "folder closer to the top of the disk."
+        )
     if code == _errno.ENOTDIR:
-        return (f"{where or 'A part of the path'} is a file, not a folder (or a part of its path "
-                "is); choose a folder, or a name that does not exist yet.")
+        return (
+            f"{where or 'A part of the path'} is a file, not a folder (or a part of its path "
+            "is); choose a folder, or a name that does not exist yet."
+        )
     if code == _errno.EISDIR:
         return f"{where or 'The path'} is a folder, but a file is needed there; choose a file."
     if code == _errno.EEXIST:
         if where and _os.path.isfile(where):
-            return (f"{where} is a file, not a folder; choose a folder, or a name that does not "
-                    "exist yet.")
+            return (
+                f"{where} is a file, not a folder; choose a folder, or a name that does not "
+                "exist yet."
+            )
         return f"{where or 'The path'} already exists; choose another name or folder."
     if code == _errno.ENOENT:
         return f"{where or 'A file or folder'} does not exist; check the path."
     if code in (_errno.EMFILE, _errno.ENFILE):
         return "Too many files are open at once; close other programs and try again."
     if code == _errno.EIO:
-        return (f"The disk reported a read/write error{' at ' + where if where else ''}; check the "
-                "disk or its cable, then try again.")
+        return (
+            f"The disk reported a read/write error{' at ' + where if where else ''}; check the "
+            "disk or its cable, then try again."
+        )
     if code == _errno.ELOOP:
         return f"{where or 'The path'} is a loop of symbolic links; choose the real folder."
     if code in (_errno.EBUSY, getattr(_errno, "ETXTBSY", -1)):
@@ -104,12 +118,20 @@ def describe_os_error(exc: OSError, path: str | _os.PathLike[str] | None = None)
 
 _OS_CODE = _re.compile(r"(?:code:\s*|\[Errno\s*|os error\s*)(\d+)")
 
-_CUDA_MISSING = ("torch not compiled with cuda", "found no nvidia driver", "no cuda gpus are available",
-                 "cuda driver initialization failed", "cuda is not available",
-                 "invalid device ordinal", "cuda error: no kernel image",
-                 "expected one of cpu, cuda", "mps backend is not available",
-                 "the mps backend is supported on macos", "has no attribute '_cuda_",
-                 "cuda driver version is insufficient")
+_CUDA_MISSING = (
+    "torch not compiled with cuda",
+    "found no nvidia driver",
+    "no cuda gpus are available",
+    "cuda driver initialization failed",
+    "cuda is not available",
+    "invalid device ordinal",
+    "cuda error: no kernel image",
+    "expected one of cpu, cuda",
+    "mps backend is not available",
+    "the mps backend is supported on macos",
+    "has no attribute '_cuda_",
+    "cuda driver version is insufficient",
+)
 
 
 def _first_line(exc: BaseException, limit: int = 200) -> str:
@@ -134,27 +156,43 @@ def user_message(exc: BaseException, path: str | _os.PathLike[str] | None = None
     if isinstance(exc, MemoryError):
         return "The computer ran out of RAM; close other programs or use a smaller size, then try again."
     if isinstance(exc, RecursionError):
-        return ("A file zitdesk was reading is nested too deeply to be real data; it was refused "
-                "(replace the file).")
+        return (
+            "A file zitdesk was reading is nested too deeply to be real data; it was refused "
+            "(replace the file)."
+        )
     if isinstance(exc, UnicodeDecodeError):
-        return (f"{_where(path) or 'A file'} is not UTF-8 text (is it a binary file?); choose a text "
-                "file.")
+        return (
+            f"{_where(path) or 'A file'} is not UTF-8 text (is it a binary file?); choose a text "
+            "file."
+        )
     text = str(exc)
     low = text.lower()
     if any(n in low for n in _CUDA_MISSING):
-        return ("CUDA is not available here (this PyTorch has no CUDA support, no NVIDIA driver was "
-                "found, or the GPU number does not exist); use --device cpu or auto, or see "
-                "'zitdesk doctor'.")
+        return (
+            "CUDA is not available here (this PyTorch has no CUDA support, no NVIDIA driver was "
+            "found, or the GPU number does not exist); use --device cpu or auto, or see "
+            "'zitdesk doctor'."
+        )
     m = _OS_CODE.search(text)
     if m or "no space left" in low or "read-only file system" in low or "permission denied" in low:
-        code = int(m.group(1)) if m else (
-            _errno.ENOSPC if "no space left" in low else
-            _errno.EROFS if "read-only file system" in low else _errno.EACCES)
+        code = (
+            int(m.group(1))
+            if m
+            else (
+                _errno.ENOSPC
+                if "no space left" in low
+                else _errno.EROFS
+                if "read-only file system" in low
+                else _errno.EACCES
+            )
+        )
         return describe_os_error(OSError(code, _os.strerror(code)), path)
     if "file write failed" in low or "failed writing file" in low:
         return describe_os_error(OSError(_errno.ENOSPC, _os.strerror(_errno.ENOSPC)), path)
     if isinstance(exc, OSError):
         return f"A file could not be used ({_first_line(exc) or type(exc).__name__}); check the path and try again."
     detail = _first_line(exc) or type(exc).__name__
-    return (f"zitdesk hit an internal problem ({type(exc).__name__}: {detail}); rerun with "
-            "ZITDESK_DEBUG=1 to see the details and report them.")
+    return (
+        f"zitdesk hit an internal problem ({type(exc).__name__}: {detail}); rerun with "
+        "ZITDESK_DEBUG=1 to see the details and report them."
+    )

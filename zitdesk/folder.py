@@ -49,12 +49,11 @@ class DatasetItem:
 class ScanResult:
     items: tuple[DatasetItem, ...]
     problems: tuple[str, ...]  # plain sentences about skipped files
-    excluded: int = 0          # images left out by .zitdesk/exclude
+    excluded: int = 0  # images left out by .zitdesk/exclude
 
     @property
     def captioned(self) -> int:
         return sum(1 for it in self.items if it.caption_path is not None)
-
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -115,4 +114,3 @@ def apply_trigger(caption: str, trigger: str) -> str:
     if not caption:
         return trigger
     return f"{trigger}, {caption}"
-

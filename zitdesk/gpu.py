@@ -24,7 +24,7 @@ class GpuReading:
     name: str
     used_bytes: int
     total_bytes: int
-    utilization: int | None = None     # percent
+    utilization: int | None = None  # percent
     temperature_c: int | None = None
     power_w: float | None = None
 
@@ -32,7 +32,7 @@ class GpuReading:
 @dataclass(frozen=True)
 class MemorySnapshot:
     gpus: tuple[GpuReading, ...] = ()
-    nvml_error: str = ""                  # why there are no GPU readings ("" when NVML works)
+    nvml_error: str = ""  # why there are no GPU readings ("" when NVML works)
     process_rss_bytes: int = 0
     system_used_bytes: int = 0
     system_total_bytes: int = 0
@@ -110,14 +110,17 @@ def memory_snapshot() -> MemorySnapshot:
                 reserved = int(torch.cuda.memory_reserved())
         except Exception:  # noqa: BLE001
             pass
-    return MemorySnapshot(gpus, err, int(rss), int(vm.total - vm.available), int(vm.total), alloc, reserved)
+    return MemorySnapshot(
+        gpus, err, int(rss), int(vm.total - vm.available), int(vm.total), alloc, reserved
+    )
 
 
 # --- doctor ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Finding:
-    level: str          # ok | warn | error | info
+    level: str  # ok | warn | error | info
     topic: str
     message: str
     fix: str = ""
@@ -167,13 +170,19 @@ def _cuda_tuple(text: str | None) -> tuple[int, int] | None:
 
 def _arch_fix(cc: tuple[int, int], archs: list[str]) -> str:
     """Plain advice when the card's compute capability is not in the torch build's arch list."""
-    built = sorted({(int(a[3:-1]), int(a[-1])) for a in archs if a.startswith("sm_") and a[3:].isdigit()})
+    built = sorted(
+        {(int(a[3:-1]), int(a[-1])) for a in archs if a.startswith("sm_") and a[3:].isdigit()}
+    )
     if built and cc < built[0]:
-        return ("This card is older than this build supports. Use a zitdesk/PyTorch build made with CUDA "
-                "12.6 (the last one with kernels for GTX 9xx/10xx cards), or run on the CPU "
-                "(start it with the environment variable ZITDESK_DEVICE=cpu).")
-    return ("This card is newer than this build. Use a zitdesk/PyTorch build made with CUDA 12.8 or "
-            "newer (RTX 50 / Blackwell cards need it) and an NVIDIA driver 570 or newer.")
+        return (
+            "This card is older than this build supports. Use a zitdesk/PyTorch build made with CUDA "
+            "12.6 (the last one with kernels for GTX 9xx/10xx cards), or run on the CPU "
+            "(start it with the environment variable ZITDESK_DEVICE=cpu)."
+        )
+    return (
+        "This card is newer than this build. Use a zitdesk/PyTorch build made with CUDA 12.8 or "
+        "newer (RTX 50 / Blackwell cards need it) and an NVIDIA driver 570 or newer."
+    )
 
 
 def _windows() -> bool:
@@ -217,33 +226,59 @@ def doctor(check_models: bool = True) -> DoctorReport:
         pass
     rep.facts["torch_arch_list"] = archs
     if not gpus:
-        rep.add("info", "gpu", "No NVIDIA GPU found — zitdesk runs on the CPU (very slow for real models).",
-                "Install the NVIDIA driver if this machine has an NVIDIA card.")
+        rep.add(
+            "info",
+            "gpu",
+            "No NVIDIA GPU found — zitdesk runs on the CPU (very slow for real models).",
+            "Install the NVIDIA driver if this machine has an NVIDIA card.",
+        )
     if gpus and torch.version.cuda is None:
-        rep.add("error", "torch", "An NVIDIA GPU is present but this PyTorch build has no CUDA support.",
-                "Install the CUDA build of zitdesk (or of torch from the PyTorch CUDA index).")
+        rep.add(
+            "error",
+            "torch",
+            "An NVIDIA GPU is present but this PyTorch build has no CUDA support.",
+            "Install the CUDA build of zitdesk (or of torch from the PyTorch CUDA index).",
+        )
     if gpus and torch.version.cuda is not None and driver_cuda is not None:
         need = _cuda_tuple(torch.version.cuda)
         if need and driver_cuda[0] < need[0]:
-            rep.add("error", "driver", f"The NVIDIA driver {rep.facts.get('driver', '')} supports CUDA up to "
-                    f"{driver_cuda[0]}.{driver_cuda[1]}, but this zitdesk build uses CUDA {torch.version.cuda}.",
-                    f"Update the NVIDIA driver to {MIN_DRIVER.get(need[0], 'a newer version')} or newer "
-                    "(nvidia.com/drivers, or your distribution's driver package), then restart.")
+            rep.add(
+                "error",
+                "driver",
+                f"The NVIDIA driver {rep.facts.get('driver', '')} supports CUDA up to "
+                f"{driver_cuda[0]}.{driver_cuda[1]}, but this zitdesk build uses CUDA {torch.version.cuda}.",
+                f"Update the NVIDIA driver to {MIN_DRIVER.get(need[0], 'a newer version')} or newer "
+                "(nvidia.com/drivers, or your distribution's driver package), then restart.",
+            )
         elif need and driver_cuda < need:
-            rep.add("warn", "driver", f"The NVIDIA driver {rep.facts.get('driver', '')} is older than this build's "
-                    f"CUDA {torch.version.cuda}; it works through CUDA minor-version compatibility, but "
-                    "a few kernels may fail with 'PTX' errors.", "Update the NVIDIA driver when convenient.")
+            rep.add(
+                "warn",
+                "driver",
+                f"The NVIDIA driver {rep.facts.get('driver', '')} is older than this build's "
+                f"CUDA {torch.version.cuda}; it works through CUDA minor-version compatibility, but "
+                "a few kernels may fail with 'PTX' errors.",
+                "Update the NVIDIA driver when convenient.",
+            )
         else:
-            rep.add("ok", "driver", f"NVIDIA driver {rep.facts.get('driver', '')} (CUDA "
-                    f"{driver_cuda[0]}.{driver_cuda[1]}) is new enough for this build (CUDA {torch.version.cuda}).")
+            rep.add(
+                "ok",
+                "driver",
+                f"NVIDIA driver {rep.facts.get('driver', '')} (CUDA "
+                f"{driver_cuda[0]}.{driver_cuda[1]}) is new enough for this build (CUDA {torch.version.cuda}).",
+            )
     if gpus and torch.version.cuda is not None:
         try:
             usable = torch.cuda.is_available()
         except Exception:  # noqa: BLE001
             usable = False
         if not usable:
-            rep.add("error", "cuda", "CUDA is not usable although a GPU is present (driver too old for "
-                    f"CUDA {torch.version.cuda}?).", "Update the NVIDIA driver.")
+            rep.add(
+                "error",
+                "cuda",
+                "CUDA is not usable although a GPU is present (driver too old for "
+                f"CUDA {torch.version.cuda}?).",
+                "Update the NVIDIA driver.",
+            )
         else:
             for i in range(torch.cuda.device_count()):
                 major, minor = torch.cuda.get_device_capability(i)
@@ -252,25 +287,41 @@ def doctor(check_models: bool = True) -> DoctorReport:
                 name = torch.cuda.get_device_name(i)
                 rep.facts.setdefault("compute_capability", []).append(f"{major}.{minor}")
                 if not ok:
-                    rep.add("error", "arch", f"{name} is {sm}, but this PyTorch build only has kernels for "
-                            f"{', '.join(archs)} (the 'no kernel image is available' error).",
-                            _arch_fix((major, minor), archs))
+                    rep.add(
+                        "error",
+                        "arch",
+                        f"{name} is {sm}, but this PyTorch build only has kernels for "
+                        f"{', '.join(archs)} (the 'no kernel image is available' error).",
+                        _arch_fix((major, minor), archs),
+                    )
                 else:
                     rep.add("ok", "arch", f"{name} ({sm}) is supported by this PyTorch build.")
     for g in gpus:
-        rep.add("ok", "vram", f"GPU {g.index} {g.name}: {g.total_bytes / 2**30:.1f} GiB — tier {vram_tier(g.total_bytes)}.")
+        rep.add(
+            "ok",
+            "vram",
+            f"GPU {g.index} {g.name}: {g.total_bytes / 2**30:.1f} GiB — tier {vram_tier(g.total_bytes)}.",
+        )
         if _windows() and g.total_bytes < 24 * 2**30:
-            rep.add("info", "sysmem", "On Windows the NVIDIA 'CUDA Sysmem Fallback Policy' lets jobs spill into "
-                    "shared RAM and run many times slower instead of failing.",
-                    "NVIDIA Control Panel → Manage 3D settings → CUDA - Sysmem Fallback Policy → Prefer No Sysmem Fallback.")
+            rep.add(
+                "info",
+                "sysmem",
+                "On Windows the NVIDIA 'CUDA Sysmem Fallback Policy' lets jobs spill into "
+                "shared RAM and run many times slower instead of failing.",
+                "NVIDIA Control Panel → Manage 3D settings → CUDA - Sysmem Fallback Policy → Prefer No Sysmem Fallback.",
+            )
     if check_models:
         from zitdesk.models.discovery import discover
 
         found = discover()
         rep.facts["models"] = [s.to_dict() for s in found]
         if not any(s.complete for s in found):
-            rep.add("warn", "models", "No complete Z-Image Turbo model was found in the usual places.",
-                    "Pass --model PATH or choose the model folder in the app.")
+            rep.add(
+                "warn",
+                "models",
+                "No complete Z-Image Turbo model was found in the usual places.",
+                "Pass --model PATH or choose the model folder in the app.",
+            )
         for s in found:
             rep.add("ok" if s.complete else "warn", "models", s.describe())
     return rep

@@ -63,7 +63,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 @dataclass(frozen=True)
 class FileHashes:
     sha256: str
-    addnet: str = ""   # sha256 of the tensor data ("" for non-safetensors files)
+    addnet: str = ""  # sha256 of the tensor data ("" for non-safetensors files)
 
     @property
     def autov2(self) -> str:
@@ -74,10 +74,17 @@ class FileHashes:
         return autov3(self.addnet)
 
     def to_dict(self) -> dict[str, str]:
-        return {"sha256": self.sha256, "autov2": self.autov2, "addnet": self.addnet, "autov3": self.autov3}
+        return {
+            "sha256": self.sha256,
+            "autov2": self.autov2,
+            "addnet": self.addnet,
+            "autov3": self.autov3,
+        }
 
 
-def hash_file(path: str | os.PathLike[str], cancelled: Callable[[], bool] | None = None) -> FileHashes:
+def hash_file(
+    path: str | os.PathLike[str], cancelled: Callable[[], bool] | None = None
+) -> FileHashes:
     """Hash ``path`` (see the module docstring). Raises ``OSError`` or :class:`HashCancelled`."""
     full = hashlib.sha256()
     data = hashlib.sha256()
@@ -99,7 +106,7 @@ def hash_file(path: str | os.PathLike[str], cancelled: Callable[[], bool] | None
             if data_start is not None:
                 end = pos + len(chunk)
                 if end > data_start:
-                    data.update(chunk[max(0, data_start - pos):])
+                    data.update(chunk[max(0, data_start - pos) :])
             pos += len(chunk)
     addnet = data.hexdigest() if data_start is not None and data_start <= pos else ""
     return FileHashes(full.hexdigest(), addnet)
@@ -161,8 +168,9 @@ class HashCache:
                 del self._items[p]
             self._dirty = self._dirty or bool(gone)
 
-    def compute(self, path: str, size: int, mtime_ns: int,
-                cancelled: Callable[[], bool] | None = None) -> FileHashes:
+    def compute(
+        self, path: str, size: int, mtime_ns: int, cancelled: Callable[[], bool] | None = None
+    ) -> FileHashes:
         """The cached hashes, or hash the file now and remember the result."""
         cached = self.get(path, size, mtime_ns)
         if cached is not None:
@@ -177,8 +185,12 @@ class HashCache:
         with self._lock:
             if not self._dirty:
                 return
-            doc = {"version": CACHE_VERSION,
-                   "items": {p: [s, m, asdict(h)["sha256"], h.addnet] for p, (s, m, h) in self._items.items()}}
+            doc = {
+                "version": CACHE_VERSION,
+                "items": {
+                    p: [s, m, asdict(h)["sha256"], h.addnet] for p, (s, m, h) in self._items.items()
+                },
+            }
             self._dirty = False
         try:
             atomic_write(self.path, json.dumps(doc, separators=(",", ":")))
@@ -200,4 +212,3 @@ def shared_cache(path: str | os.PathLike[str] | None = None) -> HashCache:
         if cache is None:
             cache = _SHARED[key] = HashCache(key)
         return cache
-

@@ -163,7 +163,11 @@ def fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_open(
-    path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None, *, durable: bool = True
+    path: str | os.PathLike[str],
+    mode: str = "wb",
+    encoding: str | None = None,
+    *,
+    durable: bool = True,
 ) -> Iterator[IO]:
     """Open a temp file beside ``path``; on clean exit it replaces ``path`` atomically.
 
@@ -191,7 +195,11 @@ def atomic_open(
 
 
 def atomic_write(
-    path: str | os.PathLike[str], data: bytes | str, encoding: str = "utf-8", *, durable: bool = True
+    path: str | os.PathLike[str],
+    data: bytes | str,
+    encoding: str = "utf-8",
+    *,
+    durable: bool = True,
 ) -> Path:
     """Write ``data`` (bytes, or text encoded with ``encoding``) to ``path`` atomically."""
     payload = data.encode(encoding) if isinstance(data, str) else data

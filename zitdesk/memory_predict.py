@@ -51,13 +51,20 @@ MODE_SHORT = {
 
 def _mode_key(request: GenerateRequest) -> str:
     """Measurements are only comparable within the same placement: mode, tiling, text encoder."""
-    return (f"{request.memory_mode.value}{'+tiled' if request.vae_tiling else ''}"
-            f"{'+te-ram' if request.unload_text_encoder else ''}")
+    return (
+        f"{request.memory_mode.value}{'+tiled' if request.vae_tiling else ''}"
+        f"{'+te-ram' if request.unload_text_encoder else ''}"
+    )
 
 
 def _estimate(request: GenerateRequest) -> int:
-    return estimate_peak(request.width, request.height, request.memory_mode, request.vae_tiling,
-                         request.unload_text_encoder)
+    return estimate_peak(
+        request.width,
+        request.height,
+        request.memory_mode,
+        request.vae_tiling,
+        request.unload_text_encoder,
+    )
 
 
 def estimate_peak(

@@ -65,9 +65,16 @@ def _generate(engine: Any, tmp: Path, loras: tuple = ()) -> tuple[Any, list]:
     from zitdesk.engine.events import JobFailed, JobFinished
     from zitdesk.engine.requests import GenerateRequest
 
-    req = GenerateRequest(prompt=PROMPT, width=64, height=64, steps=2, seed=7, loras=loras,
-                          output_dir=str(tmp / ("out-lora" if loras else "out")),
-                          preview_every=1).validate()
+    req = GenerateRequest(
+        prompt=PROMPT,
+        width=64,
+        height=64,
+        steps=2,
+        seed=7,
+        loras=loras,
+        output_dir=str(tmp / ("out-lora" if loras else "out")),
+        preview_every=1,
+    ).validate()
     events: list = []
     engine.run(req, events.append, CancelToken())
     last = events[-1] if events else None
@@ -104,8 +111,12 @@ def _train(model: Path, tmp: Path, device: str) -> tuple[Path, str]:
         (data / f"{i:02d}.txt").write_text(caption, encoding="utf-8")
     cfg = TrainConfig().with_changes(
         model={"path": str(model), "base_precision": "fp32", "device": device},
-        data={"folder": str(data), "resolutions": (64,), "cache_dir": str(tmp / "train-cache"),
-              "caption_dropout": 0.0},
+        data={
+            "folder": str(data),
+            "resolutions": (64,),
+            "cache_dir": str(tmp / "train-cache"),
+            "caption_dropout": 0.0,
+        },
         lora={"rank": 4, "alpha": 4.0},
         optim={"steps": 2, "learning_rate": 1e-2, "seed": 1},
         memory={"gradient_checkpointing": "off", "compile": False},
@@ -138,8 +149,14 @@ def _apply_lora(engine: Any, tmp: Path, lora: Path, base_pixels: Any) -> str:
         raise SelftestFailure("the trained LoRA matched no module of the model")
     rep = reports[0]
     if rep.unknown_keys:
-        raise SelftestFailure(f"the trained LoRA has {len(rep.unknown_keys)} keys the loader does not know")
-    diff = float(np.abs(np.asarray(pixels, dtype=np.float32) - np.asarray(base_pixels, dtype=np.float32)).mean())
+        raise SelftestFailure(
+            f"the trained LoRA has {len(rep.unknown_keys)} keys the loader does not know"
+        )
+    diff = float(
+        np.abs(
+            np.asarray(pixels, dtype=np.float32) - np.asarray(base_pixels, dtype=np.float32)
+        ).mean()
+    )
     return f"LoRA loaded ({rep.matched}/{rep.total_targets} modules, mean pixel change {diff:.2f})"
 
 
@@ -147,9 +164,14 @@ WindowStep = Callable[[str], str]
 """The window step: model path (or "") → a short description; raises with a plain sentence."""
 
 
-def run_selftest(ui: bool = True, device: str | None = None, keep: bool = False,
-                 log: Callable[[str], None] | None = None, engine: bool = True,
-                 window: WindowStep | None = None) -> tuple[bool, str]:
+def run_selftest(
+    ui: bool = True,
+    device: str | None = None,
+    keep: bool = False,
+    log: Callable[[str], None] | None = None,
+    engine: bool = True,
+    window: WindowStep | None = None,
+) -> tuple[bool, str]:
     """Run every step; return ``(passed, verdict line)``. Never raises for a failing step.
 
     ``engine=False`` skips the torch steps (model, generation, training, LoRA) and only opens
@@ -201,8 +223,9 @@ def run_selftest(ui: bool = True, device: str | None = None, keep: bool = False,
             gen = GenerationEngine(model_path=str(model), device=dev)
             gen.preview_min_interval_s = 0.0
             try:
-                base_pixels = timed("generate", lambda: (*_generate(gen, tmp),
-                                                          "64×64 image generated (2 steps)"))[0]
+                base_pixels = timed(
+                    "generate", lambda: (*_generate(gen, tmp), "64×64 image generated (2 steps)")
+                )[0]
                 lora, _ = timed("train", lambda: _train(model, tmp, dev))
                 timed("load LoRA", lambda: _apply_lora(gen, tmp, lora, base_pixels))
             finally:
@@ -210,21 +233,28 @@ def run_selftest(ui: bool = True, device: str | None = None, keep: bool = False,
         if ui and window is not None:
             timed("main window", lambda: window(str(model) if engine else ""))
         elif ui:
-            _say(log, "  --  main window not checked (started without the UI: use the app's --selftest)")
+            _say(
+                log,
+                "  --  main window not checked (started without the UI: use the app's --selftest)",
+            )
         if not done:
             raise SelftestFailure("nothing was tested (--no-ui together with --ui-only)")
         total = time.perf_counter() - t_start
-        verdict = (f"{VERDICT_PREFIX} PASS - {'; '.join(done)} "
-                   f"[zitdesk {__version__}, torch {torch_version}, {dev}, "
-                   f"{'frozen' if getattr(sys, 'frozen', False) else 'source'}, {total:.1f} s]")
+        verdict = (
+            f"{VERDICT_PREFIX} PASS - {'; '.join(done)} "
+            f"[zitdesk {__version__}, torch {torch_version}, {dev}, "
+            f"{'frozen' if getattr(sys, 'frozen', False) else 'source'}, {total:.1f} s]"
+        )
         return True, verdict
     except Exception as exc:  # noqa: BLE001 - the verdict reports every failure
         _say(log, traceback.format_exc().rstrip())
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         kind = "" if isinstance(exc, SelftestFailure) else f"{type(exc).__name__}: "
-        verdict = (f"{VERDICT_PREFIX} FAIL at '{step}' - {kind}{first} "
-                   f"[zitdesk {__version__}, torch {torch_version}, {dev}, {platform.system()}, "
-                   f"{len(done)} step(s) passed]")
+        verdict = (
+            f"{VERDICT_PREFIX} FAIL at '{step}' - {kind}{first} "
+            f"[zitdesk {__version__}, torch {torch_version}, {dev}, {platform.system()}, "
+            f"{len(done)} step(s) passed]"
+        )
         return False, verdict
     finally:
         for k, v in saved_env.items():
@@ -242,13 +272,20 @@ def main(argv: list[str] | None = None, window: WindowStep | None = None) -> int
     """``--selftest`` entry point: progress on stderr, the verdict as the last stdout line.
 
     The app's entry points call it through :func:`ui.selftest.main`, which passes the window step."""
-    p = argparse.ArgumentParser(prog="zitdesk --selftest",
-                                description="Check this installation end to end (no models, no network).")
+    p = argparse.ArgumentParser(
+        prog="zitdesk --selftest",
+        description="Check this installation end to end (no models, no network).",
+    )
     p.add_argument("--selftest", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--no-ui", action="store_true", help="skip opening the main window")
-    p.add_argument("--ui-only", action="store_true",
-                   help="only open and close the main window (no torch; PySide6-only builds)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: ZITDESK_DEVICE, else auto)")
+    p.add_argument(
+        "--ui-only",
+        action="store_true",
+        help="only open and close the main window (no torch; PySide6-only builds)",
+    )
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: ZITDESK_DEVICE, else auto)"
+    )
     p.add_argument("--log", default=None, help="also write progress and the verdict to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -268,8 +305,14 @@ def main(argv: list[str] | None = None, window: WindowStep | None = None) -> int
             logfile.flush()
 
     try:
-        ok, verdict = run_selftest(ui=not args.no_ui, device=args.device, keep=args.keep, log=log,
-                                   engine=not args.ui_only, window=window)
+        ok, verdict = run_selftest(
+            ui=not args.no_ui,
+            device=args.device,
+            keep=args.keep,
+            log=log,
+            engine=not args.ui_only,
+            window=window,
+        )
         print(verdict, flush=True)
         if logfile:
             logfile.write(verdict + "\n")

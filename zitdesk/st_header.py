@@ -23,9 +23,28 @@ MAX_HEADER_BYTES = 100_000_000
 #: Bits per element of every dtype the safetensors loader (0.8) knows; any other name is refused
 #: by it, so it is refused here with a sentence first.
 DTYPE_BITS = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
-    "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-    "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
 }
 DTYPE_BYTES = {k: v / 8 if v % 8 else v // 8 for k, v in DTYPE_BITS.items()}
 
@@ -154,8 +173,11 @@ def parse_header_json(raw: bytes) -> tuple[dict[str, TensorInfo], dict[str, str]
             raise _Refused(f"has an invalid shape for {what} (dimensions must be whole numbers)")
         if len(shape) > MAX_NDIM or any(d > MAX_DIM for d in shape):
             raise _Refused(f"has absurd dimensions for {what}")
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(_whole(x) for x in offsets)):
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_whole(x) for x in offsets)
+        ):
             raise _Refused(f"has invalid offsets for {what} (two whole numbers are needed)")
         start, end = offsets
         if end < start:
@@ -205,7 +227,9 @@ def read_header(path: str | os.PathLike[str], check_size: bool = True) -> Safete
         with open(p, "rb") as fh:
             head = fh.read(9)
             if len(head) < 9:
-                raise FileFormatError(f"{name} is too small to be a safetensors file (is the download complete?).")
+                raise FileFormatError(
+                    f"{name} is too small to be a safetensors file (is the download complete?)."
+                )
             if _looks_like_pickle(head):
                 raise FileFormatError(
                     f"{name} is a pickle/PyTorch checkpoint renamed to .safetensors; zitdesk does not open "

@@ -47,12 +47,14 @@ def checked_runtime(path: Path) -> bytes:
     except ValueError as exc:
         raise SystemExit(f"{path}: {exc}") from None
     if end != len(data):
-        raise SystemExit(f"{path}: the ELF section headers end at {end}, the file at {len(data)} bytes; "
-                         "strip the runtime so the image can follow it")
-    current = bytes(data[MAGIC_OFFSET:MAGIC_OFFSET + 3])
+        raise SystemExit(
+            f"{path}: the ELF section headers end at {end}, the file at {len(data)} bytes; "
+            "strip the runtime so the image can follow it"
+        )
+    current = bytes(data[MAGIC_OFFSET : MAGIC_OFFSET + 3])
     if current not in (MAGIC, b"\0\0\0"):
         raise SystemExit(f"{path}: unexpected bytes {current!r} where the AppImage magic goes")
-    data[MAGIC_OFFSET:MAGIC_OFFSET + 3] = MAGIC
+    data[MAGIC_OFFSET : MAGIC_OFFSET + 3] = MAGIC
     return bytes(data)
 
 
@@ -69,7 +71,9 @@ def build_appdir(bundle: Path, appdir: Path, icon: Path) -> None:
     if appdir.exists():
         shutil.rmtree(appdir)
     (appdir / "usr" / "lib").mkdir(parents=True)
-    shutil.copytree(bundle, appdir / "usr" / "lib" / "zitdesk", symlinks=True, copy_function=_link_or_copy)
+    shutil.copytree(
+        bundle, appdir / "usr" / "lib" / "zitdesk", symlinks=True, copy_function=_link_or_copy
+    )
     shutil.copy2(HERE / "AppRun", appdir / "AppRun")
     (appdir / "AppRun").chmod(0o755)
     shutil.copy2(HERE / "zitdesk.desktop", appdir / "zitdesk.desktop")
@@ -90,8 +94,12 @@ def check_appdir(appdir: Path) -> None:
         raise SystemExit(f"{apprun} is missing or not executable")
     desktops = sorted(appdir.glob("*.desktop"))
     if len(desktops) != 1:
-        raise SystemExit(f"{appdir} needs exactly one top-level .desktop file, found {len(desktops)}")
-    entries = dict(line.split("=", 1) for line in desktops[0].read_text().splitlines() if "=" in line)
+        raise SystemExit(
+            f"{appdir} needs exactly one top-level .desktop file, found {len(desktops)}"
+        )
+    entries = dict(
+        line.split("=", 1) for line in desktops[0].read_text().splitlines() if "=" in line
+    )
     for key in ("Name", "Exec", "Icon", "Type", "Categories"):
         if not entries.get(key):
             raise SystemExit(f"{desktops[0].name} has no {key}=")
@@ -101,8 +109,19 @@ def check_appdir(appdir: Path) -> None:
 
 def squash(appdir: Path, out: Path, comp: str) -> float:
     t0 = time.monotonic()
-    cmd = ["mksquashfs", str(appdir), str(out), "-noappend", "-all-root", "-comp", comp,
-           "-b", "1M", "-no-progress", "-quiet"]
+    cmd = [
+        "mksquashfs",
+        str(appdir),
+        str(out),
+        "-noappend",
+        "-all-root",
+        "-comp",
+        comp,
+        "-b",
+        "1M",
+        "-no-progress",
+        "-quiet",
+    ]
     if comp == "zstd":
         cmd += ["-Xcompression-level", "19" if os.environ.get("ZITDESK_APPIMAGE_SMALL") else "15"]
     subprocess.run(cmd, check=True)
@@ -111,9 +130,13 @@ def squash(appdir: Path, out: Path, comp: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, help="PyInstaller onedir (dist/zitdesk); omit with --appdir only")
+    ap.add_argument(
+        "--bundle", type=Path, help="PyInstaller onedir (dist/zitdesk); omit with --appdir only"
+    )
     ap.add_argument("--appdir", type=Path, default=ROOT / "build" / "appimage" / "AppDir")
-    ap.add_argument("--runtime", type=Path, required=True, help="compiled packaging/appimage/runtime.c")
+    ap.add_argument(
+        "--runtime", type=Path, required=True, help="compiled packaging/appimage/runtime.c"
+    )
     ap.add_argument("--output", type=Path, default=ROOT / "dist" / "zitdesk-x86_64.AppImage")
     ap.add_argument("--icon", type=Path, default=ROOT / "resources" / "icons" / "zitdesk.png")
     ap.add_argument("--comp", default="zstd", choices=("zstd", "xz", "gzip"))
@@ -142,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         part.chmod(0o755)
         os.replace(part, a.output)
     size = a.output.stat().st_size
-    print(f"{a.output}: {size} bytes ({size / 1e9:.2f} GB), image at offset {len(runtime)}, "
-          f"mksquashfs {a.comp} {seconds:.0f} s")
+    print(
+        f"{a.output}: {size} bytes ({size / 1e9:.2f} GB), image at offset {len(runtime)}, "
+        f"mksquashfs {a.comp} {seconds:.0f} s"
+    )
     return 0
 
 

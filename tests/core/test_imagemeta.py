@@ -31,6 +31,7 @@ SHA_A = "3b1d6e8c2f0a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 SHA_B = "7c6bad76eb54aa00bb11cc22dd33ee44ff5566778899aabbccddeeff00112233"
 MODEL_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+
 def _read(path):
     """read_parameters as the JSON dict ``zitdesk params --json`` prints (the typed result's
     attributes are checked in the tests at the end of this file)."""
@@ -166,10 +167,7 @@ def test_version_is_prefixed_once(tmp_path):
     for version in ("0.1.0", "zitdesk 0.1.0"):
         meta = ImageMeta(prompt="x", version=version)
         assert a1111_parameters(meta).endswith("Version: zitdesk 0.1.0")
-        assert (
-            _read(write_png(_image(), tmp_path / "v.png", meta))["version"]
-            == "zitdesk 0.1.0"
-        )
+        assert _read(write_png(_image(), tmp_path / "v.png", meta))["version"] == "zitdesk 0.1.0"
 
 
 def test_guidance_is_written_as_a1111_cfg_scale_guidance_plus_one():
@@ -514,9 +512,7 @@ def test_a1111_trailing_template_lines_and_settings_detection():
 
 
 def test_parameters_without_settings_line_gives_the_prompt(tmp_path):
-    r = _read(
-        _write_text_png(tmp_path / "p.png", {"parameters": "just a prompt <lora:x>"})
-    )
+    r = _read(_write_text_png(tmp_path / "p.png", {"parameters": "just a prompt <lora:x>"}))
     assert r["source"] == "a1111" and r["prompt"] == "just a prompt <lora:x>"
     assert r["steps"] is None
     assert r["loras"] == [{"name": "x", "weight": 1.0, "hash": "", "file": ""}]
@@ -528,7 +524,10 @@ def test_a1111_bad_values_are_unmapped_not_fatal(tmp_path):
     r = _read(_write_text_png(tmp_path / "b.png", {"parameters": text}))
     assert r["source"] == "a1111" and r["prompt"] == "p" and r["sampler"] == "Euler"
     assert (
-        r["steps"] is None and r["a1111_cfg_scale"] is None and r["seed"] is None and r["width"] is None
+        r["steps"] is None
+        and r["a1111_cfg_scale"] is None
+        and r["seed"] is None
+        and r["width"] is None
     )
     assert {"Steps", "CFG scale", "Seed", "Size"} <= set(r["unmapped"])
     json.dumps(r, allow_nan=False)
@@ -842,7 +841,12 @@ def test_comfyui_checkpoint_ksampler_advanced_hires_and_zeroed_negative(tmp_path
     }
     r = _read(_comfy_png(tmp_path / "h.png", graph))
     assert r["source"] == "comfyui"
-    assert r["seed"] == 77 and r["steps"] == 30 and r["a1111_cfg_scale"] == 6.0 and r["guidance"] == 5.0
+    assert (
+        r["seed"] == 77
+        and r["steps"] == 30
+        and r["a1111_cfg_scale"] == 6.0
+        and r["guidance"] == 5.0
+    )
     assert r["prompt"] == "pixel art castle" and r["negative_prompt"] == ""
     assert (r["width"], r["height"]) == (832, 1216)
     assert r["model"] == "sdxl/juggernautXL_v9.safetensors"
@@ -1228,23 +1232,41 @@ def test_request_values_of_a_zitdesk_image_rebuild_the_request(tmp_path):
     values = r.request_values()
     rebuilt = GenerateRequest.from_dict(values)
     original = _request()
-    for name in ("prompt", "negative_prompt", "width", "height", "steps", "guidance", "shift",
-                 "seed", "memory_mode"):
+    for name in (
+        "prompt",
+        "negative_prompt",
+        "width",
+        "height",
+        "steps",
+        "guidance",
+        "shift",
+        "seed",
+        "memory_mode",
+    ):
         assert getattr(rebuilt, name) == getattr(original, name), name
     assert [(lo["path"], lo["enabled"], lo["sha256"]) for lo in values["loras"]] == [
-        ("film grain.safetensors", True, SHA_A), ("detail_slider.safetensors", True, SHA_B),
-        ("off.safetensors", False, "")]  # the request keeps the disabled one; it has no hash
+        ("film grain.safetensors", True, SHA_A),
+        ("detail_slider.safetensors", True, SHA_B),
+        ("off.safetensors", False, ""),
+    ]  # the request keeps the disabled one; it has no hash
 
 
 def test_request_values_of_an_a1111_image(tmp_path):
-    text = ("a <lora:grain:0.6> cat\nNegative prompt: dull\n"
-            "Steps: 20, Sampler: Euler, CFG scale: 4.5, Seed: 7, Size: 512x768, "
-            'Lora hashes: "grain: 0123456789, other: abcdef0123"')
+    text = (
+        "a <lora:grain:0.6> cat\nNegative prompt: dull\n"
+        "Steps: 20, Sampler: Euler, CFG scale: 4.5, Seed: 7, Size: 512x768, "
+        'Lora hashes: "grain: 0123456789, other: abcdef0123"'
+    )
     r = read_parameters(_write_text_png(tmp_path / "a.png", {"parameters": text}))
     assert r.source == "a1111" and (r.guidance, r.a1111_cfg_scale) == (3.5, 4.5)
     values = r.request_values()
     assert {k: values[k] for k in ("steps", "seed", "width", "height", "guidance")} == {
-        "steps": 20, "seed": 7, "width": 512, "height": 768, "guidance": 3.5}
+        "steps": 20,
+        "seed": 7,
+        "width": 512,
+        "height": 768,
+        "guidance": 3.5,
+    }
     assert values["negative_prompt"] == "dull"
     assert values["loras"] == [
         {"path": "grain", "weight": 0.6, "enabled": True, "sha256": "0123456789"},

@@ -83,8 +83,15 @@ def test_every_safetensors_writer_gives_the_normal_mode(tmp_path):
     lora = save_lora(tmp_path / "a.safetensors", {"x.lora_A.weight": torch.ones(2, 2)}, {"k": "v"})
     cache = tmp_path / "c.safetensors"
     _save_tensor(cache, "latent", torch.ones(4), {"m": "1"})
-    ck = save_checkpoint(tmp_path / "ck", "lora", 3, adapter={"w": torch.ones(2)},
-                         trainer_state={"runner": {}}, state={}, keep_last=2)
+    ck = save_checkpoint(
+        tmp_path / "ck",
+        "lora",
+        3,
+        adapter={"w": torch.ones(2)},
+        trainer_state={"runner": {}},
+        state={},
+        keep_last=2,
+    )
     plain = atomic_save_tensors(tmp_path / "p.safetensors", {"t": torch.zeros(1)})
     for f in (lora, cache, ck / "adapter.safetensors", ck / "trainer.pt", ck / "state.json", plain):
         assert f.stat().st_mode & 0o777 == _normal_mode(), f
@@ -109,7 +116,8 @@ def test_temp_names_fit_wherever_the_name_fits(tmp_path):
         t = temp_name(name, tmp_path)
         assert len(os.fsencode(t)) <= 255 and is_temp_name(t) and t.endswith(".tmp")
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["a" * 251 + ".txt", "é" * 125 + ".png", "caf\udce9.txt", "x"])
+        ["a" * 251 + ".txt", "é" * 125 + ".png", "caf\udce9.txt", "x"]
+    )
 
 
 def test_temp_name_recognition_is_narrow(tmp_path):

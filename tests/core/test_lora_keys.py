@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from zitdesk.errors import FileFormatError, LoraError, ZitdeskError
 from tests.support.samples import write_safetensors
+from zitdesk.errors import FileFormatError, LoraError, ZitdeskError
 from zitdesk.lora.inspect import coverage, extract_trigger_words, inspect_json, inspect_lora
 from zitdesk.lora.keys import detect_arch, detect_dialect, normalize_key
 from zitdesk.models.families import detect_checkpoint_family

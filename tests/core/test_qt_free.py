@@ -30,7 +30,9 @@ def test_every_zitdesk_module_imports_without_qt():
         "print(bad)\n"
         "assert not bad, bad\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
 
 
@@ -39,6 +41,8 @@ def test_no_qt_import_statement_in_engine_sources():
     for path in (ROOT / "zitdesk").rglob("*.py"):
         for line in path.read_text(encoding="utf-8").splitlines():
             s = line.strip()
-            if s.startswith(("import ", "from ")) and any(q in s for q in ("PySide6", "shiboken6", "PyQt")):
+            if s.startswith(("import ", "from ")) and any(
+                q in s for q in ("PySide6", "shiboken6", "PyQt")
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}: {s}")
     assert not offenders, offenders

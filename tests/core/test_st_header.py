@@ -15,7 +15,10 @@ def _write(path, header: dict, data: bytes = b"", declared: int | None = None):
 
 
 def test_valid_header_with_metadata(tmp_path):
-    h = {"__metadata__": {"ss_network_dim": "16"}, "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}
+    h = {
+        "__metadata__": {"ss_network_dim": "16"},
+        "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+    }
     info = read_header(_write(tmp_path / "x.safetensors", h, b"\0" * 16))
     assert info.tensors["a"].shape == (2, 2)
     assert info.metadata == {"ss_network_dim": "16"}

@@ -132,10 +132,17 @@ def test_matches_the_packages_own_tokenizer(tok):
 
 def test_qwen3_added_tokens(tok):
     expected = {
-        "<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
-        "<|object_ref_start|>": 151646, "<|video_pad|>": 151656, "<tool_call>": 151657,
-        "<|fim_prefix|>": 151659, "<|file_sep|>": 151664, "</tool_response>": 151666,
-        "<think>": 151667, "</think>": 151668,
+        "<|endoftext|>": 151643,
+        "<|im_start|>": 151644,
+        "<|im_end|>": 151645,
+        "<|object_ref_start|>": 151646,
+        "<|video_pad|>": 151656,
+        "<tool_call>": 151657,
+        "<|fim_prefix|>": 151659,
+        "<|file_sep|>": 151664,
+        "</tool_response>": 151666,
+        "<think>": 151667,
+        "</think>": 151668,
     }
     for token, token_id in expected.items():
         assert tok.convert_tokens_to_ids(token) == token_id
@@ -157,17 +164,23 @@ def test_qwen3_added_tokens(tok):
 
 def test_chat_template_renders_qwen3_string_and_costs_8_tokens(tok):
     msgs = [{"role": "user", "content": "a red fox in snow"}]
-    text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
-                                   enable_thinking=True)
+    text = tok.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    )
     assert text == "<|im_start|>user\na red fox in snow<|im_end|>\n<|im_start|>assistant\n"
-    no_think = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
-                                       enable_thinking=False)
+    no_think = tok.apply_chat_template(
+        msgs, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
     assert no_think == text + "<think>\n\n</think>\n\n"
     default = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assert default == text
 
-    empty = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
-                                    add_generation_prompt=True, enable_thinking=True)
+    empty = tok.apply_chat_template(
+        [{"role": "user", "content": ""}],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=True,
+    )
     ids = tok(empty)["input_ids"]
     assert ids == [151644, 872, 198, 151645, 198, 151644, 77091, 198]  # user \n ... assistant \n
     assert count_tokens("", tok).template_tokens == 8
@@ -187,8 +200,12 @@ def test_chat_template_with_system_message(tok):
 
 def _pipeline_ids(tok, prompt: str, budget: int = 512) -> tuple[list[int], int]:
     """ZImagePipeline._encode_prompt's tokenizer call; returns (ids, unpadded length)."""
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                   add_generation_prompt=True, enable_thinking=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": prompt}],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=True,
+    )
     enc = tok([text], padding="max_length", max_length=budget, truncation=True)
     return enc["input_ids"][0], sum(enc["attention_mask"][0])
 

@@ -12,7 +12,7 @@ from zitdesk.dataset.store import Dataset
 
 
 def text_for(version: int, name: str) -> str:
-    n = 50 + (version * 7919 + len(name) * 104729) % 20000   # 50 B … 20 kB
+    n = 50 + (version * 7919 + len(name) * 104729) % 20000  # 50 B … 20 kB
     body = (f"{name} v{version} " * (n // 10 + 1))[:n]
     return f"v{version}|{name}|{n}|{body}|end"
 

@@ -41,8 +41,12 @@ def png16_rgb(w: int, h: int) -> bytes:
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def png_bomb(w: int = 30000, h: int = 30000) -> bytes:
@@ -78,8 +82,10 @@ def build_messy_sources(root: Path) -> dict[str, Path]:
     p["rotated"].write_bytes(jpeg_with_orientation(400, 300, 6, seed=3))
     (src / "rotated.txt").write_bytes(b"sideways photo")
     p["cmyk"] = save(pattern(200, 150, 4).convert("CMYK"), src / "print" / "cmyk.jpg")
-    p["deep16"] = save(Image.fromarray((np.linspace(0, 65535, 128 * 96).reshape(96, 128))
-                                       .astype(np.uint16)), src / "deep16.png")
+    p["deep16"] = save(
+        Image.fromarray((np.linspace(0, 65535, 128 * 96).reshape(96, 128)).astype(np.uint16)),
+        src / "deep16.png",
+    )
     p["rgb48"] = src / "rgb48.png"
     p["rgb48"].write_bytes(png16_rgb(64, 48))
     p["alpha_png"] = save(pattern(100, 100, 5, "RGBA"), src / "alpha.png")
@@ -136,13 +142,17 @@ def tree_state(root: Path) -> dict[str, tuple[str, int, int]]:
     for f in sorted(root.rglob("*")):
         if f.is_file():
             st = f.stat()
-            out[str(f.relative_to(root))] = (hashlib.sha256(f.read_bytes()).hexdigest(),
-                                             st.st_mtime_ns, st.st_mode)
+            out[str(f.relative_to(root))] = (
+                hashlib.sha256(f.read_bytes()).hexdigest(),
+                st.st_mtime_ns,
+                st.st_mode,
+            )
     return out
 
 
-def make_dataset(folder: Path, n: int, size: tuple[int, int] = (64, 48), captions: bool = True,
-                 ext: str = ".png") -> Path:
+def make_dataset(
+    folder: Path, n: int, size: tuple[int, int] = (64, 48), captions: bool = True, ext: str = ".png"
+) -> Path:
     """A quick dataset: ``n`` small images (distinct content) with ``img NNNN`` names."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -157,7 +167,9 @@ class WordTokenizer:
 
     chat_template = "x"
 
-    def apply_chat_template(self, msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True):
+    def apply_chat_template(
+        self, msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    ):
         return "<|im_start|>user\n" + msgs[0]["content"] + "<|im_end|>\n<|im_start|>assistant\n"
 
     def __call__(self, text, add_special_tokens=True, **kw):

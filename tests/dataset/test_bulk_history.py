@@ -14,7 +14,7 @@ def test_add_trigger_prefix_never_duplicated():
     assert op.apply("OHWX, a cat") == "OHWX, a cat"
     assert op.apply("a photo of ohwx.") == "a photo of ohwx."
     assert op.apply("[trigger] on a sofa") == "[trigger] on a sofa"
-    assert op.apply("ohwxyz style") == "ohwx, ohwxyz style"      # a longer word is not the trigger
+    assert op.apply("ohwxyz style") == "ohwx, ohwxyz style"  # a longer word is not the trigger
     assert op.apply(None) == "ohwx" and op.apply("  ") == "ohwx"
     assert op.apply(op.apply("a cat")) == "ohwx, a cat"
 
@@ -24,7 +24,7 @@ def test_find_replace_plain_and_regex():
     assert bulk.FindReplace(r"a.b", "X", regex=True).apply("a.b axb") == "X X"
     assert bulk.FindReplace(r"(\w+) cat", r"\1 dog", regex=True).apply("black cat") == "black dog"
     assert bulk.FindReplace("CAT", "dog", case_sensitive=False).apply("Cat cat") == "dog dog"
-    assert bulk.FindReplace("x", "\\1").apply("x") == "\\1"          # plain mode: no escapes
+    assert bulk.FindReplace("x", "\\1").apply("x") == "\\1"  # plain mode: no escapes
     assert bulk.FindReplace("x", "y").apply(None) is None
     with pytest.raises(ValueError, match="regular expression"):
         bulk.FindReplace("(", "y", regex=True).apply("(")
@@ -35,7 +35,7 @@ def test_tags():
     assert bulk.AddTags(("new",), at_start=True).apply("a, b") == "new, a, b"
     assert bulk.AddTags(("x",)).apply(None) == "x"
     assert bulk.RemoveTags(("B", "zz")).apply("a, b,c") == "a, c"
-    assert bulk.RemoveTags(("q",)).apply("a,b") == "a,b"                 # untouched when absent
+    assert bulk.RemoveTags(("q",)).apply("a,b") == "a,b"  # untouched when absent
     assert bulk.Cleanup().apply("  a,  b ,a,, c   d ") == "a, b, c d"
     assert bulk.Cleanup().apply("one sentence   only ") == "one sentence only"
     assert bulk.Cleanup(dedupe_tags=False).apply("a, a") == "a, a"
@@ -107,7 +107,10 @@ def test_snapshots_and_restore(tmp_path):
     snap = h.read_snapshot(name)
     assert snap == {"a.png": "one", "b.png": None}
     current = {"a.png": "two", "b.png": "made", "c.png": "other"}
-    assert sorted(restore_changes(current, snap)) == [("a.png", "two", "one"), ("b.png", "made", None)]
+    assert sorted(restore_changes(current, snap)) == [
+        ("a.png", "two", "one"),
+        ("b.png", "made", None),
+    ]
     for _ in range(25):
         h.snapshot({}, "x")
     h.flush()

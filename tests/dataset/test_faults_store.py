@@ -20,9 +20,10 @@ from zitdesk.dataset.importer import import_sources
 from zitdesk.dataset.store import Dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-LATIN1 = os.fsdecode(b"caf\xe9")          # a Latin-1 name: surrogate-escaped on Linux
-needs_bytes_names = pytest.mark.skipif(sys.platform in ("win32", "darwin"),
-                                       reason="file names must be arbitrary bytes (Linux)")
+LATIN1 = os.fsdecode(b"caf\xe9")  # a Latin-1 name: surrogate-escaped on Linux
+needs_bytes_names = pytest.mark.skipif(
+    sys.platform in ("win32", "darwin"), reason="file names must be arbitrary bytes (Linux)"
+)
 
 
 def _png(seed: int, size=(24, 16)) -> bytes:
@@ -59,6 +60,7 @@ class _FullDisk:
 
 # --- 1. journal on a full disk -----------------------------------------------------------------
 
+
 def test_journal_survives_failed_appends_and_loads_on_full_disk(tmp_path, monkeypatch):
     meta = tmp_path / ".zitdesk"
     h = History(meta)
@@ -66,14 +68,14 @@ def test_journal_survives_failed_appends_and_loads_on_full_disk(tmp_path, monkey
     e1 = Entry.new("one", [("a.png", None, "1")])
     h.record_do(e1)
     h.flush()
-    disk = _FullDisk(monkeypatch, allow=7)       # a torn fragment of 7 bytes per failed append
+    disk = _FullDisk(monkeypatch, allow=7)  # a torn fragment of 7 bytes per failed append
     e2 = Entry.new("two", [("a.png", "1", "2")])
     h.record_do(e2)
     with pytest.raises(OSError, match="full") as exc:
         h.flush()
     assert "\n" not in str(exc.value) and str(exc.value).endswith(".")
-    assert h.pending                              # the line is still queued
-    assert meta.joinpath("journal.jsonl").read_bytes().endswith(b"\n")   # torn tail cut
+    assert h.pending  # the line is still queued
+    assert meta.joinpath("journal.jsonl").read_bytes().endswith(b"\n")  # torn tail cut
     # while the disk is still full the dataset opens (load never raises)
     rep = History(meta).load()
     assert [e.label for e in rep.done] == ["one"]
@@ -95,11 +97,11 @@ def test_journal_cuts_a_torn_tail_left_by_a_crash_before_appending(tmp_path, mon
     for i in range(3):
         h.record_do(Entry.new(f"e{i}", [("a.png", str(i), str(i + 1))]))
         h.flush()
-        if i == 0:   # a crash mid-append left half a line, and the disk is full for load()
+        if i == 0:  # a crash mid-append left half a line, and the disk is full for load()
             with open(meta / "journal.jsonl", "ab") as fh:
                 fh.write(b'{"op": "do", "id": "abc')
             disk = _FullDisk(monkeypatch)
-            History(meta).load()                  # cannot rewrite: must not raise
+            History(meta).load()  # cannot rewrite: must not raise
             disk.on = False
     rep = History(meta).load()
     assert [e.label for e in rep.done] == ["e0", "e1", "e2"]
@@ -118,6 +120,7 @@ def test_snapshot_that_fails_to_write_stays_queued(tmp_path, monkeypatch):
 
 # --- 2. names that are not UTF-8 ----------------------------------------------------------------
 
+
 @needs_bytes_names
 def test_non_utf8_names_round_trip_index_journal_snapshots(tmp_path):
     folder = make_dataset(tmp_path / "ds", 2)
@@ -125,7 +128,7 @@ def test_non_utf8_names_round_trip_index_journal_snapshots(tmp_path):
     (folder / (LATIN1 + ".txt")).write_bytes(b"caf\xe9 latte")
     ds = Dataset.open(folder)
     it = ds.by_name[LATIN1 + ".png"]
-    assert it.caption == "café latte"                 # cp1252 caption decoded
+    assert it.caption == "café latte"  # cp1252 caption decoded
     ds.set_flagged(it, True)
     assert ds.save_index()
     h = History(ds.meta_dir)
@@ -134,7 +137,7 @@ def test_non_utf8_names_round_trip_index_journal_snapshots(tmp_path):
     ds.set_caption(it, "new")
     h.flush()
     ds.flush()
-    json.loads((ds.meta_dir / "index.json").read_text("utf-8"))       # valid UTF-8 JSON
+    json.loads((ds.meta_dir / "index.json").read_text("utf-8"))  # valid UTF-8 JSON
     ds2 = Dataset.open(folder)
     assert ds2.by_name[LATIN1 + ".png"].flagged
     rep = History(ds2.meta_dir).load()
@@ -152,19 +155,46 @@ def test_non_utf8_names_import_and_check_from_the_cli(tmp_path):
     target = tmp_path / "ds"
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     for extra in ([], ["--json"]):
-        r = subprocess.run([sys.executable, "-m", "zitdesk.cli", "dataset", "import", str(src),
-                            "--to", str(target), *extra], capture_output=True, env=env, cwd=ROOT)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "zitdesk.cli",
+                "dataset",
+                "import",
+                str(src),
+                "--to",
+                str(target),
+                *extra,
+            ],
+            capture_output=True,
+            env=env,
+            cwd=ROOT,
+        )
         assert r.returncode == 0, r.stderr.decode(errors="replace")
         assert b"Traceback" not in r.stderr
-    rep = json.loads(r.stdout)                    # second run: everything already there
+    rep = json.loads(r.stdout)  # second run: everything already there
     assert rep["counts"]["imported"] == 0 and rep["counts"]["skipped"] == 2
     assert (target / (LATIN1 + ".png")).is_file() and (target / (LATIN1 + ".txt")).is_file()
     assert not (target / (LATIN1 + "-2.png")).exists()
     idx = json.loads((target / ".zitdesk" / "index.json").read_text("utf-8"))
     assert LATIN1 + ".png" in idx["images"]
     for extra in ([], ["--json"]):
-        r = subprocess.run([sys.executable, "-m", "zitdesk.cli", "dataset", "check", str(target),
-                            "--no-tokens", *extra], capture_output=True, env=env, cwd=ROOT)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "zitdesk.cli",
+                "dataset",
+                "check",
+                str(target),
+                "--no-tokens",
+                *extra,
+            ],
+            capture_output=True,
+            env=env,
+            cwd=ROOT,
+        )
         assert r.returncode == 0, r.stderr.decode(errors="replace")
         assert b"Traceback" not in r.stderr
     check = json.loads(r.stdout)
@@ -173,8 +203,10 @@ def test_non_utf8_names_import_and_check_from_the_cli(tmp_path):
 
 # --- 3. CR / CRLF / BOM captions and undo after a restart ---------------------------------------
 
-@pytest.mark.parametrize("new", ["line one\r\nline two", "one\rtwo", "\ufeffwith a bom",
-                                 "\ufeffboth\r\nkinds\r"])
+
+@pytest.mark.parametrize(
+    "new", ["line one\r\nline two", "one\rtwo", "\ufeffwith a bom", "\ufeffboth\r\nkinds\r"]
+)
 def test_undo_after_restart_for_cr_crlf_and_bom_captions(tmp_path, new):
     folder = make_dataset(tmp_path / "ds", 1)
     ds = Dataset.open(folder)
@@ -186,7 +218,7 @@ def test_undo_after_restart_for_cr_crlf_and_bom_captions(tmp_path, new):
     h.record_do(e)
     h.flush()
     ds.flush()
-    ds2 = Dataset.open(folder)                  # restart
+    ds2 = Dataset.open(folder)  # restart
     rep = History(ds2.meta_dir).load()
     undo = [(n, b, a) for n, a, b in reversed(rep.done[-1].changes)]
     applied, skipped = ds2.apply_changes(undo)
@@ -208,12 +240,14 @@ def test_bom_and_cr_kept_out_of_memory_text(tmp_path):
 
 # --- 4. bad zip members -------------------------------------------------------------------------
 
+
 def _bad_zip(path: Path) -> list[str]:
     """A zip with good members around five bad ones; returns the good image names."""
     good = []
     with zipfile.ZipFile(path, "w") as zf:
-        for i, name in enumerate(["a.png", "crc.png", "method.png", "deflate.png", "size.png",
-                                  "enc.png", "b.png"]):
+        for i, name in enumerate(
+            ["a.png", "crc.png", "method.png", "deflate.png", "size.png", "enc.png", "b.png"]
+        ):
             data = _png(100 + i)
             zf.writestr(zipfile.ZipInfo(name), data, compress_type=zipfile.ZIP_DEFLATED)
             if name in ("a.png", "b.png"):
@@ -224,14 +258,14 @@ def _bad_zip(path: Path) -> list[str]:
         infos = {i.filename: i for i in zf.infolist()}
         off = zf.start_dir
     central = {}
-    while raw[off:off + 4] == b"PK\x01\x02":
-        n, m, k = (int.from_bytes(raw[off + o:off + o + 2], "little") for o in (28, 30, 32))
-        central[raw[off + 46:off + 46 + n].decode()] = off
+    while raw[off : off + 4] == b"PK\x01\x02":
+        n, m, k = (int.from_bytes(raw[off + o : off + o + 2], "little") for o in (28, 30, 32))
+        central[raw[off + 46 : off + 46 + n].decode()] = off
         off += 46 + n + m + k
 
     def data_at(info):
         lh = info.header_offset
-        n, m = (int.from_bytes(raw[lh + o:lh + o + 2], "little") for o in (26, 28))
+        n, m = (int.from_bytes(raw[lh + o : lh + o + 2], "little") for o in (26, 28))
         return lh + 30 + n + m
 
     def cd_entry(name):
@@ -242,13 +276,13 @@ def _bad_zip(path: Path) -> list[str]:
         raw[off] ^= 0xFF
     # unknown method (99 = AES marker without the extra field → unsupported)
     for off in (infos["method.png"].header_offset + 8, cd_entry("method.png") + 10):
-        raw[off:off + 2] = (77).to_bytes(2, "little")
+        raw[off : off + 2] = (77).to_bytes(2, "little")
     # corrupt deflate stream
     d = data_at(infos["deflate.png"])
-    raw[d:d + 8] = b"\xff" * 8
+    raw[d : d + 8] = b"\xff" * 8
     # lying size: declares a tenth of the real size
     for off in (infos["size.png"].header_offset + 22, cd_entry("size.png") + 24):
-        raw[off:off + 4] = (infos["size.png"].file_size // 10).to_bytes(4, "little")
+        raw[off : off + 4] = (infos["size.png"].file_size // 10).to_bytes(4, "little")
     # encrypted flag
     for off in (infos["enc.png"].header_offset + 6, cd_entry("enc.png") + 8):
         raw[off] |= 0x01
@@ -304,17 +338,29 @@ print(peak, len(rep.imported), len(rep.skipped))
 def test_zip_members_are_streamed_memory_bounded(tmp_path, png_header):
     member = 100 * 2**20
     z = tmp_path / "zeros.zip"
-    head = _png(1)[:33] if png_header else b""         # a PNG signature + IHDR, then zeros
+    head = _png(1)[:33] if png_header else b""  # a PNG signature + IHDR, then zeros
     zeros = head + bytes(member - len(head))
     with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for i in range(6):
             zf.writestr(f"z{i}.png", zeros)
     del zeros
     workers, budget = 6, 16 * 2**20
-    r = subprocess.run([sys.executable, "-c", _MEM_CHILD, str(z), str(tmp_path / "ds"),
-                        str(workers), str(tmp_path / "t"), str(budget)], capture_output=True,
-                       text=True,
-                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEM_CHILD,
+            str(z),
+            str(tmp_path / "ds"),
+            str(workers),
+            str(tmp_path / "t"),
+            str(budget),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert r.returncode == 0, r.stderr
     peak, imported, skipped = map(int, r.stdout.split())
     assert (imported, skipped) == (0, 6)
@@ -325,6 +371,7 @@ def test_zip_members_are_streamed_memory_bounded(tmp_path, png_header):
 
 
 # --- 6. long names ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("nbytes", [239, 245, 251, 255])
 def test_long_names_open_flush_conflict_and_import(tmp_path, nbytes):
@@ -387,13 +434,17 @@ def test_check_hashing_memory_is_bounded_whatever_the_workers(tmp_path):
         with open(folder / f"big{i}.png", "wb") as fh:
             fh.write(head)
             fh.truncate(size)
-    r = subprocess.run([sys.executable, "-c", _CHECK_CHILD, str(folder), "4", str(8 * 2**20)],
-                       capture_output=True, text=True, cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    r = subprocess.run(
+        [sys.executable, "-c", _CHECK_CHILD, str(folder), "4", str(8 * 2**20)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert r.returncode == 0, r.stderr
     peak, got = map(int, r.stdout.split())
-    assert got == 0                                   # none of them is a readable image
-    assert peak < 1.5 * size, peak / 2**20           # before: 4 files at once (≈ 4 × size)
+    assert got == 0  # none of them is a readable image
+    assert peak < 1.5 * size, peak / 2**20  # before: 4 files at once (≈ 4 × size)
 
 
 def test_one_failing_caption_never_drops_the_others(tmp_path, monkeypatch):
@@ -412,10 +463,10 @@ def test_one_failing_caption_never_drops_the_others(tmp_path, monkeypatch):
     for it in ds.items:
         ds.set_caption(it, f"new {it.name}")
     ds.items[2].caption = None
-    ds.set_caption(ds.items[2], "pasted \ud83d half an emoji")   # a lone surrogate
+    ds.set_caption(ds.items[2], "pasted \ud83d half an emoji")  # a lone surrogate
     rep = ds.flush()
     assert len(rep.errors) == 1 and rep.errors[0].endswith(".")
-    assert ds.pending == 1                                       # kept for the next flush
+    assert ds.pending == 1  # kept for the next flush
     monkeypatch.setattr(store, "write_caption_file", real)
     assert ds.flush().errors == []
     got = {it.name: it.caption for it in Dataset.open(folder).items}
@@ -430,18 +481,44 @@ def test_hostile_index_and_journal_never_stop_the_dataset_from_opening(tmp_path)
     meta.mkdir()
     st = [(folder / f"img {i:04d}.png").stat() for i in range(3)]
     entries = {
-        "img 0000.png": {"size": st[0].st_size, "mtime_ns": st[0].st_mtime_ns, "w": "abc",
-                         "h": None, "phash": "zz", "rating": "5", "flagged": "yes"},
-        "img 0001.png": {"size": st[1].st_size, "mtime_ns": st[1].st_mtime_ns, "w": 64, "h": 48,
-                         "phash": "not hex", "sha256": 7, "rating": 99, "flagged": True},
+        "img 0000.png": {
+            "size": st[0].st_size,
+            "mtime_ns": st[0].st_mtime_ns,
+            "w": "abc",
+            "h": None,
+            "phash": "zz",
+            "rating": "5",
+            "flagged": "yes",
+        },
+        "img 0001.png": {
+            "size": st[1].st_size,
+            "mtime_ns": st[1].st_mtime_ns,
+            "w": 64,
+            "h": 48,
+            "phash": "not hex",
+            "sha256": 7,
+            "rating": 99,
+            "flagged": True,
+        },
         "img 0002.png": ["not", "a", "table"],
     }
     (meta / "index.json").write_text(json.dumps({"version": 1, "images": entries}))
     deep = "[" * 100_000 + "]" * 100_000
     (meta / "journal.jsonl").write_text(
-        deep + "\n" + json.dumps({"op": "do", "id": "a", "label": "ok", "changes": [
-            ["img 0000.png", "photo 0, tag0", "x"]], "snapshot": {"evil": 1}}) + "\n"
-        + '{"op": "do", "id": "b", "changes": "nope"}\n[1, 2]\n{"op": 5}\n')
+        deep
+        + "\n"
+        + json.dumps(
+            {
+                "op": "do",
+                "id": "a",
+                "label": "ok",
+                "changes": [["img 0000.png", "photo 0, tag0", "x"]],
+                "snapshot": {"evil": 1},
+            }
+        )
+        + "\n"
+        + '{"op": "do", "id": "b", "changes": "nope"}\n[1, 2]\n{"op": 5}\n'
+    )
     ds = Dataset.open(folder)
     assert [it.width for it in ds.items] == [64, 64, 64]
     assert ds.items[1].flagged and ds.items[1].rating == 5 and not ds.items[0].flagged

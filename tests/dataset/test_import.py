@@ -21,15 +21,22 @@ def messy(tmp_path_factory):
     paths = build_messy_sources(root)
     target = root / "dataset"
     target.mkdir()
-    save(pattern(50, 50, 99), target / "cat.jpg")          # already there: must not be replaced
+    save(pattern(50, 50, 99), target / "cat.jpg")  # already there: must not be replaced
     (target / "cat.txt").write_text("the original cat")
     before_src = tree_state(root / "src")
     zip_before = tree_state(root)["pack.zip"]
     existing = tree_state(target)
     report = import_sources([root / "src", paths["zip"]], target, thumb_cache=root / "thumbs")
-    return {"root": root, "paths": paths, "target": target, "report": report,
-            "json": report.to_json(), "before_src": before_src, "zip_before": zip_before,
-            "existing": existing}
+    return {
+        "root": root,
+        "paths": paths,
+        "target": target,
+        "report": report,
+        "json": report.to_json(),
+        "before_src": before_src,
+        "zip_before": zip_before,
+        "existing": existing,
+    }
 
 
 def _imported(m, source_suffix: str) -> dict:
@@ -71,7 +78,9 @@ def test_json_report_is_serialisable_and_counts_match(messy):
     j = json.loads(json.dumps(messy["json"], ensure_ascii=False))
     assert j["counts"]["skipped"] == len(j["skipped"])
     assert j["counts"]["with_caption"] == sum(1 for x in j["imported"] if x["caption"])
-    assert {"source", "image", "caption", "converted", "renamed_from", "notes"} <= set(j["imported"][0])
+    assert {"source", "image", "caption", "converted", "renamed_from", "notes"} <= set(
+        j["imported"][0]
+    )
 
 
 def test_captions_survive_byte_for_byte(messy):
@@ -98,7 +107,7 @@ def test_conversions(messy):
     t = messy["target"]
     rot = _imported(messy, "rotated.jpg")
     assert "orientation 6" in rot["converted"]
-    with Image.open(t / rot["image"]) as im:        # pixels rotated, tag gone
+    with Image.open(t / rot["image"]) as im:  # pixels rotated, tag gone
         assert im.size == (300, 400) and im.getexif().get(0x0112, 1) == 1
     cmyk = _imported(messy, "cmyk.jpg")
     assert "CMYK" in cmyk["converted"]
@@ -140,8 +149,9 @@ def test_result_matches_the_trainers_scan(messy):
 
 
 def test_reimport_adds_nothing(messy, tmp_path):
-    again = import_sources([messy["root"] / "src", messy["paths"]["zip"]], messy["target"],
-                           thumb_cache=tmp_path)
+    again = import_sources(
+        [messy["root"] / "src", messy["paths"]["zip"]], messy["target"], thumb_cache=tmp_path
+    )
     assert again.to_json()["counts"]["imported"] == 0
     assert any("already in the dataset" in s.reason for s in again.skipped)
 

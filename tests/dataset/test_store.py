@@ -113,7 +113,7 @@ def test_poll_reloads_outside_edits(tmp_path):
     ds = Dataset.open(d)
     _bump(d / "img 0001.txt", "edited elsewhere")
     (d / "img 0002.txt").unlink()
-    ds.set_caption(ds.items[0], "pending")          # pending rows are left to flush()
+    ds.set_caption(ds.items[0], "pending")  # pending rows are left to flush()
     _bump(d / "img 0000.txt", "outside too")
     rep = ds.poll_external()
     assert sorted(rep.reloaded) == ["img 0001.png", "img 0002.png"]
@@ -136,8 +136,14 @@ def test_apply_changes_checks_expected(tmp_path):
     ds = Dataset.open(d)
     a, b, c = ds.items
     ds.set_caption(c, "changed meanwhile")
-    applied, skipped = ds.apply_changes([(a.name, a.caption, "A"), (b.name, "wrong", "B"),
-                                         (c.name, "photo 2, tag2", "C"), ("gone.png", "", "x")])
+    applied, skipped = ds.apply_changes(
+        [
+            (a.name, a.caption, "A"),
+            (b.name, "wrong", "B"),
+            (c.name, "photo 2, tag2", "C"),
+            ("gone.png", "", "x"),
+        ]
+    )
     assert applied == [a.name] and len(skipped) == 3
     assert a.caption == "A" and b.caption == "photo 1, tag1" and c.caption == "changed meanwhile"
 

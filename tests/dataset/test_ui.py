@@ -26,8 +26,8 @@ def _flushed(ws) -> bool:
 @pytest.fixture
 def folder(tmp_path):
     d = make_dataset(tmp_path / "ds", 12, size=(96, 64))
-    (d / "img 0005.txt").unlink()                 # one missing caption
-    (d / "img 0009.txt").write_text("")           # one empty caption
+    (d / "img 0005.txt").unlink()  # one missing caption
+    (d / "img 0009.txt").write_text("")  # one empty caption
     return d
 
 
@@ -36,7 +36,7 @@ def test_model_passes_qtmodeltester(qtmodeltester, folder):
 
     m = DatasetTableModel()
     m.set_dataset(Dataset.open(folder))
-    qtmodeltester.check(m, force_py=True)      # stays connected: checks every change below
+    qtmodeltester.check(m, force_py=True)  # stays connected: checks every change below
     m.set_filter("photo 1", FilterMode.ALL)
     m.sort(Col.CAPTION, Qt.SortOrder.DescendingOrder)
     m.set_filter("", FilterMode.MISSING)
@@ -52,9 +52,11 @@ def test_open_shows_rows_thumbnails_and_tokens(qtbot, make_workspace, folder):
     assert m.rowCount() == 12 and ws.count_label.text() == "12 images"
     assert m.index(0, Col.NAME).data() == "img 0000.png"
     assert m.index(0, Col.SIZE).data() == "96×64"
-    m.index(0, Col.THUMB).data(Qt.ItemDataRole.DecorationRole)      # queues the decode
-    qtbot.waitUntil(lambda: m.index(0, Col.THUMB).data(Qt.ItemDataRole.DecorationRole)
-                    is not None, timeout=10_000)
+    m.index(0, Col.THUMB).data(Qt.ItemDataRole.DecorationRole)  # queues the decode
+    qtbot.waitUntil(
+        lambda: m.index(0, Col.THUMB).data(Qt.ItemDataRole.DecorationRole) is not None,
+        timeout=10_000,
+    )
     qtbot.waitUntil(lambda: m.index(0, Col.TOKENS).data() == "3", timeout=10_000)  # "photo 0, tag0"
     assert "no caption" in m.index(5, Col.FLAGS).data()
     # browsing taught the index the image's hashes
@@ -73,16 +75,22 @@ def test_edit_in_table_autosaves_and_undoes(qtbot, make_workspace, folder):
     qtbot.keyClick(editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     assert ws.model.index(ix.row(), Col.CAPTION).data() == "a new caption\nwith two lines"
     assert ws.session.undo_stack.count() == 1
-    qtbot.waitUntil(lambda: _caption_file(folder, "img 0002.png") == "a new caption\nwith two lines",
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: _caption_file(folder, "img 0002.png") == "a new caption\nwith two lines",
+        timeout=5000,
+    )
     ws.undo_action.trigger()
     assert ws.model.index(ix.row(), Col.CAPTION).data() == "photo 2, tag2"
     ws.save_now()
-    qtbot.waitUntil(lambda: _caption_file(folder, "img 0002.png") == "photo 2, tag2", timeout=30_000)
+    qtbot.waitUntil(
+        lambda: _caption_file(folder, "img 0002.png") == "photo 2, tag2", timeout=30_000
+    )
     ws.redo_action.trigger()
     ws.save_now()
-    qtbot.waitUntil(lambda: _caption_file(folder, "img 0002.png") == "a new caption\nwith two lines",
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: _caption_file(folder, "img 0002.png") == "a new caption\nwith two lines",
+        timeout=5000,
+    )
 
 
 def test_filters_and_sorting(qtbot, make_workspace, folder):
@@ -90,15 +98,23 @@ def test_filters_and_sorting(qtbot, make_workspace, folder):
     (folder / "img 0011 copy.png").write_bytes((folder / "img 0011.png").read_bytes())
     ws.session.reload()
     qtbot.waitUntil(lambda: ws.model.total == 13, timeout=10_000)
-    qtbot.waitUntil(lambda: ws.stats.report is not None and ws.stats.report.images == 13,
-                    timeout=20_000)
+    qtbot.waitUntil(
+        lambda: ws.stats.report is not None and ws.stats.report.images == 13, timeout=20_000
+    )
     ws.set_filter("tag1")
-    assert [it.name for it in ws.model.visible_items()] == ["img 0001.png", "img 0004.png",
-                                                            "img 0007.png", "img 0010.png"]
+    assert [it.name for it in ws.model.visible_items()] == [
+        "img 0001.png",
+        "img 0004.png",
+        "img 0007.png",
+        "img 0010.png",
+    ]
     assert ws.count_label.text() == "4 of 13 images"
     ws.set_filter("", FilterMode.MISSING)
-    assert [it.name for it in ws.model.visible_items()] == ["img 0005.png", "img 0009.png",
-                                                            "img 0011 copy.png"]
+    assert [it.name for it in ws.model.visible_items()] == [
+        "img 0005.png",
+        "img 0009.png",
+        "img 0011 copy.png",
+    ]
     ws.set_filter("", FilterMode.DUPLICATE)
     assert {it.name for it in ws.model.visible_items()} == {"img 0011.png", "img 0011 copy.png"}
     ws.set_filter("", FilterMode.ALL)
@@ -123,14 +139,18 @@ def test_bulk_edit_preview_apply_undo_and_reopen(qtbot, make_workspace, folder):
     assert ("img 0005.png", None, "ohwx") in dlg.changes
     dlg.apply_button.click()
     assert ws.session.dataset.by_name["img 0000.png"].caption == "ohwx, photo 0, tag0"
-    qtbot.waitUntil(lambda: _flushed(ws) and _caption_file(folder, "img 0005.png") == "ohwx",
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: _flushed(ws) and _caption_file(folder, "img 0005.png") == "ohwx", timeout=5000
+    )
     snaps = list((folder / ".zitdesk" / "snapshots").glob("*.json"))
     assert len(snaps) == 1
     # a second bulk edit, find/replace with a regex, on the selection only
     ws.table.selectRow(0)
-    ws.table.selectionModel().select(ws.model.index(1, 0), ws.table.selectionModel().SelectionFlag.Select
-                                     | ws.table.selectionModel().SelectionFlag.Rows)
+    ws.table.selectionModel().select(
+        ws.model.index(1, 0),
+        ws.table.selectionModel().SelectionFlag.Select
+        | ws.table.selectionModel().SelectionFlag.Rows,
+    )
     dlg = ws.open_bulk_edit(op=1)
     assert dlg.scope() == "selected"
     dlg.find.setText(r"photo (\d)")
@@ -142,7 +162,7 @@ def test_bulk_edit_preview_apply_undo_and_reopen(qtbot, make_workspace, folder):
     dlg.refresh()
     assert "regular expression" in dlg.error.text() and not dlg.apply_button.isEnabled()
     dlg.find.setText(r"photo (\d)")
-    qtbot.waitUntil(dlg.apply_button.isEnabled, timeout=30_000)   # the preview refreshes itself
+    qtbot.waitUntil(dlg.apply_button.isEnabled, timeout=30_000)  # the preview refreshes itself
     dlg.apply_button.click()
     assert ws.session.undo_stack.count() == 2
     ws.undo_action.trigger()
@@ -167,7 +187,7 @@ def test_bulk_edit_preview_apply_undo_and_reopen(qtbot, make_workspace, folder):
     # the snapshots taken before the bulk edits can be restored, as one more undoable edit
     snaps = ws2.session.history.list_snapshots()
     assert len(snaps) == 2
-    ws2.redo_action.trigger()                                         # trigger added again
+    ws2.redo_action.trigger()  # trigger added again
     assert ws2.restore_snapshot(snaps[0]) == 12
     assert ws2.session.dataset.by_name["img 0000.png"].caption == "photo 0, tag0"
     ws2.undo_action.trigger()
@@ -176,7 +196,7 @@ def test_bulk_edit_preview_apply_undo_and_reopen(qtbot, make_workspace, folder):
 
 def test_keyboard_flow(qtbot, make_workspace, folder):
     ws = make_workspace(folder)
-    with qtbot.waitActive(ws):         # shortcuts only fire in the active window
+    with qtbot.waitActive(ws):  # shortcuts only fire in the active window
         ws.show()
         ws.activateWindow()
     ws.select_row(0)
@@ -195,7 +215,9 @@ def test_keyboard_flow(qtbot, make_workspace, folder):
     assert ws.model.item(ws._current_row()).name == "img 0009.png"
     qtbot.keyClick(ws.focusWidget(), Qt.Key.Key_Escape)
     qtbot.keyClick(ws.table, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: _caption_file(folder, "img 0005.png") == "typed caption", timeout=30_000)
+    qtbot.waitUntil(
+        lambda: _caption_file(folder, "img 0005.png") == "typed caption", timeout=30_000
+    )
     qtbot.keyClick(ws.table, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
     assert ws.session.dataset.by_name["img 0009.png"].flagged
     ws.set_filter("", FilterMode.FLAGGED)
@@ -213,12 +235,12 @@ def test_grid_caption_pane(qtbot, make_workspace, folder):
     assert ws.grid.name.text() == "img 0003.png"
     assert ws.grid.editor.toPlainText() == "photo 3, tag0"
     ws.grid.editor.setPlainText("grid edit")
-    qtbot.waitUntil(lambda: ws.session.undo_stack.count() == 1, timeout=30_000)   # idle commit
+    qtbot.waitUntil(lambda: ws.session.undo_stack.count() == 1, timeout=30_000)  # idle commit
     assert ws.session.dataset.by_name["img 0003.png"].caption == "grid edit"
     ws.undo_action.trigger()
-    assert ws.grid.editor.toPlainText() == "photo 3, tag0"                     # pane follows undo
+    assert ws.grid.editor.toPlainText() == "photo 3, tag0"  # pane follows undo
     ws.grid.editor.setPlainText("typed then moved")
-    ws.next_image()                                                            # commits first
+    ws.next_image()  # commits first
     assert ws.session.dataset.by_name["img 0003.png"].caption == "typed then moved"
     assert ws.grid.name.text() == "img 0004.png"
     ws.show_table()
@@ -234,23 +256,28 @@ def test_outside_change_reload_and_conflict(qtbot, make_workspace, folder):
     st = cap.stat()
     os.utime(cap, ns=(st.st_atime_ns, st.st_mtime_ns + 3_000_000_000))
     ws.session._poll()
-    qtbot.waitUntil(lambda: ws.session.dataset.by_name["img 0001.png"].caption
-                    == "edited in another editor", timeout=5000)
+    qtbot.waitUntil(
+        lambda: ws.session.dataset.by_name["img 0001.png"].caption == "edited in another editor",
+        timeout=5000,
+    )
     assert ws.model.index(1, Col.CAPTION).data() == "edited in another editor"
     # a conflict: our unsaved edit vs an outside write
     ws.session.edit("e", [("img 0002.png", "photo 2, tag2", "ours")])
     (folder / "img 0002.txt").write_text("theirs")
     ws.save_now()
-    qtbot.waitUntil(lambda: not ws.banner.isHidden() and "another program" in ws.banner.label.text(),
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: not ws.banner.isHidden() and "another program" in ws.banner.label.text(),
+        timeout=5000,
+    )
     assert (folder / "img 0002.txt").read_text() == "theirs"
     assert (folder / "img 0002.txt.zitdesk-conflict").read_text() == "ours"
     assert "changed outside" in ws.model.index(2, Col.FLAGS).data()
     dlg = ws.review_conflicts()
     dlg.mine.click()
     ws.save_now()
-    qtbot.waitUntil(lambda: _flushed(ws) and (folder / "img 0002.txt").read_text() == "ours",
-                    timeout=5000)
+    qtbot.waitUntil(
+        lambda: _flushed(ws) and (folder / "img 0002.txt").read_text() == "ours", timeout=5000
+    )
     assert not (folder / "img 0002.txt.zitdesk-conflict").exists()
 
 
@@ -262,8 +289,13 @@ def test_drop_files_imports_them(qtbot, make_workspace, folder, tmp_path):
     (src / "junk.png").write_text("not an image")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(src))])
-    ev = QDropEvent(QPointF(QPoint(20, 20)), Qt.DropAction.CopyAction, mime,
-                    Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(
+        QPointF(QPoint(20, 20)),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     ws.dropEvent(ev)
     qtbot.waitUntil(lambda: ws.model.total == 13, timeout=10_000)
     assert ws.last_import is not None and len(ws.last_import.skipped) == 1
@@ -298,7 +330,7 @@ def test_python_emits_keep_singleton_refcounts(qapp):
     before_true, before_none = sys.getrefcount(True), sys.getrefcount(None)
     for _ in range(20_000):
         s.sig.emit(1)
-        t.setInterval(5)                          # a void call
+        t.setInterval(5)  # a void call
     assert len(got) == 20_000
     assert sys.getrefcount(True) >= before_true - 100
     assert sys.getrefcount(None) >= before_none - 100

@@ -30,8 +30,10 @@ def test_exclude_keeps_the_file_and_the_trainer_and_check_skip_it(qtbot, make_wo
 
     ws.select_row(2)
     flags = QItemSelectionModel.SelectionFlag
-    ws.table.selectionModel().select(ws.model.index(2, 0),      # exactly this row selected
-                                     flags.ClearAndSelect | flags.Rows)
+    ws.table.selectionModel().select(
+        ws.model.index(2, 0),  # exactly this row selected
+        flags.ClearAndSelect | flags.Rows,
+    )
     assert ws._selected_rows() == [2]
     ws.toggle_excluded()
     rec = ws.session.dataset.by_name["img 0002.png"]
@@ -52,8 +54,9 @@ def test_exclude_keeps_the_file_and_the_trainer_and_check_skip_it(qtbot, make_wo
     # reopen: still excluded; undo includes it again
     before = ws.session.dataset
     ws.session.open(folder)  # opens on a worker: wait for the new dataset, not the old one
-    qtbot.waitUntil(lambda: ws.session.dataset is not before and not ws.session._flushing,
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: ws.session.dataset is not before and not ws.session._flushing, timeout=30_000
+    )
     assert ws.session.dataset.by_name["img 0002.png"].excluded
     ws.undo_action.trigger()
     assert not ws.session.dataset.by_name["img 0002.png"].excluded
@@ -63,8 +66,9 @@ def test_exclude_keeps_the_file_and_the_trainer_and_check_skip_it(qtbot, make_wo
     assert len(scan_folder(folder).items) == 6
 
 
-def test_delete_moves_image_and_caption_to_the_trash(qtbot, make_workspace, folder, tmp_path,
-                                                     monkeypatch):
+def test_delete_moves_image_and_caption_to_the_trash(
+    qtbot, make_workspace, folder, tmp_path, monkeypatch
+):
     data_home = tmp_path / "xdg"
     (data_home / "Trash").mkdir(parents=True)
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
@@ -78,22 +82,23 @@ def test_delete_moves_image_and_caption_to_the_trash(qtbot, make_workspace, fold
     assert ws.model.total == 5 and ws.model.row_of("img 0001.png") is None
     assert "trash" in ws.banner.label.text()
     # the watcher does not call our own delete "removed outside zitdesk"
-    with qtbot.waitSignal(ws.session._runner.done, timeout=30_000,
-                          check_params_cb=lambda tag, _r: tag[0] == "poll"):
+    with qtbot.waitSignal(
+        ws.session._runner.done, timeout=30_000, check_params_cb=lambda tag, _r: tag[0] == "poll"
+    ):
         ws.session._poll()
     assert "outside" not in ws.banner.label.text()
 
 
-def test_open_of_a_folder_with_an_unreadable_image_is_no_false_alarm(qtbot, make_workspace,
-                                                                      folder):
+def test_open_of_a_folder_with_an_unreadable_image_is_no_false_alarm(qtbot, make_workspace, folder):
     (folder / "broken.png").write_bytes(b"not a png at all")
     ws = make_workspace(folder)
-    assert ws.session.dataset.problems                    # said once, as a problem
-    with qtbot.waitSignal(ws.session._runner.done, timeout=30_000,
-                          check_params_cb=lambda tag, _r: tag[0] == "poll"):
+    assert ws.session.dataset.problems  # said once, as a problem
+    with qtbot.waitSignal(
+        ws.session._runner.done, timeout=30_000, check_params_cb=lambda tag, _r: tag[0] == "poll"
+    ):
         ws.session._poll()
     assert "outside zitdesk" not in ws.banner.label.text()
-    save(pattern(40, 40, 9), folder / "new one.png")      # a real outside change still shows
+    save(pattern(40, 40, 9), folder / "new one.png")  # a real outside change still shows
     with qtbot.waitSignal(ws.session.images_changed_outside, timeout=30_000):
         ws.session._poll()
 
@@ -104,13 +109,17 @@ def test_check_panel_follows_edits(qtbot, make_workspace, folder, monkeypatch):
     monkeypatch.setattr(wsmod, "RECHECK_MS", 50)
     (folder / "img 0003.txt").unlink()
     ws = make_workspace(folder, auto_check=True)
-    qtbot.waitUntil(lambda: ws.stats.report is not None and not ws.session.checking,
-                    timeout=30_000)
+    qtbot.waitUntil(lambda: ws.stats.report is not None and not ws.session.checking, timeout=30_000)
     assert "missing_caption" in {i.code for i in ws.stats.report.issues}
     ws.session.edit("caption it", [("img 0003.png", None, "now captioned")])
-    qtbot.waitUntil(lambda: ws.stats.report is not None and not ws.session.checking and
-                    "missing_caption" not in {i.code for i in ws.stats.report.issues},
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            ws.stats.report is not None
+            and not ws.session.checking
+            and "missing_caption" not in {i.code for i in ws.stats.report.issues}
+        ),
+        timeout=30_000,
+    )
     assert "no caption" not in ws.stats.verdict.text()
 
 
@@ -163,18 +172,28 @@ def test_last_folder_is_kept_under_zitdesk_home(qtbot, tmp_path, folder):
 
     default = QSettings()
     before = default.value(SETTINGS_KEY)
-    ws = DatasetsWorkspace(folder=folder, tokenizer_loader=None,
-                           thumb_cache_dir=tmp_path / "thumbs", datasets_root=tmp_path / "new",
-                           remember=True, auto_check=False)
+    ws = DatasetsWorkspace(
+        folder=folder,
+        tokenizer_loader=None,
+        thumb_cache_dir=tmp_path / "thumbs",
+        datasets_root=tmp_path / "new",
+        remember=True,
+        auto_check=False,
+    )
     qtbot.addWidget(ws)
     try:
         qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=30_000)
         assert window_settings().value(SETTINGS_KEY) == str(folder)
-        assert QSettings().value(SETTINGS_KEY) == before       # nothing escapes ZITDESK_HOME
+        assert QSettings().value(SETTINGS_KEY) == before  # nothing escapes ZITDESK_HOME
     finally:
         ws.shutdown()
-    ws2 = DatasetsWorkspace(tokenizer_loader=None, thumb_cache_dir=tmp_path / "thumbs",
-                            datasets_root=tmp_path / "new", remember=True, auto_check=False)
+    ws2 = DatasetsWorkspace(
+        tokenizer_loader=None,
+        thumb_cache_dir=tmp_path / "thumbs",
+        datasets_root=tmp_path / "new",
+        remember=True,
+        auto_check=False,
+    )
     qtbot.addWidget(ws2)
     try:
         qtbot.waitUntil(lambda: ws2.session.dataset is not None, timeout=30_000)

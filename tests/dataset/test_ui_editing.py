@@ -17,7 +17,7 @@ from ui.datasets.table_model import Col
 
 @pytest.fixture
 def folder(tmp_path):
-    return make_dataset(tmp_path / "ds", 6, size=(64, 48))      # captions "photo N, tagK"
+    return make_dataset(tmp_path / "ds", 6, size=(64, 48))  # captions "photo N, tagK"
 
 
 def _live_editor(view) -> CaptionEdit | None:
@@ -32,8 +32,9 @@ def _open_editor(qtbot, ws, row: int) -> CaptionEdit:
             ws.show()
             ws.activateWindow()
     ws.select_row(row, edit=True)
-    qtbot.waitUntil(lambda: (e := _live_editor(ws.table)) is not None and e.hasFocus(),
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (e := _live_editor(ws.table)) is not None and e.hasFocus(), timeout=30_000
+    )
     return _live_editor(ws.table)
 
 
@@ -44,8 +45,8 @@ def _editor_closed(ws) -> bool:
 def test_return_commits_shift_return_breaks_line_escape_reverts(qtbot, make_workspace, folder):
     ws = make_workspace(folder)
     ed = _open_editor(qtbot, ws, 1)
-    assert ed.textCursor().selectedText() == "photo 1, tag1"     # entry selects all
-    qtbot.keyClicks(ed, "first")                                 # typing replaces
+    assert ed.textCursor().selectedText() == "photo 1, tag1"  # entry selects all
+    qtbot.keyClicks(ed, "first")  # typing replaces
     qtbot.keyClick(ed, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(ed, "second")
     assert ed.toPlainText() == "first\nsecond"
@@ -77,19 +78,19 @@ def test_tag_vocabulary_and_completion(qtbot, make_workspace, folder):
     ed = _open_editor(qtbot, ws, 3)
     assert ed.vocabulary()[0] == "zrobj"
     assert {"tag0", "tag1", "tag2", "photo 3"} <= set(ed.vocabulary())
-    ed.moveCursor(ed.textCursor().MoveOperation.End)              # edit in place
+    ed.moveCursor(ed.textCursor().MoveOperation.End)  # edit in place
     qtbot.keyClicks(ed, ", zr")
     popup = ed.completer.popup()
     qtbot.waitUntil(popup.isVisible, timeout=30_000)
     assert ed.completer.currentCompletion() == "zrobj"
-    assert QApplication.activeWindow() is ws.window()             # the list never takes focus
-    qtbot.keyClick(ed, Qt.Key.Key_Return)                          # takes the completion …
+    assert QApplication.activeWindow() is ws.window()  # the list never takes focus
+    qtbot.keyClick(ed, Qt.Key.Key_Return)  # takes the completion …
     assert not popup.isVisible()
     assert ed.toPlainText() == "photo 3, tag0, zrobj"
-    assert _live_editor(ws.table) is ed                            # … without committing
+    assert _live_editor(ws.table) is ed  # … without committing
     qtbot.keyClicks(ed, ", ta")
     qtbot.waitUntil(popup.isVisible, timeout=30_000)
-    qtbot.keyClick(ed, Qt.Key.Key_Escape)                          # closes the list only
+    qtbot.keyClick(ed, Qt.Key.Key_Escape)  # closes the list only
     assert not popup.isVisible() and ed.isVisible()
     qtbot.keyClick(ed, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: _editor_closed(ws), timeout=30_000)
@@ -148,14 +149,15 @@ def test_ctrl_enter_in_datasets_does_not_generate(qtbot, tmp_path, folder):
         ws.open_folder(folder)
         qtbot.waitUntil(lambda: ws.model.rowCount() == 6, timeout=30_000)
         ws.select_row(0, edit=True)
-        qtbot.waitUntil(lambda: (e := _live_editor(ws.table)) is not None and e.hasFocus(),
-                        timeout=30_000)
+        qtbot.waitUntil(
+            lambda: (e := _live_editor(ws.table)) is not None and e.hasFocus(), timeout=30_000
+        )
         ed = _live_editor(ws.table)
         qtbot.keyClicks(ed, "kept")
         qtbot.keyClick(ed, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
         qtbot.keyClick(ed, Qt.Key.Key_Enter, Qt.KeyboardModifier.ControlModifier)
         assert ws.session.dataset.by_name["img 0000.png"].caption == "kept"
-        assert eng.requests == []                          # nothing was queued in Generate
+        assert eng.requests == []  # nothing was queued in Generate
         assert ws.model.index(0, Col.CAPTION).data() == "kept"
     finally:
         if shiboken6.isValid(win):

@@ -36,8 +36,14 @@ def _run(engine, req, cancel=None):
 
 
 def _req(tmp_path, **kw):
-    base = dict(prompt="a red fox in the snow", width=64, height=64, steps=3, seed=11,
-                output_dir=str(tmp_path))
+    base = dict(
+        prompt="a red fox in the snow",
+        width=64,
+        height=64,
+        steps=3,
+        seed=11,
+        output_dir=str(tmp_path),
+    )
     base.update(kw)
     return GenerateRequest(**base)
 
@@ -103,7 +109,9 @@ def test_cancel_mid_run_skips_decode_and_keeps_finished_images(engine, tmp_path)
     engine.run(req, emit, cancel)
     assert isinstance(events[-1], JobCancelled)
     ready = [e for e in events if isinstance(e, ImageReady)]
-    assert len(ready) == 1  # image 1 done; image 2 cancelled before its decode; image 3 never started
+    assert (
+        len(ready) == 1
+    )  # image 1 done; image 2 cancelled before its decode; image 3 never started
     assert events[-1].paths == (ready[0].path,)
     second = [e.step for e in events if isinstance(e, StepProgress) and e.image_index == 1]
     assert second == [1]  # the next step's callback saw the flag
@@ -160,8 +168,9 @@ class _LinearVAE:
     """
 
     def __init__(self):
-        import torch
         from types import SimpleNamespace
+
+        import torch
 
         g = torch.Generator().manual_seed(0)
         self.w = torch.randn(16, 3, generator=g)
@@ -173,8 +182,9 @@ class _LinearVAE:
         return iter([self._p])
 
     def encode(self, x):
-        import torch
         from types import SimpleNamespace
+
+        import torch
 
         rgb = torch.nn.functional.avg_pool2d((x + 1) / 2, 8)  # (B, 3, h, w) in [0, 1]
         z = torch.einsum("cr,brhw->bchw", self.w, rgb) + self.b[None, :, None, None]
@@ -192,8 +202,9 @@ def test_preview_fit_recovers_a_linear_colour_response():
 
 
 def test_preview_fit_runs_on_the_real_vae_class(tiny_pipe):
-    from zitdesk.engine.preview import fit_latent_rgb, latents_to_rgb
     import torch
+
+    from zitdesk.engine.preview import fit_latent_rgb, latents_to_rgb
 
     coef = fit_latent_rgb(tiny_pipe.vae)
     assert np.isfinite(coef).all()

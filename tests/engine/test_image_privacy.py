@@ -15,9 +15,9 @@ from zitdesk.engine.cancel import CancelToken
 from zitdesk.engine.events import ImageReady, JobFinished
 from zitdesk.engine.generate import GenerationEngine, model_hash
 from zitdesk.engine.requests import GenerateRequest, LoraSpec
+from zitdesk.imagemeta import public_request, read_parameters
 from zitdesk.io import atomic_save_tensors
 from zitdesk.models.discovery import resolve_model
-from zitdesk.imagemeta import public_request, read_parameters
 
 
 def _raw_png_text(path: Path) -> str:
@@ -25,8 +25,8 @@ def _raw_png_text(path: Path) -> str:
     data = path.read_bytes()
     pos, out = 8, []
     while pos < len(data):
-        n = int.from_bytes(data[pos:pos + 4], "big")
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
         if kind == b"tEXt":
             out.append(body.decode("latin-1"))
         elif kind == b"zTXt":
@@ -59,8 +59,16 @@ def private_setup(tiny_comfy, tmp_path_factory):
 
 
 def _generate(eng, out: Path, lora: Path, **kw) -> Path:
-    req = GenerateRequest(prompt="a cat on a sofa", width=64, height=64, steps=2, seed=5,
-                          output_dir=str(out), loras=(LoraSpec(str(lora), 0.8),), **kw)
+    req = GenerateRequest(
+        prompt="a cat on a sofa",
+        width=64,
+        height=64,
+        steps=2,
+        seed=5,
+        output_dir=str(out),
+        loras=(LoraSpec(str(lora), 0.8),),
+        **kw,
+    )
     events = []
     eng.run(req, events.append, CancelToken())
     assert isinstance(events[-1], JobFinished), events[-1]
@@ -76,8 +84,14 @@ def test_png_carries_names_and_hashes_but_no_folder(private_setup, tiny_comfy):
     out = home / "Alice Private" / "outputs"
     png = _generate(eng, out, lora)
     text = _raw_png_text(png)
-    for private in (str(home), str(out), str(tiny_comfy), str(lora.parent), "Alice Private",
-                    os.path.expanduser("~")):
+    for private in (
+        str(home),
+        str(out),
+        str(tiny_comfy),
+        str(lora.parent),
+        "Alice Private",
+        os.path.expanduser("~"),
+    ):
         assert private not in text, f"{private!r} leaks into the PNG"
     assert "job_id" not in text and "output_dir" not in text
     assert "my_cat" in text and sha[:10] in text
@@ -98,10 +112,13 @@ def test_strip_metadata_writes_no_parameters(private_setup):
 
 def test_public_request_cuts_every_path_at_any_depth():
     data = {
-        "prompt": "x", "job_id": "job-7", "output_dir": "/home/bob/out",
+        "prompt": "x",
+        "job_id": "job-7",
+        "output_dir": "/home/bob/out",
         "model_path": r"C:\Users\Bob\models\z_image_turbo_bf16.safetensors",
         "loras": [{"path": "/home/bob/loras/a.safetensors", "weight": 1.0}],
-        "init_image": "/home/bob/pics/me.png", "mask_file": r"D:\masks\m.png",
+        "init_image": "/home/bob/pics/me.png",
+        "mask_file": r"D:\masks\m.png",
         "nested": {"cache_dir": "/tmp/x", "control": {"path": "/srv/c.png"}},
     }
     pub = public_request(data)

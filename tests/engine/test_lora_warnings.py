@@ -31,13 +31,23 @@ def _lora(path: Path, prefix: str, metadata: dict[str, str] | None = None, rank:
 
 def test_folded_alpha_is_reported_as_applied_and_not_warned(tmp_path):
     # OneTrainer's default output (ComfyUI keys, alpha folded into the weights)
-    ot = inspect_lora(_lora(tmp_path / "ot.safetensors", "diffusion_model.",
-                            {"ot_branch": "master", "ot_revision": "abc", "ss_network_alpha": "1"}))
+    ot = inspect_lora(
+        _lora(
+            tmp_path / "ot.safetensors",
+            "diffusion_model.",
+            {"ot_branch": "master", "ot_revision": "abc", "ss_network_alpha": "1"},
+        )
+    )
     assert ot.tool == "OneTrainer" and ot.dialect_label == "OneTrainer, aitoolkit keys"
     assert ot.alpha == 4 and ot.alpha_source == "weights" and ot.trained_alpha == 1
     # musubi-tuner after conversion to diffusers keys: metadata says alpha 1, weights hold it
-    mu = inspect_json(_lora(tmp_path / "mu.safetensors", "transformer.",
-                            {"ss_network_module": "networks.lora_zimage", "ss_network_alpha": "1"}))
+    mu = inspect_json(
+        _lora(
+            tmp_path / "mu.safetensors",
+            "transformer.",
+            {"ss_network_module": "networks.lora_zimage", "ss_network_alpha": "1"},
+        )
+    )
     assert mu["alpha"] == 4 and mu["alpha_source"] == "weights" and mu["trained_alpha"] == 1
     assert mu["tool"] == "musubi-tuner" and "musubi-tuner" in mu["message"]
 
@@ -51,8 +61,14 @@ def engine(tiny_comfy):
 
 def _reports(engine, lora: Path, out: Path) -> list[LoraReport]:
     events = []
-    req = GenerateRequest(prompt="x", width=64, height=64, steps=1, output_dir=str(out),
-                          loras=(LoraSpec(str(lora), 1.0),))
+    req = GenerateRequest(
+        prompt="x",
+        width=64,
+        height=64,
+        steps=1,
+        output_dir=str(out),
+        loras=(LoraSpec(str(lora), 1.0),),
+    )
     engine.run(req, events.append, CancelToken())
     assert isinstance(events[-1], JobFinished), events[-1]
     return [e for e in events if isinstance(e, LoraReport)]
@@ -70,10 +86,32 @@ def test_warnings_travel_in_the_lora_report(engine, tmp_path):
 def test_cli_prints_lora_warnings(tiny_comfy, tmp_path):
     bare = _lora(tmp_path / "bare.safetensors", "transformer.")
     proc = subprocess.run(
-        [sys.executable, "-m", "zitdesk", "generate", "--model", str(tiny_comfy), "--prompt", "x",
-         "--width", "64", "--height", "64", "--steps", "1", "--device", "cpu",
-         "--lora", f"{bare}:1.0", "--out", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "zitdesk",
+            "generate",
+            "--model",
+            str(tiny_comfy),
+            "--prompt",
+            "x",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--lora",
+            f"{bare}:1.0",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**__import__("os").environ, "ZITDESK_HOME": str(tmp_path / "home")},
     )
     assert proc.returncode == 0, proc.stderr

@@ -13,8 +13,16 @@ from zitdesk.models.tiny import hf_cache_layout, save_tiny_model
 
 def _image(pipe, seed=3):
     g = torch.Generator().manual_seed(seed)
-    return pipe("a red fox", height=64, width=64, num_inference_steps=2, guidance_scale=0.0,
-                generator=g, output_type="pt", max_sequence_length=64).images
+    return pipe(
+        "a red fox",
+        height=64,
+        width=64,
+        num_inference_steps=2,
+        guidance_scale=0.0,
+        generator=g,
+        output_type="pt",
+        max_sequence_length=64,
+    ).images
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +47,9 @@ def test_comfy_split_files_match_diffusers(tiny_comfy, reference_image):
 
 
 def test_comfy_fp8_dit_loads(tmp_path, tiny_components, reference_image):
-    d = save_tiny_model(tmp_path / "fp8", "comfy", components=tiny_components, dit_dtype="float8_e4m3fn")
+    d = save_tiny_model(
+        tmp_path / "fp8", "comfy", components=tiny_components, dit_dtype="float8_e4m3fn"
+    )
     assert any("fp8_e4m3fn" in f.name for f in d.iterdir())
     pipe = load_pipeline(resolve_model(d))
     img = _image(pipe)
@@ -49,8 +59,11 @@ def test_comfy_fp8_dit_loads(tmp_path, tiny_components, reference_image):
 
 def test_comfy_models_tree(tmp_path, tiny_comfy):
     models = tmp_path / "ComfyUI" / "models"
-    for sub, name in (("diffusion_models", "z_image_turbo_bf16.safetensors"),
-                      ("text_encoders", "qwen_3_4b.safetensors"), ("vae", "ae.safetensors")):
+    for sub, name in (
+        ("diffusion_models", "z_image_turbo_bf16.safetensors"),
+        ("text_encoders", "qwen_3_4b.safetensors"),
+        ("vae", "ae.safetensors"),
+    ):
         (models / sub).mkdir(parents=True)
         shutil.copy(tiny_comfy / name, models / sub / name)
     shutil.copytree(tiny_comfy / "tokenizer", models / "tokenizer")
@@ -120,12 +133,17 @@ def test_nonexistent_and_empty_paths(tmp_path):
 
 
 def test_lora_chosen_as_base_model(tmp_path):
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     p = tmp_path / "my_lora.safetensors"
-    save_file({"diffusion_model.layers.0.attention.to_q.lora_A.weight": np.zeros((4, 32), np.float32),
-               "diffusion_model.layers.0.attention.to_q.lora_B.weight": np.zeros((32, 4), np.float32)}, str(p))
+    save_file(
+        {
+            "diffusion_model.layers.0.attention.to_q.lora_A.weight": np.zeros((4, 32), np.float32),
+            "diffusion_model.layers.0.attention.to_q.lora_B.weight": np.zeros((32, 4), np.float32),
+        },
+        str(p),
+    )
     with pytest.raises(ModelError, match="is a LoRA, not a base model"):
         resolve_model(p)
 
@@ -134,14 +152,20 @@ def test_three_files_in_different_folders_via_manifest(tmp_path, tiny_comfy, ref
     from zitdesk.models.discovery import write_manifest
 
     paths = {}
-    for role, name in (("transformer", "z_image_turbo_bf16.safetensors"),
-                       ("text_encoder", "qwen_3_4b.safetensors"), ("vae", "ae.safetensors")):
+    for role, name in (
+        ("transformer", "z_image_turbo_bf16.safetensors"),
+        ("text_encoder", "qwen_3_4b.safetensors"),
+        ("vae", "ae.safetensors"),
+    ):
         d = tmp_path / role
         d.mkdir()
         shutil.copy(tiny_comfy / name, d / name)
         paths[role] = d / name
     # a decoy DiT beside the chosen one must not win
-    shutil.copy(tiny_comfy / "z_image_turbo_bf16.safetensors", tmp_path / "transformer" / "z_image_other.safetensors")
+    shutil.copy(
+        tiny_comfy / "z_image_turbo_bf16.safetensors",
+        tmp_path / "transformer" / "z_image_other.safetensors",
+    )
     manifest = write_manifest(paths, tmp_path)
     src = resolve_model(manifest)
     assert src.complete and src.files["transformer"] == paths["transformer"].resolve()

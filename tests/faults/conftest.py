@@ -66,6 +66,7 @@ def png() -> Callable[..., bytes]:
 
 # --- a full disk ---------------------------------------------------------------------------
 
+
 def _enospc() -> OSError:
     return OSError(errno.ENOSPC, "No space left on device")
 
@@ -129,8 +130,13 @@ class FaultyDisk:
             fh = real["fdopen"](fd, mode, *a, **kw)
             return _FailingFile(fh, self) if ("w" in mode or "a" in mode) else fh
 
-        for name, fn in (("write", write), ("fsync", fsync), ("replace", replace),
-                         ("link", link), ("fdopen", fdopen)):
+        for name, fn in (
+            ("write", write),
+            ("fsync", fsync),
+            ("replace", replace),
+            ("link", link),
+            ("fdopen", fdopen),
+        ):
             monkeypatch.setattr(os, name, fn)
 
     def fails(self) -> bool:
@@ -148,11 +154,14 @@ def faulty_disk(monkeypatch) -> Callable[..., FaultyDisk]:
 
 # --- SIGKILL at a chosen write ---------------------------------------------------------------
 
+
 class _KillSwitch:
     def __init__(self, at: int | None) -> None:
         self.at, self.n = at, 0
-        self.real = {n: getattr(os, n) for n in ("write", "fsync", "replace", "link", "unlink",
-                                                 "ftruncate", "fdopen")}
+        self.real = {
+            n: getattr(os, n)
+            for n in ("write", "fsync", "replace", "link", "unlink", "ftruncate", "fdopen")
+        }
 
     def tick(self) -> bool:
         self.n += 1
@@ -177,6 +186,7 @@ class _KillSwitch:
                 if ks.tick():
                     ks.die()
                 return real[name](*a, **kw)
+
             return fn
 
         class _File:
@@ -217,8 +227,9 @@ class KillResult:
     calls: int
 
 
-def run_killed(fn: Callable[[Callable[[str], None]], None], at: int | None,
-               timeout_s: float = 60.0) -> KillResult:
+def run_killed(
+    fn: Callable[[Callable[[str], None]], None], at: int | None, timeout_s: float = 60.0
+) -> KillResult:
     """Run ``fn(ack)`` in a forked child, SIGKILLed at its ``at``-th write-like call.
 
     ``ack(text)`` reports progress to the parent (written before the child goes on)."""
@@ -232,7 +243,7 @@ def run_killed(fn: Callable[[Callable[[str], None]], None], at: int | None,
         code = 0
         try:
             os.close(r)
-            signal.alarm(int(timeout_s))   # a child that hangs dies (and the trial fails)
+            signal.alarm(int(timeout_s))  # a child that hangs dies (and the trial fails)
             ks = _KillSwitch(at)
             real_write = ks.real["write"]
 
@@ -266,8 +277,9 @@ def run_killed(fn: Callable[[Callable[[str], None]], None], at: int | None,
     if not killed:
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     calls = [int(x.split()[1]) for x in lines if x.startswith("#calls")]
-    return KillResult(killed, [x for x in lines if not x.startswith("#")],
-                      calls[0] if calls else -1)
+    return KillResult(
+        killed, [x for x in lines if not x.startswith("#")], calls[0] if calls else -1
+    )
 
 
 @pytest.fixture

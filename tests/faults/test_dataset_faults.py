@@ -30,8 +30,10 @@ from zitdesk.errors import RequestError
 from zitdesk.io import is_temp_name
 
 SEED = int(os.environ.get("ZITDESK_FAULT_SEED", "12"))
-pytestmark = [pytest.mark.timeout(180),
-              pytest.mark.skipif(sys.platform == "win32", reason="POSIX file semantics")]
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX file semantics"),
+]
 
 
 def _dataset(folder: Path, png, n: int = 4) -> Path:
@@ -60,6 +62,7 @@ def _one_sentence(msg: str) -> bool:
 
 
 # --- a full disk, injected -------------------------------------------------------------------
+
 
 class _Model:
     """What the user did, as the files must show it once the disk has room again."""
@@ -116,7 +119,7 @@ def _verify(folder: Path, model: _Model, counts) -> int:
     rep = History(ds.meta_dir).load()
     labels = [e.label for e in rep.done]
     lost += sum(1 for lab in model.labels if lab not in labels)
-    lost += labels != [lab for lab in model.labels if lab in labels]   # order kept
+    lost += labels != [lab for lab in model.labels if lab in labels]  # order kept
     lost += rep.bad_lines
     for snap in History(ds.meta_dir).list_snapshots():
         try:
@@ -142,7 +145,7 @@ def test_full_disk_at_random_writes_loses_nothing(tmp_path, png, faulty_disk, co
             _random_edits(rng, ds, h, model, step)
             for msg in _flush_all(ds, h):
                 assert _one_sentence(msg), msg
-            if rng.random() < 0.3:              # opening while the disk is full never raises
+            if rng.random() < 0.3:  # opening while the disk is full never raises
                 disk.full = True
                 Dataset.open(folder)
                 History(ds.meta_dir).load()
@@ -178,7 +181,7 @@ def test_full_disk_during_import_then_retry_loses_nothing(tmp_path, png, faulty_
         got, lost = {}, 0
         for p in target.glob("*.png"):
             sha = hashlib.sha256(p.read_bytes()).hexdigest()
-            lost += sha in got or sha not in want         # duplicated, or not a source
+            lost += sha in got or sha not in want  # duplicated, or not a source
             cap = read_caption_file(p.with_suffix(".txt"))
             got[sha] = cap.text if cap else None
         lost += sum(1 for sha, cap in want.items() if got.get(sha) != cap)
@@ -205,11 +208,15 @@ def test_full_disk_message_says_so(tmp_path, png, faulty_disk):
 
 # --- a full disk, real (a 1 MiB tmpfs) --------------------------------------------------------
 
+
 @contextlib.contextmanager
 def _mounted_tmpfs(where: Path, size: str):
     where.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode})")
     try:
@@ -242,7 +249,7 @@ def test_full_tmpfs_loses_nothing(tmp_path, png, counts):
             assert all(_one_sentence(m) for m in errors), errors
             Dataset.open(folder)
             History(ds.meta_dir).load()
-        assert ds.pending or h.pending       # the disk really was full
+        assert ds.pending or h.pending  # the disk really was full
         filler.unlink()
         assert _flush_all(ds, h) == []
         assert _verify(folder, model, counts) == 0
@@ -250,6 +257,7 @@ def test_full_tmpfs_loses_nothing(tmp_path, png, counts):
 
 
 # --- read-only folders ---------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _read_only(folder: Path):
@@ -265,12 +273,14 @@ def _read_only(folder: Path):
                 d.chmod(0o755)
         return
     # root ignores permissions: a read-only bind mount of the folder onto itself
-    r = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        ["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"running as root and cannot bind-mount read-only ({r.stderr.strip()})")
-    r = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        ["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         subprocess.run(["umount", str(folder)], capture_output=True)
         pytest.skip(f"running as root and cannot remount read-only ({r.stderr.strip()})")
@@ -312,8 +322,9 @@ def test_read_only_folder_loses_nothing(tmp_path, png, counts):
 
 # --- SIGKILL at random points of each writer ------------------------------------------------
 
+
 def _kill_trials(killed_run, scenario, verify, rng: random.Random, n: int, counts) -> None:
-    total = killed_run(scenario(None), None).calls      # calibrate: how many write calls
+    total = killed_run(scenario(None), None).calls  # calibrate: how many write calls
     assert total > 0
     landed = 0
     for _ in range(n):
@@ -345,6 +356,7 @@ def test_sigkill_caption_writer(tmp_path, png, killed_run, counts):
                     ds.set_caption(it, _text(v, it.name))
                 assert not ds.flush().errors
                 ack(str(v))
+
         return run
 
     def verify(res):
@@ -383,6 +395,7 @@ def test_sigkill_journal_writer(tmp_path, killed_run, counts):
                     h.record_redo(e.id)
                 h.flush()
                 ack(str(i))
+
         return run
 
     def verify(res):
@@ -392,7 +405,7 @@ def test_sigkill_journal_writer(tmp_path, killed_run, counts):
         labels = [e.label for e in rep.done]
         want = [f"e{i}" for i in range(acked + 1)]
         lost = 0 if labels in (want, [*want, f"e{acked + 1}"]) else 1
-        h = History(meta)                    # the next append is never glued to a fragment
+        h = History(meta)  # the next append is never glued to a fragment
         h.record_do(Entry("z", "after", [("a.png", "x", "y")], 1.0))
         h.flush()
         rep2 = History(meta).load()
@@ -424,6 +437,7 @@ def test_sigkill_index_writer(tmp_path, png, killed_run, counts):
                     ds.set_flagged(it, flags_at(v, names)[it.name])
                 ds.save_index(force=True)
                 ack(str(v))
+
         return run
 
     def verify(res):
@@ -432,7 +446,7 @@ def test_sigkill_index_writer(tmp_path, png, killed_run, counts):
         idx = folder / ".zitdesk" / "index.json"
         lost = 0
         if acked:
-            json.loads(idx.read_text("utf-8"))     # never torn
+            json.loads(idx.read_text("utf-8"))  # never torn
         ds = Dataset.open(folder)
         names = [it.name for it in ds.items]
         got = {it.name: it.flagged for it in ds.items}
@@ -462,12 +476,13 @@ def test_sigkill_snapshot_writer(tmp_path, killed_run, counts):
                 name = h.snapshot({f"i{k}.png": _text(v, str(k)) for k in range(3)}, f"b{v}")
                 h.flush()
                 ack(f"{v} {name}")
+
         return run
 
     def verify(res):
         meta = state["meta"]
         h = History(meta)
-        h.load()                             # cleans temp files a kill left
+        h.load()  # cleans temp files a kill left
         lost = 0
         for line in res.acks:
             v, name = line.split(" ", 1)
@@ -513,26 +528,29 @@ def test_sigkill_import(tmp_path, png, killed_run, counts):
         state["target"] = target
 
         def run(ack):
-            import_sources([src, src.parent / "pack.zip"], target, workers=2,
-                           thumb_cache=tmp_path / "thumbs")
+            import_sources(
+                [src, src.parent / "pack.zip"], target, workers=2, thumb_cache=tmp_path / "thumbs"
+            )
             ack("done")
+
         return run
 
     def verify(res):
         target = state["target"]
         if target.exists():
-            Dataset.open(target)                 # cleans temp files
-            for p in target.iterdir():           # what a kill left is whole, never torn
+            Dataset.open(target)  # cleans temp files
+            for p in target.iterdir():  # what a kill left is whole, never torn
                 if p.suffix == ".png":
                     assert hashlib.sha256(p.read_bytes()).hexdigest() in sources, p.name
-        rep = import_sources([src, src.parent / "pack.zip"], target, workers=2,
-                             thumb_cache=tmp_path / "thumbs")
+        rep = import_sources(
+            [src, src.parent / "pack.zip"], target, workers=2, thumb_cache=tmp_path / "thumbs"
+        )
         assert not rep.errors, rep.errors
         got = {}
         lost = 0
         for p in sorted(target.glob("*.png")):
             sha = hashlib.sha256(p.read_bytes()).hexdigest()
-            lost += sha in got                  # a duplicate (b-2.png)
+            lost += sha in got  # a duplicate (b-2.png)
             cap = read_caption_file(p.with_suffix(".txt"))
             got[sha] = cap.text if cap else None
         lost += sum(1 for sha, cap in sources.items() if got.get(sha) != cap)
@@ -548,6 +566,7 @@ def test_sigkill_import(tmp_path, png, killed_run, counts):
 
 # --- bad archives of random structure ----------------------------------------------------------
 
+
 def _random_zip(rng: random.Random, path: Path, png) -> dict[str, bytes]:
     """A zip of good and bad members (and sometimes damage to the whole file); returns the good
     image members that must be imported when the archive itself is not damaged."""
@@ -555,9 +574,26 @@ def _random_zip(rng: random.Random, path: Path, png) -> dict[str, bytes]:
     plan = []
     with zipfile.ZipFile(path, "w") as zf:
         for i in range(rng.randint(2, 9)):
-            kind = rng.choice(["good", "good", "good", "garbage", "truncated", "crc", "method",
-                               "enc", "deflate", "size", "evil", "nested", "caption", "dir",
-                               "long", "latin1"])
+            kind = rng.choice(
+                [
+                    "good",
+                    "good",
+                    "good",
+                    "garbage",
+                    "truncated",
+                    "crc",
+                    "method",
+                    "enc",
+                    "deflate",
+                    "size",
+                    "evil",
+                    "nested",
+                    "caption",
+                    "dir",
+                    "long",
+                    "latin1",
+                ]
+            )
             method = rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
             name = f"d{rng.randint(0, 2)}/m{i}.png"
             data = png(rng.randint(0, 10**6), (rng.randint(4, 40), rng.randint(4, 40)))
@@ -578,7 +614,7 @@ def _random_zip(rng: random.Random, path: Path, png) -> dict[str, bytes]:
             elif kind == "long":
                 name = "é" * 124 + f"{i}.png"
             elif kind == "latin1":
-                info = zipfile.ZipInfo(f"caf{chr(0xe9)}{i}.png")
+                info = zipfile.ZipInfo(f"caf{chr(0xE9)}{i}.png")
                 zf.writestr(info, data, compress_type=method)
                 plan.append((info.filename, kind))
                 good[info.filename] = data
@@ -594,9 +630,9 @@ def _random_zip(rng: random.Random, path: Path, png) -> dict[str, bytes]:
         infos = {i.filename: i for i in zf.infolist()}
         off = zf.start_dir
     central = {}
-    while raw[off:off + 4] == b"PK\x01\x02":
-        n, m, k = (int.from_bytes(raw[off + o:off + o + 2], "little") for o in (28, 30, 32))
-        central[raw[off + 46:off + 46 + n].decode("utf-8", "replace")] = off
+    while raw[off : off + 4] == b"PK\x01\x02":
+        n, m, k = (int.from_bytes(raw[off + o : off + o + 2], "little") for o in (28, 30, 32))
+        central[raw[off + 46 : off + 46 + n].decode("utf-8", "replace")] = off
         off += 46 + n + m + k
     for name, kind in plan:
         info = infos.get(name)
@@ -609,21 +645,21 @@ def _random_zip(rng: random.Random, path: Path, png) -> dict[str, bytes]:
             raw[cd + 16] ^= 0x5A
         elif kind == "method":
             for o in (lh + 8, cd + 10):
-                raw[o:o + 2] = rng.choice([77, 98, 7]).to_bytes(2, "little")
+                raw[o : o + 2] = rng.choice([77, 98, 7]).to_bytes(2, "little")
         elif kind == "enc":
             raw[lh + 6] |= 1
             raw[cd + 8] |= 1
         elif kind == "deflate" and info.compress_size > 4:
-            n = int.from_bytes(raw[lh + 26:lh + 28], "little")
-            m = int.from_bytes(raw[lh + 28:lh + 30], "little")
+            n = int.from_bytes(raw[lh + 26 : lh + 28], "little")
+            m = int.from_bytes(raw[lh + 28 : lh + 30], "little")
             d = lh + 30 + n + m
-            raw[d:d + 4] = rng.randbytes(4)
+            raw[d : d + 4] = rng.randbytes(4)
         elif kind == "size":
             lie = rng.choice([info.file_size // 3, info.file_size * 5 + 7, 2**31])
             for o in (lh + 22, cd + 24):
-                raw[o:o + 4] = lie.to_bytes(4, "little")
+                raw[o : o + 4] = lie.to_bytes(4, "little")
     damaged = rng.random() < 0.25
-    if damaged:                                       # random bytes anywhere
+    if damaged:  # random bytes anywhere
         for _ in range(rng.randint(1, 6)):
             raw[rng.randrange(len(raw))] = rng.randrange(256)
     path.write_bytes(bytes(raw))
@@ -639,10 +675,10 @@ def test_bad_archives_of_random_structure(tmp_path, png, counts):
         rep = import_sources([z], target, workers=2, thumb_cache=tmp_path / "thumbs")
         for s in rep.skipped:
             assert _one_sentence(s.reason) or s.reason, s
-        imported = {hashlib.sha256((target / x.image).read_bytes()).hexdigest()
-                    for x in rep.imported}
-        lost = sum(1 for data in good.values()
-                   if hashlib.sha256(data).hexdigest() not in imported)
+        imported = {
+            hashlib.sha256((target / x.image).read_bytes()).hexdigest() for x in rep.imported
+        }
+        lost = sum(1 for data in good.values() if hashlib.sha256(data).hexdigest() not in imported)
         # whatever was imported is in the index, and the names fit
         if rep.imported:
             idx = json.loads((target / ".zitdesk" / "index.json").read_text("utf-8"))["images"]
@@ -661,4 +697,3 @@ def test_zz_summary(counts, capsys):
     with capsys.disabled():
         print("\n" + counts.line())
     assert counts.lost == 0
-

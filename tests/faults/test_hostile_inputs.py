@@ -31,8 +31,14 @@ import pytest
 
 SEED = int(os.environ.get("ZITDESK_HOSTILE_SEED", "20261204"))
 N_HEADERS = int(os.environ.get("ZITDESK_HOSTILE_CASES", "600"))
-BAD_TEXT = ("Traceback", "unexpected error", "c10", "Exception raised from", "SafetensorError",
-            "File \"")
+BAD_TEXT = (
+    "Traceback",
+    "unexpected error",
+    "c10",
+    "Exception raised from",
+    "SafetensorError",
+    'File "',
+)
 
 
 def _clean_sentence(msg: str) -> None:
@@ -46,8 +52,12 @@ def _clean_sentence(msg: str) -> None:
 # Random hostile headers
 # ---------------------------------------------------------------------------------------------
 
-_MODULES = (("layers.0.attention.to_q", (32, 32)), ("layers.1.feed_forward.w1", (85, 32)),
-            ("layers.0.attention.to_out.0", (32, 32)), ("layers.1.adaLN_modulation.0", (128, 32)))
+_MODULES = (
+    ("layers.0.attention.to_q", (32, 32)),
+    ("layers.1.feed_forward.w1", (85, 32)),
+    ("layers.0.attention.to_out.0", (32, 32)),
+    ("layers.1.adaLN_modulation.0", (128, 32)),
+)
 _TOKENS = ("NaN", "Infinity", "-Infinity", "1e999", "-1e999", "2.5", "1e30", "-0.0")
 _BAD_DTYPES = ("X9", "f32", "float32", "", "F8", "Q4_K", "F32 ", "BF16\u0000", "I128")
 
@@ -69,8 +79,8 @@ class _Case:
         self.meta: object = {"ss_network_dim": "4", "modelspec.title": "hostile"}
         self.data = b""
         self.labels: list[str] = []
-        self.tokens: dict[str, str] = {}   # placeholder → raw JSON text
-        self.raw_edits: list = []          # functions bytes → bytes on the JSON text
+        self.tokens: dict[str, str] = {}  # placeholder → raw JSON text
+        self.raw_edits: list = []  # functions bytes → bytes on the JSON text
         self.declared: int | None = None
         rank = rng.choice((2, 4))
         npr = np.random.default_rng(rng.randrange(2**32))
@@ -79,8 +89,11 @@ class _Case:
             for part, shape in (("lora_A", [rank, in_f]), ("lora_B", [out_f, rank])):
                 blob = (npr.normal(size=shape) * 0.05).astype(np.float32).tobytes()
                 name = f"diffusion_model.{mod}.{part}.weight"
-                self.entries[name] = {"dtype": "F32", "shape": shape,
-                                      "data_offsets": [len(self.data), len(self.data) + len(blob)]}
+                self.entries[name] = {
+                    "dtype": "F32",
+                    "shape": shape,
+                    "data_offsets": [len(self.data), len(self.data) + len(blob)],
+                }
                 self.data += blob
 
     def token(self, text: str) -> str:
@@ -143,7 +156,11 @@ def _m_absurd_dim(c: _Case) -> None:
     big = c.rng.choice((2**40 + 1, 2**53, 2**63, 2**64 - 1, 2**64, 2**80, 10**40))
     if c.rng.random() < 0.5:  # zero elements: the byte size still matches
         end = len(c.data)
-        c.entries["te.junk.weight"] = {"dtype": "F32", "shape": [0, big], "data_offsets": [end, end]}
+        c.entries["te.junk.weight"] = {
+            "dtype": "F32",
+            "shape": [0, big],
+            "data_offsets": [end, end],
+        }
     else:
         t = c.tensor()
         if t:
@@ -160,7 +177,8 @@ def _m_meta_value(c: _Case) -> None:
     if not isinstance(c.meta, dict):
         c.meta = {}
     c.meta[c.rng.choice(("ss_network_alpha", "weird", "modelspec.title"))] = c.rng.choice(
-        (1, 1.5, True, None, [1, 2], {"k": "v"}, -7))
+        (1, 1.5, True, None, [1, 2], {"k": "v"}, -7)
+    )
 
 
 def _m_meta_table(c: _Case) -> None:
@@ -177,16 +195,37 @@ def _m_offsets_kind(c: _Case) -> None:
     t = c.tensor()
     if t:
         a, b = t["data_offsets"]
-        t["data_offsets"] = c.rng.choice((
-            [str(a), str(b)], [float(a), float(b)], [a], [a, b, b], [-1, b], True, f"{a}-{b}",
-            [a, str(b)], [True, b], None, {"start": a, "end": b}))
+        t["data_offsets"] = c.rng.choice(
+            (
+                [str(a), str(b)],
+                [float(a), float(b)],
+                [a],
+                [a, b, b],
+                [-1, b],
+                True,
+                f"{a}-{b}",
+                [a, str(b)],
+                [True, b],
+                None,
+                {"start": a, "end": b},
+            )
+        )
 
 
 def _m_shape_kind(c: _Case) -> None:
     t = c.tensor()
     if t:
-        t["shape"] = c.rng.choice(([str(s) for s in t["shape"]], [float(s) for s in t["shape"]],
-                                   None, 4, "4x4", [-1] + list(t["shape"])[1:], [True, 1]))
+        t["shape"] = c.rng.choice(
+            (
+                [str(s) for s in t["shape"]],
+                [float(s) for s in t["shape"]],
+                None,
+                4,
+                "4x4",
+                [-1] + list(t["shape"])[1:],
+                [True, 1],
+            )
+        )
 
 
 def _m_overlap(c: _Case) -> None:
@@ -207,7 +246,9 @@ def _m_swap_same_size(c: _Case) -> None:  # harmless: out-of-order but packed
     if pairs:
         a, b = c.rng.sample(c.rng.choice(pairs), 2)
         c.entries[a]["data_offsets"], c.entries[b]["data_offsets"] = (
-            c.entries[b]["data_offsets"], c.entries[a]["data_offsets"])
+            c.entries[b]["data_offsets"],
+            c.entries[a]["data_offsets"],
+        )
 
 
 def _m_shuffle_keys(c: _Case) -> None:  # harmless
@@ -274,6 +315,7 @@ def _m_garbage(c: _Case) -> None:
         i = c.rng.randrange(len(h) - 2)
         j = min(len(h), i + c.rng.choice((1, 3, 20)))
         return h[:i] + bytes(c.rng.randrange(256) for _ in range(j - i)) + h[j:]
+
     c.raw_edits.append(edit)
 
 
@@ -310,9 +352,11 @@ def _m_no_tensors(c: _Case) -> None:
 
 def _m_zero_size(c: _Case) -> None:  # harmless: an empty stray tensor
     end = len(c.data)
-    c.entries["te.stray.weight"] = {"dtype": c.rng.choice(("F32", "BF16", "U8", "BOOL")),
-                                    "shape": [0, c.rng.choice((0, 4, 2**20))],
-                                    "data_offsets": [end, end]}
+    c.entries["te.stray.weight"] = {
+        "dtype": c.rng.choice(("F32", "BF16", "U8", "BOOL")),
+        "shape": [0, c.rng.choice((0, 4, 2**20))],
+        "data_offsets": [end, end],
+    }
 
 
 def _m_subbyte(c: _Case) -> None:
@@ -320,25 +364,57 @@ def _m_subbyte(c: _Case) -> None:
     n = c.rng.choice((1, 3, 5))
     dtype = c.rng.choice(("F4", "F6_E2M3", "F6_E3M2"))
     nbytes = {"F4": n * 4, "F6_E2M3": n * 6, "F6_E3M2": n * 6}[dtype] // 8
-    c.entries["te.packed.weight"] = {"dtype": dtype, "shape": [n],
-                                     "data_offsets": [end, end + nbytes]}
+    c.entries["te.packed.weight"] = {
+        "dtype": dtype,
+        "shape": [n],
+        "data_offsets": [end, end + nbytes],
+    }
     c.data += b"\0" * nbytes
 
 
 def _m_huge_offsets(c: _Case) -> None:
     t = c.tensor()
     if t:
-        t["data_offsets"] = c.rng.choice(([0, 2**64 - 1], [0, 2**64], [2**63, 2**63 + 8],
-                                          [0, 10**30]))
+        t["data_offsets"] = c.rng.choice(
+            ([0, 2**64 - 1], [0, 2**64], [2**63, 2**63 + 8], [0, 10**30])
+        )
 
 
 MUTATIONS = [
-    _m_nest_field, _m_nest_meta, _m_nest_root, _m_nonfinite, _m_absurd_dim, _m_many_dims,
-    _m_meta_value, _m_meta_table, _m_dtype, _m_offsets_kind, _m_shape_kind, _m_overlap,
-    _m_swap_same_size, _m_shuffle_keys, _m_gap, _m_extra_bytes, _m_truncate, _m_size_mismatch,
-    _m_dup_key, _m_pad_spaces, _m_leading_ws, _m_pad_nul, _m_bom, _m_bad_utf8, _m_garbage,
-    _m_declared, _m_not_object, _m_entry_kind, _m_extra_field, _m_meta_text, _m_no_tensors,
-    _m_zero_size, _m_subbyte, _m_huge_offsets,
+    _m_nest_field,
+    _m_nest_meta,
+    _m_nest_root,
+    _m_nonfinite,
+    _m_absurd_dim,
+    _m_many_dims,
+    _m_meta_value,
+    _m_meta_table,
+    _m_dtype,
+    _m_offsets_kind,
+    _m_shape_kind,
+    _m_overlap,
+    _m_swap_same_size,
+    _m_shuffle_keys,
+    _m_gap,
+    _m_extra_bytes,
+    _m_truncate,
+    _m_size_mismatch,
+    _m_dup_key,
+    _m_pad_spaces,
+    _m_leading_ws,
+    _m_pad_nul,
+    _m_bom,
+    _m_bad_utf8,
+    _m_garbage,
+    _m_declared,
+    _m_not_object,
+    _m_entry_kind,
+    _m_extra_field,
+    _m_meta_text,
+    _m_no_tensors,
+    _m_zero_size,
+    _m_subbyte,
+    _m_huge_offsets,
 ]
 
 
@@ -395,7 +471,7 @@ def _inspect_verdict(path: Path, model: Path, capsys) -> tuple[str, str]:
     if rc != 0:
         lines = [ln for ln in out.err.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("zitdesk: "), out.err
-        return "refused", lines[0][len("zitdesk: "):]
+        return "refused", lines[0][len("zitdesk: ") :]
     doc = json.loads(out.out)
     return ("usable" if doc["compatible"] else "refused"), doc["message"]
 
@@ -414,7 +490,9 @@ def _generate_verdict(path: Path, pipe) -> tuple[str, str]:
     return "usable", ""
 
 
-def test_random_hostile_headers_same_verdict_everywhere(tmp_path, tiny_diffusers, lora_pipe, capsys):
+def test_random_hostile_headers_same_verdict_everywhere(
+    tmp_path, tiny_diffusers, lora_pipe, capsys
+):
     from zitdesk.library.index import LibraryIndex
     from zitdesk.lora.apply import transformer_linear_names
     from zitdesk.st_header import read_header
@@ -453,23 +531,30 @@ def test_random_hostile_headers_same_verdict_everywhere(tmp_path, tiny_diffusers
         except Exception as exc:  # noqa: BLE001 - counted, then fails the test below
             tracebacks += 1
             v_gen, m_gen = "crash", f"{type(exc).__name__}: {exc}"
-        assert v_inspect == v_scan == v_gen, (what, (v_inspect, m_inspect), (v_scan, m_scan),
-                                             (v_gen, m_gen))
+        assert v_inspect == v_scan == v_gen, (
+            what,
+            (v_inspect, m_inspect),
+            (v_scan, m_scan),
+            (v_gen, m_gen),
+        )
         for m in (m_inspect, m_scan, m_gen):
             if m:
                 _clean_sentence(m)
         if not valid:
             assert m_inspect == m_scan == m_gen, (what, m_inspect, m_scan, m_gen)
         counts[v_inspect] += 1
-    print(f"\nhostile: {len(cases)} cases, {tracebacks} tracebacks "
-          f"({counts['usable']} usable, {counts['refused']} refused, "
-          f"{counts['stricter_than_loader']} refused although safetensors opens them)")
+    print(
+        f"\nhostile: {len(cases)} cases, {tracebacks} tracebacks "
+        f"({counts['usable']} usable, {counts['refused']} refused, "
+        f"{counts['stricter_than_loader']} refused although safetensors opens them)"
+    )
     assert tracebacks == 0
     assert counts["usable"] >= 20 and counts["refused"] >= 150  # both paths were exercised
 
 
-def test_header_between_safetensors_and_mib_limit_is_refused_everywhere(tmp_path, tiny_diffusers,
-                                                                         lora_pipe, capsys):
+def test_header_between_safetensors_and_mib_limit_is_refused_everywhere(
+    tmp_path, tiny_diffusers, lora_pipe, capsys
+):
     """100,000,000 < header ≤ 100 MiB: safetensors refuses it, so inspect and the library do too."""
     from zitdesk.library.index import LibraryIndex
     from zitdesk.lora.apply import transformer_linear_names
@@ -486,8 +571,11 @@ def test_header_between_safetensors_and_mib_limit_is_refused_everywhere(tmp_path
     del header
     assert not _safetensors_opens(path)
     v_i, m_i = _inspect_verdict(path, tiny_diffusers, capsys)
-    index = LibraryIndex(cache_path=None, hash_cache=None,
-                         module_names=transformer_linear_names(lora_pipe.transformer))
+    index = LibraryIndex(
+        cache_path=None,
+        hash_cache=None,
+        module_names=transformer_linear_names(lora_pipe.transformer),
+    )
     entry = index.scan([str(path.parent)]).entries[0]
     v_g, m_g = _generate_verdict(path, lora_pipe)
     assert v_i == v_g == "refused" and entry.status == "error"
@@ -502,15 +590,43 @@ def test_generate_cli_refuses_a_hostile_lora_in_one_sentence(tmp_path, tiny_comf
     rng = random.Random(SEED + 1)
     out = tmp_path / "out"
     done = 0
-    for i, mutation in enumerate((_m_nest_field, _m_nonfinite, _m_absurd_dim, _m_meta_value,
-                                  _m_dtype, _m_offsets_kind, _m_extra_bytes)):
+    for i, mutation in enumerate(
+        (
+            _m_nest_field,
+            _m_nonfinite,
+            _m_absurd_dim,
+            _m_meta_value,
+            _m_dtype,
+            _m_offsets_kind,
+            _m_extra_bytes,
+        )
+    ):
         c = _Case(rng)
         mutation(c)
         path = tmp_path / f"g{i}.safetensors"
         path.write_bytes(c.build())
-        rc = main(["generate", "--prompt", "x", "--model", str(tiny_comfy), "--width", "64",
-                   "--height", "64", "--steps", "1", "--seed", "1", "--lora", f"{path}:0.8",
-                   "--out", str(out), "--quiet"])
+        rc = main(
+            [
+                "generate",
+                "--prompt",
+                "x",
+                "--model",
+                str(tiny_comfy),
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--steps",
+                "1",
+                "--seed",
+                "1",
+                "--lora",
+                f"{path}:0.8",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         err = capsys.readouterr().err
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert rc == 1 and len(lines) == 1 and lines[0].startswith("zitdesk: "), (mutation, err)
@@ -604,36 +720,56 @@ def _bad_flag_cases(tmp: Path) -> list[tuple[list[str], str]]:
     a_file.write_text("x")
     g = ["generate", "--prompt", "x"]
     cases = [
-        (g + ["--guidance", "nan"], "Guidance"), (g + ["--guidance", "inf"], "Guidance"),
-        (g + ["--guidance", "-1"], "Guidance"), (g + ["--guidance", "1e9"], "Guidance"),
-        (g + ["--shift", "inf"], "Shift"), (g + ["--shift", "nan"], "Shift"),
-        (g + ["--shift", "0"], "Shift"), (g + ["--shift", "-3"], "Shift"),
+        (g + ["--guidance", "nan"], "Guidance"),
+        (g + ["--guidance", "inf"], "Guidance"),
+        (g + ["--guidance", "-1"], "Guidance"),
+        (g + ["--guidance", "1e9"], "Guidance"),
+        (g + ["--shift", "inf"], "Shift"),
+        (g + ["--shift", "nan"], "Shift"),
+        (g + ["--shift", "0"], "Shift"),
+        (g + ["--shift", "-3"], "Shift"),
         (g + ["--shift", "1e6"], "Shift"),
-        (g + ["--steps", "0"], "Steps"), (g + ["--steps", "-1"], "Steps"),
-        (g + ["--steps", "201"], "Steps"), (g + ["--steps", "1e30"], "invalid int"),
+        (g + ["--steps", "0"], "Steps"),
+        (g + ["--steps", "-1"], "Steps"),
+        (g + ["--steps", "201"], "Steps"),
+        (g + ["--steps", "1e30"], "invalid int"),
         (g + ["--steps", "abc"], "invalid int"),
-        (g + ["--width", "0"], "Width"), (g + ["--width", "1000"], "multiple of 16"),
-        (g + ["--width", "99999"], "Width"), (g + ["--width", "-64"], "Width"),
-        (g + ["--height", "63"], "Height"), (g + ["--width", "nan"], "invalid int"),
-        (g + ["--count", "0"], "count"), (g + ["--count", "65"], "count"),
-        (g + ["--seed", "-1"], "Seed"), (g + ["--seed", str(2**64)], "Seed"),
+        (g + ["--width", "0"], "Width"),
+        (g + ["--width", "1000"], "multiple of 16"),
+        (g + ["--width", "99999"], "Width"),
+        (g + ["--width", "-64"], "Width"),
+        (g + ["--height", "63"], "Height"),
+        (g + ["--width", "nan"], "invalid int"),
+        (g + ["--count", "0"], "count"),
+        (g + ["--count", "65"], "count"),
+        (g + ["--seed", "-1"], "Seed"),
+        (g + ["--seed", str(2**64)], "Seed"),
         (g + ["--seed", "x"], "invalid int"),
-        (g + ["--device", "tpu9"], "tpu9"), (g + ["--device", "cuda:x"], "cuda:x"),
+        (g + ["--device", "tpu9"], "tpu9"),
+        (g + ["--device", "cuda:x"], "cuda:x"),
         (g + ["--device", "gpu"], "gpu"),
-        (g + ["--lora", f"{lora}:1e6"], "weight"), (g + ["--lora", f"{lora}:nan"], "weight"),
-        (g + ["--lora", f"{lora}:inf"], "weight"), (g + ["--lora", f"{lora}:-1e3"], "weight"),
+        (g + ["--lora", f"{lora}:1e6"], "weight"),
+        (g + ["--lora", f"{lora}:nan"], "weight"),
+        (g + ["--lora", f"{lora}:inf"], "weight"),
+        (g + ["--lora", f"{lora}:-1e3"], "weight"),
         (g + ["--lora", str(tmp / "missing.safetensors")], "does not exist"),
         (g + ["--memory-mode", "warp"], "invalid choice"),
         (["generate", "--prompt", ""], "prompt is empty"),
         (["generate", "--prompt", "   "], "prompt is empty"),
         (g + ["--out", str(a_file)], "is a file"),
         (["generate"], "required"),
-        (["dataset", "import", str(a_file), "--to", str(tmp / "ds"), "--max-pixels", "-1"],
-         "at least 1"),
-        (["dataset", "import", str(a_file), "--to", str(tmp / "ds"), "--max-pixels", "0"],
-         "at least 1"),
-        (["dataset", "import", str(a_file), "--to", str(tmp / "ds"), "--max-pixels", "abc"],
-         "whole number"),
+        (
+            ["dataset", "import", str(a_file), "--to", str(tmp / "ds"), "--max-pixels", "-1"],
+            "at least 1",
+        ),
+        (
+            ["dataset", "import", str(a_file), "--to", str(tmp / "ds"), "--max-pixels", "0"],
+            "at least 1",
+        ),
+        (
+            ["dataset", "import", str(a_file), "--to", str(tmp / "ds"), "--max-pixels", "abc"],
+            "whole number",
+        ),
         (["dataset", "import", str(a_file), "--to", str(a_file)], "is a file"),
         (["dataset", "check", str(tmp), "--resolution", "1000"], "multiples of 16"),
         (["dataset", "check", str(tmp), "--resolution", "-16"], "multiples of 16"),
@@ -668,8 +804,11 @@ def _bad_flag_cases(tmp: Path) -> list[tuple[list[str], str]]:
     base = _TRAIN_BASE.format(m=tmp / "m", d=tmp / "d", o=tmp / "o")
     for i, (section, line, words) in enumerate(BAD_TRAIN):
         p = tmp / f"bad{i}.toml"
-        text = base.replace(f"[{section}]\n", f"[{section}]\n{line}\n") if f"[{section}]" in base \
+        text = (
+            base.replace(f"[{section}]\n", f"[{section}]\n{line}\n")
+            if f"[{section}]" in base
             else base + f"[{section}]\n{line}\n"
+        )
         p.write_text(text, encoding="utf-8")
         cases.append((["train", str(p)], words))
     return cases
@@ -689,7 +828,9 @@ def test_bad_configs_and_flags_are_one_sentence(tmp_path, capsys):
         err = capsys.readouterr().err
         if "Traceback" in err:
             tracebacks += 1
-        lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("zitdesk: warning:")]
+        lines = [
+            ln for ln in err.splitlines() if ln.strip() and not ln.startswith("zitdesk: warning:")
+        ]
         assert rc not in (0, None), (argv, err)
         assert len(lines) == 1 and lines[0].startswith("zitdesk: "), (argv, err)
         _clean_sentence(lines[0])
@@ -768,8 +909,11 @@ def _no_half_files(folder: Path, suffix: str) -> None:
 
     if not folder.exists():
         return
-    left = [p.name for p in folder.rglob("*") if p.is_file()
-            and (p.name.endswith(suffix) or is_temp_name(p.name))]
+    left = [
+        p.name
+        for p in folder.rglob("*")
+        if p.is_file() and (p.name.endswith(suffix) or is_temp_name(p.name))
+    ]
     assert left == [], left
 
 
@@ -777,15 +921,33 @@ def _one_error_line(err: str) -> str:
     """The one ``zitdesk: …`` error line, last on stderr (progress lines may come before it)."""
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("zitdesk: ") and not ln.startswith("zitdesk: warning:")]
+    errors = [
+        ln for ln in lines if ln.startswith("zitdesk: ") and not ln.startswith("zitdesk: warning:")
+    ]
     assert len(errors) == 1 and lines[-1] == errors[0], err
     _clean_sentence(errors[0])
     return errors[0]
 
 
 def _gen_argv(model: Path, out: Path) -> list[str]:
-    return ["generate", "--prompt", "a red cube", "--model", str(model), "--width", "64",
-            "--height", "64", "--steps", "1", "--seed", "3", "--out", str(out), "--quiet"]
+    return [
+        "generate",
+        "--prompt",
+        "a red cube",
+        "--model",
+        str(model),
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def test_read_only_output_folder_and_full_disk_for_png(tmp_path, tiny_comfy, monkeypatch, capsys):
@@ -849,7 +1011,9 @@ def test_full_disk_while_saving_the_lora(tmp_path, tiny_diffusers, monkeypatch, 
         f"cache_dir = '{tmp_path / 'cache'}'\n"
         "[lora]\nrank = 2\nalpha = 2.0\n[optim]\nsteps = 1\n"
         "[memory]\ngradient_checkpointing = 'off'\n"
-        f"[save]\noutput_dir = '{out}'\nevery = 0\n[sample]\nevery = 0\n", encoding="utf-8")
+        f"[save]\noutput_dir = '{out}'\nevery = 0\n[sample]\nevery = 0\n",
+        encoding="utf-8",
+    )
 
     real_create, real_fdopen = zio.create_temp, os.fdopen
     doomed: set[int] = set()
@@ -913,8 +1077,24 @@ def test_hostile_weight_file_in_a_diffusers_model_is_one_sentence(tmp_path, tiny
         c = _Case(rng)
         mutation(c)
         vae.write_bytes(c.build())
-        rc = main(["generate", "--prompt", "x", "--model", str(model), "--width", "64",
-                   "--height", "64", "--steps", "1", "--out", str(tmp_path / "out"), "--quiet"])
+        rc = main(
+            [
+                "generate",
+                "--prompt",
+                "x",
+                "--model",
+                str(model),
+                "--width",
+                "64",
+                "--height",
+                "64",
+                "--steps",
+                "1",
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
         line = _one_error_line(capsys.readouterr().err)
         assert rc == 1 and vae.name in line, line
         trials += 1

@@ -24,7 +24,9 @@ def test_library_and_generation_share_one_cache_object(tmp_path, monkeypatch):
     lora = tmp_path / "a.safetensors"
     lora.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + b"w" * 100)
     idx = LibraryIndex(cache_path=tmp_path / "index.json")
-    assert idx.hashes is hashing.shared_cache() is hashing.shared_cache(hashing.default_cache_path())
+    assert (
+        idx.hashes is hashing.shared_cache() is hashing.shared_cache(hashing.default_cache_path())
+    )
     sha = generate._file_sha256(str(lora))
     assert generate._HASHES is idx.hashes  # generation wrote into the library's object
     st = lora.stat()

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from zitdesk.library import hashing
-from zitdesk.library.index import LibraryIndex, LoraEntry, index_document, merge_trigger_words
 from tests.support.samples import (
     data_uri,
     kohya_metadata,
@@ -20,6 +18,8 @@ from tests.support.samples import (
     modelspec_metadata,
     png_bytes,
 )
+from zitdesk.library import hashing
+from zitdesk.library.index import LibraryIndex, LoraEntry, index_document, merge_trigger_words
 from zitdesk.library.sidecars import Sidecar
 
 
@@ -33,15 +33,19 @@ def scan(folder: Path, index: LibraryIndex | None = None):
 # Dialects and architectures
 # -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("kind", "dialect", "rank", "alpha", "badge"), [
-    ("aitoolkit", "aitoolkit", 16, None, "16/16"),
-    ("kohya", "kohya", 8, 4.0, "16/16"),
-    ("kohya_fused", "kohya", 32, 16.0, "8/8"),
-    ("dot", "dot", 4, 2.0, "16/16"),
-    ("diffusers", "diffusers", 4, None, "16/16"),
-    ("peft", "peft", 4, None, "16/16"),
-    ("lokr", "lokr", 4, None, "16/16"),
-])
+
+@pytest.mark.parametrize(
+    ("kind", "dialect", "rank", "alpha", "badge"),
+    [
+        ("aitoolkit", "aitoolkit", 16, None, "16/16"),
+        ("kohya", "kohya", 8, 4.0, "16/16"),
+        ("kohya_fused", "kohya", 32, 16.0, "8/8"),
+        ("dot", "dot", 4, 2.0, "16/16"),
+        ("diffusers", "diffusers", 4, None, "16/16"),
+        ("peft", "peft", 4, None, "16/16"),
+        ("lokr", "lokr", 4, None, "16/16"),
+    ],
+)
 def test_zimage_dialects(tmp_path, kind, dialect, rank, alpha, badge):
     make_lora(tmp_path / f"{kind}.safetensors", kind, rank, alpha=alpha, layers=2)
     entries, _, _ = scan(tmp_path)
@@ -58,10 +62,16 @@ def test_zimage_dialects(tmp_path, kind, dialect, rank, alpha, badge):
     assert not e.has_metadata and e.metadata == {}
 
 
-@pytest.mark.parametrize(("kind", "arch", "label"), [
-    ("sdxl", "sdxl", "SDXL"), ("sd15", "sd15", "Stable Diffusion 1.5"), ("flux", "flux", "Flux"),
-    ("qwen_image", "qwen_image", "Qwen-Image"), ("wan", "wan", "Wan"),
-])
+@pytest.mark.parametrize(
+    ("kind", "arch", "label"),
+    [
+        ("sdxl", "sdxl", "SDXL"),
+        ("sd15", "sd15", "Stable Diffusion 1.5"),
+        ("flux", "flux", "Flux"),
+        ("qwen_image", "qwen_image", "Qwen-Image"),
+        ("wan", "wan", "Wan"),
+    ],
+)
 def test_foreign_architectures_are_listed_with_the_reason(tmp_path, kind, arch, label):
     make_lora(tmp_path / f"{kind}.safetensors", kind, 16)
     entries, _, _ = scan(tmp_path)
@@ -98,9 +108,16 @@ def test_coverage_against_a_configured_model(tmp_path):
 # Metadata dialects
 # -------------------------------------------------------------------------------------------
 
+
 def test_kohya_metadata(tmp_path):
-    make_lora(tmp_path / "k.safetensors", "kohya", 16, 8, layers=1,
-              metadata=kohya_metadata("mochi", 16, 8, tags={"mochi": 50, "cat": 48, "sit": 3}))
+    make_lora(
+        tmp_path / "k.safetensors",
+        "kohya",
+        16,
+        8,
+        layers=1,
+        metadata=kohya_metadata("mochi", 16, 8, tags={"mochi": 50, "cat": 48, "sit": 3}),
+    )
     e = scan(tmp_path)[0]["k.safetensors"]
     assert e.has_metadata
     assert e.training["output name"] == "mochi"
@@ -115,23 +132,38 @@ def test_kohya_metadata(tmp_path):
 
 def test_modelspec_metadata_and_embedded_thumbnail(tmp_path, _isolated_home):
     thumb = data_uri(png_bytes(8, 8))
-    make_lora(tmp_path / "m.safetensors", "aitoolkit", 4, layers=1, metadata=modelspec_metadata(
-        "Watercolor", "mika", "wtrclr", "<p>Soft <b>wash</b></p>", thumbnail=thumb))
+    make_lora(
+        tmp_path / "m.safetensors",
+        "aitoolkit",
+        4,
+        layers=1,
+        metadata=modelspec_metadata(
+            "Watercolor", "mika", "wtrclr", "<p>Soft <b>wash</b></p>", thumbnail=thumb
+        ),
+    )
     e = scan(tmp_path)[0]["m.safetensors"]
     assert (e.title, e.author, e.display_name) == ("Watercolor", "mika", "Watercolor")
-    assert e.description == "Soft wash"          # HTML reduced to plain text
-    assert e.trigger_words[0].word == "wtrclr" and e.trigger_words[0].source == "modelspec.trigger_phrase"
+    assert e.description == "Soft wash"  # HTML reduced to plain text
+    assert (
+        e.trigger_words[0].word == "wtrclr"
+        and e.trigger_words[0].source == "modelspec.trigger_phrase"
+    )
     assert e.base_model_version == "Z-Image/lora"
     assert e.preview_source == "modelspec.thumbnail (header)"
     assert Path(e.preview).read_bytes().startswith(b"\x89PNG")
-    assert Path(e.preview).is_relative_to(_isolated_home)   # in the cache, not beside the LoRA
+    assert Path(e.preview).is_relative_to(_isolated_home)  # in the cache, not beside the LoRA
     assert e.metadata["modelspec.thumbnail"].startswith("<embedded image")
 
 
 def test_hostile_thumbnail_is_ignored(tmp_path):
-    bad = "data:image/png;base64," + "QUJD" * 10       # "ABC...": not an image
-    make_lora(tmp_path / "m.safetensors", "aitoolkit", 4, layers=1,
-              metadata=modelspec_metadata("T", thumbnail=bad))
+    bad = "data:image/png;base64," + "QUJD" * 10  # "ABC...": not an image
+    make_lora(
+        tmp_path / "m.safetensors",
+        "aitoolkit",
+        4,
+        layers=1,
+        metadata=modelspec_metadata("T", thumbnail=bad),
+    )
     e = scan(tmp_path)[0]["m.safetensors"]
     assert e.status == "ok" and e.preview == ""
 
@@ -146,30 +178,56 @@ def test_long_metadata_values_are_cut_in_the_index(tmp_path):
 # Sidecars and previews
 # -------------------------------------------------------------------------------------------
 
+
 def _lora(tmp_path, name="s", **kw):
-    return make_lora(tmp_path / f"{name}.safetensors", kw.pop("kind", "aitoolkit"), 4, layers=1, **kw)
+    return make_lora(
+        tmp_path / f"{name}.safetensors", kw.pop("kind", "aitoolkit"), 4, layers=1, **kw
+    )
 
 
 def test_a1111_json_sidecar(tmp_path):
     _lora(tmp_path)
-    (tmp_path / "s.json").write_text(json.dumps({
-        "description": "desc", "activation text": "sks style, detailed", "preferred weight": 0.7,
-        "notes": "mine", "sd version": "Unknown", "negative text": "blurry"}))
+    (tmp_path / "s.json").write_text(
+        json.dumps(
+            {
+                "description": "desc",
+                "activation text": "sks style, detailed",
+                "preferred weight": 0.7,
+                "notes": "mine",
+                "sd version": "Unknown",
+                "negative text": "blurry",
+            }
+        )
+    )
     e = scan(tmp_path)[0]["s.safetensors"]
     (sc,) = e.sidecars
-    assert sc.kind == "a1111" and not sc.error and sc.notes == "mine" and sc.negative_text == "blurry"
+    assert (
+        sc.kind == "a1111" and not sc.error and sc.notes == "mine" and sc.negative_text == "blurry"
+    )
     assert e.description == "desc" and e.preferred_weight == 0.7
-    assert e.trigger_words[0] == e.trigger_words[0].__class__("sks style, detailed", "A1111/Forge .json",
-                                                              ("A1111/Forge .json",), False)
+    assert e.trigger_words[0] == e.trigger_words[0].__class__(
+        "sks style, detailed", "A1111/Forge .json", ("A1111/Forge .json",), False
+    )
 
 
 def test_civitai_info_sidecar(tmp_path):
     _lora(tmp_path)
     sha = "ab" * 32
-    (tmp_path / "s.civitai.info").write_text(json.dumps({
-        "id": 11, "modelId": 22, "name": "v2", "baseModel": "ZImageTurbo", "trainedWords": ["foo", "bar baz"],
-        "description": "<p>Hello<br>world &amp; more</p>", "model": {"name": "Foo", "tags": ["style"]},
-        "files": [{"hashes": {"SHA256": sha.upper()}}], "creator": {"username": "bob"}}))
+    (tmp_path / "s.civitai.info").write_text(
+        json.dumps(
+            {
+                "id": 11,
+                "modelId": 22,
+                "name": "v2",
+                "baseModel": "ZImageTurbo",
+                "trainedWords": ["foo", "bar baz"],
+                "description": "<p>Hello<br>world &amp; more</p>",
+                "model": {"name": "Foo", "tags": ["style"]},
+                "files": [{"hashes": {"SHA256": sha.upper()}}],
+                "creator": {"username": "bob"},
+            }
+        )
+    )
     e = scan(tmp_path)[0]["s.safetensors"]
     (sc,) = e.sidecars
     assert sc.url == "https://civitai.com/models/22?modelVersionId=11"
@@ -182,26 +240,59 @@ def test_civitai_info_sidecar(tmp_path):
 
 def test_cm_info_metadata_json_and_swarm_sidecars(tmp_path):
     _lora(tmp_path, "a")
-    (tmp_path / "a.cm-info.json").write_text(json.dumps({
-        "ModelName": "Portrait", "VersionName": "v3", "BaseModel": "Z-Image", "TrainedWords": ["studio"],
-        "Hashes": {"SHA256": "CD" * 32}, "ModelId": 5, "VersionId": 6}))
+    (tmp_path / "a.cm-info.json").write_text(
+        json.dumps(
+            {
+                "ModelName": "Portrait",
+                "VersionName": "v3",
+                "BaseModel": "Z-Image",
+                "TrainedWords": ["studio"],
+                "Hashes": {"SHA256": "CD" * 32},
+                "ModelId": 5,
+                "VersionId": 6,
+            }
+        )
+    )
     _lora(tmp_path, "b")
-    (tmp_path / "b.metadata.json").write_text(json.dumps({
-        "model_name": "Paper", "base_model": "Z-Image", "usage_tips": "{\"strength\": 0.6}",
-        "civitai": {"trainedWords": ["paper"]}, "notes": "n", "tags": ["t1"]}))
+    (tmp_path / "b.metadata.json").write_text(
+        json.dumps(
+            {
+                "model_name": "Paper",
+                "base_model": "Z-Image",
+                "usage_tips": '{"strength": 0.6}',
+                "civitai": {"trainedWords": ["paper"]},
+                "notes": "n",
+                "tags": ["t1"],
+            }
+        )
+    )
     _lora(tmp_path, "c")
-    (tmp_path / "c.swarm.json").write_text(json.dumps({
-        "modelspec.title": "Swarm Title", "modelspec.author": "me", "modelspec.trigger_phrase": "swm",
-        "modelspec.thumbnail": data_uri(png_bytes(4, 4))}))
+    (tmp_path / "c.swarm.json").write_text(
+        json.dumps(
+            {
+                "modelspec.title": "Swarm Title",
+                "modelspec.author": "me",
+                "modelspec.trigger_phrase": "swm",
+                "modelspec.thumbnail": data_uri(png_bytes(4, 4)),
+            }
+        )
+    )
     entries = scan(tmp_path)[0]
     a, b, c = entries["a.safetensors"], entries["b.safetensors"], entries["c.safetensors"]
-    assert a.title == "Portrait (v3)" and a.sidecars[0].url == "https://civitai.com/models/5?modelVersionId=6"
+    assert (
+        a.title == "Portrait (v3)"
+        and a.sidecars[0].url == "https://civitai.com/models/5?modelVersionId=6"
+    )
     assert a.trigger_words[0].source == "StabilityMatrix .cm-info.json"
     assert b.title == "Paper" and b.preferred_weight == 0.6 and b.trigger_words[0].word == "paper"
     assert b.sidecars[0].notes == "n"
-    assert c.title == "Swarm Title" and c.author == "me" and c.trigger_words[0].source == "SwarmUI .swarm.json"
+    assert (
+        c.title == "Swarm Title"
+        and c.author == "me"
+        and c.trigger_words[0].source == "SwarmUI .swarm.json"
+    )
     assert c.preview_source == "modelspec.thumbnail (.swarm.json)" and Path(c.preview).is_file()
-    assert c.sidecars[0].thumbnail == ""   # not copied into the index
+    assert c.sidecars[0].thumbnail == ""  # not copied into the index
 
 
 def test_bad_sidecars_are_reported_not_fatal(tmp_path, monkeypatch):
@@ -210,9 +301,11 @@ def test_bad_sidecars_are_reported_not_fatal(tmp_path, monkeypatch):
     _lora(tmp_path, "b")
     (tmp_path / "b.civitai.info").write_text("[1, 2]")
     _lora(tmp_path, "c")
-    (tmp_path / "c.cm-info.json").write_text(json.dumps({"ModelName": {"x": 1}, "TrainedWords": "one",
-                                                         "Hashes": 7}))
+    (tmp_path / "c.cm-info.json").write_text(
+        json.dumps({"ModelName": {"x": 1}, "TrainedWords": "one", "Hashes": 7})
+    )
     from zitdesk.library import sidecars
+
     monkeypatch.setattr(sidecars, "MAX_SIDECAR_BYTES", 100)
     _lora(tmp_path, "d")
     (tmp_path / "d.swarm.json").write_text(json.dumps({"modelspec.title": "x" * 200}))
@@ -226,10 +319,16 @@ def test_bad_sidecars_are_reported_not_fatal(tmp_path, monkeypatch):
 
 
 def test_trigger_words_merge_sources_and_priority():
-    cars = [Sidecar("civitai", "x", trigger_words=["Foo", "civ only"]),
-            Sidecar("a1111", "y", trigger_words=["foo"]),
-            Sidecar("swarm", "z", error="bad", trigger_words=["never"])]
-    header = [("tag1", "ss_tag_frequency"), ("FOO", "modelspec.trigger_phrase"), ("cfg", "training_info:trigger_word")]
+    cars = [
+        Sidecar("civitai", "x", trigger_words=["Foo", "civ only"]),
+        Sidecar("a1111", "y", trigger_words=["foo"]),
+        Sidecar("swarm", "z", error="bad", trigger_words=["never"]),
+    ]
+    header = [
+        ("tag1", "ss_tag_frequency"),
+        ("FOO", "modelspec.trigger_phrase"),
+        ("cfg", "training_info:trigger_word"),
+    ]
     words = merge_trigger_words(header, cars)
     assert [w.word for w in words] == ["foo", "civ only", "cfg", "tag1"]
     foo = words[0]
@@ -245,10 +344,10 @@ def test_preview_conventions_and_priority(tmp_path):
     (tmp_path / "p1.preview.png").write_bytes(img)
     (tmp_path / "p1.png").write_bytes(img)
     (tmp_path / "p1.thumb.jpg").write_bytes(img)
-    (tmp_path / "p2.JPG").write_bytes(img)                # case-insensitive match
+    (tmp_path / "p2.JPG").write_bytes(img)  # case-insensitive match
     (tmp_path / "p2.thumb.png").write_bytes(img)
     (tmp_path / "p3.thumb.webp").write_bytes(img)
-    (tmp_path / "p4x.png").write_bytes(img)               # another file's preview
+    (tmp_path / "p4x.png").write_bytes(img)  # another file's preview
     entries = scan(tmp_path)[0]
     assert entries["p1.safetensors"].preview_source == "p1.preview.png"
     assert entries["p2.safetensors"].preview_source == "p2.JPG"
@@ -260,6 +359,7 @@ def test_preview_conventions_and_priority(tmp_path):
 # Hostile and broken files
 # -------------------------------------------------------------------------------------------
 
+
 def _raw(path: Path, header: bytes, n: int | None = None, tail: bytes = b"") -> None:
     path.write_bytes(struct.pack("<Q", len(header) if n is None else n) + header + tail)
 
@@ -269,10 +369,24 @@ def test_hostile_headers_give_per_file_errors(tmp_path):
     _raw(tmp_path / "huge.safetensors", b"{}", n=2**62)
     _raw(tmp_path / "notjson.safetensors", b"{this is not json", tail=b"\0" * 16)
     _raw(tmp_path / "array.safetensors", b"[1,2,3]")
-    _raw(tmp_path / "offsets.safetensors", json.dumps(
-        {"a.lora_A.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [999984, 1000000]}}).encode())
-    _raw(tmp_path / "negative.safetensors", json.dumps(
-        {"a.lora_A.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [16, 0]}}).encode())
+    _raw(
+        tmp_path / "offsets.safetensors",
+        json.dumps(
+            {
+                "a.lora_A.weight": {
+                    "dtype": "F32",
+                    "shape": [2, 2],
+                    "data_offsets": [999984, 1000000],
+                }
+            }
+        ).encode(),
+    )
+    _raw(
+        tmp_path / "negative.safetensors",
+        json.dumps(
+            {"a.lora_A.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [16, 0]}}
+        ).encode(),
+    )
     _raw(tmp_path / "badentry.safetensors", json.dumps({"a.lora_A.weight": "nope"}).encode())
     _raw(tmp_path / "notensors.safetensors", json.dumps({"__metadata__": {"a": "b"}}).encode())
     (tmp_path / "empty.safetensors").write_bytes(b"")
@@ -287,11 +401,16 @@ def test_hostile_headers_give_per_file_errors(tmp_path):
     assert len(entries) == 14
     assert entries["good.safetensors"].status == "ok"
     expect = {
-        "huge.safetensors": "declared header size", "notjson.safetensors": "not JSON",
-        "array.safetensors": "not a JSON object", "offsets.safetensors": "truncated",
-        "negative.safetensors": "invalid offsets", "badentry.safetensors": "malformed entry",
-        "notensors.safetensors": "holds no tensors", "empty.safetensors": "too small to be",
-        "pickle.safetensors": "checkpoint renamed", "truncated.safetensors": "truncated",
+        "huge.safetensors": "declared header size",
+        "notjson.safetensors": "not JSON",
+        "array.safetensors": "not a JSON object",
+        "offsets.safetensors": "truncated",
+        "negative.safetensors": "invalid offsets",
+        "badentry.safetensors": "malformed entry",
+        "notensors.safetensors": "holds no tensors",
+        "empty.safetensors": "too small to be",
+        "pickle.safetensors": "checkpoint renamed",
+        "truncated.safetensors": "truncated",
     }
     for name, text in expect.items():
         e = entries[name]
@@ -302,14 +421,19 @@ def test_hostile_headers_give_per_file_errors(tmp_path):
         assert entries[name].status == "unsupported"
         assert entries[name].reason.startswith("Not supported: unsafe format")
     assert entries["model.gguf"].status == "unsupported"
-    assert result.errors == 13   # 10 unreadable + 3 unsupported
+    assert result.errors == 13  # 10 unreadable + 3 unsupported
 
 
 def test_non_string_metadata_is_refused_like_the_loader(tmp_path):
     # safetensors' loader refuses metadata values that are not text, so generate cannot load such
     # a file; the library says so instead of calling it compatible (issue 12, point 9).
-    make_lora(tmp_path / "n.safetensors", "aitoolkit", 4, layers=1, metadata={
-        "modelspec.title": 42, "modelspec.trigger_phrase": ["a", "b"], "weird": None})
+    make_lora(
+        tmp_path / "n.safetensors",
+        "aitoolkit",
+        4,
+        layers=1,
+        metadata={"modelspec.title": 42, "modelspec.trigger_phrase": ["a", "b"], "weird": None},
+    )
     e = scan(tmp_path)[0]["n.safetensors"]
     assert e.status == "error" and not e.compatible
     assert "metadata value that is not text" in e.error and "\n" not in e.error
@@ -329,13 +453,17 @@ def test_unexpected_exception_is_contained(tmp_path, monkeypatch):
 
     monkeypatch.setattr(inspect, "inspect_header", boom)
     entries = scan(tmp_path)[0]
-    assert entries["a.safetensors"].status == "error" and "nested too deeply" in entries["a.safetensors"].error
+    assert (
+        entries["a.safetensors"].status == "error"
+        and "nested too deeply" in entries["a.safetensors"].error
+    )
     assert entries["b.safetensors"].status == "ok"
 
 
 # -------------------------------------------------------------------------------------------
 # Cache, incremental rescans, moves
 # -------------------------------------------------------------------------------------------
+
 
 def test_incremental_cache(tmp_path):
     lib = tmp_path / "lib"
@@ -344,7 +472,11 @@ def test_incremental_cache(tmp_path):
     cache = tmp_path / "index.json"
     idx = LibraryIndex(cache_path=cache, hash_cache=None)
     r = idx.scan([lib])
-    assert (r.inspected, r.reused, sorted(map(os.path.basename, r.added))) == (3, 0, ["a.safetensors", "b.safetensors", "c.safetensors"])
+    assert (r.inspected, r.reused, sorted(map(os.path.basename, r.added))) == (
+        3,
+        0,
+        ["a.safetensors", "b.safetensors", "c.safetensors"],
+    )
     assert cache.is_file()
     # warm, from disk (a new index = a new app start)
     r = LibraryIndex(cache_path=cache, hash_cache=None).scan([lib])
@@ -353,7 +485,9 @@ def test_incremental_cache(tmp_path):
     (lib / "b.json").write_text(json.dumps({"activation text": "bee"}))
     idx2 = LibraryIndex(cache_path=cache, hash_cache=None)
     r = idx2.scan([lib])
-    assert (r.inspected, r.reused) == (1, 2) and [os.path.basename(p) for p in r.changed] == ["b.safetensors"]
+    assert (r.inspected, r.reused) == (1, 2) and [os.path.basename(p) for p in r.changed] == [
+        "b.safetensors"
+    ]
     assert idx2.get(str(lib / "b.safetensors")).trigger_words[0].word == "bee"
     # the file changes (mtime), one deleted, one new
     p = lib / "a.safetensors"
@@ -370,7 +504,7 @@ def test_incremental_cache(tmp_path):
 def test_corrupt_cache_is_ignored(tmp_path):
     make_lora(tmp_path / "lib" / "a.safetensors", "kohya", 4, layers=1)
     cache = tmp_path / "index.json"
-    cache.write_text("{\"version\": 1, \"entries\": [{\"key\": 1}]}")
+    cache.write_text('{"version": 1, "entries": [{"key": 1}]}')
     r = LibraryIndex(cache_path=cache, hash_cache=None).scan([tmp_path / "lib"])
     assert r.inspected == 1 and r.entries[0].status == "ok"
 
@@ -420,7 +554,8 @@ def test_progress_and_batches(tmp_path):
         make_lora(tmp_path / f"{n}.safetensors", "kohya", 4, layers=1)
     seen, batches = [], []
     LibraryIndex(cache_path=None, hash_cache=None).scan(
-        [tmp_path], progress=lambda d, t: seen.append((d, t)), on_batch=batches.append)
+        [tmp_path], progress=lambda d, t: seen.append((d, t)), on_batch=batches.append
+    )
     assert seen[-1] == (5, 5)
     assert sum(len(b) for b in batches) == 5
 
@@ -429,13 +564,14 @@ def test_progress_and_batches(tmp_path):
 # Hashes and duplicates
 # -------------------------------------------------------------------------------------------
 
+
 def test_hashes_match_reference_definitions(tmp_path):
     p = make_lora(tmp_path / "a.safetensors", "kohya", 4, layers=1)
     raw = p.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
     h = hashing.hash_file(p)
     assert h.sha256 == hashlib.sha256(raw).hexdigest()
-    assert h.addnet == hashlib.sha256(raw[8 + n:]).hexdigest()
+    assert h.addnet == hashlib.sha256(raw[8 + n :]).hexdigest()
     assert h.autov2 == h.sha256[:10] and h.autov3 == h.addnet[:12]
 
 
@@ -444,20 +580,31 @@ def test_hashes_are_lazy_cached_and_find_duplicates(tmp_path):
     make_lora(lib / "a.safetensors", "kohya", 4, layers=1)
     (lib / "copy").mkdir()
     (lib / "copy" / "a_copy.safetensors").write_bytes((lib / "a.safetensors").read_bytes())
-    make_lora(lib / "a_meta.safetensors", "kohya", 4, layers=1, metadata={"modelspec.title": "edited"})
+    make_lora(
+        lib / "a_meta.safetensors", "kohya", 4, layers=1, metadata={"modelspec.title": "edited"}
+    )
     make_lora(lib / "other.safetensors", "aitoolkit", 4, layers=1)
     cache = tmp_path / "hashes.json"
     idx = LibraryIndex(cache_path=tmp_path / "index.json", hash_cache=hashing.HashCache(cache))
     r = idx.scan([lib])
-    assert all(not e.sha256 for e in r.entries)                  # lazy: nothing hashed by a scan
+    assert all(not e.sha256 for e in r.entries)  # lazy: nothing hashed by a scan
     assert len(idx.hash_pending()) == 4
     for e in idx.hash_pending():
         idx.compute_hashes(e.path)
     assert idx.hash_pending() == []
-    assert idx.duplicates() == [[str(lib / "a.safetensors"), str(lib / "copy" / "a_copy.safetensors")]]
+    assert idx.duplicates() == [
+        [str(lib / "a.safetensors"), str(lib / "copy" / "a_copy.safetensors")]
+    ]
     same = idx.same_weights()
-    assert same == [sorted([str(lib / "a.safetensors"), str(lib / "a_meta.safetensors"),
-                            str(lib / "copy" / "a_copy.safetensors")])]
+    assert same == [
+        sorted(
+            [
+                str(lib / "a.safetensors"),
+                str(lib / "a_meta.safetensors"),
+                str(lib / "copy" / "a_copy.safetensors"),
+            ]
+        )
+    ]
     idx.save()
     # a new index picks the hashes up from the cache without reading the files
     idx2 = LibraryIndex(cache_path=tmp_path / "index.json", hash_cache=hashing.HashCache(cache))
@@ -465,7 +612,9 @@ def test_hashes_are_lazy_cached_and_find_duplicates(tmp_path):
     assert all(e.sha256 for e in r2.entries) and r2.inspected == 0
     doc = index_document(r2, idx2)
     assert doc["duplicates"] and doc["count"] == 4
-    assert {e["autov2"] for e in doc["entries"]} and all(len(e["autov3"]) == 12 for e in doc["entries"])
+    assert {e["autov2"] for e in doc["entries"]} and all(
+        len(e["autov3"]) == 12 for e in doc["entries"]
+    )
 
 
 def test_hash_cancel(tmp_path):
@@ -476,17 +625,23 @@ def test_hash_cancel(tmp_path):
 
 def test_entry_round_trips_through_json(tmp_path):
     _lora(tmp_path, "a", metadata=kohya_metadata("a"))
-    (tmp_path / "a.civitai.info").write_text(json.dumps({"trainedWords": ["x"], "model": {"name": "A"}}))
+    (tmp_path / "a.civitai.info").write_text(
+        json.dumps({"trainedWords": ["x"], "model": {"name": "A"}})
+    )
     e = scan(tmp_path)[0]["a.safetensors"]
     d = json.loads(json.dumps(e.to_dict()))
     again = LoraEntry.from_dict(d)
     assert again == e
 
 
-
 def test_cleaned_thumbnail_cache_is_rebuilt(tmp_path, _isolated_home):
-    make_lora(tmp_path / "lib" / "m.safetensors", "aitoolkit", 4, layers=1,
-              metadata=modelspec_metadata("T", thumbnail=data_uri(png_bytes(4, 4))))
+    make_lora(
+        tmp_path / "lib" / "m.safetensors",
+        "aitoolkit",
+        4,
+        layers=1,
+        metadata=modelspec_metadata("T", thumbnail=data_uri(png_bytes(4, 4))),
+    )
     idx = LibraryIndex(cache_path=tmp_path / "index.json", hash_cache=None)
     e = idx.scan([tmp_path / "lib"]).entries[0]
     Path(e.preview).unlink()

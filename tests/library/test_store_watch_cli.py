@@ -19,12 +19,13 @@ from zitdesk.library.watcher import FolderWatcher
 # Store
 # -------------------------------------------------------------------------------------------
 
+
 def test_store_persists_and_never_touches_the_lora(tmp_path):
     lora = make_lora(tmp_path / "a.safetensors", "kohya", 4, layers=1)
     before = lora.read_bytes()
     s = LibraryStore(tmp_path / "store" / "library.json")
     s.set_favourite(str(lora), True)
-    s.set_rating(str(lora), 9)            # clamped
+    s.set_rating(str(lora), 9)  # clamped
     s.set_notes(str(lora), "great at 0.8")
     s.add_folder(str(tmp_path))
     again = LibraryStore(tmp_path / "store" / "library.json")
@@ -41,8 +42,14 @@ def test_store_tolerates_damage(tmp_path):
     path.write_text("{broken")
     s = LibraryStore(path)
     assert s.records() == {} and (tmp_path / "library.json.bak").read_text() == "{broken"
-    path.write_text(json.dumps({"items": {"/x": {"favourite": "yes", "rating": 3, "notes": 5},
-                                          "/y": "junk"}, "folders": [1, "/f"]}))
+    path.write_text(
+        json.dumps(
+            {
+                "items": {"/x": {"favourite": "yes", "rating": 3, "notes": 5}, "/y": "junk"},
+                "folders": [1, "/f"],
+            }
+        )
+    )
     s = LibraryStore(path)
     assert s.get("/x").rating == 3 and not s.get("/x").favourite and s.get("/x").notes == ""
     assert s.folders == ["/f"]
@@ -67,10 +74,10 @@ def test_set_preview_from_gallery_image(tmp_path):
     assert p.is_file() and p.parent == s.previews_dir()
     with Image.open(p) as im:
         assert max(im.size) == 512
-    img.unlink()                                    # the copy survives the gallery image
+    img.unlink()  # the copy survives the gallery image
     assert Path(s.get("/loras/a.safetensors").preview).is_file()
     p2 = s.set_preview_from_image("/loras/a.safetensors", _png(tmp_path / "g2.png"))
-    assert not p.exists() and p2.is_file()          # the old copy is cleaned up
+    assert not p.exists() and p2.is_file()  # the old copy is cleaned up
     with pytest.raises(OSError):
         s.set_preview_from_image("/loras/a.safetensors", tmp_path / "missing.png")
 
@@ -83,6 +90,7 @@ def _png(path: Path) -> Path:
 # -------------------------------------------------------------------------------------------
 # Watcher
 # -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", ["polling", "watchdog"])
 def test_watcher_reports_new_moved_deleted(tmp_path, backend):
@@ -107,7 +115,9 @@ def test_watcher_reports_new_moved_deleted(tmp_path, backend):
         (tmp_path / "sub" / "new.safetensors").rename(tmp_path / "moved.safetensors")
         assert event.wait(60)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(p.endswith("moved.safetensors") for b in got for p in b):
+        while time.monotonic() < deadline and not any(
+            p.endswith("moved.safetensors") for b in got for p in b
+        ):
             time.sleep(0.05)
         assert any(p.endswith("moved.safetensors") for b in got for p in b)
     finally:
@@ -118,6 +128,7 @@ def test_watcher_reports_new_moved_deleted(tmp_path, backend):
 # -------------------------------------------------------------------------------------------
 # Roots
 # -------------------------------------------------------------------------------------------
+
 
 def test_auto_roots(tmp_path, monkeypatch, _isolated_home):
     from zitdesk.library.roots import auto_roots, merge_roots, zitdesk_lora_dir
@@ -137,12 +148,13 @@ def test_auto_roots(tmp_path, monkeypatch, _isolated_home):
     assert ("zitdesk", "loras") in origins and ("env", "extra") in origins
     merged = merge_roots([str(home / "ComfyUI")])
     assert merged[0].origin == "user"
-    assert not any(r.origin == "comfyui" for r in merged)   # inside a user folder already
+    assert not any(r.origin == "comfyui" for r in merged)  # inside a user folder already
 
 
 # -------------------------------------------------------------------------------------------
 # CLI
 # -------------------------------------------------------------------------------------------
+
 
 def _run_cli(argv: list[str]) -> int:
     from zitdesk.cli.lora import add_lora_scan_parser
@@ -165,7 +177,9 @@ def test_cli_scan_json(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["count"] == 3 and doc["compatible"] == 1 and doc["unsupported"] == 1
     by = {e["file_name"]: e for e in doc["entries"]}
-    assert by["a.safetensors"]["arch"] == "zimage" and by["a.safetensors"]["coverage_badge"] == "8/8"
+    assert (
+        by["a.safetensors"]["arch"] == "zimage" and by["a.safetensors"]["coverage_badge"] == "8/8"
+    )
     assert by["b.safetensors"]["arch"] == "sdxl" and not by["b.safetensors"]["compatible"]
     assert len(by["a.safetensors"]["sha256"]) == 64
     # second run: from the cache
@@ -189,6 +203,7 @@ def test_cli_missing_folder(tmp_path):
 # Writing the A1111 sidecar, prompt merging
 # -------------------------------------------------------------------------------------------
 
+
 def test_write_a1111_json_merges_and_never_touches_the_lora(tmp_path):
     from zitdesk.library.sidecars import read_sidecar, write_a1111_json
 
@@ -197,8 +212,13 @@ def test_write_a1111_json_merges_and_never_touches_the_lora(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"sd version": "SDXL", "description": "keep me"}))
     target = write_a1111_json(lora, activation_text="sks, red hat", preferred_weight=0.8, notes="n")
     doc = json.loads(target.read_text())
-    assert doc == {"sd version": "SDXL", "description": "keep me", "activation text": "sks, red hat",
-                   "preferred weight": 0.8, "notes": "n"}
+    assert doc == {
+        "sd version": "SDXL",
+        "description": "keep me",
+        "activation text": "sks, red hat",
+        "preferred weight": 0.8,
+        "notes": "n",
+    }
     assert lora.read_bytes() == before
     sc = read_sidecar(target, "a1111")
     assert sc.trigger_words == ["sks, red hat"] and sc.preferred_weight == 0.8

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from zitdesk.library.index import LibraryIndex, choose_title
 from tests.support.samples import make_lora, write_safetensors
+from zitdesk.library.index import LibraryIndex, choose_title
 from zitdesk.lora.fit import model_linear_shapes
 from zitdesk.train.config import TrainConfig
 from zitdesk.train.lora_io import build_metadata, lora_title

@@ -20,17 +20,31 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "packaging" / "appimage"))
 import make_appimage
 
-LIBS = ["-lsquashfuse_ll", "-lsquashfuse", "-lfuse3", "-lzstd", "-llz4", "-llzo2", "-llzma", "-lz",
-        "-lpthread", "-ldl"]
-HAVE_TOOLS = (shutil.which("gcc") and shutil.which("mksquashfs") and shutil.which("strip")
-              and Path("/usr/include/squashfuse/ll.h").exists())
+LIBS = [
+    "-lsquashfuse_ll",
+    "-lsquashfuse",
+    "-lfuse3",
+    "-lzstd",
+    "-llz4",
+    "-llzo2",
+    "-llzma",
+    "-lz",
+    "-lpthread",
+    "-ldl",
+]
+HAVE_TOOLS = (
+    shutil.which("gcc")
+    and shutil.which("mksquashfs")
+    and shutil.which("strip")
+    and Path("/usr/include/squashfuse/ll.h").exists()
+)
 
 
 def test_elf_end_and_magic_checks(tmp_path):
     hdr = bytearray(64)
     hdr[:6] = b"\x7fELF\x02\x01"
-    struct.pack_into("<Q", hdr, 0x28, 64)          # section headers right after the ELF header
-    struct.pack_into("<HH", hdr, 0x3A, 64, 0)      # none of them
+    struct.pack_into("<Q", hdr, 0x28, 64)  # section headers right after the ELF header
+    struct.pack_into("<HH", hdr, 0x3A, 64, 0)  # none of them
     assert make_appimage.elf_section_table_end(bytes(hdr)) == 64
     rt = tmp_path / "rt"
     rt.write_bytes(bytes(hdr))
@@ -62,8 +76,20 @@ def runtime(tmp_path_factory) -> Path:
     if not HAVE_TOOLS:
         pytest.skip("AppImage build dependencies are not installed (see scripts/build-linux)")
     out = tmp_path_factory.mktemp("rt") / "runtime"
-    subprocess.run(["gcc", "-O2", "-static", "-o", str(out), str(ROOT / "packaging/appimage/runtime.c"),
-                    "-I/usr/include/squashfuse", *LIBS], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-static",
+            "-o",
+            str(out),
+            str(ROOT / "packaging/appimage/runtime.c"),
+            "-I/usr/include/squashfuse",
+            *LIBS,
+        ],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["strip", str(out)], check=True)
     return out
 
@@ -75,7 +101,8 @@ def hello_appimage(runtime, tmp_path_factory) -> Path:
     (appdir / "usr" / "bin").mkdir(parents=True)
     (appdir / "AppRun").write_text(
         '#!/bin/sh\necho "appdir=$APPDIR appimage=$APPIMAGE args=$*"\n'
-        'cat "$APPDIR/usr/bin/payload.txt"\nexit 7\n')
+        'cat "$APPDIR/usr/bin/payload.txt"\nexit 7\n'
+    )
     (appdir / "AppRun").chmod(0o755)
     (appdir / "usr" / "bin" / "payload.txt").write_text("payload ok\n")
     (appdir / "usr" / "bin" / "link").symlink_to("payload.txt")
@@ -86,10 +113,14 @@ def hello_appimage(runtime, tmp_path_factory) -> Path:
     return out
 
 
-def _run(app: Path, *args: str, tmp: Path, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+def _run(
+    app: Path, *args: str, tmp: Path, extra_env: dict | None = None
+) -> subprocess.CompletedProcess:
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp / "cache"), TMPDIR=str(tmp))
     env.update(extra_env or {})
-    return subprocess.run([str(app), *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [str(app), *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_runtime_options(hello_appimage, tmp_path):
@@ -101,10 +132,14 @@ def test_runtime_options(hello_appimage, tmp_path):
         assert f.read(4) == b"hsqs"
     res = _run(hello_appimage, "--appimage-extract", tmp=tmp_path)
     assert res.returncode == 0
-    assert (tmp_path / "squashfs-root" / "usr" / "bin" / "payload.txt").read_text() == "payload ok\n"
+    assert (
+        tmp_path / "squashfs-root" / "usr" / "bin" / "payload.txt"
+    ).read_text() == "payload ok\n"
     assert os.readlink(tmp_path / "squashfs-root" / "usr" / "bin" / "link") == "payload.txt"
     assert os.access(tmp_path / "squashfs-root" / "AppRun", os.X_OK)
-    assert "--appimage-extract-and-run" in _run(hello_appimage, "--appimage-help", tmp=tmp_path).stdout
+    assert (
+        "--appimage-extract-and-run" in _run(hello_appimage, "--appimage-help", tmp=tmp_path).stdout
+    )
 
 
 def test_extract_and_run_passes_arguments_and_exit_code(hello_appimage, tmp_path):
@@ -119,8 +154,11 @@ def test_extract_and_run_passes_arguments_and_exit_code(hello_appimage, tmp_path
 
 
 def _fuse_usable() -> bool:
-    return (Path("/dev/fuse").exists() and os.access("/dev/fuse", os.R_OK | os.W_OK)
-            and (os.geteuid() == 0 or shutil.which("fusermount3") is not None))
+    return (
+        Path("/dev/fuse").exists()
+        and os.access("/dev/fuse", os.R_OK | os.W_OK)
+        and (os.geteuid() == 0 or shutil.which("fusermount3") is not None)
+    )
 
 
 def test_fuse_mount_runs_and_unmounts(hello_appimage, tmp_path):

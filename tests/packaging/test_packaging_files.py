@@ -16,13 +16,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_spec_is_onedir_without_upx_with_gui_and_console_exe():
     src = (ROOT / "pyinstaller.spec").read_text()
     tree = ast.parse(src)  # valid Python
-    calls = {n.func.id: n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    calls = {
+        n.func.id: n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
     assert {"Analysis", "PYZ", "EXE", "COLLECT"} <= set(calls)
     assert "exclude_binaries=True" in src and "upx=False" in src and "optimize=0" in src
     assert 'name="zitdesk", console=False' in src and 'name="zitdesk-console", console=True' in src
-    assert "packaging\", \"launcher.py" in src
-    for dist in ("diffusers", "transformers", "peft", "accelerate", "huggingface_hub", "tokenizers",
-                 "safetensors"):
+    assert 'packaging", "launcher.py' in src
+    for dist in (
+        "diffusers",
+        "transformers",
+        "peft",
+        "accelerate",
+        "huggingface_hub",
+        "tokenizers",
+        "safetensors",
+    ):
         assert f'"{dist}"' in src
     assert '"resources"' in src and "diffusers.pipelines.z_image" in src
 
@@ -44,20 +55,29 @@ def test_launcher_dispatch(monkeypatch):
     import zitdesk.selftest
 
     seen = []
-    monkeypatch.setattr(zitdesk.selftest, "main",
-                        lambda argv, window=None: seen.append(("selftest", argv, window is not None)) or 0)
+    monkeypatch.setattr(
+        zitdesk.selftest,
+        "main",
+        lambda argv, window=None: seen.append(("selftest", argv, window is not None)) or 0,
+    )
     monkeypatch.setattr(zitdesk.cli, "main", lambda argv: seen.append(("cli", argv)) or 0)
     assert launcher._dispatch(["--selftest", "--no-ui"]) == 0
     assert launcher._dispatch(["doctor", "--json"]) == 0
     assert launcher._dispatch(["selftest", "--ui-only"]) == 0
-    assert seen == [("selftest", ["--selftest", "--no-ui"], True), ("cli", ["doctor", "--json"]),
-                    ("selftest", ["--ui-only"], True)]  # the launcher passes the window step
+    assert seen == [
+        ("selftest", ["--selftest", "--no-ui"], True),
+        ("cli", ["doctor", "--json"]),
+        ("selftest", ["--ui-only"], True),
+    ]  # the launcher passes the window step
 
 
 def test_nsis_script_is_per_user_and_split_below_2_gib():
     """Static part; tests/packaging/test_windows_installer.py builds and runs it under Wine."""
     nsi = (ROOT / "packaging" / "windows" / "zitdesk.nsi").read_text()
-    assert "RequestExecutionLevel user" in nsi and 'InstallDir "$LOCALAPPDATA\\Programs\\${APP}"' in nsi
+    assert (
+        "RequestExecutionLevel user" in nsi
+        and 'InstallDir "$LOCALAPPDATA\\Programs\\${APP}"' in nsi
+    )
     assert 'WriteRegStr HKCU "${UNINST_KEY}"' in nsi and "HKLM" not in nsi
     assert "Target ${TARGET}" in nsi and "!define TARGET amd64-unicode" in nsi
     build = (ROOT / "scripts" / "build-windows-installer").read_text()
@@ -89,7 +109,12 @@ def test_workflows():
 
 
 def test_desktop_entry():
-    entry = dict(line.split("=", 1) for line in
-                 (ROOT / "packaging" / "appimage" / "zitdesk.desktop").read_text().splitlines() if "=" in line)
-    assert entry["Type"] == "Application" and entry["Icon"] == "zitdesk" and entry["Exec"] == "zitdesk"
+    entry = dict(
+        line.split("=", 1)
+        for line in (ROOT / "packaging" / "appimage" / "zitdesk.desktop").read_text().splitlines()
+        if "=" in line
+    )
+    assert (
+        entry["Type"] == "Application" and entry["Icon"] == "zitdesk" and entry["Exec"] == "zitdesk"
+    )
     assert entry["Categories"].endswith(";")

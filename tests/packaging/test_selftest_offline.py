@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SITECUSTOMIZE = textwrap.dedent('''
+SITECUSTOMIZE = textwrap.dedent("""
     import os, socket
 
     _LOG = os.environ["ZITDESK_NET_LOG"]
@@ -34,18 +34,26 @@ SITECUSTOMIZE = textwrap.dedent('''
     socket.socket.sendto = _blocked("socket.sendto")
     socket.create_connection = _blocked("create_connection")
     socket.getaddrinfo = _blocked("getaddrinfo")
-''')
+""")
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "TRANSFORMERS_", "ZITDESK_"))}  # the app must set them itself
-    env.update(PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), QT_QPA_PLATFORM="offscreen",
-               ZITDESK_NET_LOG=str(tmp_path / "net.log"), ZITDESK_HOME=str(tmp_path / "home"),
-               ZITDESK_DEVICE="cpu", HF_HOME=str(tmp_path / "hf"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "TRANSFORMERS_", "ZITDESK_"))
+    }  # the app must set them itself
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]),
+        QT_QPA_PLATFORM="offscreen",
+        ZITDESK_NET_LOG=str(tmp_path / "net.log"),
+        ZITDESK_HOME=str(tmp_path / "home"),
+        ZITDESK_DEVICE="cpu",
+        HF_HOME=str(tmp_path / "hf"),
+    )
     return env
 
 
@@ -53,7 +61,14 @@ def test_the_block_works(tmp_path):
     """Control: the sitecustomize really intercepts a connection attempt."""
     env = _env(tmp_path)
     code = "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\nexcept OSError as e:\n    print(e)\n"
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "network blocked" in res.stdout
     assert "create_connection" in (tmp_path / "net.log").read_text()
 
@@ -61,17 +76,31 @@ def test_the_block_works(tmp_path):
 @pytest.mark.timeout(120)
 def test_selftest_passes_offline_without_connection_attempts(tmp_path):
     env = _env(tmp_path)
-    code = ("import sys\nfrom ui.selftest import main\n"
-            "rc = main(['--selftest', '--log', sys.argv[1]])\n"
-            "import os\nassert os.environ.get('HF_HUB_OFFLINE') == '1', 'the app did not set hub-offline'\n"
-            "sys.exit(rc)\n")
+    code = (
+        "import sys\nfrom ui.selftest import main\n"
+        "rc = main(['--selftest', '--log', sys.argv[1]])\n"
+        "import os\nassert os.environ.get('HF_HUB_OFFLINE') == '1', 'the app did not set hub-offline'\n"
+        "sys.exit(rc)\n"
+    )
     log = tmp_path / "selftest.log"
-    res = subprocess.run([sys.executable, "-c", code, str(log)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=110, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(log)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
     verdict = (res.stdout.strip().splitlines() or [""])[-1]
     assert res.returncode == 0, f"{verdict}\n{res.stderr[-3000:]}"
     assert verdict.startswith("zitdesk selftest: PASS"), verdict
-    for part in ("image generated", "LoRA steps trained", "LoRA loaded", "main window opened and closed"):
+    for part in (
+        "image generated",
+        "LoRA steps trained",
+        "LoRA loaded",
+        "main window opened and closed",
+    ):
         assert part in verdict
     assert log.read_text(encoding="utf-8").strip().splitlines()[-1] == verdict
     attempts = (tmp_path / "net.log").read_text() if (tmp_path / "net.log").exists() else ""
@@ -105,5 +134,7 @@ def test_engine_selftest_without_window_step_says_so(tmp_path, monkeypatch):
     ok, verdict = selftest.run_selftest(ui=True, engine=False, log=lines.append)
     assert not ok and "nothing was tested" in verdict
     assert any("main window not checked" in line for line in lines)
-    ok, verdict = selftest.run_selftest(ui=True, engine=False, window=lambda model: f"window [{model}]")
+    ok, verdict = selftest.run_selftest(
+        ui=True, engine=False, window=lambda model: f"window [{model}]"
+    )
     assert ok and "window []" in verdict

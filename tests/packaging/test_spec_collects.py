@@ -5,6 +5,7 @@ No freeze: the spec runs with stand-ins for Analysis/PYZ/EXE/COLLECT (and withou
 installed packages really have. The installed packages are checked against requirements/lock.txt,
 so this is about the locked set. The frozen build itself runs in .ci/run (scripts/build-linux).
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -23,7 +24,9 @@ TORCH_LOCK = ROOT / "requirements" / "torch-cpu.txt"
 
 
 def _bundle_deps():
-    spec = importlib.util.spec_from_file_location("bundle_deps", ROOT / "packaging" / "bundle_deps.py")
+    spec = importlib.util.spec_from_file_location(
+        "bundle_deps", ROOT / "packaging" / "bundle_deps.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -65,8 +68,15 @@ def spec_run():
         return made[-1]
 
     stub = lambda *a, **k: None  # noqa: E731
-    g = {"__name__": "__main__", "__file__": str(SPEC), "SPECPATH": str(ROOT),
-         "Analysis": analysis, "PYZ": stub, "EXE": stub, "COLLECT": stub}
+    g = {
+        "__name__": "__main__",
+        "__file__": str(SPEC),
+        "SPECPATH": str(ROOT),
+        "Analysis": analysis,
+        "PYZ": stub,
+        "EXE": stub,
+        "COLLECT": stub,
+    }
     try:
         exec(compile(SPEC.read_text(), str(SPEC), "exec"), g)
     finally:
@@ -80,7 +90,9 @@ def spec_run():
                 for f in files:
                     bundled.add(os.path.normpath(os.path.join(dest, rel, f)).replace(os.sep, "/"))
         else:
-            bundled.add(os.path.normpath(os.path.join(dest, os.path.basename(src))).replace(os.sep, "/"))
+            bundled.add(
+                os.path.normpath(os.path.join(dest, os.path.basename(src))).replace(os.sep, "/")
+            )
     return g, bundled
 
 
@@ -96,18 +108,31 @@ def test_the_installed_packages_are_the_locked_ones():
             have = None
         if have != version:
             wrong[name] = (version, have)
-    assert not wrong, f"installed versions differ from requirements/lock.txt (locked, installed): {wrong}"
+    assert not wrong, (
+        f"installed versions differ from requirements/lock.txt (locked, installed): {wrong}"
+    )
     torch_pin = _pins(TORCH_LOCK)["torch"]
     assert md.version("torch").split("+")[0] == torch_pin.split("+")[0]
-    assert all("--hash=sha256:" in block for block in re.split(r"\n(?=[a-z0-9])", LOCK.read_text())
-               if re.match(r"[a-z0-9]", block)), "every pin in lock.txt needs its hashes"
+    assert all(
+        "--hash=sha256:" in block
+        for block in re.split(r"\n(?=[a-z0-9])", LOCK.read_text())
+        if re.match(r"[a-z0-9]", block)
+    ), "every pin in lock.txt needs its hashes"
 
 
 def test_every_runtime_dependency_is_locked():
     runtime = set(BD.runtime_dists()) - {"zitdesk", "torch"}
-    assert {"transformers", "diffusers", "kernels", "huggingface-hub", "pyside6-essentials"} <= runtime
+    assert {
+        "transformers",
+        "diffusers",
+        "kernels",
+        "huggingface-hub",
+        "pyside6-essentials",
+    } <= runtime
     missing = runtime - set(_pins(LOCK))
-    assert not missing, f"run-time dependencies missing from requirements/lock.txt: {sorted(missing)}"
+    assert not missing, (
+        f"run-time dependencies missing from requirements/lock.txt: {sorted(missing)}"
+    )
 
 
 def test_every_runtime_package_with_data_files_is_decided_in_the_spec(spec_run):
@@ -119,8 +144,10 @@ def test_every_runtime_package_with_data_files_is_decided_in_the_spec(spec_run):
             continue
         n = sum(dist in d for d in decided)
         (undecided if n == 0 else twice if n > 1 else []).append(dist)
-    assert not undecided, (f"these locked packages install data files that pyinstaller.spec neither "
-                           f"collects nor rules out: {undecided}")
+    assert not undecided, (
+        f"these locked packages install data files that pyinstaller.spec neither "
+        f"collects nor rules out: {undecided}"
+    )
     assert not twice
 
 
@@ -149,13 +176,17 @@ def test_the_hooks_the_spec_relies_on_exist(spec_run):
     import _pyinstaller_hooks_contrib
     import PyInstaller
 
-    hook_dirs = [Path(PyInstaller.__file__).parent / "hooks",
-                 Path(_pyinstaller_hooks_contrib.__file__).parent / "stdhooks"]
+    hook_dirs = [
+        Path(PyInstaller.__file__).parent / "hooks",
+        Path(_pyinstaller_hooks_contrib.__file__).parent / "stdhooks",
+    ]
     names = {p.name for d in hook_dirs for p in d.glob("hook-*.py")}
     g, _ = spec_run
     for dist in g["DATA_BY_HOOK"]:
         pkgs = [p for p in BD.import_packages(dist) if not p.endswith(".libs")]
-        assert any(f"hook-{p}.py" in names for p in pkgs), f"no PyInstaller hook for {dist} ({pkgs})"
+        assert any(f"hook-{p}.py" in names for p in pkgs), (
+            f"no PyInstaller hook for {dist} ({pkgs})"
+        )
 
 
 def test_every_installer_path_installs_the_lock():
@@ -174,7 +205,9 @@ def test_every_installer_path_installs_the_lock():
     assert "bash .ci/run" in ci and "-c requirements/constraints.txt" in ci
     # constraints.txt is lock.txt without hashes (a hashed constraint turns on --require-hashes)
     constraints = (ROOT / "requirements" / "constraints.txt").read_text()
-    assert "--hash" not in constraints and _pins(ROOT / "requirements" / "constraints.txt") == _pins(LOCK)
+    assert "--hash" not in constraints and _pins(
+        ROOT / "requirements" / "constraints.txt"
+    ) == _pins(LOCK)
 
 
 def test_every_dependency_in_pyproject_is_locked_within_its_range():

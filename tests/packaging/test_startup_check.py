@@ -27,10 +27,19 @@ def fake_gpu(monkeypatch):
     """One NVIDIA card, a driver, and a CUDA torch build; every part can be changed per test."""
     import torch
 
-    state = types.SimpleNamespace(name="NVIDIA GeForce RTX 5090", cc=(12, 0), vram=32 * 2**30,
-                                  archs=["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
-                                  torch_cuda="12.8", available=True, nvml=FakeNvml(), windows=False)
-    monkeypatch.setattr(gpu, "gpu_readings", lambda: ((GpuReading(0, state.name, 0, state.vram),), ""))
+    state = types.SimpleNamespace(
+        name="NVIDIA GeForce RTX 5090",
+        cc=(12, 0),
+        vram=32 * 2**30,
+        archs=["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"],
+        torch_cuda="12.8",
+        available=True,
+        nvml=FakeNvml(),
+        windows=False,
+    )
+    monkeypatch.setattr(
+        gpu, "gpu_readings", lambda: ((GpuReading(0, state.name, 0, state.vram),), "")
+    )
     monkeypatch.setattr(gpu, "_nvml", lambda: state.nvml)
     monkeypatch.setattr(gpu, "_windows", lambda: state.windows)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: state.available)
@@ -60,7 +69,15 @@ def test_supported_card_is_all_ok(fake_gpu):
 
 
 def test_rtx50_on_an_old_build_is_the_no_kernel_image_trap(fake_gpu):
-    fake_gpu.archs = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # a cu126 build
+    fake_gpu.archs = [
+        "sm_50",
+        "sm_60",
+        "sm_70",
+        "sm_75",
+        "sm_80",
+        "sm_86",
+        "sm_90",
+    ]  # a cu126 build
     fake_gpu.torch_cuda = "12.6"
     rep = fake_gpu.run()
     assert not rep.ok
@@ -94,7 +111,12 @@ def test_driver_minor_behind_is_only_a_warning(fake_gpu):
 
 
 def test_windows_sysmem_fallback_advice_below_24_gb(fake_gpu):
-    fake_gpu.windows, fake_gpu.vram, fake_gpu.name, fake_gpu.cc = True, 12 * 2**30, "RTX 4070", (8, 9)
+    fake_gpu.windows, fake_gpu.vram, fake_gpu.name, fake_gpu.cc = (
+        True,
+        12 * 2**30,
+        "RTX 4070",
+        (8, 9),
+    )
     fake_gpu.archs.append("sm_89")
     rep = fake_gpu.run()
     sysmem = next(f for f in rep.findings if f.topic == "sysmem")
@@ -110,6 +132,7 @@ def test_cpu_torch_with_a_gpu_present_is_an_error(fake_gpu):
 
 # -- the dialog -------------------------------------------------------------------------------
 
+
 def _report(*findings, **facts):
     rep = DoctorReport()
     for f in findings:
@@ -121,14 +144,20 @@ def _report(*findings, **facts):
 def test_dialog_lists_findings_with_fixes_errors_first(qtbot):
     from ui.dialogs.startup_check import StartupCheckDialog, needs_attention
 
-    rep = _report(("ok", "vram", "GPU 0: 24 GiB"),
-                  ("error", "arch", "RTX 5090 is sm_120 ...", "Use a CUDA 12.8 build."),
-                  ("warn", "models", "No model found.", "Choose it."),
-                  torch="2.13.0+cu126", gpus=[{"name": "RTX 5090"}])
+    rep = _report(
+        ("ok", "vram", "GPU 0: 24 GiB"),
+        ("error", "arch", "RTX 5090 is sm_120 ...", "Use a CUDA 12.8 build."),
+        ("warn", "models", "No model found.", "Choose it."),
+        torch="2.13.0+cu126",
+        gpus=[{"name": "RTX 5090"}],
+    )
     assert needs_attention(rep)
     dlg = StartupCheckDialog(rep)
     qtbot.addWidget(dlg)
-    assert [r.finding.topic for r in dlg.rows] == ["arch", "vram"]  # models are the setup dialog's job
+    assert [r.finding.topic for r in dlg.rows] == [
+        "arch",
+        "vram",
+    ]  # models are the setup dialog's job
     assert "Use a CUDA 12.8 build." in dlg.rows[0].fix.text()
     assert "One problem stops" in dlg.summary.text()
     assert "torch: 2.13.0+cu126" in dlg.details.toPlainText()
@@ -141,8 +170,11 @@ def test_dialog_lists_findings_with_fixes_errors_first(qtbot):
 def test_healthy_report_needs_no_dialog():
     from ui.dialogs.startup_check import needs_attention, summary_text
 
-    rep = _report(("ok", "arch", "fine"), ("info", "gpu", "No NVIDIA GPU found"),
-                  ("warn", "models", "No model."))
+    rep = _report(
+        ("ok", "arch", "fine"),
+        ("info", "gpu", "No NVIDIA GPU found"),
+        ("warn", "models", "No model."),
+    )
     assert not needs_attention(rep)
     assert "CPU" in summary_text(rep)
 

@@ -33,13 +33,19 @@ NAME = f"zitdesk-{VERSION}-setup"
 PART_SIZE = 250_000
 UNINST_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\zitdesk"
 
-TOOLS = {"makensis": "nsis", "wine": "wine", "wineserver": "wine",
-         "x86_64-w64-mingw32-gcc": "gcc-mingw-w64-x86-64-win32"}
+TOOLS = {
+    "makensis": "nsis",
+    "wine": "wine",
+    "wineserver": "wine",
+    "x86_64-w64-mingw32-gcc": "gcc-mingw-w64-x86-64-win32",
+}
 MISSING = [t for t in TOOLS if not shutil.which(t)]
 if MISSING:
-    pytest.skip(f"{', '.join(MISSING)} not installed (apt-get install "
-                f"{' '.join(sorted({TOOLS[t] for t in MISSING}))}; scripts/dev.sh does it)",
-                allow_module_level=True)
+    pytest.skip(
+        f"{', '.join(MISSING)} not installed (apt-get install "
+        f"{' '.join(sorted({TOOLS[t] for t in MISSING}))}; scripts/dev.sh does it)",
+        allow_module_level=True,
+    )
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -85,17 +91,31 @@ class Wine:
         self.prefix = root / "prefix"
         home = root / "home"
         home.mkdir(parents=True)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DISPLAY", "WAYLAND_DISPLAY") and not k.startswith(("XDG_", "WINE"))}
-        env.update(WINEPREFIX=str(self.prefix), WINEARCH="win64", HOME=str(home), WINEDEBUG="-all",
-                   WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d", LC_ALL="C.UTF-8")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DISPLAY", "WAYLAND_DISPLAY") and not k.startswith(("XDG_", "WINE"))
+        }
+        env.update(
+            WINEPREFIX=str(self.prefix),
+            WINEARCH="win64",
+            HOME=str(home),
+            WINEDEBUG="-all",
+            WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d",
+            LC_ALL="C.UTF-8",
+        )
         self.env = env
 
     def run(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
         """Run one Windows program and wait until every process of the prefix has ended."""
         try:
-            return subprocess.run(["wine", *args], env=self.env, stdin=subprocess.DEVNULL,
-                                  capture_output=True, timeout=timeout)
+            return subprocess.run(
+                ["wine", *args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout,
+            )
         finally:
             subprocess.run(["wineserver", "-w"], env=self.env, timeout=timeout)
 
@@ -135,7 +155,7 @@ class Built:
     wine: Wine
     localappdata: str
     appdata: str
-    snapshot: tuple[set[str], str]   # files under drive_c/users and user.reg before any install
+    snapshot: tuple[set[str], str]  # files under drive_c/users and user.reg before any install
 
     @property
     def setup(self) -> Path:
@@ -161,11 +181,23 @@ def _make_payload(root: Path) -> Path:
     pay = root / "payload"
     (pay / "_internal" / "torch" / "lib").mkdir(parents=True)
     for exe, flags in (("zitdesk.exe", ["-mwindows"]), ("zitdesk-console.exe", [])):
-        subprocess.run(["x86_64-w64-mingw32-gcc", "-municode", "-O2", "-s", *flags, "-o",
-                        str(pay / exe), str(src)], check=True, timeout=120)
+        subprocess.run(
+            [
+                "x86_64-w64-mingw32-gcc",
+                "-municode",
+                "-O2",
+                "-s",
+                *flags,
+                "-o",
+                str(pay / exe),
+                str(src),
+            ],
+            check=True,
+            timeout=120,
+        )
     (pay / "_internal" / "stand-in.txt").write_text(STAND_IN_TEXT + "\n")
     rnd = random.Random(10)
-    for i in range(3):   # distinct random data: NSIS would pack identical files once
+    for i in range(3):  # distinct random data: NSIS would pack identical files once
         (pay / "_internal" / "torch" / "lib" / f"blob{i}.dll").write_bytes(rnd.randbytes(200_000))
     odd = pay / "_internal" / "odd dir"
     odd.mkdir()
@@ -179,9 +211,23 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("wininst")
     payload = _make_payload(root)
     out = root / "out"
-    b = subprocess.run(["bash", str(BUILD), "--version", VERSION, "--payload", str(payload), "--out",
-                        str(out), "--part-size", str(PART_SIZE)], capture_output=True, text=True,
-                       timeout=240)
+    b = subprocess.run(
+        [
+            "bash",
+            str(BUILD),
+            "--version",
+            VERSION,
+            "--payload",
+            str(payload),
+            "--out",
+            str(out),
+            "--part-size",
+            str(PART_SIZE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert b.returncode == 0, b.stdout + b.stderr
 
     wine = Wine(root)
@@ -196,7 +242,7 @@ def built(tmp_path_factory):
         yield Built(payload, out, b.stdout, wine, local, appdata, snapshot)
     finally:
         wine.stop()
-        shutil.rmtree(root, ignore_errors=True)   # a prefix is several hundred MB
+        shutil.rmtree(root, ignore_errors=True)  # a prefix is several hundred MB
 
 
 @pytest.fixture(scope="module")
@@ -207,13 +253,19 @@ def installed(built):
 
 
 def _payload_files(payload: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(payload)): hashlib.sha256(p.read_bytes()).digest()
-            for p in payload.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(payload)): hashlib.sha256(p.read_bytes()).digest()
+        for p in payload.rglob("*")
+        if p.is_file()
+    }
 
 
 def _installed_files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).digest()
-            for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).digest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def read_lnk(data: bytes) -> dict[str, str]:
@@ -221,27 +273,32 @@ def read_lnk(data: bytes) -> dict[str, str]:
     assert data[:4] == b"L\0\0\0" and len(data) >= 76, "not a shell link"
     flags = struct.unpack_from("<I", data, 0x14)[0]
     pos = 76
-    if flags & 0x01:                                   # HasLinkTargetIDList
+    if flags & 0x01:  # HasLinkTargetIDList
         pos += 2 + struct.unpack_from("<H", data, pos)[0]
     info: dict[str, str] = {}
-    if flags & 0x02:                                   # HasLinkInfo
+    if flags & 0x02:  # HasLinkInfo
         size, hsize, lflags = struct.unpack_from("<III", data, pos)
         local_off, _net, suffix_off = struct.unpack_from("<III", data, pos + 16)
 
         def cstr(off: int) -> str:
             end = data.index(b"\0", pos + off)
-            return data[pos + off:end].decode("mbcs" if os.name == "nt" else "latin-1")
+            return data[pos + off : end].decode("mbcs" if os.name == "nt" else "latin-1")
 
         if lflags & 1:
             info["target"] = cstr(local_off) + cstr(suffix_off)
         pos += size
     unicode = bool(flags & 0x80)
-    for bit, key in ((0x04, "name"), (0x08, "relative"), (0x10, "workdir"), (0x20, "args"),
-                     (0x40, "icon")):
+    for bit, key in (
+        (0x04, "name"),
+        (0x08, "relative"),
+        (0x10, "workdir"),
+        (0x20, "args"),
+        (0x40, "icon"),
+    ):
         if flags & bit:
             n = struct.unpack_from("<H", data, pos)[0]
             pos += 2
-            raw = data[pos:pos + (2 * n if unicode else n)]
+            raw = data[pos : pos + (2 * n if unicode else n)]
             pos += len(raw)
             info[key] = raw.decode("utf-16-le" if unicode else "latin-1").rstrip("\0")
     return info
@@ -256,18 +313,28 @@ def _run_command_line(built: Built, target: str, args: str) -> str:
 
 # ------------------------------------------------------------------------------------------------
 
+
 def test_build_splits_the_payload_into_setup_and_data_parts(built):
     files = sorted(p.name for p in built.out.iterdir())
-    assert files == [f"{NAME}-1.bin", f"{NAME}-2.bin", f"{NAME}-3.bin", f"{NAME}.exe",
-                     f"{NAME}.sha256"], files
+    assert files == [
+        f"{NAME}-1.bin",
+        f"{NAME}-2.bin",
+        f"{NAME}-3.bin",
+        f"{NAME}.exe",
+        f"{NAME}.sha256",
+    ], files
     for f in files[:-1]:
         data = (built.out / f).read_bytes()
         assert data[:2] == b"MZ"
-        assert struct.unpack_from("<H", data, struct.unpack_from("<I", data, 0x3C)[0] + 4)[0] == 0x8664
+        assert (
+            struct.unpack_from("<H", data, struct.unpack_from("<I", data, 0x3C)[0] + 4)[0] == 0x8664
+        )
         # one part holds at most PART_SIZE bytes of (here incompressible) files plus the stub
         assert len(data) < PART_SIZE + 200_000, (f, len(data))
-    sums = dict(reversed(line.split("  ", 1)) for line in
-                (built.out / f"{NAME}.sha256").read_text().splitlines())
+    sums = dict(
+        reversed(line.split("  ", 1))
+        for line in (built.out / f"{NAME}.sha256").read_text().splitlines()
+    )
     assert set(sums) == set(files[:-1])
     assert all(hashlib.sha256((built.out / f).read_bytes()).hexdigest() == sums[f] for f in sums)
     assert "setup.exe + 3 data part(s)" in built.build_log
@@ -276,19 +343,35 @@ def test_build_splits_the_payload_into_setup_and_data_parts(built):
 def test_build_refuses_a_folder_without_the_launchers(tmp_path):
     (tmp_path / "pay").mkdir()
     (tmp_path / "pay" / "zitdesk.exe").write_bytes(b"MZ")
-    p = subprocess.run(["bash", str(BUILD), "--version", "1.0", "--payload", str(tmp_path / "pay"),
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            "bash",
+            str(BUILD),
+            "--version",
+            "1.0",
+            "--payload",
+            str(tmp_path / "pay"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1
-    assert p.stderr.strip().endswith("has no zitdesk-console.exe: point --payload at the Windows "
-                                     "PyInstaller folder.")
+    assert p.stderr.strip().endswith(
+        "has no zitdesk-console.exe: point --payload at the Windows PyInstaller folder."
+    )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_missing_damaged_or_swapped_part_installs_nothing(built, tmp_path):
     target = r"C:\zitdesk-refused"
-    cases = {"missing": lambda d: (d / f"{NAME}-2.bin").unlink(),
-             "damaged": lambda d: _flip_byte(d / f"{NAME}-2.bin"),
-             "swapped": lambda d: shutil.copyfile(d / f"{NAME}-1.bin", d / f"{NAME}-2.bin")}
+    cases = {
+        "missing": lambda d: (d / f"{NAME}-2.bin").unlink(),
+        "damaged": lambda d: _flip_byte(d / f"{NAME}-2.bin"),
+        "swapped": lambda d: shutil.copyfile(d / f"{NAME}-1.bin", d / f"{NAME}-2.bin"),
+    }
     for what, spoil in cases.items():
         d = tmp_path / what
         shutil.copytree(built.out, d)
@@ -309,12 +392,13 @@ def _flip_byte(path: Path):
 
 def test_silent_install_for_the_current_user(installed):
     b = installed
-    assert re.fullmatch(r"C:\\users\\[^\\]+\\AppData\\Local\\Programs\\zitdesk", b.default_dir), \
+    assert re.fullmatch(r"C:\\users\\[^\\]+\\AppData\\Local\\Programs\\zitdesk", b.default_dir), (
         b.default_dir
+    )
     folder = b.wine.unix(b.default_dir)
     got = _installed_files(folder)
     assert got.pop("uninstall.exe", None) is not None
-    assert got == _payload_files(b.payload)           # every file, byte for byte, names intact
+    assert got == _payload_files(b.payload)  # every file, byte for byte, names intact
     assert (folder / "_internal" / "empty").is_dir()
     assert not (b.wine.prefix / "drive_c" / "Program Files" / "zitdesk").exists()
 
@@ -322,15 +406,20 @@ def test_silent_install_for_the_current_user(installed):
 def test_installed_launcher_runs(installed):
     b = installed
     out = b.wine.out(b.default_dir + r"\zitdesk-console.exe", "--selftest")
-    assert out.strip() == (f"zitdesk stand-in: exe={b.default_dir}\\zitdesk-console.exe "
-                           f"args=[--selftest] data={STAND_IN_TEXT} PASS")
+    assert out.strip() == (
+        f"zitdesk stand-in: exe={b.default_dir}\\zitdesk-console.exe "
+        f"args=[--selftest] data={STAND_IN_TEXT} PASS"
+    )
 
 
 def test_start_menu_entries_start_the_installed_programs(installed):
     b = installed
     menu = b.wine.unix(b.start_menu)
     assert sorted(p.name for p in menu.iterdir()) == [
-        "Uninstall zitdesk.lnk", "zitdesk system check.lnk", "zitdesk.lnk"]
+        "Uninstall zitdesk.lnk",
+        "zitdesk system check.lnk",
+        "zitdesk.lnk",
+    ]
     app = read_lnk((menu / "zitdesk.lnk").read_bytes())
     check = read_lnk((menu / "zitdesk system check.lnk").read_bytes())
     uninstall = read_lnk((menu / "Uninstall zitdesk.lnk").read_bytes())
@@ -342,10 +431,14 @@ def test_start_menu_entries_start_the_installed_programs(installed):
 
     # each entry's command line, run as written, starts the installed program
     out = _run_command_line(b, app["target"], app.get("args", ""))
-    assert out.strip().endswith(f"exe={b.default_dir}\\zitdesk.exe args=[] data={STAND_IN_TEXT} PASS")
+    assert out.strip().endswith(
+        f"exe={b.default_dir}\\zitdesk.exe args=[] data={STAND_IN_TEXT} PASS"
+    )
     out = _run_command_line(b, check["target"], check["args"])
-    assert (f"exe={b.default_dir}\\zitdesk-console.exe args=[--selftest] data={STAND_IN_TEXT} PASS"
-            in out)   # followed by cmd's "press any key" (stdin is empty here)
+    assert (
+        f"exe={b.default_dir}\\zitdesk-console.exe args=[--selftest] data={STAND_IN_TEXT} PASS"
+        in out
+    )  # followed by cmd's "press any key" (stdin is empty here)
 
 
 def test_uninstaller_is_registered_for_the_current_user(installed):
@@ -357,9 +450,11 @@ def test_uninstaller_is_registered_for_the_current_user(installed):
     assert values["InstallLocation"] == b.default_dir
     assert values["UninstallString"] == f'"{b.default_dir}\\uninstall.exe"'
     assert values["QuietUninstallString"] == f'"{b.default_dir}\\uninstall.exe" /S'
-    assert int(values["EstimatedSize"], 16) >= sum(
-        f.stat().st_size for f in b.payload.rglob("*") if f.is_file()) // 1024
-    assert b.wine.reg_query(UNINST_KEY.replace("HKCU", "HKLM")).returncode != 0   # not machine-wide
+    assert (
+        int(values["EstimatedSize"], 16)
+        >= sum(f.stat().st_size for f in b.payload.rglob("*") if f.is_file()) // 1024
+    )
+    assert b.wine.reg_query(UNINST_KEY.replace("HKCU", "HKLM")).returncode != 0  # not machine-wide
 
 
 def _assert_nothing_left(b: Built, folder: str, keep: frozenset[str] = frozenset()):
@@ -371,9 +466,18 @@ def _assert_nothing_left(b: Built, folder: str, keep: frozenset[str] = frozenset
     # for deletion at the next reboot, and the empty per-user program folder %LOCALAPPDATA%\Programs
     # (FOLDERID_UserProgramFiles, shared by every per-user program). Nothing else may differ from
     # before the first install.
-    programs = str(b.wine.unix(b.localappdata + r"\Programs").relative_to(b.wine.prefix / "drive_c" / "users"))
-    left = {p for p in _users_tree(b.wine) - before_tree if not re.search(r"[\\/]Temp[\\/]~nsu", p)
-            and not re.fullmatch(r"[^\\/]+[\\/]Temp", p)} - keep - {programs}
+    programs = str(
+        b.wine.unix(b.localappdata + r"\Programs").relative_to(b.wine.prefix / "drive_c" / "users")
+    )
+    left = (
+        {
+            p
+            for p in _users_tree(b.wine) - before_tree
+            if not re.search(r"[\\/]Temp[\\/]~nsu", p) and not re.fullmatch(r"[^\\/]+[\\/]Temp", p)
+        }
+        - keep
+        - {programs}
+    )
     assert not any(b.wine.unix(b.localappdata + r"\Programs").iterdir()) or programs in before_tree
     assert left == set(), left
     reg = (b.wine.prefix / "user.reg").read_text(errors="replace")
@@ -394,9 +498,23 @@ def test_upgrade_into_a_chosen_folder_then_uninstall(built, tmp_path):
     shutil.copytree(b.payload, pay2)
     shutil.rmtree(pay2 / "_internal" / "odd dir")
     (pay2 / "_internal" / "stand-in.txt").write_text("version two\n")
-    v2 = subprocess.run(["bash", str(BUILD), "--version", "9.9.10-test", "--payload", str(pay2),
-                         "--out", str(tmp_path / "out2"), "--part-size", str(PART_SIZE)],
-                        capture_output=True, text=True, timeout=240)
+    v2 = subprocess.run(
+        [
+            "bash",
+            str(BUILD),
+            "--version",
+            "9.9.10-test",
+            "--payload",
+            str(pay2),
+            "--out",
+            str(tmp_path / "out2"),
+            "--part-size",
+            str(PART_SIZE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert v2.returncode == 0, v2.stderr
     # the user's own folder, with a file of theirs: both stay after the uninstall
     mine = b.wine.unix(b.localappdata + r"\My Apps")
@@ -407,18 +525,22 @@ def test_upgrade_into_a_chosen_folder_then_uninstall(built, tmp_path):
     assert b.wine.command_line(f'"{setup}" /S /D={folder.replace("&", "^&")}').returncode == 0
     got = _installed_files(b.wine.unix(folder))
     assert got.pop("uninstall.exe", None) is not None and got == _payload_files(b.payload)
-    p = b.wine.run(str(tmp_path / "out2" / "zitdesk-9.9.10-test-setup.exe"), "/S")  # folder from HKCU
+    p = b.wine.run(
+        str(tmp_path / "out2" / "zitdesk-9.9.10-test-setup.exe"), "/S"
+    )  # folder from HKCU
     assert p.returncode == 0
     got = _installed_files(b.wine.unix(folder))
     assert got.pop("uninstall.exe", None) is not None and got == _payload_files(pay2)
     assert not b.wine.unix(folder + r"\_internal\odd dir").exists()
     assert f"exe={folder}\\zitdesk-console.exe args=[] data=version two PASS" in b.wine.out(
-        folder + r"\zitdesk-console.exe")
+        folder + r"\zitdesk-console.exe"
+    )
     values = b.wine.reg_query(UNINST_KEY).stdout.decode("utf-8", "replace")
     assert re.search(r"DisplayVersion\s+REG_SZ\s+9\.9\.10-test\s*$", values, re.M), values
 
     assert b.wine.run(folder + r"\uninstall.exe", "/S").returncode == 0
     users = b.wine.prefix / "drive_c" / "users"
-    _assert_nothing_left(b, folder, keep=frozenset(
-        str(x.relative_to(users)) for x in (mine, mine / "notes.txt")))
+    _assert_nothing_left(
+        b, folder, keep=frozenset(str(x.relative_to(users)) for x in (mine, mine / "notes.txt"))
+    )
     assert (mine / "notes.txt").read_text() == "mine\n"

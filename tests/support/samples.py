@@ -20,7 +20,9 @@ from typing import Any
 _SIZES = {"F32": 4, "F16": 2, "BF16": 2}
 
 
-def write_safetensors(path: str | Path, tensors: dict[str, tuple], metadata: dict[str, Any] | None = None) -> Path:
+def write_safetensors(
+    path: str | Path, tensors: dict[str, tuple], metadata: dict[str, Any] | None = None
+) -> Path:
     """``tensors``: name → ``(shape,)``, ``(shape, dtype)`` or ``(shape, dtype, scalar value)``.
 
     ``metadata`` values are written as given (non-strings too, to fabricate odd headers).
@@ -37,7 +39,14 @@ def write_safetensors(path: str | Path, tensors: dict[str, tuple], metadata: dic
         nbytes = n * _SIZES[dtype]
         if len(spec) > 2:
             raw = struct.pack("<f", spec[2])
-            values.append((off, raw if dtype == "F32" else (struct.pack("<e", spec[2]) if dtype == "F16" else raw[2:])))
+            values.append(
+                (
+                    off,
+                    raw
+                    if dtype == "F32"
+                    else (struct.pack("<e", spec[2]) if dtype == "F16" else raw[2:]),
+                )
+            )
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + nbytes]}
         off += nbytes
     if metadata is not None:
@@ -58,9 +67,14 @@ def write_safetensors(path: str | Path, tensors: dict[str, tuple], metadata: dic
 # Z-Image modules (diffusers names) and shapes, a subset is enough for most tests.
 _D, _F = 3840, 10240
 _ZI_MODULES = {
-    "attention.to_q": (_D, _D), "attention.to_k": (_D, _D), "attention.to_v": (_D, _D),
-    "attention.to_out.0": (_D, _D), "feed_forward.w1": (_F, _D), "feed_forward.w3": (_F, _D),
-    "feed_forward.w2": (_D, _F), "adaLN_modulation.0": (4 * _D, 256),
+    "attention.to_q": (_D, _D),
+    "attention.to_k": (_D, _D),
+    "attention.to_v": (_D, _D),
+    "attention.to_out.0": (_D, _D),
+    "feed_forward.w1": (_F, _D),
+    "feed_forward.w3": (_F, _D),
+    "feed_forward.w2": (_D, _F),
+    "adaLN_modulation.0": (4 * _D, 256),
 }
 
 
@@ -73,8 +87,14 @@ def _kohya(module: str) -> str:
     return "lora_unet_" + module.replace(".", "_")
 
 
-def make_lora(path: str | Path, kind: str = "aitoolkit", rank: int = 16, alpha: float | None = None,
-              metadata: dict[str, Any] | None = None, layers: int = 30) -> Path:
+def make_lora(
+    path: str | Path,
+    kind: str = "aitoolkit",
+    rank: int = 16,
+    alpha: float | None = None,
+    metadata: dict[str, Any] | None = None,
+    layers: int = 30,
+) -> Path:
     """Write a LoRA of ``kind`` (see the module docstring) with ``layers`` Z-Image blocks."""
     t: dict[str, tuple] = {}
     mods = zimage_modules(layers)
@@ -155,24 +175,49 @@ def make_lora(path: str | Path, kind: str = "aitoolkit", rank: int = 16, alpha: 
     return write_safetensors(path, t, metadata)
 
 
-def kohya_metadata(name: str = "my_lora", dim: int = 16, alpha: float = 16.0, base: str = "zimage",
-                   tags: dict[str, int] | None = None, **extra: Any) -> dict[str, str]:
+def kohya_metadata(
+    name: str = "my_lora",
+    dim: int = 16,
+    alpha: float = 16.0,
+    base: str = "zimage",
+    tags: dict[str, int] | None = None,
+    **extra: Any,
+) -> dict[str, str]:
     """Metadata as sd-scripts/musubi write it (every value a string)."""
-    freq = {"10_" + name: tags or {name: 40, "1girl": 38, "solo": 30, "smile": 12, "outdoors": 9, "hat": 3}}
+    freq = {
+        "10_" + name: tags
+        or {name: 40, "1girl": 38, "solo": 30, "smile": 12, "outdoors": 9, "hat": 3}
+    }
     meta = {
-        "ss_output_name": name, "ss_network_module": "networks.lora_zimage", "ss_network_dim": str(dim),
-        "ss_network_alpha": str(alpha), "ss_base_model_version": base, "ss_resolution": "(1024, 1024)",
-        "ss_num_train_images": "40", "ss_num_epochs": "10", "ss_steps": "2000", "ss_learning_rate": "0.0001",
+        "ss_output_name": name,
+        "ss_network_module": "networks.lora_zimage",
+        "ss_network_dim": str(dim),
+        "ss_network_alpha": str(alpha),
+        "ss_base_model_version": base,
+        "ss_resolution": "(1024, 1024)",
+        "ss_num_train_images": "40",
+        "ss_num_epochs": "10",
+        "ss_steps": "2000",
+        "ss_learning_rate": "0.0001",
         "ss_tag_frequency": json.dumps(freq),
     }
     meta.update({k: str(v) for k, v in extra.items()})
     return meta
 
 
-def modelspec_metadata(title: str, author: str = "", trigger: str = "", description: str = "",
-                       architecture: str = "Z-Image/lora", thumbnail: str = "") -> dict[str, str]:
-    meta = {"modelspec.sai_model_spec": "1.0.0", "modelspec.architecture": architecture,
-            "modelspec.title": title}
+def modelspec_metadata(
+    title: str,
+    author: str = "",
+    trigger: str = "",
+    description: str = "",
+    architecture: str = "Z-Image/lora",
+    thumbnail: str = "",
+) -> dict[str, str]:
+    meta = {
+        "modelspec.sai_model_spec": "1.0.0",
+        "modelspec.architecture": architecture,
+        "modelspec.title": title,
+    }
     if author:
         meta["modelspec.author"] = author
     if trigger:
@@ -184,8 +229,12 @@ def modelspec_metadata(title: str, author: str = "", trigger: str = "", descript
     return meta
 
 
-def png_bytes(width: int = 64, height: int = 64, rgb: tuple[int, int, int] = (80, 140, 220),
-              stripes: bool = True) -> bytes:
+def png_bytes(
+    width: int = 64,
+    height: int = 64,
+    rgb: tuple[int, int, int] = (80, 140, 220),
+    stripes: bool = True,
+) -> bytes:
     """A small valid PNG (no Pillow needed): a flat colour with soft diagonal stripes."""
     rows = []
     for y in range(height):
@@ -197,7 +246,12 @@ def png_bytes(width: int = 64, height: int = 64, rgb: tuple[int, int, int] = (80
     raw = zlib.compress(b"".join(rows), 9)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
@@ -216,44 +270,145 @@ def build_sample_library(root: str | Path, layers: int = 30) -> list[Path]:
     comfy = root / "ComfyUI" / "models" / "loras"
     forge = root / "forge" / "models" / "Lora"
     out: list[Path] = []
-    out.append(make_lora(comfy / "zit_watercolor_v2.safetensors", "aitoolkit", 32, layers=layers, metadata={
-        **modelspec_metadata("Watercolor Wash", "mika", "wtrclr painting",
-                             "Soft watercolor style for Z-Image Turbo.\nWorks best at 0.8."),
-        "ss_base_model_version": "zimage"}))
+    out.append(
+        make_lora(
+            comfy / "zit_watercolor_v2.safetensors",
+            "aitoolkit",
+            32,
+            layers=layers,
+            metadata={
+                **modelspec_metadata(
+                    "Watercolor Wash",
+                    "mika",
+                    "wtrclr painting",
+                    "Soft watercolor style for Z-Image Turbo.\nWorks best at 0.8.",
+                ),
+                "ss_base_model_version": "zimage",
+            },
+        )
+    )
     (comfy / "zit_watercolor_v2.preview.png").write_bytes(png_bytes(96, 96, (90, 150, 230)))
-    out.append(make_lora(comfy / "cat_character_kohya.safetensors", "kohya", 16, 8, layers=layers,
-                         metadata=kohya_metadata("mochi_cat", 16, 8, tags={"mochi cat": 50, "cat": 48, "sitting": 20})))
+    out.append(
+        make_lora(
+            comfy / "cat_character_kohya.safetensors",
+            "kohya",
+            16,
+            8,
+            layers=layers,
+            metadata=kohya_metadata(
+                "mochi_cat", 16, 8, tags={"mochi cat": 50, "cat": 48, "sitting": 20}
+            ),
+        )
+    )
     (comfy / "cat_character_kohya.png").write_bytes(png_bytes(96, 96, (230, 160, 80)))
-    (comfy / "cat_character_kohya.json").write_text(json.dumps({
-        "description": "My cat Mochi.", "activation text": "mochi cat", "preferred weight": 0.9,
-        "notes": "Trained on 40 photos.", "sd version": "Unknown"}))
-    out.append(make_lora(comfy / "neon_city_fused.safetensors", "kohya_fused", 64, 32, layers=layers,
-                         metadata=modelspec_metadata("Neon City", "pixelwitch", "neon city night",
-                                                     thumbnail=data_uri(png_bytes(64, 64, (200, 60, 220))))))
+    (comfy / "cat_character_kohya.json").write_text(
+        json.dumps(
+            {
+                "description": "My cat Mochi.",
+                "activation text": "mochi cat",
+                "preferred weight": 0.9,
+                "notes": "Trained on 40 photos.",
+                "sd version": "Unknown",
+            }
+        )
+    )
+    out.append(
+        make_lora(
+            comfy / "neon_city_fused.safetensors",
+            "kohya_fused",
+            64,
+            32,
+            layers=layers,
+            metadata=modelspec_metadata(
+                "Neon City",
+                "pixelwitch",
+                "neon city night",
+                thumbnail=data_uri(png_bytes(64, 64, (200, 60, 220))),
+            ),
+        )
+    )
     out.append(make_lora(comfy / "anime_lines_dot.safetensors", "dot", 8, layers=layers))
-    (comfy / "anime_lines_dot.civitai.info").write_text(json.dumps({
-        "id": 1234, "modelId": 567, "name": "v1.0", "baseModel": "ZImageTurbo", "trainedWords": ["anm lines", "cel shading"],
-        "description": "<p>Clean <b>anime</b> line art.</p>", "model": {"name": "Anime Lines", "tags": ["anime", "style"]},
-        "creator": {"username": "lineart_fan"}}))
-    out.append(make_lora(comfy / "subdir" / "portrait_diffusers.safetensors", "diffusers", 4, layers=layers, metadata={
-        "format": "pt", "lora_adapter_metadata": json.dumps({"r": 4, "lora_alpha": 16})}))
-    (comfy / "subdir" / "portrait_diffusers.cm-info.json").write_text(json.dumps({
-        "ModelName": "Studio Portrait", "VersionName": "v3", "BaseModel": "Z-Image", "TrainedWords": ["studio portrait"],
-        "ModelDescription": "Even studio light.", "Tags": ["portrait", "photo"]}))
-    (comfy / "subdir" / "portrait_diffusers.thumb.png").write_bytes(png_bytes(96, 96, (120, 200, 140)))
+    (comfy / "anime_lines_dot.civitai.info").write_text(
+        json.dumps(
+            {
+                "id": 1234,
+                "modelId": 567,
+                "name": "v1.0",
+                "baseModel": "ZImageTurbo",
+                "trainedWords": ["anm lines", "cel shading"],
+                "description": "<p>Clean <b>anime</b> line art.</p>",
+                "model": {"name": "Anime Lines", "tags": ["anime", "style"]},
+                "creator": {"username": "lineart_fan"},
+            }
+        )
+    )
+    out.append(
+        make_lora(
+            comfy / "subdir" / "portrait_diffusers.safetensors",
+            "diffusers",
+            4,
+            layers=layers,
+            metadata={
+                "format": "pt",
+                "lora_adapter_metadata": json.dumps({"r": 4, "lora_alpha": 16}),
+            },
+        )
+    )
+    (comfy / "subdir" / "portrait_diffusers.cm-info.json").write_text(
+        json.dumps(
+            {
+                "ModelName": "Studio Portrait",
+                "VersionName": "v3",
+                "BaseModel": "Z-Image",
+                "TrainedWords": ["studio portrait"],
+                "ModelDescription": "Even studio light.",
+                "Tags": ["portrait", "photo"],
+            }
+        )
+    )
+    (comfy / "subdir" / "portrait_diffusers.thumb.png").write_bytes(
+        png_bytes(96, 96, (120, 200, 140))
+    )
     out.append(make_lora(comfy / "lokr_texture.safetensors", "lokr", 8, layers=layers))
-    (comfy / "lokr_texture.metadata.json").write_text(json.dumps({
-        "model_name": "Paper Texture", "base_model": "Z-Image", "usage_tips": json.dumps({"strength": 0.6}),
-        "civitai": {"trainedWords": ["paper texture"]}, "notes": "subtle"}))
-    out.append(make_lora(forge / "sdxl_pixel_art.safetensors", "sdxl", 32,
-                         metadata=kohya_metadata("pixel_art_xl", 32, 16, base="sdxl_base_v1-0")))
+    (comfy / "lokr_texture.metadata.json").write_text(
+        json.dumps(
+            {
+                "model_name": "Paper Texture",
+                "base_model": "Z-Image",
+                "usage_tips": json.dumps({"strength": 0.6}),
+                "civitai": {"trainedWords": ["paper texture"]},
+                "notes": "subtle",
+            }
+        )
+    )
+    out.append(
+        make_lora(
+            forge / "sdxl_pixel_art.safetensors",
+            "sdxl",
+            32,
+            metadata=kohya_metadata("pixel_art_xl", 32, 16, base="sdxl_base_v1-0"),
+        )
+    )
     (forge / "sdxl_pixel_art.preview.png").write_bytes(png_bytes(96, 96, (60, 180, 90)))
-    out.append(make_lora(forge / "sd15_old_style.safetensors", "sd15", 8,
-                         metadata=kohya_metadata("old_style", 8, 4, base="sd_v1")))
+    out.append(
+        make_lora(
+            forge / "sd15_old_style.safetensors",
+            "sd15",
+            8,
+            metadata=kohya_metadata("old_style", 8, 4, base="sd_v1"),
+        )
+    )
     out.append(make_lora(forge / "flux_realism.safetensors", "flux", 16))
-    (forge / "flux_realism.swarm.json").write_text(json.dumps({
-        "modelspec.title": "Flux Realism", "modelspec.architecture": "Flux.1-dev/lora",
-        "modelspec.trigger_phrase": "realism", "modelspec.thumbnail": data_uri(png_bytes(64, 64, (150, 150, 150)))}))
+    (forge / "flux_realism.swarm.json").write_text(
+        json.dumps(
+            {
+                "modelspec.title": "Flux Realism",
+                "modelspec.architecture": "Flux.1-dev/lora",
+                "modelspec.trigger_phrase": "realism",
+                "modelspec.thumbnail": data_uri(png_bytes(64, 64, (150, 150, 150))),
+            }
+        )
+    )
     out.append(make_lora(forge / "qwen_image_style.safetensors", "qwen_image", 16))
     old = forge / "legacy_model.ckpt"
     old.write_bytes(b"PK\x03\x04 not really a zip")

@@ -29,12 +29,16 @@ def test_measured_rows_at_1024():
     e = estimate_run(cfg_for("24gb", data=at_1024), H100, buckets=[(1024, 1024)])
     assert e.step_s == pytest.approx(0.281, abs=1e-3)
     assert e.peak_gib == pytest.approx(31.45, abs=1e-2)
-    capped = estimate_run(cfg_for("24gb", data=at_1024), GpuSpec("NVIDIA H100", 23.97),
-                          buckets=[(1024, 1024)])
+    capped = estimate_run(
+        cfg_for("24gb", data=at_1024), GpuSpec("NVIDIA H100", 23.97), buckets=[(1024, 1024)]
+    )
     assert capped.step_s == pytest.approx(0.368, abs=2e-3)
     assert capped.peak_gib == pytest.approx(20.97, abs=0.05)
-    for name, (s, gib) in {"16gb": (0.426, 9.17), "12gb": (0.446, 8.73),
-                           "8gb": (0.733, 5.93)}.items():
+    for name, (s, gib) in {
+        "16gb": (0.426, 9.17),
+        "12gb": (0.446, 8.73),
+        "8gb": (0.733, 5.93),
+    }.items():
         e = estimate_run(cfg_for(name, data=at_1024), H100, buckets=[(1024, 1024)])
         assert e.step_s == pytest.approx(s, abs=1e-3), name
         assert e.peak_gib == pytest.approx(gib, abs=1e-2), name
@@ -81,8 +85,7 @@ def test_batch_accumulation_and_eager_scale_the_step():
     assert accum.peak_gib == pytest.approx(base.peak_gib)
     batch = estimate_run(cfg_for("16gb", optim={"batch_size": 2}), H100, buckets=[(1024, 1024)])
     assert batch.peak_gib > base.peak_gib
-    eager = estimate_run(cfg_for("16gb", memory={"compile": False}), H100,
-                         buckets=[(1024, 1024)])
+    eager = estimate_run(cfg_for("16gb", memory={"compile": False}), H100, buckets=[(1024, 1024)])
     assert eager.step_s == pytest.approx(base.step_s * 0.728 / 0.420)
 
 
@@ -116,8 +119,12 @@ def test_card_speeds_and_how_it_was_made():
 
 
 def test_total_counts_startup_caching_samples_and_saving():
-    cfg = cfg_for("16gb", optim={"steps": 1000}, save={"every": 250},
-                  sample={"every": 250, "prompts": ("a", "b")})
+    cfg = cfg_for(
+        "16gb",
+        optim={"steps": 1000},
+        save={"every": 250},
+        sample={"every": 250, "prompts": ("a", "b")},
+    )
     e = estimate_run(cfg, H100, images=20)
     p = e.parts
     assert p["training"] == pytest.approx(1000 * e.step_s)
@@ -126,8 +133,9 @@ def test_total_counts_startup_caching_samples_and_saving():
     # 4 rounds (250, 500, 750, end) × 2 prompts; 4 saves
     one_round = estimate_run(cfg.with_changes(sample={"every": 1000}), H100, images=20)
     assert p["sampling"] == pytest.approx(4 * one_round.parts["sampling"])
-    none = estimate_run(cfg.with_changes(sample={"prompts": ()}, save={"every": 0}), H100,
-                        images=20)
+    none = estimate_run(
+        cfg.with_changes(sample={"prompts": ()}, save={"every": 0}), H100, images=20
+    )
     assert none.parts["sampling"] == 0 and none.parts["saving"] < p["saving"] / 3
     assert estimate_run(cfg, H100, images=20, cached=True).parts["caching"] == 0
     assert "training" in e.breakdown() and "samples" in e.breakdown()
@@ -136,8 +144,10 @@ def test_total_counts_startup_caching_samples_and_saving():
     two_shapes = estimate_run(cfg, H100, buckets=[(1024, 1024), (832, 1216)], images=20)
     assert two_shapes.parts["startup"] == one_shape.parts["startup"] + 8.0
     eager = cfg.with_changes(memory={"compile": False})
-    assert (estimate_run(eager, H100, buckets=[(1024, 1024), (832, 1216)]).parts["startup"]
-            == estimate_run(eager, H100, buckets=[(1024, 1024)]).parts["startup"])
+    assert (
+        estimate_run(eager, H100, buckets=[(1024, 1024), (832, 1216)]).parts["startup"]
+        == estimate_run(eager, H100, buckets=[(1024, 1024)]).parts["startup"]
+    )
 
 
 def test_estimate_tiers_lists_every_preset_and_reads_gpu_objects():

@@ -162,11 +162,14 @@ def _kill_mid_write(target: Path, writer: str) -> None:
         "real_replace = os.replace\n"
         "def die(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "os.replace = die  # the kill lands after the data is written, before the rename\n"
-        + writer
+        "os.replace = die  # the kill lands after the data is written, before the rename\n" + writer
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(target)], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL
 
 

@@ -79,11 +79,14 @@ def test_out_of_memory_record_names_the_lower_preset(train_model, dataset, tmp_p
 
 
 def _start_cli(config: Path) -> tuple[subprocess.Popen, queue.Queue]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ZITDESK_DEVICE": "cpu",
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ZITDESK_DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "zitdesk.cli.train", str(config), "--json"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     lines: queue.Queue = queue.Queue()
 
@@ -114,8 +117,9 @@ def _wait_step(lines: queue.Queue, target: int, timeout: float = 180.0) -> None:
 def test_sigkilled_run_is_unfinished_and_resumes_to_the_end(train_model, dataset, tmp_path):
     steps = 40
     out = tmp_path / "run"
-    cfg = make_config(train_model, dataset, out, optim={"steps": steps},
-                      save={"every": 1, "keep_last": 2})
+    cfg = make_config(
+        train_model, dataset, out, optim={"steps": steps}, save={"every": 1, "keep_last": 2}
+    )
     config = cfg.write(tmp_path / "train.toml")
     proc, lines = _start_cli(config)
     try:
@@ -171,9 +175,14 @@ def test_finished_lora_is_in_the_library_with_trigger_recipe_and_preview(
     from zitdesk.library.roots import auto_roots
 
     out = runs_root() / "zxq-style"
-    cfg = make_config(train_model, dataset, out, optim={"steps": 4},
-                      save={"every": 2, "name": "zxqstyle"},
-                      sample={"every": 2, "prompts": ("a photo of [trigger]",), "steps": 2})
+    cfg = make_config(
+        train_model,
+        dataset,
+        out,
+        optim={"steps": 4},
+        save={"every": 2, "name": "zxqstyle"},
+        sample={"every": 2, "prompts": ("a photo of [trigger]",), "steps": 2},
+    )
     rec = run_job(cfg)
     assert isinstance(rec.last, JobFinished)
     lora = out / "zxqstyle.safetensors"

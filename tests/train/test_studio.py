@@ -46,8 +46,16 @@ def loader_calls(monkeypatch):
 
 
 def gen_request(model, out, **kw) -> GenerateRequest:
-    base = dict(prompt="a photo of zxq", width=64, height=64, steps=3, seed=11,
-                model_path=str(model), output_dir=str(out), preview_every=0)
+    base = dict(
+        prompt="a photo of zxq",
+        width=64,
+        height=64,
+        steps=3,
+        seed=11,
+        model_path=str(model),
+        output_dir=str(out),
+        preview_every=0,
+    )
     base.update(kw)
     return GenerateRequest(**base)
 
@@ -99,8 +107,9 @@ def test_training_borrows_the_loaded_model_and_gives_it_back(
     rep = with_lora.of(LoraReport)[0]
     assert rep.matched == rep.total_targets > 0
     assert np.abs(image_of(with_lora) - fresh).mean() > 0.5
-    again = run(engine, TrainSpec(make_config(train_model, dataset, tmp_path / "run2",
-                                              optim={"steps": 2})))
+    again = run(
+        engine, TrainSpec(make_config(train_model, dataset, tmp_path / "run2", optim={"steps": 2}))
+    )
     assert isinstance(again.last, JobFinished)
     assert again.last.stats["final_loss"] == trained.of(TrainStep)[1].loss  # same start
     plain = image_of(run(engine, req.with_changes(job_id=new_job_id())))
@@ -113,8 +122,9 @@ def test_other_precision_is_not_handed_back(train_model, dataset, tmp_path, load
     engine = StudioEngine(device="cpu")
     req = gen_request(train_model, tmp_path / "img")
     before = image_of(run(engine, req))
-    cfg = make_config(train_model, dataset, tmp_path / "run", optim={"steps": 2},
-                      model={"base_precision": "fp8"})
+    cfg = make_config(
+        train_model, dataset, tmp_path / "run", optim={"steps": 2}, model={"base_precision": "fp8"}
+    )
     assert isinstance(run(engine, TrainSpec(cfg)).last, JobFinished)
     assert len(loader_calls) == 1  # borrowed (same files, same dtype) ...
     after = image_of(run(engine, req.with_changes(job_id=new_job_id())))
@@ -126,8 +136,10 @@ HIGH_LR = {"optim": {"steps": 6, "learning_rate": 3e-2}}
 
 
 def test_pause_try_resume_repeats_the_uninterrupted_run(train_model, dataset, tmp_path):
-    straight = run(StudioEngine(device="cpu"),
-                   TrainSpec(make_config(train_model, dataset, tmp_path / "a", **HIGH_LR)))
+    straight = run(
+        StudioEngine(device="cpu"),
+        TrainSpec(make_config(train_model, dataset, tmp_path / "a", **HIGH_LR)),
+    )
     assert isinstance(straight.last, JobFinished)
 
     token = CancelToken()
@@ -139,8 +151,12 @@ def test_pause_try_resume_repeats_the_uninterrupted_run(train_model, dataset, tm
         if isinstance(ev, TrainStep) and ev.step == 3:
             token.pause()
         elif isinstance(ev, Paused):
-            good = gen_request(train_model, tmp_path / "try", job_id="try-good",
-                               loras=(LoraSpec(ev.lora_path, 1.0), LoraSpec(str(other), 0.7)))
+            good = gen_request(
+                train_model,
+                tmp_path / "try",
+                job_id="try-good",
+                loras=(LoraSpec(ev.lora_path, 1.0), LoraSpec(str(other), 0.7)),
+            )
             asked["good"] = good
             token.interject(bad, CancelToken())
             token.interject(good, CancelToken())
@@ -148,8 +164,12 @@ def test_pause_try_resume_repeats_the_uninterrupted_run(train_model, dataset, tm
             token.resume()
 
     engine = StudioEngine(device="cpu")
-    rec = run(engine, TrainSpec(make_config(train_model, dataset, tmp_path / "b", **HIGH_LR)),
-              cancel=token, on_event=on_event)
+    rec = run(
+        engine,
+        TrainSpec(make_config(train_model, dataset, tmp_path / "b", **HIGH_LR)),
+        cancel=token,
+        on_event=on_event,
+    )
     assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
     assert rec.last.job_id != "try-good"
 
@@ -180,8 +200,14 @@ def test_pause_try_resume_repeats_the_uninterrupted_run(train_model, dataset, tm
     fresh = StudioEngine(device="cpu")
     base = image_of(run(fresh, asked["good"].with_changes(job_id=new_job_id(), loras=())))
     assert np.abs(tried - base).mean() > 1.0
-    from_file = image_of(run(fresh, asked["good"].with_changes(
-        job_id=new_job_id(), loras=(LoraSpec(paused.lora_path, 1.0),))))
+    from_file = image_of(
+        run(
+            fresh,
+            asked["good"].with_changes(
+                job_id=new_job_id(), loras=(LoraSpec(paused.lora_path, 1.0),)
+            ),
+        )
+    )
     assert np.abs(tried - from_file).max() <= 3
 
 
@@ -193,8 +219,12 @@ def test_cancel_keeps_a_lora_that_loads(train_model, dataset, tmp_path):
             token.cancel()
 
     engine = StudioEngine(device="cpu")
-    rec = run(engine, TrainSpec(make_config(train_model, dataset, tmp_path / "c", **HIGH_LR)),
-              cancel=token, on_event=on_event)
+    rec = run(
+        engine,
+        TrainSpec(make_config(train_model, dataset, tmp_path / "c", **HIGH_LR)),
+        cancel=token,
+        on_event=on_event,
+    )
     assert isinstance(rec.last, JobCancelled)
     (lora,) = rec.last.paths
     assert lora.endswith("lora_000000002.safetensors")
@@ -212,8 +242,10 @@ def test_unknown_request_is_a_plain_failure():
 
 def test_dataset_problems_are_warnings(train_model, dataset, tmp_path):
     (dataset / "broken.png").write_bytes(b"not a png")
-    rec = run(StudioEngine(device="cpu"),
-              TrainSpec(make_config(train_model, dataset, tmp_path / "w", optim={"steps": 1})))
+    rec = run(
+        StudioEngine(device="cpu"),
+        TrainSpec(make_config(train_model, dataset, tmp_path / "w", optim={"steps": 1})),
+    )
     assert isinstance(rec.last, JobFinished)
     assert any("broken.png" in w.message for w in rec.of(JobWarning))
 
@@ -244,8 +276,13 @@ def test_training_adapter_is_removed_or_the_model_reloaded(
     engine = StudioEngine(device="cpu")
     req = gen_request(train_model, tmp_path / "img")
     before = image_of(run(engine, req))
-    cfg = make_config(train_model, dataset, tmp_path / "run", optim={"steps": 2},
-                      model={"training_adapter": str(adapter_file), "adapter_mode": mode})
+    cfg = make_config(
+        train_model,
+        dataset,
+        tmp_path / "run",
+        optim={"steps": 2},
+        model={"training_adapter": str(adapter_file), "adapter_mode": mode},
+    )
     rec = run(engine, TrainSpec(cfg))
     assert isinstance(rec.last, JobFinished), getattr(rec.last, "message", "")
     assert rec.last.stats["adapter_mode"] == mode

@@ -187,8 +187,9 @@ def test_kind_is_inferred_from_the_request(qtbot, controller, tiny_diffusers, tm
     assert c.try_generate(req()).kind == "generate"  # no paused training: an ordinary job
 
 
-def test_train_pause_try_resume_and_a_waiting_generation(qtbot, controller, tiny_diffusers,
-                                                         tmp_path):
+def test_train_pause_try_resume_and_a_waiting_generation(
+    qtbot, controller, tiny_diffusers, tmp_path
+):
     from ui.engine_host import default_engine_factory
     from zitdesk.engine.events import ImageReady, JobStarted
     from zitdesk.train.events import Paused, Resumed, TrainStep
@@ -197,6 +198,7 @@ def test_train_pause_try_resume_and_a_waiting_generation(qtbot, controller, tiny
     seen: list = []
     for sig in (c.job_started, c.train_step, c.paused, c.resumed, c.image_ready, c.job_ended):
         sig.connect(seen.append)
+
     def pause_now(ev):
         c.pause()
 
@@ -210,8 +212,9 @@ def test_train_pause_try_resume_and_a_waiting_generation(qtbot, controller, tiny
     assert Path(pause_ev.lora_path).is_file() and train.state == "paused"
 
     def gen(**kw):
-        return req(model_path=str(tiny_diffusers), output_dir=str(tmp_path / "img"),
-                   preview_every=0, **kw)
+        return req(
+            model_path=str(tiny_diffusers), output_dir=str(tmp_path / "img"), preview_every=0, **kw
+        )
 
     waiting = c.submit(gen(prompt="after training"))  # waits in the one queue
     assert c.pending == [waiting] and waiting.state == "queued"

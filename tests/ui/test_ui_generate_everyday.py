@@ -13,8 +13,10 @@ from zitdesk.engine.requests import MemoryMode
 
 def _wait_checked(qtbot, stack, count):
     qtbot.waitUntil(
-        lambda: stack.model.rowCount() == count
-        and all(e.compatible is not None for e in stack.model.entries),
+        lambda: (
+            stack.model.rowCount() == count
+            and all(e.compatible is not None for e in stack.model.entries)
+        ),
         timeout=30_000,
     )
 
@@ -106,8 +108,12 @@ def test_failure_banner_goes_when_its_lora_is_removed(qtbot, make_window, settin
 
 @pytest.mark.parametrize(
     "total, mode",
-    [(None, MemoryMode.MODEL_OFFLOAD), (8 * GIB, MemoryMode.GROUP_OFFLOAD),
-     (16 * GIB, MemoryMode.FP8), (24 * GIB, MemoryMode.GPU)],
+    [
+        (None, MemoryMode.MODEL_OFFLOAD),
+        (8 * GIB, MemoryMode.GROUP_OFFLOAD),
+        (16 * GIB, MemoryMode.FP8),
+        (24 * GIB, MemoryMode.GPU),
+    ],
 )
 def test_memory_mode_default_follows_the_hardware(qtbot, make_window, settings, total, mode):
     assert hardware_memory_mode(total) is mode

@@ -34,8 +34,11 @@ def test_queue_lists_every_job_and_reorders_and_removes(qtbot, make_window, sett
     assert not panel.down_button.isEnabled()
     panel.up_button.click()
     panel.up_button.click()
-    assert [j.job_id for j in win.controller.pending] == [jobs[3].job_id, jobs[1].job_id,
-                                                         jobs[2].job_id]
+    assert [j.job_id for j in win.controller.pending] == [
+        jobs[3].job_id,
+        jobs[1].job_id,
+        jobs[2].job_id,
+    ]
     assert panel.selected_id() == jobs[3].job_id and not panel.up_button.isEnabled()
     # remove "second owl"
     panel.select(jobs[1].job_id)

@@ -10,7 +10,10 @@ def test_library_apply_adds_to_stack_and_prompt(make_window, settings, tmp_path,
     win.generate.form.prompt.set_text("a cat on a roof")
     win.tabs.setCurrentIndex(3)
     win.library.apply_requested.emit(
-        ApplyLoraRequest(path=str(lora), weight=0.65, trigger_words=("inkstyle",), insert_triggers=True))
+        ApplyLoraRequest(
+            path=str(lora), weight=0.65, trigger_words=("inkstyle",), insert_triggers=True
+        )
+    )
     assert win.tabs.currentWidget() is win.generate
     req = win.generate.form.build_request()
     assert [(lo.path, lo.weight) for lo in req.loras] == [(str(lora), 0.65)]

@@ -224,8 +224,14 @@ def test_cancel_mid_run_keeps_a_loadable_lora(qtbot, make_window, tiny_diffusers
     train = win.train
     view = train.run_view
     out = runs_root() / "stopme"
-    cfg = _config(tiny_diffusers, _dataset(tmp_path / "data"), out, steps=20, save={"every": 0},
-                  sample={"every": 0})
+    cfg = _config(
+        tiny_diffusers,
+        _dataset(tmp_path / "data"),
+        out,
+        steps=20,
+        save={"every": 0},
+        sample={"every": 0},
+    )
     gate = StepGate(win.controller, 2)
     job = train.start_config(cfg)
     qtbot.waitUntil(gate.reached.is_set, timeout=LONG)
@@ -271,7 +277,11 @@ def _start_cli(config: Path) -> tuple[subprocess.Popen, queue.Queue]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZITDESK_DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "zitdesk", "train", str(config), "--json"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     lines: queue.Queue = queue.Queue()
 
@@ -296,15 +306,22 @@ def _wait_event(lines: queue.Queue, name: str, timeout: float = 180.0) -> dict:
                 return ev
 
 
-def test_killed_run_is_offered_for_resume_and_finishes(qtbot, make_window, tiny_diffusers,
-                                                       tmp_path):
+def test_killed_run_is_offered_for_resume_and_finishes(
+    qtbot, make_window, tiny_diffusers, tmp_path
+):
     from zitdesk.train.checkpoint import list_checkpoints
     from zitdesk.train.runs import runs_root
 
     out = runs_root() / "killed"
     steps = 100
-    cfg = _config(tiny_diffusers, _dataset(tmp_path / "data"), out, steps=steps,
-                  save={"every": 4}, sample={"every": 0})
+    cfg = _config(
+        tiny_diffusers,
+        _dataset(tmp_path / "data"),
+        out,
+        steps=steps,
+        save={"every": 4},
+        sample={"every": 0},
+    )
     config = cfg.write(tmp_path / "job.toml")
     proc, lines = _start_cli(config)
     _wait_event(lines, "CheckpointSaved")

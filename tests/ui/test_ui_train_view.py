@@ -35,8 +35,11 @@ def _config(out: Path, **sample) -> TrainConfig:
         data={"trigger": "zxq"},
         optim={"steps": 100},
         save={"output_dir": str(out), "every": 25},
-        sample={"every": 20, "prompts": ("a photo of [trigger]", "[trigger] in a forest"),
-                **sample},
+        sample={
+            "every": 20,
+            "prompts": ("a photo of [trigger]", "[trigger] in a forest"),
+            **sample,
+        },
     )
 
 
@@ -153,8 +156,9 @@ def test_samples_timeline_grid_slider_and_enlarge(qtbot, thumbs, tmp_path):
     assert tl._focus_captions[1].text() == "2 · zxq in a forest"
     tl.slider.setValue(0)
     assert tl.current_step() == 0 and tl._focus[0].path.endswith("000000000/0_42.png")
-    qtbot.waitUntil(lambda: tl._focus[0].pixmap() is not None
-                    and not tl._focus[0].pixmap().isNull())
+    qtbot.waitUntil(
+        lambda: tl._focus[0].pixmap() is not None and not tl._focus[0].pixmap().isNull()
+    )
     tl.add_round(60, [_png(samples / "000000060" / f"{i}_{42 + i}.png") for i in range(2)])
     assert tl.current_step() == 60 and tl.grid.rowCount() == 4
     with qtbot.waitSignal(tl.image_clicked) as sig:
@@ -179,8 +183,18 @@ def test_run_view_follows_a_run(qtbot, view, tmp_path):
     assert view.phase.text() == "Caching latents and captions: Encoding latents 3/54"
     view.on_event(TrainStep("other", step=5, total=100, loss=9.0))  # another job: ignored
     for s in range(1, 21):
-        view.on_event(TrainStep("job1", step=s, total=100, loss=1.0 / s, lr=1e-4, it_s=2.0,
-                                eta_s=(100 - s) / 2, vram_bytes=int(9.5 * 2**30)))
+        view.on_event(
+            TrainStep(
+                "job1",
+                step=s,
+                total=100,
+                loss=1.0 / s,
+                lr=1e-4,
+                it_s=2.0,
+                eta_s=(100 - s) / 2,
+                vram_bytes=int(9.5 * 2**30),
+            )
+        )
     assert view.loss_chart.point_count == 20 and view.lr_chart.steps[-1] == 20
     assert view.step_label.text() == "Step 20/100" and view.progress.value() == 20
     assert "2.00 it/s" in view.stats.text() and "ETA" in view.stats.text()
@@ -219,16 +233,27 @@ def test_run_view_follows_a_run(qtbot, view, tmp_path):
     assert view.state == "finished" and "Final loss 0.0500" in view.phase.text()
     assert view.try_button.text() == "Use in Generate" and view.try_button.isEnabled()
     log = "\n".join(view.log_lines)
-    for want in ("Checkpoint at step 25", "Paused at step 26", "Resumed at step 26",
-                 "Warning: Resuming", "Finished in"):
+    for want in (
+        "Checkpoint at step 25",
+        "Paused at step 26",
+        "Resumed at step 26",
+        "Warning: Resuming",
+        "Finished in",
+    ):
         assert want in log
     assert "Encoding latents 3/54" not in log  # per-item caching progress stays in the phase line
 
 
 def test_oom_offers_resume_one_tier_down(qtbot, view, tmp_path):
     view.start_run("job2", _config(tmp_path / "r"))
-    view.on_event(JobFailed("job2", kind="oom", message="The GPU ran out of memory while training.",
-                            retry_hint={"preset": "12gb"}))
+    view.on_event(
+        JobFailed(
+            "job2",
+            kind="oom",
+            message="The GPU ran out of memory while training.",
+            retry_hint={"preset": "12gb"},
+        )
+    )
     assert view.state == "failed" and view.banner.isVisibleTo(view)
     assert view.banner.action_button.text() == "Resume with the 12gb preset"
     with qtbot.waitSignal(view.resume_lower_requested) as sig:
@@ -277,12 +302,30 @@ def test_history_lists_runs_and_offers_actions(qtbot, qtmodeltester, tmp_path):
     lora.parent.mkdir()
     lora.write_bytes(b"x")
     cfg = tmp_path / "a" / "train_config.toml"
-    cfg.write_text('version = 1\n[optim]\nsteps = 10\n', encoding="utf-8")
+    cfg.write_text("version = 1\n[optim]\nsteps = 10\n", encoding="utf-8")
     recs = [
-        _Rec("a", "cat", "finished", str(tmp_path / "a"), str(cfg), "/data/cat", steps_done=10,
-             steps_total=10, final_loss=0.0421, lora_path=str(lora)),
-        _Rec("b", "dog", "interrupted", str(tmp_path / "b"), "", "/data/dog", steps_done=3,
-             steps_total=10),
+        _Rec(
+            "a",
+            "cat",
+            "finished",
+            str(tmp_path / "a"),
+            str(cfg),
+            "/data/cat",
+            steps_done=10,
+            steps_total=10,
+            final_loss=0.0421,
+            lora_path=str(lora),
+        ),
+        _Rec(
+            "b",
+            "dog",
+            "interrupted",
+            str(tmp_path / "b"),
+            "",
+            "/data/dog",
+            steps_done=3,
+            steps_total=10,
+        ),
     ]
     w = RunHistoryWidget()
     qtbot.addWidget(w)
@@ -308,8 +351,17 @@ def test_history_lists_runs_and_offers_actions(qtbot, qtmodeltester, tmp_path):
         w.resume_button.click()
     assert sig.args[0].run_id == "b"
     # a run that ran out of memory: resumed one tier down
-    oom = _Rec("c", "big", "failed", str(tmp_path / "c"), steps_done=4, steps_total=10,
-               error="The GPU ran out of memory", error_kind="oom", retry_preset="12gb")
+    oom = _Rec(
+        "c",
+        "big",
+        "failed",
+        str(tmp_path / "c"),
+        steps_done=4,
+        steps_total=10,
+        error="The GPU ran out of memory",
+        error_kind="oom",
+        retry_preset="12gb",
+    )
     w.refresh([*recs, oom])
     w.table.selectRow(2)
     assert m.index(2, 1).data() == "failed: out of memory"
@@ -341,8 +393,9 @@ def test_train_tab_is_built_on_first_show(make_window, settings):
     assert win.train_tab.created
     ov = win.train.overview
     assert ov.new_button.text().startswith("New training run")
-    titles = [ov.cards[k][0].findChildren(QLabel)[0].text()
-              for k in ("model", "dataset", "adapter")]
+    titles = [
+        ov.cards[k][0].findChildren(QLabel)[0].text() for k in ("model", "dataset", "adapter")
+    ]
     assert "10–30 captioned images" in titles[1] and "training adapter" in titles[2]
     assert ov.tiers.count() >= 12  # four tiers × (label, what, time)
 
@@ -352,8 +405,14 @@ def test_window_import_leaves_pyqtgraph_out():
         "import os, sys; os.environ['QT_QPA_PLATFORM']='offscreen'; import ui.main_window; "
         "print('pyqtgraph' in sys.modules, 'ui.train.workspace' in sys.modules)"
     )
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert res.stdout.split() == ["False", "False"]
 
 
@@ -380,8 +439,14 @@ class _OomTrainer:
             emit(TrainStep(job, step=s, total=cfg.optim.steps, loss=0.3, lr=1e-4, it_s=1.0))
         if self.fail_first and len(self.requests) == 1:
             runlog.update(status="failed", steps_done=2, error_kind="oom", retry_preset="12gb")
-            emit(JobFailed(job, kind="oom", message="The GPU ran out of memory while training.",
-                           retry_hint={"preset": "12gb"}))
+            emit(
+                JobFailed(
+                    job,
+                    kind="oom",
+                    message="The GPU ran out of memory while training.",
+                    retry_hint={"preset": "12gb"},
+                )
+            )
             return
         runlog.update(status="finished", steps_done=cfg.optim.steps)
         emit(JobFinished(job, paths=(), stats={"final_loss": 0.2}))
@@ -398,7 +463,8 @@ def test_oom_run_resumes_one_tier_down_and_notifies(qtbot, make_window, settings
     win = make_window(settings, engine=engine)
     train = win.train
     cfg = apply_preset(_config(runs_root() / "big"), "16gb").with_changes(
-        model={"path": "/models/fake"}, data={"folder": str(tmp_path)})
+        model={"path": "/models/fake"}, data={"folder": str(tmp_path)}
+    )
     job = train.start_config(cfg)
     qtbot.waitUntil(lambda: job.state == "failed", timeout=10_000)
     view = train.run_view
@@ -406,8 +472,9 @@ def test_oom_run_resumes_one_tier_down_and_notifies(qtbot, make_window, settings
     assert win.notifier.messages[-1].title == "Training failed"
     assert "out of memory" in win.notifier.messages[-1].text
     view.banner.action_button.click()
-    qtbot.waitUntil(lambda: len(engine.requests) == 2 and train.live_job.state == "finished",
-                    timeout=10_000)
+    qtbot.waitUntil(
+        lambda: len(engine.requests) == 2 and train.live_job.state == "finished", timeout=10_000
+    )
     again = engine.requests[1]
     assert again.resume and again.config.memory.preset == "12gb"
     assert again.config.save.output_dir == cfg.save.output_dir
@@ -420,12 +487,20 @@ def test_start_offers_unfinished_runs(qtbot, make_window, settings, tmp_path):
     from zitdesk.train.runs import RunRecord, runs_root, write_run
 
     out = runs_root() / "crashed"
-    cfg = _config(out).with_changes(model={"path": "/models/fake"},
-                                    data={"folder": str(tmp_path)})
+    cfg = _config(out).with_changes(model={"path": "/models/fake"}, data={"folder": str(tmp_path)})
     out.mkdir(parents=True)
     cfg.write(out / "train_config.toml")
-    write_run(RunRecord(run_id="crashed-1", name="crashed", status="running", output_dir=str(out),
-                        steps_done=25, steps_total=100, pid=0))
+    write_run(
+        RunRecord(
+            run_id="crashed-1",
+            name="crashed",
+            status="running",
+            output_dir=str(out),
+            steps_done=25,
+            steps_total=100,
+            pid=0,
+        )
+    )
     engine = _OomTrainer(fail_first=False)
     win = make_window(settings, engine=engine)
     banner = win.recovery_banner
@@ -449,8 +524,7 @@ def test_names_in_the_run_view_and_banners_are_plain_text(qtbot, view, tmp_path)
     assert view.banner.label.textFormat() == Qt.TextFormat.PlainText
     ov = TrainOverview()
     qtbot.addWidget(ov)
-    ov.set_recovery([_Rec("z", name, "running", str(tmp_path / "z"), steps_done=1,
-                          steps_total=9)])
+    ov.set_recovery([_Rec("z", name, "running", str(tmp_path / "z"), steps_done=1, steps_total=9)])
     assert name in ov.recovery.label.text()
     assert ov.recovery.label.textFormat() == Qt.TextFormat.PlainText
 
@@ -464,8 +538,16 @@ def test_a_history_run_shows_its_samples_and_checkpoints(qtbot, view, tmp_path):
         for i in range(2):
             _png(out / "samples" / f"{step:09d}" / f"{i}_{42 + i}.png")
     (out / "cat.safetensors").write_bytes(b"x" * 2048)
-    rec = _Rec("cat-1", "cat", "cancelled", str(out), steps_done=40, steps_total=100,
-               final_loss=0.25, lora_path=str(out / "cat.safetensors"))
+    rec = _Rec(
+        "cat-1",
+        "cat",
+        "cancelled",
+        str(out),
+        steps_done=40,
+        steps_total=100,
+        final_loss=0.25,
+        lora_path=str(out / "cat.safetensors"),
+    )
     view.show_record(rec)
     assert view.title.text() == "cat" and view.step_label.text() == "Step 40/100"
     assert view.samples.steps == [20, 40] and view.samples.prompts[0] == "a photo of zxq"

@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QWizard
 
 from ui.train.settings_form import FIELD_HELP, TrainSettingsDialog
-from ui.train.wizard import PAGE_DATASET, PAGE_GOAL, PAGE_HARDWARE, GOALS, NewRunWizard
+from ui.train.wizard import GOALS, PAGE_DATASET, PAGE_GOAL, PAGE_HARDWARE, NewRunWizard
 from zitdesk.errors import RequestError
 from zitdesk.train.config import TrainConfig
 from zitdesk.train.estimate import GpuSpec
@@ -53,16 +53,23 @@ def dataset(tmp_path):
 def wizard(qtbot, tmp_path, dataset):
     def make(gpu=RTX4090, model: str | None = None, datasets=None):
         model_path = model if model is not None else str(tmp_path / "Z-Image-Turbo")
-        wiz = NewRunWizard(None, [dataset] if datasets is None else datasets, gpu,
-                           model_path=model_path, runs_root=tmp_path / "runs")
+        wiz = NewRunWizard(
+            None,
+            [dataset] if datasets is None else datasets,
+            gpu,
+            model_path=model_path,
+            runs_root=tmp_path / "runs",
+        )
         qtbot.addWidget(wiz)
         wiz.show()
         if datasets is None:  # the scan, then the pre-flight check, both on the pool
-            qtbot.waitUntil(lambda: wiz.survey is not None and wiz.survey.report is not None,
-                            timeout=30_000)
+            qtbot.waitUntil(
+                lambda: wiz.survey is not None and wiz.survey.report is not None, timeout=30_000
+            )
         # the model check runs on the pool too: wait for its answer
-        qtbot.waitUntil(lambda: "Checking" not in wiz.hardware_page.model_status.text(),
-                        timeout=30_000)
+        qtbot.waitUntil(
+            lambda: "Checking" not in wiz.hardware_page.model_status.text(), timeout=30_000
+        )
         return wiz
 
     return make
@@ -164,13 +171,16 @@ def test_training_adapter_is_checked_like_lora_inspect(qtbot, wizard, tmp_path):
 
     sdxl = make_lora(tmp_path / "sdxl_style.safetensors", "sdxl")
     hp.set_adapter(str(sdxl))
-    qtbot.waitUntil(lambda: wiz.adapter_state == "refused"
-                    and wiz.adapter_checked_for == str(sdxl), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: wiz.adapter_state == "refused" and wiz.adapter_checked_for == str(sdxl),
+        timeout=10_000,
+    )
     assert "SDXL" in hp.adapter_status.text()
     assert not finish_button(wiz).isEnabled()
 
-    good = make_lora(tmp_path / "zimage_turbo_training_adapter_v2.safetensors", "aitoolkit",
-                     rank=4, layers=2)
+    good = make_lora(
+        tmp_path / "zimage_turbo_training_adapter_v2.safetensors", "aitoolkit", rank=4, layers=2
+    )
     hp.set_adapter(str(good))
     qtbot.waitUntil(lambda: wiz.adapter_state == "ok", timeout=10_000)
     assert hp.adapter_status.text().startswith("✓ Z-Image LoRA")
@@ -232,8 +242,9 @@ def test_a_folder_without_trainable_images_cannot_go_on(qtbot, wizard, tmp_path)
     assert page.facts_label.text().startswith("No images in this folder")
     assert not next_button(wiz).isEnabled()
     page.combo.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: wiz.survey is not None and wiz.survey.report is not None,
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: wiz.survey is not None and wiz.survey.report is not None, timeout=30_000
+    )
     assert page.facts_label.text() == "3 images, all with captions"
     assert "Blocked" in page.verdict_label.text()
     assert not next_button(wiz).isEnabled()
@@ -272,8 +283,10 @@ def full_config(tmp_path) -> TrainConfig:
         data={"folder": str(tmp_path / "data"), "trigger": "ohwx", "caption_dropout": 0.07},
         optim={"betas": (0.9, 0.99), "eps": 1e-7, "seed": 2**40 + 3, "steps": 1234},
         save={"output_dir": str(tmp_path / "run"), "name": "my_lora", "export_kohya": True},
-        sample={"prompts": ("a photo of [trigger], smiling", "[trigger] at night"),
-                "seeds": (1, 2, 3)},
+        sample={
+            "prompts": ("a photo of [trigger], smiling", "[trigger] at night"),
+            "seeds": (1, 2, 3),
+        },
         lora={"targets": ("attention", "feed_forward")},
     )
 
@@ -423,14 +436,15 @@ def test_app_datasets_lists_the_datasets_tab_folders(qapp, tmp_path):
 
 def test_file_controlled_text_is_shown_literally(qtbot, wizard, tmp_path):
     """A folder, captions and a LoRA file named like HTML are shown as they are."""
-    from PySide6.QtGui import QTextDocument
     from PySide6.QtGui import Qt as GuiQt
+    from PySide6.QtGui import QTextDocument
     from PySide6.QtWidgets import QLabel
 
     hostile = make_dataset(tmp_path / "<b>BOLD", captions=("<i>ITAL</i> cat",) * 2)
     wiz = wizard(datasets=[hostile])
-    qtbot.waitUntil(lambda: wiz.survey is not None and wiz.survey.report is not None,
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: wiz.survey is not None and wiz.survey.report is not None, timeout=30_000
+    )
     wiz.goal_page.trigger.setText("<i>ITAL</i>")
     hp = to_hardware_page(qtbot, wiz)
     junk = tmp_path / "<u>UNDER.safetensors"
@@ -448,7 +462,8 @@ def test_file_controlled_text_is_shown_literally(qtbot, wizard, tmp_path):
     seen = 0
     for w in wiz.findChildren(QLabel):
         rich = w.textFormat() == Qt.TextFormat.RichText or (
-            w.textFormat() == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(w.text()))
+            w.textFormat() == Qt.TextFormat.AutoText and GuiQt.mightBeRichText(w.text())
+        )
         for witness, piece in (("BOLD", "<b>BOLD"), ("ITAL", "<i>ITAL"), ("UNDER", "<u>UNDER")):
             if witness in w.text():
                 assert piece in shown(w.text(), rich), w.text()

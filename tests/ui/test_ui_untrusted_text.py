@@ -147,8 +147,10 @@ class Walk:
             except TypeError:  # QAbstractListModel: private, one column
                 cols = 1
             if depth == 0:  # header tooltips (e.g. a column named after a prompt)
-                for orient, n in ((Qt.Orientation.Horizontal, cols),
-                                  (Qt.Orientation.Vertical, min(model.rowCount(parent), 300))):
+                for orient, n in (
+                    (Qt.Orientation.Horizontal, cols),
+                    (Qt.Orientation.Vertical, min(model.rowCount(parent), 300)),
+                ):
                     for k in range(n):
                         tip = model.headerData(k, orient, Qt.ItemDataRole.ToolTipRole)
                         if isinstance(tip, str) and tip:
@@ -232,8 +234,11 @@ def _png_with_prompt(path: Path) -> Path:
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    info.add_text("parameters", f"{PROMPT} <lora:<i>LORATAG:0.8>\n"
-                                "Steps: 2, Sampler: Euler, CFG scale: 1.0, Seed: 5, Size: 64x64")
+    info.add_text(
+        "parameters",
+        f"{PROMPT} <lora:<i>LORATAG:0.8>\n"
+        "Steps: 2, Sampler: Euler, CFG scale: 1.0, Seed: 5, Size: 64x64",
+    )
     Image.new("RGB", (64, 64), (90, 90, 90)).save(path, pnginfo=info)
     return path
 
@@ -260,13 +265,22 @@ def _hostile_runs(tmp_path: Path, dataset: Path, lora: Path) -> list:
         ckpt = out / "checkpoints" / "lora_000000003"  # a checkpoint: its path is a tooltip
         ckpt.mkdir(parents=True)
         (ckpt / "state.json").write_text("{}", encoding="utf-8")
-        records.append(RunRecord(
-            run_id=f"run{i}", name=f"<b>BOLD run {i}", status=status,
-            output_dir=str(out), dataset=str(dataset),
-            steps_done=3, steps_total=10, lora_path=str(lora), started_at=time.time() - 60,
-            ended_at=time.time(), error=f"{LORA_NAME} could not be written: {CAPTION}",
-            error_kind="error",
-        ))
+        records.append(
+            RunRecord(
+                run_id=f"run{i}",
+                name=f"<b>BOLD run {i}",
+                status=status,
+                output_dir=str(out),
+                dataset=str(dataset),
+                steps_done=3,
+                steps_total=10,
+                lora_path=str(lora),
+                started_at=time.time() - 60,
+                ended_at=time.time(),
+                error=f"{LORA_NAME} could not be written: {CAPTION}",
+                error_kind="error",
+            )
+        )
         write_run(records[-1])
     return records
 
@@ -302,15 +316,24 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
 
     # 2. a broken LoRA: an error banner naming it, with "Details…" opened as a message box
     ws.form.loras.add_lora(str(broken), 1.0)
-    qtbot.waitUntil(lambda: len(ws.form.loras.model.entries) == 2
-                    and ws.form.loras.model.entries[1].badge not in ("", "…"), timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            len(ws.form.loras.model.entries) == 2
+            and ws.form.loras.model.entries[1].badge not in ("", "…")
+        ),
+        timeout=30_000,
+    )
     ws.generate_button.click()
     qtbot.waitUntil(lambda: not win.controller.busy and ws.banner.isVisible(), timeout=180_000)
     if not ws.banner.details:
         ws.show_message(f"Could not load {broken.name}.", "error", details=f"Traceback: {broken}")
     ws._show_details()
-    qtbot.waitUntil(lambda: any(isinstance(w, QMessageBox) and w.isVisible()
-                                for w in QApplication.topLevelWidgets()), timeout=10_000)
+    qtbot.waitUntil(
+        lambda: any(
+            isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets()
+        ),
+        timeout=10_000,
+    )
     walk.window("error banner")
     for w in QApplication.topLevelWidgets():
         if isinstance(w, QMessageBox):
@@ -349,8 +372,10 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     lib.add_folder(str(lora_dir))
     qtbot.waitUntil(lambda: lib.model.row_of(str(lora)) >= 0, timeout=60_000)
     qtbot.waitUntil(lambda: lib.select(str(lora)), timeout=10_000)
-    qtbot.waitUntil(lambda: lib.details.entry is not None and "TITLE" in lib.details.title.text(),
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: lib.details.entry is not None and "TITLE" in lib.details.title.text(),
+        timeout=30_000,
+    )
     lib._fill_folders_menu()  # the folders menu names every LoRA folder
     walk.window("library")
     lib.set_view_mode("list")
@@ -369,15 +394,18 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     wiz = win.train.open_wizard()  # the new-run wizard on the hostile dataset folder
     page = wiz.dataset_page
     page.add_dataset(ds, select=True)
-    qtbot.waitUntil(lambda: page.facts_label.text() not in ("", "Checking the dataset…"),
-                    timeout=60_000)
+    qtbot.waitUntil(
+        lambda: page.facts_label.text() not in ("", "Checking the dataset…"), timeout=60_000
+    )
     walk.window("train wizard")
     wiz.reject()
     win.tabs.setCurrentWidget(win.generate)
     qtbot.waitUntil(lambda: QApplication.instance() is not None)
 
-    print(f"\nuntrusted text: {walk.widgets} widgets walked, {walk.texts} texts checked, "
-          f"{walk.hostile} showed hostile file text, witnesses seen: {sorted(walk.seen_witnesses)}")
+    print(
+        f"\nuntrusted text: {walk.widgets} widgets walked, {walk.texts} texts checked, "
+        f"{walk.hostile} showed hostile file text, witnesses seen: {sorted(walk.seen_witnesses)}"
+    )
     assert not walk.problems, "\n".join(f"[{step}] {p}" for p, step in walk.problems.items())
     # the drive really put the hostile text on screen (each kind somewhere)
     for witness in PIECES:
@@ -426,22 +454,47 @@ def test_dialogs_show_file_text_literally(qtbot, tmp_path):
 
     name = f"{IMAGE_STEM}.png"
     png = _png_with_prompt(tmp_path / "<em>PNGNAME STAR[*]STAR.png")
-    rep = ImportReport(target=str(tmp_path / "ds<s>SFOLD"),
-                       imported=[Imported(source=str(tmp_path / name), image=name,
-                                          renamed_from="<b>BOLD.png", notes=[CAPTION])],
-                       skipped=[Skipped(source=str(tmp_path / "<b>BOLD.zip!<i>ITAL.png"),
-                                        reason=f"{LORA_NAME} is not an image")])
+    rep = ImportReport(
+        target=str(tmp_path / "ds<s>SFOLD"),
+        imported=[
+            Imported(
+                source=str(tmp_path / name), image=name, renamed_from="<b>BOLD.png", notes=[CAPTION]
+            )
+        ],
+        skipped=[
+            Skipped(
+                source=str(tmp_path / "<b>BOLD.zip!<i>ITAL.png"),
+                reason=f"{LORA_NAME} is not an image",
+            )
+        ],
+    )
     doctor = DoctorReport()
     doctor.add("error", "cuda", f"{LORA_NAME} could not be loaded", f"Delete {CAPTION}")
-    crash = CrashReport(path=tmp_path / "<b>BOLD.log",
-                        text=f"Traceback\n  File x\nValueError: {LORA_NAME} {CAPTION}")
+    crash = CrashReport(
+        path=tmp_path / "<b>BOLD.log",
+        text=f"Traceback\n  File x\nValueError: {LORA_NAME} {CAPTION}",
+    )
     dialogs = [
         ImportReportDialog(rep),
-        ConflictDialog([Conflict(name, ours=CAPTION + " mine", theirs=CAPTION,
-                                 ours_saved_as=name + ".zitdesk-conflict")]),
-        BulkEditDialog({"all": [(name, CAPTION)], "selected": [(name, CAPTION)],
-                        "filtered": [(name, CAPTION)]},
-                       trigger="<b>BOLD", training_trigger="<b>BOLD"),
+        ConflictDialog(
+            [
+                Conflict(
+                    name,
+                    ours=CAPTION + " mine",
+                    theirs=CAPTION,
+                    ours_saved_as=name + ".zitdesk-conflict",
+                )
+            ]
+        ),
+        BulkEditDialog(
+            {
+                "all": [(name, CAPTION)],
+                "selected": [(name, CAPTION)],
+                "filtered": [(name, CAPTION)],
+            },
+            trigger="<b>BOLD",
+            training_trigger="<b>BOLD",
+        ),
         CrashReportDialog(crash),
         StartupCheckDialog(doctor),
         ImageViewerDialog(GalleryItem(str(png), 5, PROMPT, 64, 64)),
@@ -460,8 +513,10 @@ def test_dialogs_show_file_text_literally(qtbot, tmp_path):
     qtbot.waitUntil(lambda: not setup.busy and setup.error.isVisible(), timeout=30_000)
     walk = Walk()
     walk.window("dialogs")
-    print(f"\nuntrusted text (dialogs): {walk.widgets} widgets walked, {walk.texts} texts "
-          f"checked, {walk.hostile} showed hostile file text")
+    print(
+        f"\nuntrusted text (dialogs): {walk.widgets} widgets walked, {walk.texts} texts "
+        f"checked, {walk.hostile} showed hostile file text"
+    )
     assert not walk.problems, "\n".join(f"[{step}] {p}" for p, step in walk.problems.items())
     for witness in ("BOLD", "onerror", "UCAT", "ITAL", "TBLA", "Q&", "SFOLD", "PNGHEAD"):
         assert witness in walk.seen_witnesses, witness

@@ -56,7 +56,9 @@ def test_setup_dialog_shows_the_model_in_use(qtbot, model_tree):  # noqa: F811
 
 
 def test_use_button_is_disabled_after_a_refusal_until_a_valid_choice(
-    qtbot, model_tree, tiny_diffusers  # noqa: F811
+    qtbot,
+    model_tree,  # noqa: F811 - the imported fixture
+    tiny_diffusers,  # noqa: F811
 ):
     dlg = ModelSetupDialog()
     qtbot.addWidget(dlg)

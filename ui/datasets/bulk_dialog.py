@@ -44,8 +44,10 @@ def diff_html(old: str | None, new: str | None) -> str:
         if kind == "=":
             parts.append(t)
         elif kind == "-":
-            parts.append(f'<span style="background:#5c2526;color:#ffb3b0;'
-                         f'text-decoration:line-through">{t}</span>')
+            parts.append(
+                f'<span style="background:#5c2526;color:#ffb3b0;'
+                f'text-decoration:line-through">{t}</span>'
+            )
         else:
             parts.append(f'<span style="background:#1e4a2b;color:#b6f2c2">{t}</span>')
     return "".join(parts) or '<i style="color:#9aa0a6">(empty)</i>'
@@ -54,11 +56,22 @@ def diff_html(old: str | None, new: str | None) -> str:
 class BulkEditDialog(QDialog):
     """``scopes``: {"selected"|"filtered"|"all": [(image name, caption)]}."""
 
-    OPS = ("Add trigger word", "Find and replace", "Add tags", "Remove tags",
-           "Clean up whitespace and duplicate tags")
+    OPS = (
+        "Add trigger word",
+        "Find and replace",
+        "Add tags",
+        "Remove tags",
+        "Clean up whitespace and duplicate tags",
+    )
 
-    def __init__(self, scopes: dict[str, list[Pair]], trigger: str = "", parent: QWidget | None = None,
-                 initial_op: int = 0, training_trigger: str = "") -> None:
+    def __init__(
+        self,
+        scopes: dict[str, list[Pair]],
+        trigger: str = "",
+        parent: QWidget | None = None,
+        initial_op: int = 0,
+        training_trigger: str = "",
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Bulk edit captions")
         self.resize(820, 620)
@@ -77,10 +90,13 @@ class BulkEditDialog(QDialog):
         w = QWidget()
         f = QFormLayout(w)
         f.addRow("Trigger word", self.trigger)
-        self.use_placeholder = QCheckBox("Insert the [trigger] placeholder instead (training "
-                                         "replaces it with its trigger word)")
-        hint = QLabel("Put at the start as “word, caption”. Captions that already contain it (or "
-                      "the [trigger] placeholder) are left alone.")
+        self.use_placeholder = QCheckBox(
+            "Insert the [trigger] placeholder instead (training replaces it with its trigger word)"
+        )
+        hint = QLabel(
+            "Put at the start as “word, caption”. Captions that already contain it (or "
+            "the [trigger] placeholder) are left alone."
+        )
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         self.trigger_warning = make_plain(QLabel())  # quotes the trigger words as typed
@@ -131,8 +147,11 @@ class BulkEditDialog(QDialog):
         scope_row.addWidget(QLabel("Apply to:"))
         self.scope_group = QButtonGroup(self)
         self.scope_buttons: dict[str, QRadioButton] = {}
-        labels = {"selected": "selected images", "filtered": "images shown by the filter",
-                  "all": "all images"}
+        labels = {
+            "selected": "selected images",
+            "filtered": "images shown by the filter",
+            "all": "all images",
+        }
         for key in ("selected", "filtered", "all"):
             n = len(scopes.get(key, []))
             b = QRadioButton(f"{labels[key]} ({n:,})")
@@ -142,8 +161,11 @@ class BulkEditDialog(QDialog):
             self.scope_buttons[key] = b
             scope_row.addWidget(b)
         scope_row.addStretch(1)
-        default = "selected" if len(scopes.get("selected", [])) > 1 else \
-            ("filtered" if scopes.get("filtered") else "all")
+        default = (
+            "selected"
+            if len(scopes.get("selected", [])) > 1
+            else ("filtered" if scopes.get("filtered") else "all")
+        )
         self.scope_buttons[default].setChecked(True)
 
         self.summary = QLabel()
@@ -158,8 +180,10 @@ class BulkEditDialog(QDialog):
         self.apply_button.setObjectName("primaryButton")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        note = QLabel("A snapshot of every caption is saved first; Ctrl+Z undoes the whole edit, "
-                      "also after a restart.")
+        note = QLabel(
+            "A snapshot of every caption is saved first; Ctrl+Z undoes the whole edit, "
+            "also after a restart."
+        )
         note.setObjectName("hint")
         note.setWordWrap(True)
 
@@ -207,14 +231,17 @@ class BulkEditDialog(QDialog):
         if i == 1:
             if not self.find.text():
                 return None
-            return bulk.FindReplace(self.find.text(), self.replace.text(), self.regex.isChecked(),
-                                    self.case.isChecked())
+            return bulk.FindReplace(
+                self.find.text(), self.replace.text(), self.regex.isChecked(), self.case.isChecked()
+            )
         if i in (2, 3):
             text = (self.add_tags if i == 2 else self.remove_tags).text()
             tags = tuple(t.strip() for t in text.split(",") if t.strip())
             if not tags:
                 return None
-            return bulk.AddTags(tags, self.at_start.isChecked()) if i == 2 else bulk.RemoveTags(tags)
+            return (
+                bulk.AddTags(tags, self.at_start.isChecked()) if i == 2 else bulk.RemoveTags(tags)
+            )
         return bulk.Cleanup(self.dedupe.isChecked())
 
     def scope(self) -> str:
@@ -227,13 +254,15 @@ class BulkEditDialog(QDialog):
         self.error.setText("")
         word = self.trigger.text().strip()
         tt = self.training_trigger.strip()
-        doubled = bool(tt) and not self.use_placeholder.isChecked() and \
-            word.lower() == tt.lower()
+        doubled = bool(tt) and not self.use_placeholder.isChecked() and word.lower() == tt.lower()
         self.trigger.setEnabled(not self.use_placeholder.isChecked())
         self.trigger_warning.setText(
             f"Training is set to add “{tt}” too (Trigger word, statistics panel), so these "
             f"captions would train as “{tt}, {tt}, …”. Insert the placeholder instead, or clear "
-            "the trigger word for training." if doubled else "")
+            "the trigger word for training."
+            if doubled
+            else ""
+        )
         self.trigger_warning.setVisible(doubled)
         op = self.operation()
         pairs = self.scopes.get(self.scope(), [])
@@ -253,17 +282,26 @@ class BulkEditDialog(QDialog):
             return
         self.label = f"{op.label} ({len(self.changes):,} captions)"
         n = len(self.changes)
-        self.summary.setText(f"{n:,} of {len(pairs):,} captions change" if n
-                             else f"No caption among {len(pairs):,} would change.")
+        self.summary.setText(
+            f"{n:,} of {len(pairs):,} captions change"
+            if n
+            else f"No caption among {len(pairs):,} would change."
+        )
         rows = []
         for name, old, new in self.changes[:PREVIEW_ROWS]:
-            rows.append(f'<tr><td width="1%" style="color:#9aa0a6;padding:4px 14px 4px 0;'
-                        f'white-space:nowrap;vertical-align:top">{html.escape(name)}</td>'
-                        f'<td style="padding:4px 0">{diff_html(old, new)}</td></tr>')
-        more = (f'<p style="color:#9aa0a6">… and {n - PREVIEW_ROWS:,} more.</p>'
-                if n > PREVIEW_ROWS else "")
-        self.preview.setHtml('<table width="100%" cellspacing="0">' + "".join(rows) + "</table>"
-                             + more)
+            rows.append(
+                f'<tr><td width="1%" style="color:#9aa0a6;padding:4px 14px 4px 0;'
+                f'white-space:nowrap;vertical-align:top">{html.escape(name)}</td>'
+                f'<td style="padding:4px 0">{diff_html(old, new)}</td></tr>'
+            )
+        more = (
+            f'<p style="color:#9aa0a6">… and {n - PREVIEW_ROWS:,} more.</p>'
+            if n > PREVIEW_ROWS
+            else ""
+        )
+        self.preview.setHtml(
+            '<table width="100%" cellspacing="0">' + "".join(rows) + "</table>" + more
+        )
         self.apply_button.setEnabled(n > 0)
         self.apply_button.setText(f"Apply to {n:,} caption{'s' if n != 1 else ''}")
 

@@ -77,11 +77,14 @@ class CaptionEdit(QPlainTextEdit):
     commit_requested = Signal()
     revert_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None,
-                 vocabulary: Callable[[], list[str]] | None = None,
-                 completer: QCompleter | None = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        vocabulary: Callable[[], list[str]] | None = None,
+        completer: QCompleter | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.vocabulary_source = vocabulary      # asked again whenever the editor gets focus
+        self.vocabulary_source = vocabulary  # asked again whenever the editor gets focus
         self.setTabChangesFocus(True)
         self.completer = completer if completer is not None else tag_completer(self)
         self.completer.setWidget(self)
@@ -162,6 +165,7 @@ class CaptionEdit(QPlainTextEdit):
             return
         popup.setCurrentIndex(self.completer.completionModel().index(0, 0))
         rect = self.cursorRect()
-        rect.setWidth(max(200, popup.sizeHintForColumn(0)
-                          + popup.verticalScrollBar().sizeHint().width()))
+        rect.setWidth(
+            max(200, popup.sizeHintForColumn(0) + popup.verticalScrollBar().sizeHint().width())
+        )
         self.completer.complete(rect)

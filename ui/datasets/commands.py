@@ -47,7 +47,9 @@ class FlagCommand(QUndoCommand):
 
     def __init__(self, session, names: list[str], flagged: bool) -> None:
         n = len(names)
-        super().__init__(f"{'Flag' if flagged else 'Unflag'} {names[0] if n == 1 else f'{n} images'}")
+        super().__init__(
+            f"{'Flag' if flagged else 'Unflag'} {names[0] if n == 1 else f'{n} images'}"
+        )
         self.session = session
         self.names = list(names)
         self.flagged = flagged

@@ -69,8 +69,11 @@ class CaptionDelegate(QStyledItemDelegate):
             p.setPen(pal.color(QPalette.ColorRole.PlaceholderText))
             text = "no caption file" if rec is not None and rec.caption is None else "empty caption"
         else:
-            p.setPen(pal.color(QPalette.ColorRole.HighlightedText if selected
-                               else QPalette.ColorRole.Text))
+            p.setPen(
+                pal.color(
+                    QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+                )
+            )
             text = text.replace("\n", " ⏎ ")
         fm = QFontMetrics(option.font)
         lines = max(1, r.height() // fm.lineSpacing())
@@ -79,11 +82,12 @@ class CaptionDelegate(QStyledItemDelegate):
         p.drawText(r, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop), shown)
         p.restore()
 
-    def __init__(self, parent: QObject | None = None,
-                 vocabulary: Callable[[], list[str]] | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, vocabulary: Callable[[], list[str]] | None = None
+    ) -> None:
         super().__init__(parent)
         self.vocabulary = vocabulary
-        self.completer = tag_completer(self)      # shared by every editor (see tag_completer)
+        self.completer = tag_completer(self)  # shared by every editor (see tag_completer)
 
     def createEditor(self, parent, option, index):
         ed = CaptionEdit(parent, self.vocabulary, self.completer)
@@ -94,13 +98,16 @@ class CaptionDelegate(QStyledItemDelegate):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         # while the tag list is open, Tab / Esc belong to it, not to the view (next cell, revert)
-        if isinstance(obj, CaptionEdit) and event.type() == QEvent.Type.KeyPress \
-                and obj.completer.popup().isVisible():
+        if (
+            isinstance(obj, CaptionEdit)
+            and event.type() == QEvent.Type.KeyPress
+            and obj.completer.popup().isVisible()
+        ):
             return False
         return super().eventFilter(obj, event)
 
     def _finish(self, editor: CaptionEdit, commit: bool) -> None:
-        if editor.property("closing"):        # a key typed before deleteLater removed it
+        if editor.property("closing"):  # a key typed before deleteLater removed it
             return
         editor.setProperty("closing", True)
         if commit:
@@ -111,7 +118,7 @@ class CaptionDelegate(QStyledItemDelegate):
 
     def setEditorData(self, editor: CaptionEdit, index: QModelIndex) -> None:
         editor.setPlainText(index.data(Qt.ItemDataRole.EditRole) or "")
-        editor.selectAll()        # typing replaces; an arrow key or a click edits in place
+        editor.selectAll()  # typing replaces; an arrow key or a click edits in place
 
     def setModelData(self, editor: CaptionEdit, model, index: QModelIndex) -> None:
         model.setData(index, editor.toPlainText(), Qt.ItemDataRole.EditRole)
@@ -177,8 +184,7 @@ def draw_badges(p: QPainter, rect: QRect, codes: list[str], font, compact: bool 
 class FlagsDelegate(QStyledItemDelegate):
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         _draw_selection(p, option)
-        draw_badges(p, option.rect.adjusted(4, 6, -4, -4), index.data(FlagsRole) or [],
-                    option.font)
+        draw_badges(p, option.rect.adjusted(4, 6, -4, -4), index.data(FlagsRole) or [], option.font)
 
 
 class GridDelegate(QStyledItemDelegate):
@@ -207,11 +213,22 @@ class GridDelegate(QStyledItemDelegate):
         fm = QFontMetrics(option.font)
         name_rect = QRect(r.left(), img_rect.bottom() + 2, r.width(), fm.height())
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        p.setPen(option.palette.color(QPalette.ColorRole.HighlightedText if selected
-                                      else QPalette.ColorRole.Text))
-        p.drawText(name_rect, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter),
-                   fm.elidedText(rec.name, Qt.TextElideMode.ElideMiddle, r.width()))
+        p.setPen(
+            option.palette.color(
+                QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+            )
+        )
+        p.drawText(
+            name_rect,
+            int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter),
+            fm.elidedText(rec.name, Qt.TextElideMode.ElideMiddle, r.width()),
+        )
         codes = index.data(FlagsRole) or []
         if codes:
-            draw_badges(p, QRect(r.left() + 4, r.top() + 4, r.width() - 8, 12), codes,
-                        option.font, compact=True)
+            draw_badges(
+                p,
+                QRect(r.left() + 4, r.top() + 4, r.width() - 8, 12),
+                codes,
+                option.font,
+                compact=True,
+            )

@@ -52,18 +52,29 @@ class ImportReportDialog(QDialog):
         if rep.skipped:
             rows.append("<h4>Skipped</h4><table>")
             for s in rep.skipped:
-                rows.append(f"<tr><td style='padding-right:12px'>{html.escape(s.source)}</td>"
-                            f"<td style='color:#e0a030'>{html.escape(s.reason)}</td></tr>")
+                rows.append(
+                    f"<tr><td style='padding-right:12px'>{html.escape(s.source)}</td>"
+                    f"<td style='color:#e0a030'>{html.escape(s.reason)}</td></tr>"
+                )
             rows.append("</table>")
         changed = [x for x in rep.imported if x.converted or x.renamed_from or x.notes]
         if changed:
             rows.append("<h4>Imported with changes or notes</h4><table>")
             for x in changed:
-                what = "; ".join(filter(None, [x.converted,
-                                               f"renamed from {x.renamed_from}" if x.renamed_from
-                                               else "", *x.notes]))
-                rows.append(f"<tr><td style='padding-right:12px'>{html.escape(x.image)}</td>"
-                            f"<td style='color:#9aa0a6'>{html.escape(what)}</td></tr>")
+                what = "; ".join(
+                    filter(
+                        None,
+                        [
+                            x.converted,
+                            f"renamed from {x.renamed_from}" if x.renamed_from else "",
+                            *x.notes,
+                        ],
+                    )
+                )
+                rows.append(
+                    f"<tr><td style='padding-right:12px'>{html.escape(x.image)}</td>"
+                    f"<td style='color:#9aa0a6'>{html.escape(what)}</td></tr>"
+                )
             rows.append("</table>")
         body.setHtml("".join(rows) or "<p>Everything was imported as it was.</p>")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -77,15 +88,17 @@ class ImportReportDialog(QDialog):
 class ConflictDialog(QDialog):
     """One row per conflict: their file (kept) vs your edit (saved beside it)."""
 
-    resolved = Signal(str, bool)        # image name, use mine
+    resolved = Signal(str, bool)  # image name, use mine
 
     def __init__(self, conflicts: list[Conflict], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Captions changed outside zitdesk")
         self.resize(760, 480)
-        intro = QLabel("Another program changed these caption files while you were editing them. "
-                       "Their version is kept in the .txt file; yours is saved beside it as "
-                       ".zitdesk-conflict. Choose which one to keep.")
+        intro = QLabel(
+            "Another program changed these caption files while you were editing them. "
+            "Their version is kept in the .txt file; yours is saved beside it as "
+            ".zitdesk-conflict. Choose which one to keep."
+        )
         intro.setWordWrap(True)
         self.list = QListWidget()
         self.diff = QTextBrowser()

@@ -22,7 +22,7 @@ from zitdesk.dataset.importer import import_sources
 
 
 class ImportProgress(QWidget):
-    """"Importing 3/40 [=====   ] Cancel" — hidden while no import runs."""
+    """ "Importing 3/40 [=====   ] Cancel" — hidden while no import runs."""
 
     cancel_requested = Signal()
 
@@ -43,7 +43,7 @@ class ImportProgress(QWidget):
 class ImportController(QObject):
     """One import at a time into a dataset folder (see the module doc)."""
 
-    finished = Signal(object, object)      # target folder (str), ImportReport
+    finished = Signal(object, object)  # target folder (str), ImportReport
     failed = Signal(str)
 
     def __init__(self, thumb_cache: Path | None = None, parent: QObject | None = None) -> None:
@@ -71,9 +71,17 @@ class ImportController(QObject):
         self.bar.label.setText(f"Importing {len(paths):,} item(s)…")
         self.bar.bar.setRange(0, 0)
         self.bar.show()
-        self._runner.run(str(target), functools.partial(
-            import_sources, progress=self._progress, cancel=self._cancel.is_set,
-            thumb_cache=self.thumb_cache), [str(p) for p in paths], target)
+        self._runner.run(
+            str(target),
+            functools.partial(
+                import_sources,
+                progress=self._progress,
+                cancel=self._cancel.is_set,
+                thumb_cache=self.thumb_cache,
+            ),
+            [str(p) for p in paths],
+            target,
+        )
         return True
 
     @Slot(int, int)

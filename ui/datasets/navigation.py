@@ -53,9 +53,16 @@ class Navigator(QObject):
     commit_editors = Signal()
     message = Signal(str, str)
 
-    def __init__(self, model: DatasetTableModel, table: CaptionTable, grid: GridPanel,
-                 stack: QStackedWidget, toolbar: DatasetToolbar, bar: FilterBar,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        model: DatasetTableModel,
+        table: CaptionTable,
+        grid: GridPanel,
+        stack: QStackedWidget,
+        toolbar: DatasetToolbar,
+        bar: FilterBar,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.model, self.table, self.grid, self.stack = model, table, grid, stack
         self.toolbar, self.bar = toolbar, bar
@@ -120,8 +127,7 @@ class Navigator(QObject):
     @Slot()
     def next_image(self) -> None:
         self.commit_editors.emit()
-        self.select_row(min(self.current_row() + 1, self.model.rowCount() - 1),
-                        edit=self.editing())
+        self.select_row(min(self.current_row() + 1, self.model.rowCount() - 1), edit=self.editing())
 
     @Slot()
     def previous_image(self) -> None:
@@ -212,5 +218,6 @@ class Navigator(QObject):
     @Slot()
     def update_count(self) -> None:
         n, total = self.model.rowCount(), self.model.total
-        self.bar.count_label.setText(f"{n:,} of {total:,} images" if n != total
-                                     else f"{total:,} images")
+        self.bar.count_label.setText(
+            f"{n:,} of {total:,} images" if n != total else f"{total:,} images"
+        )

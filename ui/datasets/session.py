@@ -78,22 +78,28 @@ def _flush_job(ds: Dataset, hist: History) -> FlushReport:
     return rep
 
 
-def _count_job(tok_loader, tok, pairs: list[tuple[str, str]], gate=None
-               ) -> tuple[Any, dict[str, int], int]:
+def _count_job(
+    tok_loader, tok, pairs: list[tuple[str, str]], gate=None
+) -> tuple[Any, dict[str, int], int]:
     tok = _tokenizer(tok_loader, tok)
-    counts, template = caption_token_counts([c for _, c in pairs], tok,
-                                            gate.wait if gate is not None else None)
+    counts, template = caption_token_counts(
+        [c for _, c in pairs], tok, gate.wait if gate is not None else None
+    )
     return tok, {n: c for (n, _), c in zip(pairs, counts, strict=True)}, template
 
 
-def _check_job(folder: str, rows, names, cached, opts: CheckOptions, tok_loader, tok, progress,
-               gate=None):
+def _check_job(
+    folder: str, rows, names, cached, opts: CheckOptions, tok_loader, tok, progress, gate=None
+):
     root = Path(folder)
-    items = [DatasetItem(root / n, cap, root / cn if has else None, w, h)
-             for n, cap, cn, has, w, h in rows]
+    items = [
+        DatasetItem(root / n, cap, root / cn if has else None, w, h)
+        for n, cap, cn, has, w, h in rows
+    ]
     # one hashing thread: the check is background work, the GUI thread must keep the GIL close
-    got = analyse_missing(root, names, cached, progress, workers=1,
-                          between=gate.wait if gate is not None else None)
+    got = analyse_missing(
+        root, names, cached, progress, workers=1, between=gate.wait if gate is not None else None
+    )
     if gate is not None:
         gate.wait()
     sha = [got.get(n, (None, None))[0] for n in names]
@@ -101,8 +107,11 @@ def _check_job(folder: str, rows, names, cached, opts: CheckOptions, tok_loader,
     counts = None
     if tok_loader is not None or tok is not None:
         tok = _tokenizer(tok_loader, tok)
-        counts = caption_token_counts([apply_trigger(it.caption, opts.trigger) for it in items],
-                                      tok, gate.wait if gate is not None else None)
+        counts = caption_token_counts(
+            [apply_trigger(it.caption, opts.trigger) for it in items],
+            tok,
+            gate.wait if gate is not None else None,
+        )
     rep = check_items(folder, items, opts, sha=sha, phash=ph, token_counts=counts)
     return rep, got, tok
 
@@ -110,20 +119,23 @@ def _check_job(folder: str, rows, names, cached, opts: CheckOptions, tok_loader,
 class DatasetSession(QObject):
     """See the module doc."""
 
-    opened = Signal(object)                 # Dataset
+    opened = Signal(object)  # Dataset
     open_failed = Signal(str)
-    captions_changed = Signal(list)         # image names
+    captions_changed = Signal(list)  # image names
     flags_changed = Signal(list)
-    images_removed = Signal(list)           # image names moved to the trash
-    conflicts_found = Signal(list)          # [Conflict]
+    images_removed = Signal(list)  # image names moved to the trash
+    conflicts_found = Signal(list)  # [Conflict]
     images_changed_outside = Signal()
-    message = Signal(str, str)              # level ("info"|"warning"|"error"), text
+    message = Signal(str, str)  # level ("info"|"warning"|"error"), text
     save_state_changed = Signal(str)
-    tokens_counted = Signal(dict, int)      # name → prompt tokens, available budget
-    check_done = Signal(object)             # CheckReport
+    tokens_counted = Signal(dict, int)  # name → prompt tokens, available budget
+    check_done = Signal(object)  # CheckReport
 
-    def __init__(self, tokenizer_loader: Callable[[], Any] | None = default_tokenizer_loader,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer_loader: Callable[[], Any] | None = default_tokenizer_loader,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.dataset: Dataset | None = None
         self.history: History | None = None
@@ -136,7 +148,7 @@ class DatasetSession(QObject):
         self._runner.done.connect(self._on_done)
         self._runner.failed.connect(self._on_failed)
         self._check_box = Progress(self)
-        self.check_progress = self._check_box.changed          # (done, total) while checking
+        self.check_progress = self._check_box.changed  # (done, total) while checking
         self.gate = InteractionGate(self)
         self._save_state = ""
         self._flushing = False
@@ -175,9 +187,12 @@ class DatasetSession(QObject):
             if self.dirty and self.history is not None:
                 rep = _flush_job(self.dataset, self.history)
                 if rep.conflicts:
-                    self.message.emit("warning", f"{len(rep.conflicts)} caption(s) of the "
-                                      "previous dataset were changed outside; yours are saved "
-                                      "beside them as .zitdesk-conflict files.")
+                    self.message.emit(
+                        "warning",
+                        f"{len(rep.conflicts)} caption(s) of the "
+                        "previous dataset were changed outside; yours are saved "
+                        "beside them as .zitdesk-conflict files.",
+                    )
         self._generation += 1
         self._runner.run(("open", self._generation), _open_job, str(folder))
 
@@ -292,15 +307,17 @@ class DatasetSession(QObject):
                 failed.append(n)
                 continue
             cap = ds.caption_path(it)
-            if cap.exists() and not any(o is not it and o.caption_name == it.caption_name
-                                        for o in ds.items):
+            if cap.exists() and not any(
+                o is not it and o.caption_name == it.caption_name for o in ds.items
+            ):
                 move_to_trash(cap)
             ds.remove_item(n)
             removed.append(n)
         if failed:
             more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
-            self.message.emit("error", "Could not move to the trash: " + ", ".join(failed[:3])
-                              + more + ".")
+            self.message.emit(
+                "error", "Could not move to the trash: " + ", ".join(failed[:3]) + more + "."
+            )
         if removed:
             self.images_removed.emit(removed)
             self.schedule_save(edited=False)
@@ -320,7 +337,7 @@ class DatasetSession(QObject):
         it = self.record(name)
         if it is not None and it.sha256 != sha:
             self.dataset.record_analysis(it, sha, phash)
-            self.schedule_save(edited=False)     # the index learns hashes while browsing
+            self.schedule_save(edited=False)  # the index learns hashes while browsing
 
     def resolve_conflict(self, name: str, use_mine: bool) -> None:
         it = self.record(name)
@@ -348,8 +365,12 @@ class DatasetSession(QObject):
 
     @property
     def dirty(self) -> bool:
-        return bool(self.dataset and (self.dataset.pending or self.dataset.index_dirty)
-                    or self.history and self.history.pending)
+        return bool(
+            self.dataset
+            and (self.dataset.pending or self.dataset.index_dirty)
+            or self.history
+            and self.history.pending
+        )
 
     @Slot()
     def flush_now(self) -> None:
@@ -395,8 +416,10 @@ class DatasetSession(QObject):
             try:
                 rep = _flush_job(self.dataset, self.history)
                 if rep.conflicts:
-                    log.warning("%d caption conflict(s) at shutdown; ours saved beside theirs.",
-                                len(rep.conflicts))
+                    log.warning(
+                        "%d caption conflict(s) at shutdown; ours saved beside theirs.",
+                        len(rep.conflicts),
+                    )
             except OSError:
                 log.exception("final dataset flush failed")
 
@@ -413,8 +436,7 @@ class DatasetSession(QObject):
         n = len(self.dataset.items)
         self._watch.setInterval(max(WATCH_MS, min(10_000, n)))
         self._polling = True
-        self._runner.run(("poll", self._generation), self.dataset.poll_external,
-                           self.gate.wait)
+        self._runner.run(("poll", self._generation), self.dataset.poll_external, self.gate.wait)
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -433,18 +455,25 @@ class DatasetSession(QObject):
 
     @Slot()
     def _count_pending(self) -> None:
-        if self.dataset is None or not self._token_dirty or \
-                (self._tok_loader is None and self._tok is None):
+        if (
+            self.dataset is None
+            or not self._token_dirty
+            or (self._tok_loader is None and self._tok is None)
+        ):
             return
         if self._counting:
             self._tokens_timer.start()
             return
         names, self._token_dirty = self._token_dirty, set()
-        pairs = [(n, apply_trigger(it.train_caption, self.trigger))
-                 for n in names if (it := self.dataset.by_name.get(n)) is not None]
+        pairs = [
+            (n, apply_trigger(it.train_caption, self.trigger))
+            for n in names
+            if (it := self.dataset.by_name.get(n)) is not None
+        ]
         self._counting = True
-        self._runner.run(("tokens", self._generation), _count_job, self._tok_loader, self._tok,
-                           pairs, self.gate)
+        self._runner.run(
+            ("tokens", self._generation), _count_job, self._tok_loader, self._tok, pairs, self.gate
+        )
 
     # --- check -------------------------------------------------------------------------------
 
@@ -454,16 +483,37 @@ class DatasetSession(QObject):
             return False
         ds = self.dataset
         # plain tuples here; the worker builds the trainer's DatasetItems (10k Paths ≈ 60 ms)
-        kept = [it for it in ds.items if not it.excluded]     # as the trainer will see them
-        rows = [(it.name, it.train_caption, it.caption_name, it.caption is not None, it.width,
-                 it.height) for it in kept]
+        kept = [it for it in ds.items if not it.excluded]  # as the trainer will see them
+        rows = [
+            (
+                it.name,
+                it.train_caption,
+                it.caption_name,
+                it.caption is not None,
+                it.width,
+                it.height,
+            )
+            for it in kept
+        ]
         names = [it.name for it in kept]
-        cached = {it.name: (it.sha256, it.phash) for it in kept
-                  if it.sha256 and it.phash is not None}
+        cached = {
+            it.name: (it.sha256, it.phash) for it in kept if it.sha256 and it.phash is not None
+        }
         self._checking = True
         self._check_box.reset()
-        self._runner.run(("check", self._generation), _check_job, str(ds.folder), rows, names,
-                           cached, opts, self._tok_loader, self._tok, self._check_box, self.gate)
+        self._runner.run(
+            ("check", self._generation),
+            _check_job,
+            str(ds.folder),
+            rows,
+            names,
+            cached,
+            opts,
+            self._tok_loader,
+            self._tok,
+            self._check_box,
+            self.gate,
+        )
         return True
 
     @property
@@ -473,7 +523,7 @@ class DatasetSession(QObject):
     # --- results (the runner's signals, on the GUI thread) --------------------------------------
 
     def _set_save_state(self, text: str) -> None:
-        if text != self._save_state:          # emitted only on change
+        if text != self._save_state:  # emitted only on change
             self._save_state = text
             self.save_state_changed.emit(text)
 
@@ -496,8 +546,10 @@ class DatasetSession(QObject):
                 self.captions_changed.emit(result.reloaded)
                 self._token_dirty.update(result.reloaded)
                 self._tokens_timer.start()
-                self.message.emit("info", f"{len(result.reloaded)} caption(s) changed outside "
-                                          "zitdesk were reloaded.")
+                self.message.emit(
+                    "info",
+                    f"{len(result.reloaded)} caption(s) changed outside zitdesk were reloaded.",
+                )
             if result.images_changed and not self._images_outside_told:
                 self._images_outside_told = True
                 self.images_changed_outside.emit()
@@ -535,7 +587,7 @@ class DatasetSession(QObject):
             self._polling = False
         elif kind in ("tokens", "tokload"):
             self._counting = False
-            self._tok_loader = None        # no tokenizer: the column stays "…" with a tooltip
+            self._tok_loader = None  # no tokenizer: the column stays "…" with a tooltip
             self.message.emit("warning", f"Token counts unavailable: {msg}")
         elif kind == "check":
             self._checking = False

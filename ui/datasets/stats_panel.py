@@ -31,8 +31,11 @@ from ui.widgets.text import esc, plain_label, rich_label
 from zitdesk.dataset.check import CheckOptions, CheckReport
 from zitdesk.train.presets import DEFAULT_PRESET, PRESETS
 
-VERDICT_STYLE = {"ready": ("#1e4a2b", "Ready"), "warnings": ("#4a3a16", "Check these first"),
-                 "blocked": ("#4d2222", "Blocked")}
+VERDICT_STYLE = {
+    "ready": ("#1e4a2b", "Ready"),
+    "warnings": ("#4a3a16", "Check these first"),
+    "blocked": ("#4d2222", "Blocked"),
+}
 SEVERITY_COLOR = {"error": "#e05545", "warning": "#e0a030", "info": "#9aa0a6"}
 
 
@@ -83,36 +86,49 @@ class BarChart(QWidget):
             p.setPen(muted)
             p.drawText(0, line + fm.ascent() + 2, "nothing yet")
             return
-        label_w = min(max(fm.horizontalAdvance(lbl) for lbl, _ in self.rows) + 10,
-                      int(self.width() * 0.45))
+        label_w = min(
+            max(fm.horizontalAdvance(lbl) for lbl, _ in self.rows) + 10, int(self.width() * 0.45)
+        )
         top = max(v for _, v in self.rows) or 1
         val_w = fm.horizontalAdvance(f"{top:,}") + 8
         bar_w = max(10, self.width() - label_w - val_w - 4)
         for i, (lbl, v) in enumerate(self.rows):
             y = line * (i + 1) + 2
             p.setPen(text)
-            p.drawText(0, y, label_w - 6, line, int(Qt.AlignmentFlag.AlignRight
-                                                     | Qt.AlignmentFlag.AlignVCenter),
-                       fm.elidedText(lbl, Qt.TextElideMode.ElideRight, label_w - 6))
+            p.drawText(
+                0,
+                y,
+                label_w - 6,
+                line,
+                int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+                fm.elidedText(lbl, Qt.TextElideMode.ElideRight, label_w - 6),
+            )
             w = bar_w * v / top
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(self.color if v else muted)
             p.drawRoundedRect(QRectF(label_w, y + 4, max(w, 2.0), line - 8), 3, 3)
             p.setPen(muted)
-            p.drawText(int(label_w + w + 6), y, val_w, line, int(Qt.AlignmentFlag.AlignVCenter),
-                       f"{v:,}")
+            p.drawText(
+                int(label_w + w + 6), y, val_w, line, int(Qt.AlignmentFlag.AlignVCenter), f"{v:,}"
+            )
         if self.note:
             p.setPen(muted)
-            p.drawText(0, line * (len(self.rows) + 1) + 2, self.width(), line,
-                       int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), self.note)
+            p.drawText(
+                0,
+                line * (len(self.rows) + 1) + 2,
+                self.width(),
+                line,
+                int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                self.note,
+            )
 
 
 class StatsPanel(QWidget):
     """Preset + trigger inputs, the verdict, findings, and three charts."""
 
-    check_requested = Signal(object)          # CheckOptions
+    check_requested = Signal(object)  # CheckOptions
     trigger_changed = Signal(str)
-    issue_selected = Signal(str, list)        # finding message, image names
+    issue_selected = Signal(str, list)  # finding message, image names
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -133,7 +149,7 @@ class StatsPanel(QWidget):
         self.progress.setVisible(False)
         self.progress.setTextVisible(True)
         form = QFormLayout()
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)   # labels above: full width
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # labels above: full width
         form.addRow("Training preset", self.preset)
         form.addRow("Trigger word", self.trigger)
 
@@ -189,7 +205,9 @@ class StatsPanel(QWidget):
         self.trigger.editingFinished.connect(self._on_trigger)
 
     def options(self) -> CheckOptions:
-        return CheckOptions.for_preset(self.preset.currentData(), trigger=self.trigger.text().strip())
+        return CheckOptions.for_preset(
+            self.preset.currentData(), trigger=self.trigger.text().strip()
+        )
 
     @Slot()
     def request_check(self) -> None:
@@ -220,8 +238,8 @@ class StatsPanel(QWidget):
         bg, head = VERDICT_STYLE[rep.verdict]
         self.verdict.setStyleSheet(f"background:{bg}; border-radius:4px;")
         summary = rep.summary
-        if summary.startswith(f"{head}:"):           # "Blocked: …" says it once, not twice
-            summary = summary[len(head) + 1:].lstrip()
+        if summary.startswith(f"{head}:"):  # "Blocked: …" says it once, not twice
+            summary = summary[len(head) + 1 :].lstrip()
         self.verdict.setText(f"<b>{esc(head)}.</b> {esc(summary)}")  # summary: names
         while self._issue_lay.count():
             w = self._issue_lay.takeAt(0).widget()
@@ -236,8 +254,9 @@ class StatsPanel(QWidget):
                 key = f"issue{k}"
                 self._issue_files[key] = (iss.message, list(iss.files))
                 link = f' <a href="{key}" style="color:#7fb0ff">show</a>'
-            lbl = rich_label(f'<span style="color:{color}">{mark}</span> {esc(iss.message)}{link}',
-                             wrap=True)
+            lbl = rich_label(
+                f'<span style="color:{color}">{mark}</span> {esc(iss.message)}{link}', wrap=True
+            )
             lbl.linkActivated.connect(self._on_issue_link)
             self._issue_lay.addWidget(lbl)
         self.issues.setVisible(bool(rep.issues))
@@ -250,8 +269,11 @@ class StatsPanel(QWidget):
         self.bucket_res.blockSignals(False)
         self._show_buckets()
         tags = list(rep.tags.items())
-        self.tags.set_data("Most frequent tags (as trained)", tags,
-                           f"{len(tags):,} distinct tags" if len(tags) > self.tags.max_rows else "")
+        self.tags.set_data(
+            "Most frequent tags (as trained)",
+            tags,
+            f"{len(tags):,} distinct tags" if len(tags) > self.tags.max_rows else "",
+        )
 
     @Slot()
     def _show_buckets(self) -> None:
@@ -264,8 +286,10 @@ class StatsPanel(QWidget):
         note = f"{n:,} images, {rep.downscaled.get(r, 0):,} scaled down to fit"
         if n < rep.images:
             k = rep.images - n
-            note += (f"; {k:,} {'is' if k == 1 else 'are'} too small for {r} px and "
-                     f"train{'s' if k == 1 else ''} only at a lower size")
+            note += (
+                f"; {k:,} {'is' if k == 1 else 'are'} too small for {r} px and "
+                f"train{'s' if k == 1 else ''} only at a lower size"
+            )
         self.buckets.set_data(f"Aspect buckets at {r} px", rows)
         self.bucket_note.setText(note)
 

@@ -27,7 +27,7 @@ from zitdesk.dataset.store import Dataset, ImageRecord
 
 _ROOT = QModelIndex()
 ItemRole = Qt.ItemDataRole.UserRole + 1
-FlagsRole = Qt.ItemDataRole.UserRole + 2        # set[str] of badge codes
+FlagsRole = Qt.ItemDataRole.UserRole + 2  # set[str] of badge codes
 
 WARN = QColor("#e0a030")
 BAD = QColor("#e05545")
@@ -43,8 +43,14 @@ class Col(enum.IntEnum):
     FLAGS = 5
 
 
-HEADERS = {Col.THUMB: "", Col.NAME: "File", Col.SIZE: "Size", Col.CAPTION: "Caption",
-           Col.TOKENS: "Tokens", Col.FLAGS: "Flags"}
+HEADERS = {
+    Col.THUMB: "",
+    Col.NAME: "File",
+    Col.SIZE: "Size",
+    Col.CAPTION: "Caption",
+    Col.TOKENS: "Tokens",
+    Col.FLAGS: "Flags",
+}
 
 
 class FilterMode(enum.Enum):
@@ -55,7 +61,7 @@ class FilterMode(enum.Enum):
     LOW_RES = "Low resolution"
     LONG = "Over token budget"
     CONFLICT = "Changed outside"
-    ISSUE = "Check finding"        # a set of names from the statistics panel
+    ISSUE = "Check finding"  # a set of names from the statistics panel
 
 
 #: badge code → (short text, colour, explanation)
@@ -73,9 +79,11 @@ BADGES: dict[str, tuple[str, QColor, str]] = {
     "trigger_doubled": ("trigger ×2", WARN, "training adds the trigger word again"),
     "shared_caption": ("shared .txt", WARN, "shares a caption file with another image"),
 }
-_FILTER_CODES = {FilterMode.DUPLICATE: {"duplicate", "near_duplicate"},
-                 FilterMode.LOW_RES: {"low_res", "too_small", "very_low_res"},
-                 FilterMode.LONG: {"over_token_budget"}}
+_FILTER_CODES = {
+    FilterMode.DUPLICATE: {"duplicate", "near_duplicate"},
+    FilterMode.LOW_RES: {"low_res", "too_small", "very_low_res"},
+    FilterMode.LONG: {"over_token_budget"},
+}
 
 
 class DatasetTableModel(QAbstractTableModel):
@@ -94,7 +102,7 @@ class DatasetTableModel(QAbstractTableModel):
         self._tokens: dict[str, int] = {}
         self._token_limit = 504
         self._check_flags: dict[str, set[str]] = {}
-        self._hay: dict[str, str] = {}      # lower-cased "name\ncaption" for the text filter
+        self._hay: dict[str, str] = {}  # lower-cased "name\ncaption" for the text filter
         self._text = ""
         self._mode = FilterMode.ALL
         self._issue_names: set[str] = set()
@@ -145,8 +153,9 @@ class DatasetTableModel(QAbstractTableModel):
         if limit is not None:
             self._token_limit = limit
         if self._rows:
-            self.dataChanged.emit(self.index(0, Col.TOKENS), self.index(len(self._rows) - 1,
-                                                                         Col.FLAGS))
+            self.dataChanged.emit(
+                self.index(0, Col.TOKENS), self.index(len(self._rows) - 1, Col.FLAGS)
+            )
         if self._mode is FilterMode.LONG:
             self.refilter()
 
@@ -156,8 +165,9 @@ class DatasetTableModel(QAbstractTableModel):
     def set_check_flags(self, flags: dict[str, set[str]]) -> None:
         self._check_flags = flags
         if self._rows:
-            self.dataChanged.emit(self.index(0, Col.FLAGS), self.index(len(self._rows) - 1,
-                                                                        Col.FLAGS))
+            self.dataChanged.emit(
+                self.index(0, Col.FLAGS), self.index(len(self._rows) - 1, Col.FLAGS)
+            )
         if self._mode in _FILTER_CODES:
             self.refilter()
 
@@ -174,17 +184,27 @@ class DatasetTableModel(QAbstractTableModel):
         n = self._tokens.get(it.name)
         if n is not None and n > self._token_limit:
             out.append("over_token_budget")
-        for code in ("duplicate", "near_duplicate", "too_small", "very_low_res", "low_res",
-                     "trigger_doubled",
-                     "shared_caption"):
+        for code in (
+            "duplicate",
+            "near_duplicate",
+            "too_small",
+            "very_low_res",
+            "low_res",
+            "trigger_doubled",
+            "shared_caption",
+        ):
             if code in self._check_flags.get(it.name, ()):
                 out.append(code)
         return out
 
     # --- filter and sort ---------------------------------------------------------------------
 
-    def set_filter(self, text: str | None = None, mode: FilterMode | None = None,
-                   issue_names: Iterable[str] | None = None) -> None:
+    def set_filter(
+        self,
+        text: str | None = None,
+        mode: FilterMode | None = None,
+        issue_names: Iterable[str] | None = None,
+    ) -> None:
         if text is not None:
             self._text = text
         if mode is not None:
@@ -216,23 +236,33 @@ class DatasetTableModel(QAbstractTableModel):
         if mode is FilterMode.ALL:
             test = None
         elif mode is FilterMode.MISSING:
-            def test(it): return it.missing_caption
+
+            def test(it):
+                return it.missing_caption
         elif mode is FilterMode.FLAGGED:
-            def test(it): return it.flagged
+
+            def test(it):
+                return it.flagged
         elif mode is FilterMode.CONFLICT:
-            def test(it): return bool(it.conflict)
+
+            def test(it):
+                return bool(it.conflict)
         elif mode is FilterMode.ISSUE:
             names = self._issue_names
 
-            def test(it): return it.name in names
+            def test(it):
+                return it.name in names
         elif mode is FilterMode.LONG:
             toks, lim = self._tokens, self._token_limit
 
-            def test(it): return toks.get(it.name, 0) > lim
+            def test(it):
+                return toks.get(it.name, 0) > lim
         else:
             codes, flags = _FILTER_CODES[mode], self._check_flags
 
-            def test(it): return bool(codes & flags.get(it.name, set()))
+            def test(it):
+                return bool(codes & flags.get(it.name, set()))
+
         if not text:
             return test
         words = text.split()
@@ -243,17 +273,20 @@ class DatasetTableModel(QAbstractTableModel):
             if hay is None:
                 hay = hays[it.name] = f"{it.name}\n{it.caption or ''}".lower()
             return all(w in hay for w in words) and (test is None or test(it))
+
         return match
 
     def _compute_rows(self) -> list[int]:
         acc = self._accepts()
         items = self._items
-        rows = list(range(len(items))) if acc is None else \
-            [i for i, it in enumerate(items) if acc(it)]
+        rows = (
+            list(range(len(items))) if acc is None else [i for i, it in enumerate(items) if acc(it)]
+        )
         if self._sort is not None:
             key = self._sort_key(self._sort[0])
-            rows.sort(key=lambda i: key(items[i]),
-                      reverse=self._sort[1] == Qt.SortOrder.DescendingOrder)
+            rows.sort(
+                key=lambda i: key(items[i]), reverse=self._sort[1] == Qt.SortOrder.DescendingOrder
+            )
         return rows
 
     def _sort_key(self, col: int):
@@ -291,10 +324,14 @@ class DatasetTableModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(Col)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
-                and 0 <= section < len(Col):
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ):
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(Col)
+        ):
             return HEADERS[Col(section)]
         return None
 
@@ -306,8 +343,9 @@ class DatasetTableModel(QAbstractTableModel):
             f |= Qt.ItemFlag.ItemIsEditable
         return f
 
-    def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole):
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ):
         if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
         it = self._items[self._rows[index.row()]]
@@ -362,8 +400,10 @@ class DatasetTableModel(QAbstractTableModel):
             n = self._tokens.get(it.name)
             if n is None:
                 return "Counting tokens…"
-            return (f"{n} of the {self._token_limit} tokens Z-Image reads "
-                    "(Qwen3, trigger word included as training applies it).")
+            return (
+                f"{n} of the {self._token_limit} tokens Z-Image reads "
+                "(Qwen3, trigger word included as training applies it)."
+            )
         if col == Col.CAPTION:
             return it.caption if it.caption else "No caption (F2 or Enter to write one)"
         if col in (Col.NAME, Col.THUMB):
@@ -371,8 +411,12 @@ class DatasetTableModel(QAbstractTableModel):
             return f"{it.name}\n{it.width}×{it.height}, {it.size / 1024:.0f} KiB{extra}"
         return None
 
-    def setData(self, index: QModelIndex | QPersistentModelIndex, value,
-                role: int = Qt.ItemDataRole.EditRole) -> bool:
+    def setData(
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        value,
+        role: int = Qt.ItemDataRole.EditRole,
+    ) -> bool:
         if not index.isValid() or index.column() != Col.CAPTION or role != Qt.ItemDataRole.EditRole:
             return False
         it = self.item(index.row())
@@ -405,6 +449,8 @@ class DatasetTableModel(QAbstractTableModel):
         """A batch of thumbnails arrived: one ``dataChanged`` over the rows they span."""
         rows = [r for r in (self._row_of.get(n) for n in names) if r is not None]
         if rows:
-            self.dataChanged.emit(self.index(min(rows), Col.THUMB),
-                                  self.index(max(rows), Col.THUMB),
-                                  [Qt.ItemDataRole.DecorationRole])
+            self.dataChanged.emit(
+                self.index(min(rows), Col.THUMB),
+                self.index(max(rows), Col.THUMB),
+                [Qt.ItemDataRole.DecorationRole],
+            )

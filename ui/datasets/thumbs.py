@@ -32,11 +32,12 @@ from zitdesk.dataset.store import ImageRecord
 DISPLAY_SIDE = 128
 MAX_PENDING = 256
 CAPACITY = 1500
-MAX_PER_DRAIN = 48       # QPixmap conversions per timer tick (bounded GUI work per tick)
+MAX_PER_DRAIN = 48  # QPixmap conversions per timer tick (bounded GUI work per tick)
 
 
-def load_thumbnail(path: str, sha256: str | None, side: int = DISPLAY_SIDE,
-                   cache_dir: Path | None = None) -> tuple[QImage, str | None, int | None]:
+def load_thumbnail(
+    path: str, sha256: str | None, side: int = DISPLAY_SIDE, cache_dir: Path | None = None
+) -> tuple[QImage, str | None, int | None]:
     """Pool side: the thumbnail as a ``QImage`` ≤ ``side`` px, plus (sha256, phash) when the
     image had to be decoded (None when the cache already had it)."""
     if sha256:
@@ -56,8 +57,11 @@ def load_thumbnail(path: str, sha256: str | None, side: int = DISPLAY_SIDE,
 
 def _fit(img: QImage, side: int) -> QImage:
     if img.width() > side or img.height() > side:
-        return img.scaled(QSize(side, side), Qt.AspectRatioMode.KeepAspectRatio,
-                          Qt.TransformationMode.SmoothTransformation)
+        return img.scaled(
+            QSize(side, side),
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
     return img
 
 
@@ -84,7 +88,7 @@ def _loop(s: ThumbnailService) -> None:
         if wake:
             try:
                 s._wake.emit()
-            except RuntimeError:      # the service was deleted meanwhile
+            except RuntimeError:  # the service was deleted meanwhile
                 return
 
 
@@ -93,8 +97,13 @@ class ThumbnailService(QObject):
 
     _wake = Signal()
 
-    def __init__(self, side: int = DISPLAY_SIDE, threads: int = 2, cache_dir: Path | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        side: int = DISPLAY_SIDE,
+        threads: int = 2,
+        cache_dir: Path | None = None,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.side = side
         self.cache_dir = cache_dir
@@ -112,7 +121,7 @@ class ThumbnailService(QObject):
         self._ready_listeners: list[Callable[[list[str]], None]] = []
         self._analysed_listeners: list[Callable[[list[tuple[str, str, int]]], None]] = []
         self.folder: Path | None = None
-        self.gate = None          # an InteractionGate: workers pause between images while set
+        self.gate = None  # an InteractionGate: workers pause between images while set
 
     def on_ready(self, fn: Callable[[list[str]], None]) -> None:
         self._ready_listeners.append(fn)
@@ -184,7 +193,7 @@ class ThumbnailService(QObject):
                 fn(ready)
         with self._lock:
             more = bool(self._done) and not self._stopped
-        if more:                       # the rest on the next event-loop turn
+        if more:  # the rest on the next event-loop turn
             QTimer.singleShot(0, self._drain)
 
     @property

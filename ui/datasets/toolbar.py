@@ -30,7 +30,7 @@ class DatasetToolbar(QWidget):
     snapshots_requested = Signal()
     exclude_requested = Signal()
     trash_requested = Signal()
-    view_requested = Signal(str)            # "table" | "grid"
+    view_requested = Signal(str)  # "table" | "grid"
 
     def __init__(self, undo: QAction, redo: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,23 +43,30 @@ class DatasetToolbar(QWidget):
         self.new_button = QPushButton("New…")
         self.new_button.setToolTip("Create an empty dataset folder")
         self.import_button = QPushButton("Import files…")
-        self.import_button.setToolTip("Copy images (with their captions) or .zip files into this "
-                                      "dataset — or drop them here")
+        self.import_button.setToolTip(
+            "Copy images (with their captions) or .zip files into this dataset — or drop them here"
+        )
         self.import_folder_button = QPushButton("Import folder…")
-        self.import_folder_button.setToolTip("Copy a whole folder (images, captions, and any "
-                                             ".zip inside it) into this dataset")
+        self.import_folder_button.setToolTip(
+            "Copy a whole folder (images, captions, and any .zip inside it) into this dataset"
+        )
         self.bulk_button = QPushButton("Bulk edit…")
-        self.bulk_button.setToolTip("Add trigger word, find/replace, add/remove tags, clean up "
-                                    "(Ctrl+B)")
+        self.bulk_button.setToolTip(
+            "Add trigger word, find/replace, add/remove tags, clean up (Ctrl+B)"
+        )
         self.snapshot_button = QPushButton("Snapshots…")
-        self.snapshot_button.setToolTip("Restore every caption to a snapshot taken before a bulk "
-                                        "edit (itself undoable)")
+        self.snapshot_button.setToolTip(
+            "Restore every caption to a snapshot taken before a bulk edit (itself undoable)"
+        )
         self.exclude_button = QPushButton("Exclude")
-        self.exclude_button.setToolTip("Leave the selected images out of training without "
-                                       "deleting them; again to include them (Ctrl+E)")
+        self.exclude_button.setToolTip(
+            "Leave the selected images out of training without "
+            "deleting them; again to include them (Ctrl+E)"
+        )
         self.trash_button = QPushButton("Delete…")
-        self.trash_button.setToolTip("Move the selected images and their captions to the "
-                                     "system trash (Delete)")
+        self.trash_button.setToolTip(
+            "Move the selected images and their captions to the system trash (Delete)"
+        )
         # short fixed labels: the action's text ("Undo Exclude cat 05 small.jpg") goes to the
         # tooltip, so the row never grows past a laptop screen
         self.undo_button = _action_button("Undo", undo)
@@ -76,8 +83,14 @@ class DatasetToolbar(QWidget):
 
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        for w in (self.open_button, self.new_button, self.import_button,
-                  self.import_folder_button, self.bulk_button, self.snapshot_button):
+        for w in (
+            self.open_button,
+            self.new_button,
+            self.import_button,
+            self.import_folder_button,
+            self.bulk_button,
+            self.snapshot_button,
+        ):
             row.addWidget(w)
         row.addSpacing(8)
         row.addWidget(self.exclude_button)
@@ -104,8 +117,7 @@ class DatasetToolbar(QWidget):
 
     def set_dataset_open(self, on: bool) -> None:
         # import stays enabled: without a dataset it creates one named after the source
-        for w in (self.bulk_button, self.snapshot_button, self.exclude_button,
-                  self.trash_button):
+        for w in (self.bulk_button, self.snapshot_button, self.exclude_button, self.trash_button):
             w.setEnabled(on)
 
     def set_view(self, name: str) -> None:
@@ -126,7 +138,7 @@ def _action_button(label: str, action: QAction) -> QToolButton:
             b.setEnabled(action.isEnabled())
             # the command's text names files: shown literally
             set_plain_tooltip(b, f"{action.text()} ({action.shortcut().toString()})")
-        except RuntimeError:      # the action or the button is being destroyed
+        except RuntimeError:  # the action or the button is being destroyed
             pass
 
     b.clicked.connect(action.trigger)

@@ -43,16 +43,19 @@ def model_vocabulary(model: DatasetTableModel, trigger=lambda: "") -> list[str]:
 
 
 class CaptionTable(QTableView):
-    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None,
-                 trigger=lambda: "") -> None:
+    def __init__(
+        self, model: DatasetTableModel, thumbs, parent: QWidget | None = None, trigger=lambda: ""
+    ) -> None:
         super().__init__(parent)
         self.setModel(model)
         self.setObjectName("captionTable")
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                             | QAbstractItemView.EditTrigger.EditKeyPressed
-                             | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.AnyKeyPressed
+        )
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setSortingEnabled(True)
@@ -68,12 +71,18 @@ class CaptionTable(QTableView):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setSectionResizeMode(Col.CAPTION, QHeaderView.ResizeMode.Stretch)
         hh.setHighlightSections(False)
-        for col, w in ((Col.THUMB, ROW_HEIGHT + 8), (Col.NAME, 190), (Col.SIZE, 90),
-                       (Col.TOKENS, 64), (Col.FLAGS, 190)):
+        for col, w in (
+            (Col.THUMB, ROW_HEIGHT + 8),
+            (Col.NAME, 190),
+            (Col.SIZE, 90),
+            (Col.TOKENS, 64),
+            (Col.FLAGS, 190),
+        ):
             self.setColumnWidth(col, w)
         self.setItemDelegateForColumn(Col.THUMB, ThumbDelegate(thumbs, self))
-        self.setItemDelegateForColumn(Col.CAPTION, CaptionDelegate(
-            self, lambda: model_vocabulary(model, trigger)))
+        self.setItemDelegateForColumn(
+            Col.CAPTION, CaptionDelegate(self, lambda: model_vocabulary(model, trigger))
+        )
         self.setItemDelegateForColumn(Col.FLAGS, FlagsDelegate(self))
 
     def edit_current_caption(self) -> None:
@@ -87,8 +96,9 @@ class GridPanel(QWidget):
 
     caption_committed = Signal(str, object, str)
 
-    def __init__(self, model: DatasetTableModel, thumbs, parent: QWidget | None = None,
-                 trigger=lambda: "") -> None:
+    def __init__(
+        self, model: DatasetTableModel, thumbs, parent: QWidget | None = None, trigger=lambda: ""
+    ) -> None:
         super().__init__(parent)
         self.model = model
         self.thumbs = thumbs
@@ -115,11 +125,12 @@ class GridPanel(QWidget):
         self.preview.setFixedHeight(PREVIEW_SIDE + 8)
         self.preview.setMinimumWidth(200)
         self.name = plain_label("No image selected", "sectionTitle", wrap=True)  # file names
-        self.meta = plain_label(object_name="muted", wrap=True)                # caption file name
+        self.meta = plain_label(object_name="muted", wrap=True)  # caption file name
         self.editor = CaptionEdit(vocabulary=lambda: model_vocabulary(model, trigger))
         self.editor.setObjectName("captionPane")
-        self.editor.setPlaceholderText("Write the caption here. Return saves it, Shift+Return "
-                                       "starts a new line, Esc reverts.")
+        self.editor.setPlaceholderText(
+            "Write the caption here. Return saves it, Shift+Return starts a new line, Esc reverts."
+        )
         self.editor.commit_requested.connect(self.commit)
         self.editor.revert_requested.connect(self.revert)
         self.editor.setEnabled(False)
@@ -134,8 +145,10 @@ class GridPanel(QWidget):
         sv.addWidget(self.meta)
         sv.addWidget(self.badges)
         sv.addWidget(self.editor, 1)
-        hint = QLabel("Return save · Shift+Return new line · Esc revert · Alt+↓ / Alt+↑ next / "
-                      "previous image · F3 next missing caption")
+        hint = QLabel(
+            "Return save · Shift+Return new line · Esc revert · Alt+↓ / Alt+↑ next / "
+            "previous image · F3 next missing caption"
+        )
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         sv.addWidget(hint)
@@ -151,7 +164,7 @@ class GridPanel(QWidget):
 
         self._current: str | None = None
         self._loaded_text = ""
-        self.resolution: int | None = None      # the check's largest training resolution
+        self.resolution: int | None = None  # the check's largest training resolution
         self._timer = QTimer(self, singleShot=True, interval=COMMIT_IDLE_MS)
         self._timer.timeout.connect(self.commit)
         self.editor.textChanged.connect(self._on_text)
@@ -183,9 +196,12 @@ class GridPanel(QWidget):
             self.meta.setText(f"{rec.width}×{rec.height} · {src}{toks}{self._bucket_text(rec)}")
             row = self.model.row_of(rec.name)
             codes = self.model.index(row, Col.FLAGS).data(FlagsRole) if row is not None else []
-            self.badges.setText("  ".join(
-                f'<span style="color:{BADGES[c][1].name()}">● {esc(BADGES[c][2])}</span>'
-                for c in codes or []))
+            self.badges.setText(
+                "  ".join(
+                    f'<span style="color:{BADGES[c][1].name()}">● {esc(BADGES[c][2])}</span>'
+                    for c in codes or []
+                )
+            )
             self.editor.setEnabled(True)
             self.editor.setPlainText(rec.caption or "")
         self._loaded_text = self.editor.toPlainText()
@@ -224,9 +240,13 @@ class GridPanel(QWidget):
         if pm is None or pm.isNull():
             self.preview.clear()
             return
-        self.preview.setPixmap(pm.scaled(QSize(PREVIEW_SIDE, PREVIEW_SIDE),
-                                         Qt.AspectRatioMode.KeepAspectRatio,
-                                         Qt.TransformationMode.SmoothTransformation))
+        self.preview.setPixmap(
+            pm.scaled(
+                QSize(PREVIEW_SIDE, PREVIEW_SIDE),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )
 
     def _on_thumbs(self, names: list[str]) -> None:
         if self._current in names and self.model.dataset is not None:
@@ -279,4 +299,4 @@ class GridPanel(QWidget):
         if not self._timer.isActive() and (rec.caption or "") != self.editor.toPlainText():
             self.show_record(rec)
         elif not self._timer.isActive():
-            self.show_record(rec)   # refresh badges and token count
+            self.show_record(rec)  # refresh badges and token count

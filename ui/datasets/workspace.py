@@ -98,9 +98,11 @@ class _EmptyState(QWidget):
         super().__init__(parent)
         title = QLabel("Drop images, folders or .zip archives here")
         title.setObjectName("placeholderTitle")
-        body = QLabel("They are copied into a dataset folder with their .txt or .caption files; "
-                      "the originals are never changed. Or open a folder of images and captions "
-                      "you already have.")
+        body = QLabel(
+            "They are copied into a dataset folder with their .txt or .caption files; "
+            "the originals are never changed. Or open a folder of images and captions "
+            "you already have."
+        )
         body.setObjectName("muted")
         body.setWordWrap(True)
         body.setFixedWidth(560)
@@ -130,10 +132,17 @@ class DatasetsWorkspace(QWidget):
 
     folder_changed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None, *, folder: str | Path | None = None,
-                 tokenizer_loader=default_tokenizer_loader, thumb_cache_dir: Path | None = None,
-                 datasets_root: Path | None = None, remember: bool = True,
-                 auto_check: bool = True) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        folder: str | Path | None = None,
+        tokenizer_loader=default_tokenizer_loader,
+        thumb_cache_dir: Path | None = None,
+        datasets_root: Path | None = None,
+        remember: bool = True,
+        auto_check: bool = True,
+    ) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.remember = remember
@@ -176,8 +185,9 @@ class DatasetsWorkspace(QWidget):
         self.filter_mode = self.filter_bar.mode
         self.count_label = self.filter_bar.count_label
         self.next_missing_button = self.filter_bar.next_missing_button
-        self.nav = Navigator(self.model, self.table, self.grid, self.stack, self.toolbar,
-                             self.filter_bar, self)
+        self.nav = Navigator(
+            self.model, self.table, self.grid, self.stack, self.toolbar, self.filter_bar, self
+        )
 
         self.save_label = plain_label(object_name="muted")
 
@@ -249,11 +259,14 @@ class DatasetsWorkspace(QWidget):
 
         self.shortcuts: dict[str, QShortcut] = {}
         for name, keys, slot in (
-            ("next", "Alt+Down", self.next_image), ("previous", "Alt+Up", self.previous_image),
+            ("next", "Alt+Down", self.next_image),
+            ("previous", "Alt+Up", self.previous_image),
             ("next_missing", "F3", self.next_missing),
             ("previous_missing", "Shift+F3", self.previous_missing),
-            ("save", "Ctrl+S", self.save_now), ("filter", "Ctrl+F", self.focus_filter),
-            ("bulk", "Ctrl+B", self.open_bulk_edit), ("flag", "Ctrl+K", self.toggle_flag),
+            ("save", "Ctrl+S", self.save_now),
+            ("filter", "Ctrl+F", self.focus_filter),
+            ("bulk", "Ctrl+B", self.open_bulk_edit),
+            ("flag", "Ctrl+K", self.toggle_flag),
             ("exclude", "Ctrl+E", self.toggle_excluded),
             ("switch_view", "Ctrl+Shift+G", self.nav.toggle_view),
         ):
@@ -286,7 +299,9 @@ class DatasetsWorkspace(QWidget):
 
     @Slot()
     def choose_folder(self) -> None:
-        start = str(self.session.dataset.folder) if self.session.dataset else str(self.datasets_root)
+        start = (
+            str(self.session.dataset.folder) if self.session.dataset else str(self.datasets_root)
+        )
         d = QFileDialog.getExistingDirectory(self, "Open dataset folder", start)
         if d:
             self.open_folder(d)
@@ -323,8 +338,10 @@ class DatasetsWorkspace(QWidget):
         elif self.model.rowCount():
             self.select_row(0)
         if ds.problems:
-            self._on_message("warning", f"{len(ds.problems)} file(s) cannot be read: "
-                             + " ".join(ds.problems[:2]))
+            self._on_message(
+                "warning",
+                f"{len(ds.problems)} file(s) cannot be read: " + " ".join(ds.problems[:2]),
+            )
         if self.remember:
             window_settings().setValue(SETTINGS_KEY, str(ds.folder))
         self.folder_changed.emit(str(ds.folder))
@@ -347,17 +364,21 @@ class DatasetsWorkspace(QWidget):
     @Slot()
     def choose_import(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Import images into the dataset", str(Path.home()),
+            self,
+            "Import images into the dataset",
+            str(Path.home()),
             "Images, captions and archives (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif "
-            "*.txt *.caption *.zip);;All files (*)")
+            "*.txt *.caption *.zip);;All files (*)",
+        )
         if files:
             self.import_paths(files)
 
     @Slot()
     def choose_import_folder(self) -> None:
         """One action for a whole folder: its images, captions and any .zip inside it."""
-        d = QFileDialog.getExistingDirectory(self, "Import a folder into the dataset",
-                                             str(Path.home()))
+        d = QFileDialog.getExistingDirectory(
+            self, "Import a folder into the dataset", str(Path.home())
+        )
         if d:
             self.import_paths([d])
 
@@ -379,8 +400,12 @@ class DatasetsWorkspace(QWidget):
     @Slot(object, object)
     def _on_import_done(self, target, rep: ImportReport) -> None:
         self.last_import = rep
-        self.banner.show_message(import_summary(rep), "warning" if rep.skipped else "info",
-                                 "Show report", "import_report")
+        self.banner.show_message(
+            import_summary(rep),
+            "warning" if rep.skipped else "info",
+            "Show report",
+            "import_report",
+        )
         ds = self.session.dataset
         if ds is not None and str(ds.folder) == str(target):
             self.session.reload()
@@ -434,9 +459,11 @@ class DatasetsWorkspace(QWidget):
             return None
         self._commit_editors()
         selected = [self.model.item(r) for r in self._selected_rows()]
-        scopes = {"selected": [(it.name, it.caption) for it in selected],
-                  "filtered": [(it.name, it.caption) for it in self.model.visible_items()],
-                  "all": [(it.name, it.caption) for it in ds.items]}
+        scopes = {
+            "selected": [(it.name, it.caption) for it in selected],
+            "filtered": [(it.name, it.caption) for it in self.model.visible_items()],
+            "all": [(it.name, it.caption) for it in ds.items],
+        }
         trig = self.stats.trigger.text().strip()
         dlg = BulkEditDialog(scopes, trig, self, initial_op=op, training_trigger=trig)
         dlg.accepted.connect(self._on_bulk_accepted)
@@ -450,8 +477,10 @@ class DatasetsWorkspace(QWidget):
         dlg = self.sender()
         if isinstance(dlg, BulkEditDialog) and dlg.changes:
             self.session.edit(dlg.label, dlg.changes, snapshot=True)
-            self._on_message("info", f"{dlg.label}. A snapshot of all captions was saved first; "
-                                     "Ctrl+Z undoes it.")
+            self._on_message(
+                "info",
+                f"{dlg.label}. A snapshot of all captions was saved first; Ctrl+Z undoes it.",
+            )
 
     @Slot()
     def choose_snapshot(self) -> None:
@@ -493,8 +522,9 @@ class DatasetsWorkspace(QWidget):
         if not changes:
             self._on_message("info", "The captions already match that snapshot.")
             return 0
-        self.session.edit(f"Restore snapshot {path.stem} ({len(changes):,} captions)", changes,
-                          snapshot=True)
+        self.session.edit(
+            f"Restore snapshot {path.stem} ({len(changes):,} captions)", changes, snapshot=True
+        )
         self._on_message("info", f"Restored {len(changes):,} caption(s); Ctrl+Z undoes it.")
         return len(changes)
 
@@ -524,10 +554,14 @@ class DatasetsWorkspace(QWidget):
             return
         names = [self.model.item(r).name for r in rows]
         what = names[0] if len(names) == 1 else f"{len(names):,} images"
-        box = QMessageBox(QMessageBox.Icon.Question, "Move to the trash",
-                          f"Move {what} and {'its' if len(names) == 1 else 'their'} caption to "
-                          "the system trash? You can restore them from there; Undo cannot.",
-                          QMessageBox.StandardButton.Cancel, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Move to the trash",
+            f"Move {what} and {'its' if len(names) == 1 else 'their'} caption to "
+            "the system trash? You can restore them from there; Undo cannot.",
+            QMessageBox.StandardButton.Cancel,
+            self,
+        )
         box.setTextFormat(Qt.TextFormat.PlainText)
         ok = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -631,7 +665,7 @@ class DatasetsWorkspace(QWidget):
             self.stats.set_busy(True)
             self._check_queued = None
         elif self.session.checking:
-            self._check_queued = opts          # run again as soon as this one finishes
+            self._check_queued = opts  # run again as soon as this one finishes
 
     def _on_analysed(self, facts: list) -> None:
         for name, sha, ph in facts:
@@ -662,8 +696,11 @@ class DatasetsWorkspace(QWidget):
         n = len(conflicts)
         self.banner.show_message(
             f"{n} caption file(s) were changed by another program while you edited them. Their "
-            "version is kept; yours is saved beside it (.zitdesk-conflict).", "warning",
-            "Review…", "conflicts")
+            "version is kept; yours is saved beside it (.zitdesk-conflict).",
+            "warning",
+            "Review…",
+            "conflicts",
+        )
 
     def review_conflicts(self) -> ConflictDialog | None:
         if not self._pending_conflicts:
@@ -677,8 +714,12 @@ class DatasetsWorkspace(QWidget):
 
     @Slot()
     def _on_images_outside(self) -> None:
-        self.banner.show_message("Images were added or removed in this folder outside zitdesk.",
-                                 "info", "Reload", "reload")
+        self.banner.show_message(
+            "Images were added or removed in this folder outside zitdesk.",
+            "info",
+            "Reload",
+            "reload",
+        )
 
     @Slot(str)
     def _on_banner_action(self, key: str) -> None:

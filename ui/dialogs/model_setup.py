@@ -114,7 +114,9 @@ class ModelSetupDialog(QDialog):
         self.status.setObjectName("muted")
         self.status.setWordWrap(True)
         self.current = current
-        self.in_use = plain_label(f"In use now: {current}" if current else "No model is set up yet.")
+        self.in_use = plain_label(
+            f"In use now: {current}" if current else "No model is set up yet."
+        )
         self.in_use.setWordWrap(True)
         self.list = QListWidget()
         self.list.setWordWrap(True)

@@ -36,16 +36,16 @@ log = logging.getLogger(__name__)
 
 class _JobSignals(QObject):
     scan_progress = Signal(int, int)
-    scan_batch = Signal(object)          # list[LoraEntry]
-    scan_done = Signal(object)           # ScanResult
+    scan_batch = Signal(object)  # list[LoraEntry]
+    scan_done = Signal(object)  # ScanResult
     scan_failed = Signal(str)
-    hashed = Signal(object)              # LoraEntry with hashes (or hash_error)
+    hashed = Signal(object)  # LoraEntry with hashes (or hash_error)
     hash_progress = Signal(int, int)
     hash_done = Signal()
 
 
 class _WatchBridge(QObject):
-    changed = Signal(object)             # list[str], emitted from the watcher thread
+    changed = Signal(object)  # list[str], emitted from the watcher thread
 
 
 class LibraryController(QObject):
@@ -64,9 +64,18 @@ class LibraryController(QObject):
     hash_progress = Signal(int, int)
     message = Signal(str)
 
-    def __init__(self, index: LibraryIndex, store: LibraryStore, *, folders: Iterable[str] = (),
-                 auto_roots: bool = True, watch: bool = True, auto_hash: bool = True,
-                 watcher_backend: str = "auto", parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        index: LibraryIndex,
+        store: LibraryStore,
+        *,
+        folders: Iterable[str] = (),
+        auto_roots: bool = True,
+        watch: bool = True,
+        auto_hash: bool = True,
+        watcher_backend: str = "auto",
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.index = index
         self.store = store
@@ -85,7 +94,10 @@ class LibraryController(QObject):
         self._bridge = _WatchBridge(self)
         self._bridge.changed.connect(self._on_fs_changed)
         self.watcher: FolderWatcher | None = (
-            FolderWatcher(self._bridge.changed.emit, debounce_s=0.4, backend=watcher_backend) if watch else None)
+            FolderWatcher(self._bridge.changed.emit, debounce_s=0.4, backend=watcher_backend)
+            if watch
+            else None
+        )
         self._rescan_timer = QTimer(self)
         self._rescan_timer.setSingleShot(True)
         self._rescan_timer.setInterval(300)
@@ -142,8 +154,12 @@ class LibraryController(QObject):
         sig, cancel = self._sig, self._scan_cancel
         try:
             roots = self.current_roots()
-            result = self.index.scan(roots, cancel=cancel.is_set, progress=sig.scan_progress.emit,
-                                     on_batch=sig.scan_batch.emit)
+            result = self.index.scan(
+                roots,
+                cancel=cancel.is_set,
+                progress=sig.scan_progress.emit,
+                on_batch=sig.scan_batch.emit,
+            )
             for old, new in result.moved:
                 self.store.move(old, new)
             if self.watcher is not None and not cancel.is_set():

@@ -18,9 +18,17 @@ from zitdesk.library.index import LoraEntry
 _Index = QModelIndex | QPersistentModelIndex
 
 ARCH_COLOURS = {
-    "zimage": "#2e7d4f", "sdxl": "#6a4c93", "sd15": "#8a5a2b", "sd2": "#8a5a2b", "flux": "#3b5b92",
-    "qwen_image": "#7a3b5e", "sd3": "#5b6b3b", "wan": "#356b6b", "hunyuan": "#6b3535",
-    "lumina2": "#4d5a6b", "unknown": "#555a62",
+    "zimage": "#2e7d4f",
+    "sdxl": "#6a4c93",
+    "sd15": "#8a5a2b",
+    "sd2": "#8a5a2b",
+    "flux": "#3b5b92",
+    "qwen_image": "#7a3b5e",
+    "sd3": "#5b6b3b",
+    "wan": "#356b6b",
+    "hunyuan": "#6b3535",
+    "lumina2": "#4d5a6b",
+    "unknown": "#555a62",
 }
 BROKEN_COLOUR = "#8b2f2f"
 STAR_ON, STAR_OFF = "#f2c94c", "#8a9099"
@@ -33,8 +41,15 @@ ROW_H = 58
 _LINE = Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextDontClip
 
 
-def _draw_line(p: QPainter, fm: QFontMetrics, x: int, y: int, w: int, text: str,
-               elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> int:
+def _draw_line(
+    p: QPainter,
+    fm: QFontMetrics,
+    x: int,
+    y: int,
+    w: int,
+    text: str,
+    elide: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+) -> int:
     """Draw one plain-text line (elided to ``w``) with its top at ``y``; returns the next y."""
     p.drawText(QRect(x, y, w, fm.height() + 2), _LINE, fm.elidedText(text, elide, w))
     return y + fm.height()
@@ -67,7 +82,7 @@ def short_reason(e: LoraEntry) -> str:
     if not e.compatible:
         if e.arch != "zimage" and e.arch != "unknown":
             return "Not for Z-Image"
-        if e.coverage_matched:   # modules found, but zitdesk.lora.fit found other layer sizes
+        if e.coverage_matched:  # modules found, but zitdesk.lora.fit found other layer sizes
             return "Other layer sizes than this model"
         return "No Z-Image modules found"
     return ""
@@ -78,8 +93,11 @@ def arch_chip(e: LoraEntry) -> tuple[str, str]:
         return ("unsafe" if "unsafe" in e.reason else "unsupported"), BROKEN_COLOUR
     if e.status == "error":
         return "unreadable", BROKEN_COLOUR
-    label = {"Stable Diffusion 1.5": "SD 1.5", "Stable Diffusion 2": "SD 2", "Stable Diffusion 3": "SD 3"}.get(
-        e.arch_label, e.arch_label)
+    label = {
+        "Stable Diffusion 1.5": "SD 1.5",
+        "Stable Diffusion 2": "SD 2",
+        "Stable Diffusion 3": "SD 3",
+    }.get(e.arch_label, e.arch_label)
     return label, ARCH_COLOURS.get(e.arch, ARCH_COLOURS["unknown"])
 
 
@@ -133,8 +151,11 @@ class _Base(QStyledItemDelegate):
         raise NotImplementedError
 
     def editorEvent(self, event, model, option, index) -> bool:
-        if (event.type() == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton
-                and self.star_rect(option.rect).contains(event.position().toPoint())):
+        if (
+            event.type() == QEvent.Type.MouseButtonRelease
+            and event.button() == Qt.MouseButton.LeftButton
+            and self.star_rect(option.rect).contains(event.position().toPoint())
+        ):
             model.setData(index, not bool(index.data(FavouriteRole)), FavouriteRole)
             return True
         return super().editorEvent(event, model, option, index)
@@ -207,7 +228,12 @@ class CardDelegate(_Base):
         x = _chip(p, rect.x() + 7, y, text, colour, small)
         if e.rank:
             x = _chip(p, x, y, f"r{e.rank}", "#3a3f47", small)
-        if e.coverage_badge and e.status == "ok" and e.arch == "zimage" and (e.compatible or not e.coverage_matched):
+        if (
+            e.coverage_badge
+            and e.status == "ok"
+            and e.arch == "zimage"
+            and (e.compatible or not e.coverage_matched)
+        ):
             full = e.coverage_matched == e.coverage_total
             _chip(p, x, y, e.coverage_badge, "#2f5d3f" if full else "#6b5a2b", small)
         y += QFontMetrics(small).height() + 8
@@ -233,8 +259,11 @@ class CardDelegate(_Base):
         if rating:
             p.setFont(small)
             p.setPen(QColor(STAR_ON))
-            p.drawText(QRect(prev.x() + 4, prev.bottom() - sfm.height() - 2, 80, sfm.height()),
-                       Qt.AlignmentFlag.AlignLeft, "★" * rating)
+            p.drawText(
+                QRect(prev.x() + 4, prev.bottom() - sfm.height() - 2, 80, sfm.height()),
+                Qt.AlignmentFlag.AlignLeft,
+                "★" * rating,
+            )
         if index.data(DuplicateRole):
             _chip(p, prev.x() + 4, prev.y() + 4, "duplicate", "#8a5a2b", small)
         p.restore()
@@ -282,15 +311,27 @@ class RowDelegate(_Base):
         p.setFont(small)
         p.setPen(QColor("#e0a0a0") if not e.compatible else QColor("#9aa0a6"))
         second = e.reason if not e.compatible else e.path
-        _draw_line(p, sfm, tx, rect.y() + 12 + fm.height(), tw, second,
-                   Qt.TextElideMode.ElideMiddle if e.compatible else Qt.TextElideMode.ElideRight)
+        _draw_line(
+            p,
+            sfm,
+            tx,
+            rect.y() + 12 + fm.height(),
+            tw,
+            second,
+            Qt.TextElideMode.ElideMiddle if e.compatible else Qt.TextElideMode.ElideRight,
+        )
         x = rect.right() - right_w + 10
         y = rect.center().y() - (sfm.height() + 4) // 2
         text, colour = arch_chip(e)
         x = _chip(p, x, y, text, colour, small)
         if e.rank:
             x = _chip(p, x, y, f"r{e.rank}", "#3a3f47", small)
-        if e.coverage_badge and e.status == "ok" and e.arch == "zimage" and (e.compatible or not e.coverage_matched):
+        if (
+            e.coverage_badge
+            and e.status == "ok"
+            and e.arch == "zimage"
+            and (e.compatible or not e.coverage_matched)
+        ):
             full = e.coverage_matched == e.coverage_total
             x = _chip(p, x, y, e.coverage_badge, "#2f5d3f" if full else "#6b5a2b", small)
         if index.data(DuplicateRole):

@@ -38,22 +38,31 @@ from zitdesk.library.store import UserRecord
 
 WEIGHT_MIN, WEIGHT_MAX = -2.0, 3.0
 FULL_META_LIMIT = 20_000
-TRIGGER_ROWS_MAX = 12          # the trigger list grows to this many rows before it scrolls
+TRIGGER_ROWS_MAX = 12  # the trigger list grows to this many rows before it scrolls
 
 
 def _cut(v: str, n: int = FULL_META_LIMIT) -> str:
     return v if len(v) <= n else v[:n] + f"… ({len(v):,} characters)"
 
 
-def details_text(e: LoraEntry, record: UserRecord | None = None, full_metadata: dict[str, str] | None = None,
-                 duplicates: list[str] | None = None, hashing: bool = False) -> str:
+def details_text(
+    e: LoraEntry,
+    record: UserRecord | None = None,
+    full_metadata: dict[str, str] | None = None,
+    duplicates: list[str] | None = None,
+    hashing: bool = False,
+) -> str:
     """Everything known about ``e`` as plain text (never markup)."""
     out: list[str] = []
     add = out.append
     add(e.display_name)
     add(f"File: {e.file_name}")
     add(f"Folder: {e.folder}")
-    when = _dt.datetime.fromtimestamp(e.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M") if e.mtime_ns else "?"
+    when = (
+        _dt.datetime.fromtimestamp(e.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M")
+        if e.mtime_ns
+        else "?"
+    )
     add(f"Size: {human_size(e.size)} · modified {when}")
     add("")
     add(f"Status: {e.reason or 'ok'}")
@@ -69,9 +78,15 @@ def details_text(e: LoraEntry, record: UserRecord | None = None, full_metadata: 
             bits.append("fused qkv")
         add("; ".join(bits))
         if e.coverage_total:
-            add(f"Coverage: {e.coverage_matched} of the file's {e.coverage_total} modules exist in the model "
+            add(
+                f"Coverage: {e.coverage_matched} of the file's {e.coverage_total} modules exist in the model "
                 f"({e.coverage_percent:g} %)"
-                + (f"; the model has {e.model_targets} modules a LoRA can target" if e.model_targets else ""))
+                + (
+                    f"; the model has {e.model_targets} modules a LoRA can target"
+                    if e.model_targets
+                    else ""
+                )
+            )
         if e.unknown_key_count and e.arch == "zimage":
             add(f"Unrecognised keys (skipped): {e.unknown_key_count}")
         if e.unsupported_key_count:
@@ -113,8 +128,10 @@ def details_text(e: LoraEntry, record: UserRecord | None = None, full_metadata: 
         add("Identical files (same sha256):")
         for d in duplicates:
             add(f"  {d}")
-    add(f"Preview: {e.preview_source or 'none'}" + (" (overridden by your own preview)"
-                                                     if record is not None and record.preview else ""))
+    add(
+        f"Preview: {e.preview_source or 'none'}"
+        + (" (overridden by your own preview)" if record is not None and record.preview else "")
+    )
     if e.sidecars:
         add("")
         add("Sidecar files:")
@@ -126,8 +143,15 @@ def details_text(e: LoraEntry, record: UserRecord | None = None, full_metadata: 
             if sc.url:
                 add(f"    link: {sc.url}")
             if sc.claimed_sha256:
-                match = "" if not e.sha256 else (" (matches)" if sc.claimed_sha256 == e.sha256 else
-                                                 " (DOES NOT match this file)")
+                match = (
+                    ""
+                    if not e.sha256
+                    else (
+                        " (matches)"
+                        if sc.claimed_sha256 == e.sha256
+                        else " (DOES NOT match this file)"
+                    )
+                )
                 add(f"    sha256 stated: {sc.claimed_sha256}{match}")
             for k, v in list(sc.fields.items())[:60]:
                 add(f"    {k}: {v}")
@@ -193,13 +217,13 @@ class RatingWidget(QWidget):
 class DetailsPanel(QWidget):
     """Shows one entry; emits intents, never touches the store itself."""
 
-    apply_requested = Signal(object)          # ApplyLoraRequest
+    apply_requested = Signal(object)  # ApplyLoraRequest
     favourite_toggled = Signal(bool)
     rating_changed = Signal(int)
-    notes_changed = Signal(str, str)          # (path, notes), debounced
+    notes_changed = Signal(str, str)  # (path, notes), debounced
     set_preview_requested = Signal()
     open_folder_requested = Signal()
-    write_sidecar_requested = Signal()        # save trigger words / weight / notes to name.json
+    write_sidecar_requested = Signal()  # save trigger words / weight / notes to name.json
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -216,12 +240,16 @@ class DetailsPanel(QWidget):
         self.star = QToolButton()
         self.star.setCheckable(True)
         self.star.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.star.setToolTip("Favourites show a ★ on their card; the ★ Favourites filter lists only them")
+        self.star.setToolTip(
+            "Favourites show a ★ on their card; the ★ Favourites filter lists only them"
+        )
         self.star.toggled.connect(self._on_star)
         self._show_star(False)
         self.rating_label = plain_label("Your rating", "muted")
         self.rating = RatingWidget()
-        self.rating.setToolTip("Your own 1–5 star rating (sort by rating); kept in zitdesk, not in the file")
+        self.rating.setToolTip(
+            "Your own 1–5 star rating (sort by rating); kept in zitdesk, not in the file"
+        )
         self.rating.rating_changed.connect(self.rating_changed)
         # apply
         self.weight = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
@@ -237,13 +265,17 @@ class DetailsPanel(QWidget):
         self.apply_button.setObjectName("primaryButton")
         self.apply_button.clicked.connect(self.request_apply)
         self.preview_button = QPushButton("Set preview…")
-        self.preview_button.setToolTip("Use an image from the gallery (or any image) as this LoRA's preview")
+        self.preview_button.setToolTip(
+            "Use an image from the gallery (or any image) as this LoRA's preview"
+        )
         self.preview_button.clicked.connect(self.set_preview_requested)
         self.folder_button = QPushButton("Open folder")
         self.folder_button.clicked.connect(self.open_folder_requested)
         self.sidecar_button = QPushButton("Save to .json")
-        self.sidecar_button.setToolTip("Write the checked trigger words, the weight and your notes to the "
-                                       "A1111/Forge sidecar (name.json) beside the LoRA; the LoRA file is not changed")
+        self.sidecar_button.setToolTip(
+            "Write the checked trigger words, the weight and your notes to the "
+            "A1111/Forge sidecar (name.json) beside the LoRA; the LoRA file is not changed"
+        )
         self.sidecar_button.clicked.connect(self.write_sidecar_requested)
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Your notes (kept in zitdesk, not in the file)")
@@ -260,9 +292,9 @@ class DetailsPanel(QWidget):
         self.info.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.info.setMinimumHeight(160)
         for b in (self.preview_button, self.sidecar_button, self.folder_button):
-            b.setMinimumWidth(b.sizeHint().width())     # never "et preview" / "ave to .jso"
+            b.setMinimumWidth(b.sizeHint().width())  # never "et preview" / "ave to .jso"
 
-        marks = QHBoxLayout()                           # favourite, then the labelled rating
+        marks = QHBoxLayout()  # favourite, then the labelled rating
         marks.addWidget(self.star)
         marks.addSpacing(12)
         marks.addWidget(self.rating_label)
@@ -301,19 +333,39 @@ class DetailsPanel(QWidget):
         lay.addWidget(self.info, 1)
         self.show_entry(None)
         # As wide as the widest row needs (the action buttons), never less than the preview.
-        self.setMinimumWidth(max(340, page.minimumSizeHint().width()
-                                 + self.scroll.verticalScrollBar().sizeHint().width()))
+        self.setMinimumWidth(
+            max(
+                340,
+                page.minimumSizeHint().width() + self.scroll.verticalScrollBar().sizeHint().width(),
+            )
+        )
 
     # -- content -------------------------------------------------------------------------------
-    def show_entry(self, e: LoraEntry | None, record: UserRecord | None = None, pixmap: QPixmap | None = None,
-                   duplicates: list[str] | None = None, hashing: bool = False) -> None:
+    def show_entry(
+        self,
+        e: LoraEntry | None,
+        record: UserRecord | None = None,
+        pixmap: QPixmap | None = None,
+        duplicates: list[str] | None = None,
+        hashing: bool = False,
+    ) -> None:
         same = e is not None and self.entry is not None and e.path == self.entry.path
         if not same:
             self.flush_notes()
         self.entry = e
         enabled = e is not None
-        for w in (self.star, self.rating, self.weight, self.triggers, self.insert_triggers, self.apply_button,
-                  self.preview_button, self.folder_button, self.sidecar_button, self.notes):
+        for w in (
+            self.star,
+            self.rating,
+            self.weight,
+            self.triggers,
+            self.insert_triggers,
+            self.apply_button,
+            self.preview_button,
+            self.folder_button,
+            self.sidecar_button,
+            self.notes,
+        ):
             w.setEnabled(enabled)
         if e is None:
             self.title.setText("No LoRA selected")
@@ -349,14 +401,18 @@ class DetailsPanel(QWidget):
                 item = QListWidgetItem(f"{t.word}    ({t.source})")
                 item.setData(Qt.ItemDataRole.UserRole, t.word)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Checked if t.word in default else Qt.CheckState.Unchecked)
-                item.setToolTip("")   # sources are already in the text; no rich tooltips
+                item.setCheckState(
+                    Qt.CheckState.Checked if t.word in default else Qt.CheckState.Unchecked
+                )
+                item.setToolTip("")  # sources are already in the text; no rich tooltips
                 self.triggers.addItem(item)
             self.insert_triggers.setChecked(bool(e.declared_triggers))
             self._set_notes(record.notes)
         rows = min(TRIGGER_ROWS_MAX, max(1, self.triggers.count()))
         row_h = max(self.triggers.sizeHintForRow(0) if self.triggers.count() else 18, 16)
-        self.triggers.setFixedHeight(rows * row_h + 2 * self.triggers.frameWidth() + 2 * self.triggers.spacing() + 4)
+        self.triggers.setFixedHeight(
+            rows * row_h + 2 * self.triggers.frameWidth() + 2 * self.triggers.spacing() + 4
+        )
         self.triggers.setVisible(bool(e.trigger_words))
         self.insert_triggers.setVisible(bool(e.trigger_words))
         self.set_details(details_text(e, record, None, duplicates, hashing))
@@ -369,8 +425,13 @@ class DetailsPanel(QWidget):
 
     def set_pixmap(self, pixmap: QPixmap | None) -> None:
         if pixmap is not None and not pixmap.isNull():
-            self.preview.setPixmap(pixmap.scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                 Qt.TransformationMode.SmoothTransformation))
+            self.preview.setPixmap(
+                pixmap.scaled(
+                    self.preview.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
         else:
             self.preview.setPixmap(QPixmap())
             self.preview.setText("no preview" if self.entry is not None else "")
@@ -396,8 +457,12 @@ class DetailsPanel(QWidget):
         if e is None or not e.compatible:
             return None
         words = self.checked_triggers()
-        return ApplyLoraRequest(path=e.path, weight=round(float(self.weight.value()), 3), trigger_words=words,
-                                insert_triggers=bool(self.insert_triggers.isChecked() and words))
+        return ApplyLoraRequest(
+            path=e.path,
+            weight=round(float(self.weight.value()), 3),
+            trigger_words=words,
+            insert_triggers=bool(self.insert_triggers.isChecked() and words),
+        )
 
     @Slot()
     def request_apply(self) -> None:
@@ -427,7 +492,13 @@ class DetailsPanel(QWidget):
         self._notes_dirty = True
         self._notes_timer.start()
 
-    def full_metadata_loaded(self, path: str, meta: dict[str, Any], record: UserRecord | None,
-                             duplicates: list[str] | None, hashing: bool) -> None:
+    def full_metadata_loaded(
+        self,
+        path: str,
+        meta: dict[str, Any],
+        record: UserRecord | None,
+        duplicates: list[str] | None,
+        hashing: bool,
+    ) -> None:
         if self.entry is not None and self.entry.path == path:
             self.set_details(details_text(self.entry, record, meta, duplicates, hashing))

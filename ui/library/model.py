@@ -47,12 +47,23 @@ DuplicateRole = _U + 8
 RecordRole = _U + 9
 
 SORT_MODES = ("usable", "name", "newest", "rating", "rank", "size")
-SORT_LABELS = {"usable": "Usable first", "name": "Name", "newest": "Newest", "rating": "Rating",
-               "rank": "Rank", "size": "Size"}
+SORT_LABELS = {
+    "usable": "Usable first",
+    "name": "Name",
+    "newest": "Newest",
+    "rating": "Rating",
+    "rank": "Rank",
+    "size": "Size",
+}
 
 #: Architecture filter groups (value → label); specific architectures are added by the UI.
-ARCH_GROUPS = {"": "All architectures", "usable": "Usable with this model", "zimage": "Z-Image",
-               "foreign": "Other architectures", "broken": "Unreadable / unsupported"}
+ARCH_GROUPS = {
+    "": "All architectures",
+    "usable": "Usable with this model",
+    "zimage": "Z-Image",
+    "foreign": "Other architectures",
+    "broken": "Unreadable / unsupported",
+}
 
 
 def human_size(n: int) -> str:
@@ -82,7 +93,9 @@ def tooltip_html(entry: LoraEntry) -> str:
 class LibraryModel(QAbstractListModel):
     """One row per library file; ``EntryRole`` returns the :class:`LoraEntry`."""
 
-    def __init__(self, store: LibraryStore, thumbnails: Any = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self, store: LibraryStore, thumbnails: Any = None, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.store = store
         self.thumbnails = thumbnails
@@ -141,8 +154,8 @@ class LibraryModel(QAbstractListModel):
             self.beginRemoveRows(QModelIndex(), start, end)
             for r in range(end, start - 1, -1):
                 self._forget(self._rows[r])
-            del self._rows[start:end + 1]
-            del self._search[start:end + 1]
+            del self._rows[start : end + 1]
+            del self._search[start : end + 1]
             self.endRemoveRows()
         self._reindex()
         self.upsert(list(new.values()))
@@ -210,8 +223,17 @@ class LibraryModel(QAbstractListModel):
 
     def _make_search(self, e: LoraEntry) -> str:
         rec = self.store.get(e.path)
-        parts = [e.display_name, e.file_name, e.title, e.author, e.arch_label, e.dialect,
-                 e.base_model_version, os.path.basename(e.folder), rec.notes]
+        parts = [
+            e.display_name,
+            e.file_name,
+            e.title,
+            e.author,
+            e.arch_label,
+            e.dialect,
+            e.base_model_version,
+            os.path.basename(e.folder),
+            rec.notes,
+        ]
         parts += [t.word for t in e.trigger_words] + list(e.tags)
         return "\n".join(p for p in parts if p).casefold()
 
@@ -275,12 +297,24 @@ class LibraryModel(QAbstractListModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         # Incompatible files stay enabled and selectable: the details pane says why.
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return (
+            Qt.ItemFlag.ItemIsEnabled
+            | Qt.ItemFlag.ItemIsSelectable
+            | Qt.ItemFlag.ItemNeverHasChildren
+        )
 
     def roleNames(self) -> dict[int, bytes]:
         names = super().roleNames()
-        names.update({EntryRole: b"entry", PathRole: b"path", FavouriteRole: b"favourite",
-                      RatingRole: b"rating", CompatibleRole: b"compatible", ArchRole: b"arch"})
+        names.update(
+            {
+                EntryRole: b"entry",
+                PathRole: b"path",
+                FavouriteRole: b"favourite",
+                RatingRole: b"rating",
+                CompatibleRole: b"compatible",
+                ArchRole: b"arch",
+            }
+        )
         return names
 
 
@@ -421,4 +455,4 @@ class LibraryFilterProxy(QSortFilterProxyModel):
             return (-(e.rank or 0), name)
         if s == "size":
             return (-e.size, name)
-        return (not e.compatible, e.status != "ok", name, e.path)   # usable first
+        return (not e.compatible, e.status != "ok", name, e.path)  # usable first

@@ -42,8 +42,10 @@ class LibraryToolbar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search LoRAs…")   # fits the field at the window's minimum
-        self.search.setToolTip("Searches names, trigger words, tags, authors and your notes (Ctrl+F)")
+        self.search.setPlaceholderText("Search LoRAs…")  # fits the field at the window's minimum
+        self.search.setToolTip(
+            "Searches names, trigger words, tags, authors and your notes (Ctrl+F)"
+        )
         self.search.setClearButtonEnabled(True)
         self.search.setMinimumWidth(120)
         self.search.textChanged.connect(self.search_changed)

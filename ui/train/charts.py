@@ -25,8 +25,9 @@ pg.setConfigOptions(antialias=True, background=BACKGROUND, foreground=MUTED)
 DEFAULT_SMOOTHING = 0.9
 
 
-def ema(values: Sequence[float], weight: float = DEFAULT_SMOOTHING,
-        state: list[float] | None = None) -> list[float]:
+def ema(
+    values: Sequence[float], weight: float = DEFAULT_SMOOTHING, state: list[float] | None = None
+) -> list[float]:
     """Debiased exponential moving average (TensorBoard's smoothing); ``weight`` in [0, 1).
 
     ``state`` (``[sum, norm]``) carries the average across calls, so new points extend it."""
@@ -67,8 +68,14 @@ class LossChart(QWidget):
         self._ema_state = [0.0, 0.0]
         self.plot = _plot("Loss", "loss")
         self.raw = self.plot.plot(
-            [], [], pen=None, symbol="o", symbolSize=4, symbolPen=None,
-            symbolBrush=pg.mkBrush(76, 139, 245, 150), name="loss",
+            [],
+            [],
+            pen=None,
+            symbol="o",
+            symbolSize=4,
+            symbolPen=None,
+            symbolBrush=pg.mkBrush(76, 139, 245, 150),
+            name="loss",
         )
         self.smooth = self.plot.plot([], [], pen=pg.mkPen(WARN, width=2), name="smoothed")
         self.log_y = QCheckBox("Log scale")

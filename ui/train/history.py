@@ -100,8 +100,12 @@ class RunHistoryModel(QAbstractTableModel):
     def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,  # noqa: N802
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
         return None
@@ -219,8 +223,13 @@ class RunHistoryWidget(QWidget):
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.empty)
         buttons.addStretch(1)
-        for b in (self.open_button, self.resume_button, self.folder_button, self.config_button,
-                  self.library_button):
+        for b in (
+            self.open_button,
+            self.resume_button,
+            self.folder_button,
+            self.config_button,
+            self.library_button,
+        ):
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -235,8 +244,13 @@ class RunHistoryWidget(QWidget):
         self.model.set_records(load_records() if records is None else records)
         self.empty.setVisible(not self.model.records)
         self.table.setVisible(bool(self.model.records))
-        for b in (self.open_button, self.resume_button, self.folder_button, self.config_button,
-                  self.library_button):
+        for b in (
+            self.open_button,
+            self.resume_button,
+            self.folder_button,
+            self.config_button,
+            self.library_button,
+        ):
             b.setVisible(bool(self.model.records))
         for row, r in enumerate(self.model.records):
             if keep is not None and r.run_id == keep:
@@ -265,7 +279,8 @@ class RunHistoryWidget(QWidget):
         self.resume_button.setText(f"Resume with {lower}" if lower else "Resume")
         self.resume_button.setToolTip(
             f"It ran out of memory: continue from the newest checkpoint with the {lower} preset"
-            if lower else "Continue from the newest checkpoint"
+            if lower
+            else "Continue from the newest checkpoint"
         )
         self.library_button.setEnabled(
             r is not None and bool(r.lora_path) and Path(str(r.lora_path)).is_file()

@@ -362,7 +362,8 @@ class RunView(QWidget):
         self.resume_button.setVisible(self.state == "paused" or (stopped and bool(self.output_dir)))
         self.resume_button.setText("Resume" if self.state == "paused" else "Continue run")
         self.resume_button.setToolTip(
-            "Continue training" if self.state == "paused"
+            "Continue training"
+            if self.state == "paused"
             else "Continue this run from its newest checkpoint"
         )
         self.cancel_button.setVisible(live)
@@ -464,7 +465,8 @@ class RunView(QWidget):
         """The expected total before the first step arrives (loading and caching included)."""
         self.estimate_text = (
             f"expected ≈ {fmt_duration(total_s)} in total, peak ≈ {peak_gib:.0f} GiB (estimate)"
-            if total_s > 0 else ""
+            if total_s > 0
+            else ""
         )
         self._show_stats()
 
@@ -478,9 +480,7 @@ class RunView(QWidget):
         ev = self.last_step
         if ev is not None:
             if ev.it_s > 0:
-                parts.append(
-                    f"{ev.it_s:.2f} it/s" if ev.it_s >= 1 else f"{1 / ev.it_s:.1f} s/step"
-                )
+                parts.append(f"{ev.it_s:.2f} it/s" if ev.it_s >= 1 else f"{1 / ev.it_s:.1f} s/step")
                 if self.state == "running":
                     eta = full_eta(ev, self.config, self.sample_s, self.save_s)
                     parts.append(f"ETA {fmt_duration(eta)}")

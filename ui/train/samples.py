@@ -98,8 +98,9 @@ class SamplesTimeline(QWidget):
 
     image_clicked = Signal(str)
 
-    def __init__(self, thumbnails: ThumbnailCache, parent: QWidget | None = None,
-                 focus_size: int = 176) -> None:
+    def __init__(
+        self, thumbnails: ThumbnailCache, parent: QWidget | None = None, focus_size: int = 176
+    ) -> None:
         super().__init__(parent)
         self.thumbs = thumbnails
         self.focus_size = focus_size
@@ -260,8 +261,13 @@ class SamplesTimeline(QWidget):
         if pm is None:
             t.setText("…")
         else:
-            t.setPixmap(pm.scaled(t.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                  Qt.TransformationMode.SmoothTransformation))
+            t.setPixmap(
+                pm.scaled(
+                    t.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
 
     @Slot(int)
     def _on_slider(self, _value: int) -> None:

@@ -163,7 +163,6 @@ FIELD_HELP: dict[Key, str] = {
 }
 
 
-
 def section_fields() -> list[tuple[str, list[tuple[str, Any]]]]:
     """``[(section, [(field, type hint), …]), …]`` in TrainConfig order."""
     hints = typing.get_type_hints(TrainConfig)
@@ -216,4 +215,3 @@ def _show(v: Any) -> str:
 
 def label_for(key: Key) -> str:
     return LABELS.get(key) or key[1].replace("_", " ").capitalize()
-

@@ -254,7 +254,6 @@ def make_field(key: Key, typ: Any, on_change) -> _Field:
     return TextField(on_change, number=kind == "number", placeholder=ph)
 
 
-
 # --------------------------------------------------------------------------------------------
 # The dialog
 # --------------------------------------------------------------------------------------------
@@ -428,9 +427,11 @@ class TrainSettingsDialog(QDialog):
         if m and (m.group(1), m.group(2)) in self.fields:
             return (m.group(1), m.group(2))
         raw = self.raw()
-        base = TrainConfig().with_changes(
-            model={"path": "m"}, data={"folder": "d"}, save={"output_dir": "o"}
-        ).to_dict()
+        base = (
+            TrainConfig()
+            .with_changes(model={"path": "m"}, data={"folder": "d"}, save={"output_dir": "o"})
+            .to_dict()
+        )
         for sec, name in self.fields:
             trial = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
             trial[sec][name] = raw[sec][name]
@@ -457,9 +458,7 @@ class TrainSettingsDialog(QDialog):
                 have = self.fields[key].value()
                 same = _same(have, want)
                 color, badge = (BADGE, "preset") if same else (CHANGED, "changed")
-                text = (
-                    f"<b>{text}</b> <span style='color:{color}; font-size:small'>{badge}</span>"
-                )
+                text = f"<b>{text}</b> <span style='color:{color}; font-size:small'>{badge}</span>"
                 tip += f"\nSet by the {preset.label} preset: {_show_value(want)}."
                 if not same:
                     tip += " You changed it."

@@ -27,6 +27,7 @@ Modules: this one holds the wizard (shared state, background checks through :mod
 the config it builds); :mod:`ui.train.wizard_pages` the three pages; :mod:`ui.train.wizard_data`
 the widget-free parts (goal defaults, texts, the dataset survey and adapter/model checks).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -184,8 +185,7 @@ class NewRunWizard(QWizard):
             self.hardware_page.update_turbo_warning()
             self.hardware_page.completeChanged.emit()
             return
-        if path == self.adapter_checked_for and self.adapter_state in ("ok", "refused",
-                                                                      "checking"):
+        if path == self.adapter_checked_for and self.adapter_state in ("ok", "refused", "checking"):
             return
         self.adapter_state = "checking"
         self.adapter_checked_for = path
@@ -274,16 +274,21 @@ class NewRunWizard(QWizard):
 
     def card_text(self) -> str:
         if self.gpu is None:
-            return (f"No NVIDIA GPU found. The {PRESETS[self.detected_preset].label} preset is "
-                    "selected; pick the one for the card you will train on.")
-        return (f"Your GPU: {self.gpu.name}, {self.gpu.vram_gib:.0f} GB → the "
-                f"{PRESETS[self.detected_preset].label} preset is selected.")
+            return (
+                f"No NVIDIA GPU found. The {PRESETS[self.detected_preset].label} preset is "
+                "selected; pick the one for the card you will train on."
+            )
+        return (
+            f"Your GPU: {self.gpu.name}, {self.gpu.vram_gib:.0f} GB → the "
+            f"{PRESETS[self.detected_preset].label} preset is selected."
+        )
 
     def estimates(self) -> dict[str, Estimate]:
         s = self.survey
         buckets_for = None
         images = None
         if s and s.buckets and s.images:
+
             def buckets_for(res: tuple[int, ...]) -> list[tuple[int, int]] | None:
                 return s.buckets.get(tuple(sorted(res))) or None
 

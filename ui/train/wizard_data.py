@@ -192,9 +192,7 @@ def scan_survey(folder: str) -> Survey:
     except RequestError as exc:
         return Survey(folder, error=str(exc))
     items = list(scan.items)
-    buckets = {
-        rs: [e.bucket for e in plan_entries(items, rs)] for rs in _preset_resolutions()
-    }
+    buckets = {rs: [e.bucket for e in plan_entries(items, rs)] for rs in _preset_resolutions()}
     return Survey(
         folder,
         images=len(items),

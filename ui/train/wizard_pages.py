@@ -67,8 +67,10 @@ class DatasetPage(QWizardPage):
         super().__init__()
         self.wiz = wizard
         self.setTitle("1 · Dataset")
-        self.setSubTitle("Pick the images to learn from: one of your datasets or any folder of "
-                         "images with same-name .txt captions.")
+        self.setSubTitle(
+            "Pick the images to learn from: one of your datasets or any folder of "
+            "images with same-name .txt captions."
+        )
         self.combo = QComboBox()
         self.combo.setMinimumWidth(420)
         self.folder_button = QPushButton("Folder…")
@@ -86,8 +88,9 @@ class DatasetPage(QWizardPage):
         self.verdict_label = _plain(QLabel())
         self.issues_label = _plain(QLabel())
         self.fix_button = QPushButton("Fix in Datasets…")
-        self.fix_button.setToolTip("Open this folder in the Datasets tab (captions, duplicates, "
-                                   "small images)")
+        self.fix_button.setToolTip(
+            "Open this folder in the Datasets tab (captions, duplicates, small images)"
+        )
         fix_row = QHBoxLayout()
         fix_row.addWidget(self.verdict_label, 1)
         fix_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
@@ -100,11 +103,13 @@ class DatasetPage(QWizardPage):
         lay.addLayout(fix_row)
         lay.addWidget(self.issues_label)
         lay.addStretch(1)
-        hint = _plain(QLabel(
-            "A good dataset: 15–50 sharp images of the subject with varied backgrounds, poses "
-            "and light, and captions that describe everything except what the LoRA should learn. "
-            "The Datasets tab imports images, edits captions in bulk and runs this same check."
-        ))
+        hint = _plain(
+            QLabel(
+                "A good dataset: 15–50 sharp images of the subject with varied backgrounds, poses "
+                "and light, and captions that describe everything except what the LoRA should learn. "
+                "The Datasets tab imports images, edits captions in bulk and runs this same check."
+            )
+        )
         hint.setObjectName("hint")
         lay.addWidget(hint)
 
@@ -163,8 +168,11 @@ class DatasetPage(QWizardPage):
             return
         missing = s.images - s.captioned
         facts = f"{s.images} image{'s' if s.images != 1 else ''}, "
-        facts += "all with captions" if not missing and s.images else (
-            f"{s.captioned} with captions, {missing} without")
+        facts += (
+            "all with captions"
+            if not missing and s.images
+            else (f"{s.captioned} with captions, {missing} without")
+        )
         self.facts_label.setText(facts)
         rep = s.report
         if rep is None:
@@ -206,18 +214,22 @@ class GoalPage(QWizardPage):
         super().__init__()
         self.wiz = wizard
         self.setTitle("2 · What it learns")
-        self.setSubTitle("This sets sensible defaults for the LoRA size, steps and how training "
-                         "samples noise; all of them can be changed in Full settings.")
+        self.setSubTitle(
+            "This sets sensible defaults for the LoRA size, steps and how training "
+            "samples noise; all of them can be changed in Full settings."
+        )
         self.group = QButtonGroup(self)
         self.radios: dict[str, QRadioButton] = {}
         goals = QVBoxLayout()
         for i, g in enumerate(GOALS.values()):
             r = QRadioButton(g.label)
             r.setStyleSheet("font-weight: 600;")
-            blurb = _plain(QLabel(
-                f"{g.blurb}  (rank {g.rank}, {g.steps} steps, caption dropout "
-                f"{g.caption_dropout:g}, {g.timestep_mode} timesteps)"
-            ))
+            blurb = _plain(
+                QLabel(
+                    f"{g.blurb}  (rank {g.rank}, {g.steps} steps, caption dropout "
+                    f"{g.caption_dropout:g}, {g.timestep_mode} timesteps)"
+                )
+            )
             blurb.setObjectName("muted")
             blurb.setContentsMargins(24, 0, 0, 4)
             self.group.addButton(r, i)
@@ -229,11 +241,13 @@ class GoalPage(QWizardPage):
         self.trigger = QLineEdit()
         self.trigger.setPlaceholderText("e.g. ohwx, mycat — a word the model does not know")
         self.trigger.setMinimumWidth(320)
-        trig_hint = _plain(QLabel(
-            "Use this word in prompts to call up what you trained. It replaces [trigger] in "
-            "captions, or is put in front of captions without it. Leave it empty to train "
-            "without one."
-        ))
+        trig_hint = _plain(
+            QLabel(
+                "Use this word in prompts to call up what you trained. It replaces [trigger] in "
+                "captions, or is put in front of captions without it. Leave it empty to train "
+                "without one."
+            )
+        )
         trig_hint.setObjectName("muted")
         self.trigger_warning = _plain(QLabel())
         self.trigger_warning.setObjectName("warning")
@@ -246,8 +260,10 @@ class GoalPage(QWizardPage):
 
         self.prompts = QPlainTextEdit()
         self.prompts.setFixedHeight(56)
-        self.prompts.setToolTip("Rendered every 250 steps with your LoRA, so you can watch it "
-                                "learn. One per line; [trigger] becomes the trigger word.")
+        self.prompts.setToolTip(
+            "Rendered every 250 steps with your LoRA, so you can watch it "
+            "learn. One per line; [trigger] becomes the trigger word."
+        )
         self._prompts_goal = ""
 
         trig_row = QHBoxLayout()
@@ -261,10 +277,14 @@ class GoalPage(QWizardPage):
         lay.addWidget(trig_hint)
         lay.addLayout(warn_row)
         lay.addSpacing(6)
-        lay.addWidget(_plain(QLabel(
-            "Sample prompts — rendered every 250 steps with the LoRA so far, so you can watch it "
-            "learn (one per line; [trigger] becomes the trigger word):"
-        )))
+        lay.addWidget(
+            _plain(
+                QLabel(
+                    "Sample prompts — rendered every 250 steps with the LoRA so far, so you can watch it "
+                    "learn (one per line; [trigger] becomes the trigger word):"
+                )
+            )
+        )
         lay.addWidget(self.prompts)
         lay.addStretch(1)
 
@@ -324,8 +344,10 @@ class HardwarePage(QWizardPage):
         super().__init__()
         self.wiz = wizard
         self.setTitle("3 · Hardware and model")
-        self.setSubTitle("How fast and in how much memory each VRAM preset trains on your card, "
-                         "and the model to train on.")
+        self.setSubTitle(
+            "How fast and in how much memory each VRAM preset trains on your card, "
+            "and the model to train on."
+        )
         self.card_label = _plain(QLabel())
         self.card_label.setObjectName("sectionTitle")
         self.tiers = QTreeWidget()
@@ -368,8 +390,10 @@ class HardwarePage(QWizardPage):
         self.model_edit.setPlaceholderText("a diffusers folder or a folder of ComfyUI files")
         self.model_button = QPushButton("Browse…")
         self.variant = QComboBox()
-        self.variant.setToolTip("Which Z-Image this is: Turbo (distilled, 8 steps) needs a "
-                                "training adapter; De-Turbo and Base do not")
+        self.variant.setToolTip(
+            "Which Z-Image this is: Turbo (distilled, 8 steps) needs a "
+            "training adapter; De-Turbo and Base do not"
+        )
         for key, label in (("turbo", "Turbo"), ("deturbo", "De-Turbo"), ("base", "Base")):
             self.variant.addItem(label, key)
         self.model_status = _plain(QLabel())
@@ -479,10 +503,14 @@ class HardwarePage(QWizardPage):
             it.setText(0, label)
             bad = e.fits is False
             it.setForeground(3, QColor(BAD) if bad else self.palette().text().color())
-            it.setToolTip(3, "Expected peak GPU memory (measured on the full-size model; "
-                             "your display and other programs need some too)")
-            it.setToolTip(2, "Expected seconds per optimizer step, averaged over your "
-                             "dataset's buckets")
+            it.setToolTip(
+                3,
+                "Expected peak GPU memory (measured on the full-size model; "
+                "your display and other programs need some too)",
+            )
+            it.setToolTip(
+                2, "Expected seconds per optimizer step, averaged over your dataset's buckets"
+            )
             it.setToolTip(4, f"{e.steps} steps: {e.breakdown()}")
         self.tiers.headerItem().setText(4, f"Total, {self.steps.value()} steps")
         e = est.get(self.preset)
@@ -511,8 +539,9 @@ class HardwarePage(QWizardPage):
     # -- model and adapter --------------------------------------------------------------------
     @Slot()
     def _browse_model(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Base model folder",
-                                             self.model_edit.text() or str(Path.home()))
+        d = QFileDialog.getExistingDirectory(
+            self, "Base model folder", self.model_edit.text() or str(Path.home())
+        )
         if d:
             self.model_edit.setText(d)
             self._on_model()
@@ -537,8 +566,9 @@ class HardwarePage(QWizardPage):
     @Slot()
     def _browse_adapter(self) -> None:
         start = self.adapter_edit.text() or str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self, "Training adapter", start,
-                                              "LoRA files (*.safetensors);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Training adapter", start, "LoRA files (*.safetensors);;All files (*)"
+        )
         if path:
             self.set_adapter(path)
 
@@ -591,8 +621,9 @@ class HardwarePage(QWizardPage):
 
     @Slot()
     def _browse_output(self) -> None:
-        d = QFileDialog.getExistingDirectory(self, "Output folder",
-                                             self.output_edit.text() or str(self.wiz.runs_root))
+        d = QFileDialog.getExistingDirectory(
+            self, "Output folder", self.output_edit.text() or str(self.wiz.runs_root)
+        )
         if d:
             self.output_edit.setText(d)
             self._output_user = True

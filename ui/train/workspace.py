@@ -109,12 +109,12 @@ def tier_rows(gpu: Any) -> list[tuple[str, str, str, str]]:
                 from zitdesk.train.config import TrainConfig
                 from zitdesk.train.presets import apply_preset
 
-                cfg = apply_preset(TrainConfig(), name).with_changes(
-                    optim={"steps": TYPICAL_STEPS}
-                )
+                cfg = apply_preset(TrainConfig(), name).with_changes(optim={"steps": TYPICAL_STEPS})
                 est = estimate.estimate_run(cfg, gpu)
-                text = (f"≈ {fmt_duration(est.total_s)} · {est.step_s:.2f} s/step · "
-                        f"peak ≈ {est.peak_gib:.0f} GiB")
+                text = (
+                    f"≈ {fmt_duration(est.total_s)} · {est.step_s:.2f} s/step · "
+                    f"peak ≈ {est.peak_gib:.0f} GiB"
+                )
             except Exception:  # noqa: BLE001 - an estimate is a hint; fall back to measured
                 log.debug("estimate failed for %s", name, exc_info=True)
         if not text:
@@ -261,11 +261,15 @@ class TrainOverview(QWidget):
         if not model:
             hint = "Next: set up the model (the first card), then make a dataset."
         elif not datasets:
-            hint = ("Next: make a dataset in the Datasets tab (import 10–30 images, caption them, "
-                    "run the check), or pick any captioned folder in the wizard.")
+            hint = (
+                "Next: make a dataset in the Datasets tab (import 10–30 images, caption them, "
+                "run the check), or pick any captioned folder in the wizard."
+            )
         else:
-            hint = ("Ready. New training run walks you through three short pages: the dataset → "
-                    "what it learns (trigger word) → your hardware and the time it takes → Start.")
+            hint = (
+                "Ready. New training run walks you through three short pages: the dataset → "
+                "what it learns (trigger word) → your hardware and the time it takes → Start."
+            )
         self.next_hint.setText(hint)
 
     def set_tiers(self, rows: list[tuple[str, str, str, str]], current: str, gpu_name: str) -> None:
@@ -389,9 +393,19 @@ class TrainWorkspace(QWidget):
         v.open_folder_requested.connect(self.open_folder)
 
         c = controller
-        for name in ("job_started", "phase_changed", "warning", "train_step", "sample_ready",
-                     "checkpoint_saved", "paused", "resumed", "job_finished", "job_cancelled",
-                     "job_failed"):
+        for name in (
+            "job_started",
+            "phase_changed",
+            "warning",
+            "train_step",
+            "sample_ready",
+            "checkpoint_saved",
+            "paused",
+            "resumed",
+            "job_finished",
+            "job_cancelled",
+            "job_failed",
+        ):
             sig = getattr(c, name, None)
             if sig is not None:
                 sig.connect(self._on_event)
@@ -541,7 +555,8 @@ class TrainWorkspace(QWidget):
         self.show_run_view()
         started = self.controller.current is job
         self.status_message.emit(
-            f"Training {spec.config.save.name}…" if started
+            f"Training {spec.config.save.name}…"
+            if started
             else f"Training queued: {spec.config.save.name} starts when the GPU is free."
         )
         return job
@@ -667,8 +682,8 @@ class TrainWorkspace(QWidget):
             lora = ev.paths[0] if getattr(ev, "paths", ()) else ""
             self._notify(
                 "Training finished",
-                f"“{name}” is done" + (f": {Path(lora).name} is in the LoRA Library." if lora
-                                       else "."),
+                f"“{name}” is done"
+                + (f": {Path(lora).name} is in the LoRA Library." if lora else "."),
                 "info",
             )
         elif job.state == "failed":

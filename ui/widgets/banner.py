@@ -7,7 +7,7 @@ names and engine errors, which must never be rendered as markup (:mod:`ui.widget
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QPushButton, QToolButton, QWidget
 
 from ui.widgets.text import plain_label

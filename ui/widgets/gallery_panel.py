@@ -8,21 +8,20 @@ from PySide6.QtCore import QFile, QModelIndex, QPoint, QRect, QSize, Qt, QUrl, S
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QHBoxLayout,
     QLabel,
     QListView,
     QMenu,
     QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ui.dialogs.image_viewer import ImageViewerDialog
 from ui.models.gallery_model import GalleryItem, GalleryModel, ItemRole
-
 
 THUMB_BOX = 128  # the square each thumbnail is fitted into (aspect kept, small ones scaled up)
 CELL = QSize(THUMB_BOX + 16, THUMB_BOX + 30)
@@ -40,9 +39,12 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if pm_size.isEmpty():
             return box
         fitted = pm_size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        return QRect(box.x() + (box.width() - fitted.width()) // 2,
-                     box.y() + (box.height() - fitted.height()) // 2,
-                     fitted.width(), fitted.height())
+        return QRect(
+            box.x() + (box.width() - fitted.width()) // 2,
+            box.y() + (box.height() - fitted.height()) // 2,
+            fitted.width(),
+            fitted.height(),
+        )
 
     def paint(self, p: QPainter, option: QStyleOptionViewItem, index) -> None:
         p.save()
@@ -57,14 +59,23 @@ class ThumbnailDelegate(QStyledItemDelegate):
             p.drawPixmap(self.image_rect(option.rect, pm.size()), pm)
         item = index.data(ItemRole)
         seed = getattr(item, "seed", None)
-        text_rect = QRect(option.rect.x(), option.rect.y() + THUMB_BOX + 6,
-                          option.rect.width(), option.rect.height() - THUMB_BOX - 6)
-        role = (option.palette.ColorRole.HighlightedText
-                if option.state & QStyle.StateFlag.State_Selected
-                else option.palette.ColorRole.Text)
+        text_rect = QRect(
+            option.rect.x(),
+            option.rect.y() + THUMB_BOX + 6,
+            option.rect.width(),
+            option.rect.height() - THUMB_BOX - 6,
+        )
+        role = (
+            option.palette.ColorRole.HighlightedText
+            if option.state & QStyle.StateFlag.State_Selected
+            else option.palette.ColorRole.Text
+        )
         p.setPen(option.palette.color(role))
-        p.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
-                   f"seed {seed}" if seed is not None else "")
+        p.drawText(
+            text_rect,
+            Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+            f"seed {seed}" if seed is not None else "",
+        )
         p.restore()
 
 

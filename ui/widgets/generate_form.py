@@ -369,8 +369,9 @@ class GenerateFormWidget(QScrollArea):
         s.last_lora_dir = self.loras.last_dir
         s.last_prompt = self.prompt.text()
         s.last_negative = self.negative.toPlainText()
-        s.last_loras = [f"{e.weight:g}\t{1 if e.enabled else 0}\t{e.path}"
-                        for e in self.loras.model.entries]
+        s.last_loras = [
+            f"{e.weight:g}\t{1 if e.enabled else 0}\t{e.path}" for e in self.loras.model.entries
+        ]
 
     @staticmethod
     def lora_specs_from(items: list[tuple[str, float, bool]]) -> tuple[LoraSpec, ...]:

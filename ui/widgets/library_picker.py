@@ -8,7 +8,7 @@ delegate); the stack's shape check refuses them at "Add" with the sentence why.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, Slot
+from PySide6.QtCore import QModelIndex, QSize, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -61,7 +61,11 @@ class LibraryPickerDialog(QDialog):
         self.view.doubleClicked.connect(self._on_double_click)
         self.box.accepted.connect(self.accept)
         self.box.rejected.connect(self.reject)
-        for sig in (library_model.rowsInserted, library_model.rowsRemoved, library_model.modelReset):
+        for sig in (
+            library_model.rowsInserted,
+            library_model.rowsRemoved,
+            library_model.modelReset,
+        ):
             sig.connect(self._update_count)
         self._update_count()
 
@@ -80,8 +84,9 @@ class LibraryPickerDialog(QDialog):
     @Slot()
     def _update_count(self, *_args) -> None:
         n = self.proxy.rowCount()
-        self.count.setText(f"{n} LoRA file(s)" if n else
-                           "No LoRAs here yet: add folders in the LoRA Library tab.")
+        self.count.setText(
+            f"{n} LoRA file(s)" if n else "No LoRAs here yet: add folders in the LoRA Library tab."
+        )
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:

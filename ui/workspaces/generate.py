@@ -56,24 +56,30 @@ def read_output_page(folder: str, offset: int, count: int = OUTPUT_PAGE) -> dict
     from zitdesk.imagemeta import read_parameters
 
     try:
-        files = sorted((p for p in Path(folder).glob("*.png") if p.is_file()),
-                       key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        files = sorted(
+            (p for p in Path(folder).glob("*.png") if p.is_file()),
+            key=lambda p: p.stat().st_mtime_ns,
+            reverse=True,
+        )
     except OSError:
         files = []
     items = []
-    for p in files[offset:offset + count]:
+    for p in files[offset : offset + count]:
         try:
             params = read_parameters(str(p))
         except Exception:  # noqa: BLE001 - an unreadable file is shown without parameters
             params = None
         seed = getattr(params, "seed", None)
-        items.append({
-            "path": str(p), "seed": seed if isinstance(seed, int) else -1,
-            "prompt": str(getattr(params, "prompt", "") or ""),
-            "width": int(getattr(params, "width", 0) or 0),
-            "height": int(getattr(params, "height", 0) or 0),
-            "request": dict(getattr(params, "request", None) or {}),
-        })
+        items.append(
+            {
+                "path": str(p),
+                "seed": seed if isinstance(seed, int) else -1,
+                "prompt": str(getattr(params, "prompt", "") or ""),
+                "width": int(getattr(params, "width", 0) or 0),
+                "height": int(getattr(params, "height", 0) or 0),
+                "request": dict(getattr(params, "request", None) or {}),
+            }
+        )
     return {"items": items, "offset": offset, "total": len(files)}
 
 
@@ -179,15 +185,18 @@ class GenerateWorkspace(GenerateView):
 
     @Slot()
     def load_more_outputs(self) -> None:
-        run_task(self._outputs, "page", read_output_page, self.outputs_folder(),
-                 self.outputs_loaded)
+        run_task(
+            self._outputs, "page", read_output_page, self.outputs_folder(), self.outputs_loaded
+        )
 
     @Slot(object, object)
     def _on_output_page(self, _tag: object, page: object) -> None:
         if not isinstance(page, dict):
             return
-        items = [GalleryItem(d["path"], d["seed"], d["prompt"], d["width"], d["height"],
-                             d["request"]) for d in page.get("items", [])]
+        items = [
+            GalleryItem(d["path"], d["seed"], d["prompt"], d["width"], d["height"], d["request"])
+            for d in page.get("items", [])
+        ]
         self.gallery_model.append(items)
         self.outputs_loaded = int(page.get("offset", 0)) + len(items)
         self.outputs_total = int(page.get("total", 0))
@@ -477,8 +486,9 @@ class GenerateWorkspace(GenerateView):
     def _on_lora_report(self, ev) -> None:
         self.form.loras.apply_report(ev)
         if getattr(ev, "warnings", ()):
-            self.show_message(f"LoRA {Path(ev.path).name}: " + "; ".join(ev.warnings) + ".",
-                              "warning")
+            self.show_message(
+                f"LoRA {Path(ev.path).name}: " + "; ".join(ev.warnings) + ".", "warning"
+            )
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:

@@ -14,9 +14,12 @@ class LazyWorkspace(QWidget):
     ``on_created(widget)`` runs once, right after construction, for the main window's wiring.
     """
 
-    def __init__(self, factory: Callable[[QWidget], QWidget],
-                 on_created: Callable[[QWidget], None] | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        factory: Callable[[QWidget], QWidget],
+        on_created: Callable[[QWidget], None] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._factory = factory
         self._on_created = on_created

@@ -7,8 +7,9 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 
 class PlaceholderWorkspace(QWidget):
-    def __init__(self, title: str, lines: list[str], meanwhile: str = "",
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, title: str, lines: list[str], meanwhile: str = "", parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.title = title
         head = QLabel(title)
@@ -29,4 +30,3 @@ class PlaceholderWorkspace(QWidget):
         lay.addSpacing(12)
         lay.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
         lay.addStretch(2)
-

@@ -20,8 +20,20 @@ from typing import Protocol, TypeVar
 from zitdesk.folder import TRIGGER_PLACEHOLDER
 
 T = TypeVar("T")
-__all__ = ["TRIGGER_PLACEHOLDER", "AddTags", "AddTrigger", "Cleanup", "FindReplace", "Operation",
-           "RemoveTags", "has_trigger", "join_tags", "preview", "split_tags", "word_diff"]
+__all__ = [
+    "TRIGGER_PLACEHOLDER",
+    "AddTags",
+    "AddTrigger",
+    "Cleanup",
+    "FindReplace",
+    "Operation",
+    "RemoveTags",
+    "has_trigger",
+    "join_tags",
+    "preview",
+    "split_tags",
+    "word_diff",
+]
 
 
 class Operation(Protocol):
@@ -149,8 +161,9 @@ class Cleanup:
 
     @property
     def label(self) -> str:
-        return "Clean up whitespace and duplicate tags" if self.dedupe_tags else \
-            "Clean up whitespace"
+        return (
+            "Clean up whitespace and duplicate tags" if self.dedupe_tags else "Clean up whitespace"
+        )
 
     def apply(self, caption: str | None) -> str | None:
         if caption is None:
@@ -171,7 +184,9 @@ class Cleanup:
         return text
 
 
-def preview(op: Operation, items: Iterable[tuple[T, str | None]]) -> list[tuple[T, str | None, str | None]]:
+def preview(
+    op: Operation, items: Iterable[tuple[T, str | None]]
+) -> list[tuple[T, str | None, str | None]]:
     """``[(item, old, new)]`` for every caption ``op`` changes. Raises ValueError on bad input."""
     out = []
     for item, old in items:

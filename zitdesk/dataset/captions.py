@@ -19,9 +19,17 @@ from pathlib import Path
 
 from zitdesk.captions import (  # re-exported: the one decoder, shared with the trainer
     BOM as BOM,
+)
+from zitdesk.captions import (
     CaptionStyle as CaptionStyle,
+)
+from zitdesk.captions import (
     decode_caption as decode_caption,
+)
+from zitdesk.captions import (
     encode_caption as encode_caption,
+)
+from zitdesk.captions import (
     normalise_caption as normalise_caption,
 )
 from zitdesk.dataset.fsnames import fit_name
@@ -78,8 +86,7 @@ def write_caption_file(path: Path, text: str, style: CaptionStyle) -> FileSig:
 def conflict_path(caption_path: Path) -> Path:
     """Where our version goes when the file changed on disk: ``name.txt.zitdesk-conflict``
     (the name part shortened, with a hash, where that would pass the name limit)."""
-    return caption_path.with_name(fit_name(caption_path.name, CONFLICT_SUFFIX,
-                                           caption_path.parent))
+    return caption_path.with_name(fit_name(caption_path.name, CONFLICT_SUFFIX, caption_path.parent))
 
 
 def is_stale_temp(name: str) -> bool:

@@ -75,7 +75,7 @@ class CheckOptions:
 
 @dataclass
 class Issue:
-    severity: str          # "error" | "warning" | "info"
+    severity: str  # "error" | "warning" | "info"
     code: str
     message: str
     files: list[str] = field(default_factory=list)
@@ -116,8 +116,16 @@ class CheckReport:
             "training_entries": self.entries,
             "verdict": self.verdict,
             "summary": self.summary,
-            "issues": [{"severity": i.severity, "code": i.code, "message": i.message,
-                        "count": len(i.files), "files": i.files} for i in self.issues],
+            "issues": [
+                {
+                    "severity": i.severity,
+                    "code": i.code,
+                    "message": i.message,
+                    "count": len(i.files),
+                    "files": i.files,
+                }
+                for i in self.issues
+            ],
             "buckets": {str(r): b for r, b in self.buckets.items()},
             "downscaled_entries": {str(r): n for r, n in self.downscaled.items()},
             "resolution_histogram": [{"range": k, "count": v} for k, v in self.histogram],
@@ -154,8 +162,9 @@ class FastCaptionTokenizer:
 
             path = bundled_tokenizer_dir() / "tokenizer.json"
         self._tok = Tokenizer.from_file(str(path))
-        self.template_tokens = len(self._tok.encode(QWEN3_EMPTY_PROMPT,
-                                                    add_special_tokens=False).ids)
+        self.template_tokens = len(
+            self._tok.encode(QWEN3_EMPTY_PROMPT, add_special_tokens=False).ids
+        )
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Token count of each text (no special tokens), without building id lists."""
@@ -185,9 +194,12 @@ def fast_tokenizer() -> Any:
     return _FAST
 
 
-def caption_token_counts(captions: Sequence[str], tokenizer: Any,
-                         between: Callable[[], None] | None = None,
-                         chunk: int = 1000) -> tuple[list[int], int]:
+def caption_token_counts(
+    captions: Sequence[str],
+    tokenizer: Any,
+    between: Callable[[], None] | None = None,
+    chunk: int = 1000,
+) -> tuple[list[int], int]:
     """Prompt tokens of each caption and the chat-template overhead, as
     :func:`zitdesk.models.tokenizer.count_tokens` counts them, in one batched call.
 
@@ -208,7 +220,7 @@ def caption_token_counts(captions: Sequence[str], tokenizer: Any,
     for i in range(0, len(captions), chunk):
         if between is not None and i:
             between()
-        part = list(captions[i:i + chunk])
+        part = list(captions[i : i + chunk])
         if hasattr(tokenizer, "lengths"):
             out += tokenizer.lengths(part)
         else:
@@ -217,6 +229,7 @@ def caption_token_counts(captions: Sequence[str], tokenizer: Any,
 
 
 # --- duplicates ----------------------------------------------------------------------------------
+
 
 def _union_groups(pairs: list[tuple[int, int]], n: int) -> list[list[int]]:
     parent = list(range(n))
@@ -237,8 +250,9 @@ def _union_groups(pairs: list[tuple[int, int]], n: int) -> list[list[int]]:
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
-def near_duplicate_pairs(hashes: Sequence[int], max_distance: int, chunk: int = 512
-                         ) -> list[tuple[int, int]]:
+def near_duplicate_pairs(
+    hashes: Sequence[int], max_distance: int, chunk: int = 512
+) -> list[tuple[int, int]]:
     """Index pairs ``(i < j)`` whose 64-bit hashes differ in at most ``max_distance`` bits."""
     n = len(hashes)
     if n < 2:
@@ -246,7 +260,7 @@ def near_duplicate_pairs(hashes: Sequence[int], max_distance: int, chunk: int = 
     a = np.array([h & 0xFFFFFFFFFFFFFFFF for h in hashes], dtype=np.uint64)
     out: list[tuple[int, int]] = []
     for s in range(0, n, chunk):
-        block = a[s:s + chunk]
+        block = a[s : s + chunk]
         dist = np.bitwise_count(block[:, None] ^ a[None, :])
         ii, jj = np.nonzero(dist <= max_distance)
         gi = ii + s
@@ -255,8 +269,9 @@ def near_duplicate_pairs(hashes: Sequence[int], max_distance: int, chunk: int = 
     return out
 
 
-def duplicate_groups(names: Sequence[str], sha: Sequence[str | None], phash: Sequence[int | None],
-                     max_distance: int) -> tuple[list[list[str]], list[list[str]]]:
+def duplicate_groups(
+    names: Sequence[str], sha: Sequence[str | None], phash: Sequence[int | None], max_distance: int
+) -> tuple[list[list[str]], list[list[str]]]:
     """(exact groups, near groups) of names; near groups leave out pairs that are exact copies."""
     by_sha: dict[str, list[int]] = {}
     for i, s in enumerate(sha):
@@ -264,8 +279,9 @@ def duplicate_groups(names: Sequence[str], sha: Sequence[str | None], phash: Seq
             by_sha.setdefault(s, []).append(i)
     exact = [[names[i] for i in g] for g in by_sha.values() if len(g) > 1]
     idx = [i for i, h in enumerate(phash) if h is not None]
-    pairs = [(idx[x], idx[y]) for x, y in
-             near_duplicate_pairs([phash[i] for i in idx], max_distance)]  # type: ignore[misc]
+    pairs = [
+        (idx[x], idx[y]) for x, y in near_duplicate_pairs([phash[i] for i in idx], max_distance)
+    ]  # type: ignore[misc]
     pairs = [(x, y) for x, y in pairs if not (sha[x] and sha[x] == sha[y])]
     near = [[names[i] for i in g] for g in _union_groups(pairs, len(names))]
     return exact, near
@@ -273,14 +289,18 @@ def duplicate_groups(names: Sequence[str], sha: Sequence[str | None], phash: Seq
 
 # --- the check -----------------------------------------------------------------------------------
 
+
 def _n(count: int, singular: str, plural: str) -> str:
     return f"{count:,} {singular if count == 1 else plural}"
 
 
 def _histogram(items: Sequence[DatasetItem]) -> list[tuple[str, int]]:
     edges = (0.0, *MP_BINS, float("inf"))
-    labels = [f"< {MP_BINS[0]:g} MP"] + [f"{edges[i]:g}–{edges[i + 1]:g} MP"
-                                          for i in range(1, len(MP_BINS))] + [f"≥ {MP_BINS[-1]:g} MP"]
+    labels = (
+        [f"< {MP_BINS[0]:g} MP"]
+        + [f"{edges[i]:g}–{edges[i + 1]:g} MP" for i in range(1, len(MP_BINS))]
+        + [f"≥ {MP_BINS[-1]:g} MP"]
+    )
     counts = [0] * len(labels)
     for it in items:
         mp = it.width * it.height / 1e6
@@ -291,10 +311,16 @@ def _histogram(items: Sequence[DatasetItem]) -> list[tuple[str, int]]:
     return list(zip(labels, counts, strict=True))
 
 
-def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *,
-                sha: Sequence[str | None] | None = None, phash: Sequence[int | None] | None = None,
-                token_counts: tuple[list[int], int] | None = None,
-                problems: Sequence[str] = ()) -> CheckReport:
+def check_items(
+    folder: str,
+    items: Sequence[DatasetItem],
+    opts: CheckOptions,
+    *,
+    sha: Sequence[str | None] | None = None,
+    phash: Sequence[int | None] | None = None,
+    token_counts: tuple[list[int], int] | None = None,
+    problems: Sequence[str] = (),
+) -> CheckReport:
     """Check trainer items (``scan_folder`` output, or :meth:`Dataset.train_items`).
 
     ``token_counts`` is :func:`caption_token_counts` of ``apply_trigger(caption, trigger)`` for
@@ -335,40 +361,65 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
     missing = [i for i, it in enumerate(items) if it.caption_path is None]
     empty = [i for i, it in enumerate(items) if it.caption_path is not None and not it.caption]
     if missing:
-        issue("warning", "missing_caption",
-              f"{_n(len(missing), 'image has', 'images have')} no caption file; training sees "
-              "only the trigger word (or nothing).", missing)
+        issue(
+            "warning",
+            "missing_caption",
+            f"{_n(len(missing), 'image has', 'images have')} no caption file; training sees "
+            "only the trigger word (or nothing).",
+            missing,
+        )
     if empty:
-        issue("warning", "empty_caption",
-              f"{_n(len(empty), 'caption file is', 'caption files are')} empty.", empty)
+        issue(
+            "warning",
+            "empty_caption",
+            f"{_n(len(empty), 'caption file is', 'caption files are')} empty.",
+            empty,
+        )
 
-    too_small = [i for i, it in enumerate(items)
-                 if all(bucket_for(it.width, it.height, r) is None for r in res)]
+    too_small = [
+        i
+        for i, it in enumerate(items)
+        if all(bucket_for(it.width, it.height, r) is None for r in res)
+    ]
     if too_small:
-        issue("warning", "too_small",
-              f"{_n(len(too_small), 'image is', 'images are')} too small for any bucket and "
-              "will not be trained.",
-              too_small)
+        issue(
+            "warning",
+            "too_small",
+            f"{_n(len(too_small), 'image is', 'images are')} too small for any bucket and "
+            "will not be trained.",
+            too_small,
+        )
     limit = opts.low_res_fraction * top * top
     small = set(too_small)
     # far below: under a quarter of the smallest training resolution's pixels (32×32 for a
     # 512 run): it trains as a blur, unlike a 640×640 image that is merely below 1024 px
     least = min(res)
-    tiny = [i for i, it in enumerate(items)
-            if it.width * it.height < least * least / 4 and i not in small]
+    tiny = [
+        i
+        for i, it in enumerate(items)
+        if it.width * it.height < least * least / 4 and i not in small
+    ]
     if tiny:
-        issue("warning", "very_low_res",
-              f"{_n(len(tiny), 'image is', 'images are')} far below the training size (under "
-              f"{least // 2}×{least // 2} pixels): {'it trains' if len(tiny) == 1 else 'they train'}"
-              " as a blur; replace or exclude "
-              f"{'it' if len(tiny) == 1 else 'them'}.", tiny)
+        issue(
+            "warning",
+            "very_low_res",
+            f"{_n(len(tiny), 'image is', 'images are')} far below the training size (under "
+            f"{least // 2}×{least // 2} pixels): {'it trains' if len(tiny) == 1 else 'they train'}"
+            " as a blur; replace or exclude "
+            f"{'it' if len(tiny) == 1 else 'them'}.",
+            tiny,
+        )
     small |= set(tiny)
     low = [i for i, it in enumerate(items) if it.width * it.height < limit and i not in small]
     if low:
-        issue("warning", "low_res",
-              f"{_n(len(low), 'image has', 'images have')} fewer than "
-              f"{opts.low_res_fraction:.0%} of {top}×{top} pixels; the trainer never upscales, "
-              f"so {'it trains' if len(low) == 1 else 'they train'} below {top} px.", low)
+        issue(
+            "warning",
+            "low_res",
+            f"{_n(len(low), 'image has', 'images have')} fewer than "
+            f"{opts.low_res_fraction:.0%} of {top}×{top} pixels; the trainer never upscales, "
+            f"so {'it trains' if len(low) == 1 else 'they train'} below {top} px.",
+            low,
+        )
 
     captions = [apply_trigger(it.caption, opts.trigger) for it in items]
     if token_counts is not None:
@@ -377,37 +428,60 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
         totals = [c + template for c in counts]
         over = [i for i, t in enumerate(totals) if t > opts.token_budget]
         if over:
-            issue("warning", "over_token_budget",
-                  f"{_n(len(over), 'caption is', 'captions are')} longer than the "
-                  f"{opts.token_budget - template} tokens the text encoder reads; the end is cut "
-                  "off in training.", over)
+            issue(
+                "warning",
+                "over_token_budget",
+                f"{_n(len(over), 'caption is', 'captions are')} longer than the "
+                f"{opts.token_budget - template} tokens the text encoder reads; the end is cut "
+                "off in training.",
+                over,
+            )
         if totals:
-            rep.tokens = {"max": max(counts), "mean": round(sum(counts) / len(counts)),
-                          "budget": opts.token_budget - template}
+            rep.tokens = {
+                "max": max(counts),
+                "mean": round(sum(counts) / len(counts)),
+                "budget": opts.token_budget - template,
+            }
 
     trig = opts.trigger.strip()
     if trig:
-        doubled = [i for i, it in enumerate(items) if TRIGGER_PLACEHOLDER not in it.caption
-                   and has_trigger(it.caption, trig)]
+        doubled = [
+            i
+            for i, it in enumerate(items)
+            if TRIGGER_PLACEHOLDER not in it.caption and has_trigger(it.caption, trig)
+        ]
         placeholder = [i for i, it in enumerate(items) if TRIGGER_PLACEHOLDER in it.caption]
         if doubled:
-            issue("warning", "trigger_doubled",
-                  f"{_n(len(doubled), 'caption already contains', 'captions already contain')}"
-                  f" “{trig}”; training prepends it "
-                  f"again (“{trig}, {trig}, …”). Use [trigger] in those captions or leave the "
-                  "training trigger empty.", doubled)
+            issue(
+                "warning",
+                "trigger_doubled",
+                f"{_n(len(doubled), 'caption already contains', 'captions already contain')}"
+                f" “{trig}”; training prepends it "
+                f"again (“{trig}, {trig}, …”). Use [trigger] in those captions or leave the "
+                "training trigger empty.",
+                doubled,
+            )
         added = len(items) - len(doubled) - len(placeholder)
         if added:
-            rep.issues.append(Issue("info", "trigger_added",
-                                    f"Training prepends “{trig}” to "
-                                    f"{_n(added, 'caption', 'captions')}; [trigger] "
-                                    "placeholders are replaced by it."))
+            rep.issues.append(
+                Issue(
+                    "info",
+                    "trigger_added",
+                    f"Training prepends “{trig}” to "
+                    f"{_n(added, 'caption', 'captions')}; [trigger] "
+                    "placeholders are replaced by it.",
+                )
+            )
     else:
         with_ph = [i for i, it in enumerate(items) if TRIGGER_PLACEHOLDER in it.caption]
         if with_ph:
-            issue("warning", "placeholder_without_trigger",
-                  f"{_n(len(with_ph), 'caption uses', 'captions use')} [trigger] but no "
-                  "trigger word is set; the placeholder will be removed.", with_ph)
+            issue(
+                "warning",
+                "placeholder_without_trigger",
+                f"{_n(len(with_ph), 'caption uses', 'captions use')} [trigger] but no "
+                "trigger word is set; the placeholder will be removed.",
+                with_ph,
+            )
 
     by_caption: dict[Path, list[int]] = {}
     for i, it in enumerate(items):
@@ -415,37 +489,51 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
             by_caption.setdefault(it.caption_path, []).append(i)
     shared = sorted(i for g in by_caption.values() if len(g) > 1 for i in g)
     if shared:
-        issue("warning", "shared_caption",
-              f"{len(shared)} images share a caption file with an image of the same name "
-              "(e.g. cat.png and cat.jpg both read cat.txt).",
-              shared)
+        issue(
+            "warning",
+            "shared_caption",
+            f"{len(shared)} images share a caption file with an image of the same name "
+            "(e.g. cat.png and cat.jpg both read cat.txt).",
+            shared,
+        )
 
     if sha is not None and phash is not None:
         exact, near = duplicate_groups(names, sha, phash, opts.near_dup_distance)
         rep.exact_duplicates, rep.near_duplicates = exact, near
         if exact:
             idx = [pos[n] for g in exact for n in g]
-            issue("warning", "duplicate",
-                  f"{_n(len(exact), 'group', 'groups')} of identical images ({len(idx)} files).",
-                  idx)
+            issue(
+                "warning",
+                "duplicate",
+                f"{_n(len(exact), 'group', 'groups')} of identical images ({len(idx)} files).",
+                idx,
+            )
         if near:
             idx = [pos[n] for g in near for n in g]
-            issue("warning", "near_duplicate",
-                  f"{_n(len(near), 'group', 'groups')} of near-identical images "
-                  f"({len(idx)} files).", idx)
+            issue(
+                "warning",
+                "near_duplicate",
+                f"{_n(len(near), 'group', 'groups')} of near-identical images ({len(idx)} files).",
+                idx,
+            )
 
     if problems:
-        rep.issues.append(Issue("warning", "unreadable",
-                                f"{_n(len(problems), 'file cannot', 'files cannot')} be read "
-                                "and will be skipped.",
-                                list(problems)))
+        rep.issues.append(
+            Issue(
+                "warning",
+                "unreadable",
+                f"{_n(len(problems), 'file cannot', 'files cannot')} be read and will be skipped.",
+                list(problems),
+            )
+        )
     rep.histogram = _histogram(items)
     rep.tags = tag_frequency(captions)
 
     if not items or not entries:
         rep.verdict = "blocked"
-        rep.issues.insert(0, Issue("error", "nothing_to_train",
-                                   "No image in this folder can be trained."))
+        rep.issues.insert(
+            0, Issue("error", "nothing_to_train", "No image in this folder can be trained.")
+        )
     elif any(i.severity == "warning" for i in rep.issues):
         rep.verdict = "warnings"
     else:
@@ -455,16 +543,21 @@ def check_items(folder: str, items: Sequence[DatasetItem], opts: CheckOptions, *
     rep.summary = {
         "blocked": "Blocked: no image in this folder can be trained.",
         "warnings": f"{len(items)} images → {rep.entries} training entries at {res_txt} px; "
-                    f"{_n(n_warn, 'finding', 'findings')} to look at.",
+        f"{_n(n_warn, 'finding', 'findings')} to look at.",
         "ready": f"Ready: {len(items)} images → {rep.entries} training entries at {res_txt} px.",
     }[rep.verdict]
     return rep
 
 
-def analyse_missing(folder: Path, names: Sequence[str], cached: dict[str, tuple[str, int]],
-                    progress: Callable[[int, int], None] | None = None, workers: int | None = None,
-                    between: Callable[[], None] | None = None,
-                    memory_budget: int | None = None) -> dict[str, tuple[str, int]]:
+def analyse_missing(
+    folder: Path,
+    names: Sequence[str],
+    cached: dict[str, tuple[str, int]],
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    between: Callable[[], None] | None = None,
+    memory_budget: int | None = None,
+) -> dict[str, tuple[str, int]]:
     """(sha256, phash) for every name, computing (and thumbnailing) those not in ``cached``.
 
     ``between()`` is called before each image (a GUI passes a gate that pauses the work while
@@ -509,9 +602,14 @@ def analyse_missing(folder: Path, names: Sequence[str], cached: dict[str, tuple[
     return out
 
 
-def check_folder(folder: str | os.PathLike[str], opts: CheckOptions, *, tokenizer: Any = "default",
-                 duplicates: bool = True,
-                 progress: Callable[[int, int], None] | None = None) -> CheckReport:
+def check_folder(
+    folder: str | os.PathLike[str],
+    opts: CheckOptions,
+    *,
+    tokenizer: Any = "default",
+    duplicates: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> CheckReport:
     """Scan ``folder`` as the trainer does and check it. ``tokenizer``: "default" (the bundled
     Qwen3 tokenizer, :func:`fast_tokenizer`), a loaded tokenizer, or None to skip tokens.
 
@@ -526,8 +624,9 @@ def check_folder(folder: str | os.PathLike[str], opts: CheckOptions, *, tokenize
     sha = phash = None
     if duplicates and items:
         ds = Dataset.open(root)
-        cached = {it.name: (it.sha256, it.phash) for it in ds.items
-                  if it.sha256 and it.phash is not None}
+        cached = {
+            it.name: (it.sha256, it.phash) for it in ds.items if it.sha256 and it.phash is not None
+        }
         names = [it.image.name for it in items]
         got = analyse_missing(root, names, cached, progress)
         sha = [got.get(n, (None, None))[0] for n in names]
@@ -549,10 +648,12 @@ def check_folder(folder: str | os.PathLike[str], opts: CheckOptions, *, tokenize
             except Exception:  # noqa: BLE001 - no tokenizer: the check runs without tokens
                 tok = None
         if tok is not None:
-            counts = caption_token_counts([apply_trigger(it.caption, opts.trigger)
-                                           for it in items], tok)
-    return check_items(str(root), items, opts, sha=sha, phash=phash, token_counts=counts,
-                       problems=scan.problems)
+            counts = caption_token_counts(
+                [apply_trigger(it.caption, opts.trigger) for it in items], tok
+            )
+    return check_items(
+        str(root), items, opts, sha=sha, phash=phash, token_counts=counts, problems=scan.problems
+    )
 
 
 def image_flag_counts(rep: CheckReport) -> Counter[str]:

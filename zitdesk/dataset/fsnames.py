@@ -78,23 +78,29 @@ def fit_name(name: str, suffix: str, folder: str | os.PathLike[str] | None = Non
     return cut_bytes(name, limit - name_bytes(suffix) - len(tag)) + tag + suffix
 
 
-def os_error_sentence(exc: BaseException, what: str, *, verb: str = "saved",
-                      kept: bool = True) -> str:
+def os_error_sentence(
+    exc: BaseException, what: str, *, verb: str = "saved", kept: bool = True
+) -> str:
     """One sentence for an OS error while writing ``what`` that says what to do (``kept``:
     the caller keeps the data and saves it on its next try)."""
     code = getattr(exc, "errno", None)
     tail = " (nothing is lost: it is kept until then)." if kept else "."
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return (f"The disk is full, so {what} could not be {verb}; free some space and try "
-                f"again{tail}")
+        return (
+            f"The disk is full, so {what} could not be {verb}; free some space and try again{tail}"
+        )
     if code == errno.EROFS:
         return f"The disk is read-only, so {what} could not be {verb}; use a writable folder{tail}"
     if code in (errno.EACCES, errno.EPERM):
-        return (f"No permission to write, so {what} could not be {verb}; make the folder "
-                f"writable or use another one{tail}")
+        return (
+            f"No permission to write, so {what} could not be {verb}; make the folder "
+            f"writable or use another one{tail}"
+        )
     if code == errno.ENAMETOOLONG:
-        return (f"A name is too long, so {what} could not be {verb}; use a shorter folder or "
-                f"file name{tail}")
+        return (
+            f"A name is too long, so {what} could not be {verb}; use a shorter folder or "
+            f"file name{tail}"
+        )
     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return f"{what[:1].upper()}{what[1:]} could not be {verb} ({reason}); check the folder{tail}"
 

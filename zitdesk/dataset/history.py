@@ -65,8 +65,14 @@ class Entry:
         self.changes = [(str(n), _norm(old), _norm(new)) for n, old, new in self.changes]
 
     def to_json(self) -> dict:
-        return {"op": "do", "id": self.id, "ts": self.ts, "label": self.label,
-                "changes": [list(c) for c in self.changes], "snapshot": self.snapshot}
+        return {
+            "op": "do",
+            "id": self.id,
+            "ts": self.ts,
+            "label": self.label,
+            "changes": [list(c) for c in self.changes],
+            "snapshot": self.snapshot,
+        }
 
     @classmethod
     def new(cls, label: str, changes: list[Change], snapshot: str | None = None) -> Entry:
@@ -80,9 +86,9 @@ def _norm(text: str | None) -> str | None:
 @dataclass
 class Replayed:
     done: list[Entry] = field(default_factory=list)
-    undone: list[Entry] = field(default_factory=list)   # top of the redo stack is last
+    undone: list[Entry] = field(default_factory=list)  # top of the redo stack is last
     bad_lines: int = 0
-    problem: str = ""       # a sentence when the journal could not be read (history is empty)
+    problem: str = ""  # a sentence when the journal could not be read (history is empty)
 
 
 def _parse_line(line: bytes) -> dict | None:
@@ -124,9 +130,11 @@ class History:
             return out
         except OSError as exc:
             log.warning("Cannot read %s (%s); opening without the edit history.", self.path, exc)
-            out.problem = ("The edit history of this dataset cannot be read "
-                           f"({exc.strerror or exc}); "
-                           "undo starts empty, the captions are not affected.")
+            out.problem = (
+                "The edit history of this dataset cannot be read "
+                f"({exc.strerror or exc}); "
+                "undo starts empty, the captions are not affected."
+            )
             return out
         lines = raw.split(b"\n")
         n = 0
@@ -142,9 +150,13 @@ class History:
             if op == "do":
                 try:
                     snap = rec.get("snapshot")
-                    e = Entry(str(rec["id"]), str(rec.get("label", "")),
-                              [(str(c[0]), c[1], c[2]) for c in rec["changes"]],
-                              float(rec.get("ts", 0.0)), snap if isinstance(snap, str) else None)
+                    e = Entry(
+                        str(rec["id"]),
+                        str(rec.get("label", "")),
+                        [(str(c[0]), c[1], c[2]) for c in rec["changes"]],
+                        float(rec.get("ts", 0.0)),
+                        snap if isinstance(snap, str) else None,
+                    )
                 except (KeyError, TypeError, IndexError, ValueError):
                     out.bad_lines += 1
                     continue
@@ -190,12 +202,20 @@ class History:
 
     def snapshot(self, captions: dict[str, str | None], label: str) -> str:
         """Queue a snapshot of ``captions``; returns its name (relative to the meta folder)."""
-        ns = time.time_ns()   # names sort in time order, also within one second
+        ns = time.time_ns()  # names sort in time order, also within one second
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(ns / 1e9))
         name = f"{SNAPSHOT_DIR}/{stamp}.{ns % 10**9:09d}-{uuid.uuid4().hex[:6]}.json"
         with self.lock:
-            self._snapshots.append((name, {"created": time.time(), "label": label,
-                                           "captions": {k: _norm(v) for k, v in captions.items()}}))
+            self._snapshots.append(
+                (
+                    name,
+                    {
+                        "created": time.time(),
+                        "label": label,
+                        "captions": {k: _norm(v) for k, v in captions.items()},
+                    },
+                )
+            )
         return name
 
     @property
@@ -244,8 +264,11 @@ class History:
     def _append(self, payload: bytes) -> None:
         """Append whole lines, fsynced; a torn tail (ours, or a crashed writer's) is cut first,
         and what this append wrote is cut again if it fails, so lines are never glued."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0),
-                     default_file_mode())
+        fd = os.open(
+            self.path,
+            os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0),
+            default_file_mode(),
+        )
         try:
             size = _cut_torn_tail(fd)
             try:
@@ -305,7 +328,12 @@ def _cut_torn_tail(fd: int) -> int:
     return end
 
 
-def restore_changes(current: dict[str, str | None], snapshot: dict[str, str | None]) -> list[Change]:
+def restore_changes(
+    current: dict[str, str | None], snapshot: dict[str, str | None]
+) -> list[Change]:
     """Changes that bring ``current`` captions back to ``snapshot`` (images present in both)."""
-    return [(name, current[name], old) for name, old in snapshot.items()
-            if name in current and current[name] != old]
+    return [
+        (name, current[name], old)
+        for name, old in snapshot.items()
+        if name in current and current[name] != old
+    ]

@@ -41,8 +41,13 @@ THUMB_QUALITY = 85
 #: Pillow format → extension when a file is kept as it is.
 KEEP_FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 CONVERT_FORMATS = {"TIFF", "GIF"}
-FORMAT_EXTS = {"JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"}, "MPO": {".jpg", ".jpeg"},
-               "PNG": {".png"}, "WEBP": {".webp"}, "BMP": {".bmp"}}
+FORMAT_EXTS = {
+    "JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"},
+    "MPO": {".jpg", ".jpeg"},
+    "PNG": {".png"},
+    "WEBP": {".webp"},
+    "BMP": {".bmp"},
+}
 _KEEP_MODES = {"RGB", "RGBA", "L", "LA", "P", "1"}
 _ORIENT_TAG = 0x0112
 
@@ -86,16 +91,20 @@ def _open(data: bytes, max_pixels: int):
     except Image.DecompressionBombError as exc:
         m = re.search(r"\((\d+) pixels\)", str(exc))
         claimed = f"{int(m.group(1)) / 1e6:.0f} MP" if m else "too many pixels"
-        raise ImageRejected(f"decompression bomb: the header claims {claimed}, over the "
-                            f"{max_pixels / 1e6:.1f} MP limit") from None
+        raise ImageRejected(
+            f"decompression bomb: the header claims {claimed}, over the "
+            f"{max_pixels / 1e6:.1f} MP limit"
+        ) from None
     except UnidentifiedImageError:
         raise ImageRejected("not an image (no known image format)") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a rejection reason
         raise ImageRejected(f"unreadable image ({type(exc).__name__}: {exc})") from None
     w, h = im.size
     if w * h > max_pixels:
-        raise ImageRejected(f"decompression bomb: {w}×{h} = {w * h / 1e6:.1f} MP is over the "
-                            f"{max_pixels / 1e6:.1f} MP limit")
+        raise ImageRejected(
+            f"decompression bomb: {w}×{h} = {w * h / 1e6:.1f} MP is over the "
+            f"{max_pixels / 1e6:.1f} MP limit"
+        )
     if w < 1 or h < 1:
         raise ImageRejected("empty image (0 pixels)")
     return im
@@ -205,8 +214,9 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
     im = _open(data, max_pixels)
     fmt = im.format or ""
     if fmt not in KEEP_FORMATS and fmt not in CONVERT_FORMATS:
-        raise ImageRejected(f"unsupported image format {fmt or 'unknown'} "
-                            "(use JPEG, PNG, WebP, BMP, TIFF or GIF)")
+        raise ImageRejected(
+            f"unsupported image format {fmt or 'unknown'} (use JPEG, PNG, WebP, BMP, TIFF or GIF)"
+        )
     notes: list[str] = []
     n_frames = getattr(im, "n_frames", 1) or 1
     orient = _orientation(im)
@@ -225,9 +235,16 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
     if keep:
         w, h = im.size if fmt not in ("JPEG", "MPO") else Image.open(io.BytesIO(data)).size
         thumb = thumbnail_image(im, copy=False)
-        return Prepared(data=data, ext=_keep_ext(fmt, source_ext), width=w, height=h,
-                        sha256=hashlib.sha256(data).hexdigest(), phash=phash(thumb),
-                        thumb_jpeg=thumb_jpeg(thumb), notes=notes)
+        return Prepared(
+            data=data,
+            ext=_keep_ext(fmt, source_ext),
+            width=w,
+            height=h,
+            sha256=hashlib.sha256(data).hexdigest(),
+            phash=phash(thumb),
+            thumb_jpeg=thumb_jpeg(thumb),
+            notes=notes,
+        )
 
     reasons: list[str] = []
     if fmt in CONVERT_FORMATS:
@@ -254,9 +271,17 @@ def prepare(data: bytes, *, source_ext: str = "", max_pixels: int = DEFAULT_MAX_
     out = buf.getvalue()
     width, height = im.size
     thumb = thumbnail_image(im, copy=False)
-    return Prepared(data=out, ext=ext, width=width, height=height,
-                    sha256=hashlib.sha256(out).hexdigest(), phash=phash(thumb),
-                    thumb_jpeg=thumb_jpeg(thumb), converted="; ".join(reasons), notes=notes)
+    return Prepared(
+        data=out,
+        ext=ext,
+        width=width,
+        height=height,
+        sha256=hashlib.sha256(out).hexdigest(),
+        phash=phash(thumb),
+        thumb_jpeg=thumb_jpeg(thumb),
+        converted="; ".join(reasons),
+        notes=notes,
+    )
 
 
 def _keep_ext(fmt: str, source_ext: str) -> str:
@@ -276,8 +301,9 @@ class Analysis:
     height: int
 
 
-def analyse_file(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
-                 ) -> tuple[Analysis, bytes]:
+def analyse_file(
+    path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[Analysis, bytes]:
     """Hash, perceptual hash, size (after EXIF orientation) and thumbnail JPEG of a file."""
     from PIL import Image, ImageOps
 
@@ -299,6 +325,7 @@ def analyse_file(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIX
 
 
 # --- thumbnail disk cache ------------------------------------------------------------------------
+
 
 def thumb_cache_dir() -> Path:
 

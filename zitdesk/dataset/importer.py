@@ -77,8 +77,17 @@ MAX_CAPTION_BYTES = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
 _SNIFF = 64 * 1024
 #: First bytes of the formats :func:`~zitdesk.dataset.images.prepare` accepts.
-_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
-          b"MM\x00*", b"II+\x00", b"MM\x00+")
+_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"II+\x00",
+    b"MM\x00+",
+)
 _FORBIDDEN = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _ARCHIVE_EXTS = (".zip",)
 
@@ -108,7 +117,7 @@ class ImportReport:
     imported: list[Imported] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     cancelled: bool = False
-    errors: list[str] = field(default_factory=list)   # sentences: what could not be done
+    errors: list[str] = field(default_factory=list)  # sentences: what could not be done
 
     def to_json(self) -> dict:
         return {
@@ -134,11 +143,11 @@ Opener = Callable[[], "contextlib.AbstractContextManager[IO[bytes]]"]
 
 @dataclass
 class _Candidate:
-    label: str                       # shown in the report: a path, or "archive.zip!dir/a.png"
+    label: str  # shown in the report: a path, or "archive.zip!dir/a.png"
     stem: str
     ext: str
-    open: Opener                     # a binary stream of the file's bytes
-    size: int                        # declared (an archive's can lie)
+    open: Opener  # a binary stream of the file's bytes
+    size: int  # declared (an archive's can lie)
     captions: list[tuple[str, Opener]] = field(default_factory=list)
 
 
@@ -163,8 +172,11 @@ class _ByteBudget:
 
     def take(self, seq: int | None, n: int) -> None:
         with self.cond:
-            while (self.used + n > self.cap and not self.closed
-                   and (self.used > 0 if seq is None else seq != self.head)):
+            while (
+                self.used + n > self.cap
+                and not self.closed
+                and (self.used > 0 if seq is None else seq != self.head)
+            ):
                 self.cond.wait()
             self.used += n
 
@@ -292,8 +304,7 @@ def _not_image_reason(first: bytes) -> str:
             fmt = im.format
     except Exception:  # noqa: BLE001
         return "not an image (no known image format)"
-    return (f"unsupported image format {fmt or 'unknown'} "
-            "(use JPEG, PNG, WebP, BMP, TIFF or GIF)")
+    return f"unsupported image format {fmt or 'unknown'} (use JPEG, PNG, WebP, BMP, TIFF or GIF)"
 
 
 def _decode_estimate(data: bytes, max_pixels: int) -> int:
@@ -308,17 +319,19 @@ def _decode_estimate(data: bytes, max_pixels: int) -> int:
     except Exception:  # noqa: BLE001
         return 0
     pixels = min(w * h, max_pixels + 1)
-    if fmt in ("JPEG", "MPO"):   # decoded at reduced scale (draft) down to ~2× the thumbnail
+    if fmt in ("JPEG", "MPO"):  # decoded at reduced scale (draft) down to ~2× the thumbnail
         scale = 1
         while scale < 8 and min(w, h) // (scale * 2) >= 512:
             scale *= 2
         pixels //= scale * scale
-    return pixels * bands * 2        # the decoded image and one converted copy
+    return pixels * bands * 2  # the decoded image and one converted copy
 
 
-def _group_caption(cands: dict[tuple[str, str], _Candidate],
-                   caps: dict[tuple[str, str], list[tuple[str, str, Callable[[], bytes]]]],
-                   skipped: list[Skipped]) -> None:
+def _group_caption(
+    cands: dict[tuple[str, str], _Candidate],
+    caps: dict[tuple[str, str], list[tuple[str, str, Callable[[], bytes]]]],
+    skipped: list[Skipped],
+) -> None:
     """Attach caption sidecars to their images; captions without an image are reported."""
     for key, found in caps.items():
         cand = cands.get(key)
@@ -357,8 +370,9 @@ def _walk_folder(root: Path, target: Path, skipped: list[Skipped]) -> Iterator[P
             yield d / name
 
 
-def _collect_paths(paths: Sequence[Path], skipped: list[Skipped], max_file_bytes: int,
-                   look_beside: bool = False) -> list[_Candidate]:
+def _collect_paths(
+    paths: Sequence[Path], skipped: list[Skipped], max_file_bytes: int, look_beside: bool = False
+) -> list[_Candidate]:
     given = {str(p) for p in paths}
     cands: dict[tuple[str, str], _Candidate] = {}
     caps: dict[tuple[str, str], list] = {}
@@ -457,15 +471,20 @@ def _collect_zip(path: Path, skipped: list[Skipped], max_file_bytes: int) -> lis
 
 def _zip_opener(path: Path, info: zipfile.ZipInfo) -> Opener:
     """A stream of one member (its own ZipFile: workers read members in parallel)."""
+
     @contextlib.contextmanager
     def open_member() -> Iterator[IO[bytes]]:
         with zipfile.ZipFile(path) as zf, zf.open(info) as fh:
             yield fh
+
     return open_member
 
 
-def collect(sources: Sequence[str | os.PathLike[str]], target: Path,
-            max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[list[_Candidate], list[Skipped]]:
+def collect(
+    sources: Sequence[str | os.PathLike[str]],
+    target: Path,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> tuple[list[_Candidate], list[Skipped]]:
     """Expand sources (files, folders, zips) into candidates, in a stable order."""
     skipped: list[Skipped] = []
     out: list[_Candidate] = []
@@ -492,6 +511,7 @@ def collect(sources: Sequence[str | os.PathLike[str]], target: Path,
 
 
 # --- naming and writing ------------------------------------------------------------------------
+
 
 def safe_stem(stem: str) -> str:
     s = _FORBIDDEN.sub("_", stem).strip().rstrip(".")
@@ -543,7 +563,11 @@ class _Names:
         for name in os.listdir(target):
             self.used.add(name.lower())
             p = Path(name)
-            if p.suffix.lower() in IMAGE_EXTS + CAPTION_EXTS or p.suffix.lower() in (".gif", ".tif", ".tiff"):
+            if p.suffix.lower() in IMAGE_EXTS + CAPTION_EXTS or p.suffix.lower() in (
+                ".gif",
+                ".tif",
+                ".tiff",
+            ):
                 self.used.add("stem:" + p.stem.lower())
 
     def claim(self, stem: str, ext: str) -> str:
@@ -552,8 +576,11 @@ class _Names:
         base = safe_stem(stem)
         room = self.limit - max(name_bytes(ext), name_bytes(CAPTION_EXT))
         cand, n = cut_bytes(base, room), 1
-        while ("stem:" + cand.lower()) in self.used or (cand + ext).lower() in self.used \
-                or (cand + CAPTION_EXT).lower() in self.used:
+        while (
+            ("stem:" + cand.lower()) in self.used
+            or (cand + ext).lower() in self.used
+            or (cand + CAPTION_EXT).lower() in self.used
+        ):
             n += 1
             tail = f"-{n}"
             cand = cut_bytes(base, room - len(tail)) + tail
@@ -563,8 +590,9 @@ class _Names:
         return cand
 
 
-def _work(cand: _Candidate, max_pixels: int, max_file_bytes: int, held: _Held
-          ) -> tuple[Prepared | None, str, bytes | None, str, str]:
+def _work(
+    cand: _Candidate, max_pixels: int, max_file_bytes: int, held: _Held
+) -> tuple[Prepared | None, str, bytes | None, str, str]:
     """Worker: read + prepare the image and pick the caption. Returns
     (prepared, rejection reason, caption bytes, caption source, caption note). What it keeps
     in memory stays taken from the budget until the writer gives it back."""
@@ -593,13 +621,15 @@ def _work(cand: _Candidate, max_pixels: int, max_file_bytes: int, held: _Held
             note = f"caption {shown(label)} cannot be read ({exc}); imported without it"
         if len(cand.captions) > 1:
             used = Path(label.split("!")[-1]).name
-            note = "; ".join(x for x in (note, f"{len(cand.captions)} caption files; {used} used")
-                             if x)
+            note = "; ".join(
+                x for x in (note, f"{len(cand.captions)} caption files; {used} used") if x
+            )
     return prep, "", cap, cap_src, note
 
 
-def _work_safe(cand: _Candidate, max_pixels: int, max_file_bytes: int, held: _Held
-               ) -> tuple[Prepared | None, str, bytes | None, str, str]:
+def _work_safe(
+    cand: _Candidate, max_pixels: int, max_file_bytes: int, held: _Held
+) -> tuple[Prepared | None, str, bytes | None, str, str]:
     """:func:`_work`, with any failure it did not foresee as the file's rejection reason (one
     bad file never aborts an import)."""
     try:
@@ -635,15 +665,18 @@ def import_sources(
     for s in sources:
         sp = Path(s)
         if sp.is_dir() and sp.resolve() == tgt.resolve():
-            raise RequestError(f"{shown(str(sp))} is the dataset folder itself; import from "
-                               "another folder.")
+            raise RequestError(
+                f"{shown(str(sp))} is the dataset folder itself; import from another folder."
+            )
     try:
         tgt.mkdir(parents=True, exist_ok=True)
         names = _Names(tgt)
     except OSError as exc:
-        raise RequestError(os_error_sentence(exc, f"the dataset folder {shown(str(tgt))}",
-                                                 verb="created", kept=False)
-                           ) from None
+        raise RequestError(
+            os_error_sentence(
+                exc, f"the dataset folder {shown(str(tgt))}", verb="created", kept=False
+            )
+        ) from None
     report = ImportReport(str(tgt))
     cands, skipped = collect(sources, tgt, max_file_bytes)
     report.skipped.extend(skipped)
@@ -687,8 +720,19 @@ def import_sources(
                 if prep is None:
                     report.skipped.append(Skipped(cand.label, reason))
                 else:
-                    _write_one(cand, prep, cap, cap_src, note, tgt, names, known, report,
-                               index_entries, thumb_cache)
+                    _write_one(
+                        cand,
+                        prep,
+                        cap,
+                        cap_src,
+                        note,
+                        tgt,
+                        names,
+                        known,
+                        report,
+                        index_entries,
+                        thumb_cache,
+                    )
             except Exception as exc:  # noqa: BLE001 - reported; the import goes on
                 log.debug("writing %s failed", cand.label, exc_info=True)
                 report.skipped.append(Skipped(cand.label, f"cannot be written ({exc})"))
@@ -698,7 +742,7 @@ def import_sources(
             if progress:
                 progress(done, len(cands))
     finally:
-        budget.close()                  # nobody waits on a budget the writer no longer frees
+        budget.close()  # nobody waits on a budget the writer no longer frees
         for _c, _h, f in futures:
             f.cancel()
         pool.shutdown(wait=True)
@@ -709,14 +753,17 @@ def import_sources(
                 fsync_dir(tgt)
                 merge_index_entries(tgt, index_entries)
             except OSError as exc:
-                report.errors.append(os_error_sentence(exc, "the dataset index", kept=False)
-                                     + " The imported files are in place; opening the dataset "
-                                     "rebuilds it.")
+                report.errors.append(
+                    os_error_sentence(exc, "the dataset index", kept=False)
+                    + " The imported files are in place; opening the dataset "
+                    "rebuilds it."
+                )
     return report
 
 
-def _known_content(tgt: Path, sizes: set[int] | None = None
-                   ) -> dict[str, tuple[str, bytes | None, bool]]:
+def _known_content(
+    tgt: Path, sizes: set[int] | None = None
+) -> dict[str, tuple[str, bytes | None, bool]]:
     """sha256 → (image name, caption bytes, in the index) for images already in the target:
     from the index, and by hashing the images it does not cover whose size one of ``sizes`` has
     (what a killed import left without writing the index)."""
@@ -745,8 +792,9 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
             continue
         cached = images.get(name)
         sha = cached.get("sha256") if isinstance(cached, dict) else None
-        indexed = bool(sha and st.st_size == cached.get("size")
-                       and st.st_mtime_ns == cached.get("mtime_ns"))
+        indexed = bool(
+            sha and st.st_size == cached.get("size") and st.st_mtime_ns == cached.get("mtime_ns")
+        )
         if not indexed:
             if not sizes or st.st_size not in sizes:
                 continue
@@ -765,8 +813,10 @@ def _known_content(tgt: Path, sizes: set[int] | None = None
 
 def _write_reason(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return ("cannot be written: the disk is full (free some space and import again; what "
-                "is already in is not imported twice)")
+        return (
+            "cannot be written: the disk is full (free some space and import again; what "
+            "is already in is not imported twice)"
+        )
     if exc.errno == errno.EROFS:
         return "cannot be written: the dataset folder is on a read-only disk"
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -779,21 +829,37 @@ def _index_entry(tgt: Path, image_name: str, prep: Prepared, index_entries: dict
         st = (tgt / image_name).stat()
     except OSError:
         return
-    index_entries[image_name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                 "w": prep.width, "h": prep.height, "sha256": prep.sha256,
-                                 "phash": f"{prep.phash:016x}"}
+    index_entries[image_name] = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "w": prep.width,
+        "h": prep.height,
+        "sha256": prep.sha256,
+        "phash": f"{prep.phash:016x}",
+    }
 
 
-def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str, note: str,
-               tgt: Path, names: _Names, known: dict, report: ImportReport,
-               index_entries: dict, thumb_cache: Path | None) -> None:
+def _write_one(
+    cand: _Candidate,
+    prep: Prepared,
+    cap: bytes | None,
+    cap_src: str,
+    note: str,
+    tgt: Path,
+    names: _Names,
+    known: dict,
+    report: ImportReport,
+    index_entries: dict,
+    thumb_cache: Path | None,
+) -> None:
     prev = known.get(prep.sha256)
     if prev is not None and not prev[2]:  # found by hashing: the index learns it now
         _index_entry(tgt, prev[0], prep, index_entries)
         known[prep.sha256] = prev = (prev[0], prev[1], True)
     if prev is not None and prev[1] == cap:
-        report.skipped.append(Skipped(cand.label, f"already in the dataset as {prev[0]} "
-                                                  "(same image and caption)"))
+        report.skipped.append(
+            Skipped(cand.label, f"already in the dataset as {prev[0]} (same image and caption)")
+        )
         return
     if prev is not None and prev[1] is None and cap is not None:
         # the image is there without its caption (an import killed in between): add it
@@ -804,9 +870,13 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
             pass
         else:
             known[prep.sha256] = (prev[0], cap, True)
-            report.skipped.append(Skipped(cand.label,
-                                          f"already in the dataset as {prev[0]}; its missing "
-                                          f"caption was added as {cap_name}"))
+            report.skipped.append(
+                Skipped(
+                    cand.label,
+                    f"already in the dataset as {prev[0]}; its missing "
+                    f"caption was added as {cap_name}",
+                )
+            )
             return
     stem = names.claim(cand.stem, prep.ext)
     image_name = stem + prep.ext
@@ -820,8 +890,14 @@ def _write_one(cand: _Candidate, prep: Prepared, cap: bytes | None, cap_src: str
     except OSError as exc:
         report.skipped.append(Skipped(cand.label, _write_reason(exc)))
         return
-    rec = Imported(cand.label, image_name, width=prep.width, height=prep.height,
-                   converted=prep.converted, notes=list(prep.notes))
+    rec = Imported(
+        cand.label,
+        image_name,
+        width=prep.width,
+        height=prep.height,
+        converted=prep.converted,
+        notes=list(prep.notes),
+    )
     if stem != cand.stem:
         rec.renamed_from = cand.stem + cand.ext
     if cap is not None:

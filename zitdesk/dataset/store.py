@@ -65,7 +65,7 @@ class ImageRecord:
     flagged: bool = False
     rating: int = 0
     conflict: str = ""
-    excluded: bool = False      # kept in the folder, left out of training (.zitdesk/exclude)
+    excluded: bool = False  # kept in the folder, left out of training (.zitdesk/exclude)
 
     @property
     def stem(self) -> str:
@@ -131,8 +131,13 @@ class Dataset:
         return self.folder / META_DIR
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str], *, create: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> Dataset:
+    def open(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Dataset:
         """Read the folder: image headers (cached in the index), captions, flags.
 
         ``create`` makes the folder if missing. Stale temp files left by a killed writer are
@@ -143,9 +148,11 @@ class Dataset:
             try:
                 root.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise RequestError(os_error_sentence(exc, f"the dataset folder {shown(str(root))}",
-                                                     verb="created", kept=False)
-                                   ) from None
+                raise RequestError(
+                    os_error_sentence(
+                        exc, f"the dataset folder {shown(str(root))}", verb="created", kept=False
+                    )
+                ) from None
         if not root.is_dir():
             raise RequestError(f"The dataset folder {root} does not exist.")
         index = _load_index(root / META_DIR / INDEX_NAME)
@@ -154,16 +161,18 @@ class Dataset:
         with os.scandir(root) as it:
             for e in it:
                 entries[e.name] = e
-        names = sorted(n for n, e in entries.items()
-                       if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTS
-                       and e.is_file())
+        names = sorted(
+            n
+            for n, e in entries.items()
+            if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTS and e.is_file()
+        )
         for n, e in entries.items():
             if is_stale_temp(n) and e.is_file():
                 try:
                     os.unlink(e.path)
                 except OSError:
                     pass
-        clean_temp_files(root / META_DIR)   # an index write a kill interrupted
+        clean_temp_files(root / META_DIR)  # an index write a kill interrupted
         items: list[ImageRecord] = []
         problems: list[str] = []
         for i, name in enumerate(names):
@@ -182,21 +191,33 @@ class Dataset:
                 try:
                     w, h = image_size(Path(e.path))
                 except Exception as exc:  # noqa: BLE001 - same rule as the trainer: skip it
-                    problems.append(f"{shown(name)} is not a readable image "
-                                    f"({type(exc).__name__}); skipped.")
+                    problems.append(
+                        f"{shown(name)} is not a readable image ({type(exc).__name__}); skipped."
+                    )
                     continue
                 sha, ph = None, None
-            rec = ImageRecord(name, w, h, st.st_size, st.st_mtime_ns, sha256=sha, phash=ph,
-                              flagged=cached.get("flagged", False),
-                              rating=cached.get("rating", 0), excluded=name in excluded)
+            rec = ImageRecord(
+                name,
+                w,
+                h,
+                st.st_size,
+                st.st_mtime_ns,
+                sha256=sha,
+                phash=ph,
+                flagged=cached.get("flagged", False),
+                rating=cached.get("rating", 0),
+                excluded=name in excluded,
+            )
             try:
                 cap = read_caption_file(root / rec.caption_name)
                 side = conflict_path(root / rec.caption_name)
                 if os.path.lexists(side):
                     rec.conflict = side.name
             except OSError as exc:  # a caption we cannot read is never overwritten: left out
-                problems.append(f"{shown(rec.caption_name)} cannot be read "
-                                f"({exc.strerror or exc}); {shown(name)} is left out until it can.")
+                problems.append(
+                    f"{shown(rec.caption_name)} cannot be read "
+                    f"({exc.strerror or exc}); {shown(name)} is left out until it can."
+                )
                 continue
             if cap is not None:
                 rec.caption, rec.style, rec.sig = cap.text, cap.style, cap.sig
@@ -216,9 +237,17 @@ class Dataset:
 
     def train_items(self) -> list[DatasetItem]:
         """The items as the trainer's :func:`scan_folder` would build them (from memory)."""
-        return [DatasetItem(self.folder / it.name, it.train_caption,
-                            self.caption_path(it) if it.caption is not None else None,
-                            it.width, it.height) for it in self.items if not it.excluded]
+        return [
+            DatasetItem(
+                self.folder / it.name,
+                it.train_caption,
+                self.caption_path(it) if it.caption is not None else None,
+                it.width,
+                it.height,
+            )
+            for it in self.items
+            if not it.excluded
+        ]
 
     # --- captions ----------------------------------------------------------------------------
 
@@ -286,8 +315,9 @@ class Dataset:
                     item.caption, item.style = disk.text, disk.style
                 item.sig = disk.sig
                 item.conflict = side.name if text is not None else ""
-            report.conflicts.append(Conflict(item.name, text, disk.text,
-                                             side.name if text is not None else ""))
+            report.conflicts.append(
+                Conflict(item.name, text, disk.text, side.name if text is not None else "")
+            )
             return
         if text is None:
             if st is not None:
@@ -328,8 +358,9 @@ class Dataset:
         report = PollReport()
         with os.scandir(self.folder) as it:
             stats = {e.name: e for e in it}
-        images = {n for n in stats if not n.startswith(".")
-                  and Path(n).suffix.lower() in IMAGE_EXTS}
+        images = {
+            n for n in stats if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_EXTS
+        }
         report.images_changed = images != self.scanned_names
         for k, item in enumerate(self.items):
             if between is not None and k % 256 == 255:
@@ -404,8 +435,9 @@ class Dataset:
             if not (self._index_dirty or force):
                 return False
             entries = [(it.name, _index_entry(it)) for it in self.items]
-            excluded = sorted(it.name for it in self.items if it.excluded) \
-                if self._exclude_dirty else None
+            excluded = (
+                sorted(it.name for it in self.items if it.excluded) if self._exclude_dirty else None
+            )
             self._index_dirty = self._exclude_dirty = False
         try:
             if excluded is not None:
@@ -413,15 +445,16 @@ class Dataset:
             atomic_write(self.meta_dir / INDEX_NAME, _index_json(entries))
         except OSError as exc:
             with self.lock:
-                self._index_dirty = True      # written again by the next save
+                self._index_dirty = True  # written again by the next save
                 self._exclude_dirty = self._exclude_dirty or excluded is not None
             raise SaveFailed(exc, "the dataset index (flags and ratings)") from exc
         return True
 
     # --- changes with conflict checks (bulk edits, undo, redo) ----------------------------------
 
-    def apply_changes(self, changes: Iterable[tuple[str, str | None, str | None]]
-                      ) -> tuple[list[str], list[str]]:
+    def apply_changes(
+        self, changes: Iterable[tuple[str, str | None, str | None]]
+    ) -> tuple[list[str], list[str]]:
         """Apply ``(image name, expected, new)`` caption changes in memory (queued for flush).
 
         A change applies when the caption is still ``expected``; one already at ``new`` counts as

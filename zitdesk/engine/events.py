@@ -18,7 +18,7 @@ class EngineEvent:
 
 @dataclass(frozen=True)
 class JobStarted(EngineEvent):
-    kind: str = "generate"          # generate | train
+    kind: str = "generate"  # generate | train
     total_steps: int = 0
     detail: str = ""
 
@@ -40,11 +40,11 @@ class JobWarning(EngineEvent):
 
 @dataclass(frozen=True)
 class StepProgress(EngineEvent):
-    step: int = 0                   # 1-based, within the current image
+    step: int = 0  # 1-based, within the current image
     total: int = 0
-    image_index: int = 0            # 0-based image within the job
+    image_index: int = 0  # 0-based image within the job
     image_count: int = 1
-    preview: Any = None             # uint8 numpy array (H, W, 3), a cheap latent-to-RGB preview
+    preview: Any = None  # uint8 numpy array (H, W, 3), a cheap latent-to-RGB preview
     elapsed_s: float = 0.0
 
 
@@ -75,20 +75,20 @@ class LoraReport(EngineEvent):
 class JobFinished(EngineEvent):
     paths: tuple[str, ...] = ()
     elapsed_s: float = 0.0
-    peak_vram_bytes: int = 0        # 0 when unknown (CPU)
+    peak_vram_bytes: int = 0  # 0 when unknown (CPU)
     stats: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class JobCancelled(EngineEvent):
-    paths: tuple[str, ...] = ()     # images finished before the cancel are kept
+    paths: tuple[str, ...] = ()  # images finished before the cancel are kept
 
 
 @dataclass(frozen=True)
 class JobFailed(EngineEvent):
-    kind: str = "error"             # error | oom | model | lora | request
-    message: str = ""               # one plain sentence for the user
-    traceback: str = ""             # for the log / "details" button
+    kind: str = "error"  # error | oom | model | lora | request
+    message: str = ""  # one plain sentence for the user
+    traceback: str = ""  # for the log / "details" button
     retry_hint: dict = field(default_factory=dict)  # e.g. {"memory_mode": "model_offload"}
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk import __version__
-from zitdesk.engine.cancel import CancelToken, Cancelled
+from zitdesk.engine.cancel import Cancelled, CancelToken
 from zitdesk.engine.events import (
     ImageReady,
     JobCancelled,
@@ -180,9 +180,15 @@ class GenerationEngine:
                 path = self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
                 paths.append(str(path))
             peak = int(torch.cuda.max_memory_allocated()) if cuda else 0
-            emit(JobFinished(job, paths=tuple(paths), elapsed_s=time.perf_counter() - t0,
-                             peak_vram_bytes=peak,
-                             stats={"device": self.device, "memory_mode": loaded.mode.value}))
+            emit(
+                JobFinished(
+                    job,
+                    paths=tuple(paths),
+                    elapsed_s=time.perf_counter() - t0,
+                    peak_vram_bytes=peak,
+                    stats={"device": self.device, "memory_mode": loaded.mode.value},
+                )
+            )
         except Cancelled:
             emit(JobCancelled(job, paths=tuple(paths)))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an event
@@ -257,10 +263,19 @@ class GenerationEngine:
             hint: dict[str, Any] = {"memory_mode": nxt.value} if nxt else {}
             if request.memory_mode is MemoryMode.GPU or nxt is None:
                 hint["vae_tiling"] = True
-            advice = (f"try '{nxt.label}'" if nxt else "try a smaller size")
-            return JobFailed(job, kind="oom", traceback=tb, retry_hint=hint, message=(
-                f"The GPU ran out of memory at {request.width}×{request.height}; memory was freed — {advice}."))
-        kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
+            advice = f"try '{nxt.label}'" if nxt else "try a smaller size"
+            return JobFailed(
+                job,
+                kind="oom",
+                traceback=tb,
+                retry_hint=hint,
+                message=(
+                    f"The GPU ran out of memory at {request.width}×{request.height}; memory was freed — {advice}."
+                ),
+            )
+        kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(
+            type(exc), "error"
+        )
         if isinstance(exc, ZitdeskError):
             return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
         log.error("generation failed:\n%s", tb)
@@ -281,10 +296,17 @@ class GenerationEngine:
             )
         return found[0]
 
-    def _ensure_pipeline(self, request: GenerateRequest, emit: Emit, cancel: CancelToken) -> _Loaded:
+    def _ensure_pipeline(
+        self, request: GenerateRequest, emit: Emit, cancel: CancelToken
+    ) -> _Loaded:
         source = self._resolve_source(request)
-        key = (*source_key(source), self.device, request.memory_mode, request.compile,
-               request.unload_text_encoder and request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8))
+        key = (
+            *source_key(source),
+            self.device,
+            request.memory_mode,
+            request.compile,
+            request.unload_text_encoder and request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8),
+        )
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         self._loaded = None
@@ -296,8 +318,9 @@ class GenerationEngine:
 
         pipe = load_pipeline(source, device=self.device)
         cancel.raise_if_cancelled()
-        detail = apply_memory_mode(pipe, request.memory_mode, self.device,
-                                   stream_text_encoder=request.unload_text_encoder)
+        detail = apply_memory_mode(
+            pipe, request.memory_mode, self.device, stream_text_encoder=request.unload_text_encoder
+        )
         if request.compile:
             detail += "; " + compile_blocks(pipe, self.device)
         emit(PhaseChanged(request.job_id, phase="loaded", detail=detail))
@@ -318,10 +341,19 @@ class GenerationEngine:
         reports = apply_loras(loaded.pipe, specs)
         loaded.lora_key = tuple(specs)
         for rep in reports:
-            emit(LoraReport(request.job_id, path=rep.path, matched=rep.matched,
-                            total_targets=rep.total, unknown_keys=tuple(rep.unknown_keys[:50]),
-                            arch=rep.arch, dialect=rep.dialect, message=rep.message,
-                            warnings=tuple(rep.warnings)))
+            emit(
+                LoraReport(
+                    request.job_id,
+                    path=rep.path,
+                    matched=rep.matched,
+                    total_targets=rep.total,
+                    unknown_keys=tuple(rep.unknown_keys[:50]),
+                    arch=rep.arch,
+                    dialect=rep.dialect,
+                    message=rep.message,
+                    warnings=tuple(rep.warnings),
+                )
+            )
 
     @staticmethod
     def _token_warning(loaded: _Loaded, request: GenerateRequest) -> str:
@@ -345,14 +377,26 @@ class GenerationEngine:
         dev = execution_device(pipe, self.device)
         with torch.no_grad():
             pos, neg = pipe.encode_prompt(
-                prompt=request.prompt, device=dev, do_classifier_free_guidance=cfg,
-                negative_prompt=request.negative_prompt or "", max_sequence_length=TOKEN_BUDGET,
+                prompt=request.prompt,
+                device=dev,
+                do_classifier_free_guidance=cfg,
+                negative_prompt=request.negative_prompt or "",
+                max_sequence_length=TOKEN_BUDGET,
             )
         self._embed_cache = {key: (pos, neg)}  # keep one: embeddings of 512 tokens are small
         return pos, neg
 
-    def _one_image(self, loaded: _Loaded, request: GenerateRequest, index: int, embeds, neg,
-                   emit: Emit, cancel: CancelToken, t0: float) -> Path:
+    def _one_image(
+        self,
+        loaded: _Loaded,
+        request: GenerateRequest,
+        index: int,
+        embeds,
+        neg,
+        emit: Emit,
+        cancel: CancelToken,
+        t0: float,
+    ) -> Path:
         pipe = loaded.pipe
         seed = request.seed + index
         job = request.job_id
@@ -366,15 +410,26 @@ class GenerationEngine:
             now = time.perf_counter()
             due = (i + 1) % every == 0 if every else False
             # A preview costs a device sync; the UI shows ~4 per second at most, so skip the rest.
-            if due and loaded.preview_coef is not None and (
-                    now - last_preview[0] >= self.preview_min_interval_s or i + 1 == request.steps):
+            if (
+                due
+                and loaded.preview_coef is not None
+                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == request.steps)
+            ):
                 from zitdesk.engine.preview import latents_to_rgb
 
                 preview = latents_to_rgb(kwargs["latents"], loaded.preview_coef)
                 last_preview[0] = now
-            emit(StepProgress(job, step=i + 1, total=request.steps, image_index=index,
-                              image_count=request.count, preview=preview,
-                              elapsed_s=time.perf_counter() - t0))
+            emit(
+                StepProgress(
+                    job,
+                    step=i + 1,
+                    total=request.steps,
+                    image_index=index,
+                    image_count=request.count,
+                    preview=preview,
+                    elapsed_s=time.perf_counter() - t0,
+                )
+            )
             return {}
 
         emit(PhaseChanged(job, phase="denoising", detail=f"Image {index + 1} of {request.count}"))
@@ -386,19 +441,39 @@ class GenerationEngine:
         cancel.raise_if_cancelled()  # pressed during the last layer or postprocessing: no file
         emit(PhaseChanged(job, phase="saving", detail=f"Saving image {index + 1}"))
         path = self._save(image, request, seed, index)
-        emit(ImageReady(job, path=str(path), seed=seed, image_index=index,
-                        width=image.width, height=image.height))
+        emit(
+            ImageReady(
+                job,
+                path=str(path),
+                seed=seed,
+                image_index=index,
+                width=image.width,
+                height=image.height,
+            )
+        )
         return path
 
     def _save(self, image, request: GenerateRequest, seed: int, index: int) -> Path:
         source = self._loaded.source if self._loaded else None
-        return save_image(image, request, seed, index,
-                          model_label=source.label if source else "Z-Image Turbo",
-                          model_hash=model_hash(source))
+        return save_image(
+            image,
+            request,
+            seed,
+            index,
+            model_label=source.label if source else "Z-Image Turbo",
+            model_hash=model_hash(source),
+        )
 
 
-def save_image(image, request: GenerateRequest, seed: int, index: int, model_label: str,
-               model_hash: str = "", extra: dict | None = None) -> Path:
+def save_image(
+    image,
+    request: GenerateRequest,
+    seed: int,
+    index: int,
+    model_label: str,
+    model_hash: str = "",
+    extra: dict | None = None,
+) -> Path:
     """Write one generated image with its parameters (A1111 text + zitdesk JSON) → its path.
 
     What goes into the file names files and hashes only (``ImageMeta.from_request``); with
@@ -411,9 +486,13 @@ def save_image(image, request: GenerateRequest, seed: int, index: int, model_lab
     meta = None
     if request.write_metadata:
         meta = ImageMeta.from_request(
-            request, seed=seed, model_name=model_label, model_hash=model_hash,
+            request,
+            seed=seed,
+            model_name=model_label,
+            model_hash=model_hash,
             lora_hashes={lo.path: _file_sha256(lo.path) for lo in request.loras if lo.enabled},
-            version=f"zitdesk {__version__}", extra=extra,
+            version=f"zitdesk {__version__}",
+            extra=extra,
         )
     return write_png(image, path, meta)
 
@@ -496,7 +575,8 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
 
     if float(pipe.scheduler.config.get("shift", 3.0)) != request.shift:
         pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-            pipe.scheduler.config, shift=request.shift)
+            pipe.scheduler.config, shift=request.shift
+        )
     generator = torch.Generator("cpu").manual_seed(request.seed + index)
     if request.vae_tiling:
         pipe.vae.enable_tiling()
@@ -504,10 +584,15 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
         pipe.vae.disable_tiling()
     with torch.inference_mode():
         result = pipe(
-            prompt_embeds=embeds, negative_prompt_embeds=neg if request.guidance > 0 else None,
-            height=request.height, width=request.width, num_inference_steps=request.steps,
-            guidance_scale=request.guidance, generator=generator,
-            callback_on_step_end=on_step, output_type="pil",
+            prompt_embeds=embeds,
+            negative_prompt_embeds=neg if request.guidance > 0 else None,
+            height=request.height,
+            width=request.width,
+            num_inference_steps=request.steps,
+            guidance_scale=request.guidance,
+            generator=generator,
+            callback_on_step_end=on_step,
+            output_type="pil",
             max_sequence_length=TOKEN_BUDGET,
         )
     return result.images[0]

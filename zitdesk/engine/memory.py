@@ -34,12 +34,18 @@ def _stream_text_encoder(pipe, device: str) -> None:
 
     pipe.text_encoder.to("cpu")
     apply_group_offloading(
-        pipe.text_encoder, onload_device=torch.device(device), offload_device=torch.device("cpu"),
-        offload_type="block_level", num_blocks_per_group=4, use_stream=True,
+        pipe.text_encoder,
+        onload_device=torch.device(device),
+        offload_device=torch.device("cpu"),
+        offload_type="block_level",
+        num_blocks_per_group=4,
+        use_stream=True,
     )
 
 
-def apply_memory_mode(pipe, mode: MemoryMode, device: str, stream_text_encoder: bool = False) -> str:
+def apply_memory_mode(
+    pipe, mode: MemoryMode, device: str, stream_text_encoder: bool = False
+) -> str:
     """Place ``pipe`` for ``mode`` on ``device``; returns a short description of what was done.
 
     ``stream_text_encoder`` keeps the text encoder in RAM (GPU and fp8 modes; the offload modes
@@ -50,8 +56,14 @@ def apply_memory_mode(pipe, mode: MemoryMode, device: str, stream_text_encoder: 
     cuda = device.startswith("cuda")
     if mode is MemoryMode.FP8:
         # fp8 e4m3 storage, bf16 (or the load dtype) compute; diffusers skips the embedders/norms.
-        compute = pipe.transformer.dtype if pipe.transformer.dtype != torch.float8_e4m3fn else torch.bfloat16
-        pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute)
+        compute = (
+            pipe.transformer.dtype
+            if pipe.transformer.dtype != torch.float8_e4m3fn
+            else torch.bfloat16
+        )
+        pipe.transformer.enable_layerwise_casting(
+            storage_dtype=torch.float8_e4m3fn, compute_dtype=compute
+        )
     if not cuda:
         if mode in (MemoryMode.MODEL_OFFLOAD, MemoryMode.GROUP_OFFLOAD, MemoryMode.SEQUENTIAL):
             return f"CPU only: '{mode.label}' needs an NVIDIA GPU, running everything on the CPU"
@@ -71,8 +83,11 @@ def apply_memory_mode(pipe, mode: MemoryMode, device: str, stream_text_encoder: 
     if mode is MemoryMode.GROUP_OFFLOAD:
         onload = torch.device(device)
         pipe.transformer.enable_group_offload(
-            onload_device=onload, offload_device=torch.device("cpu"), offload_type="block_level",
-            num_blocks_per_group=1, use_stream=True,
+            onload_device=onload,
+            offload_device=torch.device("cpu"),
+            offload_type="block_level",
+            num_blocks_per_group=1,
+            use_stream=True,
         )
         # The small parts go to the GPU; the text encoder streams too (8 GB in bf16).
         _stream_text_encoder(pipe, device)

@@ -22,7 +22,7 @@ def _synthetic_images(n: int = 12, size: int = 64, seed: int = 0) -> np.ndarray:
         # blocks of flat colour so the fit sees saturated, uniform regions too
         for _ in range(3):
             x0, y0 = rng.integers(0, size - 16, 2)
-            img[y0:y0 + 16, x0:x0 + 16] = rng.uniform(0, 1, 3)
+            img[y0 : y0 + 16, x0 : x0 + 16] = rng.uniform(0, 1, 3)
         imgs[i] = img
     return imgs
 
@@ -50,7 +50,6 @@ def fit_latent_rgb(vae, device: str = "cpu") -> np.ndarray:
 
 def latents_to_rgb(latents, coef: np.ndarray) -> np.ndarray:
     """(1, 16, h, w) or (16, h, w) normalised latents → uint8 (h, w, 3) preview."""
-    import torch
 
     z = latents.detach().float().cpu()
     if z.ndim == 5:  # (B, C, F, H, W)
@@ -70,11 +69,16 @@ def preview_quality(coef: np.ndarray, vae, device: str = "cpu") -> tuple[float, 
     imgs = _synthetic_images(4, seed=1)
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2) * 2 - 1
     with torch.no_grad():
-        z = vae.encode(x.to(device=device, dtype=next(vae.parameters()).dtype)).latent_dist.mode().float().cpu()
+        z = (
+            vae.encode(x.to(device=device, dtype=next(vae.parameters()).dtype))
+            .latent_dist.mode()
+            .float()
+            .cpu()
+        )
     z = (z - vae.config.shift_factor) * vae.config.scaling_factor
     err, base = [], []
     for i in range(len(imgs)):
-        pred = latents_to_rgb(z[i:i + 1], coef).astype(np.float32) / 255
+        pred = latents_to_rgb(z[i : i + 1], coef).astype(np.float32) / 255
         h = pred.shape[0]
         f = imgs.shape[1] // h
         tgt = imgs[i].reshape(h, f, h, f, 3).mean(axis=(1, 3))

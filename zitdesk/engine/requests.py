@@ -43,11 +43,11 @@ TOKEN_BUDGET = 512  # max_sequence_length, the chat template included
 class MemoryMode(str, enum.Enum):
     """How the model's weights are placed. Each mode falls back cleanly on a CPU-only machine."""
 
-    GPU = "gpu"                      # everything on the GPU (≈ 14 GiB peak for 1024² with the TE freed)
+    GPU = "gpu"  # everything on the GPU (≈ 14 GiB peak for 1024² with the TE freed)
     MODEL_OFFLOAD = "model_offload"  # whole models moved to the GPU when used (accelerate hooks)
     GROUP_OFFLOAD = "group_offload"  # DiT blocks streamed from CPU RAM on a side stream (≈ 3 GiB)
-    SEQUENTIAL = "sequential"        # every layer streamed (slowest, smallest)
-    FP8 = "fp8"                      # DiT weights stored as fp8 e4m3, computed in bf16 (≈ 8.4 GiB)
+    SEQUENTIAL = "sequential"  # every layer streamed (slowest, smallest)
+    FP8 = "fp8"  # DiT weights stored as fp8 e4m3, computed in bf16 (≈ 8.4 GiB)
 
     @property
     def label(self) -> str:
@@ -103,7 +103,7 @@ class GenerateRequest:
     width: int = 1024
     height: int = 1024
     steps: int = 8
-    guidance: float = 0.0          # diffusers semantics: CFG on iff > 0 (ComfyUI's "CFG 1" = 0 here)
+    guidance: float = 0.0  # diffusers semantics: CFG on iff > 0 (ComfyUI's "CFG 1" = 0 here)
     shift: float = 3.0
     seed: int = 0
     count: int = 1
@@ -111,12 +111,14 @@ class GenerateRequest:
     loras: tuple[LoraSpec, ...] = ()
     memory_mode: MemoryMode = MemoryMode.GPU
     vae_tiling: bool = False
-    compile: bool = False          # regional torch.compile of the DiT blocks (CUDA; ≈ 20 s first run)
-    unload_text_encoder: bool = False  # keep Qwen3 in RAM, stream it in to encode (saves ≈ 8 GB VRAM)
+    compile: bool = False  # regional torch.compile of the DiT blocks (CUDA; ≈ 20 s first run)
+    unload_text_encoder: bool = (
+        False  # keep Qwen3 in RAM, stream it in to encode (saves ≈ 8 GB VRAM)
+    )
     output_dir: str = ""
-    model_path: str = ""           # empty: the configured / discovered model
-    preview_every: int = 1         # latent preview every N steps (0 = none)
-    write_metadata: bool = True    # False: PNGs without parameters (the "strip metadata" setting)
+    model_path: str = ""  # empty: the configured / discovered model
+    preview_every: int = 1  # latent preview every N steps (0 = none)
+    write_metadata: bool = True  # False: PNGs without parameters (the "strip metadata" setting)
     job_id: str = field(default_factory=new_job_id)
 
     def validate(self) -> GenerateRequest:
@@ -138,7 +140,9 @@ class GenerateRequest:
             _number(name, getattr(self, name))
         for name, value in (("width", self.width), ("height", self.height)):
             if not MIN_SIDE <= value <= MAX_SIDE:
-                raise RequestError(f"{name.capitalize()} must be between {MIN_SIDE} and {MAX_SIDE} pixels.")
+                raise RequestError(
+                    f"{name.capitalize()} must be between {MIN_SIDE} and {MAX_SIDE} pixels."
+                )
             if value % 16:
                 lower, upper = value // 16 * 16, value // 16 * 16 + 16
                 raise RequestError(
@@ -164,13 +168,19 @@ class GenerateRequest:
             raise RequestError(
                 f"Memory mode must be one of {', '.join(m.value for m in MemoryMode)}."
             )
-        if not isinstance(self.loras, tuple) or not all(isinstance(lo, LoraSpec) for lo in self.loras):
+        if not isinstance(self.loras, tuple) or not all(
+            isinstance(lo, LoraSpec) for lo in self.loras
+        ):
             raise RequestError("The LoRA stack must be a list of LoRA files with weights.")
         if len(self.loras) > MAX_LORAS:
             raise RequestError(f"At most {MAX_LORAS} LoRAs can be stacked.")
         for lo in self.loras:
             lo.validate()
-        if self.output_dir and os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
+        if (
+            self.output_dir
+            and os.path.exists(self.output_dir)
+            and not os.path.isdir(self.output_dir)
+        ):
             raise RequestError(
                 f"The output folder {self.output_dir} is a file; choose a folder (or a new name)."
             )
@@ -220,12 +230,22 @@ LORA_WEIGHT_MIN, LORA_WEIGHT_MAX = -100.0, 100.0
 MAX_LORAS = 32
 
 _LABELS = {
-    "prompt": "The prompt", "negative_prompt": "The negative prompt",
-    "output_dir": "The output folder", "model_path": "The model path", "vae_tiling": "VAE tiling",
-    "compile": "Compile", "unload_text_encoder": "Unload text encoder",
-    "write_metadata": "Write metadata", "width": "Width", "height": "Height", "steps": "Steps",
-    "seed": "Seed", "count": "Image count", "preview_every": "Preview every N steps",
-    "guidance": "Guidance", "shift": "Shift",
+    "prompt": "The prompt",
+    "negative_prompt": "The negative prompt",
+    "output_dir": "The output folder",
+    "model_path": "The model path",
+    "vae_tiling": "VAE tiling",
+    "compile": "Compile",
+    "unload_text_encoder": "Unload text encoder",
+    "write_metadata": "Write metadata",
+    "width": "Width",
+    "height": "Height",
+    "steps": "Steps",
+    "seed": "Seed",
+    "count": "Image count",
+    "preview_every": "Preview every N steps",
+    "guidance": "Guidance",
+    "shift": "Shift",
 }
 
 _DEVICE_RX = re.compile(r"auto|cpu|cuda|cuda:\d{1,3}|mps")
@@ -273,7 +293,9 @@ def require_device(value: str | None) -> str:
                 f"numbered from 0; use --device cuda:0 … cuda:{torch.cuda.device_count() - 1}."
             )
     elif device == "mps" and not torch.backends.mps.is_available():
-        raise RequestError("--device mps: Apple's MPS backend is not available here; use --device cpu or auto.")
+        raise RequestError(
+            "--device mps: Apple's MPS backend is not available here; use --device cpu or auto."
+        )
     return device
 
 

@@ -59,9 +59,16 @@ class StudioEngine:
         else:
             job = str(getattr(request, "job_id", "") or "job")
             emit(JobStarted(job, kind="unknown"))
-            emit(JobFailed(job, kind="request", message=(
-                f"The engine cannot run a {type(request).__name__}; send a generation request "
-                "or a training spec.")))
+            emit(
+                JobFailed(
+                    job,
+                    kind="request",
+                    message=(
+                        f"The engine cannot run a {type(request).__name__}; send a generation request "
+                        "or a training spec."
+                    ),
+                )
+            )
 
     def shutdown(self) -> None:
         self.generation.shutdown()

@@ -58,8 +58,6 @@ def _guidance_from_cfg(cfg: float | None) -> float | None:
     return None if cfg is None else round(max(cfg - 1.0, 0.0), 6)
 
 
-
-
 def _lookup(chunks: Mapping[str, str], key: str) -> str | None:
     if key in chunks:
         return chunks[key]

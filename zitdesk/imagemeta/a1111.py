@@ -10,10 +10,21 @@ from zitdesk.hashing import autov2
 from zitdesk.imagemeta.types import ImageMeta
 
 # Settings-line keys zitdesk writes and maps back when reading; anything else is "extra".
-_MAPPED_KEYS = frozenset({
-    "Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model hash", "Model",
-    "Lora hashes", "Shift", "Version",
-})
+_MAPPED_KEYS = frozenset(
+    {
+        "Steps",
+        "Sampler",
+        "Schedule type",
+        "CFG scale",
+        "Seed",
+        "Size",
+        "Model hash",
+        "Model",
+        "Lora hashes",
+        "Shift",
+        "Version",
+    }
+)
 _STANDARD_KEYS = _MAPPED_KEYS | {"Negative prompt"}
 
 

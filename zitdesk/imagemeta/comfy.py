@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from zitdesk.imagemeta._values import _as_float, _as_int, _as_list, _as_str, _file_stem, _guidance_from_cfg, _loads, _lookup
+from zitdesk.imagemeta._values import (
+    _as_float,
+    _as_int,
+    _as_list,
+    _as_str,
+    _file_stem,
+    _guidance_from_cfg,
+    _loads,
+    _lookup,
+)
 
 _MAX_DEPTH = 64  # ComfyUI graph walks
 _MAX_LINK_STEPS = 100_000
@@ -420,7 +429,7 @@ def _graph_from_ui_workflow(workflow: dict[str, Any]) -> _ComfyGraph:
             inputs.update({str(k): v for k, v in widgets.items()})
         elif isinstance(widgets, list):
             names = _UI_WIDGETS.get(ctype, ())
-            for name, value in zip(names, widgets):
+            for name, value in zip(names, widgets, strict=False):
                 if name is not None:
                     inputs[name] = value
         for slot in _as_list(node.get("inputs")):

@@ -11,10 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zitdesk.errors import FileFormatError
 from zitdesk.imagemeta._values import _loads
 from zitdesk.imagemeta.a1111 import a1111_parameters
 from zitdesk.imagemeta.types import CHUNK_VERSION, PARAMETERS_KEY, ZITDESK_KEY, ImageMeta
-from zitdesk.errors import FileFormatError
 from zitdesk.io import atomic_save
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,9 +50,13 @@ def write_png(image: Image.Image, path: str | Path, meta: ImageMeta | None) -> P
     from PIL import PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
-    chunks = () if meta is None else (
-        (PARAMETERS_KEY, a1111_parameters(meta)),
-        (ZITDESK_KEY, json.dumps(_chunk_payload(meta), ensure_ascii=False, default=str)),
+    chunks = (
+        ()
+        if meta is None
+        else (
+            (PARAMETERS_KEY, a1111_parameters(meta)),
+            (ZITDESK_KEY, json.dumps(_chunk_payload(meta), ensure_ascii=False, default=str)),
+        )
     )
     for key, text in chunks:
         if text.isascii():
@@ -62,7 +66,6 @@ def write_png(image: Image.Image, path: str | Path, meta: ImageMeta | None) -> P
     if image.mode not in _PNG_MODES:
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     return atomic_save(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
-
 
 
 def _decode_text(data: bytes) -> str:

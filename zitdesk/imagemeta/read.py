@@ -45,7 +45,6 @@ def _empty_result(chunks: dict[str, str], warnings: list[str]) -> dict[str, Any]
     }
 
 
-
 def _attempt(
     fill, chunks: dict[str, str], warnings: list[str], *args: Any
 ) -> tuple[dict[str, Any], bool]:
@@ -98,14 +97,22 @@ def _interpret(chunks: dict[str, str], warnings: list[str]) -> dict[str, Any]:
 def _typed(result: dict[str, Any]) -> ImageParameters:
     """The readers' working dict as the frozen result."""
     loras = tuple(
-        LoraRef(name=lo["name"], weight=lo.get("weight"), hash=lo.get("hash") or "",
-                file=lo.get("file") or "")
+        LoraRef(
+            name=lo["name"],
+            weight=lo.get("weight"),
+            hash=lo.get("hash") or "",
+            file=lo.get("file") or "",
+        )
         for lo in result["loras"]
     )
-    return ImageParameters(**{
-        **result, "loras": loras, "unmapped": tuple(result["unmapped"]),
-        "warnings": tuple(result["warnings"]),
-    })
+    return ImageParameters(
+        **{
+            **result,
+            "loras": loras,
+            "unmapped": tuple(result["unmapped"]),
+            "warnings": tuple(result["warnings"]),
+        }
+    )
 
 
 def read_parameters(path: str | Path) -> ImageParameters:

@@ -18,8 +18,6 @@ ZITDESK_KEY = "zitdesk"
 CHUNK_VERSION = 1
 
 
-
-
 @dataclass(frozen=True)
 class LoraUse:
     """One LoRA used for an image: display name (file stem), strength and the file's SHA-256."""
@@ -206,7 +204,8 @@ class ImageParameters:
         """JSON-serialisable form (``zitdesk params --json``); LoRAs as ``{name, weight, hash, file}``."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["loras"] = [
-            {"name": lo.name, "weight": lo.weight, "hash": lo.hash, "file": lo.file} for lo in self.loras
+            {"name": lo.name, "weight": lo.weight, "hash": lo.hash, "file": lo.file}
+            for lo in self.loras
         ]
         out["settings"], out["raw"] = dict(self.settings), dict(self.raw)
         out["unmapped"], out["warnings"] = list(self.unmapped), list(self.warnings)
@@ -222,8 +221,16 @@ class ImageParameters:
         none) so the caller can find the file on this machine by hash.
         """
         values: dict[str, Any] = {}
-        for key in ("prompt", "negative_prompt", "width", "height", "steps", "seed", "guidance",
-                    "shift"):
+        for key in (
+            "prompt",
+            "negative_prompt",
+            "width",
+            "height",
+            "steps",
+            "seed",
+            "guidance",
+            "shift",
+        ):
             value = getattr(self, key)
             if value is not None:
                 values[key] = value
@@ -236,15 +243,25 @@ class ImageParameters:
             loras = []
             for lo in items:
                 if isinstance(lo, Mapping) and isinstance(lo.get("path"), str) and lo["path"]:
-                    loras.append({"path": lo["path"], "weight": lo.get("weight"),
-                                  "enabled": bool(lo.get("enabled", True)),
-                                  "sha256": _hash_for(lo["path"], "", hashes)})
+                    loras.append(
+                        {
+                            "path": lo["path"],
+                            "weight": lo.get("weight"),
+                            "enabled": bool(lo.get("enabled", True)),
+                            "sha256": _hash_for(lo["path"], "", hashes),
+                        }
+                    )
             values["loras"] = loras
         else:
             values["loras"] = [
-                {"path": lo.file or lo.name, "weight": lo.weight, "enabled": True,
-                 "sha256": _hash_for(lo.file or lo.name, lo.hash, hashes)}
-                for lo in self.loras if lo.file or lo.name
+                {
+                    "path": lo.file or lo.name,
+                    "weight": lo.weight,
+                    "enabled": True,
+                    "sha256": _hash_for(lo.file or lo.name, lo.hash, hashes),
+                }
+                for lo in self.loras
+                if lo.file or lo.name
             ]
         return values
 

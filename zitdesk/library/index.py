@@ -56,7 +56,7 @@ UNSAFE_EXTS = (".ckpt", ".pt", ".pth", ".pkl")
 OTHER_EXTS = (".gguf",)
 SCAN_EXTS = LORA_EXTS + UNSAFE_EXTS + OTHER_EXTS
 MAX_DEPTH = 16
-META_VALUE_LIMIT = 1000       # metadata values kept in the index (the details pane re-reads)
+META_VALUE_LIMIT = 1000  # metadata values kept in the index (the details pane re-reads)
 TOP_TAGS = 20
 
 #: Companion suffixes whose name/size/mtime are part of an entry's cache key.
@@ -64,21 +64,44 @@ COMPANION_SUFFIXES = tuple(sidecars.SIDECAR_SUFFIXES) + previews.PREVIEW_SUFFIXE
 
 #: ``ss_*`` and other training keys shown as "training" facts, with labels.
 TRAINING_KEYS = {
-    "ss_output_name": "output name", "ss_network_module": "network module", "ss_network_dim": "network dim",
-    "ss_network_alpha": "network alpha", "ss_base_model_version": "base model version",
-    "ss_sd_model_name": "base model file", "ss_resolution": "resolution", "ss_num_train_images": "train images",
-    "ss_num_epochs": "epochs", "ss_epoch": "epoch", "ss_steps": "steps", "ss_max_train_steps": "max steps",
-    "ss_learning_rate": "learning rate", "ss_unet_lr": "unet lr", "ss_optimizer": "optimizer",
-    "ss_timestep_sampling": "timestep sampling", "ss_discrete_flow_shift": "flow shift",
-    "ss_training_started_at": "started at", "ss_training_finished_at": "finished at",
-    "modelspec.date": "date", "modelspec.resolution": "resolution (modelspec)",
-    "modelspec.implementation": "implementation", "zitdesk_version": "zitdesk version",
-    "zitdesk_base_variant": "base variant", "zitdesk_base_precision": "base precision",
+    "ss_output_name": "output name",
+    "ss_network_module": "network module",
+    "ss_network_dim": "network dim",
+    "ss_network_alpha": "network alpha",
+    "ss_base_model_version": "base model version",
+    "ss_sd_model_name": "base model file",
+    "ss_resolution": "resolution",
+    "ss_num_train_images": "train images",
+    "ss_num_epochs": "epochs",
+    "ss_epoch": "epoch",
+    "ss_steps": "steps",
+    "ss_max_train_steps": "max steps",
+    "ss_learning_rate": "learning rate",
+    "ss_unet_lr": "unet lr",
+    "ss_optimizer": "optimizer",
+    "ss_timestep_sampling": "timestep sampling",
+    "ss_discrete_flow_shift": "flow shift",
+    "ss_training_started_at": "started at",
+    "ss_training_finished_at": "finished at",
+    "modelspec.date": "date",
+    "modelspec.resolution": "resolution (modelspec)",
+    "modelspec.implementation": "implementation",
+    "zitdesk_version": "zitdesk version",
+    "zitdesk_base_variant": "base variant",
+    "zitdesk_base_precision": "base precision",
 }
 
 # Source names of trigger words, strongest first (what wins when two sources disagree).
-SOURCE_ORDER = ("a1111", "header", "swarm", "civitai", "cm-info", "lora-manager", "training-config",
-                "ss_tag_frequency")
+SOURCE_ORDER = (
+    "a1111",
+    "header",
+    "swarm",
+    "civitai",
+    "cm-info",
+    "lora-manager",
+    "training-config",
+    "ss_tag_frequency",
+)
 
 
 @dataclass(frozen=True)
@@ -86,13 +109,17 @@ class TriggerWord:
     """A trigger word, the source that won, and every source that states it."""
 
     word: str
-    source: str                       # e.g. "modelspec.trigger_phrase", "A1111/Forge .json"
+    source: str  # e.g. "modelspec.trigger_phrase", "A1111/Forge .json"
     sources: tuple[str, ...] = ()
-    from_tags: bool = False           # only from the top of ss_tag_frequency (a guess, not declared)
+    from_tags: bool = False  # only from the top of ss_tag_frequency (a guess, not declared)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"word": self.word, "source": self.source, "sources": list(self.sources),
-                "from_tags": self.from_tags}
+        return {
+            "word": self.word,
+            "source": self.source,
+            "sources": list(self.sources),
+            "from_tags": self.from_tags,
+        }
 
 
 @dataclass(frozen=True)
@@ -103,7 +130,7 @@ class LoraEntry:
     root: str = ""
     size: int = 0
     mtime_ns: int = 0
-    status: str = "ok"                # ok | error (unreadable) | unsupported (unsafe/other format)
+    status: str = "ok"  # ok | error (unreadable) | unsupported (unsafe/other format)
     error: str = ""
     arch: str = "unknown"
     arch_label: str = "unknown"
@@ -118,10 +145,12 @@ class LoraEntry:
     coverage_percent: float = 0.0
     model_targets: int = 0
     compatible: bool = False
-    reason: str = ""                  # one plain sentence: why (in)compatible
+    reason: str = ""  # one plain sentence: why (in)compatible
     unknown_key_count: int = 0
     unsupported_key_count: int = 0
-    base_model_version: str = ""      # what the metadata claims (ss_base_model_version, modelspec.architecture)
+    base_model_version: str = (
+        ""  # what the metadata claims (ss_base_model_version, modelspec.architecture)
+    )
     title: str = ""
     author: str = ""
     description: str = ""
@@ -131,7 +160,7 @@ class LoraEntry:
     top_tags: tuple[tuple[str, int], ...] = ()
     training: dict[str, str] = field(default_factory=dict)
     has_metadata: bool = False
-    metadata: dict[str, str] = field(default_factory=dict)   # values cut at META_VALUE_LIMIT
+    metadata: dict[str, str] = field(default_factory=dict)  # values cut at META_VALUE_LIMIT
     sidecars: tuple[Sidecar, ...] = ()
     preview: str = ""
     preview_source: str = ""
@@ -202,9 +231,18 @@ class LoraEntry:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw["trigger_words"] = tuple(
-            TriggerWord(t["word"], t.get("source", ""), tuple(t.get("sources", ())), bool(t.get("from_tags")))
-            for t in d.get("trigger_words", ()) if isinstance(t, dict) and isinstance(t.get("word"), str))
-        kw["sidecars"] = tuple(Sidecar.from_dict(s) for s in d.get("sidecars", ()) if isinstance(s, dict))
+            TriggerWord(
+                t["word"],
+                t.get("source", ""),
+                tuple(t.get("sources", ())),
+                bool(t.get("from_tags")),
+            )
+            for t in d.get("trigger_words", ())
+            if isinstance(t, dict) and isinstance(t.get("word"), str)
+        )
+        kw["sidecars"] = tuple(
+            Sidecar.from_dict(s) for s in d.get("sidecars", ()) if isinstance(s, dict)
+        )
         kw["tags"] = tuple(str(t) for t in d.get("tags", ()))
         kw["top_tags"] = tuple((str(t[0]), int(t[1])) for t in d.get("top_tags", ()) if len(t) == 2)
         return cls(**kw)
@@ -242,7 +280,7 @@ class _Found:
     root: str
     size: int
     mtime_ns: int
-    names: dict[str, str]             # the folder's lower-case file names → real names
+    names: dict[str, str]  # the folder's lower-case file names → real names
     companions: tuple[tuple[str, int, int], ...]
 
     @property
@@ -282,7 +320,7 @@ def choose_title(meta: Mapping[str, str], path: str) -> str:
             return f"{title} (step {step:,})"
         return title
     if base.lower() not in GENERIC_TITLES and base.lower() != title.lower():
-        return ""                                   # renamed by the user: the file name says it
+        return ""  # renamed by the user: the file name says it
     run = os.path.basename(os.path.dirname(os.path.abspath(path)))
     if not run or run.lower() in GENERIC_TITLES | {"loras", "lora", "checkpoints"}:
         return ""
@@ -387,7 +425,11 @@ def _top_tags(meta: dict[str, str], n: int = TOP_TAGS) -> tuple[tuple[str, int],
         for tags in freq.values():
             if isinstance(tags, dict):
                 for tag, c in tags.items():
-                    if isinstance(tag, str) and isinstance(c, (int, float)) and not isinstance(c, bool):
+                    if (
+                        isinstance(tag, str)
+                        and isinstance(c, (int, float))
+                        and not isinstance(c, bool)
+                    ):
                         t = tag.strip()
                         if t:
                             counts[t] = counts.get(t, 0) + int(c)
@@ -398,12 +440,17 @@ def _foreign_rank(header: Any) -> int | None:
     """Most common LoRA rank from ``lora_down``/``lora_A`` shapes (keys.py skips foreign files)."""
     counts: dict[int, int] = {}
     for k, t in header.tensors.items():
-        if k.endswith((".lora_down.weight", ".lora_A.weight", ".lora.down.weight")) and len(t.shape) >= 2:
+        if (
+            k.endswith((".lora_down.weight", ".lora_A.weight", ".lora.down.weight"))
+            and len(t.shape) >= 2
+        ):
             counts[int(t.shape[0])] = counts.get(int(t.shape[0]), 0) + 1
     return max(counts, key=lambda r: counts[r]) if counts else None
 
 
-def merge_trigger_words(header_words: list[tuple[str, str]], cars: Iterable[Sidecar]) -> tuple[TriggerWord, ...]:
+def merge_trigger_words(
+    header_words: list[tuple[str, str]], cars: Iterable[Sidecar]
+) -> tuple[TriggerWord, ...]:
     """Merge trigger words from the header (``extract_trigger_words`` output) and sidecars.
 
     Order = which source wins: A1111 ``activation text`` (the user's own choice in A1111/Forge),
@@ -436,7 +483,9 @@ def merge_trigger_words(header_words: list[tuple[str, str]], cars: Iterable[Side
         if key in merged:
             tw = merged[key]
             if source not in tw.sources:
-                merged[key] = replace(tw, sources=tw.sources + (source,), from_tags=tw.from_tags and tags)
+                merged[key] = replace(
+                    tw, sources=tw.sources + (source,), from_tags=tw.from_tags and tags
+                )
         else:
             merged[key] = TriggerWord(word.strip(), source, (source,), tags)
     return tuple(merged.values())
@@ -446,16 +495,30 @@ def _unsupported_entry(found: _Found) -> LoraEntry:
     ext = os.path.splitext(found.path)[1].lower()
     name = os.path.basename(found.path)
     if ext in UNSAFE_EXTS:
-        reason = (f"Not supported: unsafe format. {name} is a pickle-based checkpoint ({ext}); zitdesk "
-                  "never opens those because they can run code. Use a .safetensors version.")
+        reason = (
+            f"Not supported: unsafe format. {name} is a pickle-based checkpoint ({ext}); zitdesk "
+            "never opens those because they can run code. Use a .safetensors version."
+        )
     else:
         reason = f"Not supported: {name} is a GGUF file; LoRAs must be .safetensors files."
-    return LoraEntry(path=found.path, root=found.root, size=found.size, mtime_ns=found.mtime_ns,
-                     status="unsupported", error=reason, reason=reason, arch_label="not supported")
+    return LoraEntry(
+        path=found.path,
+        root=found.root,
+        size=found.size,
+        mtime_ns=found.mtime_ns,
+        status="unsupported",
+        error=reason,
+        reason=reason,
+        arch_label="not supported",
+    )
 
 
-def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = None,
-                 model_shapes: Mapping[str, tuple[int, int]] | None = None) -> LoraEntry:
+def inspect_file(
+    found: _Found,
+    module_names: set[str],
+    thumbs: Path | None = None,
+    model_shapes: Mapping[str, tuple[int, int]] | None = None,
+) -> LoraEntry:
     """Build the entry of one file; never raises (problems become ``status``/``error``).
 
     ``model_shapes``: the active model's Linear shapes; a LoRA whose layers have other sizes is
@@ -488,22 +551,39 @@ def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = No
                 ok, message = False, fit.message
         meta = info.metadata
         entry = replace(
-            entry, arch=info.arch, arch_label=info.label, dialect=info.dialect,
+            entry,
+            arch=info.arch,
+            arch_label=info.label,
+            dialect=info.dialect,
             rank=info.rank if info.rank is not None else _foreign_rank(header),
-            alpha=info.alpha, n_tensors=info.n_tensors, target_count=len(info.target_modules),
-            fused_qkv=info.fused_qkv, coverage_matched=cov.matched, coverage_total=cov.total_in_file,
-            coverage_percent=cov.percent, model_targets=cov.model_targets, compatible=ok, reason=message,
-            unknown_key_count=len(info.unknown_keys), unsupported_key_count=len(info.unsupported_keys),
-            base_model_version=str(info.base_model_version or ""), has_metadata=bool(meta),
-            metadata=_index_metadata(meta), top_tags=_top_tags(meta),
-            training={label: _cut(meta[k], 200) for k, label in TRAINING_KEYS.items() if meta.get(k)},
+            alpha=info.alpha,
+            n_tensors=info.n_tensors,
+            target_count=len(info.target_modules),
+            fused_qkv=info.fused_qkv,
+            coverage_matched=cov.matched,
+            coverage_total=cov.total_in_file,
+            coverage_percent=cov.percent,
+            model_targets=cov.model_targets,
+            compatible=ok,
+            reason=message,
+            unknown_key_count=len(info.unknown_keys),
+            unsupported_key_count=len(info.unsupported_keys),
+            base_model_version=str(info.base_model_version or ""),
+            has_metadata=bool(meta),
+            metadata=_index_metadata(meta),
+            top_tags=_top_tags(meta),
+            training={
+                label: _cut(meta[k], 200) for k, label in TRAINING_KEYS.items() if meta.get(k)
+            },
             title=_cut(choose_title(meta, found.path), 300),
             author=_cut(meta.get("modelspec.author", "").strip(), 300),
             description=sidecars.html_to_text(_cut(meta.get("modelspec.description", ""), 20_000)),
         )
         header_words = extract_trigger_words(meta)
     except LoraError as exc:
-        entry = replace(entry, status="error", error=str(exc), reason=str(exc), arch_label="unreadable")
+        entry = replace(
+            entry, status="error", error=str(exc), reason=str(exc), arch_label="unreadable"
+        )
         header_words = []
     except Exception as exc:
         log.debug("unexpected error inspecting %s", found.path, exc_info=True)
@@ -517,8 +597,9 @@ def inspect_file(found: _Found, module_names: set[str], thumbs: Path | None = No
     return _with_sidecars(entry, cars, meta, found, thumbs)
 
 
-def _with_sidecars(entry: LoraEntry, cars: list[Sidecar], meta: dict[str, str], found: _Found,
-                   thumbs: Path | None) -> LoraEntry:
+def _with_sidecars(
+    entry: LoraEntry, cars: list[Sidecar], meta: dict[str, str], found: _Found, thumbs: Path | None
+) -> LoraEntry:
     ok_cars = [c for c in cars if not c.error]
     by_kind = {c.kind: c for c in ok_cars}
 
@@ -532,7 +613,11 @@ def _with_sidecars(entry: LoraEntry, cars: list[Sidecar], meta: dict[str, str], 
 
     title = entry.title or pick("title", ("swarm", "cm-info", "lora-manager", "civitai")) or ""
     author = entry.author or pick("author", ("swarm", "civitai", "cm-info")) or ""
-    desc = entry.description or pick("description", ("a1111", "swarm", "lora-manager", "cm-info", "civitai")) or ""
+    desc = (
+        entry.description
+        or pick("description", ("a1111", "swarm", "lora-manager", "cm-info", "civitai"))
+        or ""
+    )
     weight = pick("preferred_weight", ("a1111", "lora-manager", "swarm"))
     tags: list[str] = []
     for c in ok_cars:
@@ -548,16 +633,29 @@ def _with_sidecars(entry: LoraEntry, cars: list[Sidecar], meta: dict[str, str], 
     if pf is not None:
         preview, source = str(pf), pf.name
     elif meta.get("modelspec.thumbnail", "").startswith("data:"):
-        got = previews.extract_embedded(found.path, found.mtime_ns, meta["modelspec.thumbnail"], "header", thumbs)
+        got = previews.extract_embedded(
+            found.path, found.mtime_ns, meta["modelspec.thumbnail"], "header", thumbs
+        )
         if got is not None:
             preview, source = str(got), "modelspec.thumbnail (header)"
     if not preview and "swarm" in by_kind and by_kind["swarm"].thumbnail:
-        got = previews.extract_embedded(found.path, found.mtime_ns, by_kind["swarm"].thumbnail, "swarm", thumbs)
+        got = previews.extract_embedded(
+            found.path, found.mtime_ns, by_kind["swarm"].thumbnail, "swarm", thumbs
+        )
         if got is not None:
             preview, source = str(got), "modelspec.thumbnail (.swarm.json)"
     slim = tuple(replace(c, thumbnail="", description=_cut(c.description, 4000)) for c in cars)
-    return replace(entry, title=title, author=author, description=_cut(desc, 20_000), preferred_weight=weight,
-                   tags=tuple(tags[:50]), sidecars=slim, preview=preview, preview_source=source)
+    return replace(
+        entry,
+        title=title,
+        author=author,
+        description=_cut(desc, 20_000),
+        preferred_weight=weight,
+        tags=tuple(tags[:50]),
+        sidecars=slim,
+        preview=preview,
+        preview_source=source,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -569,7 +667,9 @@ def default_cache_path() -> Path:
     return user_dirs()["cache"] / "library" / "index.json"
 
 
-def coverage_key(module_names: Iterable[str], shapes: Mapping[str, tuple[int, int]] | None = None) -> str:
+def coverage_key(
+    module_names: Iterable[str], shapes: Mapping[str, tuple[int, int]] | None = None
+) -> str:
     if shapes:
         text = "\n".join(f"{m}={tuple(shapes[m])}" for m in sorted(shapes))
     else:
@@ -591,20 +691,31 @@ class LibraryIndex:
     ``hash_cache``: a :class:`HashCache` (default: beside the index cache; None: memory only).
     """
 
-    def __init__(self, cache_path: Any = _DEFAULT, module_names: Iterable[str] | None = None,
-                 hash_cache: Any = _DEFAULT, thumbs_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        cache_path: Any = _DEFAULT,
+        module_names: Iterable[str] | None = None,
+        hash_cache: Any = _DEFAULT,
+        thumbs_dir: Path | None = None,
+    ) -> None:
         from zitdesk.models.zimage_tree import full_size_linear_names
 
-        self.cache_path: Path | None = default_cache_path() if cache_path is _DEFAULT else (
-            Path(cache_path) if cache_path is not None else None)
+        self.cache_path: Path | None = (
+            default_cache_path()
+            if cache_path is _DEFAULT
+            else (Path(cache_path) if cache_path is not None else None)
+        )
         if hash_cache is _DEFAULT:
             # the one cache object for the user's hash file, shared with generation
             hash_cache = shared_cache() if self.cache_path is not None else HashCache(None)
         self.hashes: HashCache = hash_cache if hash_cache is not None else HashCache(None)
         self.thumbs_dir = thumbs_dir
         self._module_shapes: dict[str, tuple[int, int]] | None = (
-            dict(module_names) if isinstance(module_names, Mapping) else None)
-        self._module_names = set(module_names) if module_names is not None else full_size_linear_names()
+            dict(module_names) if isinstance(module_names, Mapping) else None
+        )
+        self._module_names = (
+            set(module_names) if module_names is not None else full_size_linear_names()
+        )
         self._cov_key = coverage_key(self._module_names, self._module_shapes)
         self._lock = threading.RLock()
         self._entries: dict[str, LoraEntry] = {}
@@ -633,7 +744,7 @@ class LibraryIndex:
             if key == self._cov_key:
                 return False
             self._module_names, self._module_shapes, self._cov_key = new, shapes, key
-            self._keys.clear()          # every entry is stale; keep them until rescanned
+            self._keys.clear()  # every entry is stale; keep them until rescanned
             self._dirty = True
         return True
 
@@ -685,16 +796,22 @@ class LibraryIndex:
             doc = {"version": INDEX_VERSION, "coverage_key": self._cov_key, "entries": items}
             self._dirty = False
         try:
-            atomic_write(self.cache_path, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
+            atomic_write(
+                self.cache_path, json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+            )
         except OSError as exc:
             log.warning("cannot save the library cache %s: %s", self.cache_path, exc)
 
     # -- scanning ------------------------------------------------------------------------------
-    def scan(self, roots: Iterable[str | os.PathLike[str] | Root], *,
-             cancel: Callable[[], bool] | None = None,
-             progress: Callable[[int, int], None] | None = None,
-             on_batch: Callable[[list[LoraEntry]], None] | None = None,
-             save: bool = True) -> ScanResult:
+    def scan(
+        self,
+        roots: Iterable[str | os.PathLike[str] | Root],
+        *,
+        cancel: Callable[[], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        on_batch: Callable[[list[LoraEntry]], None] | None = None,
+        save: bool = True,
+    ) -> ScanResult:
         """Scan ``roots`` recursively and return every entry under them.
 
         ``progress(done, total)`` is called while files are read (from this thread);
@@ -737,7 +854,9 @@ class LibraryIndex:
                         entry = replace(entry, root=f.root)
                     result.reused += 1
                 else:
-                    entry = inspect_file(f, self._module_names, self.thumbs_dir, self._module_shapes)
+                    entry = inspect_file(
+                        f, self._module_names, self.thumbs_dir, self._module_shapes
+                    )
                     result.inspected += 1
                     (result.changed if f.path in old_paths else result.added).append(f.path)
                     batch.append(entry)
@@ -776,11 +895,15 @@ class LibraryIndex:
         result.elapsed_s = time.perf_counter() - t0
         return result
 
-    def _detect_moves(self, removed: list[str], added: list[str], new: dict[str, LoraEntry]) -> list[tuple[str, str]]:
+    def _detect_moves(
+        self, removed: list[str], added: list[str], new: dict[str, LoraEntry]
+    ) -> list[tuple[str, str]]:
         old_by_sig: dict[tuple[int, int, str], list[str]] = {}
         for p in removed:
             e = self._entries[p]
-            old_by_sig.setdefault((e.size, e.mtime_ns, os.path.splitext(p)[1].lower()), []).append(p)
+            old_by_sig.setdefault((e.size, e.mtime_ns, os.path.splitext(p)[1].lower()), []).append(
+                p
+            )
         moves = []
         for p in added:
             e = new[p]
@@ -810,7 +933,9 @@ class LibraryIndex:
         pending.sort(key=lambda e: (not e.compatible, e.file_name.lower()))
         return pending
 
-    def compute_hashes(self, path: str, cancelled: Callable[[], bool] | None = None) -> LoraEntry | None:
+    def compute_hashes(
+        self, path: str, cancelled: Callable[[], bool] | None = None
+    ) -> LoraEntry | None:
         """Hash one file now (or take the cached hashes); returns the updated entry.
 
         Raises :class:`zitdesk.hashing.HashCancelled` when ``cancelled()`` turns true.
@@ -824,7 +949,9 @@ class LibraryIndex:
             h: FileHashes = self.hashes.compute(path, entry.size, entry.mtime_ns, cancelled)
             updated = replace(entry, sha256=h.sha256, addnet=h.addnet, hash_error="")
         except OSError as exc:
-            updated = replace(entry, hash_error=f"Cannot hash {entry.file_name}: {exc.strerror or exc}.")
+            updated = replace(
+                entry, hash_error=f"Cannot hash {entry.file_name}: {exc.strerror or exc}."
+            )
         with self._lock:
             if self._entries.get(path) is entry:
                 self._entries[path] = updated
@@ -843,8 +970,11 @@ class LibraryIndex:
 
 def _preview_ok(entry: LoraEntry) -> bool:
     """A decoded embedded thumbnail lives in the cache folder, which may have been cleaned."""
-    return not entry.preview or not entry.preview_source.startswith("modelspec.thumbnail") \
+    return (
+        not entry.preview
+        or not entry.preview_source.startswith("modelspec.thumbnail")
         or os.path.exists(entry.preview)
+    )
 
 
 def _groups(entries: list[LoraEntry], attr: str) -> list[list[str]]:
@@ -866,8 +996,12 @@ def index_document(result: ScanResult, index: LibraryIndex, store: Any = None) -
         d = e.to_dict()
         rec = records.get(e.path)
         if rec is not None and not rec.is_empty:
-            d["user"] = {"favourite": rec.favourite, "rating": rec.rating, "notes": rec.notes,
-                         "preview": rec.preview}
+            d["user"] = {
+                "favourite": rec.favourite,
+                "rating": rec.rating,
+                "notes": rec.notes,
+                "preview": rec.preview,
+            }
         entries.append(d)
     return {
         "version": INDEX_VERSION,

@@ -30,8 +30,9 @@ def _same_file_still(path: str, size: int, mtime_ns: int) -> bool:
     return st.st_size == size and st.st_mtime_ns == mtime_ns
 
 
-def find_lora(name: str, sha256: str = "", *, hash_cache: Path | None = None,
-              index_cache: Path | None = None) -> str | None:
+def find_lora(
+    name: str, sha256: str = "", *, hash_cache: Path | None = None, index_cache: Path | None = None
+) -> str | None:
     """The path of the LoRA ``name`` (file name or stem) with ``sha256`` (full, or the 10-digit
     AutoV2 prefix), or None. With a hash, only a file with that hash matches; without one, a
     file name the library knows exactly once."""

@@ -92,14 +92,21 @@ def thumbs_dir() -> Path:
     return user_dirs()["cache"] / "library" / "thumbs"
 
 
-def extract_embedded(lora_path: str | Path, mtime_ns: int, data_uri: str, tag: str = "header",
-                     dest_dir: Path | None = None) -> Path | None:
+def extract_embedded(
+    lora_path: str | Path,
+    mtime_ns: int,
+    data_uri: str,
+    tag: str = "header",
+    dest_dir: Path | None = None,
+) -> Path | None:
     """Decode ``data_uri`` and write it (once) to the thumbnail cache; returns the file or None."""
     decoded = decode_data_uri(data_uri)
     if decoded is None:
         return None
     data, ext = decoded
-    key = hashlib.sha1(f"{Path(lora_path)}|{mtime_ns}|{tag}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
+    key = hashlib.sha1(
+        f"{Path(lora_path)}|{mtime_ns}|{tag}".encode("utf-8", "surrogatepass")
+    ).hexdigest()[:20]
     target = (dest_dir or thumbs_dir()) / f"{key}{ext}"
     if not target.exists():
         try:

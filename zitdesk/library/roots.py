@@ -23,12 +23,20 @@ LORA_SUBFOLDERS = ("loras", "Lora", "LyCORIS", "lora", "LoRA")
 @dataclass(frozen=True)
 class Root:
     path: str
-    origin: str          # user | comfyui | forge | swarmui | stabilitymatrix | zitdesk | runs | env
+    origin: str  # user | comfyui | forge | swarmui | stabilitymatrix | zitdesk | runs | env
 
     @property
     def label(self) -> str:
-        names = {"user": "", "runs": "zitdesk training runs", "comfyui": "ComfyUI", "forge": "Forge/A1111", "swarmui": "SwarmUI",
-                 "stabilitymatrix": "StabilityMatrix", "zitdesk": "zitdesk", "env": "ZITDESK_LORA_DIRS"}
+        names = {
+            "user": "",
+            "runs": "zitdesk training runs",
+            "comfyui": "ComfyUI",
+            "forge": "Forge/A1111",
+            "swarmui": "SwarmUI",
+            "stabilitymatrix": "StabilityMatrix",
+            "zitdesk": "zitdesk",
+            "env": "ZITDESK_LORA_DIRS",
+        }
         tag = names.get(self.origin, self.origin)
         return f"{Path(self.path).name} ({tag})" if tag else Path(self.path).name
 

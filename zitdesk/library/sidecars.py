@@ -45,8 +45,11 @@ SIDECAR_SUFFIXES: dict[str, str] = {
     ".swarm.json": "swarm",
 }
 KIND_LABELS = {
-    "a1111": "A1111/Forge .json", "civitai": ".civitai.info", "cm-info": "StabilityMatrix .cm-info.json",
-    "lora-manager": "LoRA Manager .metadata.json", "swarm": "SwarmUI .swarm.json",
+    "a1111": "A1111/Forge .json",
+    "civitai": ".civitai.info",
+    "cm-info": "StabilityMatrix .cm-info.json",
+    "lora-manager": "LoRA Manager .metadata.json",
+    "swarm": "SwarmUI .swarm.json",
 }
 
 #: Larger sidecars are refused (a .swarm.json may hold an embedded thumbnail, hence the margin).
@@ -73,8 +76,10 @@ class Sidecar:
     tags: list[str] = field(default_factory=list)
     url: str = ""
     claimed_sha256: str = ""
-    thumbnail: str = ""          # a data: URI (SwarmUI), decoded by zitdesk.library.previews
-    fields: dict[str, str] = field(default_factory=dict)  # flat plain-text view for the details pane
+    thumbnail: str = ""  # a data: URI (SwarmUI), decoded by zitdesk.library.previews
+    fields: dict[str, str] = field(
+        default_factory=dict
+    )  # flat plain-text view for the details pane
 
     @property
     def label(self) -> str:
@@ -83,7 +88,9 @@ class Sidecar:
     def to_dict(self, include_thumbnail: bool = False) -> dict[str, Any]:
         d = asdict(self)
         if not include_thumbnail:
-            d["thumbnail"] = f"<embedded image, {len(self.thumbnail):,} characters>" if self.thumbnail else ""
+            d["thumbnail"] = (
+                f"<embedded image, {len(self.thumbnail):,} characters>" if self.thumbnail else ""
+            )
         return d
 
     @classmethod
@@ -190,18 +197,27 @@ def _tags(v: Any) -> list[str]:
     if isinstance(v, str):
         return [t.strip() for t in v.split(",") if t.strip()][:_MAX_WORDS]
     if isinstance(v, list):
-        return [str(t).strip() for t in v[:_MAX_WORDS] if isinstance(t, (str, int)) and str(t).strip()]
+        return [
+            str(t).strip() for t in v[:_MAX_WORDS] if isinstance(t, (str, int)) and str(t).strip()
+        ]
     return []
 
 
-def _flatten(doc: Any, prefix: str = "", out: dict[str, str] | None = None, depth: int = 0) -> dict[str, str]:
+def _flatten(
+    doc: Any, prefix: str = "", out: dict[str, str] | None = None, depth: int = 0
+) -> dict[str, str]:
     """A flat ``{dotted key: text}`` view for the details pane (bounded)."""
     out = {} if out is None else out
     if len(out) >= 200 or depth > 4:
         return out
     if isinstance(doc, dict):
         for k, v in doc.items():
-            _flatten(v, f"{prefix}{k}." if isinstance(v, (dict, list)) else f"{prefix}{k}", out, depth + 1)
+            _flatten(
+                v,
+                f"{prefix}{k}." if isinstance(v, (dict, list)) else f"{prefix}{k}",
+                out,
+                depth + 1,
+            )
     elif isinstance(doc, list):
         if all(not isinstance(x, (dict, list)) for x in doc):
             out[prefix.rstrip(".")] = ", ".join(_s(x, 500) for x in doc[:100])
@@ -261,13 +277,19 @@ def _fill(sc: Sidecar, doc: dict[str, Any]) -> None:
     elif kind == "cm-info":
         mname, vname = _s(doc.get("ModelName")), _s(doc.get("VersionName"))
         user_title = _s(doc.get("UserTitle"))
-        sc.title = user_title or (f"{mname} ({vname})" if mname and vname and vname != mname else (mname or vname))
-        sc.description = html_to_text(_first(doc.get("ModelDescription"), doc.get("VersionDescription")))
+        sc.title = user_title or (
+            f"{mname} ({vname})" if mname and vname and vname != mname else (mname or vname)
+        )
+        sc.description = html_to_text(
+            _first(doc.get("ModelDescription"), doc.get("VersionDescription"))
+        )
         sc.trigger_words = _words(doc.get("TrainedWords"))
         sc.base_model = _s(doc.get("BaseModel"))
         sc.tags = _tags(doc.get("Tags"))
         sha = _get(doc, "Hashes", "SHA256")
-        sc.claimed_sha256 = sha.lower() if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else ""
+        sc.claimed_sha256 = (
+            sha.lower() if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else ""
+        )
         sc.url = _s(doc.get("SourceUrl")) or _civitai_url(doc.get("ModelId"), doc.get("VersionId"))
     elif kind == "lora-manager":
         civ = doc.get("civitai") if isinstance(doc.get("civitai"), dict) else {}
@@ -279,7 +301,9 @@ def _fill(sc: Sidecar, doc: dict[str, Any]) -> None:
         sc.tags = _tags(doc.get("tags"))
         sc.preferred_weight = _weight(doc.get("usage_tips"))
         sha = doc.get("sha256")
-        sc.claimed_sha256 = sha.lower() if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else ""
+        sc.claimed_sha256 = (
+            sha.lower() if isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) else ""
+        )
         sc.url = _civitai_url(civ.get("modelId"), civ.get("id"))
     elif kind == "swarm":
         sc.title = _s(doc.get("modelspec.title"))
@@ -323,7 +347,9 @@ def read_sidecar(path: str | Path, kind: str) -> Sidecar:
     return sc
 
 
-def sidecar_paths(lora_path: str | Path, names: dict[str, str] | None = None) -> list[tuple[str, Path]]:
+def sidecar_paths(
+    lora_path: str | Path, names: dict[str, str] | None = None
+) -> list[tuple[str, Path]]:
     """``(kind, path)`` of the sidecars that exist for ``lora_path``.
 
     ``names`` maps lower-case file names of the LoRA's folder to their real names (a scan lists
@@ -349,9 +375,14 @@ def read_sidecars(lora_path: str | Path, names: dict[str, str] | None = None) ->
     return [read_sidecar(path, kind) for kind, path in sidecar_paths(lora_path, names)]
 
 
-def write_a1111_json(lora_path: str | Path, *, activation_text: str | None = None,
-                     preferred_weight: float | None = None, notes: str | None = None,
-                     description: str | None = None) -> Path:
+def write_a1111_json(
+    lora_path: str | Path,
+    *,
+    activation_text: str | None = None,
+    preferred_weight: float | None = None,
+    notes: str | None = None,
+    description: str | None = None,
+) -> Path:
     """Write (merge into) the A1111/Forge ``name.json`` sidecar, atomically.
 
     Only the given fields change; other keys already in the file are kept. The LoRA itself is
@@ -361,7 +392,11 @@ def write_a1111_json(lora_path: str | Path, *, activation_text: str | None = Non
     from zitdesk.io import atomic_write
 
     p = Path(lora_path)
-    target = p.with_name(p.name[: -len(p.suffix)] + ".json") if p.suffix else p.with_name(p.name + ".json")
+    target = (
+        p.with_name(p.name[: -len(p.suffix)] + ".json")
+        if p.suffix
+        else p.with_name(p.name + ".json")
+    )
     doc: dict[str, Any] = {}
     if target.exists():
         doc = json.loads(target.read_text(encoding="utf-8-sig"))

@@ -32,9 +32,9 @@ PREVIEW_MAX_SIDE = 512
 @dataclass(frozen=True)
 class UserRecord:
     favourite: bool = False
-    rating: int = 0            # 0 = unrated, 1..5 stars
+    rating: int = 0  # 0 = unrated, 1..5 stars
     notes: str = ""
-    preview: str = ""          # an image in zitdesk's data folder chosen by the user
+    preview: str = ""  # an image in zitdesk's data folder chosen by the user
     sha256: str = ""
     updated: float = 0.0
 
@@ -84,7 +84,9 @@ class LibraryStore:
                 raise ValueError("not a JSON object")  # noqa: TRY004 - handled just below
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             bak = keep_backup(self.path)
-            log.warning("library store %s is unreadable (%s); a copy is kept as %s", self.path, exc, bak)
+            log.warning(
+                "library store %s is unreadable (%s); a copy is kept as %s", self.path, exc, bak
+            )
             return
         folders = doc.get("folders")
         if isinstance(folders, list):
@@ -98,8 +100,11 @@ class LibraryStore:
 
     def save(self) -> None:
         with self._lock:
-            doc = {"version": STORE_VERSION, "folders": list(self._folders),
-                   "items": {p: asdict(r) for p, r in sorted(self._records.items()) if not r.is_empty}}
+            doc = {
+                "version": STORE_VERSION,
+                "folders": list(self._folders),
+                "items": {p: asdict(r) for p, r in sorted(self._records.items()) if not r.is_empty},
+            }
         atomic_write(self.path, json.dumps(doc, indent=1, ensure_ascii=False))
 
     # -- records -------------------------------------------------------------------------------
@@ -158,7 +163,12 @@ class LibraryStore:
                     self._records[path] = replace(self._records[path], sha256=sha256)
                 return False
             for old, rec in self._records.items():
-                if rec.sha256 == sha256 and old != path and old not in existing and not Path(old).exists():
+                if (
+                    rec.sha256 == sha256
+                    and old != path
+                    and old not in existing
+                    and not Path(old).exists()
+                ):
                     self._records[path] = self._records.pop(old)
                     break
             else:

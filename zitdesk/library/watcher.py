@@ -65,8 +65,14 @@ def snapshot(folders: Iterable[str]) -> dict[str, tuple[int, int]]:
 class FolderWatcher:
     """Debounced change notifications for a set of folders (see the module docstring)."""
 
-    def __init__(self, callback: Callable[[list[str]], None], *, debounce_s: float = 0.5,
-                 poll_interval_s: float = 2.0, backend: str = "auto") -> None:
+    def __init__(
+        self,
+        callback: Callable[[list[str]], None],
+        *,
+        debounce_s: float = 0.5,
+        poll_interval_s: float = 2.0,
+        backend: str = "auto",
+    ) -> None:
         if backend not in ("auto", "watchdog", "polling"):
             raise ValueError(f"unknown watcher backend {backend!r}")
         self._callback = callback
@@ -83,7 +89,7 @@ class FolderWatcher:
         self._thread: threading.Thread | None = None
         self._observer = None
         self._snapshot: dict[str, tuple[int, int]] = {}
-        self._control = threading.RLock()   # start/stop may come from different threads
+        self._control = threading.RLock()  # start/stop may come from different threads
         self._closed = False
 
     @property
@@ -122,7 +128,9 @@ class FolderWatcher:
                 self._observer = None
         if self.backend == "polling":
             self._snapshot = snapshot(self._folders)
-        self._thread = threading.Thread(target=self._run, name="zitdesk-library-watcher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="zitdesk-library-watcher", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -149,7 +157,11 @@ class FolderWatcher:
     # -- events --------------------------------------------------------------------------------
     def notify(self, *paths: str) -> None:
         """Record changed paths (called by the backends; tests may call it too)."""
-        rel = [p for p in paths if p and (is_relevant(p) or os.path.isdir(p) or not os.path.splitext(p)[1])]
+        rel = [
+            p
+            for p in paths
+            if p and (is_relevant(p) or os.path.isdir(p) or not os.path.splitext(p)[1])
+        ]
         if not rel:
             return
         with self._lock:

@@ -33,7 +33,14 @@ DIFFUSERS_PARTS = ("transformer", "text_encoder", "tokenizer", "vae", "scheduler
 
 # Sub-folders of a ComfyUI / Forge / SwarmUI / StabilityMatrix model tree, by role.
 TREE_FOLDERS = {
-    DIT: ("diffusion_models", "unet", "checkpoints", "Stable-diffusion", "StableDiffusion", "DiffusionModels"),
+    DIT: (
+        "diffusion_models",
+        "unet",
+        "checkpoints",
+        "Stable-diffusion",
+        "StableDiffusion",
+        "DiffusionModels",
+    ),
     TEXT_ENCODER: ("text_encoders", "clip", "text_encoder", "TextEncoders", "CLIP"),
     VAE: ("vae", "VAE"),
 }
@@ -43,15 +50,15 @@ TREE_FOLDERS = {
 class ModelSource:
     """A resolved base model: where each part lives and what is missing."""
 
-    kind: str                                   # diffusers | comfy
+    kind: str  # diffusers | comfy
     root: Path
     label: str = ""
-    files: dict[str, Path] = field(default_factory=dict)   # comfy: role → file
+    files: dict[str, Path] = field(default_factory=dict)  # comfy: role → file
     checks: dict[str, FileCheck] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)       # plain-language names of missing parts
-    problems: list[str] = field(default_factory=list)      # plain sentences
-    origin: str = ""                            # hf-cache | comfyui | forge | folder | user
-    tokenizer_dir: Path | None = None           # comfy: a tokenizer/ folder beside the files, if any
+    missing: list[str] = field(default_factory=list)  # plain-language names of missing parts
+    problems: list[str] = field(default_factory=list)  # plain sentences
+    origin: str = ""  # hf-cache | comfyui | forge | folder | user
+    tokenizer_dir: Path | None = None  # comfy: a tokenizer/ folder beside the files, if any
 
     @property
     def complete(self) -> bool:
@@ -68,16 +75,22 @@ class ModelSource:
 
     def to_dict(self) -> dict:
         return {
-            "kind": self.kind, "root": str(self.root), "label": self.label, "origin": self.origin,
-            "files": {k: str(v) for k, v in self.files.items()}, "missing": self.missing,
-            "problems": self.problems, "complete": self.complete,
+            "kind": self.kind,
+            "root": str(self.root),
+            "label": self.label,
+            "origin": self.origin,
+            "files": {k: str(v) for k, v in self.files.items()},
+            "missing": self.missing,
+            "problems": self.problems,
+            "complete": self.complete,
             "tokenizer_dir": str(self.tokenizer_dir) if self.tokenizer_dir else None,
         }
 
 
 def _has_weights(folder: Path) -> bool:
     return folder.is_dir() and any(
-        f.suffix == ".safetensors" or f.name.endswith(".safetensors.index.json") for f in folder.iterdir()
+        f.suffix == ".safetensors" or f.name.endswith(".safetensors.index.json")
+        for f in folder.iterdir()
     )
 
 
@@ -124,7 +137,9 @@ def _hf_snapshot(model_dir: Path) -> Path | None:
     return max(found, key=lambda s: s.stat().st_mtime) if found else None
 
 
-def comfy_source(files: dict[str, Path | None], root: Path, label: str = "", origin: str = "user") -> ModelSource:
+def comfy_source(
+    files: dict[str, Path | None], root: Path, label: str = "", origin: str = "user"
+) -> ModelSource:
     """Check three user-chosen single files (DiT, text encoder, VAE) and report plainly."""
     src = ModelSource("comfy", root, label=label or root.name, origin=origin)
     for role in (DIT, TEXT_ENCODER, VAE):
@@ -145,7 +160,9 @@ def comfy_source(files: dict[str, Path | None], root: Path, label: str = "", ori
     if DIT in src.checks and TEXT_ENCODER in src.checks:
         dit_h = src.checks[DIT].header
         te_h = src.checks[TEXT_ENCODER].header
-        cap = next((v for k, v in dit_h.tensors.items() if k.endswith("cap_embedder.1.weight")), None)
+        cap = next(
+            (v for k, v in dit_h.tensors.items() if k.endswith("cap_embedder.1.weight")), None
+        )
         emb = next((v for k, v in te_h.tensors.items() if k.endswith("embed_tokens.weight")), None)
         if cap is not None and emb is not None and cap.shape[1] != emb.shape[1]:
             src.problems.append(
@@ -195,8 +212,14 @@ def resolve_folder_of_files(root: Path, origin: str = "folder") -> ModelSource:
     errors: list[str] = []
     found = _scan_files(folders, errors)
     files = {
-        DIT: (b.path if (b := _best(found[DIT], ("z_image", "zimage", "z-image", "turbo", "bf16"))) else None),
-        TEXT_ENCODER: (b.path if (b := _best(found[TEXT_ENCODER], ("qwen_3_4b", "qwen3", "4b"))) else None),
+        DIT: (
+            b.path
+            if (b := _best(found[DIT], ("z_image", "zimage", "z-image", "turbo", "bf16")))
+            else None
+        ),
+        TEXT_ENCODER: (
+            b.path if (b := _best(found[TEXT_ENCODER], ("qwen_3_4b", "qwen3", "4b"))) else None
+        ),
         VAE: (b.path if (b := _best(found[VAE], ("ae", "flux"))) else None),
     }
     src = comfy_source(files, root, label=root.name, origin=origin)
@@ -218,8 +241,11 @@ def write_manifest(files: dict[str, str | Path], folder: str | Path | None = Non
 
     from zitdesk.io import atomic_write, user_dirs
 
-    doc = {"format": "zitdesk-model", "version": 1,
-           "files": {role: str(Path(files[role]).resolve()) for role in (DIT, TEXT_ENCODER, VAE)}}
+    doc = {
+        "format": "zitdesk-model",
+        "version": 1,
+        "files": {role: str(Path(files[role]).resolve()) for role in (DIT, TEXT_ENCODER, VAE)},
+    }
     blob = json.dumps(doc, indent=2)
     name = Path(doc["files"][DIT]).stem
     target_dir = Path(folder) if folder else user_dirs()["config"] / "models"
@@ -233,7 +259,9 @@ def _resolve_manifest(p: Path) -> ModelSource:
         doc = json.loads(p.read_text(encoding="utf-8"))
         files = {role: Path(doc["files"][role]) for role in (DIT, TEXT_ENCODER, VAE)}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{p.name} is not a valid zitdesk model file; choose the model again.") from exc
+        raise ModelError(
+            f"{p.name} is not a valid zitdesk model file; choose the model again."
+        ) from exc
     return comfy_source(files, p.parent, label=files[DIT].stem, origin="user")
 
 
@@ -245,7 +273,9 @@ def resolve_model(path: str | os.PathLike[str]) -> ModelSource:
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise ModelError(f"{p} does not exist; choose the folder that holds your Z-Image Turbo model.")
+        raise ModelError(
+            f"{p} does not exist; choose the folder that holds your Z-Image Turbo model."
+        )
     if p.is_file() and p.name.endswith(MANIFEST_SUFFIX):
         return _resolve_manifest(p)
     if p.is_file():
@@ -263,14 +293,20 @@ def resolve_model(path: str | os.PathLike[str]) -> ModelSource:
         return inspect_diffusers_folder(p, origin="folder")
     snap = _hf_snapshot(p)
     if snap is None and p.name.startswith("models--"):
-        raise ModelError(f"{p.name} has no downloaded snapshot with model_index.json; the download is incomplete.")
+        raise ModelError(
+            f"{p.name} has no downloaded snapshot with model_index.json; the download is incomplete."
+        )
     if snap is None and (p / "snapshots").is_dir() is False:
         # maybe the hub cache root itself
         hub = sorted(p.glob("models--*Z-Image*"))
         snap = _hf_snapshot(hub[0]) if hub else None
     if snap is not None:
         src = inspect_diffusers_folder(snap, origin="hf-cache")
-        src.label = p.name.replace("models--", "").replace("--", "/") if p.name.startswith("models--") else snap.name
+        src.label = (
+            p.name.replace("models--", "").replace("--", "/")
+            if p.name.startswith("models--")
+            else snap.name
+        )
         return src
     src = resolve_folder_of_files(p, origin="folder")
     if not src.files and not src.problems:

@@ -60,7 +60,9 @@ def _load_tokenizer(tokenizer_dir: Path | None):
     try:
         from zitdesk.models.tokenizer import default_tokenizer
     except ImportError as exc:
-        raise ModelError("No tokenizer was found and the bundled Qwen tokenizer is missing.") from exc
+        raise ModelError(
+            "No tokenizer was found and the bundled Qwen tokenizer is missing."
+        ) from exc
     return default_tokenizer()
 
 
@@ -96,7 +98,9 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
             )
         else:
             dit_check, te_check = source.checks[DIT], source.checks[TEXT_ENCODER]
-            tr_cfg = _config_dir("transformer", infer_transformer_config(dit_check.header, dit_check.prefix))
+            tr_cfg = _config_dir(
+                "transformer", infer_transformer_config(dit_check.header, dit_check.prefix)
+            )
             transformer = ZImageTransformer2DModel.from_single_file(
                 str(source.files[DIT]), config=str(tr_cfg), local_files_only=True, dtype=dtype
             )
@@ -105,22 +109,29 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
                 str(source.files[VAE]), config=str(vae_cfg), local_files_only=True, dtype=dtype
             )
             text_encoder = load_qwen3_file(
-                source.files[TEXT_ENCODER], infer_text_encoder_config(te_check.header, te_check.prefix),
-                te_check.prefix, dtype,
+                source.files[TEXT_ENCODER],
+                infer_text_encoder_config(te_check.header, te_check.prefix),
+                te_check.prefix,
+                dtype,
             )
             scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(
                 str(skeleton_dir()), subfolder="scheduler", local_files_only=True
             )
             pipe = ZImagePipeline(
-                transformer=transformer, vae=vae, text_encoder=text_encoder,
-                tokenizer=_load_tokenizer(source.tokenizer_dir), scheduler=scheduler,
+                transformer=transformer,
+                vae=vae,
+                text_encoder=text_encoder,
+                tokenizer=_load_tokenizer(source.tokenizer_dir),
+                scheduler=scheduler,
             )
     except ModelError:
         raise
     except torch.cuda.OutOfMemoryError:
         raise
     except MemoryError as exc:
-        raise ModelError("Not enough RAM to load the model; close other programs or use the fp8 files.") from exc
+        raise ModelError(
+            "Not enough RAM to load the model; close other programs or use the fp8 files."
+        ) from exc
     except Exception as exc:
         log.exception("model load failed")
         raise ModelError(f"The model could not be loaded: {exc}".splitlines()[0][:400]) from exc
@@ -141,7 +152,9 @@ def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype):
     from safetensors import safe_open
     from transformers import Qwen3Config, Qwen3Model
 
-    cfg = Qwen3Config(**{k: v for k, v in config.items() if k not in ("architectures", "torch_dtype")})
+    cfg = Qwen3Config(
+        **{k: v for k, v in config.items() if k not in ("architectures", "torch_dtype")}
+    )
     with torch.device("meta"):
         model = Qwen3Model(cfg)
     state: dict[str, Any] = {}
@@ -149,7 +162,7 @@ def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype):
         for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
             if key.startswith("lm_head."):
                 continue  # tied to embed_tokens; Qwen3Model has no head
-            name = key[len(prefix):] if prefix and key.startswith(prefix) else key
+            name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
             state[name] = fh.get_tensor(key).to(dtype)
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     missing = [m for m in missing if "rotary_emb" not in m]

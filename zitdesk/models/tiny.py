@@ -23,20 +23,51 @@ QWEN3_CHAT_TEMPLATE = (
 )
 
 TINY_TRANSFORMER: dict[str, Any] = dict(
-    all_patch_size=[2], all_f_patch_size=[1], in_channels=16, dim=32, n_layers=2, n_refiner_layers=1,
-    n_heads=2, n_kv_heads=2, norm_eps=1e-5, qk_norm=True, cap_feat_dim=16, rope_theta=256.0,
-    t_scale=1000.0, axes_dims=[4, 6, 6], axes_lens=[1536, 512, 512],
+    all_patch_size=[2],
+    all_f_patch_size=[1],
+    in_channels=16,
+    dim=32,
+    n_layers=2,
+    n_refiner_layers=1,
+    n_heads=2,
+    n_kv_heads=2,
+    norm_eps=1e-5,
+    qk_norm=True,
+    cap_feat_dim=16,
+    rope_theta=256.0,
+    t_scale=1000.0,
+    axes_dims=[4, 6, 6],
+    axes_lens=[1536, 512, 512],
 )
 TINY_TEXT_ENCODER: dict[str, Any] = dict(
-    vocab_size=512, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-    num_key_value_heads=1, head_dim=8, max_position_embeddings=1024, rms_norm_eps=1e-6,
-    rope_theta=1_000_000.0, tie_word_embeddings=True,
+    vocab_size=512,
+    hidden_size=16,
+    intermediate_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=8,
+    max_position_embeddings=1024,
+    rms_norm_eps=1e-6,
+    rope_theta=1_000_000.0,
+    tie_word_embeddings=True,
 )
 TINY_VAE: dict[str, Any] = dict(
-    in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
-    up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[32, 32, 32, 32], layers_per_block=1,
-    latent_channels=16, norm_num_groups=32, sample_size=64, scaling_factor=0.3611, shift_factor=0.1159,
-    use_quant_conv=False, use_post_quant_conv=False, mid_block_add_attention=True, force_upcast=True,
+    in_channels=3,
+    out_channels=3,
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    up_block_types=["UpDecoderBlock2D"] * 4,
+    block_out_channels=[32, 32, 32, 32],
+    layers_per_block=1,
+    latent_channels=16,
+    norm_num_groups=32,
+    sample_size=64,
+    scaling_factor=0.3611,
+    shift_factor=0.1159,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    mid_block_add_attention=True,
+    force_upcast=True,
 )
 
 
@@ -88,8 +119,11 @@ def make_tiny_components(seed: int = 0) -> dict[str, Any]:
         num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False
     )
     return dict(
-        transformer=transformer, vae=vae, text_encoder=text_encoder,
-        tokenizer=make_tiny_tokenizer(), scheduler=scheduler,
+        transformer=transformer,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=make_tiny_tokenizer(),
+        scheduler=scheduler,
     )
 
 
@@ -130,15 +164,25 @@ def ldm_vae_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     )
 
     def res(src: str, dst: str) -> None:
-        for a, b in [("norm1", "norm1"), ("conv1", "conv1"), ("norm2", "norm2"), ("conv2", "conv2"),
-                     ("conv_shortcut", "nin_shortcut")]:
+        for a, b in [
+            ("norm1", "norm1"),
+            ("conv1", "conv1"),
+            ("norm2", "norm2"),
+            ("conv2", "conv2"),
+            ("conv_shortcut", "nin_shortcut"),
+        ]:
             for p in ("weight", "bias"):
                 if f"{src}.{a}.{p}" in sd:
                     out[f"{dst}.{b}.{p}"] = sd[f"{src}.{a}.{p}"]
 
     def attn(src: str, dst: str) -> None:
-        for a, b in [("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"),
-                     ("to_out.0", "proj_out")]:
+        for a, b in [
+            ("group_norm", "norm"),
+            ("to_q", "q"),
+            ("to_k", "k"),
+            ("to_v", "v"),
+            ("to_out.0", "proj_out"),
+        ]:
             for p in ("weight", "bias"):
                 v = sd[f"{src}.{a}.{p}"]
                 if p == "weight" and v.ndim == 2:
@@ -146,7 +190,11 @@ def ldm_vae_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
                 out[f"{dst}.{b}.{p}"] = v
 
     for side in ("encoder", "decoder"):
-        for a, b in [("conv_in", "conv_in"), ("conv_out", "conv_out"), ("conv_norm_out", "norm_out")]:
+        for a, b in [
+            ("conv_in", "conv_in"),
+            ("conv_out", "conv_out"),
+            ("conv_norm_out", "norm_out"),
+        ]:
             for p in ("weight", "bias"):
                 out[f"{side}.{b}.{p}"] = sd[f"{side}.{a}.{p}"]
         res(f"{side}.mid_block.resnets.0", f"{side}.mid.block_1")
@@ -158,14 +206,16 @@ def ldm_vae_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
         if f"encoder.down_blocks.{i}.downsamplers.0.conv.weight" in sd:
             for p in ("weight", "bias"):
                 out[f"encoder.down.{i}.downsample.conv.{p}"] = sd[
-                    f"encoder.down_blocks.{i}.downsamplers.0.conv.{p}"]
+                    f"encoder.down_blocks.{i}.downsamplers.0.conv.{p}"
+                ]
         up = n_blocks - 1 - i  # LDM stores decoder up blocks in reverse order
         for j in range(lpb + 1):
             res(f"decoder.up_blocks.{i}.resnets.{j}", f"decoder.up.{up}.block.{j}")
         if f"decoder.up_blocks.{i}.upsamplers.0.conv.weight" in sd:
             for p in ("weight", "bias"):
                 out[f"decoder.up.{up}.upsample.conv.{p}"] = sd[
-                    f"decoder.up_blocks.{i}.upsamplers.0.conv.{p}"]
+                    f"decoder.up_blocks.{i}.upsamplers.0.conv.{p}"
+                ]
     return out
 
 
@@ -177,7 +227,10 @@ COMFY_FILE_NAMES = {
 
 
 def save_tiny_model(
-    out_dir: str | Path, layout: str = "diffusers", seed: int = 0, dit_dtype: str = "float32",
+    out_dir: str | Path,
+    layout: str = "diffusers",
+    seed: int = 0,
+    dit_dtype: str = "float32",
     components: dict[str, Any] | None = None,
 ) -> Path:
     """Write a tiny model to ``out_dir`` in the ``diffusers`` or ``comfy`` layout.
@@ -189,6 +242,7 @@ def save_tiny_model(
     enforce_offline()
     import torch
     from diffusers import ZImagePipeline
+
     from zitdesk.io import atomic_save_tensors, atomic_write
 
     out = Path(out_dir)
@@ -206,15 +260,21 @@ def save_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / TINY_MARKER, "a tiny random-weight Z-Image model made by zitdesk\n")
     dt = getattr(torch, dit_dtype)
-    dit = {k: v.detach().to(dt).contiguous()
-           for k, v in comfy_dit_state_dict(comps["transformer"].state_dict()).items()}
+    dit = {
+        k: v.detach().to(dt).contiguous()
+        for k, v in comfy_dit_state_dict(comps["transformer"].state_dict()).items()
+    }
     name = COMFY_FILE_NAMES["transformer"]
     if dit_dtype == "float8_e4m3fn":
         name = name.replace("_bf16", "_fp8_e4m3fn")
     atomic_save_tensors(out / name, dit, metadata={"format": "pt"})
-    te = {f"model.{k}": v.detach().contiguous() for k, v in comps["text_encoder"].state_dict().items()}
+    te = {
+        f"model.{k}": v.detach().contiguous() for k, v in comps["text_encoder"].state_dict().items()
+    }
     atomic_save_tensors(out / COMFY_FILE_NAMES["text_encoder"], te, metadata={"format": "pt"})
-    vae = {k: v.detach().contiguous() for k, v in ldm_vae_state_dict(comps["vae"].state_dict()).items()}
+    vae = {
+        k: v.detach().contiguous() for k, v in ldm_vae_state_dict(comps["vae"].state_dict()).items()
+    }
     atomic_save_tensors(out / COMFY_FILE_NAMES["vae"], vae, metadata={"format": "pt"})
     # Real ComfyUI folders have no tokenizer (the bundled Qwen one is used); the tiny text encoder
     # has a 512-token vocabulary, so its own tokenizer travels beside the files.
@@ -240,8 +300,9 @@ def _check_target(out: Path) -> None:
         )
 
 
-def hf_cache_layout(diffusers_dir: str | Path, cache_root: str | Path,
-                    repo: str = "Tongyi-MAI/Z-Image-Turbo") -> Path:
+def hf_cache_layout(
+    diffusers_dir: str | Path, cache_root: str | Path, repo: str = "Tongyi-MAI/Z-Image-Turbo"
+) -> Path:
     """Arrange a diffusers folder as a Hugging Face cache entry (blobs + snapshot symlinks or copies).
 
     Returns the ``models--…`` folder, which is what users point at or what discovery finds.

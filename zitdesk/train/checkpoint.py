@@ -92,6 +92,7 @@ def save_checkpoint(
 ) -> Path:
     """Write a checkpoint atomically and prune old ones; returns its folder."""
     import torch
+
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{name}_{step:09d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}-{time.monotonic_ns()}"

@@ -213,7 +213,9 @@ class TrainConfig:
         except OSError as exc:
             from zitdesk.errors import describe_os_error
 
-            raise RequestError(f"Cannot read the training config: {describe_os_error(exc, p)}") from exc
+            raise RequestError(
+                f"Cannot read the training config: {describe_os_error(exc, p)}"
+            ) from exc
         try:
             text = raw.decode("utf-8-sig")  # a leading UTF-8 BOM (Windows editors) is fine
         except UnicodeDecodeError:
@@ -437,8 +439,11 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 _LIST_OF = {int: "whole numbers", float: "numbers"}
-_LIST_EXAMPLE = {"data.resolutions": "[512, 768]", "sample.seeds": "[42, 7]",
-                 "optim.betas": "[0.9, 0.999]"}
+_LIST_EXAMPLE = {
+    "data.resolutions": "[512, 768]",
+    "sample.seeds": "[42, 7]",
+    "optim.betas": "[0.9, 0.999]",
+}
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -446,8 +451,10 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     if origin is tuple:
         args = typing.get_args(typ)
         if isinstance(value, str) and args and args[0] is not str:
-            raise TypeError(f"{where} should be a list of {_LIST_OF.get(args[0], 'values')} like "
-                            f"{_LIST_EXAMPLE.get(where, '[1, 2]')}")
+            raise TypeError(
+                f"{where} should be a list of {_LIST_OF.get(args[0], 'values')} like "
+                f"{_LIST_EXAMPLE.get(where, '[1, 2]')}"
+            )
         if isinstance(value, (str, int, float)):
             value = [value]
         if not isinstance(value, (list, tuple)):
@@ -529,9 +536,14 @@ def _check_value(where: str, value: Any, typ: Any) -> None:
     if typing.get_origin(typ) is tuple:
         args = typing.get_args(typ)
         if not isinstance(value, tuple):
-            raise RequestError(f"{where} should be a list, e.g. [{'512, 768' if where == 'data.resolutions' else '…'}].")
-        items = list(zip(value, [args[0]] * len(value))) if args[-1] is Ellipsis else list(
-            zip(value, args, strict=False))
+            raise RequestError(
+                f"{where} should be a list, e.g. [{'512, 768' if where == 'data.resolutions' else '…'}]."
+            )
+        items = (
+            list(zip(value, [args[0]] * len(value), strict=True))
+            if args[-1] is Ellipsis
+            else list(zip(value, args, strict=False))
+        )
         for v, t in items:
             _check_value(where, v, t)
         return

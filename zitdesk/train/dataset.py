@@ -26,13 +26,29 @@ from pathlib import Path
 from zitdesk.captions import read_caption as read_caption  # the one caption decoder
 from zitdesk.folder import (  # the folder model (zitdesk/folder.py), re-exported for the trainer
     EXCLUDE_FILE as EXCLUDE_FILE,
+)
+from zitdesk.folder import (
     IMAGE_EXTS as IMAGE_EXTS,
+)
+from zitdesk.folder import (
     TRIGGER_PLACEHOLDER as TRIGGER_PLACEHOLDER,
+)
+from zitdesk.folder import (
     DatasetItem as DatasetItem,
+)
+from zitdesk.folder import (
     ScanResult as ScanResult,
+)
+from zitdesk.folder import (
     apply_trigger as apply_trigger,
+)
+from zitdesk.folder import (
     image_size as image_size,
+)
+from zitdesk.folder import (
     read_excluded as read_excluded,
+)
+from zitdesk.folder import (
     scan_folder as scan_folder,
 )
 

@@ -168,7 +168,7 @@ class Estimate:
     gpu_name: str = ""
 
     def breakdown(self) -> str:
-        """"2 min start-up and caching, 21 min training, 1 min samples, 30 s saving"."""
+        """ "2 min start-up and caching, 21 min training, 1 min samples, 30 s saving"."""
         p = self.parts
         items = [
             (p.get("startup", 0.0) + p.get("caching", 0.0), "start-up and caching"),
@@ -373,9 +373,7 @@ def _how(spec: GpuSpec | None, speed: float, known: bool) -> str:
             "training on the CPU is far slower."
         )
     if known and re.search(r"\bH200\b|\bGH200\b", spec.name):
-        return (
-            f"Times and memory: measured on an NVIDIA H200, the card you have ({spec.name})."
-        )
+        return f"Times and memory: measured on an NVIDIA H200, the card you have ({spec.name})."
     if known and math.isclose(speed, 1.0) and re.search(r"H100|H800", spec.name):
         return (
             f"Times and memory: measured on an NVIDIA H100 80GB (docs/benchmarks.md), a card "

@@ -210,8 +210,14 @@ def unfinished_runs(roots: list[str | os.PathLike[str]] | None = None) -> list[R
 
 def mark_interrupted(record: RunRecord, error: str = "") -> RunRecord:
     """Record that ``record``'s run stopped without ending (it can still be resumed)."""
-    rec = replace(record, status="interrupted", ended_at=record.ended_at or time.time(),
-                  error=error or record.error, pid=0, pid_started=0.0)
+    rec = replace(
+        record,
+        status="interrupted",
+        ended_at=record.ended_at or time.time(),
+        error=error or record.error,
+        pid=0,
+        pid_started=0.0,
+    )
     write_run(rec)
     return rec
 
@@ -228,7 +234,8 @@ def resume_spec(record: RunRecord, preset: str | None = None):
     if path is None or not path.is_file():
         raise RequestError(
             f"The run {record.name or record.run_id} has no config file left in {record.output_dir}; "
-            "start it again from its settings.")
+            "start it again from its settings."
+        )
     cfg = TrainConfig.load(path)
     if Path(cfg.save.output_dir or "").expanduser().resolve() != Path(record.output_dir).resolve():
         cfg = cfg.with_changes(save={"output_dir": str(record.output_dir)})
@@ -256,11 +263,22 @@ class RunLog:
             started_at=now,
         )
         rec = replace(
-            base, name=cfg.save.name, status="running", output_dir=str(output_dir),
-            config_path=spec.config_path or base.config_path, dataset=cfg.data.folder,
-            preset=cfg.memory.preset, steps_total=cfg.optim.steps, model_path=model_path,
-            ended_at=0.0, error="", error_kind="", retry_preset="", pid=me,
-            pid_started=process_start_time(me) or 0.0, job_id=spec.job_id,
+            base,
+            name=cfg.save.name,
+            status="running",
+            output_dir=str(output_dir),
+            config_path=spec.config_path or base.config_path,
+            dataset=cfg.data.folder,
+            preset=cfg.memory.preset,
+            steps_total=cfg.optim.steps,
+            model_path=model_path,
+            ended_at=0.0,
+            error="",
+            error_kind="",
+            retry_preset="",
+            pid=me,
+            pid_started=process_start_time(me) or 0.0,
+            job_id=spec.job_id,
         )
         log_ = cls(rec)
         log_.write()

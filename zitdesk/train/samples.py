@@ -81,9 +81,13 @@ def render_samples(
         neg = [empty.to(dev, dtype)] if req.guidance > 0 else None
         image = render_image(pipe, req, 0, pos, neg)
         meta = replace(
-            ImageMeta.from_request(req, seed=seed, model_name=cfg.model.variant,
-                                   version=f"zitdesk {__version__}",
-                                   extra={"Training step": step}),
+            ImageMeta.from_request(
+                req,
+                seed=seed,
+                model_name=cfg.model.variant,
+                version=f"zitdesk {__version__}",
+                extra={"Training step": step},
+            ),
             loras=(LoraUse(name=lora_name, weight=1.0),),
         )
         paths.append(write_png(image, folder / f"{i}_{seed}.png", meta))

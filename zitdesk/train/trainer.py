@@ -84,9 +84,7 @@ class LossReporter:
     landed (usually one step later); at most two steps are in flight. On CPU it is immediate.
     """
 
-    def __init__(
-        self, emit: Emit, job: str, total: int, cuda: bool, extra_eta: Any = None
-    ) -> None:
+    def __init__(self, emit: Emit, job: str, total: int, cuda: bool, extra_eta: Any = None) -> None:
         self.emit, self.job, self.total, self.cuda = emit, job, total, cuda
         self.extra_eta = extra_eta  # step -> seconds of sampling/saving still due
         self.pending: collections.deque = collections.deque()
@@ -269,15 +267,25 @@ def _try_failure(job: str, exc: Exception) -> JobFailed:
     tb = traceback.format_exc()
     if is_oom(exc):
         _free_memory()
-        return JobFailed(job, kind="oom", traceback=tb, message=(
-            "The GPU ran out of memory for this image beside the paused training; try a smaller "
-            "size, or resume and generate after training."))
+        return JobFailed(
+            job,
+            kind="oom",
+            traceback=tb,
+            message=(
+                "The GPU ran out of memory for this image beside the paused training; try a smaller "
+                "size, or resume and generate after training."
+            ),
+        )
     kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
     if isinstance(exc, ZitdeskError):
         return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return JobFailed(job, kind="error", traceback=tb,
-                     message=f"The try image failed: {type(exc).__name__}: {first}")
+    return JobFailed(
+        job,
+        kind="error",
+        traceback=tb,
+        message=f"The try image failed: {type(exc).__name__}: {first}",
+    )
 
 
 class _Run:
@@ -476,8 +484,10 @@ class _Run:
         )
         self._phase("data", detail)
         if scan.problems:  # unreadable images, skipped files …: the run goes on without them
-            self.warn(" ".join(scan.problems[:3]) + (
-                f" (and {len(scan.problems) - 3} more)" if len(scan.problems) > 3 else ""))
+            self.warn(
+                " ".join(scan.problems[:3])
+                + (f" (and {len(scan.problems) - 3} more)" if len(scan.problems) > 3 else "")
+            )
 
     def _build_caches(self) -> None:
         from zitdesk.train.cache import build_caches
@@ -679,8 +689,14 @@ class _Run:
         paths: list[str] = []
         emit = self.emit
         try:
-            emit(JobStarted(job, kind="try", total_steps=getattr(request, "steps", 0)
-                            * getattr(request, "count", 1), detail=f"step {self.step}"))
+            emit(
+                JobStarted(
+                    job,
+                    kind="try",
+                    total_steps=getattr(request, "steps", 0) * getattr(request, "count", 1),
+                    detail=f"step {self.step}",
+                )
+            )
         except Exception:  # noqa: BLE001
             log.exception("try event delivery failed")
         rng = rng_state()
@@ -711,28 +727,59 @@ class _Run:
                 def on_step(p, i, t, kwargs, index=index):
                     if token.cancelled or self.cancel.cancelled:
                         raise StopBeforeDecode()
-                    emit(StepProgress(job, step=i + 1, total=request.steps, image_index=index,
-                                      image_count=request.count,
-                                      elapsed_s=time.perf_counter() - t0))
+                    emit(
+                        StepProgress(
+                            job,
+                            step=i + 1,
+                            total=request.steps,
+                            image_index=index,
+                            image_count=request.count,
+                            elapsed_s=time.perf_counter() - t0,
+                        )
+                    )
                     return {}
 
-                emit(PhaseChanged(job, phase="denoising",
-                                  detail=f"Image {index + 1} of {request.count}"))
+                emit(
+                    PhaseChanged(
+                        job, phase="denoising", detail=f"Image {index + 1} of {request.count}"
+                    )
+                )
                 try:
                     with stance:
                         image = render_image(self.pipe, request, index, pos, neg, on_step)
                 except StopBeforeDecode:
                     raise Cancelled() from None
                 seed = request.seed + index
-                path = save_image(image, request, seed, index,
-                                  model_label=f"{self.source_label} + {self.cfg.save.name} "
-                                  f"step {self.step}")
+                path = save_image(
+                    image,
+                    request,
+                    seed,
+                    index,
+                    model_label=f"{self.source_label} + {self.cfg.save.name} step {self.step}",
+                )
                 paths.append(str(path))
-                emit(ImageReady(job, path=str(path), seed=seed, image_index=index,
-                                width=image.width, height=image.height))
-            emit(JobFinished(job, paths=tuple(paths), elapsed_s=time.perf_counter() - t0,
-                             stats={"device": self.device, "training_step": self.step,
-                                    "lora_weight": weight}))
+                emit(
+                    ImageReady(
+                        job,
+                        path=str(path),
+                        seed=seed,
+                        image_index=index,
+                        width=image.width,
+                        height=image.height,
+                    )
+                )
+            emit(
+                JobFinished(
+                    job,
+                    paths=tuple(paths),
+                    elapsed_s=time.perf_counter() - t0,
+                    stats={
+                        "device": self.device,
+                        "training_step": self.step,
+                        "lora_weight": weight,
+                    },
+                )
+            )
         except Cancelled:
             self._emit_safely(JobCancelled(job, paths=tuple(paths)))
         except Exception as exc:  # noqa: BLE001 - a failed try must never end the training job
@@ -773,9 +820,16 @@ class _Run:
             else:
                 skipped.append(p.name)
         if skipped:
-            self.emit(JobWarning(request.job_id, message=(
-                "While training is paused only the LoRA being trained is used; skipped "
-                + ", ".join(skipped) + ".")))
+            self.emit(
+                JobWarning(
+                    request.job_id,
+                    message=(
+                        "While training is paused only the LoRA being trained is used; skipped "
+                        + ", ".join(skipped)
+                        + "."
+                    ),
+                )
+            )
         return weight
 
     @staticmethod
@@ -814,7 +868,8 @@ class _Run:
         try:
             with torch.no_grad():
                 pos, neg = self.pipe.encode_prompt(
-                    prompt=request.prompt, device=torch.device(where),
+                    prompt=request.prompt,
+                    device=torch.device(where),
                     do_classifier_free_guidance=cfg_on,
                     negative_prompt=request.negative_prompt or "",
                     max_sequence_length=TOKEN_BUDGET,
@@ -856,9 +911,13 @@ class _Run:
             elif isinstance(terminal, JobCancelled):
                 self._record(status="cancelled", ended_at=end)
             elif isinstance(terminal, JobFailed):
-                self._record(status="failed", ended_at=end, error=terminal.message,
-                             error_kind=terminal.kind,
-                             retry_preset=str(terminal.retry_hint.get("preset", "") or ""))
+                self._record(
+                    status="failed",
+                    ended_at=end,
+                    error=terminal.message,
+                    error_kind=terminal.kind,
+                    retry_preset=str(terminal.retry_hint.get("preset", "") or ""),
+                )
         except Exception:  # noqa: BLE001 - the record must never mask the job's result
             log.exception("could not write the run record")
 

@@ -11,7 +11,11 @@ import pytest
 import shiboken6
 from PySide6.QtCore import QThread, QThreadPool
 
-QT_LOG_IGNORE = [r"This plugin does not support", r"QFont::setPointSizeF", r"Populating font family aliases"]
+QT_LOG_IGNORE = [
+    r"This plugin does not support",
+    r"QFont::setPointSizeF",
+    r"Populating font family aliases",
+]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -65,8 +69,15 @@ def make_workspace(qtbot):
         from zitdesk.library.index import LibraryIndex
         from zitdesk.library.store import LibraryStore
 
-        ws = LibraryWorkspace(store=store or LibraryStore(), index=LibraryIndex(), folders=[str(f) for f in folders],
-                              auto_roots=False, watch=watch, auto_hash=auto_hash, watcher_backend=backend)
+        ws = LibraryWorkspace(
+            store=store or LibraryStore(),
+            index=LibraryIndex(),
+            folders=[str(f) for f in folders],
+            auto_roots=False,
+            watch=watch,
+            auto_hash=auto_hash,
+            watcher_backend=backend,
+        )
         made.append(ws)
         ws.resize(1300, 800)
         ws.start()
@@ -79,12 +90,14 @@ def make_workspace(qtbot):
         if shiboken6.isValid(ws):
             ws.shutdown()
             ws.close()
-            shiboken6.delete(ws)      # destroyed now, on the GUI thread
+            shiboken6.delete(ws)  # destroyed now, on the GUI thread
     made.clear()
     gc.collect()
 
 
 def settle(qtbot, ws, timeout=10_000):
     c = ws.controller
-    qtbot.waitUntil(lambda: not c.scanning and not c.hashing and not c._rescan_timer.isActive(), timeout=timeout)
+    qtbot.waitUntil(
+        lambda: not c.scanning and not c.hashing and not c._rescan_timer.isActive(), timeout=timeout
+    )
     qtbot.wait(20)

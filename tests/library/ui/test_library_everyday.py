@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QStandardItem,
 from PySide6.QtWidgets import QApplication, QListView, QStyleOptionViewItem
 
 from tests.library.ui.conftest import settle
+from tests.support.samples import make_lora, write_safetensors
 from ui.library.delegates import (
     CARD_H,
     CARD_W,
@@ -20,7 +21,6 @@ from ui.library.delegates import (
 )
 from ui.library.model import EntryRole
 from zitdesk.library.index import LoraEntry
-from tests.support.samples import make_lora, write_safetensors
 
 
 def _render(delegate_cls, file_name: str, w: int, h: int) -> QImage:

@@ -11,9 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from tests.library.ui.conftest import settle
+from tests.support.samples import make_lora, png_bytes
 from ui.library.model import EntryRole, FavouriteRole, LibraryFilterProxy, LibraryModel
 from zitdesk.library import ApplyLoraRequest
-from tests.support.samples import make_lora, png_bytes
 from zitdesk.library.store import LibraryStore
 
 
@@ -59,18 +59,22 @@ def test_search_and_filters(qtbot, sample_lib, make_workspace, tmp_path):
     assert [e.compatible for e in first] == sorted((e.compatible for e in first), reverse=True)
     ws.search.setText("mochi")
     assert names(ws) == ["cat_character_kohya.safetensors"]
-    ws.search.setText("anm lines")                       # trigger words from a .civitai.info
+    ws.search.setText("anm lines")  # trigger words from a .civitai.info
     assert names(ws) == ["anime_lines_dot.safetensors"]
     ws.search.setText("")
     ws.arch_combo.setCurrentIndex(ws.arch_combo.findData("usable"))
     assert len(names(ws)) == 6 and all(ws.model.entry(files[n]).compatible for n in names(ws))
     ws.arch_combo.setCurrentIndex(ws.arch_combo.findData("foreign"))
-    assert sorted(names(ws)) == ["copy_of_pixel.safetensors", "flux_realism.safetensors",
-                                 "qwen_image_style.safetensors", "sd15_old_style.safetensors",
-                                 "sdxl_pixel_art.safetensors"]
+    assert sorted(names(ws)) == [
+        "copy_of_pixel.safetensors",
+        "flux_realism.safetensors",
+        "qwen_image_style.safetensors",
+        "sd15_old_style.safetensors",
+        "sdxl_pixel_art.safetensors",
+    ]
     ws.arch_combo.setCurrentIndex(ws.arch_combo.findData("broken"))
     assert sorted(names(ws)) == ["broken_download.safetensors", "legacy_model.ckpt"]
-    ws.arch_combo.setCurrentIndex(ws.arch_combo.findData("sdxl"))   # specific archs are offered
+    ws.arch_combo.setCurrentIndex(ws.arch_combo.findData("sdxl"))  # specific archs are offered
     assert len(names(ws)) == 2
     ws.clear_filters()
     ws.trigger_check.setChecked(True)
@@ -80,19 +84,23 @@ def test_search_and_filters(qtbot, sample_lib, make_workspace, tmp_path):
     forge = str(lib / "forge")
     ws.folder_combo.addItem("forge", forge)
     ws.folder_combo.setCurrentIndex(ws.folder_combo.count() - 1)
-    assert all(ws.model.entry(ws.proxy.index(r, 0).data(EntryRole).path).path.startswith(forge)
-               for r in range(ws.proxy.rowCount()))
+    assert all(
+        ws.model.entry(ws.proxy.index(r, 0).data(EntryRole).path).path.startswith(forge)
+        for r in range(ws.proxy.rowCount())
+    )
     ws.clear_filters()
     ws.dup_check.setChecked(True)
     assert sorted(names(ws)) == ["copy_of_pixel.safetensors", "sdxl_pixel_art.safetensors"]
     ws.clear_filters()
     ws.fav_check.setChecked(True)
     assert names(ws) == [] and ws.stack.currentIndex() == 2 and ws.clear_button.isVisibleTo(ws)
-    ws.model.setData(ws.model.index(ws.model.row_of(files["neon_city_fused.safetensors"])), True, FavouriteRole)
+    ws.model.setData(
+        ws.model.index(ws.model.row_of(files["neon_city_fused.safetensors"])), True, FavouriteRole
+    )
     assert names(ws) == ["neon_city_fused.safetensors"]
     ws.clear_filters()
     ws.sort_combo.setCurrentIndex(ws.sort_combo.findData("rank"))
-    assert names(ws)[0] == "neon_city_fused.safetensors"        # rank 64
+    assert names(ws)[0] == "neon_city_fused.safetensors"  # rank 64
 
 
 def test_apply_to_generate(qtbot, sample_lib, make_workspace):
@@ -101,8 +109,8 @@ def test_apply_to_generate(qtbot, sample_lib, make_workspace):
     cat = files["cat_character_kohya.safetensors"]
     assert ws.select(cat)
     d = ws.details
-    assert d.weight.value() == 0.9                     # "preferred weight" from the A1111 .json
-    assert d.checked_triggers() == ("mochi cat",)      # declared words are checked, tag guesses not
+    assert d.weight.value() == 0.9  # "preferred weight" from the A1111 .json
+    assert d.checked_triggers() == ("mochi cat",)  # declared words are checked, tag guesses not
     assert d.insert_triggers.isChecked()
     with qtbot.waitSignal(ws.apply_requested) as blocker:
         qtbot.mouseClick(d.apply_button, Qt.MouseButton.LeftButton)
@@ -145,14 +153,23 @@ def test_star_click_in_grid_and_list(qtbot, sample_lib, make_workspace):
         before = store.get(neon).favourite
         qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=star)
         assert store.get(neon).favourite is (not before)
-        assert LibraryStore(store.path).get(neon).favourite is (not before)   # saved
+        assert LibraryStore(store.path).get(neon).favourite is (not before)  # saved
 
 
 def test_details_are_plain_text(qtbot, tmp_path, make_workspace):
     hostile = "<img src='file:///etc/passwd'><b>bold</b><a href='x'>link</a>"
-    make_lora(tmp_path / "lib" / "evil.safetensors", "aitoolkit", 4, layers=1, metadata={
-        "modelspec.title": hostile, "modelspec.description": "<script>alert(1)</script>",
-        "modelspec.trigger_phrase": "<i>trig</i>", "other": "<h1>x</h1>"})
+    make_lora(
+        tmp_path / "lib" / "evil.safetensors",
+        "aitoolkit",
+        4,
+        layers=1,
+        metadata={
+            "modelspec.title": hostile,
+            "modelspec.description": "<script>alert(1)</script>",
+            "modelspec.trigger_phrase": "<i>trig</i>",
+            "other": "<h1>x</h1>",
+        },
+    )
     ws = make_workspace([tmp_path / "lib"])
     path = str(tmp_path / "lib" / "evil.safetensors")
     assert ws.select(path)
@@ -175,10 +192,10 @@ def test_notes_rating_and_preview(qtbot, sample_lib, make_workspace, tmp_path):
     assert ws.select(qwen)
     ws.details.notes.setPlainText("try with the Qwen app")
     ws.details.rating.buttons[2].click()
-    ws.select(files["cat_character_kohya.safetensors"])       # switching flushes the notes
+    ws.select(files["cat_character_kohya.safetensors"])  # switching flushes the notes
     rec = LibraryStore(store.path).get(qwen)
     assert (rec.notes, rec.rating) == ("try with the Qwen app", 3)
-    ws.search.setText("qwen app")                             # notes are searchable
+    ws.search.setText("qwen app")  # notes are searchable
     assert names(ws) == ["qwen_image_style.safetensors"]
     gallery = tmp_path / "gallery.png"
     gallery.write_bytes(png_bytes(32, 32, (10, 200, 10)))
@@ -213,6 +230,7 @@ def test_watcher_picks_up_new_and_deleted_files(qtbot, tmp_path, make_workspace)
     (lib / "a.safetensors").unlink()
     qtbot.waitUntil(lambda: ws.model.rowCount() == 1, timeout=10_000)
     (lib / "sub" / "b.json").write_text(json.dumps({"activation text": "bee"}))
+
     def has_bee() -> bool:
         e = ws.model.entry(str(lib / "sub" / "b.safetensors"))
         return e is not None and bool(e.trigger_words) and e.trigger_words[0].word == "bee"
@@ -242,14 +260,16 @@ def test_view_switch_keeps_selection(qtbot, sample_lib, make_workspace):
     assert ws.stack.currentIndex() == 1
     assert ws.listv.currentIndex().data(EntryRole).path == files["neon_city_fused.safetensors"]
     assert ws.details.entry.path == files["neon_city_fused.safetensors"]
-    ws.grab()                                     # paints both delegates without errors
+    ws.grab()  # paints both delegates without errors
     ws.set_view_mode("grid")
     ws.grab()
 
 
 def test_save_to_a1111_json(qtbot, tmp_path, make_workspace):
     lib = tmp_path / "lib"
-    lora = make_lora(lib / "a.safetensors", "kohya", 4, layers=1, metadata={"modelspec.trigger_phrase": "sks"})
+    lora = make_lora(
+        lib / "a.safetensors", "kohya", 4, layers=1, metadata={"modelspec.trigger_phrase": "sks"}
+    )
     before = lora.read_bytes()
     ws = make_workspace([lib])
     assert ws.select(str(lora))
