@@ -60,6 +60,9 @@ shift || true
 setup
 case "$cmd" in
   app)  exec "$VENV/bin/python" main.py "$@" ;;
-  test) QT_QPA_PLATFORM=offscreen exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
+  test)
+    # lint, layer contracts and the type checker first (seconds), then the whole suite
+    [ "$#" -eq 0 ] && VENV="$VENV" bash scripts/lint
+    QT_QPA_PLATFORM=offscreen exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
   *) echo "usage: bash scripts/dev.sh app|test [args]" >&2; exit 2 ;;
 esac

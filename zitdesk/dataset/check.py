@@ -279,9 +279,8 @@ def duplicate_groups(
             by_sha.setdefault(s, []).append(i)
     exact = [[names[i] for i in g] for g in by_sha.values() if len(g) > 1]
     idx = [i for i, h in enumerate(phash) if h is not None]
-    pairs = [
-        (idx[x], idx[y]) for x, y in near_duplicate_pairs([phash[i] for i in idx], max_distance)
-    ]  # type: ignore[misc]
+    known: list[int] = [h for h in phash if h is not None]
+    pairs = [(idx[x], idx[y]) for x, y in near_duplicate_pairs(known, max_distance)]
     pairs = [(x, y) for x, y in pairs if not (sha[x] and sha[x] == sha[y])]
     near = [[names[i] for i in g] for g in _union_groups(pairs, len(names))]
     return exact, near

@@ -340,7 +340,7 @@ def _group_caption(
                 skipped.append(Skipped(label, "caption file without an image of the same name"))
             continue
         found.sort(key=lambda f: CAPTION_EXTS.index(f[1]))
-        cand.captions = [(label, r) for label, _ext, r in found]
+        cand.captions = [(label, r) for label, _ext, r in found]  # type: ignore[misc]  # the openers return bytes readers
     for key, cand in cands.items():  # cat.png + cat.jpg + cat.txt: both images get the caption
         if "\x00" in key[1] and not cand.captions:
             base = cands.get((key[0], key[1].split("\x00")[0]))
@@ -807,7 +807,7 @@ def _known_content(
             cap = cap_path.read_bytes()
         except OSError:
             cap = None
-        out[sha] = (name, cap, indexed)
+        out[sha] = (name, cap, indexed)  # type: ignore[index]  # sha is set: indexed entries only
     return out
 
 

@@ -273,9 +273,12 @@ class GenerationEngine:
                     f"The GPU ran out of memory at {request.width}×{request.height}; memory was freed — {advice}."
                 ),
             )
-        kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(
-            type(exc), "error"
-        )
+        kinds: dict[type[BaseException], str] = {
+            ModelError: "model",
+            LoraError: "lora",
+            RequestError: "request",
+        }
+        kind = kinds.get(type(exc), "error")
         if isinstance(exc, ZitdeskError):
             return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
         log.error("generation failed:\n%s", tb)

@@ -111,7 +111,8 @@ class _ComfyGraph:
                 self.text(inputs["string_a"], depth + 1),
                 self.text(inputs["string_b"], depth + 1),
             ]
-            delimiter = inputs.get("delimiter") if isinstance(inputs.get("delimiter"), str) else ""
+            raw_delimiter = inputs.get("delimiter")
+            delimiter = raw_delimiter if isinstance(raw_delimiter, str) else ""
             return delimiter.join(p for p in parts if p)
         for key in _TEXT_KEYS:
             if key in inputs and (isinstance(inputs[key], str) or _is_link(inputs[key])):

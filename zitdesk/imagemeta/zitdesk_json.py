@@ -53,7 +53,7 @@ def _fill_from_zitdesk(result: dict[str, Any], text: str) -> bool:
 
     request = payload.get("request")
     result["request"] = request if isinstance(request, dict) else None
-    request_paths = {}
+    request_paths: dict[str, str] = {}
     if result["request"] and isinstance(result["request"].get("loras"), list):
         for spec in result["request"]["loras"]:
             if isinstance(spec, dict) and isinstance(spec.get("path"), str):

@@ -192,9 +192,13 @@ class LibraryStore:
 
         key = hashlib.sha1(str(lora_path).encode("utf-8", "surrogatepass")).hexdigest()[:16]
         target = self.previews_dir() / f"{key}-{int(time.time() * 1000)}.png"
-        with Image.open(image_path) as im:
-            im.draft("RGB", (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-            im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("RGB")
+        with Image.open(image_path) as opened:
+            opened.draft("RGB", (PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+            im: Image.Image = (
+                opened.convert("RGBA")
+                if opened.mode in ("RGBA", "LA", "P")
+                else opened.convert("RGB")
+            )
             im.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
             atomic_save(target, lambda tmp: im.save(tmp, format="PNG"))
         old = self.get(lora_path).preview

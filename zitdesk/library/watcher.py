@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from zitdesk.library.index import MAX_DEPTH, SCAN_EXTS
 from zitdesk.library.previews import IMAGE_EXTS
@@ -87,7 +88,7 @@ class FolderWatcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._observer = None
+        self._observer: Any = None  # a watchdog Observer while watching
         self._snapshot: dict[str, tuple[int, int]] = {}
         self._control = threading.RLock()  # start/stop may come from different threads
         self._closed = False

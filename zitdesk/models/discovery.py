@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zitdesk.errors import ModelError
 from zitdesk.models.validate import (
@@ -138,7 +140,7 @@ def _hf_snapshot(model_dir: Path) -> Path | None:
 
 
 def comfy_source(
-    files: dict[str, Path | None], root: Path, label: str = "", origin: str = "user"
+    files: Mapping[str, Path | None], root: Path, label: str = "", origin: str = "user"
 ) -> ModelSource:
     """Check three user-chosen single files (DiT, text encoder, VAE) and report plainly."""
     src = ModelSource("comfy", root, label=label or root.name, origin=origin)
@@ -241,7 +243,7 @@ def write_manifest(files: dict[str, str | Path], folder: str | Path | None = Non
 
     from zitdesk.io import atomic_write, user_dirs
 
-    doc = {
+    doc: dict[str, Any] = {
         "format": "zitdesk-model",
         "version": 1,
         "files": {role: str(Path(files[role]).resolve()) for role in (DIT, TEXT_ENCODER, VAE)},
@@ -287,7 +289,7 @@ def resolve_model(path: str | os.PathLike[str]) -> ModelSource:
             if not check.ok:
                 raise ModelError(check.message)
             src = resolve_folder_of_files(p.parent, origin="user")
-            src.files.setdefault(check.role, p)
+            src.files.setdefault(str(check.role), p)
             return src
     if (p / "model_index.json").exists():
         return inspect_diffusers_folder(p, origin="folder")
@@ -347,7 +349,7 @@ def tool_model_roots() -> list[tuple[str, Path]]:
     return cands
 
 
-def discover(extra_roots: list[str | Path] = ()) -> list[ModelSource]:
+def discover(extra_roots: Sequence[str | Path] = ()) -> list[ModelSource]:
     """Return every candidate found, complete ones first; each says what it lacks."""
     out: list[ModelSource] = []
     seen: set[Path] = set()

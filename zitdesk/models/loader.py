@@ -99,18 +99,19 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
         else:
             dit_check, te_check = source.checks[DIT], source.checks[TEXT_ENCODER]
             tr_cfg = _config_dir(
-                "transformer", infer_transformer_config(dit_check.header, dit_check.prefix)
+                "transformer",
+                infer_transformer_config(dit_check.header, dit_check.prefix),  # type: ignore[arg-type]  # header is set for a complete source
             )
             transformer = ZImageTransformer2DModel.from_single_file(
                 str(source.files[DIT]), config=str(tr_cfg), local_files_only=True, dtype=dtype
             )
-            vae_cfg = _config_dir("vae", infer_vae_config(source.checks[VAE].header))
+            vae_cfg = _config_dir("vae", infer_vae_config(source.checks[VAE].header))  # type: ignore[arg-type]  # header is set for a complete source
             vae = AutoencoderKL.from_single_file(
                 str(source.files[VAE]), config=str(vae_cfg), local_files_only=True, dtype=dtype
             )
             text_encoder = load_qwen3_file(
                 source.files[TEXT_ENCODER],
-                infer_text_encoder_config(te_check.header, te_check.prefix),
+                infer_text_encoder_config(te_check.header, te_check.prefix),  # type: ignore[arg-type]  # header is set for a complete source
                 te_check.prefix,
                 dtype,
             )

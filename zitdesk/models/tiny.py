@@ -109,8 +109,8 @@ def make_tiny_components(seed: int = 0) -> dict[str, Any]:
     torch.manual_seed(seed)
     transformer = ZImageTransformer2DModel(**TINY_TRANSFORMER)
     with torch.no_grad():  # the pad tokens come from torch.empty; random-init models must fill them
-        transformer.x_pad_token.normal_(0.0, 0.5)
-        transformer.cap_pad_token.normal_(0.0, 0.5)
+        transformer.x_pad_token.normal_(0.0, 0.5)  # type: ignore[attr-defined]  # diffusers registers it at init
+        transformer.cap_pad_token.normal_(0.0, 0.5)  # type: ignore[attr-defined]  # diffusers registers it at init
     torch.manual_seed(seed + 1)
     vae = AutoencoderKL(**TINY_VAE)
     torch.manual_seed(seed + 2)
@@ -254,7 +254,7 @@ def save_tiny_model(
         if out.exists() and any(out.iterdir()):
             shutil.rmtree(out)  # only an earlier tiny model (checked above): never a user's folder
         pipe = ZImagePipeline(**comps)
-        pipe.save_pretrained(out)
+        pipe.save_pretrained(out)  # type: ignore[attr-defined]  # DiffusionPipeline method
         atomic_write(out / TINY_MARKER, "a tiny random-weight Z-Image model made by zitdesk\n")
         return out
     out.mkdir(parents=True, exist_ok=True)

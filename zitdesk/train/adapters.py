@@ -54,7 +54,7 @@ def add_user_adapter(
 
     cfg = LoraConfig(
         r=rank,
-        lora_alpha=alpha,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft takes a float alpha
         lora_dropout=0.0,
         init_lora_weights=True,
         target_modules=target_regex(targets, include_refiners),

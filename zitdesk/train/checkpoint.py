@@ -173,7 +173,7 @@ def rng_state() -> dict[str, Any]:
         "torch": torch_states,
         "json": {
             "python": [py[0], list(py[1]), py[2]],
-            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],  # type: ignore[index]  # legacy get_state() is a tuple
         },
     }
 

@@ -157,7 +157,7 @@ class StepRunner:
         autocast, on for inference without autocast (samples). Must not change between a
         forward and its backward (checkpoint recomputation replays the forward)."""
         for m in self._lora_layers:
-            m.cast_input_dtype_enabled = enabled
+            m.cast_input_dtype_enabled = enabled  # type: ignore[attr-defined]  # peft >= 0.18 attribute
 
     # -- setup --------------------------------------------------------------------------------
     def configure(self, image_tokens: int, caption_tokens: int = 512) -> dict[str, Any]:
@@ -261,7 +261,7 @@ class StepRunner:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return total / n
+        return total / n  # type: ignore[operator]  # total is set: n >= 1 micro-batches ran
 
     @property
     def lr(self) -> float:

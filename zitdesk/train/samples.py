@@ -115,12 +115,12 @@ def contact_sheet(samples_dir: Path, max_rows: int = MAX_ROWS, thumb: int = THUM
     label_w = 96
     sheet = Image.new("RGB", (label_w + cols * thumb, len(grid) * thumb), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
-    for y, (step, files) in enumerate(grid):
+    for y, (step, row_files) in enumerate(grid):
         draw.text((8, y * thumb + thumb // 2 - 6), f"step {step}", fill=(230, 230, 230))
-        for x, f in enumerate(files):
+        for x, f in enumerate(row_files):
             try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB")
+                with Image.open(f) as opened:
+                    im = opened.convert("RGB")
                     im.thumbnail((thumb, thumb))
                     ox = label_w + x * thumb + (thumb - im.width) // 2
                     oy = y * thumb + (thumb - im.height) // 2

@@ -221,6 +221,13 @@ def _complete_safetensors(path: Path) -> bool:
     return header is not None
 
 
+_FAILURE_KINDS: dict[type[BaseException], str] = {
+    ModelError: "model",
+    LoraError: "lora",
+    RequestError: "request",
+}
+
+
 def _free_memory() -> None:
     from zitdesk.engine.generate import free_memory
 
@@ -247,7 +254,7 @@ def _failure(job: str, cfg: TrainConfig, exc: Exception, phase: str) -> JobFaile
             message=f"The GPU ran out of memory while {phase}; memory was freed — {advice}, "
             "then resume.",
         )
-    kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
+    kind = _FAILURE_KINDS.get(type(exc), "error")
     if isinstance(exc, ZitdeskError):
         return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
     log.error("training failed:\n%s", tb)
@@ -276,7 +283,7 @@ def _try_failure(job: str, exc: Exception) -> JobFailed:
                 "size, or resume and generate after training."
             ),
         )
-    kind = {ModelError: "model", LoraError: "lora", RequestError: "request"}.get(type(exc), "error")
+    kind = _FAILURE_KINDS.get(type(exc), "error")
     if isinstance(exc, ZitdeskError):
         return JobFailed(job, kind=kind, message=str(exc), traceback=tb)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -354,7 +361,7 @@ class _Run:
         """Drop the job's state; a borrowed pipeline goes back to generation (cleaned) or, when
         the base weights changed or the job failed, is dropped so generation reloads."""
         pipe, self.pipe = self.pipe, None
-        self.runner = None
+        self.runner: Any = None  # the StepRunner, built in _setup_training
         if self.models is None or not self.borrowed:
             return
         back = None
