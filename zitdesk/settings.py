@@ -62,6 +62,12 @@ class AppSettings:
     last_negative: str = ""
     last_loras: list[str] = field(default_factory=list)
     history_limit: int = 500
+    # Z-Image variant per model path when the files do not say (zitdesk.models.variants):
+    # model path → turbo | base | deturbo; and "fast Base": a distillation LoRA for Base.
+    model_variants: dict[str, str] = field(default_factory=dict)
+    fast_base_lora: str = ""
+    fast_base_weight: float = 1.0
+    fast_base_steps: int = 8
 
     @property
     def model_configured(self) -> bool:
