@@ -581,6 +581,11 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
             pipe.scheduler.config, shift=request.shift
         )
     generator = torch.Generator("cpu").manual_seed(request.seed + index)
+    variety = float(getattr(request, "variety", 0.0) or 0.0)
+    if variety > 0:  # seeded noise on the prompt embedding (zitdesk.engine.variety)
+        from zitdesk.engine.variety import vary_embeddings
+
+        embeds = vary_embeddings(embeds, variety, request.seed + index)
     if request.vae_tiling:
         pipe.vae.enable_tiling()
     else:
@@ -593,6 +598,7 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
             width=request.width,
             num_inference_steps=request.steps,
             guidance_scale=request.guidance,
+            cfg_normalization=bool(getattr(request, "cfg_normalization", False)),
             generator=generator,
             callback_on_step_end=on_step,
             output_type="pil",

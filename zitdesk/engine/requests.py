@@ -115,6 +115,13 @@ class GenerateRequest:
     unload_text_encoder: bool = (
         False  # keep Qwen3 in RAM, stream it in to encode (saves ≈ 8 GB VRAM)
     )
+    # Variety (Turbo makes different seeds look alike): seeded noise on the prompt embedding,
+    # 0 = off, up to 1 (zitdesk.engine.variety). CFG normalisation (Base, with guidance > 0)
+    # caps the guided prediction's norm at the positive one's. ``variant`` is what the form was
+    # set for (turbo | base | deturbo, "" = not said); it is recorded in the PNG.
+    variety: float = 0.0
+    cfg_normalization: bool = False
+    variant: str = ""
     output_dir: str = ""
     model_path: str = ""  # empty: the configured / discovered model
     preview_every: int = 1  # latent preview every N steps (0 = none)
@@ -160,6 +167,7 @@ class GenerateRequest:
             raise RequestError(f"Shift must be above 0 and at most {MAX_SHIFT:g} (Turbo uses 3).")
         if not 0 <= self.preview_every <= MAX_STEPS:
             raise RequestError(f"Preview every N steps must be between 0 (none) and {MAX_STEPS}.")
+        _check_variety(self)
         if not self.prompt.strip():
             raise RequestError("The prompt is empty; describe the image you want.")
         if not 0 <= self.seed < 2**63:
@@ -245,6 +253,8 @@ _LABELS = {
     "count": "Image count",
     "preview_every": "Preview every N steps",
     "guidance": "Guidance",
+    "variety": "Variety",
+    "cfg_normalization": "CFG normalisation",
     "shift": "Shift",
 }
 
@@ -307,3 +317,22 @@ def _whole(name: str, value: Any) -> None:
 def _number(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RequestError(f"{_LABELS[name]} must be a finite number.")
+
+
+def _check_variety(request: GenerateRequest) -> None:
+    """Variety strength, CFG normalisation and the variant name (see the fields)."""
+    _number("variety", request.variety)
+    if not 0 <= request.variety <= MAX_VARIETY:
+        raise RequestError(
+            f"Variety must be between 0 (off) and {MAX_VARIETY:g}; 0.1–0.4 is usually enough."
+        )
+    if not isinstance(request.cfg_normalization, bool):
+        raise RequestError("CFG normalisation must be true or false.")
+    if not isinstance(request.variant, str) or request.variant not in ("", *VARIANT_NAMES):
+        raise RequestError(
+            f"The model variant must be one of {', '.join(VARIANT_NAMES)} (or left empty)."
+        )
+
+
+MAX_VARIETY = 1.0
+VARIANT_NAMES = ("turbo", "base", "deturbo")

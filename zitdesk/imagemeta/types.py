@@ -96,6 +96,12 @@ class ImageMeta:
             if getattr(spec, "enabled", True)
         )
         image_seed = request.seed if seed is None else seed
+        extra = dict(extra or {})
+        variety = getattr(request, "variety", 0.0)
+        if isinstance(variety, (int, float)) and variety > 0:  # zitdesk.engine.variety
+            extra.setdefault("Variety", f"{float(variety):g}")
+        if getattr(request, "cfg_normalization", False):
+            extra.setdefault("CFG normalization", "True")
         data = public_request(request.to_dict())
         data["seed"] = image_seed
         data["count"] = 1

@@ -14,8 +14,14 @@ Modules (torch is imported lazily, inside functions, except where a module is to
 * :mod:`~zitdesk.train.adapters` — the PEFT user LoRA and the training-adapter "assistant".
 * :mod:`~zitdesk.train.core` — :class:`~zitdesk.train.core.StepRunner`: one optimizer step
   (loss, accumulation, clipping, schedule, checkpointing plan, compile); the GPU bench uses it.
-* :mod:`~zitdesk.train.trainer` — :class:`~zitdesk.train.trainer.Trainer`, the job: caches,
-  loop, events, pause/cancel, samples, checkpoints, output.
+* :mod:`~zitdesk.train.trainer` — :class:`~zitdesk.train.trainer.Trainer`, the job's lifecycle
+  (``run`` → one terminal event, never raises); the job itself is put together from parts over
+  one state (:mod:`~zitdesk.train.runstate`: attributes, phases, run record):
+  :mod:`~zitdesk.train.prepare` (output, model, data, caches, set-up, resume, model hand-back),
+  :mod:`~zitdesk.train.loop` (steps, pause points), :mod:`~zitdesk.train.saving` (checkpoints,
+  LoRA files, preview), :mod:`~zitdesk.train.render` (sample rounds, "try" images while paused),
+  :mod:`~zitdesk.train.reporter` (loss → ``TrainStep``), :mod:`~zitdesk.train.failures`
+  (exceptions → ``JobFailed``).
 * :mod:`~zitdesk.train.checkpoint` / :mod:`~zitdesk.train.lora_io` — resumable checkpoints and
   the saved LoRA files (ComfyUI/ai-toolkit and kohya layouts, self-describing metadata).
 * :mod:`~zitdesk.train.runs` — the run registry (``run.json`` per output folder, unfinished runs
