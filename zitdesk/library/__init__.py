@@ -2,7 +2,10 @@
 
 * :mod:`~zitdesk.library.index`: :class:`LibraryIndex` scans folders incrementally (cache keyed
   by path + size + mtime + sidecar state) into :class:`LoraEntry` records; hostile or broken
-  files become per-file errors; other architectures are kept with the reason.
+  files become per-file errors; other architectures are kept with the reason. Its parts:
+  :mod:`~zitdesk.library.entry` (the records), :mod:`~zitdesk.library.walk` (finding files and
+  their companions), :mod:`~zitdesk.library.reading` (one file → its entry: header, metadata,
+  sidecars, preview, trigger words, title). Public names stay importable from ``index``.
 * :mod:`~zitdesk.library.sidecars`: A1111 ``.json``, ``.civitai.info``, ``.cm-info.json``,
   ``.metadata.json`` and ``.swarm.json`` readers (and the A1111 ``.json`` writer).
 * :mod:`~zitdesk.library.previews`: preview files and embedded ``modelspec.thumbnail`` data.
