@@ -1,8 +1,17 @@
-"""Thumbnail cache: images are decoded and scaled on the thread pool, never in ``data()``.
+"""Thumbnails for every workspace: one in-memory cache, decoded on the thread pool, never in
+``data()``.
 
-``pixmap(path)`` returns a cached ``QPixmap`` or None and queues a decode; when it is ready
-``thumbnail_ready(path)`` fires and models emit ``dataChanged(DecorationRole)`` for that row.
-The worker makes a ``QImage`` (thread-safe); the ``QPixmap`` is made here, on the GUI thread.
+:class:`PixmapCache` is the one cache (an LRU of ``QPixmap`` by key, with an optional stamp such
+as a file's mtime so a changed file is reloaded, and the keys that failed to decode). Both
+loaders keep their pixmaps in it:
+
+* :class:`ThumbnailCache` (Generate, Train, LoRA Library): ``pixmap(path)`` returns a cached
+  ``QPixmap`` or None and queues a decode; when it is ready ``thumbnail_ready(path)`` fires and
+  models emit ``dataChanged(DecorationRole)`` for that row.
+* :class:`ui.datasets.thumbs.ThumbnailService` (Datasets): the same cache, with a newest-first
+  loader over the content-hashed disk cache and batched signals.
+
+Workers make a ``QImage`` (thread-safe); the ``QPixmap`` is made on the GUI thread.
 """
 
 from __future__ import annotations
@@ -29,7 +38,61 @@ def load_scaled(path: str, size: int) -> QImage:
     return image
 
 
+def fit_image(img: QImage, side: int) -> QImage:
+    """``img`` scaled down to fit a ``side``² square (aspect kept); small images unchanged."""
+    if img.width() > side or img.height() > side:
+        return img.scaled(
+            QSize(side, side),
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    return img
+
+
+class PixmapCache:
+    """LRU of pixmaps by key (GUI thread only). ``stamp``: a version (e.g. mtime); an entry or a
+    failure recorded under another stamp does not count."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, tuple[object, QPixmap]] = OrderedDict()
+        self._failed: dict[str, object] = {}
+
+    def get(self, key: str, stamp: object = None) -> QPixmap | None:
+        hit = self._items.get(key)
+        if hit is None or hit[0] != stamp:
+            return None
+        self._items.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: str, pm: QPixmap, stamp: object = None) -> None:
+        self._failed.pop(key, None)
+        self._items[key] = (stamp, pm)
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def fail(self, key: str, stamp: object = None) -> None:
+        self._failed[key] = stamp
+
+    def failed(self, key: str, stamp: object = None) -> bool:
+        return key in self._failed and self._failed[key] == stamp
+
+    def forget(self, key: str) -> None:
+        self._items.pop(key, None)
+        self._failed.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._failed.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class ThumbnailCache(QObject):
+    """Thumbnails of image files by path, decoded on the global pool (see the module doc)."""
+
     thumbnail_ready = Signal(str)
 
     def __init__(
@@ -37,10 +100,8 @@ class ThumbnailCache(QObject):
     ) -> None:
         super().__init__(parent)
         self.size = size
-        self._capacity = capacity
-        self._cache: OrderedDict[str, QPixmap] = OrderedDict()
+        self.cache = PixmapCache(capacity)
         self._loading: set[str] = set()
-        self._failed: set[str] = set()
         self._tasks = TaskSignals(self)
         self._tasks.succeeded.connect(self._on_loaded)
         self._tasks.failed.connect(self._on_failed)
@@ -48,11 +109,10 @@ class ThumbnailCache(QObject):
     def pixmap(self, path: str) -> QPixmap | None:
         if not path:
             return None
-        pm = self._cache.get(path)
+        pm = self.cache.get(path)
         if pm is not None:
-            self._cache.move_to_end(path)
             return pm
-        if path not in self._loading and path not in self._failed:
+        if path not in self._loading and not self.cache.failed(path):
             self._loading.add(path)
             run_task(self._tasks, path, load_scaled, path, self.size)
         return None
@@ -67,14 +127,10 @@ class ThumbnailCache(QObject):
         self._store(path, QPixmap.fromImage(image))
 
     def forget(self, path: str) -> None:
-        self._cache.pop(path, None)
-        self._failed.discard(path)
+        self.cache.forget(path)
 
     def _store(self, path: str, pm: QPixmap) -> None:
-        self._cache[path] = pm
-        self._cache.move_to_end(path)
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        self.cache.put(path, pm)
         self.thumbnail_ready.emit(path)
 
     @Slot(object, object)
@@ -85,4 +141,4 @@ class ThumbnailCache(QObject):
     @Slot(object, object)
     def _on_failed(self, path: object, _message: object) -> None:
         self._loading.discard(str(path))
-        self._failed.add(str(path))
+        self.cache.fail(str(path))

@@ -104,9 +104,9 @@ def test_open_of_a_folder_with_an_unreadable_image_is_no_false_alarm(qtbot, make
 
 
 def test_check_panel_follows_edits(qtbot, make_workspace, folder, monkeypatch):
-    import ui.datasets.workspace as wsmod
+    import ui.datasets.checking as checking
 
-    monkeypatch.setattr(wsmod, "RECHECK_MS", 50)
+    monkeypatch.setattr(checking, "RECHECK_MS", 50)
     (folder / "img 0003.txt").unlink()
     ws = make_workspace(folder, auto_check=True)
     qtbot.waitUntil(lambda: ws.stats.report is not None and not ws.session.checking, timeout=30_000)

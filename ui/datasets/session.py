@@ -29,6 +29,7 @@ from PySide6.QtGui import QUndoStack
 
 from ui.tasks import InteractionGate, Progress, TaskRunner
 from zitdesk.dataset.check import CheckOptions, analyse_missing, caption_token_counts, check_items
+from zitdesk.dataset.fsnames import os_error_sentence
 from zitdesk.dataset.history import Entry, History, Replayed
 from zitdesk.dataset.store import Dataset, FlushReport, ImageRecord
 from zitdesk.train.dataset import DatasetItem, apply_trigger
@@ -69,12 +70,21 @@ def _open_job(folder: str) -> tuple[Dataset, Replayed]:
 
 
 def _flush_job(ds: Dataset, hist: History) -> FlushReport:
-    hist.flush()
+    """Write the journal, the captions and the index. A journal that cannot be written never
+    holds the captions back: they are written anyway (the journal keeps its lines queued for
+    the next flush) and the report carries the journal's sentence."""
+    journal_error: str | None = None
+    try:
+        hist.flush()
+    except OSError as exc:
+        journal_error = str(exc)  # SaveFailed: one sentence
     rep = ds.flush()
+    if journal_error is not None:
+        rep.errors.insert(0, journal_error)
     try:
         ds.save_index()
     except OSError as exc:
-        rep.errors.append(f"index: {exc}")
+        rep.errors.append(os_error_sentence(exc, "the dataset index"))
     return rep
 
 
@@ -333,6 +343,12 @@ class DatasetSession(QObject):
         if self.dirty:
             self._after_flush(_flush_job(self.dataset, self.history))
 
+    @Slot(list)
+    def record_analyses(self, facts: list) -> None:
+        """``[(name, sha256, phash)]`` learnt by the thumbnail workers."""
+        for name, sha, ph in facts:
+            self.record_analysis(name, sha, ph)
+
     def record_analysis(self, name: str, sha: str, phash: int) -> None:
         it = self.record(name)
         if it is not None and it.sha256 != sha:
@@ -394,9 +410,11 @@ class DatasetSession(QObject):
         if rep.conflicts:
             self.conflicts_found.emit(list(rep.conflicts))
             self.captions_changed.emit([c.name for c in rep.conflicts])
-        if rep.errors:
-            self.message.emit("error", "Could not save: " + "; ".join(rep.errors[:3]))
-        if self._flush_again or (self.dataset and self.dataset.pending):
+        if rep.errors:  # each is a sentence that says what was not saved and what to do
+            more = f" ({len(rep.errors) - 3} more)" if len(rep.errors) > 3 else ""
+            self.message.emit("error", " ".join(rep.errors[:3]) + more)
+        # a failed write stays queued for the next autosave, not retried in a tight loop
+        if self._flush_again or (self.dataset and self.dataset.pending and not rep.errors):
             self._flush_again = False
             self.flush_now()
             return

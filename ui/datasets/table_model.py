@@ -10,8 +10,9 @@ calls for 10,000 rows, about half a second of frozen GUI). Here the visible rows
 indices computed with one Python pass (``sorted`` with a key), a few milliseconds for 10,000
 images; filter changes reset the model, sorting is a ``layoutChanged`` that keeps selections.
 
-Caption edits go through ``editor(label, changes)`` when set (the workspace pushes one
-``QUndoCommand`` per edit); without it ``setData`` applies to the dataset directly.
+Caption edits are not applied here: ``setData`` emits ``caption_edited(label, changes)`` and the
+session applies them as one undoable edit. A model with ``direct_edits=True`` (no session: tests,
+tools) applies them to the dataset itself.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class DatasetTableModel(QAbstractTableModel):
     """See the module doc. ``visible_changed`` fires after every filter/sort/reset."""
 
     visible_changed = Signal()
+    caption_edited = Signal(str, object)  # label, [(name, old, new)] (when not direct_edits)
 
-    def __init__(self, thumbs=None, parent=None) -> None:
+    def __init__(self, thumbs=None, parent=None, *, direct_edits: bool = True) -> None:
         super().__init__(parent)
         self._ds: Dataset | None = None
         self._items: list[ImageRecord] = []
@@ -107,9 +109,9 @@ class DatasetTableModel(QAbstractTableModel):
         self._mode = FilterMode.ALL
         self._issue_names: set[str] = set()
         self._sort: tuple[int, Qt.SortOrder] | None = None
-        self.editor: Callable[[str, list[tuple[str, str | None, str | None]]], None] | None = None
+        self.direct_edits = direct_edits
         if thumbs is not None:
-            thumbs.on_ready(self._on_thumbs)
+            thumbs.ready.connect(self._on_thumbs)
 
     # --- data source -------------------------------------------------------------------------
 
@@ -424,8 +426,8 @@ class DatasetTableModel(QAbstractTableModel):
         old = it.caption
         if new == (old or ""):
             return False
-        if self.editor is not None:
-            self.editor(f"Edit caption of {it.name}", [(it.name, old, new)])
+        if not self.direct_edits:
+            self.caption_edited.emit(f"Edit caption of {it.name}", [(it.name, old, new)])
         elif self._ds is not None:
             self._ds.set_caption(it, new)
             self.captions_changed([it.name])

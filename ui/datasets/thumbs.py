@@ -10,8 +10,9 @@ hashes so the dataset index learns them while the user browses.
 
 Results reach the GUI thread through a deque: a worker that finds it empty emits ``_wake``
 (queued), and the GUI side drains it in batches of :data:`MAX_PER_DRAIN` (bounded GUI work per
-event-loop turn), makes the ``QPixmap`` and tells listeners once per batch:
-``on_ready(names)`` and ``on_analysed([(name, sha256, phash)])``. Workers run on a
+event-loop turn), makes the ``QPixmap``, keeps it in the app's one
+:class:`ui.thumbnails.PixmapCache` kind (keyed by image name, stamped with its mtime) and emits
+once per batch: ``analysed([(name, sha256, phash)])`` then ``ready(names)``. Workers run on a
 :class:`ui.tasks.TaskPool`.
 """
 
@@ -19,13 +20,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 
-from ui.tasks import TaskPool
+from ui.tasks import InteractionGate, TaskPool
+from ui.thumbnails import PixmapCache, fit_image
 from zitdesk.dataset.images import analyse_file, store_thumb, thumb_path
 from zitdesk.dataset.store import ImageRecord
 
@@ -45,24 +46,14 @@ def load_thumbnail(
         if p.is_file():
             img = QImage(str(p))
             if not img.isNull():
-                return _fit(img, side), None, None
+                return fit_image(img, side), None, None
     an, jpeg = analyse_file(path)
     try:
         store_thumb(an.sha256, jpeg, cache_dir)
     except OSError:
         pass
     img = QImage.fromData(jpeg)
-    return _fit(img, side), an.sha256, an.phash
-
-
-def _fit(img: QImage, side: int) -> QImage:
-    if img.width() > side or img.height() > side:
-        return img.scaled(
-            QSize(side, side),
-            Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation,
-        )
-    return img
+    return fit_image(img, side), an.sha256, an.phash
 
 
 def _loop(s: ThumbnailService) -> None:
@@ -79,7 +70,7 @@ def _loop(s: ThumbnailService) -> None:
         try:
             img, new_sha, ph = load_thumbnail(path, sha, s.side, s.cache_dir)
         except Exception:  # noqa: BLE001 - unreadable image: shown as such
-            result = (name, mtime, None, None, None)
+            result: tuple = (name, mtime, None, None, None)
         else:
             result = (name, mtime, img, new_sha, ph)
         with s._lock:
@@ -96,6 +87,8 @@ class ThumbnailService(QObject):
     """Thumbnail cache + loader for one dataset view (see the module doc)."""
 
     _wake = Signal()
+    ready = Signal(list)  # image names whose thumbnail (or failure) is new
+    analysed = Signal(list)  # [(name, sha256, phash)] learnt while decoding
 
     def __init__(
         self,
@@ -114,34 +107,23 @@ class ThumbnailService(QObject):
         self._loops = 0
         self._max_loops = threads
         self._stopped = False
-        self._cache: OrderedDict[str, tuple[int, QPixmap]] = OrderedDict()
-        self._failed: dict[str, int] = {}
+        self.cache = PixmapCache(CAPACITY)
         self._pool = TaskPool(threads, "zitdesk-thumbnails", self, nice=True)
         self._wake.connect(self._drain)
-        self._ready_listeners: list[Callable[[list[str]], None]] = []
-        self._analysed_listeners: list[Callable[[list[tuple[str, str, int]]], None]] = []
         self.folder: Path | None = None
-        self.gate = None  # an InteractionGate: workers pause between images while set
-
-    def on_ready(self, fn: Callable[[list[str]], None]) -> None:
-        self._ready_listeners.append(fn)
-
-    def on_analysed(self, fn: Callable[[list[tuple[str, str, int]]], None]) -> None:
-        self._analysed_listeners.append(fn)
+        self.gate: InteractionGate | None = None  # workers pause between images while set
 
     def set_folder(self, folder: Path | None) -> None:
         with self._lock:
             self._pending.clear()
-        self._cache.clear()
-        self._failed.clear()
+        self.cache.clear()
         self.folder = folder
 
     def pixmap(self, rec: ImageRecord) -> QPixmap | None:
-        hit = self._cache.get(rec.name)
-        if hit is not None and hit[0] == rec.mtime_ns:
-            self._cache.move_to_end(rec.name)
-            return hit[1]
-        if self.folder is None or self._failed.get(rec.name) == rec.mtime_ns:
+        hit = self.cache.get(rec.name, rec.mtime_ns)
+        if hit is not None:
+            return hit
+        if self.folder is None or self.cache.failed(rec.name, rec.mtime_ns):
             return None
         with self._lock:
             if self._stopped or rec.name in self._inflight:
@@ -159,11 +141,10 @@ class ThumbnailService(QObject):
 
     def forget(self, name: str) -> None:
         """Drop a cached thumbnail (the image was removed)."""
-        self._cache.pop(name, None)
-        self._failed.pop(name, None)
+        self.cache.forget(name)
 
     def failed(self, rec: ImageRecord) -> bool:
-        return self._failed.get(rec.name) == rec.mtime_ns
+        return self.cache.failed(rec.name, rec.mtime_ns)
 
     @Slot()
     def _drain(self) -> None:
@@ -176,21 +157,16 @@ class ThumbnailService(QObject):
                 name, mtime, img, sha, ph = self._done.popleft()
                 self._inflight.discard(name)
             if img is None:
-                self._failed[name] = mtime
+                self.cache.fail(name, mtime)
             else:
-                self._cache[name] = (mtime, QPixmap.fromImage(img))
-                self._cache.move_to_end(name)
+                self.cache.put(name, QPixmap.fromImage(img), mtime)
                 if sha is not None and ph is not None:
                     analysed.append((name, sha, int(ph)))
             ready.append(name)
-        while len(self._cache) > CAPACITY:
-            self._cache.popitem(last=False)
         if analysed:
-            for fn in self._analysed_listeners:
-                fn(analysed)
+            self.analysed.emit(analysed)
         if ready:
-            for fn in self._ready_listeners:
-                fn(ready)
+            self.ready.emit(ready)
         with self._lock:
             more = bool(self._done) and not self._stopped
         if more:  # the rest on the next event-loop turn

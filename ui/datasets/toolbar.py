@@ -2,7 +2,9 @@
 snapshots, curation (exclude from training, move to the trash), undo/redo, table/grid.
 
 :class:`DatasetToolbar` owns only its buttons; it says what the user asked for through
-signals and the workspace decides what that means.
+signals and the workspace decides what that means (:class:`ui.datasets.actions.DatasetActions`
+for the actions on images). More actions ("Caption…") go in with :meth:`add_action_button`:
+they sit with the curation buttons and follow "a dataset is open".
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ class DatasetToolbar(QWidget):
             self.view_group.addButton(b)
         self.table_button.setChecked(True)
 
-        row = QHBoxLayout(self)
+        self._extra: list[QWidget] = []
+        row = self._row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         for w in (
             self.open_button,
@@ -115,9 +118,22 @@ class DatasetToolbar(QWidget):
         self.table_button.clicked.connect(lambda: self.view_requested.emit("table"))
         self.grid_button.clicked.connect(lambda: self.view_requested.emit("grid"))
 
+    def add_action_button(self, button: QWidget) -> None:
+        """Add a button for another action on the images, after Delete…; it is enabled only
+        while a dataset is open."""
+        self._row.insertWidget(self._row.indexOf(self.trash_button) + 1, button)
+        self._extra.append(button)
+        button.setEnabled(self.trash_button.isEnabled())
+
     def set_dataset_open(self, on: bool) -> None:
         # import stays enabled: without a dataset it creates one named after the source
-        for w in (self.bulk_button, self.snapshot_button, self.exclude_button, self.trash_button):
+        for w in (
+            self.bulk_button,
+            self.snapshot_button,
+            self.exclude_button,
+            self.trash_button,
+            *self._extra,
+        ):
             w.setEnabled(on)
 
     def set_view(self, name: str) -> None:

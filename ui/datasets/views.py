@@ -171,7 +171,7 @@ class GridPanel(QWidget):
         self.grid.selectionModel().currentChanged.connect(self._on_current)
         model.modelReset.connect(self._on_reset)
         model.dataChanged.connect(self._on_data_changed)
-        thumbs.on_ready(self._on_thumbs)
+        thumbs.ready.connect(self._on_thumbs)
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current(self, cur: QModelIndex, _prev: QModelIndex) -> None:

@@ -13,12 +13,22 @@ Constructor (what the main window calls)::
 Call :meth:`DatasetsWorkspace.shutdown` from the window's close/shutdown path: it stops timers,
 waits for this workspace's workers and writes every pending caption (blocking, short).
 
-Parts, each with one job, connected by signals: :class:`~ui.datasets.toolbar.DatasetToolbar`
-(the buttons), :class:`~ui.datasets.importing.ImportController` (import job and its progress),
-:class:`~ui.datasets.session.DatasetSession` (the open dataset, undo, autosave, watcher, check),
-:class:`~ui.datasets.views.CaptionTable` / :class:`~ui.datasets.views.GridPanel` (the views),
-:class:`~ui.datasets.stats_panel.StatsPanel` (check and statistics). This class lays them out,
-wires them and keeps navigation (current row, filter, next missing caption).
+Parts, each with one job, connected by signals:
+
+* :class:`~ui.datasets.toolbar.DatasetToolbar` — the buttons (says what was asked, decides
+  nothing);
+* :class:`~ui.datasets.actions.DatasetActions` — the actions on images: bulk edit, snapshots,
+  flag, exclude, trash, crop (the place to add one: see its module doc);
+* :class:`~ui.datasets.navigation.Navigator` — current row, filter, next missing caption,
+  table/grid;
+* :class:`~ui.datasets.importing.ImportController` — the import job and its progress;
+* :class:`~ui.datasets.session.DatasetSession` — the open dataset, undo, autosave, watcher;
+* :class:`~ui.datasets.checking.CheckFollower` — the check, kept in step with edits;
+* :class:`~ui.datasets.messages.DatasetMessages` — the banner, conflicts, the import report;
+* :class:`~ui.datasets.views.CaptionTable` / :class:`~ui.datasets.views.GridPanel` (the views)
+  and :class:`~ui.datasets.stats_panel.StatsPanel` (check and statistics).
+
+This class lays them out, wires them, opens folders and starts imports.
 
 Everything slow runs on private pools (:class:`ui.tasks.TaskRunner`, :mod:`ui.datasets.thumbs`):
 opening (headers + captions), import, hashing, token counting, the check and caption writes.
@@ -35,17 +45,16 @@ under ``ZITDESK_HOME``), never in Qt's default ``QSettings`` location.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QFile, QModelIndex, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemDelegate,
     QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -53,10 +62,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.datasets.actions import DatasetActions, move_to_trash, wide_input
 from ui.datasets.bulk_dialog import BulkEditDialog
-from ui.datasets.commands import ExcludeCommand, FlagCommand
-from ui.datasets.dialogs import ConflictDialog, ImportReportDialog, import_summary
+from ui.datasets.checking import CheckFollower
+from ui.datasets.dialogs import ConflictDialog
 from ui.datasets.importing import ImportController
+from ui.datasets.messages import DatasetMessages
 from ui.datasets.navigation import FilterBar, Navigator
 from ui.datasets.session import DatasetSession, default_tokenizer_loader
 from ui.datasets.stats_panel import StatsPanel
@@ -65,32 +76,15 @@ from ui.datasets.thumbs import ThumbnailService
 from ui.datasets.toolbar import DatasetToolbar
 from ui.datasets.views import CaptionTable, GridPanel
 from ui.state import window_settings
-from ui.widgets.banner import BannerWidget
 from ui.widgets.text import plain_label, set_plain_tooltip
 from zitdesk.dataset.importer import ImportReport
 from zitdesk.io import user_dirs
 
 log = logging.getLogger(__name__)
 
+__all__ = ["SETTINGS_KEY", "DatasetsWorkspace", "move_to_trash"]
+
 SETTINGS_KEY = "datasets/last_folder"
-RECHECK_MS = 2500
-
-
-def _wide_input(parent: QWidget, title: str, label: str) -> QInputDialog:
-    """A QInputDialog wide enough that its title is never cut short."""
-    dlg = QInputDialog(parent)
-    dlg.setWindowTitle(title)
-    dlg.setLabelText(label)
-    dlg.setMinimumWidth(max(460, dlg.fontMetrics().horizontalAdvance(title) + 160))
-    return dlg
-
-
-def move_to_trash(path: Path) -> bool:
-    """The system trash through Qt (``send2trash`` is the usual library; not a dependency)."""
-    if not path.exists():
-        return True
-    ok = QFile.moveToTrash(str(path))
-    return bool(ok[0] if isinstance(ok, tuple) else ok)
 
 
 class _EmptyState(QWidget):
@@ -146,29 +140,23 @@ class DatasetsWorkspace(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.remember = remember
-        self.auto_check = auto_check
         self.datasets_root = datasets_root or (user_dirs()["data"] / "datasets")
-        self.session = DatasetSession(tokenizer_loader, self)
+        self.session = s = DatasetSession(tokenizer_loader, self)
         self.thumbs = ThumbnailService(cache_dir=thumb_cache_dir, parent=self)
-        self.model = DatasetTableModel(self.thumbs, self)
-        self.model.editor = self._edit_from_model
+        self.model = DatasetTableModel(self.thumbs, self, direct_edits=False)
         self.importer = ImportController(self.thumbs.cache_dir, self)
-        self.bulk_dialog: BulkEditDialog | None = None
-        self.last_import: ImportReport | None = None
-        self._pending_conflicts: list = []
-        self._check_queued = None
 
         # --- parts ---------------------------------------------------------------------------
-        self.undo_action = self.session.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action = s.undo_stack.createUndoAction(self, "Undo")
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo_action = self.session.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action = s.undo_stack.createRedoAction(self, "Redo")
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         for a in (self.undo_action, self.redo_action):
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             self.addAction(a)
         self.toolbar = DatasetToolbar(self.undo_action, self.redo_action)
         self.path_label = self.toolbar.path_label
-        trigger = lambda: self.session.trigger  # noqa: E731 - read when an editor opens
+        trigger = lambda: s.trigger  # noqa: E731 - read when an editor opens
         self.table = CaptionTable(self.model, self.thumbs, trigger=trigger)
         self.grid = GridPanel(self.model, self.thumbs, trigger=trigger)
         self.empty = _EmptyState(self.choose_folder, self.new_dataset)
@@ -177,9 +165,9 @@ class DatasetsWorkspace(QWidget):
             self.stack.addWidget(w)
         self.stats = StatsPanel()
         self.stats.setMinimumWidth(300)
-        self.banner = BannerWidget()
+        self.messages = DatasetMessages(s, self, self)
+        self.banner = self.messages.banner
         self.progress = self.importer.bar
-
         self.filter_bar = FilterBar()
         self.filter_edit = self.filter_bar.edit
         self.filter_mode = self.filter_bar.mode
@@ -188,9 +176,26 @@ class DatasetsWorkspace(QWidget):
         self.nav = Navigator(
             self.model, self.table, self.grid, self.stack, self.toolbar, self.filter_bar, self
         )
-
+        self.check = CheckFollower(s, self.stats, self.model, self.grid, auto_check, self)
+        self.image_actions = DatasetActions(
+            s, self.model, self.nav, self, lambda: self.stats.trigger.text().strip(), self
+        )
         self.save_label = plain_label(object_name="muted")
+        self._layout()
+        self._wire()
+        self._wire_actions()
 
+        self._set_enabled(False)
+        self.stack.setCurrentWidget(self.empty)
+        start = folder
+        if start is None and remember:
+            last = window_settings().value(SETTINGS_KEY, "")
+            if last and Path(str(last)).is_dir():
+                start = str(last)
+        if start is not None:
+            self.open_folder(start)
+
+    def _layout(self) -> None:
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -209,87 +214,80 @@ class DatasetsWorkspace(QWidget):
         lay.addWidget(self.splitter, 1)
         lay.addWidget(self.save_label)
 
-        self._recheck = QTimer(self, singleShot=True, interval=RECHECK_MS)
-        self._recheck.timeout.connect(self._run_check)
-
-        # --- wiring --------------------------------------------------------------------------
+    def _wire(self) -> None:
         s = self.session
         s.opened.connect(self._on_opened)
         s.open_failed.connect(self._on_open_failed)
-        s.captions_changed.connect(self._on_captions_changed)
-        s.flags_changed.connect(self._on_flags_changed)
+        s.captions_changed.connect(self.model.captions_changed)
+        s.flags_changed.connect(self.model.captions_changed)
         s.images_removed.connect(self._on_images_removed)
-        s.tokens_counted.connect(self._on_tokens)
-        s.check_done.connect(self._on_check_done)
-        s.check_progress.connect(self.stats.set_progress)
-        s.conflicts_found.connect(self._on_conflicts)
-        s.images_changed_outside.connect(self._on_images_outside)
-        s.message.connect(self._on_message)
+        s.tokens_counted.connect(self.model.set_tokens)
         s.save_state_changed.connect(self.save_label.setText)
-        self.thumbs.on_analysed(self._on_analysed)
-        self.importer.finished.connect(self._on_import_done)
-        self.importer.failed.connect(self._on_import_failed)
-        # background work steps aside while the user scrolls, filters or sorts
-        gate = s.gate
-        self.thumbs.gate = gate
-        for bar in (self.table.verticalScrollBar(), self.grid.grid.verticalScrollBar()):
-            bar.valueChanged.connect(gate.hold)
-        self.filter_edit.textChanged.connect(gate.hold)
-        self.filter_mode.currentIndexChanged.connect(gate.hold)
-        self.table.selectionModel().currentChanged.connect(gate.hold)
-        self.grid.grid.selectionModel().currentChanged.connect(gate.hold)
-        self.grid.editor.textChanged.connect(gate.hold)
-        self.table.horizontalHeader().sortIndicatorChanged.connect(gate.hold)
-        self.stats.check_requested.connect(self._on_check_requested)
-        self.stats.trigger_changed.connect(s.set_trigger)
-        self.stats.issue_selected.connect(self.nav.show_issue)
-        self.nav.commit_editors.connect(self._commit_editors)
-        self.nav.message.connect(self._on_message)
+        self.model.caption_edited.connect(s.edit)
         self.grid.caption_committed.connect(self._on_grid_commit)
-        self.banner.action_clicked.connect(self._on_banner_action)
+        self.thumbs.analysed.connect(s.record_analyses)
+        self.importer.finished.connect(self._on_import_done)
+        self.importer.failed.connect(lambda m: self.messages.show("error", f"Import failed: {m}"))
+        self.nav.commit_editors.connect(self.commit_editors)
+        self.nav.message.connect(self.messages.show)
+        self.stats.issue_selected.connect(self.nav.show_issue)
         tb = self.toolbar
         tb.open_requested.connect(self.choose_folder)
         tb.new_requested.connect(self.new_dataset)
         tb.import_files_requested.connect(self.choose_import)
         tb.import_folder_requested.connect(self.choose_import_folder)
-        tb.bulk_requested.connect(self.open_bulk_edit)
-        tb.snapshots_requested.connect(self.choose_snapshot)
-        tb.exclude_requested.connect(self.toggle_excluded)
-        tb.trash_requested.connect(self.confirm_trash)
-
-        self.shortcuts: dict[str, QShortcut] = {}
-        for name, keys, slot in (
-            ("next", "Alt+Down", self.next_image),
-            ("previous", "Alt+Up", self.previous_image),
-            ("next_missing", "F3", self.next_missing),
-            ("previous_missing", "Shift+F3", self.previous_missing),
-            ("save", "Ctrl+S", self.save_now),
-            ("filter", "Ctrl+F", self.focus_filter),
-            ("bulk", "Ctrl+B", self.open_bulk_edit),
-            ("flag", "Ctrl+K", self.toggle_flag),
-            ("exclude", "Ctrl+E", self.toggle_excluded),
-            ("switch_view", "Ctrl+Shift+G", self.nav.toggle_view),
+        # background work steps aside while the user scrolls, filters or sorts
+        gate = s.gate
+        self.thumbs.gate = gate
+        for sig in (
+            self.table.verticalScrollBar().valueChanged,
+            self.grid.grid.verticalScrollBar().valueChanged,
+            self.filter_edit.textChanged,
+            self.filter_mode.currentIndexChanged,
+            self.table.selectionModel().currentChanged,
+            self.grid.grid.selectionModel().currentChanged,
+            self.grid.editor.textChanged,
+            self.table.horizontalHeader().sortIndicatorChanged,
         ):
-            sc = QShortcut(QKeySequence(keys), self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(slot)
-            self.shortcuts[name] = sc
+            sig.connect(gate.hold)
+        self.shortcuts: dict[str, QShortcut] = {}
+        nav = self.nav
+        for name, keys, slot in (
+            ("next", "Alt+Down", nav.next_image),
+            ("previous", "Alt+Up", nav.previous_image),
+            ("next_missing", "F3", nav.next_missing),
+            ("previous_missing", "Shift+F3", nav.previous_missing),
+            ("save", "Ctrl+S", self.save_now),
+            ("filter", "Ctrl+F", nav.focus_filter),
+            ("switch_view", "Ctrl+Shift+G", nav.toggle_view),
+        ):
+            self._shortcut(name, keys, slot)
+
+    def _wire_actions(self) -> None:
+        """The actions part: toolbar buttons and keys → :class:`DatasetActions` slots."""
+        a, tb = self.image_actions, self.toolbar
+        a.commit_editors.connect(self.commit_editors)
+        a.message.connect(self.messages.show)
+        tb.bulk_requested.connect(a.open_bulk_edit)
+        tb.snapshots_requested.connect(a.choose_snapshot)
+        tb.exclude_requested.connect(a.toggle_excluded)
+        tb.trash_requested.connect(a.confirm_trash)
+        self._shortcut("bulk", "Ctrl+B", a.open_bulk_edit)
+        self._shortcut("flag", "Ctrl+K", a.toggle_flag)
+        self._shortcut("exclude", "Ctrl+E", a.toggle_excluded)
         # Delete only from the views: in a text field it deletes text
         for view in (self.table, self.grid.grid):
             sc = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), view)
             sc.setContext(Qt.ShortcutContext.WidgetShortcut)
-            sc.activated.connect(self.confirm_trash)
+            sc.activated.connect(a.confirm_trash)
             self.shortcuts[f"trash_{view.objectName()}"] = sc
 
-        self._set_enabled(False)
-        self.stack.setCurrentWidget(self.empty)
-        start = folder
-        if start is None and remember:
-            last = window_settings().value(SETTINGS_KEY, "")
-            if last and Path(str(last)).is_dir():
-                start = str(last)
-        if start is not None:
-            self.open_folder(start)
+    def _shortcut(self, name: str, keys: str, slot) -> QShortcut:
+        sc = QShortcut(QKeySequence(keys), self)
+        sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        sc.activated.connect(slot)
+        self.shortcuts[name] = sc
+        return sc
 
     # --- opening and creating ----------------------------------------------------------------
 
@@ -299,9 +297,8 @@ class DatasetsWorkspace(QWidget):
 
     @Slot()
     def choose_folder(self) -> None:
-        start = (
-            str(self.session.dataset.folder) if self.session.dataset else str(self.datasets_root)
-        )
+        ds = self.session.dataset
+        start = str(ds.folder) if ds else str(self.datasets_root)
         d = QFileDialog.getExistingDirectory(self, "Open dataset folder", start)
         if d:
             self.open_folder(d)
@@ -309,7 +306,7 @@ class DatasetsWorkspace(QWidget):
     @Slot()
     def new_dataset(self, name: str | None = None) -> Path | None:
         if not name:
-            dlg = _wide_input(self, "New dataset", "Name of the new dataset:")
+            dlg = wide_input(self, "New dataset", "Name of the new dataset:")
             if not dlg.exec() or not dlg.textValue().strip():
                 return None
             name = dlg.textValue()
@@ -326,7 +323,7 @@ class DatasetsWorkspace(QWidget):
 
     @Slot(object)
     def _on_opened(self, ds) -> None:
-        current = self._current_name()
+        current = self.nav.current_name()
         self.thumbs.set_folder(ds.folder)
         self.model.set_dataset(ds)
         self.path_label.setText(str(ds.folder))
@@ -338,7 +335,7 @@ class DatasetsWorkspace(QWidget):
         elif self.model.rowCount():
             self.select_row(0)
         if ds.problems:
-            self._on_message(
+            self.messages.show(
                 "warning",
                 f"{len(ds.problems)} file(s) cannot be read: " + " ".join(ds.problems[:2]),
             )
@@ -346,13 +343,12 @@ class DatasetsWorkspace(QWidget):
             window_settings().setValue(SETTINGS_KEY, str(ds.folder))
         self.folder_changed.emit(str(ds.folder))
         self.session._set_save_state("Unsaved changes…" if ds.pending else "All changes saved")
-        if self.auto_check:
-            self._run_check()
+        self.check.opened()
 
     @Slot(str)
     def _on_open_failed(self, msg: str) -> None:
         self.path_label.setText("No dataset open")
-        self._on_message("error", f"Could not open the dataset: {msg}")
+        self.messages.show("error", f"Could not open the dataset: {msg}")
 
     def _set_enabled(self, on: bool) -> None:
         self.toolbar.set_dataset_open(on)
@@ -382,10 +378,10 @@ class DatasetsWorkspace(QWidget):
         if d:
             self.import_paths([d])
 
-    def import_paths(self, paths: list[str | Path], target: Path | None = None) -> bool:
+    def import_paths(self, paths: Sequence[str | Path], target: Path | None = None) -> bool:
         """Import into the open dataset (or ``target``); False if an import is running."""
         if self.importer.active:
-            self._on_message("warning", "An import is already running.")
+            self.messages.show("warning", "An import is already running.")
             return False
         if target is None:
             if self.session.dataset is None:
@@ -397,24 +393,18 @@ class DatasetsWorkspace(QWidget):
                 target = self.session.dataset.folder
         return self.importer.start(paths, target)
 
+    @property
+    def last_import(self) -> ImportReport | None:
+        return self.messages.last_import
+
     @Slot(object, object)
     def _on_import_done(self, target, rep: ImportReport) -> None:
-        self.last_import = rep
-        self.banner.show_message(
-            import_summary(rep),
-            "warning" if rep.skipped else "info",
-            "Show report",
-            "import_report",
-        )
+        self.messages.import_done(rep)
         ds = self.session.dataset
         if ds is not None and str(ds.folder) == str(target):
             self.session.reload()
         else:
             self.open_folder(target)
-
-    @Slot(str)
-    def _on_import_failed(self, msg: str) -> None:
-        self._on_message("error", f"Import failed: {msg}")
 
     def dragEnterEvent(self, e: QDragEnterEvent) -> None:
         if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
@@ -430,169 +420,28 @@ class DatasetsWorkspace(QWidget):
 
     # --- edits -------------------------------------------------------------------------------
 
-    def _edit_from_model(self, label: str, changes) -> None:
-        self.session.edit(label, list(changes))
-
     @Slot(str, object, str)
     def _on_grid_commit(self, name: str, old, new: str) -> None:
         self.session.edit(f"Edit caption of {name}", [(name, old, new)])
 
     @Slot(list)
-    def _on_captions_changed(self, names: list) -> None:
-        self.model.captions_changed(names)
-        self._check_follows()
-
-    @Slot(list)
-    def _on_flags_changed(self, names: list) -> None:
-        self.model.captions_changed(names)
-        self._check_follows()
-
-    def _check_follows(self) -> None:
-        """The check panel follows edits: run it again after a pause (never stale)."""
-        if self.auto_check and self.session.dataset is not None:
-            self._recheck.start()
-
-    @Slot()
-    def open_bulk_edit(self, op: int = 0) -> BulkEditDialog | None:
-        ds = self.session.dataset
-        if ds is None:
-            return None
-        self._commit_editors()
-        selected = [self.model.item(r) for r in self._selected_rows()]
-        scopes = {
-            "selected": [(it.name, it.caption) for it in selected],
-            "filtered": [(it.name, it.caption) for it in self.model.visible_items()],
-            "all": [(it.name, it.caption) for it in ds.items],
-        }
-        trig = self.stats.trigger.text().strip()
-        dlg = BulkEditDialog(scopes, trig, self, initial_op=op, training_trigger=trig)
-        dlg.accepted.connect(self._on_bulk_accepted)
-        dlg.finished.connect(dlg.deleteLater)
-        self.bulk_dialog = dlg
-        dlg.open()
-        return dlg
-
-    @Slot()
-    def _on_bulk_accepted(self) -> None:
-        dlg = self.sender()
-        if isinstance(dlg, BulkEditDialog) and dlg.changes:
-            self.session.edit(dlg.label, dlg.changes, snapshot=True)
-            self._on_message(
-                "info",
-                f"{dlg.label}. A snapshot of all captions was saved first; Ctrl+Z undoes it.",
-            )
-
-    @Slot()
-    def choose_snapshot(self) -> None:
-        hist = self.session.history
-        if hist is None:
-            return
-        hist.flush()
-        snaps = list(reversed(hist.list_snapshots()))
-        if not snaps:
-            self._on_message("info", "No snapshot yet: one is taken before every bulk edit.")
-            return
-        labels = [self._snapshot_label(p) for p in snaps]
-        dlg = _wide_input(self, "Restore a snapshot of the captions", "Set every caption back to:")
-        dlg.setComboBoxItems(labels)
-        dlg.setComboBoxEditable(False)
-        if dlg.exec():
-            self.restore_snapshot(snaps[labels.index(dlg.textValue())])
-
-    @staticmethod
-    def _snapshot_label(path: Path) -> str:
-        import json
-        import time
-
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data.get("created", 0)))
-            return f"{when} — before “{data.get('label', '')}”"
-        except (OSError, ValueError):
-            return path.name
-
-    def restore_snapshot(self, path: Path) -> int:
-        """Bring captions back to a snapshot as one undoable edit; returns the changed count."""
-        from zitdesk.dataset.history import restore_changes
-
-        ds, hist = self.session.dataset, self.session.history
-        if ds is None or hist is None:
-            return 0
-        changes = restore_changes(ds.captions(), hist.read_snapshot(path))
-        if not changes:
-            self._on_message("info", "The captions already match that snapshot.")
-            return 0
-        self.session.edit(
-            f"Restore snapshot {path.stem} ({len(changes):,} captions)", changes, snapshot=True
-        )
-        self._on_message("info", f"Restored {len(changes):,} caption(s); Ctrl+Z undoes it.")
-        return len(changes)
-
-    @Slot()
-    def toggle_flag(self) -> None:
-        rows = self._selected_rows()
-        if not rows or self.session.dataset is None:
-            return
-        names = [self.model.item(r).name for r in rows]
-        flag = not all(self.model.item(r).flagged for r in rows)
-        self.session.undo_stack.push(FlagCommand(self.session, names, flag))
-
-    @Slot()
-    def toggle_excluded(self) -> None:
-        """Exclude the selected images from training (or include them again); undoable."""
-        rows = self._selected_rows()
-        if not rows or self.session.dataset is None:
-            return
-        names = [self.model.item(r).name for r in rows]
-        excluded = not all(self.model.item(r).excluded for r in rows)
-        self.session.undo_stack.push(ExcludeCommand(self.session, names, excluded))
-
-    @Slot()
-    def confirm_trash(self) -> None:
-        rows = self._selected_rows()
-        if not rows or self.session.dataset is None:
-            return
-        names = [self.model.item(r).name for r in rows]
-        what = names[0] if len(names) == 1 else f"{len(names):,} images"
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
-            "Move to the trash",
-            f"Move {what} and {'its' if len(names) == 1 else 'their'} caption to "
-            "the system trash? You can restore them from there; Undo cannot.",
-            QMessageBox.StandardButton.Cancel,
-            self,
-        )
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        ok = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.finished.connect(lambda _r: self.trash(names) if box.clickedButton() is ok else None)
-        box.finished.connect(box.deleteLater)
-        self.trash_box = box
-        box.open()
-
-    def trash(self, names: list[str]) -> list[str]:
-        """Move images (and their captions) to the system trash now; returns those removed."""
-        self._commit_editors()
-        return self.session.trash(names, move_to_trash)
-
-    @Slot(list)
     def _on_images_removed(self, names: list) -> None:
-        row = self._current_row()
+        row = self.nav.current_row()
         for n in names:
             self.thumbs.forget(n)
         self.model.set_dataset(self.session.dataset)
         if self.model.rowCount():
             self.select_row(min(max(row, 0), self.model.rowCount() - 1))
         n = len(names)
-        self._on_message("info", f"Moved {names[0] if n == 1 else f'{n:,} images'} to the trash.")
-        self._check_follows()
+        self.messages.show("info", f"Moved {names[0] if n == 1 else f'{n:,} images'} to the trash.")
 
     @Slot()
     def save_now(self) -> None:
-        self._commit_editors()
+        self.commit_editors()
         self.session.flush_now()
 
-    def _commit_editors(self) -> None:
+    @Slot()
+    def commit_editors(self) -> None:
         """Commit an open caption editor (table) or the caption pane (grid)."""
         self.grid.commit()
         editor = self.focusWidget()
@@ -600,16 +449,34 @@ class DatasetsWorkspace(QWidget):
             self.table.commitData(editor)
             self.table.closeEditor(editor, QAbstractItemDelegate.EndEditHint.NoHint)
 
-    # --- navigation (ui.datasets.navigation.Navigator) ---------------------------------------
+    # --- the parts' entry points, for the window, scripts and tests --------------------------
 
-    def _current_row(self) -> int:
-        return self.nav.current_row()
+    def open_bulk_edit(self, op: int = 0) -> BulkEditDialog | None:
+        return self.image_actions.open_bulk_edit(op)
 
-    def _current_name(self) -> str | None:
-        return self.nav.current_name()
+    def restore_snapshot(self, path: Path) -> int:
+        return self.image_actions.restore_snapshot(path)
+
+    def toggle_flag(self) -> None:
+        self.image_actions.toggle_flag()
+
+    def toggle_excluded(self) -> None:
+        self.image_actions.toggle_excluded()
+
+    def trash(self, names: list[str]) -> list[str]:
+        return self.image_actions.trash(names)
+
+    def review_conflicts(self) -> ConflictDialog | None:
+        return self.messages.review_conflicts()
+
+    def _run_check(self) -> None:
+        self.check.run()
 
     def _selected_rows(self) -> list[int]:
         return self.nav.selected_rows()
+
+    def _current_row(self) -> int:
+        return self.nav.current_row()
 
     def select_row(self, row: int, edit: bool = False) -> None:
         self.nav.select_row(row, edit)
@@ -617,133 +484,30 @@ class DatasetsWorkspace(QWidget):
     def select_name(self, name: str) -> bool:
         return self.nav.select_name(name)
 
-    @Slot()
     def next_image(self) -> None:
         self.nav.next_image()
 
-    @Slot()
-    def previous_image(self) -> None:
-        self.nav.previous_image()
-
-    @Slot()
-    def next_missing(self) -> None:
-        self.nav.next_missing()
-
-    @Slot()
-    def previous_missing(self) -> None:
-        self.nav.previous_missing()
-
-    @Slot()
-    def focus_filter(self) -> None:
-        self.nav.focus_filter()
-
-    @Slot()
     def show_table(self) -> None:
         self.nav.switch(self.table)
 
-    @Slot()
     def show_grid(self) -> None:
         self.nav.switch(self.grid)
-
-    @Slot()
-    def toggle_view(self) -> None:
-        self.nav.toggle_view()
 
     def set_filter(self, text: str = "", mode: FilterMode = FilterMode.ALL) -> None:
         self.nav.set_filter(text, mode)
 
-    # --- check, tokens -----------------------------------------------------------------------
-
-    @Slot()
-    def _run_check(self) -> None:
-        self._on_check_requested(self.stats.options())
-
-    @Slot(object)
-    def _on_check_requested(self, opts) -> None:
-        self.session.set_trigger(opts.trigger)
-        if self.session.run_check(opts):
-            self.stats.set_busy(True)
-            self._check_queued = None
-        elif self.session.checking:
-            self._check_queued = opts  # run again as soon as this one finishes
-
-    def _on_analysed(self, facts: list) -> None:
-        for name, sha, ph in facts:
-            self.session.record_analysis(name, sha, ph)
-
-    @Slot(object)
-    def _on_check_done(self, rep) -> None:
-        queued, self._check_queued = self._check_queued, None
-        self.stats.set_report(rep)
-        self.model.set_check_flags(rep.flags)
-        self.grid.set_resolution(max(rep.options.resolutions) if rep.options.resolutions else None)
-        if queued is not None:
-            self._on_check_requested(queued)
-
-    @Slot(dict, int)
-    def _on_tokens(self, counts: dict, limit: int) -> None:
-        self.model.set_tokens(counts, limit)
-
-    # --- messages, conflicts -----------------------------------------------------------------
-
-    @Slot(str, str)
-    def _on_message(self, level: str, text: str) -> None:
-        self.banner.show_message(text, level)
-
-    @Slot(list)
-    def _on_conflicts(self, conflicts: list) -> None:
-        self._pending_conflicts = list(conflicts)
-        n = len(conflicts)
-        self.banner.show_message(
-            f"{n} caption file(s) were changed by another program while you edited them. Their "
-            "version is kept; yours is saved beside it (.zitdesk-conflict).",
-            "warning",
-            "Review…",
-            "conflicts",
-        )
-
-    def review_conflicts(self) -> ConflictDialog | None:
-        if not self._pending_conflicts:
-            return None
-        dlg = ConflictDialog(self._pending_conflicts, self)
-        dlg.resolved.connect(self.session.resolve_conflict)
-        dlg.finished.connect(dlg.deleteLater)
-        self._pending_conflicts = []
-        dlg.open()
-        return dlg
-
-    @Slot()
-    def _on_images_outside(self) -> None:
-        self.banner.show_message(
-            "Images were added or removed in this folder outside zitdesk.",
-            "info",
-            "Reload",
-            "reload",
-        )
-
-    @Slot(str)
-    def _on_banner_action(self, key: str) -> None:
-        if key == "conflicts":
-            self.review_conflicts()
-        elif key == "reload":
-            self.session.reload()
-        elif key == "import_report" and self.last_import is not None:
-            dlg = ImportReportDialog(self.last_import, self)
-            dlg.finished.connect(dlg.deleteLater)
-            dlg.open()
+    def index_of(self, name: str, col: Col = Col.CAPTION) -> QModelIndex:
+        r = self.model.row_of(name)
+        return self.model.index(r, col) if r is not None else QModelIndex()
 
     # --- shutdown ----------------------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Stop timers and workers and write everything pending (call before closing)."""
-        self._commit_editors()
+        self.commit_editors()
         self.nav.stop()
-        self._recheck.stop()
+        self.check.stop()
         self.session.gate.release()
         self.importer.shutdown()
         self.thumbs.shutdown()
         self.session.shutdown()
-
-    def index_of(self, name: str, col: Col = Col.CAPTION) -> QModelIndex:
-        r = self.model.row_of(name)
-        return self.model.index(r, col) if r is not None else QModelIndex()
