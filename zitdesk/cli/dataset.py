@@ -5,6 +5,8 @@ Contract (flags may be added, never removed)::
     zitdesk dataset import SRC... --to DIR [--max-pixels N] [--json]
     zitdesk dataset check DIR [--preset 8gb|12gb|16gb|24gb | --resolution N ...]
                               [--trigger WORD] [--no-tokens] [--no-duplicates] [--json]
+    zitdesk dataset caption DIR --tagger PATH | --vlm PATH [--mode replace|append|prepend]
+                              [--only-uncaptioned] [--json]   (zitdesk.cli.caption)
 
 ``import`` exits 0 when it ran (skipped files are listed in the report, not errors); ``check``
 exits 0 whatever the verdict unless ``--fail-on warnings|blocked`` is given (then 3 when the
@@ -70,6 +72,10 @@ def add_dataset_parser(subparsers) -> argparse.ArgumentParser:
     ck.add_argument("--fail-on", choices=("warnings", "blocked"), default=None)
     ck.add_argument("--json", action="store_true", help="print the report as JSON")
     ck.set_defaults(func=cmd_dataset_check)
+
+    from zitdesk.cli.caption import add_caption_parser
+
+    add_caption_parser(dsub)  # dataset caption DIR --tagger PATH | --vlm PATH [--mode ...]
     return d
 
 
