@@ -10,7 +10,12 @@ cannot hold. Modules:
   decoder is :mod:`zitdesk.captions`, the folder listing :mod:`zitdesk.folder`: both shared
   with the trainer).
 * :mod:`~zitdesk.dataset.images` — validate/normalise one image, thumbnails, perceptual hash.
-* :mod:`~zitdesk.dataset.importer` — import files, folders and zips (report of what and why).
+* :mod:`~zitdesk.dataset.importer` — import files, folders and zips (report of what and why):
+  :func:`~zitdesk.dataset.importer.import_sources` drives the worker pool over
+  :mod:`~zitdesk.dataset.collect` (sources → candidates, bounded reads),
+  :mod:`~zitdesk.dataset.budget` (the workers' shared memory budget, also used by the check),
+  :mod:`~zitdesk.dataset.placing` (names, never-overwrite writes, content already present) and
+  :mod:`~zitdesk.dataset.import_report` (the report types).
 * :mod:`~zitdesk.dataset.check` — the pre-flight check on the trainer's own view of the folder.
 * :mod:`~zitdesk.dataset.bulk` — bulk caption operations that return a preview.
 * :mod:`~zitdesk.dataset.history` — the undo journal and snapshots.

@@ -562,12 +562,13 @@ def analyse_missing(
     ``between()`` is called before each image (a GUI passes a gate that pauses the work while
     the user scrolls). The workers together hold at most ``memory_budget`` bytes of files and
     pixels (one file beyond it when a single file is larger), whatever their number."""
+    from zitdesk.dataset.budget import DEFAULT_MEMORY_BUDGET, ByteBudget
+    from zitdesk.dataset.collect import DEFAULT_MAX_FILE_BYTES
     from zitdesk.dataset.images import DEFAULT_MAX_PIXELS, ImageRejected, analyse_file, store_thumb
-    from zitdesk.dataset.importer import DEFAULT_MAX_FILE_BYTES, DEFAULT_MEMORY_BUDGET, _ByteBudget
 
     out = dict(cached)
     todo = [n for n in names if n not in out]
-    budget = _ByteBudget(memory_budget or DEFAULT_MEMORY_BUDGET)
+    budget = ByteBudget(memory_budget or DEFAULT_MEMORY_BUDGET)
 
     def one(name: str):
         if between is not None:
