@@ -16,7 +16,9 @@ cannot hold. Modules:
   :mod:`~zitdesk.dataset.budget` (the workers' shared memory budget, also used by the check),
   :mod:`~zitdesk.dataset.placing` (names, never-overwrite writes, content already present) and
   :mod:`~zitdesk.dataset.import_report` (the report types).
-* :mod:`~zitdesk.dataset.check` — the pre-flight check on the trainer's own view of the folder.
+* :mod:`~zitdesk.dataset.check` — the pre-flight check on the trainer's own view of the folder;
+  it counts caption tokens with :mod:`~zitdesk.dataset.tokens` (the bundled tokenizer without
+  torch) and finds copies with :mod:`~zitdesk.dataset.duplicates` (SHA-256 groups, pHash pairs).
 * :mod:`~zitdesk.dataset.bulk` — bulk caption operations that return a preview.
 * :mod:`~zitdesk.dataset.history` — the undo journal and snapshots.
 * ``zitdesk dataset import|check`` is :mod:`zitdesk.cli.dataset`.

@@ -33,9 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from zitdesk.dataset.bulk import has_trigger
+from zitdesk.dataset.duplicates import duplicate_groups, near_duplicate_pairs
+from zitdesk.dataset.tokens import (
+    QWEN3_EMPTY_PROMPT,
+    FastCaptionTokenizer,
+    caption_token_counts,
+    fast_tokenizer,
+)
 from zitdesk.engine.requests import TOKEN_BUDGET  # the one prompt-token budget
 from zitdesk.train.dataset import (
     TRIGGER_PLACEHOLDER,
@@ -46,6 +51,22 @@ from zitdesk.train.dataset import (
     scan_folder,
     tag_frequency,
 )
+
+__all__ = [
+    "QWEN3_EMPTY_PROMPT",
+    "CheckOptions",
+    "CheckReport",
+    "FastCaptionTokenizer",
+    "Issue",
+    "analyse_missing",
+    "caption_token_counts",
+    "check_folder",
+    "check_items",
+    "duplicate_groups",
+    "fast_tokenizer",
+    "image_flag_counts",
+    "near_duplicate_pairs",
+]
 
 DEFAULT_RESOLUTIONS = (512, 768, 1024)
 MP_BINS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -136,154 +157,6 @@ class CheckReport:
             "unreadable": self.problems,
             "flags": {n: sorted(f) for n, f in sorted(self.flags.items()) if f},
         }
-
-
-# --- token counting ------------------------------------------------------------------------------
-
-#: The Qwen3 chat template around an empty prompt, as ``ZImagePipeline`` renders it
-#: (``add_generation_prompt=True, enable_thinking=True``); tests compare with ``count_tokens``.
-QWEN3_EMPTY_PROMPT = "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n"
-
-
-class FastCaptionTokenizer:
-    """The bundled Qwen3 ``tokenizer.json`` through the ``tokenizers`` library alone.
-
-    Same ids as the transformers tokenizer built from that file (a thin wrapper around it), but
-    importing it costs ~0.4 s and no torch: the dataset manager counts 10,000 captions in a
-    fraction of a second without freezing the GUI while transformers/torch import (their C
-    initialisation holds the GIL for hundreds of milliseconds).
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        from tokenizers import Tokenizer
-
-        if path is None:
-            from zitdesk.models.tokenizer import bundled_tokenizer_dir
-
-            path = bundled_tokenizer_dir() / "tokenizer.json"
-        self._tok = Tokenizer.from_file(str(path))
-        self.template_tokens = len(
-            self._tok.encode(QWEN3_EMPTY_PROMPT, add_special_tokens=False).ids
-        )
-
-    def lengths(self, texts: Sequence[str]) -> list[int]:
-        """Token count of each text (no special tokens), without building id lists."""
-        return [len(e) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
-
-    def __call__(self, texts, add_special_tokens: bool = False, **_kw):
-        if isinstance(texts, str):
-            return {"input_ids": self._tok.encode(texts, add_special_tokens=add_special_tokens).ids}
-        enc = self._tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)
-        return {"input_ids": [e.ids for e in enc]}
-
-
-_FAST: FastCaptionTokenizer | None = None
-
-
-def fast_tokenizer() -> Any:
-    """:class:`FastCaptionTokenizer` (cached), or the transformers tokenizer if ``tokenizers``
-    is missing."""
-    global _FAST
-    if _FAST is None:
-        try:
-            _FAST = FastCaptionTokenizer()
-        except ImportError:
-            from zitdesk.models.tokenizer import default_tokenizer
-
-            return default_tokenizer()
-    return _FAST
-
-
-def caption_token_counts(
-    captions: Sequence[str],
-    tokenizer: Any,
-    between: Callable[[], None] | None = None,
-    chunk: int = 1000,
-) -> tuple[list[int], int]:
-    """Prompt tokens of each caption and the chat-template overhead, as
-    :func:`zitdesk.models.tokenizer.count_tokens` counts them, in one batched call.
-
-    The chat template puts the prompt between ``user\\n`` and a special token; a caption as the
-    trainer reads it has no leading whitespace, so the template never merges tokens with it and
-    prompt tokens = tokens of the caption alone (tests compare with ``count_tokens``).
-    Captions are counted ``chunk`` at a time with ``between()`` called in between (a GUI passes
-    a gate that pauses the work while the user scrolls).
-    """
-    template = getattr(tokenizer, "template_tokens", None)
-    if template is None:
-        from zitdesk.models.tokenizer import count_tokens
-
-        template = count_tokens("", tokenizer).template_tokens
-    if not captions:
-        return [], template
-    out: list[int] = []
-    for i in range(0, len(captions), chunk):
-        if between is not None and i:
-            between()
-        part = list(captions[i : i + chunk])
-        if hasattr(tokenizer, "lengths"):
-            out += tokenizer.lengths(part)
-        else:
-            out += [len(x) for x in tokenizer(part, add_special_tokens=False)["input_ids"]]
-    return out, template
-
-
-# --- duplicates ----------------------------------------------------------------------------------
-
-
-def _union_groups(pairs: list[tuple[int, int]], n: int) -> list[list[int]]:
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    groups: dict[int, list[int]] = {}
-    for i in {i for p in pairs for i in p}:
-        groups.setdefault(find(i), []).append(i)
-    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
-
-
-def near_duplicate_pairs(
-    hashes: Sequence[int], max_distance: int, chunk: int = 512
-) -> list[tuple[int, int]]:
-    """Index pairs ``(i < j)`` whose 64-bit hashes differ in at most ``max_distance`` bits."""
-    n = len(hashes)
-    if n < 2:
-        return []
-    a = np.array([h & 0xFFFFFFFFFFFFFFFF for h in hashes], dtype=np.uint64)
-    out: list[tuple[int, int]] = []
-    for s in range(0, n, chunk):
-        block = a[s : s + chunk]
-        dist = np.bitwise_count(block[:, None] ^ a[None, :])
-        ii, jj = np.nonzero(dist <= max_distance)
-        gi = ii + s
-        keep = jj > gi
-        out.extend(zip(gi[keep].tolist(), jj[keep].tolist(), strict=True))
-    return out
-
-
-def duplicate_groups(
-    names: Sequence[str], sha: Sequence[str | None], phash: Sequence[int | None], max_distance: int
-) -> tuple[list[list[str]], list[list[str]]]:
-    """(exact groups, near groups) of names; near groups leave out pairs that are exact copies."""
-    by_sha: dict[str, list[int]] = {}
-    for i, s in enumerate(sha):
-        if s:
-            by_sha.setdefault(s, []).append(i)
-    exact = [[names[i] for i in g] for g in by_sha.values() if len(g) > 1]
-    idx = [i for i, h in enumerate(phash) if h is not None]
-    known: list[int] = [h for h in phash if h is not None]
-    pairs = [(idx[x], idx[y]) for x, y in near_duplicate_pairs(known, max_distance)]
-    pairs = [(x, y) for x, y in pairs if not (sha[x] and sha[x] == sha[y])]
-    near = [[names[i] for i in g] for g in _union_groups(pairs, len(names))]
-    return exact, near
 
 
 # --- the check -----------------------------------------------------------------------------------
