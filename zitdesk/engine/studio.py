@@ -40,6 +40,7 @@ class StudioEngine:
         self.generation = GenerationEngine(model_path=model_path, device=device)
         self._device = device
         self._trainer: Any = None
+        self._captioner: Any = None  # zitdesk.caption.job.CaptionEngine, built on first use
 
     @property
     def trainer(self):
@@ -50,8 +51,18 @@ class StudioEngine:
         return self._trainer
 
     def run(self, request: Any, emit: Emit, cancel: CancelToken) -> None:
+        from zitdesk.caption.request import CaptionRequest
         from zitdesk.train.config import TrainSpec
 
+        if isinstance(request, CaptionRequest):
+            if self._captioner is None:
+                from zitdesk.caption.job import CaptionEngine
+
+                self._captioner = CaptionEngine(free_gpu=self.generation.shutdown)
+            self._captioner.run(request, emit, cancel)
+            return
+        if self._captioner is not None:
+            self._captioner.release()  # a caption model never holds memory another job needs
         if isinstance(request, GenerateRequest):
             self.generation.run(request, emit, cancel)
         elif type(request).__name__ == "EnhanceRequest":  # zitdesk.engine.enhance (prompt writer)
@@ -68,13 +79,15 @@ class StudioEngine:
                     job,
                     kind="request",
                     message=(
-                        f"The engine cannot run a {type(request).__name__}; send a generation request "
-                        "or a training spec."
+                        f"The engine cannot run a {type(request).__name__}; send a generation request, "
+                        "a training spec or a caption request."
                     ),
                 )
             )
 
     def shutdown(self) -> None:
         self.generation.shutdown()
+        if self._captioner is not None:
+            self._captioner.release()
         if self._trainer is not None:
             self._trainer.shutdown()
