@@ -183,6 +183,7 @@ class TrainConfig:
         data = migrate(dict(data), warn)
         sections: dict[str, Any] = {}
         hints = typing.get_type_hints(cls)
+        raw_sample = data.get("sample") if isinstance(data.get("sample"), dict) else {}
         for f in fields(cls):
             if f.name == "version":
                 continue
@@ -195,6 +196,9 @@ class TrainConfig:
         data.pop("version", None)
         for key in data:
             warn.append(f"unknown setting '{key}' ignored")
+        sections["sample"] = _variant_sampling(
+            sections["model"].variant, sections["sample"], raw_sample
+        )
         return cls(version=CONFIG_VERSION, **sections)
 
     @classmethod
@@ -584,3 +588,15 @@ def _check_fields(cfg: TrainConfig) -> None:
     from zitdesk.engine.requests import check_device
 
     check_device(cfg.model.device)
+
+
+def _variant_sampling(variant: str, sample: SampleSection, raw: dict[str, Any]) -> SampleSection:
+    """Samples of a Base / De-Turbo run use that variant's sampling (steps, guidance, shift;
+    ``zitdesk.models.variants.DEFAULTS``) unless the file sets them."""
+    if variant == "turbo":
+        return sample
+    from zitdesk.models.variants import defaults_for
+
+    d = defaults_for(variant)
+    wanted = {"steps": d.steps, "guidance": d.guidance, "shift": d.shift}
+    return replace(sample, **{k: v for k, v in wanted.items() if k not in raw})
