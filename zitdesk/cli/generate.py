@@ -43,6 +43,14 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument(
         "--compile", action="store_true", help="compile the DiT blocks (CUDA; faster after ~20 s)"
     )
+    g.add_argument(
+        "--speed",
+        choices=["auto", "fp8", "off"],
+        default="auto",
+        help="auto: compile (and fp8 compute in fp8 mode) where the GPU supports it; fp8: fp8 "
+        "compute on fp8 tensor cores; off: eager bf16 (also ZITDESK_SPEED=off)",
+    )
+    g.add_argument("--no-compile", action="store_true", help="never compile (same as --speed off)")
     g.add_argument("--unload-text-encoder", action="store_true")
     g.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: auto)")
     g.add_argument("--out", help="output folder (default: the app's outputs folder)")
@@ -109,7 +117,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         memory_mode=MemoryMode(args.memory_mode),
         vae_tiling=args.vae_tiling,
         unload_text_encoder=args.unload_text_encoder,
-        compile=args.compile,
+        compile=args.compile and not args.no_compile,
+        speed="off" if args.no_compile else args.speed,
         output_dir=str(Path(args.out).resolve()) if args.out else "",
         model_path=args.model or "",
         preview_every=0,

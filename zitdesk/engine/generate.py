@@ -37,6 +37,18 @@ from zitdesk.engine.events import (
 from zitdesk.engine.memory import NEXT_TIER, apply_memory_mode, execution_device
 from zitdesk.engine.protocol import Emit
 from zitdesk.engine.requests import TOKEN_BUDGET, GenerateRequest, MemoryMode
+from zitdesk.engine.speed import (
+    AsyncPreview,
+    EmbeddingCache,
+    ImageWriter,
+    SpeedPlan,
+    compile_dit,
+    is_compiled,
+    plan_speed,
+    set_fast_attention,
+    to_fp8_linears,
+    uncompile,
+)
 from zitdesk.errors import LoraError, ModelError, RequestError, ZitdeskError
 from zitdesk.io import default_output_dir
 from zitdesk.offline import enforce_offline
@@ -82,6 +94,7 @@ class _Loaded:
     mode: MemoryMode
     preview_coef: Any = None
     lora_key: tuple = ()
+    plan: SpeedPlan = SpeedPlan()
 
 
 class StopBeforeDecode(Exception):  # noqa: N818
@@ -144,7 +157,9 @@ class GenerationEngine:
         self._device = device
         self._loaded: _Loaded | None = None
         self._lent: _Loaded | None = None  # lent to a training job (StudioEngine)
-        self._embed_cache: dict[tuple[str, str, bool], Any] = {}
+        self._embed_cache = EmbeddingCache()  # prompt embeddings, LRU (re-rolls never re-encode)
+        self._writer = ImageWriter()  # PNG encode + fsync off the engine thread
+        self._notes_shown: tuple[str, ...] = ()
         self.preview_min_interval_s = 0.25
 
     # -- public ---------------------------------------------------------------------------
@@ -158,7 +173,7 @@ class GenerationEngine:
         job = request.job_id
         t0 = time.perf_counter()
         paths: list[str] = []
-        emit(JobStarted(job, kind="generate", total_steps=request.steps * request.count))
+        emit(JobStarted(job, kind="generate", total_steps=_steps_of(request) * request.count))
         try:
             request.validate()
             enforce_offline()
@@ -168,6 +183,11 @@ class GenerationEngine:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             loaded = self._ensure_pipeline(request, emit, cancel)
+            notes = plan_speed(request, self.device).notes
+            if notes != self._notes_shown:  # "no Triton" / "no fp8": once, not every job
+                self._notes_shown = notes
+                for note in notes:
+                    emit(JobWarning(job, message=note))
             self._apply_loras(loaded, request, emit)
             cancel.raise_if_cancelled()
             emit(PhaseChanged(job, phase="encoding", detail="Encoding the prompt"))
@@ -175,10 +195,16 @@ class GenerationEngine:
             warning = self._token_warning(loaded, request)
             if warning:
                 emit(JobWarning(job, message=warning))
-            for index in range(request.count):
-                cancel.raise_if_cancelled()
-                path = self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
-                paths.append(str(path))
+            pending: list[tuple] = []
+            try:
+                for index in range(request.count):
+                    cancel.raise_if_cancelled()
+                    pending.append(
+                        self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
+                    )
+                    self._images_written(pending, job, emit, paths, wait=False)
+            finally:  # images already handed to the writer are finished and reported
+                self._images_written(pending, job, emit, paths, wait=True)
             peak = int(torch.cuda.max_memory_allocated()) if cuda else 0
             emit(
                 JobFinished(
@@ -186,7 +212,12 @@ class GenerationEngine:
                     paths=tuple(paths),
                     elapsed_s=time.perf_counter() - t0,
                     peak_vram_bytes=peak,
-                    stats={"device": self.device, "memory_mode": loaded.mode.value},
+                    stats={
+                        "device": self.device,
+                        "memory_mode": loaded.mode.value,
+                        "compiled": loaded.plan.compile,
+                        "fp8_compute": loaded.plan.fp8_compute,
+                    },
                 )
             )
         except Cancelled:
@@ -198,6 +229,7 @@ class GenerationEngine:
             free_memory()  # after a failure only: emptying the cache each job slows the next one
 
     def shutdown(self) -> None:
+        self._writer.shutdown()
         self._loaded = None
         self._lent = None
         self._embed_cache.clear()
@@ -221,8 +253,8 @@ class GenerationEngine:
             key[:2] == source_key(source)
             and loaded.device == device
             and loaded.mode is MemoryMode.GPU
-            and not key[4]
             and not key[5]
+            and not key[6]
             and getattr(loaded.pipe.transformer, "dtype", None) == dtype
         )
         if ok and loaded.lora_key:
@@ -239,6 +271,7 @@ class GenerationEngine:
             self._embed_cache.clear()
             free_memory()
             return None
+        uncompile(loaded.pipe.transformer)  # training takes the eager model; re-compiled on return
         self._lent = loaded
         return loaded.pipe
 
@@ -251,6 +284,8 @@ class GenerationEngine:
             free_memory()
             return
         lent.lora_key = ()
+        if lent.plan.compile and not is_compiled(pipe.transformer):
+            compile_dit(pipe, lent.device)
         self._loaded = lent
 
     # -- internals ------------------------------------------------------------------------
@@ -303,12 +338,14 @@ class GenerationEngine:
         self, request: GenerateRequest, emit: Emit, cancel: CancelToken
     ) -> _Loaded:
         source = self._resolve_source(request)
+        plan = plan_speed(request, self.device)
         key = (
             *source_key(source),
             self.device,
             request.memory_mode,
-            request.compile,
+            plan.compile,
             request.unload_text_encoder and request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8),
+            plan.fp8_compute,
         )
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
@@ -321,18 +358,28 @@ class GenerationEngine:
 
         pipe = load_pipeline(source, device=self.device)
         cancel.raise_if_cancelled()
+        placement = request.memory_mode
+        extra: list[str] = []
+        if plan.fp8_compute:
+            n = to_fp8_linears(pipe.transformer, self.device)
+            extra.append(f"fp8 compute on {n} linears")
+            if placement is MemoryMode.FP8:
+                placement = MemoryMode.GPU  # those weights are fp8 already: no layerwise casting
         detail = apply_memory_mode(
-            pipe, request.memory_mode, self.device, stream_text_encoder=request.unload_text_encoder
+            pipe, placement, self.device, stream_text_encoder=request.unload_text_encoder
         )
-        if request.compile:
-            detail += "; " + compile_blocks(pipe, self.device)
+        if request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8):
+            extra.append(set_fast_attention(pipe, self.device))
+        if plan.compile:
+            extra.append(compile_dit(pipe, self.device))
+        detail = "; ".join([detail, *(e for e in extra if e)])
         emit(PhaseChanged(request.job_id, phase="loaded", detail=detail))
         try:
             coef = fit_latent_rgb(pipe.vae, str(execution_device(pipe, self.device)))
         except Exception:  # noqa: BLE001 - previews are optional
             log.exception("preview fit failed")
             coef = None
-        self._loaded = _Loaded(key, pipe, source, self.device, request.memory_mode, coef)
+        self._loaded = _Loaded(key, pipe, source, self.device, request.memory_mode, coef, plan=plan)
         return self._loaded
 
     def _apply_loras(self, loaded: _Loaded, request: GenerateRequest, emit: Emit) -> None:
@@ -371,9 +418,10 @@ class GenerationEngine:
 
     def _encode(self, loaded: _Loaded, request: GenerateRequest):
         cfg = request.guidance > 0
-        key = (request.prompt, request.negative_prompt if cfg else "", cfg)
-        if key in self._embed_cache:
-            return self._embed_cache[key]
+        key = (request.prompt, request.negative_prompt if cfg else "", cfg, loaded.lora_key)
+        hit = self._embed_cache.get(key)
+        if hit is not None:
+            return hit
         import torch
 
         pipe = loaded.pipe
@@ -386,7 +434,7 @@ class GenerationEngine:
                 negative_prompt=request.negative_prompt or "",
                 max_sequence_length=TOKEN_BUDGET,
             )
-        self._embed_cache = {key: (pos, neg)}  # keep one: embeddings of 512 tokens are small
+        self._embed_cache.put(key, (pos, neg))  # 512 tokens × 2560 in bf16: 2.6 MB each
         return pos, neg
 
     def _one_image(
@@ -399,34 +447,37 @@ class GenerationEngine:
         emit: Emit,
         cancel: CancelToken,
         t0: float,
-    ) -> Path:
+    ) -> tuple:
+        """Denoise and decode one image, hand it to the PNG writer → (future, seed, index, w, h)."""
         pipe = loaded.pipe
         seed = request.seed + index
         job = request.job_id
         every = request.preview_every
         last_preview = [0.0]
+        total = _steps_of(request)  # edit modes denoise fewer steps (strength) or per tile
+        previews = AsyncPreview(loaded.preview_coef) if loaded.preview_coef is not None else None
 
         def on_step(p, i, t, kwargs):
             if cancel.cancelled:
                 raise _StopBeforeDecode()
-            preview = None
+            # On a GPU a preview is projected there and read back a step later (no sync);
+            # the UI shows ~4 per second at most, so the rest are skipped.
+            preview = previews.ready() if previews is not None else None
             now = time.perf_counter()
             due = (i + 1) % every == 0 if every else False
-            # A preview costs a device sync; the UI shows ~4 per second at most, so skip the rest.
             if (
                 due
-                and loaded.preview_coef is not None
-                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == request.steps)
+                and previews is not None
+                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == total)
             ):
-                from zitdesk.engine.preview import latents_to_rgb
-
-                preview = latents_to_rgb(kwargs["latents"], loaded.preview_coef)
+                started = previews.submit(kwargs["latents"])
+                preview = started if started is not None else preview
                 last_preview[0] = now
             emit(
                 StepProgress(
                     job,
                     step=i + 1,
-                    total=request.steps,
+                    total=total,
                     image_index=index,
                     image_count=request.count,
                     preview=preview,
@@ -443,29 +494,28 @@ class GenerationEngine:
             raise Cancelled() from None
         cancel.raise_if_cancelled()  # pressed during the last layer or postprocessing: no file
         emit(PhaseChanged(job, phase="saving", detail=f"Saving image {index + 1}"))
-        path = self._save(image, request, seed, index)
-        emit(
-            ImageReady(
-                job,
-                path=str(path),
-                seed=seed,
-                image_index=index,
-                width=image.width,
-                height=image.height,
-            )
-        )
-        return path
-
-    def _save(self, image, request: GenerateRequest, seed: int, index: int) -> Path:
         source = self._loaded.source if self._loaded else None
-        return save_image(
-            image,
-            request,
-            seed,
-            index,
-            model_label=source.label if source else "Z-Image Turbo",
-            model_hash=model_hash(source),
+        label = source.label if source else "Z-Image Turbo"
+        digest = model_hash(source)
+        future = self._writer.submit(
+            lambda: save_image(image, request, seed, index, model_label=label, model_hash=digest)
         )
+        return (future, seed, index, image.width, image.height)
+
+    @staticmethod
+    def _images_written(
+        pending: list[tuple], job: str, emit: Emit, paths: list[str], wait: bool
+    ) -> None:
+        """Report (``ImageReady``, in order) the images whose PNG is written; ``wait``: all."""
+        while pending and (wait or pending[0][0].done()):
+            future, seed, index, width, height = pending.pop(0)
+            path = future.result()
+            paths.append(str(path))
+            emit(
+                ImageReady(
+                    job, path=str(path), seed=seed, image_index=index, width=width, height=height
+                )
+            )
 
 
 def save_image(
@@ -557,13 +607,7 @@ def compile_blocks(pipe, device: str) -> str:
     (engine doc §10). One block class serves the refiners and the main layers, so allow a few
     recompiles. On a CPU it is skipped: compiling takes longer than it saves.
     """
-    if not device.startswith("cuda"):
-        return "compile skipped on CPU"
-    import torch
-
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
-    pipe.transformer.compile_repeated_blocks(fullgraph=False, dynamic=False)
-    return "DiT blocks compiled (the first image takes longer)"
+    return compile_dit(pipe, device)
 
 
 def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_step=None):
@@ -590,6 +634,10 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
         pipe.vae.enable_tiling()
     else:
         pipe.vae.disable_tiling()
+    from zitdesk.engine import edit
+
+    if edit.mode_of(request) != edit.TXT2IMG:  # img2img, inpaint, ControlNet, tiled upscale
+        return edit.render_edit(pipe, request, index, embeds, neg, on_step)
     with torch.inference_mode():
         result = pipe(
             prompt_embeds=embeds,
@@ -605,6 +653,16 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
             max_sequence_length=TOKEN_BUDGET,
         )
     return result.images[0]
+
+
+def _steps_of(request: GenerateRequest) -> int:
+    """Denoising steps of one image (edit modes: strength and tiles), ``steps`` if unsure."""
+    try:
+        from zitdesk.engine.edit import total_steps
+
+        return max(1, total_steps(request))
+    except Exception:  # noqa: BLE001 - an invalid request fails in validate with its sentence
+        return request.steps
 
 
 _HASHES = None

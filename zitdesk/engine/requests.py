@@ -38,6 +38,7 @@ SIZE_PRESETS: dict[str, tuple[int, int]] = {
 MAX_SIDE = 2048
 MIN_SIDE = 64
 TOKEN_BUDGET = 512  # max_sequence_length, the chat template included
+SPEEDS = ("auto", "fp8", "off")  # GenerateRequest.speed
 
 
 class MemoryMode(str, enum.Enum):
@@ -112,6 +113,9 @@ class GenerateRequest:
     memory_mode: MemoryMode = MemoryMode.GPU
     vae_tiling: bool = False
     compile: bool = False  # regional torch.compile of the DiT blocks (CUDA; ≈ 20 s first run)
+    # auto: compile and fp8 compute where the hardware has them (zitdesk.engine.speed); fp8: fp8
+    # compute in every resident mode; off: eager bf16 (the off switch; ZITDESK_SPEED overrides).
+    speed: str = "auto"
     unload_text_encoder: bool = (
         False  # keep Qwen3 in RAM, stream it in to encode (saves ≈ 8 GB VRAM)
     )
@@ -143,6 +147,8 @@ class GenerateRequest:
                 raise RequestError(f"{_LABELS[name]} must be true or false.")
         for name in ("width", "height", "steps", "seed", "count", "preview_every"):
             _whole(name, getattr(self, name))
+        if self.speed not in SPEEDS:
+            raise RequestError(f"Speed must be one of {', '.join(SPEEDS)}.")
         for name in ("guidance", "shift"):
             _number(name, getattr(self, name))
         for name, value in (("width", self.width), ("height", self.height)):

@@ -1,0 +1,150 @@
+"""zitdesk.engine.speed on the CPU with the tiny real model: the plan's fallbacks and notes, fp8
+linears (dequantised path), the prompt-embedding LRU, previews and the PNG writer."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from zitdesk.engine import speed
+from zitdesk.engine.cancel import CancelToken
+from zitdesk.engine.events import ImageReady, JobFailed, JobFinished, JobWarning, StepProgress
+from zitdesk.engine.generate import GenerationEngine
+from zitdesk.engine.requests import GenerateRequest, MemoryMode
+from zitdesk.errors import RequestError
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_diffusers):
+    eng = GenerationEngine(model_path=str(tiny_diffusers), device="cpu")
+    eng.preview_min_interval_s = 0.0
+    yield eng
+    eng.shutdown()
+
+
+def _req(tmp_path, **kw):
+    base = dict(prompt="a red fox in the snow", width=64, height=64, steps=2, seed=3)
+    base.update(kw)
+    return GenerateRequest(output_dir=str(tmp_path), **base)
+
+
+def _run(engine, req):
+    events = []
+    engine.run(req, events.append, CancelToken())
+    assert not isinstance(events[-1], JobFailed), events[-1].message
+    return events
+
+
+def test_plan_cpu_falls_back_quietly_and_fp8_says_why(monkeypatch):
+    monkeypatch.delenv("ZITDESK_SPEED", raising=False)
+    auto = speed.plan_speed(GenerateRequest(prompt="x"), "cpu")
+    assert auto == speed.SpeedPlan(compile=False, fp8_compute=False, notes=())
+    fp8 = speed.plan_speed(GenerateRequest(prompt="x", speed="fp8"), "cpu")
+    assert not fp8.fp8_compute and len(fp8.notes) == 1 and "fp8 tensor cores" in fp8.notes[0]
+
+
+def test_plan_without_triton_runs_eager_with_one_note(monkeypatch):
+    monkeypatch.delenv("ZITDESK_SPEED", raising=False)
+    monkeypatch.setattr(speed, "has_triton", lambda: False)
+    plan = speed.plan_speed(GenerateRequest(prompt="x"), "cuda")
+    assert not plan.compile and len(plan.notes) == 1 and "Triton" in plan.notes[0]
+    # the off switch: no compile, no note
+    monkeypatch.setenv("ZITDESK_SPEED", "off")
+    assert speed.plan_speed(GenerateRequest(prompt="x"), "cuda").notes == ()
+    # offload modes are never compiled
+    monkeypatch.setattr(speed, "has_triton", lambda: True)
+    monkeypatch.delenv("ZITDESK_SPEED")
+    req = GenerateRequest(prompt="x", memory_mode=MemoryMode.GROUP_OFFLOAD)
+    assert not speed.plan_speed(req, "cuda").compile
+    assert speed.plan_speed(GenerateRequest(prompt="x"), "cuda").compile
+
+
+def test_speed_value_is_validated():
+    with pytest.raises(RequestError, match="Speed must be one of auto, fp8, off"):
+        GenerateRequest(prompt="x", speed="turbo").validate()
+
+
+def test_fp8_linears_match_the_bf16_model_and_stay_linears(tiny_components):
+    tr = copy.deepcopy(tiny_components["transformer"]).to(torch.bfloat16)
+    ref = copy.deepcopy(tr)
+    n = speed.to_fp8_linears(tr, "cpu")
+    converted = [m for m in tr.modules() if isinstance(m, speed.fp8_linear_class())]
+    assert n == len(converted) > 0
+    assert all(isinstance(m, torch.nn.Linear) for m in converted)  # PEFT still wraps them
+    assert all(m.weight.dtype == torch.float8_e4m3fn for m in converted)
+    gen = torch.Generator().manual_seed(0)
+    x = [torch.randn(16, 1, 8, 8, generator=gen).to(torch.bfloat16)]
+    cap = [torch.randn(7, tiny_components["text_encoder"].config.hidden_size, generator=gen)]
+    t = torch.tensor([0.5])
+    with torch.no_grad():
+        a = ref(x, t, [cap[0].to(torch.bfloat16)], return_dict=False)[0][0].float()
+        b = tr(x, t, [cap[0].to(torch.bfloat16)], return_dict=False)[0][0].float()
+    rel = float((a - b).norm() / a.norm())
+    assert 0 < rel < 0.1, rel  # fp8 weights: a small, nonzero drift
+
+
+def test_uncompile_restores_the_eager_module():
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    m[0].compile()
+    assert speed.is_compiled(m)
+    speed.uncompile(m)
+    assert not speed.is_compiled(m)
+
+
+def test_embedding_lru_evicts_the_oldest():
+    cache = speed.EmbeddingCache(max_entries=2)
+    cache.put(("a",), 1)
+    cache.put(("b",), 2)
+    assert cache.get(("a",)) == 1  # a is now the newest
+    cache.put(("c",), 3)
+    assert ("b",) not in cache and ("a",) in cache and ("c",) in cache
+
+
+def test_rerolling_seeds_and_going_back_never_reencodes(engine, tmp_path):
+    te = None
+    _run(engine, _req(tmp_path, prompt="first prompt"))
+    te = engine._loaded.pipe.text_encoder
+    calls = []
+    handle = te.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        for seed in (1, 2, 3):
+            _run(engine, _req(tmp_path, prompt="first prompt", seed=seed))
+        assert calls == []  # re-rolls: no encode
+        _run(engine, _req(tmp_path, prompt="second prompt"))
+        assert len(calls) == 1
+        _run(engine, _req(tmp_path, prompt="first prompt", seed=9))  # back to the first
+        assert len(calls) == 1
+    finally:
+        handle.remove()
+
+
+def test_writer_thread_reports_every_image_in_order(engine, tmp_path):
+    events = _run(engine, _req(tmp_path, count=3, preview_every=1))
+    ready = [e for e in events if isinstance(e, ImageReady)]
+    assert [e.image_index for e in ready] == [0, 1, 2]
+    fin = events[-1]
+    assert isinstance(fin, JobFinished) and list(fin.paths) == [e.path for e in ready]
+    for e in ready:
+        with open(e.path, "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    previews = [e.preview for e in events if isinstance(e, StepProgress)]
+    assert all(p is not None and p.dtype == np.uint8 for p in previews)  # CPU: at once
+    assert fin.stats["compiled"] is False and fin.stats["fp8_compute"] is False
+
+
+def test_fp8_speed_on_cpu_generates_in_bf16_with_the_note(engine, tmp_path, monkeypatch):
+    monkeypatch.delenv("ZITDESK_SPEED", raising=False)
+    events = _run(engine, _req(tmp_path, speed="fp8"))
+    notes = [e.message for e in events if isinstance(e, JobWarning)]
+    assert any("fp8 tensor cores" in n for n in notes)
+    assert isinstance(events[-1], JobFinished) and events[-1].stats["fp8_compute"] is False
+
+
+def test_async_preview_on_cpu_is_immediate(tiny_components):
+    from zitdesk.engine.preview import fit_latent_rgb
+
+    coef = fit_latent_rgb(tiny_components["vae"])
+    pv = speed.AsyncPreview(coef)
+    out = pv.submit(torch.randn(1, 16, 8, 8))
+    assert out is not None and out.shape == (8, 8, 3) and pv.ready() is None
