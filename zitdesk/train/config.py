@@ -183,7 +183,9 @@ class TrainConfig:
         data = migrate(dict(data), warn)
         sections: dict[str, Any] = {}
         hints = typing.get_type_hints(cls)
-        raw_sample = data.get("sample") if isinstance(data.get("sample"), dict) else {}
+        raw_sample: dict[str, Any] = (
+            dict(data["sample"]) if isinstance(data.get("sample"), dict) else {}
+        )
         for f in fields(cls):
             if f.name == "version":
                 continue
@@ -598,5 +600,5 @@ def _variant_sampling(variant: str, sample: SampleSection, raw: dict[str, Any]) 
     from zitdesk.models.variants import defaults_for
 
     d = defaults_for(variant)
-    wanted = {"steps": d.steps, "guidance": d.guidance, "shift": d.shift}
+    wanted: dict[str, Any] = {"steps": d.steps, "guidance": d.guidance, "shift": d.shift}
     return replace(sample, **{k: v for k, v in wanted.items() if k not in raw})
