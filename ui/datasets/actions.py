@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QFile, QObject, Qt, Signal, Slot
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
 
 from ui.datasets.bulk_dialog import BulkEditDialog
 from ui.datasets.commands import ExcludeCommand, FlagCommand
+from ui.datasets.crop import CropDialog, load_upright
 from ui.datasets.navigation import Navigator
 from ui.datasets.session import DatasetSession
 from ui.datasets.table_model import DatasetTableModel
@@ -78,6 +80,9 @@ class DatasetActions(QObject):
         self.training_trigger = training_trigger
         self.bulk_dialog: BulkEditDialog | None = None
         self.trash_box: QMessageBox | None = None
+        self.crop_dialog: CropDialog | None = None
+        # the check's largest training resolution, if known (the workspace sets it)
+        self.resolution: Callable[[], int | None] = lambda: None
 
     def selected_names(self) -> list[str]:
         return [self.model.item(r).name for r in self.nav.selected_rows()]
@@ -197,3 +202,42 @@ class DatasetActions(QObject):
         """Move images (and their captions) to the system trash now; returns those removed."""
         self.commit_editors.emit()
         return self.session.trash(names, move_to_trash)
+
+    @Slot()
+    def open_crop(self) -> CropDialog | None:
+        """The crop tool for the current image (see :mod:`ui.datasets.crop`)."""
+        ds = self.session.dataset
+        name = self.nav.current_name()
+        rec = self.session.record(name) if name else None
+        if ds is None or rec is None:
+            return None
+        from zitdesk.dataset.crop import original_of
+
+        try:
+            img, w, h = load_upright(str(ds.image_path(rec)))
+        except OSError as exc:
+            self.message.emit("error", f"{rec.name} cannot be shown for cropping: {exc}.")
+            return None
+        dlg = CropDialog(
+            rec.name,
+            img,
+            (w, h),
+            resolution=self.resolution(),
+            has_original=original_of(ds.folder, rec.name) is not None,
+            parent=self.dialog_parent,
+        )
+        dlg.accepted.connect(lambda: self._on_crop_accepted(rec.name, dlg))
+        dlg.restore_requested.connect(lambda: self.session.restore_original(rec.name))
+        dlg.finished.connect(dlg.deleteLater)
+        self.crop_dialog = dlg
+        dlg.open()
+        return dlg
+
+    def _on_crop_accepted(self, name: str, dlg: CropDialog) -> None:
+        done = self.session.crop(name, dlg.box)
+        if done is not None:
+            w, h = done.after
+            self.message.emit(
+                "info",
+                f"Cropped {name} to {w}×{h}; the picture as it was is kept, Ctrl+Z brings it back.",
+            )

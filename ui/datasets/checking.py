@@ -39,7 +39,12 @@ class CheckFollower(QObject):
         self._timer.timeout.connect(self.run)
         session.check_done.connect(self._on_done)
         session.check_progress.connect(stats.set_progress)
-        for sig in (session.captions_changed, session.flags_changed, session.images_removed):
+        for sig in (
+            session.captions_changed,
+            session.flags_changed,
+            session.images_removed,
+            session.images_rewritten,
+        ):
             sig.connect(self.follow)
         stats.check_requested.connect(self.request)
         stats.trigger_changed.connect(session.set_trigger)

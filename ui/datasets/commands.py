@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QUndoCommand
 
+from zitdesk.dataset.crop import CropDone
 from zitdesk.dataset.history import Entry
 
 
@@ -88,3 +89,25 @@ class ExcludeCommand(QUndoCommand):
             names = [n for n, v in self.before.items() if v == value]
             if names:
                 self.session.set_excluded(names, value)
+
+
+class CropCommand(QUndoCommand):
+    """A crop (or a restore of the original) that was already written; undo writes the kept
+    copy back, redo does it again from that copy (:mod:`zitdesk.dataset.crop`)."""
+
+    def __init__(self, session, done: CropDone) -> None:
+        w, h = done.after
+        what = "Restore original of" if done.restored_from is not None else "Crop"
+        super().__init__(f"{what} {done.name} ({w}×{h})")
+        self.session = session
+        self.done = done
+        self._first = True
+
+    def redo(self) -> None:
+        if self._first:  # pushed after the crop was written
+            self._first = False
+            return
+        self.session.redo_crop(self.done)
+
+    def undo(self) -> None:
+        self.session.undo_crop(self.done)

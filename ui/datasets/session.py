@@ -19,7 +19,6 @@ GUI thread (queued connections from :class:`ui.tasks.TaskRunner`).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,22 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QUndoStack
 
+from ui.datasets.jobs import (
+    check_job,
+    count_job,
+    default_tokenizer_loader,
+    flush_job,
+    load_tokenizer,
+    open_job,
+)
 from ui.tasks import InteractionGate, Progress, TaskRunner
-from zitdesk.dataset.check import CheckOptions, analyse_missing, caption_token_counts, check_items
-from zitdesk.dataset.fsnames import os_error_sentence
+from zitdesk.dataset.check import CheckOptions
+from zitdesk.dataset.crop import CropDone, crop_image, restore_original, undo_crop
+from zitdesk.dataset.crop import redo as crop_redo
 from zitdesk.dataset.history import Entry, History, Replayed
 from zitdesk.dataset.store import Dataset, FlushReport, ImageRecord
-from zitdesk.train.dataset import DatasetItem, apply_trigger
+from zitdesk.errors import ZitdeskError
+from zitdesk.train.dataset import apply_trigger
 
 log = logging.getLogger(__name__)
 
@@ -43,87 +52,7 @@ TOKENS_MS = 300
 
 Change = tuple[str, str | None, str | None]
 
-
-def default_tokenizer_loader() -> Any:
-    """The bundled Qwen3 tokenizer via ``tokenizers`` only (no transformers/torch import, whose
-    C initialisation would hold the GIL and freeze the GUI for most of a second)."""
-    from zitdesk.dataset.check import fast_tokenizer
-
-    return fast_tokenizer()
-
-
-_TOK_LOCK = threading.Lock()
-
-
-def _tokenizer(loader, tok) -> Any:
-    """The loaded tokenizer, loading it once; two jobs importing transformers at the same time
-    can see a half-initialised module (seen: "cannot import name 'AutoTokenizer'")."""
-    if tok is not None:
-        return tok
-    with _TOK_LOCK:
-        return loader()
-
-
-def _open_job(folder: str) -> tuple[Dataset, Replayed]:
-    ds = Dataset.open(folder)
-    return ds, History(ds.meta_dir).load()
-
-
-def _flush_job(ds: Dataset, hist: History) -> FlushReport:
-    """Write the journal, the captions and the index. A journal that cannot be written never
-    holds the captions back: they are written anyway (the journal keeps its lines queued for
-    the next flush) and the report carries the journal's sentence."""
-    journal_error: str | None = None
-    try:
-        hist.flush()
-    except OSError as exc:
-        journal_error = str(exc)  # SaveFailed: one sentence
-    rep = ds.flush()
-    if journal_error is not None:
-        rep.errors.insert(0, journal_error)
-    try:
-        ds.save_index()
-    except OSError as exc:
-        rep.errors.append(os_error_sentence(exc, "the dataset index"))
-    return rep
-
-
-def _count_job(
-    tok_loader, tok, pairs: list[tuple[str, str]], gate=None
-) -> tuple[Any, dict[str, int], int]:
-    tok = _tokenizer(tok_loader, tok)
-    counts, template = caption_token_counts(
-        [c for _, c in pairs], tok, gate.wait if gate is not None else None
-    )
-    return tok, {n: c for (n, _), c in zip(pairs, counts, strict=True)}, template
-
-
-def _check_job(
-    folder: str, rows, names, cached, opts: CheckOptions, tok_loader, tok, progress, gate=None
-):
-    root = Path(folder)
-    items = [
-        DatasetItem(root / n, cap, root / cn if has else None, w, h)
-        for n, cap, cn, has, w, h in rows
-    ]
-    # one hashing thread: the check is background work, the GUI thread must keep the GIL close
-    got = analyse_missing(
-        root, names, cached, progress, workers=1, between=gate.wait if gate is not None else None
-    )
-    if gate is not None:
-        gate.wait()
-    sha = [got.get(n, (None, None))[0] for n in names]
-    ph = [got.get(n, (None, None))[1] for n in names]
-    counts = None
-    if tok_loader is not None or tok is not None:
-        tok = _tokenizer(tok_loader, tok)
-        counts = caption_token_counts(
-            [apply_trigger(it.caption, opts.trigger) for it in items],
-            tok,
-            gate.wait if gate is not None else None,
-        )
-    rep = check_items(folder, items, opts, sha=sha, phash=ph, token_counts=counts)
-    return rep, got, tok
+__all__ = ["DatasetSession", "default_tokenizer_loader"]
 
 
 class DatasetSession(QObject):
@@ -134,6 +63,7 @@ class DatasetSession(QObject):
     captions_changed = Signal(list)  # image names
     flags_changed = Signal(list)
     images_removed = Signal(list)  # image names moved to the trash
+    images_rewritten = Signal(list)  # image names whose pixels zitdesk changed (crop, undo)
     conflicts_found = Signal(list)  # [Conflict]
     images_changed_outside = Signal()
     message = Signal(str, str)  # level ("info"|"warning"|"error"), text
@@ -182,7 +112,7 @@ class DatasetSession(QObject):
         if tokenizer_loader is not None:
             # Parsing tokenizer.json holds the GIL for ~0.4 s (tokenizers' Rust parser): do it
             # now, while the app or the dataset is opening, not later in the middle of a scroll.
-            self._runner.run(("tokload", 0), _tokenizer, tokenizer_loader, None)
+            self._runner.run(("tokload", 0), load_tokenizer, tokenizer_loader, None)
 
     # --- opening -----------------------------------------------------------------------------
 
@@ -195,7 +125,7 @@ class DatasetSession(QObject):
             self._runner.drain()
             self._flushing = False
             if self.dirty and self.history is not None:
-                rep = _flush_job(self.dataset, self.history)
+                rep = flush_job(self.dataset, self.history)
                 if rep.conflicts:
                     self.message.emit(
                         "warning",
@@ -204,7 +134,7 @@ class DatasetSession(QObject):
                         "beside them as .zitdesk-conflict files.",
                     )
         self._generation += 1
-        self._runner.run(("open", self._generation), _open_job, str(folder))
+        self._runner.run(("open", self._generation), open_job, str(folder))
 
     def reload(self) -> None:
         """Re-read the folder (after an import): pending edits are flushed first, then kept."""
@@ -334,6 +264,45 @@ class DatasetSession(QObject):
             self.flush_now()
         return removed
 
+    # --- crops ------------------------------------------------------------------------------
+
+    def crop(self, name: str, box) -> CropDone | None:
+        """Crop an image in place (its previous bytes kept, undoable); None (and the sentence
+        as a message) when it cannot be done."""
+        return self._rewrite(name, lambda folder: crop_image(folder, name, box), push=True)
+
+    def restore_original(self, name: str) -> CropDone | None:
+        """Put back the image as it was before its first crop (undoable)."""
+        return self._rewrite(name, lambda folder: restore_original(folder, name), push=True)
+
+    def undo_crop(self, done: CropDone) -> None:
+        def job(folder: Path) -> CropDone:
+            undo_crop(folder, done)
+            return done
+
+        self._rewrite(done.name, job)
+
+    def redo_crop(self, done: CropDone) -> None:
+        self._rewrite(done.name, lambda folder: crop_redo(folder, done))
+
+    def _rewrite(self, name: str, job, push: bool = False) -> CropDone | None:
+        from ui.datasets.commands import CropCommand
+
+        ds, it = self.dataset, self.record(name)
+        if ds is None or it is None:
+            return None
+        try:
+            done = job(ds.folder)
+            ds.image_rewritten(it)
+        except (ZitdeskError, OSError) as exc:
+            self.message.emit("error", str(exc))
+            return None
+        self.images_rewritten.emit([name])
+        self.schedule_save(edited=False)
+        if push:
+            self.undo_stack.push(CropCommand(self, done))
+        return done
+
     def flush_blocking(self) -> None:
         """Wait for running work and write pending edits now (GUI thread, short)."""
         if self.dataset is None or self.history is None:
@@ -341,7 +310,7 @@ class DatasetSession(QObject):
         self._runner.wait(60_000)
         self._runner.drain()
         if self.dirty:
-            self._after_flush(_flush_job(self.dataset, self.history))
+            self._after_flush(flush_job(self.dataset, self.history))
 
     @Slot(list)
     def record_analyses(self, facts: list) -> None:
@@ -403,7 +372,7 @@ class DatasetSession(QObject):
         self._flushing = True
         if self.dataset.pending or (self.history and self.history.pending):
             self._set_save_state("Saving…")
-        self._runner.run(("flush", self._generation), _flush_job, self.dataset, self.history)
+        self._runner.run(("flush", self._generation), flush_job, self.dataset, self.history)
 
     def _after_flush(self, rep: FlushReport) -> None:
         self._flushing = False
@@ -420,7 +389,7 @@ class DatasetSession(QObject):
             return
         if self._reload_pending and self.dataset is not None:
             self._reload_pending = False
-            self._runner.run(("reload", self._generation), _open_job, str(self.dataset.folder))
+            self._runner.run(("reload", self._generation), open_job, str(self.dataset.folder))
         self._set_save_state("All changes saved" if not rep.errors else "Not saved")
 
     def shutdown(self) -> None:
@@ -432,7 +401,7 @@ class DatasetSession(QObject):
         self._runner.discard()
         if self.dataset is not None and self.history is not None:
             try:
-                rep = _flush_job(self.dataset, self.history)
+                rep = flush_job(self.dataset, self.history)
                 if rep.conflicts:
                     log.warning(
                         "%d caption conflict(s) at shutdown; ours saved beside theirs.",
@@ -490,7 +459,7 @@ class DatasetSession(QObject):
         ]
         self._counting = True
         self._runner.run(
-            ("tokens", self._generation), _count_job, self._tok_loader, self._tok, pairs, self.gate
+            ("tokens", self._generation), count_job, self._tok_loader, self._tok, pairs, self.gate
         )
 
     # --- check -------------------------------------------------------------------------------
@@ -521,7 +490,7 @@ class DatasetSession(QObject):
         self._check_box.reset()
         self._runner.run(
             ("check", self._generation),
-            _check_job,
+            check_job,
             str(ds.folder),
             rows,
             names,

@@ -1,5 +1,5 @@
 """The Datasets workspace's top row: open/new, import (files or a whole folder), bulk edit,
-snapshots, curation (exclude from training, move to the trash), undo/redo, table/grid.
+snapshots, curation (exclude from training, crop, move to the trash), undo/redo, table/grid.
 
 :class:`DatasetToolbar` owns only its buttons; it says what the user asked for through
 signals and the workspace decides what that means (:class:`ui.datasets.actions.DatasetActions`
@@ -32,6 +32,7 @@ class DatasetToolbar(QWidget):
     snapshots_requested = Signal()
     exclude_requested = Signal()
     trash_requested = Signal()
+    crop_requested = Signal()
     view_requested = Signal(str)  # "table" | "grid"
 
     def __init__(self, undo: QAction, redo: QAction, parent: QWidget | None = None) -> None:
@@ -65,6 +66,11 @@ class DatasetToolbar(QWidget):
             "Leave the selected images out of training without "
             "deleting them; again to include them (Ctrl+E)"
         )
+        self.crop_button = QPushButton("Crop…")
+        self.crop_button.setToolTip(
+            "Crop the current image, with the bucket the trainer will use shown; the "
+            "picture as it was is kept and Undo brings it back (Ctrl+Shift+R)"
+        )
         self.trash_button = QPushButton("Delete…")
         self.trash_button.setToolTip(
             "Move the selected images and their captions to the system trash (Delete)"
@@ -97,6 +103,7 @@ class DatasetToolbar(QWidget):
             row.addWidget(w)
         row.addSpacing(8)
         row.addWidget(self.exclude_button)
+        row.addWidget(self.crop_button)
         row.addWidget(self.trash_button)
         row.addSpacing(8)
         row.addWidget(self.undo_button)
@@ -115,6 +122,7 @@ class DatasetToolbar(QWidget):
         self.snapshot_button.clicked.connect(self.snapshots_requested)
         self.exclude_button.clicked.connect(self.exclude_requested)
         self.trash_button.clicked.connect(self.trash_requested)
+        self.crop_button.clicked.connect(self.crop_requested)
         self.table_button.clicked.connect(lambda: self.view_requested.emit("table"))
         self.grid_button.clicked.connect(lambda: self.view_requested.emit("grid"))
 
@@ -131,6 +139,7 @@ class DatasetToolbar(QWidget):
             self.bulk_button,
             self.snapshot_button,
             self.exclude_button,
+            self.crop_button,
             self.trash_button,
             *self._extra,
         ):

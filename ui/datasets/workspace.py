@@ -35,7 +35,8 @@ opening (headers + captions), import, hashing, token counting, the check and cap
 Keys (active while the workspace has focus): Alt+↓/Alt+↑ next/previous image, F3/Shift+F3 next/
 previous missing caption, F2/Enter edit caption; in the caption editor Return commits,
 Shift+Return starts a new line, Esc reverts; Ctrl+S save now, Ctrl+F filter, Ctrl+B bulk edit,
-Ctrl+K flag/unflag, Ctrl+E exclude from training/include, Delete move to the trash,
+Ctrl+K flag/unflag, Ctrl+E exclude from training/include, Ctrl+Shift+R crop, Delete move to
+the trash,
 Ctrl+Z/Ctrl+Shift+Z undo/redo, Ctrl+Shift+G switch table/grid.
 
 The last opened folder is kept in the app's own settings file (:func:`ui.state.window_settings`,
@@ -65,6 +66,7 @@ from PySide6.QtWidgets import (
 from ui.datasets.actions import DatasetActions, move_to_trash, wide_input
 from ui.datasets.bulk_dialog import BulkEditDialog
 from ui.datasets.checking import CheckFollower
+from ui.datasets.crop import CropDialog
 from ui.datasets.dialogs import ConflictDialog
 from ui.datasets.importing import ImportController
 from ui.datasets.messages import DatasetMessages
@@ -221,6 +223,7 @@ class DatasetsWorkspace(QWidget):
         s.captions_changed.connect(self.model.captions_changed)
         s.flags_changed.connect(self.model.captions_changed)
         s.images_removed.connect(self._on_images_removed)
+        s.images_rewritten.connect(self._on_images_rewritten)
         s.tokens_counted.connect(self.model.set_tokens)
         s.save_state_changed.connect(self.save_label.setText)
         self.model.caption_edited.connect(s.edit)
@@ -272,9 +275,12 @@ class DatasetsWorkspace(QWidget):
         tb.snapshots_requested.connect(a.choose_snapshot)
         tb.exclude_requested.connect(a.toggle_excluded)
         tb.trash_requested.connect(a.confirm_trash)
+        tb.crop_requested.connect(a.open_crop)
+        a.resolution = lambda: self.grid.resolution
         self._shortcut("bulk", "Ctrl+B", a.open_bulk_edit)
         self._shortcut("flag", "Ctrl+K", a.toggle_flag)
         self._shortcut("exclude", "Ctrl+E", a.toggle_excluded)
+        self._shortcut("crop", "Ctrl+Shift+R", a.open_crop)
         # Delete only from the views: in a text field it deletes text
         for view in (self.table, self.grid.grid):
             sc = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), view)
@@ -435,6 +441,12 @@ class DatasetsWorkspace(QWidget):
         n = len(names)
         self.messages.show("info", f"Moved {names[0] if n == 1 else f'{n:,} images'} to the trash.")
 
+    @Slot(list)
+    def _on_images_rewritten(self, names: list) -> None:
+        for n in names:  # new pixels: a new thumbnail (its mtime changed too)
+            self.thumbs.forget(n)
+        self.model.captions_changed(names)
+
     @Slot()
     def save_now(self) -> None:
         self.commit_editors()
@@ -465,6 +477,9 @@ class DatasetsWorkspace(QWidget):
 
     def trash(self, names: list[str]) -> list[str]:
         return self.image_actions.trash(names)
+
+    def open_crop(self) -> CropDialog | None:
+        return self.image_actions.open_crop()
 
     def review_conflicts(self) -> ConflictDialog | None:
         return self.messages.review_conflicts()

@@ -415,6 +415,18 @@ class Dataset:
                 self._exclude_dirty = True
             return item
 
+    def image_rewritten(self, item: ImageRecord) -> None:
+        """zitdesk rewrote the image file (a crop or its undo): size, mtime and dimensions are
+        read again, the content hashes forgotten (learnt again by the next check)."""
+        path = self.image_path(item)
+        st = os.stat(path)
+        w, h = image_size(path)
+        with self.lock:
+            item.width, item.height = w, h
+            item.size, item.mtime_ns = st.st_size, st.st_mtime_ns
+            item.sha256 = item.phash = None
+            self._index_dirty = True
+
     def set_rating(self, item: ImageRecord, rating: int) -> None:
         with self.lock:
             item.rating = max(0, min(5, int(rating)))
