@@ -538,6 +538,9 @@ def test_a_history_run_shows_its_samples_and_checkpoints(qtbot, view, tmp_path):
         for i in range(2):
             _png(out / "samples" / f"{step:09d}" / f"{i}_{42 + i}.png")
     (out / "cat.safetensors").write_bytes(b"x" * 2048)
+    from zitdesk.train.losses import write_losses
+
+    write_losses(out, [(s, 1.0 / s) for s in range(1, 41)])  # what the trainer keeps
     rec = _Rec(
         "cat-1",
         "cat",
@@ -554,3 +557,4 @@ def test_a_history_run_shows_its_samples_and_checkpoints(qtbot, view, tmp_path):
     assert view.resume_button.text() == "Continue run" and view.resume_button.isVisibleTo(view)
     assert view.try_button.text() == "Use in Generate" and view.try_button.isEnabled()
     assert "final loss 0.2500" in view.stats.text()
+    assert view.loss_chart.point_count == 40 and view.loss_chart.steps[-1] == 40

@@ -293,6 +293,9 @@ class RunView(QWidget):
 
             self.samples.set_prompts([p for p, _ in sample_prompts(config)])
             if resumed and self.output_dir:
+                from zitdesk.train.losses import read_losses
+
+                self.loss_chart.set_points(read_losses(self.output_dir))  # the curve so far
                 self.samples.load_folder(Path(self.output_dir) / "samples")
                 self._load_checkpoints_from_disk()
         self.log(("Resuming " if resumed else "Queued ") + name)
@@ -322,10 +325,13 @@ class RunView(QWidget):
         self.stats.setText(f"final loss {loss:.4f}" if isinstance(loss, float) else "")
         self.phase.setText(
             str(getattr(record, "error", "") or "")
-            or "A run from the history: its samples and checkpoints (the loss curve is drawn "
-            "only while a run is followed here)."
+            or "A run from the history: its loss curve, samples and checkpoints."
         )
         self.loss_chart.clear()
+        if self.output_dir:
+            from zitdesk.train.losses import read_losses
+
+            self.loss_chart.set_points(read_losses(self.output_dir))
         self.lr_chart.clear()
         self.checkpoints.clear()
         self.log_view.clear()

@@ -187,7 +187,11 @@ class PrepareMixin(SaveMixin):
         cfg = self.cfg
         tr = self.pipe.transformer
         self.setup_state = "started"
-        self.prepared = prep = prepare_transformer(tr, cfg, self.device)
+        image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
+        cap_tokens = max(int(t.shape[0]) for t in self.text.values())
+        self.prepared = prep = prepare_transformer(
+            tr, cfg, self.device, tokens=(image_tokens, cap_tokens)
+        )
         if prep.adapter_message:
             self._phase("loading", f"Training adapter {prep.adapter_message}")
         elif cfg.model.variant == "turbo":
@@ -198,8 +202,6 @@ class PrepareMixin(SaveMixin):
             )
         self.base_precision = prep.base_precision
         self.runner = StepRunner(tr, cfg, self.device)
-        image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
-        cap_tokens = max(int(t.shape[0]) for t in self.text.values())
         self.memory_plan = self.runner.configure(image_tokens, cap_tokens)
         self.cursor = BatchCursor(self.entries, cfg.optim.batch_size, cfg.optim.seed)
         if self.cuda:
@@ -240,6 +242,9 @@ class PrepareMixin(SaveMixin):
         self.cursor.epoch = int(state["cursor"]["epoch"])
         self.cursor.pos = int(state["cursor"]["pos"])
         self.sampled = set(state.get("sampled", []))
+        from zitdesk.train.losses import read_losses
+
+        self.loss_history = [(s, v) for s, v in read_losses(self.out) if s <= self.step]
         # A kill between the checkpoint and its step LoRA leaves the checkpoint without its LoRA
         # file; the next steps would never write it: write it now, from the restored weights.
         if not _complete_safetensors(self._step_lora_path()):
@@ -269,8 +274,11 @@ class PrepareMixin(SaveMixin):
             return True
         prec = self.cfg.model.base_precision
         prep = self.prepared
+        from zitdesk.train.setup import base_altered
+
         return (
             prec not in ("fp8", "nf4")
+            and not base_altered(self.pipe.transformer)
             and prep.adapter_mode != "merge"
             and not self.cfg.memory.attention_backend
         )

@@ -83,6 +83,7 @@ class RunState:
         self.samples_dir = self.out / "samples"
         self.step = 0
         self.sampled: set[int] = set()
+        self.loss_history: list[tuple[int, float]] = []  # losses before a resume
 
     def _resolve_device(self, device: str | None) -> str:
         want = self.cfg.model.device
@@ -113,6 +114,7 @@ class RunState:
     def _record(self, **changes: Any) -> None:
         if self.record is None:
             return
+        self._write_losses()
         loss = self.reporter.last_loss if getattr(self, "reporter", None) else float("nan")
         import math
 
@@ -123,6 +125,19 @@ class RunState:
             last_sample=self.last_sample or self.record.record.last_sample,
             **changes,
         )
+
+    def _write_losses(self) -> None:
+        """``losses.csv`` beside ``run.json``: the curve so far (a failure only logs)."""
+        from zitdesk.train.losses import write_losses
+
+        reporter = getattr(self, "reporter", None)
+        if reporter is None and not self.loss_history:
+            return
+        points = self.loss_history + (list(reporter.losses) if reporter is not None else [])
+        try:
+            write_losses(self.out, points)
+        except OSError as exc:
+            log.warning("could not write the loss curve: %s", exc)
 
     def finish_record(self, terminal: EngineEvent) -> None:
         """The run's final record: finished / cancelled / failed (an OOM names the lower preset)."""
