@@ -88,7 +88,7 @@ def test_tagger_folder_problems(tmp_path, tagger_dir):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "model.onnx").write_bytes(b"x")
     msg = tagger_problem(tmp_path / "half")
-    assert "selected_tags.csv is missing" in msg and "\n" not in msg
+    assert "is not a WD tagger: selected_tags.csv is missing" in msg and "\n" not in msg
     (tmp_path / "half" / "selected_tags.csv").write_text("tag_id,name,category,count\n1,a,0,1\n")
     with pytest.raises(ModelError, match="not a usable ONNX model"):
         load_tagger(tmp_path / "half")
@@ -213,5 +213,5 @@ def test_cli_caption_json(tagger_dir, dataset, capsys):
     assert len(out["written"]) == 3 and out["stats"]["images_per_s"] > 0
     rc = main(["dataset", "caption", str(dataset), "--tagger", str(dataset), "--json"])
     err = capsys.readouterr()
-    assert rc == 1 and "is not a WD tagger folder" in err.err
+    assert rc == 1 and "is not a WD tagger" in err.err
     assert json.loads(err.out)["status"] == "failed"

@@ -46,17 +46,28 @@ class TagInfo:
     category: int
 
 
-def tagger_problem(folder: str | os.PathLike[str]) -> str:
-    """One sentence saying why ``folder`` is not a WD tagger folder, or "" if it looks like one."""
-    p = Path(folder)
-    if p.is_file() and p.name == MODEL_FILE:
-        p = p.parent
-    if not p.is_dir():
+def tagger_files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(model.onnx, tags.csv)`` for a tagger folder, or for an ``.onnx`` file with
+    ``<same name>.csv`` (ComfyUI's WD14 tagger node) or ``selected_tags.csv`` beside it."""
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        same = p.with_suffix(".csv")
+        return p, same if same.is_file() else p.parent / TAGS_FILE
+    return p / MODEL_FILE, p / TAGS_FILE
+
+
+def tagger_problem(path: str | os.PathLike[str]) -> str:
+    """One sentence saying why ``path`` is not a WD tagger, or "" if it looks like one."""
+    p = Path(path)
+    if not p.exists():
         return f"The tagger folder {p} does not exist."
-    missing = [n for n in (MODEL_FILE, TAGS_FILE) if not (p / n).is_file()]
+    if p.is_file() and p.suffix.lower() != ".onnx":
+        return f"{p} is not a tagger: choose its folder (model.onnx + selected_tags.csv)."
+    model, tags = tagger_files(p)
+    missing = [f.name for f in (model, tags) if not f.is_file()]
     if missing:
         return (
-            f"{p} is not a WD tagger folder: {' and '.join(missing)} "
+            f"{p} is not a WD tagger: {' and '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} missing (a wd-*-tagger-v3 folder holds "
             f"{MODEL_FILE} and {TAGS_FILE})."
         )
@@ -184,25 +195,24 @@ def load_tagger(folder: str | os.PathLike[str], device: str = "auto") -> Tagger:
     problem = tagger_problem(folder)
     if problem:
         raise ModelError(problem)
-    p = Path(folder)
-    if p.is_file():
-        p = p.parent
-    tags = read_tags(p / TAGS_FILE)
+    model_file, tags_file = tagger_files(folder)
+    p = model_file.parent
+    tags = read_tags(tags_file)
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     try:
         session = ort.InferenceSession(
-            str(p / MODEL_FILE), sess_options=opts, providers=providers(device)
+            str(model_file), sess_options=opts, providers=providers(device)
         )
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ModelError(f"{p / MODEL_FILE} is not a usable ONNX model ({first}).") from None
+        raise ModelError(f"{model_file} is not a usable ONNX model ({first}).") from None
     shape = session.get_inputs()[0].shape
     if len(shape) != 4 or shape[3] not in (3, "3"):
         raise ModelError(
-            f"{p / MODEL_FILE} does not take images the way WD taggers do "
+            f"{model_file} does not take images the way WD taggers do "
             f"(input shape {shape}, expected batch × side × side × 3)."
         )
     return Tagger(p, session, tags)
