@@ -385,6 +385,18 @@ def test_notifier_falls_back_to_the_status_bar(qtbot):
     assert "cat is done" in win.statusBar().currentMessage()
 
 
+def test_tray_message_body_is_escaped_where_the_daemon_reads_markup():
+    from ui.train.notify import tray_body
+
+    name = "“<b>cat</b> & <a href='x'>dog</a>” is done"
+    assert (
+        tray_body(name, "linux")
+        == "“&lt;b&gt;cat&lt;/b&gt; &amp; &lt;a href='x'&gt;dog&lt;/a&gt;” is done"
+    )
+    assert tray_body(name, "freebsd14") == tray_body(name, "linux")
+    assert tray_body(name, "win32") == name and tray_body(name, "darwin") == name
+
+
 def test_train_tab_is_built_on_first_show(make_window, settings):
     win = make_window(settings)
     assert not win.train_tab.created

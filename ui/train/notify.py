@@ -4,10 +4,16 @@ One :class:`Notifier` per main window owns the one ``QSystemTrayIcon``. Where th
 tray (many minimal Linux desktops, offscreen tests) the message goes to the window's status bar
 and ``QApplication.alert`` flashes the task-bar entry instead. Every message is also kept in
 :attr:`Notifier.messages` (what was shown and how), which the tests read.
+
+Run names come from folder names and failure messages quote files: on Linux the notification
+daemon reads the body as markup (the freedesktop spec's ``<b>``, ``<a>``, ``<img>``), so the
+body is escaped there (:func:`tray_body`); the title is plain text everywhere.
 """
 
 from __future__ import annotations
 
+import html
+import sys
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
@@ -21,6 +27,14 @@ class Notice:
     text: str
     level: str  # info | warning | error
     via: str  # tray | status
+
+
+def tray_body(text: str, platform: str = sys.platform) -> str:
+    """The tray message body as the platform's notification service shows it: escaped where it
+    is read as markup (Linux/BSD notification daemons), unchanged on Windows and macOS."""
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return text
+    return html.escape(text, quote=False)
 
 
 class Notifier(QObject):
@@ -49,7 +63,7 @@ class Notifier(QObject):
                 "warning": QSystemTrayIcon.MessageIcon.Warning,
                 "error": QSystemTrayIcon.MessageIcon.Critical,
             }.get(level, QSystemTrayIcon.MessageIcon.Information)
-            self.tray.showMessage(title, text, icon, 10_000)
+            self.tray.showMessage(title, tray_body(text), icon, 10_000)
             via = "tray"
         else:
             self.window.statusBar().showMessage(f"{title}: {text}", 30_000)
