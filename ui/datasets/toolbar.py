@@ -124,12 +124,15 @@ class DatasetToolbar(QWidget):
         self.trash_button.clicked.connect(self.trash_requested)
         self.crop_button.clicked.connect(self.crop_requested)
         self.table_button.clicked.connect(lambda: self.view_requested.emit("table"))
+        for b in self.findChildren(QPushButton):
+            _compact(b)
         self.grid_button.clicked.connect(lambda: self.view_requested.emit("grid"))
 
     def add_action_button(self, button: QWidget) -> None:
         """Add a button for another action on the images, after Delete…; it is enabled only
         while a dataset is open."""
         self._row.insertWidget(self._row.indexOf(self.trash_button) + 1, button)
+        _compact(button)
         self._extra.append(button)
         button.setEnabled(self.trash_button.isEnabled())
 
@@ -151,6 +154,14 @@ class DatasetToolbar(QWidget):
     @property
     def view(self) -> str:
         return "grid" if self.grid_button.isChecked() else "table"
+
+
+def _compact(button: QWidget) -> None:
+    """Let a text button shrink to its text on a narrow window (Qt styles give push buttons an
+    80 px minimum; at full width it keeps its normal size)."""
+    if isinstance(button, QPushButton) and button.text():
+        fm = button.fontMetrics()
+        button.setMinimumWidth(fm.horizontalAdvance(button.text()) + 2 * fm.averageCharWidth() + 8)
 
 
 def _action_button(label: str, action: QAction) -> QToolButton:
