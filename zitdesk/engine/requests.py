@@ -130,6 +130,21 @@ class GenerateRequest:
     model_path: str = ""  # empty: the configured / discovered model
     preview_every: int = 1  # latent preview every N steps (0 = none)
     write_metadata: bool = True  # False: PNGs without parameters (the "strip metadata" setting)
+    # Edit modes (zitdesk.engine.edit): image-to-image, inpaint/outpaint, ControlNet, tiled upscale.
+    init_image: str = ""  # the picture to start from (img2img, inpaint, upscale)
+    strength: float = 0.6  # denoise strength with an init image: 0 keeps it, 1 ignores it
+    mask_image: str = ""  # white = repaint (inpaint); needs init_image
+    mask_blur: int = 4  # feather of the mask edge in pixels (also where the result is pasted back)
+    outpaint: tuple[int, int, int, int] = (0, 0, 0, 0)  # pixels added left, top, right, bottom
+    controlnet_path: str = ""  # a Z-Image ControlNet file or folder
+    control_image: str = ""  # the picture the ControlNet follows
+    control_type: str = "canny"  # how control_image becomes the map: canny, or none (a ready map)
+    control_scale: float = 0.75
+    control_start: float = 0.0  # fraction of the steps where the ControlNet starts / stops acting
+    control_end: float = 1.0
+    upscale: float = 1.0  # > 1: tiled img2img of init_image to this many times its size
+    upscale_tile: int = 1024  # tile side in pixels
+    upscale_overlap: int = 128  # tile overlap in pixels (seams blended across it)
     job_id: str = field(default_factory=new_job_id)
 
     def validate(self) -> GenerateRequest:
@@ -198,6 +213,9 @@ class GenerateRequest:
             raise RequestError(
                 f"The output folder {self.output_dir} is a file; choose a folder (or a new name)."
             )
+        from zitdesk.engine.edit.options import validate_edit
+
+        validate_edit(self)
         return self
 
     def with_changes(self, **changes: Any) -> GenerateRequest:
@@ -229,6 +247,12 @@ class GenerateRequest:
                 LoraSpec(**{k: v for k, v in lo.items() if k in ("path", "weight", "enabled")})
                 for lo in kwargs["loras"] or ()
             )
+        if "outpaint" in kwargs:
+            pads = kwargs["outpaint"]
+            if isinstance(pads, (list, tuple)) and len(pads) == 4:
+                kwargs["outpaint"] = tuple(pads)
+            else:
+                kwargs.pop("outpaint")
         return cls(**kwargs)
 
 

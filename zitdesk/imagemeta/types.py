@@ -105,6 +105,11 @@ class ImageMeta:
         data = public_request(request.to_dict())
         data["seed"] = image_seed
         data["count"] = 1
+        from zitdesk.imagemeta.edit import edit_parameters  # img2img, inpaint, ControlNet, upscale
+
+        edit_extra, edit_hashes = edit_parameters(request)
+        data.update(edit_hashes)
+        extra = {**edit_extra, **dict(extra or {})}
         return cls(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
