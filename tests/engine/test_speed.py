@@ -148,3 +148,56 @@ def test_async_preview_on_cpu_is_immediate(tiny_components):
     pv = speed.AsyncPreview(coef)
     out = pv.submit(torch.randn(1, 16, 8, 8))
     assert out is not None and out.shape == (8, 8, 3) and pv.ready() is None
+
+
+def test_fp8_matmul_matches_the_dequantised_product():
+    """The exact ``torch._scaled_mm`` call the GPU path makes (PyTorch runs it on a CPU too)."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(48, 64, generator=gen).to(torch.bfloat16)
+    w = torch.randn(80, 64, generator=gen)
+    wq, ws = speed.quantize_rows(w)
+    try:
+        y = speed.fp8_matmul(x, wq, ws.view(-1), torch.bfloat16)
+    except (RuntimeError, NotImplementedError) as exc:  # older CPU builds: no fp8 kernel
+        pytest.skip(f"no CPU _scaled_mm here: {exc}")
+    ref = x.float() @ w.t()
+    deq = x.float() @ (wq.float() * ws).t()
+    assert y.dtype == torch.bfloat16 and y.shape == (48, 80)
+    assert float((y.float() - ref).norm() / ref.norm()) < 0.06
+    assert float((deq - ref).norm() / ref.norm()) < 0.06
+
+
+def test_a_failing_fast_path_falls_back_to_eager_once(tiny_diffusers, tmp_path, monkeypatch):
+    """A kernel the card lacks (simulated: the first fp8 linear raises) → one note, the job
+    still makes its image the plain way, and the next job stays plain."""
+    from zitdesk.engine import generate
+
+    monkeypatch.setattr(
+        generate, "plan_speed", lambda request, device: speed.SpeedPlan(fp8_compute=True)
+    )
+    real = generate.to_fp8_linears
+
+    def failing(transformer, device=None):
+        n = real(transformer, device)
+        first = next(m for m in transformer.modules() if isinstance(m, speed.fp8_linear_class()))
+
+        def boom(*_):
+            raise RuntimeError("scaled_mm: this GPU has no fp8 kernel")
+
+        first.register_forward_pre_hook(boom)
+        return n
+
+    monkeypatch.setattr(generate, "to_fp8_linears", failing)
+    eng = GenerationEngine(model_path=str(tiny_diffusers), device="cpu")
+    try:
+        events = _run(eng, _req(tmp_path))
+        notes = [e.message for e in events if isinstance(e, JobWarning)]
+        assert len([n for n in notes if "fast path" in n]) == 1 and "RuntimeError" in notes[-1]
+        fin = events[-1]
+        assert isinstance(fin, JobFinished) and len(fin.paths) == 1
+        assert fin.stats["fp8_compute"] is False
+        again = _run(eng, _req(tmp_path, seed=4))
+        assert not [e for e in again if isinstance(e, JobWarning)]
+        assert again[-1].stats["fp8_compute"] is False
+    finally:
+        eng.shutdown()

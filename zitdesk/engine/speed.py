@@ -4,7 +4,7 @@
 ``ZITDESK_SPEED`` environment variable overrides it) and the detected hardware into a
 :class:`SpeedPlan`:
 
-- **compile** the repeated DiT blocks (``compile_repeated_blocks(fullgraph=True)``) on CUDA with
+- **compile** the repeated DiT blocks (``compile_repeated_blocks``) on CUDA with
   Triton; without Triton (a Windows install without ``triton-windows``) the job runs eager with a
   one-line note. Compiled artefacts (inductor FX graphs, Triton kernels, autotune results) go to
   the app's cache folder, one folder per torch version and GPU, so a restart reuses them.
@@ -15,6 +15,11 @@
   ``fp8`` for every resident mode; elsewhere the job computes in bf16 with a note. On a CPU the
   module computes with the dequantised weight (same numbers, no speed-up): that path is what the
   CPU tests run.
+
+When a compiled or fp8 pipeline fails on the machine (Triton without a C compiler, a kernel the
+card lacks), the engine says so once and makes the job, and later ones, the plain way
+(``GenerationEngine._fast_path_failed``). cuDNN attention is opt-in (``ZITDESK_ATTENTION=cudnn``)
+until it is measured here.
 
 It also holds the prompt-embedding LRU, the asynchronous GPU previews and the PNG writer thread.
 Nothing here imports Qt; torch is imported inside the functions.
@@ -153,8 +158,11 @@ def use_compile_cache(device: str) -> Path:
     return root
 
 
-def compile_dit(pipe, device: str, fullgraph: bool = True) -> str:
-    """Regional compile of the repeated DiT blocks, with the persistent cache; CPU: skipped."""
+def compile_dit(pipe, device: str, fullgraph: bool = False) -> str:
+    """Regional compile of the repeated DiT blocks, with the persistent cache; CPU: skipped.
+
+    ``fullgraph=False``: the same code as diffusers' ``fullgraph=True`` knob when a block has no
+    graph break, and still compiles when a LoRA stack adds one."""
     if not device.startswith("cuda"):
         return "compile skipped on CPU"
     import torch
@@ -177,9 +185,10 @@ def uncompile(module) -> None:
 
 
 def set_fast_attention(pipe, device: str) -> str:
-    """cuDNN's fused attention on Hopper and newer (faster than flash-attention 2 there); else the
-    default SDPA choice. Returns a note ("" when nothing changed)."""
-    if not device.startswith("cuda"):
+    """cuDNN's fused attention on Hopper and newer when ``ZITDESK_ATTENTION=cudnn`` (PyTorch
+    reports it faster than flash-attention 2 there; not measured here yet, so not the default);
+    else diffusers' default SDPA. Returns a note ("" when nothing changed)."""
+    if not device.startswith("cuda") or os.environ.get("ZITDESK_ATTENTION", "") != "cudnn":
         return ""
     import torch
 
@@ -200,6 +209,27 @@ def set_fast_attention(pipe, device: str) -> str:
 # -- fp8 compute ------------------------------------------------------------------------------
 
 
+def quantize_rows(t, dim: int = 1):
+    """fp8 e4m3 values and float32 scales (one per row along ``dim``) with ``t ≈ q * scale``."""
+    import torch
+
+    amax = t.detach().abs().amax(dim=dim, keepdim=True).float().clamp_(min=1e-12)
+    scale = amax / F8_MAX
+    q = (t.float() / scale).clamp_(-F8_MAX, F8_MAX).to(torch.float8_e4m3fn)
+    return q.contiguous(), scale
+
+
+def fp8_matmul(x2, wq, w_scale, out_dtype):
+    """``x2 @ (wq * w_scale[:, None]).T`` for 2-D ``x2`` (M, K) through ``torch._scaled_mm``:
+    ``x2`` is quantised per row; ``wq`` is (N, K) fp8, ``w_scale`` (N,) float32."""
+    import torch
+
+    xq, scale_a = quantize_rows(x2)
+    return torch._scaled_mm(
+        xq, wq.t(), scale_a=scale_a, scale_b=w_scale.view(1, -1), out_dtype=out_dtype
+    )
+
+
 def _fp8_linear_cls():
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -218,17 +248,7 @@ def _fp8_linear_cls():
             w = self.weight
             if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16):
                 shape = x.shape
-                x2 = x.reshape(-1, shape[-1])
-                amax = x2.abs().amax(dim=1, keepdim=True).float().clamp_(min=1e-12)
-                scale_a = amax / F8_MAX
-                xq = (x2.float() / scale_a).clamp_(-F8_MAX, F8_MAX).to(torch.float8_e4m3fn)
-                y = torch._scaled_mm(
-                    xq,
-                    w.t(),
-                    scale_a=scale_a,
-                    scale_b=self.weight_scale.view(1, -1),
-                    out_dtype=x.dtype,
-                )
+                y = fp8_matmul(x.reshape(-1, shape[-1]), w, self.weight_scale, x.dtype)
                 if self.bias is not None:
                     y = y + self.bias
                 return y.reshape(*shape[:-1], y.shape[-1])
@@ -269,11 +289,9 @@ def to_fp8_linears(transformer, device: str | None = None) -> int:
                     continue
                 if m.in_features % 16 or m.out_features % 16:
                     continue
-                w = m.weight.detach().to(device or m.weight.device).float()
-                scale = (w.abs().amax(dim=1) / F8_MAX).clamp_(min=1e-12)
-                q = (w / scale[:, None]).clamp_(-F8_MAX, F8_MAX).to(torch.float8_e4m3fn)
+                q, scale = quantize_rows(m.weight.detach().to(device or m.weight.device))
                 m.weight = torch.nn.Parameter(q, requires_grad=False)
-                m.register_buffer("weight_scale", scale, persistent=False)
+                m.register_buffer("weight_scale", scale.view(-1).contiguous(), persistent=False)
                 if m.bias is not None and device:
                     m.bias.data = m.bias.data.to(device)
                 m.__class__ = cls
