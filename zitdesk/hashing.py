@@ -168,6 +168,28 @@ class HashCache:
                 del self._items[p]
             self._dirty = self._dirty or bool(gone)
 
+    def paths_with(self, sha256: str) -> list[str]:
+        """Paths whose cached SHA-256 is ``sha256`` or starts with it (a 10-digit AutoV2 works),
+        only files still unchanged on disk (same size and mtime), sorted."""
+        want = sha256.strip().lower()
+        if not want:
+            return []
+        with self._lock:
+            hits = [
+                (p, size, mtime)
+                for p, (size, mtime, h) in self._items.items()
+                if h.sha256.lower().startswith(want)
+            ]
+        out = []
+        for p, size, mtime in hits:
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            if st.st_size == size and st.st_mtime_ns == mtime:
+                out.append(p)
+        return sorted(out)
+
     def compute(
         self, path: str, size: int, mtime_ns: int, cancelled: Callable[[], bool] | None = None
     ) -> FileHashes:

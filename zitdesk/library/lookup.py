@@ -1,9 +1,10 @@
 """Find a LoRA on this machine from what a shared image says about it (file name and SHA-256).
 
 Images carry file names and hashes, never paths (:func:`zitdesk.imagemeta.public_request`), so
-"reuse parameters" looks the file up: first by hash among every file the app has hashed (the
-library's hash cache: library scans and every generation fill it), then by file name among the
-LoRAs the library knows. Reads the two cache files only: nothing is hashed or scanned here.
+"reuse parameters" looks the file up: first by hash among every file the app has hashed (the one
+hash cache, :func:`zitdesk.hashing.shared_cache`: library scans and every generation fill it),
+then by file name among the LoRAs the library knows (its index cache file). Nothing is hashed or
+scanned here.
 """
 
 from __future__ import annotations
@@ -13,21 +14,13 @@ import os
 import re
 from pathlib import Path
 
-from zitdesk.library.hashing import default_cache_path as default_hash_cache_path
+from zitdesk.hashing import shared_cache
 from zitdesk.library.index import default_cache_path as default_index_path
 
 
 def _names(name: str) -> set[str]:
     base = re.split(r"[\\/]", name)[-1].lower()
     return {base, base.removesuffix(".safetensors")}
-
-
-def _same_file_still(path: str, size: int, mtime_ns: int) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return st.st_size == size and st.st_mtime_ns == mtime_ns
 
 
 def find_lora(
@@ -38,19 +31,7 @@ def find_lora(
     file name the library knows exactly once."""
     want = sha256.strip().lower()
     if want and re.fullmatch(r"[0-9a-f]{10,64}", want):
-        try:
-            doc = json.loads((hash_cache or default_hash_cache_path()).read_text(encoding="utf-8"))
-            items = doc.get("items", {})
-        except (OSError, ValueError, AttributeError):
-            items = {}
-        hits = []
-        for path, item in items.items() if isinstance(items, dict) else ():
-            try:
-                size, mtime, sha = int(item[0]), int(item[1]), str(item[2]).lower()
-            except (TypeError, ValueError, IndexError):
-                continue
-            if sha.startswith(want) and _same_file_still(path, size, mtime):
-                hits.append(path)
+        hits = shared_cache(hash_cache).paths_with(want)
         if hits:
             names = _names(name)
             hits.sort(key=lambda p: (Path(p).name.lower() not in names, p))
