@@ -160,6 +160,8 @@ class GenerationEngine:
         self._embed_cache = EmbeddingCache()  # prompt embeddings, LRU (re-rolls never re-encode)
         self._writer = ImageWriter()  # PNG encode + fsync off the engine thread
         self._notes_shown: tuple[str, ...] = ()
+        self._speed_off = False  # set when the fast path failed here: eager until restart
+        self._trying: SpeedPlan | None = None  # the plan of the pipeline in use
         self.preview_min_interval_s = 0.25
 
     # -- public ---------------------------------------------------------------------------
@@ -173,53 +175,31 @@ class GenerationEngine:
         job = request.job_id
         t0 = time.perf_counter()
         paths: list[str] = []
-        emit(JobStarted(job, kind="generate", total_steps=_steps_of(request) * request.count))
+        emit(JobStarted(job, kind="generate", total_steps=request.steps * request.count))
         try:
             request.validate()
             enforce_offline()
-            import torch
-
-            cuda = self.device.startswith("cuda")
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            loaded = self._ensure_pipeline(request, emit, cancel)
-            notes = plan_speed(request, self.device).notes
-            if notes != self._notes_shown:  # "no Triton" / "no fp8": once, not every job
-                self._notes_shown = notes
-                for note in notes:
-                    emit(JobWarning(job, message=note))
-            self._apply_loras(loaded, request, emit)
-            cancel.raise_if_cancelled()
-            emit(PhaseChanged(job, phase="encoding", detail="Encoding the prompt"))
-            embeds, neg = self._encode(loaded, request)
-            warning = self._token_warning(loaded, request)
-            if warning:
-                emit(JobWarning(job, message=warning))
-            pending: list[tuple] = []
             try:
-                for index in range(request.count):
-                    cancel.raise_if_cancelled()
-                    pending.append(
-                        self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
+                self._generate(request, emit, cancel, t0, paths)
+            except Exception as exc:
+                if paths or not self._fast_path_failed(exc):
+                    raise
+                # A compiled or fp8 path that fails on this machine (no C compiler for Triton, a
+                # kernel the card lacks): say so once, then make the job the plain way.
+                log.warning("fast path failed, retrying eager bf16", exc_info=True)
+                self._speed_off = True
+                self._loaded = None
+                free_memory()
+                emit(
+                    JobWarning(
+                        job,
+                        message=(
+                            f"The fast path (compiled / fp8) failed on this machine "
+                            f"({type(exc).__name__}); images are made without it until restart."
+                        ),
                     )
-                    self._images_written(pending, job, emit, paths, wait=False)
-            finally:  # images already handed to the writer are finished and reported
-                self._images_written(pending, job, emit, paths, wait=True)
-            peak = int(torch.cuda.max_memory_allocated()) if cuda else 0
-            emit(
-                JobFinished(
-                    job,
-                    paths=tuple(paths),
-                    elapsed_s=time.perf_counter() - t0,
-                    peak_vram_bytes=peak,
-                    stats={
-                        "device": self.device,
-                        "memory_mode": loaded.mode.value,
-                        "compiled": loaded.plan.compile,
-                        "fp8_compute": loaded.plan.fp8_compute,
-                    },
                 )
-            )
+                self._generate(request, emit, cancel, t0, paths)
         except Cancelled:
             emit(JobCancelled(job, paths=tuple(paths)))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an event
@@ -227,6 +207,66 @@ class GenerationEngine:
             if paths:
                 log.info("kept %d finished images of the failed job", len(paths))
             free_memory()  # after a failure only: emptying the cache each job slows the next one
+
+    def _plan(self, request: GenerateRequest) -> SpeedPlan:
+        return SpeedPlan() if self._speed_off else plan_speed(request, self.device)
+
+    def _fast_path_failed(self, exc: Exception) -> bool:
+        plan = self._trying
+        return (
+            plan is not None
+            and (plan.compile or plan.fp8_compute)
+            and not is_oom(exc)
+            and not isinstance(exc, (ZitdeskError, Cancelled))
+        )
+
+    def _generate(
+        self, request: GenerateRequest, emit: Emit, cancel: CancelToken, t0: float, paths: list
+    ) -> None:
+        job = request.job_id
+        import torch
+
+        cuda = self.device.startswith("cuda")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        loaded = self._ensure_pipeline(request, emit, cancel)
+        notes = self._plan(request).notes
+        if notes != self._notes_shown:  # "no Triton" / "no fp8": once, not every job
+            self._notes_shown = notes
+            for note in notes:
+                emit(JobWarning(job, message=note))
+        self._apply_loras(loaded, request, emit)
+        cancel.raise_if_cancelled()
+        emit(PhaseChanged(job, phase="encoding", detail="Encoding the prompt"))
+        embeds, neg = self._encode(loaded, request)
+        warning = self._token_warning(loaded, request)
+        if warning:
+            emit(JobWarning(job, message=warning))
+        pending: list[tuple] = []
+        try:
+            for index in range(request.count):
+                cancel.raise_if_cancelled()
+                pending.append(
+                    self._one_image(loaded, request, index, embeds, neg, emit, cancel, t0)
+                )
+                self._images_written(pending, job, emit, paths, wait=False)
+        finally:  # images already handed to the writer are finished and reported
+            self._images_written(pending, job, emit, paths, wait=True)
+        peak = int(torch.cuda.max_memory_allocated()) if cuda else 0
+        emit(
+            JobFinished(
+                job,
+                paths=tuple(paths),
+                elapsed_s=time.perf_counter() - t0,
+                peak_vram_bytes=peak,
+                stats={
+                    "device": self.device,
+                    "memory_mode": loaded.mode.value,
+                    "compiled": loaded.plan.compile,
+                    "fp8_compute": loaded.plan.fp8_compute,
+                },
+            )
+        )
 
     def shutdown(self) -> None:
         self._writer.shutdown()
@@ -338,7 +378,7 @@ class GenerationEngine:
         self, request: GenerateRequest, emit: Emit, cancel: CancelToken
     ) -> _Loaded:
         source = self._resolve_source(request)
-        plan = plan_speed(request, self.device)
+        plan = self._plan(request)
         key = (
             *source_key(source),
             self.device,
@@ -347,6 +387,7 @@ class GenerationEngine:
             request.unload_text_encoder and request.memory_mode in (MemoryMode.GPU, MemoryMode.FP8),
             plan.fp8_compute,
         )
+        self._trying = plan
         if self._loaded is not None and self._loaded.key == key:
             return self._loaded
         self._loaded = None
@@ -454,7 +495,6 @@ class GenerationEngine:
         job = request.job_id
         every = request.preview_every
         last_preview = [0.0]
-        total = _steps_of(request)  # edit modes denoise fewer steps (strength) or per tile
         previews = AsyncPreview(loaded.preview_coef) if loaded.preview_coef is not None else None
 
         def on_step(p, i, t, kwargs):
@@ -468,7 +508,7 @@ class GenerationEngine:
             if (
                 due
                 and previews is not None
-                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == total)
+                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == request.steps)
             ):
                 started = previews.submit(kwargs["latents"])
                 preview = started if started is not None else preview
@@ -477,7 +517,7 @@ class GenerationEngine:
                 StepProgress(
                     job,
                     step=i + 1,
-                    total=total,
+                    total=request.steps,
                     image_index=index,
                     image_count=request.count,
                     preview=preview,
@@ -639,10 +679,6 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
         pipe.vae.enable_tiling()
     else:
         pipe.vae.disable_tiling()
-    from zitdesk.engine import edit
-
-    if edit.mode_of(request) != edit.TXT2IMG:  # img2img, inpaint, ControlNet, tiled upscale
-        return edit.render_edit(pipe, request, index, embeds, neg, on_step)
     with torch.inference_mode():
         result = pipe(
             prompt_embeds=embeds,
@@ -658,16 +694,6 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
             max_sequence_length=TOKEN_BUDGET,
         )
     return result.images[0]
-
-
-def _steps_of(request: GenerateRequest) -> int:
-    """Denoising steps of one image (edit modes: strength and tiles), ``steps`` if unsure."""
-    try:
-        from zitdesk.engine.edit import total_steps
-
-        return max(1, total_steps(request))
-    except Exception:  # noqa: BLE001 - an invalid request fails in validate with its sentence
-        return request.steps
 
 
 _HASHES = None
