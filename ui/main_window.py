@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Ready.")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # messages name files
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.generate.variants.status_label)  # Turbo / Base
         self.statusBar().addPermanentWidget(self.meter)
         self.poller = MemoryPoller(snapshot_fn, parent=self)
         self.saver = SettingsSaver(settings, self.generate.store_settings, parent=self)
@@ -267,6 +268,7 @@ class MainWindow(QMainWindow):
         self.saver.mark_dirty()
         self.saver.flush()
         self.show_status(f"Model: {dlg.model_path}")
+        self.generate.variants.model_changed()  # its variant and that variant's defaults
         if self.library_tab.created:
             self.library.set_model(dlg.model_path)
 

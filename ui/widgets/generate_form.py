@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,11 @@ class GenerateFormWidget(QScrollArea):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.missing_loras: list[str] = []  # names of the last applied image not found here
+        # Helpers add request fields and read them back (ui/workspaces/variant_defaults.py):
+        # each request hook maps the built request to a new one, each parameter hook applies
+        # request-shaped values and returns what it set.
+        self.request_hooks: list[Callable[[GenerateRequest], GenerateRequest]] = []
+        self.parameter_hooks: list[Callable[[Mapping[str, Any]], list[str]]] = []
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -216,7 +221,7 @@ class GenerateFormWidget(QScrollArea):
     def build_request(self, model_path: str = "", seed: int | None = None) -> GenerateRequest:
         """The form as a request (not validated: call ``.validate()``)."""
         w, h = self.size_picker.image_size()
-        return GenerateRequest(
+        request = GenerateRequest(
             prompt=self.prompt.text(),
             width=w,
             height=h,
@@ -234,6 +239,9 @@ class GenerateFormWidget(QScrollArea):
             model_path=model_path,
             write_metadata=not self.strip_metadata.isChecked(),
         )
+        for hook in self.request_hooks:
+            request = hook(request)
+        return request
 
     def preview_request(self, model_path: str = "") -> GenerateRequest:
         """Like :meth:`build_request` without drawing a random seed (for predictions)."""
@@ -285,6 +293,8 @@ class GenerateFormWidget(QScrollArea):
             self.loras.set_loras(loras)
             if loras:
                 applied.append("LoRAs")
+        for hook in self.parameter_hooks:
+            applied.extend(hook(data))
         return applied
 
     def _loras_from(self, items: Any) -> list[tuple[str, float, bool]] | None:

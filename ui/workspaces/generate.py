@@ -174,6 +174,9 @@ class GenerateWorkspace(GenerateView):
         if hasattr(c, "paused"):
             c.paused.connect(self._on_training_paused)
             c.resumed.connect(self._on_training_resumed)
+        from ui.workspaces.variant_defaults import VariantControls
+
+        self.variants = VariantControls(self)  # Turbo/Base defaults, variety, Enhance
         self.update_prediction()
         self.load_more_outputs()  # results persist across restarts: the outputs folder, newest first
 
@@ -247,7 +250,7 @@ class GenerateWorkspace(GenerateView):
     # -- training ("Try it") --------------------------------------------------------------------
     def _is_training(self, job_or_id: Any) -> bool:
         job = self.controller.job(job_or_id) if isinstance(job_or_id, str) else job_or_id
-        return job is not None and job.kind == "train"
+        return job is not None and job.kind in ("train", "enhance")  # enhance: VariantControls
 
     def training_paused(self) -> bool:
         current = getattr(self.controller, "current_training", None)
@@ -492,6 +495,8 @@ class GenerateWorkspace(GenerateView):
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:
+        if job.kind == "enhance":  # the prompt enhancer's (ui/workspaces/variant_defaults.py)
+            return
         if job.kind == "train":
             self.training_note.hide()
             self.update_prediction()
@@ -591,6 +596,7 @@ class GenerateWorkspace(GenerateView):
 
     def store_settings(self, s: AppSettings) -> None:
         self.form.store_settings(s)
+        self.variants.store_settings(s)
 
     def dialogs(self) -> list[QDialog]:
         return [d for d in (self._structure_dialog,) if d is not None]
