@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from ui.tasks import TaskSignals, run_task
 from ui.widgets.text import plain_tooltip
+from zitdesk.models.tokenizer import DEFAULT_BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class PromptEditorWidget(QWidget):
     count_changed = Signal(object)  # zitdesk.models.tokenizer.TokenCount
     structure_requested = Signal()
 
-    def __init__(self, budget: int = 512, parent: QWidget | None = None) -> None:
+    def __init__(self, budget: int = DEFAULT_BUDGET, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.budget = budget
         self.edit = QPlainTextEdit()

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from zitdesk.errors import RequestError
+from zitdesk.models.tokenizer import DEFAULT_BUDGET
 
 # Z-Image's official resolutions (Tongyi-MAI/Z-Image Space; ComfyUI-ZImageLatent), width × height.
 SIZE_PRESETS: dict[str, tuple[int, int]] = {
@@ -37,7 +38,7 @@ SIZE_PRESETS: dict[str, tuple[int, int]] = {
 
 MAX_SIDE = 2048
 MIN_SIDE = 64
-TOKEN_BUDGET = 512  # max_sequence_length, the chat template included
+TOKEN_BUDGET = DEFAULT_BUDGET  # max_sequence_length, the chat template included (one definition)
 SPEEDS = ("auto", "fp8", "off")  # GenerateRequest.speed
 
 

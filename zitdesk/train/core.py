@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zitdesk.errors import RequestError
+from zitdesk.models.tokenizer import DEFAULT_BUDGET
 from zitdesk.train.adapters import user_parameters
 from zitdesk.train.config import OptimSection, TrainConfig
 
@@ -160,7 +161,7 @@ class StepRunner:
             m.cast_input_dtype_enabled = enabled  # type: ignore[attr-defined]  # peft >= 0.18 attribute
 
     # -- setup --------------------------------------------------------------------------------
-    def configure(self, image_tokens: int, caption_tokens: int = 512) -> dict[str, Any]:
+    def configure(self, image_tokens: int, caption_tokens: int = DEFAULT_BUDGET) -> dict[str, Any]:
         """Apply checkpointing, compile and attention backend; returns what was chosen."""
         import torch
 

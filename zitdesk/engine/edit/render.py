@@ -24,10 +24,10 @@ from zitdesk.engine.edit.options import (
     mode_of,
 )
 from zitdesk.errors import ModelError
+from zitdesk.models.tokenizer import DEFAULT_BUDGET as TOKEN_BUDGET
 
 log = logging.getLogger(__name__)
 
-TOKEN_BUDGET = 512
 _CACHE_ATTR = "_zitdesk_controlnet"
 INPAINT_CONTROL_DIM = 33  # control latents 16 + mask 1 + masked-image latents 16
 
