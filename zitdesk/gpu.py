@@ -312,9 +312,15 @@ def doctor(check_models: bool = True) -> DoctorReport:
             )
     if check_models:
         from zitdesk.models.discovery import discover
+        from zitdesk.models.variants import detect_variant
+        from zitdesk.settings import load_settings
 
+        choices = load_settings()[0].model_variants  # the user's Turbo/Base/De-Turbo choices
         found = discover()
-        rep.facts["models"] = [s.to_dict() for s in found]
+        guesses = [detect_variant(s, choices) for s in found]
+        rep.facts["models"] = [
+            s.to_dict() | {"variant": g.to_dict()} for s, g in zip(found, guesses, strict=True)
+        ]
         if not any(s.complete for s in found):
             rep.add(
                 "warn",
@@ -322,6 +328,6 @@ def doctor(check_models: bool = True) -> DoctorReport:
                 "No complete Z-Image Turbo model was found in the usual places.",
                 "Pass --model PATH or choose the model folder in the app.",
             )
-        for s in found:
-            rep.add("ok" if s.complete else "warn", "models", s.describe())
+        for s, g in zip(found, guesses, strict=True):
+            rep.add("ok" if s.complete else "warn", "models", f"{s.describe()} — {g.describe()}")
     return rep

@@ -185,3 +185,18 @@ def test_notes_for_a_lora_on_another_variant():
     assert "Turbo" in v.variant_note(v.VariantGuess(v.TURBO, "metadata"), "base")
     assert v.variant_note(base, "base") == ""
     assert v.variant_note(v.VariantGuess(), "base") == ""  # the LoRA does not say: no note
+
+
+@pytest.mark.slow
+def test_doctor_names_each_models_variant(tiny_diffusers, tmp_path, monkeypatch):
+    from zitdesk.gpu import doctor
+    from zitdesk.models.tiny import hf_cache_layout
+
+    hub = tmp_path / "hub"
+    hf_cache_layout(tiny_diffusers, hub, "Tongyi-MAI/Z-Image")
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    rep = doctor(check_models=True)
+    mine = [m for m in rep.facts["models"] if "Z-Image" in m["label"]]
+    assert mine and mine[0]["variant"]["variant"] == "base"
+    lines = [f.message for f in rep.findings if f.topic == "models"]
+    assert any("Z-Image (Base) (from the name models--Tongyi-MAI--Z-Image)" in m for m in lines)
