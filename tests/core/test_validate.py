@@ -66,14 +66,14 @@ def test_sd_vae_refused(tmp_path):
     assert check.role is None and "16-channel Flux VAE" in check.message
 
 
-def test_prequantized_dit_refused(tmp_path):
+def test_scaled_fp8_dit_accepted(tmp_path):
     keys = [
         "layers.0.adaLN_modulation.0.weight",
         "layers.0.attention.qkv.weight",
         "layers.0.attention.qkv.scale_weight",
     ]
     check = classify_file(_file(tmp_path, "z_image_turbo_fp8_scaled.safetensors", keys))
-    assert check.role is None and "pre-quantized" in check.message
+    assert check.role == DIT and check.quant == "fp8-scaled"  # issue #17: loaded packed
 
 
 def test_prefixed_dit_accepted(tmp_path):

@@ -61,6 +61,8 @@ class ModelSource:
     problems: list[str] = field(default_factory=list)  # plain sentences
     origin: str = ""  # hf-cache | comfyui | forge | folder | user
     tokenizer_dir: Path | None = None  # comfy: a tokenizer/ folder beside the files, if any
+    # comfy folders: every usable file per role (bf16, fp8, GGUF … variants), for choosers
+    candidates: dict[str, list[FileCheck]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -174,15 +176,26 @@ def comfy_source(
     return src
 
 
-def _scan_files(folders: list[Path], errors: list[str] | None = None) -> dict[str, list[FileCheck]]:
-    """Classify every safetensors file under ``folders``; unreadable ones go to ``errors``."""
+# What a refused file of each family would have been, so its reason replaces "missing".
+_FAMILY_ROLE = {"zimage-dit": DIT, "qwen3": TEXT_ENCODER, "vae-prefixed": VAE, "sd-vae": VAE}
+WEIGHT_SUFFIXES = (".safetensors", ".gguf")
+
+
+def _scan_files(
+    folders: list[Path],
+    errors: list[str] | None = None,
+    rejected: dict[str, list[FileCheck]] | None = None,
+) -> dict[str, list[FileCheck]]:
+    """Classify every safetensors / GGUF file under ``folders``; unreadable ones go to
+    ``errors``, Z-Image parts zitdesk cannot run (with their reason) to ``rejected``."""
     found: dict[str, list[FileCheck]] = {DIT: [], TEXT_ENCODER: [], VAE: []}
     seen: set[Path] = set()
     for folder in folders:
         if not folder.is_dir():
             continue
-        for f in sorted(folder.rglob("*.safetensors")):
-            if f in seen or f.name.startswith("."):
+        files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in WEIGHT_SUFFIXES)
+        for f in files:
+            if f in seen or f.name.startswith(".") or not f.is_file():
                 continue
             seen.add(f)
             try:
@@ -193,6 +206,8 @@ def _scan_files(folders: list[Path], errors: list[str] | None = None) -> dict[st
                 continue
             if check.role:
                 found[check.role].append(check)
+            elif rejected is not None and check.family in _FAMILY_ROLE:
+                rejected.setdefault(_FAMILY_ROLE[check.family], []).append(check)
     return found
 
 
@@ -212,7 +227,8 @@ def resolve_folder_of_files(root: Path, origin: str = "folder") -> ModelSource:
     tree = [root / sub for subs in TREE_FOLDERS.values() for sub in subs]
     folders = [root] if not any(p.is_dir() for p in tree) else [p for p in tree if p.is_dir()]
     errors: list[str] = []
-    found = _scan_files(folders, errors)
+    rejected: dict[str, list[FileCheck]] = {}
+    found = _scan_files(folders, errors, rejected)
     files = {
         DIT: (
             b.path
@@ -225,6 +241,13 @@ def resolve_folder_of_files(root: Path, origin: str = "folder") -> ModelSource:
         VAE: (b.path if (b := _best(found[VAE], ("ae", "flux"))) else None),
     }
     src = comfy_source(files, root, label=root.name, origin=origin)
+    src.candidates = {role: list(checks) for role, checks in found.items() if checks}
+    for role, refused in rejected.items():
+        if files.get(role) is None and refused:
+            # The part is there but unusable: say why instead of "missing".
+            if ROLE_LABELS[role] in src.missing:
+                src.missing.remove(ROLE_LABELS[role])
+            src.problems.extend(c.message for c in refused)
     src.problems.extend(errors)
     if (root / "tokenizer").is_dir():
         src.tokenizer_dir = root / "tokenizer"

@@ -81,7 +81,6 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
         ZImagePipeline,
-        ZImageTransformer2DModel,
     )
 
     if not source.complete:
@@ -98,12 +97,10 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
             )
         else:
             dit_check, te_check = source.checks[DIT], source.checks[TEXT_ENCODER]
-            tr_cfg = _config_dir(
-                "transformer",
-                infer_transformer_config(dit_check.header, dit_check.prefix),  # type: ignore[arg-type]  # header is set for a complete source
-            )
-            transformer = ZImageTransformer2DModel.from_single_file(
-                str(source.files[DIT]), config=str(tr_cfg), local_files_only=True, dtype=dtype
+            tr_dict = infer_transformer_config(dit_check.header, dit_check.prefix)  # type: ignore[arg-type]  # header is set for a complete source
+            tr_cfg = _config_dir("transformer", tr_dict)
+            transformer = load_transformer_file(
+                source.files[DIT], dit_check.quant, dit_check.prefix, tr_cfg, tr_dict, dtype
             )
             vae_cfg = _config_dir("vae", infer_vae_config(source.checks[VAE].header))  # type: ignore[arg-type]  # header is set for a complete source
             vae = AutoencoderKL.from_single_file(
@@ -114,6 +111,7 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
                 infer_text_encoder_config(te_check.header, te_check.prefix),  # type: ignore[arg-type]  # header is set for a complete source
                 te_check.prefix,
                 dtype,
+                quant=te_check.quant,
             )
             scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(
                 str(skeleton_dir()), subfolder="scheduler", local_files_only=True
@@ -147,8 +145,48 @@ def load_pipeline(source: ModelSource, device: str = "cpu", dtype=None):
     return pipe
 
 
-def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype):
-    """Load a ComfyUI-style Qwen3 single file into ``transformers.Qwen3Model`` (no copy on disk)."""
+# diffusers' single-file renames of the original Z-Image keys (the qkv split is done apart).
+_DIT_RENAMES = (
+    ("final_layer.", "all_final_layer.2-1."),
+    ("x_embedder.", "all_x_embedder.2-1."),
+    (".attention.out.", ".attention.to_out.0."),
+    (".attention.k_norm.", ".attention.norm_k."),
+    (".attention.q_norm.", ".attention.norm_q."),
+)
+
+
+def _dit_rename(key: str) -> str:
+    for old, new in _DIT_RENAMES:
+        key = key.replace(old, new)
+    return key
+
+
+def load_transformer_file(
+    path: Path, quant: str, prefix: str, config_dir: Path, config: dict[str, Any], dtype
+):
+    """The DiT single file in its format: GGUF and scaled fp8 / nvfp4 stay packed
+    (:mod:`zitdesk.models.quant`), bf16 / fp16 / plain fp8 go through ``from_single_file``."""
+    from diffusers import ZImageTransformer2DModel
+
+    if quant.startswith("gguf-"):
+        from zitdesk.models.quant.gguf_load import load_gguf_transformer
+
+        return load_gguf_transformer(path, config_dir, prefix, dtype)
+    if quant in ("fp8-scaled", "nvfp4"):
+        from zitdesk.models.quant.packed import load_packed_transformer
+
+        return load_packed_transformer(path, prefix, config, dtype, _dit_rename)
+    return ZImageTransformer2DModel.from_single_file(
+        str(path), config=str(config_dir), local_files_only=True, dtype=dtype
+    )
+
+
+def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype, quant: str = ""):
+    """Load a ComfyUI-style Qwen3 single file into ``transformers.Qwen3Model`` (no copy on disk).
+
+    ``quant``: ``gguf-*`` files are dequantised to ``dtype``; scaled-fp8 / mixed files keep their
+    fp8 layers packed (:class:`zitdesk.models.quant.packed.PackedLinear`).
+    """
     import torch
     from safetensors import safe_open
     from transformers import Qwen3Config, Qwen3Model
@@ -159,14 +197,23 @@ def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype):
     with torch.device("meta"):
         model = Qwen3Model(cfg)
     state: dict[str, Any] = {}
-    with safe_open(str(path), framework="pt") as fh:
-        for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
-            if key.startswith("lm_head."):
-                continue  # tied to embed_tokens; Qwen3Model has no head
-            name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
-            state[name] = fh.get_tensor(key).to(dtype)
+    if quant.startswith("gguf-"):
+        from zitdesk.models.quant.gguf_load import dequantized_state
+
+        state = dequantized_state(path, dtype)
+    elif quant in ("fp8-scaled", "nvfp4"):
+        from zitdesk.models.quant.packed import load_packed_qwen3
+
+        state = load_packed_qwen3(model, path, prefix, dtype)
+    else:
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():  # noqa: SIM118 - safe_open has no __iter__
+                if key.startswith("lm_head."):
+                    continue  # tied to embed_tokens; Qwen3Model has no head
+                name = key[len(prefix) :] if prefix and key.startswith(prefix) else key
+                state[name] = fh.get_tensor(key).to(dtype)
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    missing = [m for m in missing if "rotary_emb" not in m]
+    missing = [m for m in missing if "rotary_emb" not in m and not _packed_param(model, m)]
     if missing:
         raise ModelError(
             f"{path.name} is missing {len(missing)} text-encoder weights (e.g. {missing[0]}); the file is incomplete."
@@ -180,6 +227,16 @@ def load_qwen3_file(path: Path, config: dict[str, Any], prefix: str, dtype):
     if leftover:
         raise ModelError(f"Could not initialise the text encoder ({leftover[0]}).")
     return model.eval()
+
+
+def _packed_param(model, name: str) -> bool:
+    """A parameter or buffer of an installed PackedLinear (not in the plain state dict)."""
+    from zitdesk.models.quant.packed import PackedLinear
+
+    try:
+        return isinstance(model.get_submodule(name.rpartition(".")[0]), PackedLinear)
+    except AttributeError:
+        return False
 
 
 def fix_pad_tokens(transformer) -> None:

@@ -16,6 +16,14 @@ from typing import Any
 
 from zitdesk.errors import FileFormatError, ModelError
 from zitdesk.models.families import detect_checkpoint_family
+from zitdesk.models.quant import (
+    detect_quant,
+    gguf_header,
+    gguf_main_type,
+    gguf_problem,
+    logical_header,
+    quant_label,
+)
 from zitdesk.paths import skeleton_dir
 from zitdesk.st_header import SafetensorsHeader, read_header
 
@@ -60,6 +68,11 @@ class FileCheck:
     prefix: str = ""  # key prefix to strip (DiT / TE)
     dtypes: dict[str, int] = field(default_factory=dict)
     header: SafetensorsHeader | None = None
+    quant: str = ""  # "" | fp8 | fp8-scaled | nvfp4 | gguf-Q4_K … (zitdesk.models.quant)
+
+    @property
+    def quant_label(self) -> str:
+        return quant_label(self.quant)
 
     @property
     def ok(self) -> bool:
@@ -88,29 +101,34 @@ def classify_header(header: SafetensorsHeader) -> FileCheck:
         return check
     family = detect_checkpoint_family(keys, {k: v.shape for k, v in header.tensors.items()})
     check.family = family
+    gguf = header.metadata.get("format") == "gguf"
+    if family in ("zimage-dit", "qwen3"):
+        if gguf:
+            check.quant = "gguf-" + gguf_main_type(header)
+            problem = gguf_problem(header)
+        else:
+            check.quant, problem = detect_quant(header)
+            if check.quant == "nvfp4":
+                check.header = header = logical_header(header)
+                keys = set(header.tensors)
+        if problem:
+            check.message = problem
+            if family == "qwen3":
+                check.prefix = next(
+                    (p for p in _TE_PREFIXES if f"{p}embed_tokens.weight" in keys), ""
+                )
+            else:
+                check.prefix = _dit_prefix(keys) or ""
+            return check
     if family == "zimage-dit":
         check.prefix = _dit_prefix(keys) or ""
-        if _has(keys, "scale_weight", "weight_scale", ".scales", "input_scale") or any(
-            d in dtypes for d in ("I8", "U8", "F4")
-        ):
-            check.message = (
-                f"{name} is a Z-Image DiT in a pre-quantized format (scaled fp8, int8 or fp4) that "
-                "zitdesk cannot load yet; use the bf16 or fp8_e4m3fn file instead."
-            )
-            return check
         check.role = DIT
-        if "F16" in dtypes and "BF16" not in dtypes:
+        if "F16" in dtypes and "BF16" not in dtypes and not check.quant:
             check.message = "fp16 weights: zitdesk computes in bf16 (fp16 overflows in Z-Image)."
         return check
     if family == "qwen3":
         check.prefix = next((p for p in _TE_PREFIXES if f"{p}embed_tokens.weight" in keys), "")
-        if any(k.endswith(("scale_weight", "weight_scale")) for k in keys):
-            check.message = (
-                f"{name} is a scaled-fp8 Qwen3 file that zitdesk cannot load yet; use the bf16 "
-                "qwen_3_4b.safetensors."
-            )
-        else:
-            check.role = TEXT_ENCODER
+        check.role = TEXT_ENCODER
         return check
     if family == "flux-vae":
         if "encoder.conv_out.weight" not in keys:
@@ -138,12 +156,8 @@ def classify_header(header: SafetensorsHeader) -> FileCheck:
 def classify_file(path: str | Path) -> FileCheck:
     """Read the header of ``path`` and classify it. Raises :class:`ModelError` for unreadable files."""
     p = Path(path)
-    if p.suffix.lower() == ".gguf":
-        raise ModelError(
-            f"{p.name} is a GGUF file; zitdesk does not load GGUF models yet. Use the .safetensors release."
-        )
     try:
-        header = read_header(p)
+        header = gguf_header(p) if p.suffix.lower() == ".gguf" else read_header(p)
     except Exception as exc:  # FileFormatError carries a plain message already
         raise ModelError(str(exc)) from exc
     return classify_header(header)
