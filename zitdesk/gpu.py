@@ -319,7 +319,8 @@ def doctor(check_models: bool = True) -> DoctorReport:
         found = discover()
         guesses = [detect_variant(s, choices) for s in found]
         rep.facts["models"] = [
-            s.to_dict() | {"variant": g.to_dict()} for s, g in zip(found, guesses, strict=True)
+            s.to_dict() | {"variant": guess.to_dict()}
+            for s, guess in zip(found, guesses, strict=True)
         ]
         if not any(s.complete for s in found):
             rep.add(
@@ -328,6 +329,8 @@ def doctor(check_models: bool = True) -> DoctorReport:
                 "No complete Z-Image Turbo model was found in the usual places.",
                 "Pass --model PATH or choose the model folder in the app.",
             )
-        for s, g in zip(found, guesses, strict=True):
-            rep.add("ok" if s.complete else "warn", "models", f"{s.describe()} — {g.describe()}")
+        for s, guess in zip(found, guesses, strict=True):
+            rep.add(
+                "ok" if s.complete else "warn", "models", f"{s.describe()} — {guess.describe()}"
+            )
     return rep
