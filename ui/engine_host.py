@@ -29,6 +29,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
+from zitdesk.caption.request import CaptionReady
 from zitdesk.engine.cancel import CancelToken
 from zitdesk.engine.events import (
     TERMINAL_EVENTS,
@@ -64,7 +65,8 @@ def kind_of(request: Any) -> str:
     """``generate`` for a GenerateRequest, ``train`` for a TrainSpec (by type name: no import of
     the training modules on the GUI thread)."""
     name = type(request).__name__
-    return {"GenerateRequest": "generate", "TrainSpec": "train"}.get(name, "generate")
+    kinds = {"GenerateRequest": "generate", "TrainSpec": "train", "CaptionRequest": "caption"}
+    return kinds.get(name, "generate")
 
 
 @dataclass(eq=False)
@@ -185,6 +187,7 @@ class EngineController(QObject):
     checkpoint_saved = Signal(object)  # CheckpointSaved
     paused = Signal(object)  # Paused (with lora_path: the LoRA as of this step)
     resumed = Signal(object)  # Resumed
+    caption_ready = Signal(object)  # CaptionReady (one image of a caption job)
 
     _dispatch = Signal(object)  # → EngineWorker.run_job (queued, engine thread)
     _shutdown_worker = Signal()  # → EngineWorker.shutdown
@@ -417,6 +420,8 @@ class EngineController(QObject):
             self.image_ready.emit(ev)
         elif isinstance(ev, LoraReport):
             self.lora_report.emit(ev)
+        elif isinstance(ev, CaptionReady):
+            self.caption_ready.emit(ev)
         elif isinstance(ev, TERMINAL_EVENTS):
             if try_job is not None:
                 self._end_try(try_job, ev)

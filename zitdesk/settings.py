@@ -62,6 +62,9 @@ class AppSettings:
     last_negative: str = ""
     last_loras: list[str] = field(default_factory=list)
     history_limit: int = 500
+    # Auto-captioning (#18): the chosen WD tagger folder and vision-language model folder.
+    caption_tagger_path: str = ""
+    caption_vlm_path: str = ""
     # Z-Image variant per model path when the files do not say (zitdesk.models.variants):
     # model path → turbo | base | deturbo; and "fast Base": a distillation LoRA for Base.
     model_variants: dict[str, str] = field(default_factory=dict)

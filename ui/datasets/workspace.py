@@ -276,6 +276,10 @@ class DatasetsWorkspace(QWidget):
         tb.exclude_requested.connect(a.toggle_excluded)
         tb.trash_requested.connect(a.confirm_trash)
         tb.crop_requested.connect(a.open_crop)
+        self.caption_button = QPushButton("Caption…")  # auto-captioning (#18)
+        self.caption_button.setToolTip("Caption with a local tagger or vision-language model")
+        tb.add_action_button(self.caption_button)
+        self.caption_button.clicked.connect(self.open_caption_dialog)
         a.resolution = lambda: self.grid.resolution
         self._shortcut("bulk", "Ctrl+B", a.open_bulk_edit)
         self._shortcut("flag", "Ctrl+K", a.toggle_flag)
@@ -465,6 +469,12 @@ class DatasetsWorkspace(QWidget):
 
     def open_bulk_edit(self, op: int = 0) -> BulkEditDialog | None:
         return self.image_actions.open_bulk_edit(op)
+
+    @Slot()
+    def open_caption_dialog(self):
+        from ui.datasets.caption_dialog import open_caption_dialog
+
+        return open_caption_dialog(self.image_actions, self)
 
     def restore_snapshot(self, path: Path) -> int:
         return self.image_actions.restore_snapshot(path)

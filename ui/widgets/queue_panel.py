@@ -3,6 +3,7 @@ each with what it is; waiting jobs can be removed and reordered (``EngineControl
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Slot
@@ -32,6 +33,9 @@ def describe_job(job: Any) -> str:
         steps = getattr(getattr(cfg, "optim", None), "steps", None)
         resume = " (resume)" if getattr(req, "resume", False) else ""
         return f"Train LoRA {name}{resume}" + (f", {steps} steps" if steps else "")
+    if job.kind == "caption":
+        n = len(getattr(req, "names", ()) or ()) or "all"
+        return f"Caption {n} image(s) with {Path(str(getattr(req, 'model_path', ''))).name}"
     prompt = " ".join(str(getattr(req, "prompt", "")).split())
     if len(prompt) > 60:
         prompt = prompt[:59] + "…"

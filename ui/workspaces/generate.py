@@ -250,7 +250,8 @@ class GenerateWorkspace(GenerateView):
     # -- training ("Try it") --------------------------------------------------------------------
     def _is_training(self, job_or_id: Any) -> bool:
         job = self.controller.job(job_or_id) if isinstance(job_or_id, str) else job_or_id
-        return job is not None and job.kind in ("train", "enhance")  # enhance: VariantControls
+        # enhance: VariantControls; caption: the Datasets caption dialog (ui/datasets)
+        return job is not None and job.kind in ("train", "enhance", "caption")
 
     def training_paused(self) -> bool:
         current = getattr(self.controller, "current_training", None)

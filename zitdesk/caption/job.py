@@ -90,16 +90,19 @@ def apply_results(
 
 
 def select_images(req: CaptionRequest) -> tuple[list[str], dict[str, str | None]]:
-    """The image names the job captions (in folder order) and their captions at job start."""
-    from zitdesk.dataset.store import Dataset
+    """The image names the job captions (in order) and their captions at job start.
 
-    ds = Dataset.open(req.folder)
-    current = {it.name: it.caption for it in ds.items}
-    start = dict(req.expected) if req.expected else current
-    names = [n for n in (req.names or tuple(current)) if n in current]
-    missing = [n for n in req.names if n not in current]
-    if missing:
-        log.info("caption job: %d image(s) no longer in the dataset", len(missing))
+    With ``req.expected`` (the app: its open dataset's captions) the folder is not opened here:
+    opening removes stale temp files, which could be the app's own caption write in flight."""
+    if req.expected:
+        start = dict(req.expected)
+        names = [n for n in (req.names or tuple(start)) if n in start]
+    else:
+        from zitdesk.dataset.store import Dataset
+
+        ds = Dataset.open(req.folder)
+        start = {it.name: it.caption for it in ds.items}
+        names = [n for n in (req.names or tuple(start)) if n in start]
     if req.only_uncaptioned:
         names = [n for n in names if not (start.get(n) or "").strip()]
     if req.limit:
