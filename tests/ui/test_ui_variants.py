@@ -118,3 +118,20 @@ def test_enhance_through_the_real_engine_and_accept(qtbot, make_window, tiny_dif
     dlg.use_button.click()
     assert ws.form.prompt.text() == "a red fox, detailed fur, soft morning light"
     assert ws.variants.enhance_button.isEnabled()
+
+
+def test_model_setup_lists_the_variant(qtbot, tmp_path, monkeypatch, tiny_diffusers):
+    from ui.dialogs.model_setup import ModelSetupDialog
+    from zitdesk.models.tiny import hf_cache_layout
+
+    hf_cache_layout(tiny_diffusers, tmp_path / "hf", "Tongyi-MAI/Z-Image")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("ZITDESK_MODEL_DIRS", str(tmp_path / "none"))
+    dlg = ModelSetupDialog()
+    qtbot.addWidget(dlg)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=10_000)
+    texts = [dlg.list.item(i).text() for i in range(dlg.list.count())]
+    assert any("Z-Image (Base) (from the name models--Tongyi-MAI--Z-Image)" in t for t in texts)
+    dlg.check_folder(str(tiny_diffusers))
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=10_000)
+    assert "choose the variant" in dlg.list.currentItem().text()

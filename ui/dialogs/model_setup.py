@@ -53,14 +53,28 @@ FilesRole = Qt.ItemDataRole.UserRole + 2
 def _discover(extra_roots: list[str]) -> list[dict[str, Any]]:
     from zitdesk.models.discovery import discover
 
-    return [s.to_dict() | {"describe": s.describe()} for s in discover(extra_roots)]
+    return [
+        s.to_dict() | {"describe": s.describe(), "variant": _variant(s)}
+        for s in discover(extra_roots)
+    ]
+
+
+def _variant(src: Any) -> str:
+    """Which Z-Image it is (Turbo / Base / De-Turbo) and how that is known, for the list."""
+    from zitdesk.models.variants import detect_variant
+
+    return detect_variant(src).describe()
 
 
 def _check_folder(path: str) -> dict[str, Any]:
     from zitdesk.models.discovery import resolve_model
 
     src = resolve_model(path)
-    return src.to_dict() | {"describe": src.describe(), "model_path": path}
+    return src.to_dict() | {
+        "describe": src.describe(),
+        "model_path": path,
+        "variant": _variant(src),
+    }
 
 
 def _check_files(files: dict[str, str]) -> dict[str, Any]:
@@ -70,7 +84,7 @@ def _check_files(files: dict[str, str]) -> dict[str, Any]:
     paths = {k: Path(v) for k, v in files.items() if v}
     common = Path(os.path.commonpath([str(p.parent) for p in paths.values()])) if paths else Path()
     src = comfy_source({k: paths.get(k) for k, _, _ in ROLES}, common, label=common.name)
-    out = src.to_dict() | {"describe": src.describe(), "model_path": ""}
+    out = src.to_dict() | {"describe": src.describe(), "model_path": "", "variant": _variant(src)}
     if not src.complete:
         return out
     wanted = {k: str(p.resolve()) for k, p in paths.items()}
@@ -288,6 +302,8 @@ class ModelSetupDialog(QDialog):
         head = f"{info.get('label') or Path(info['model_path']).name}  ({origin})"
         if info.get("complete"):
             text = f"✔  {head}\n     ready — {info['model_path']}"
+            if info.get("variant"):  # zitdesk.models.variants; the Generate form can change it
+                text += f"\n     {info['variant']}"
         else:
             text = f"⚠  {head}\n     {self._plain(info)}\n     {info['model_path']}"
         item = QListWidgetItem(text)
