@@ -20,9 +20,12 @@ def host(qtbot, tmp_path):
     from zitdesk.engine.studio import StudioEngine
     from zitdesk.settings import AppSettings
 
-    colours = {f"{i:02d}_{c}.png": rgb for i, (c, rgb) in enumerate(
-        [("red", (250, 10, 10)), ("blue", (10, 10, 250)), ("green", (10, 250, 10))] * 2
-    )}
+    colours = {
+        f"{i:02d}_{c}.png": rgb
+        for i, (c, rgb) in enumerate(
+            [("red", (250, 10, 10)), ("blue", (10, 10, 250)), ("green", (10, 250, 10))] * 2
+        )
+    }
     folder = make_colour_dataset(tmp_path / "ds", colours)
     (folder / "00_red.txt").write_text("my cat", encoding="utf-8")
     tagger = make_tiny_tagger(tmp_path / "wd-tiny-tagger-v3")
@@ -106,7 +109,8 @@ def test_only_uncaptioned_and_cancel(qtbot, host):
     # queue description of a caption job
     from ui.widgets.queue_panel import describe_job
 
-    job = win.controller.job(dlg.build_request(False).job_id) or type(
-        "J", (), {"kind": "caption", "request": dlg.build_request(False)}
-    )()
+    job = (
+        win.controller.job(dlg.build_request(False).job_id)
+        or type("J", (), {"kind": "caption", "request": dlg.build_request(False)})()
+    )
     assert describe_job(job) == "Caption 5 image(s) with wd-tiny-tagger-v3"

@@ -36,7 +36,11 @@ TAGS: list[tuple[str, int, float | int]] = [
 ]
 
 
-def make_tiny_tagger(folder: str | Path, seed: int = 0, side: int = 448) -> Path:
+def make_tiny_tagger(
+    folder: str | Path, seed: int = 0, side: int = 448, tags: list | None = None
+) -> Path:
+    """``tags``: ``[(name, category, score)]`` instead of :data:`TAGS` (a float score is fixed,
+    an int is the BGR channel the score follows)."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -44,10 +48,11 @@ def make_tiny_tagger(folder: str | Path, seed: int = 0, side: int = 448) -> Path
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    n = len(TAGS)
+    tags = TAGS if tags is None else tags
+    n = len(tags)
     w = rng.normal(0, 1e-4, size=(3, n)).astype(np.float32)
     b = np.zeros(n, dtype=np.float32)
-    for k, (_, _, score) in enumerate(TAGS):
+    for k, (_, _, score) in enumerate(tags):
         if isinstance(score, int):  # a colour channel: high when that channel is bright
             w[score, k] = 1 / 16
             b[k] = -8.0
@@ -77,7 +82,7 @@ def make_tiny_tagger(folder: str | Path, seed: int = 0, side: int = 448) -> Path
     with open(out / "selected_tags.csv", "w", encoding="utf-8", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["tag_id", "name", "category", "count"])
-        for k, (name, cat, _) in enumerate(TAGS):
+        for k, (name, cat, _) in enumerate(tags):
             wr.writerow([1000 + k, name, cat, 100 * (n - k)])
     return out
 

@@ -251,6 +251,7 @@ class CaptionDialog(QDialog):
     def _validate(self) -> None:
         text = self.path.text().strip()
         self.problem.setText(check_model(self.kind_key, text) if text else "")
+        self.problem.setVisible(bool(self.problem.text()))
         self._update_buttons()
 
     def _browse(self) -> None:
