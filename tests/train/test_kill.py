@@ -4,14 +4,11 @@ exactly the weights of an uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 import torch
 from trainhelp import make_config, run_job
 
+from tests.support.traincli import start_train_cli, wait_for_step
 from zitdesk.engine.events import JobFinished
 from zitdesk.train.checkpoint import list_checkpoints, load_checkpoint
 
@@ -27,52 +25,6 @@ STEPS = 60
 KILLS = 3
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-
-
-def _start(config: Path, home: Path) -> tuple[subprocess.Popen, queue.Queue]:
-    env = {
-        **os.environ,
-        "ZITDESK_HOME": str(home),
-        "OMP_NUM_THREADS": "1",
-        "ZITDESK_DEVICE": "cpu",
-        "PYTHONPATH": str(ROOT),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zitdesk.cli.train", str(config), "--resume", "--json"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return proc, lines
-
-
-def _wait_for_step(lines: queue.Queue, target: int, timeout: float = 120.0) -> int | None:
-    """Block until the trainer reports a step ≥ ``target``; returns the first step it reported."""
-    end = time.monotonic() + timeout
-    first = None
-    while time.monotonic() < end:
-        try:
-            line = lines.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        if line is None:
-            return None
-        ev = json.loads(line)
-        if ev["event"] == "TrainStep":
-            first = ev["step"] if first is None else first
-            if ev["step"] >= target:
-                return first
-    raise AssertionError("the trainer never reached the step")
 
 
 def _check_outputs(out: Path) -> int:
@@ -108,15 +60,15 @@ def test_sigkill_at_random_moments(train_model, dataset, tmp_path):
     rng = random.Random(20260611)
     last_step = 0
     for _ in range(KILLS):
-        proc, lines = _start(config, tmp_path / "home")
-        first = _wait_for_step(lines, last_step + rng.randint(1, 8))
+        proc, lines = start_train_cli(config, resume=True, home=tmp_path / "home")
+        first = wait_for_step(lines, last_step + rng.randint(1, 8))
         assert first == last_step + 1, "resumed from the newest checkpoint"
         time.sleep(rng.uniform(0.0, 0.05))  # lands mid-step or mid-checkpoint
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         last_step = _check_outputs(out)
         assert last_step < STEPS, "the run finished before it could be killed; raise STEPS"
-    proc, lines = _start(config, tmp_path / "home")
+    proc, lines = start_train_cli(config, resume=True, home=tmp_path / "home")
     assert proc.wait(timeout=180) == 0
     assert _check_outputs(out) == STEPS
     assert (out / "lora.safetensors").is_file()

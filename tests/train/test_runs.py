@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from trainhelp import make_config, run_job
 
+from tests.support.traincli import start_train_cli, wait_for_step
 from zitdesk.engine.cancel import CancelToken
 from zitdesk.engine.events import JobFailed, JobFinished
 from zitdesk.train.checkpoint import list_checkpoints
@@ -78,41 +74,6 @@ def test_out_of_memory_record_names_the_lower_preset(train_model, dataset, tmp_p
     assert spec.resume and spec.config.memory.preset == "12gb"
 
 
-def _start_cli(config: Path) -> tuple[subprocess.Popen, queue.Queue]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ZITDESK_DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zitdesk.cli.train", str(config), "--json"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-
-    def pump() -> None:
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return proc, lines
-
-
-def _wait_step(lines: queue.Queue, target: int, timeout: float = 180.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            line = lines.get(timeout=1.0)
-        except queue.Empty:
-            continue
-        assert line is not None, "the trainer exited early"
-        ev = json.loads(line)
-        if ev["event"] == "TrainStep" and ev["step"] >= target:
-            return
-    raise AssertionError("the trainer never reached the step")
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkilled_run_is_unfinished_and_resumes_to_the_end(train_model, dataset, tmp_path):
     steps = 40
@@ -121,9 +82,9 @@ def test_sigkilled_run_is_unfinished_and_resumes_to_the_end(train_model, dataset
         train_model, dataset, out, optim={"steps": steps}, save={"every": 1, "keep_last": 2}
     )
     config = cfg.write(tmp_path / "train.toml")
-    proc, lines = _start_cli(config)
+    proc, lines = start_train_cli(config)
     try:
-        _wait_step(lines, 3)
+        assert wait_for_step(lines, 3) is not None, "the trainer exited early"
         live = list_runs()
         assert [r.status for r in live] == ["running"] and live[0].pid == proc.pid
         assert unfinished_runs() == []  # `zitdesk train` is alive: not unfinished

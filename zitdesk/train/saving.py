@@ -76,6 +76,7 @@ class SaveMixin(RunState):
         cfg = self.cfg
         t_save = time.perf_counter()
         self._phase("saving", f"Step {self.step}")
+        self._write_losses()  # first: a kill after the checkpoint leaves no gap in the curve
         rng = rng_state()
         ckpt = save_checkpoint(
             self.ckroot,
