@@ -9,13 +9,14 @@ from zitdesk.cli.common import OneLineParser, configure_logging, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zitdesk.cli import dataset, generate, lora, tools, train
+    from zitdesk.cli import dataset, edit, generate, lora, tools, train
 
     p = OneLineParser(prog="zitdesk", description="Z-Image Turbo studio, headless.")
     p.add_argument("--version", action="version", version=f"zitdesk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     tools.add_make_tiny_model_parser(sub)
     generate.add_generate_parser(sub)
+    edit.add_upscale_parser(sub)  # upscale IMAGE [--factor 2] [--strength 0.3] [--tile] [--overlap]
     lora.add_lora_parser(sub)  # lora inspect FILE | lora scan DIR... [--auto] [--hash] --json
     tools.add_params_parser(sub)
     tools.add_selftest_parser(sub)

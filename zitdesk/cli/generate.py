@@ -21,17 +21,20 @@ from zitdesk.cli.events import EventPrinter
 from zitdesk.errors import RequestError, ZitdeskError
 
 
-def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_generate_parser(
+    subparsers: Any, name: str = "generate", help: str = "generate images"
+) -> argparse.ArgumentParser:
+    from zitdesk.cli.edit import add_edit_arguments
     from zitdesk.engine.requests import MemoryMode
 
-    g = subparsers.add_parser("generate", help="generate images")
-    g.add_argument("--prompt", required=True)
+    g = subparsers.add_parser(name, help=help)
+    g.add_argument("--prompt", required=name == "generate")
     g.add_argument("--negative", default="")
     g.add_argument(
         "--model", help="diffusers folder, HF-cache model folder, or folder of ComfyUI files"
     )
-    g.add_argument("--width", type=int, default=1024)
-    g.add_argument("--height", type=int, default=1024)
+    g.add_argument("--width", type=int, default=None, help="1024, or the init image's")
+    g.add_argument("--height", type=int, default=None, help="1024, or the init image's")
     g.add_argument("--steps", type=int, default=8)
     g.add_argument("--seed", type=int, default=None, help="default: random")
     g.add_argument("--count", type=int, default=1)
@@ -56,6 +59,7 @@ def add_generate_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--out", help="output folder (default: the app's outputs folder)")
     g.add_argument("--json", action="store_true", help="print a JSON list of written files")
     g.add_argument("--quiet", action="store_true")
+    add_edit_arguments(g)  # --init-image, --strength, --mask, --outpaint, --controlnet …
     g.set_defaults(func=cmd_generate)
     return g
 
@@ -97,16 +101,19 @@ def _describe(printer: EventPrinter, ev: Any) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from zitdesk.cli.edit import edit_fields
     from zitdesk.engine.cancel import CancelToken
+    from zitdesk.engine.edit import total_steps
     from zitdesk.engine.generate import GenerationEngine
     from zitdesk.engine.requests import GenerateRequest, MemoryMode, require_device
 
     loras = tuple(parse_lora(x) for x in args.lora or ())
+    edit = edit_fields(args)  # init image, mask, ControlNet, upscale; the size of an init image
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     req = GenerateRequest(
         prompt=args.prompt,
-        width=args.width,
-        height=args.height,
+        width=edit.pop("width", args.width or 1024),
+        height=edit.pop("height", args.height or 1024),
         steps=args.steps,
         seed=seed,
         count=args.count,
@@ -122,6 +129,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         output_dir=str(Path(args.out).resolve()) if args.out else "",
         model_path=args.model or "",
         preview_every=0,
+        **edit,
     ).validate()
     if args.model:
         from zitdesk.models.discovery import resolve_model
@@ -136,7 +144,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     quiet = args.json or args.quiet
     printer = EventPrinter(
-        _describe, req.steps * req.count, bar=not quiet, info=not quiet, warnings=not args.json
+        _describe,
+        total_steps(req) * req.count,
+        bar=not quiet,
+        info=not quiet,
+        warnings=not args.json,
     )
     code = printer.run(lambda: engine.run(req, printer, cancel), cancel)
     if code is None:
