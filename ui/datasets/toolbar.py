@@ -9,18 +9,19 @@ they sit with the curation buttons and follow "a dataset is open".
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSizePolicy,
     QToolButton,
     QWidget,
 )
 
-from ui.widgets.text import plain_label, set_plain_tooltip
+from ui.widgets.text import make_plain, set_plain_tooltip
 
 
 class DatasetToolbar(QWidget):
@@ -37,7 +38,7 @@ class DatasetToolbar(QWidget):
 
     def __init__(self, undo: QAction, redo: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.path_label = plain_label("No dataset open", "muted", selectable=True)
+        self.path_label = PathLabel("No dataset open")
         # a long folder path is cut, not allowed to widen the window (full path in the tooltip)
         self.path_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.path_label.setMinimumWidth(80)
@@ -154,6 +155,36 @@ class DatasetToolbar(QWidget):
     @property
     def view(self) -> str:
         return "grid" if self.grid_button.isChecked() else "table"
+
+
+class PathLabel(QLabel):
+    """The open folder, elided in the middle when the row is narrow (the full path in
+    :meth:`full_text` and the tooltip); always plain text."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        make_plain(self)
+        self.setObjectName("muted")
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._full = ""
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, e) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(e)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(
+            self._full, Qt.TextElideMode.ElideMiddle, max(self.width(), 40)
+        )
+        super().setText(shown)
 
 
 def _compact(button: QWidget) -> None:
