@@ -135,3 +135,29 @@ def test_model_setup_lists_the_variant(qtbot, tmp_path, monkeypatch, tiny_diffus
     dlg.check_folder(str(tiny_diffusers))
     qtbot.waitUntil(lambda: not dlg.busy, timeout=10_000)
     assert "choose the variant" in dlg.list.currentItem().text()
+
+
+def test_library_card_and_details_show_the_lora_variant(tmp_path):
+    import json
+    from pathlib import Path
+
+    from ui.library.delegates import arch_chip
+    from ui.library.details import details_text
+    from zitdesk.library.index import LibraryIndex
+
+    make_lora(
+        tmp_path / "own.safetensors", rank=4, layers=2, metadata={"zitdesk_base_variant": "base"}
+    )
+    make_lora(
+        tmp_path / "civ.safetensors", rank=4, layers=2, metadata={"ss_base_model_version": "zimage"}
+    )
+    (tmp_path / "civ.civitai.info").write_text(json.dumps({"baseModel": "ZImageTurbo"}))
+    make_lora(tmp_path / "plain.safetensors", rank=4, layers=2)
+    index = LibraryIndex(cache_path=tmp_path / "cache.json")
+    index.scan([str(tmp_path)])
+    by = {Path(e.path).stem: e for e in index.entries}
+    assert arch_chip(by["own"])[0].endswith(" Base")
+    assert arch_chip(by["civ"])[0].endswith(" Turbo")
+    assert not arch_chip(by["plain"])[0].endswith(("Base", "Turbo"))
+    assert "Trained on: Z-Image (Base) (zitdesk_base_variant)" in details_text(by["own"])
+    assert "does not say which Z-Image" in details_text(by["plain"])

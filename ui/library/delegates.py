@@ -98,6 +98,12 @@ def arch_chip(e: LoraEntry) -> tuple[str, str]:
         "Stable Diffusion 2": "SD 2",
         "Stable Diffusion 3": "SD 3",
     }.get(e.arch_label, e.arch_label)
+    if e.arch == "zimage":  # which Z-Image it was trained on, when it says (models.variants)
+        from zitdesk.models.variants import SHORT, entry_variant
+
+        guess = entry_variant(e)
+        if guess.known:
+            label = f"{label} {SHORT[guess.variant]}"
     return label, ARCH_COLOURS.get(e.arch, ARCH_COLOURS["unknown"])
 
 

@@ -93,6 +93,15 @@ def details_text(
             add(f"Keys using features zitdesk does not apply: {e.unsupported_key_count}")
     if e.base_model_version:
         add(f"Base model according to metadata: {e.base_model_version}")
+    if e.arch == "zimage":
+        from zitdesk.models.variants import entry_variant
+
+        guess = entry_variant(e)
+        add(
+            f"Trained on: {guess.label} ({guess.detail})"
+            if guess.known
+            else "Trained on: the file does not say which Z-Image (Turbo or Base)"
+        )
     if e.status == "ok" and not e.has_metadata and not e.sidecars:
         add("This file carries no metadata and has no sidecar files.")
     if e.author:
