@@ -52,6 +52,8 @@ class AppSettings:
     memory_mode: str = MemoryMode.GPU.value
     vae_tiling: bool = False
     unload_text_encoder: bool = False
+    # Compile / fp8 compute where the GPU has them (GenerateRequest.speed "auto"); off: eager.
+    fast_generation: bool = True
     guidance: float = 0.0
     shift: float = 3.0
     preview_every: int = 1

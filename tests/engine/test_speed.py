@@ -201,3 +201,46 @@ def test_a_failing_fast_path_falls_back_to_eager_once(tiny_diffusers, tmp_path, 
         assert again[-1].stats["fp8_compute"] is False
     finally:
         eng.shutdown()
+
+
+def test_a_lora_applies_on_fp8_linears_and_comes_off_exactly(tmp_path):
+    from diffusers import ZImagePipeline
+    from safetensors.torch import save_file
+
+    from zitdesk.lora.apply import apply_loras
+    from zitdesk.models.tiny import make_tiny_components
+
+    pipe = ZImagePipeline(**make_tiny_components(seed=0))
+    pipe.set_progress_bar_config(disable=True)
+    assert speed.to_fp8_linears(pipe.transformer, "cpu") > 0
+    m = "layers.0.attention.to_q"
+    gen = torch.Generator().manual_seed(0)
+    path = tmp_path / "l.safetensors"
+    save_file(
+        {
+            f"diffusion_model.{m}.lora_A.weight": torch.randn(4, 32, generator=gen) * 0.15,
+            f"diffusion_model.{m}.lora_B.weight": torch.randn(32, 4, generator=gen) * 0.15,
+        },
+        str(path),
+    )
+    with torch.no_grad():
+        emb, _ = pipe.encode_prompt("a fox", do_classifier_free_guidance=False)
+
+    def run():
+        with torch.no_grad():
+            return pipe(
+                prompt_embeds=emb,
+                height=64,
+                width=64,
+                num_inference_steps=2,
+                guidance_scale=0.0,
+                generator=torch.Generator().manual_seed(7),
+                output_type="latent",
+            ).images.clone()
+
+    base = run()
+    (report,) = apply_loras(pipe, [(str(path), 1.0)])
+    assert report.matched == 1
+    assert float((run() - base).abs().max()) > 1e-3  # the LoRA acts through the fp8 layer
+    apply_loras(pipe, [])
+    assert torch.equal(run(), base)

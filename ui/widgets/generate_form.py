@@ -101,6 +101,13 @@ class GenerateFormWidget(QScrollArea):
         )
         self.vae_tiling = QCheckBox("VAE tiling (saves memory when decoding large images)")
         self.unload_te = QCheckBox("Keep the text encoder in RAM (saves ≈ 8 GB of VRAM)")
+        self.fast = QCheckBox("Fast generation (compiles on supported GPUs)")
+        self.fast.setChecked(True)
+        self.fast.setToolTip(
+            "Compiles the model on NVIDIA GPUs with Triton (and uses fp8 compute in fp8 mode on "
+            "cards that have it): ≈ 30 % faster images; the first image of each size takes "
+            "longer once. Off: plain eager bf16."
+        )
         self.loras = LoraStackWidget()
         # advanced
         self.guidance = QDoubleSpinBox()
@@ -161,6 +168,7 @@ class GenerateFormWidget(QScrollArea):
         lay.addLayout(form)
         lay.addWidget(self.vae_tiling)
         lay.addWidget(self.unload_te)
+        lay.addWidget(self.fast)
         lay.addWidget(_title("LoRAs"))
         lay.addWidget(self.loras)
         lay.addWidget(self.advanced)
@@ -179,6 +187,7 @@ class GenerateFormWidget(QScrollArea):
             self.memory_mode.currentIndexChanged,
             self.vae_tiling.toggled,
             self.unload_te.toggled,
+            self.fast.toggled,
             self.loras.changed,
             self.guidance.valueChanged,
             self.shift.valueChanged,
@@ -235,6 +244,7 @@ class GenerateFormWidget(QScrollArea):
             memory_mode=self.current_memory_mode(),
             vae_tiling=self.vae_tiling.isChecked(),
             unload_text_encoder=self.unload_te.isChecked(),
+            speed="auto" if self.fast.isChecked() else "off",
             output_dir=self.output_dir.text().strip(),
             model_path=model_path,
             write_metadata=not self.strip_metadata.isChecked(),
@@ -341,6 +351,7 @@ class GenerateFormWidget(QScrollArea):
         self.memory_mode_chosen = s.memory_mode != MemoryMode.GPU.value  # GPU is the stock default
         self.vae_tiling.setChecked(s.vae_tiling)
         self.unload_te.setChecked(s.unload_text_encoder)
+        self.fast.setChecked(bool(getattr(s, "fast_generation", True)))
         self.guidance.setValue(s.guidance)
         self.shift.setValue(s.shift)
         self.output_dir.setText(s.output_dir)
@@ -372,6 +383,7 @@ class GenerateFormWidget(QScrollArea):
         s.memory_mode = self.current_memory_mode().value
         s.vae_tiling = self.vae_tiling.isChecked()
         s.unload_text_encoder = self.unload_te.isChecked()
+        s.fast_generation = self.fast.isChecked()
         s.guidance = float(self.guidance.value())
         s.shift = float(self.shift.value())
         s.output_dir = self.output_dir.text().strip()
