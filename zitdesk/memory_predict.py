@@ -27,7 +27,9 @@ from zitdesk.io import atomic_write
 log = logging.getLogger(__name__)
 
 GIB = 2**30
-DIT_BYTES = 6_154_908_736 * 2  # bf16 DiT (11.5 GiB)
+DIT_PARAMS = 6_154_908_736
+DIT_BYTES = DIT_PARAMS * 2  # bf16 DiT (11.5 GiB)
+DEQUANT_WORK = int(0.15 * GIB)  # a packed DiT's largest layer dequantised to bf16 for one forward
 TEXT_ENCODER_BYTES = 4_022_468_096 * 2  # bf16 Qwen3-4B (7.5 GiB)
 VAE_BYTES = 168_000_000
 BLOCK_BYTES = DIT_BYTES // 30  # one of the 30 main DiT layers
@@ -49,22 +51,39 @@ MODE_SHORT = {
 }
 
 
-def _mode_key(request: GenerateRequest) -> str:
-    """Measurements are only comparable within the same placement: mode, tiling, text encoder."""
+def _mode_key(request: GenerateRequest, dit_format: str = "") -> str:
+    """Measurements are only comparable within the same placement: mode, tiling, text encoder,
+    and the DiT file's format (a GGUF Q4_K DiT keeps 3.5 GB resident, bf16 11.5 GiB)."""
     return (
         f"{request.memory_mode.value}{'+tiled' if request.vae_tiling else ''}"
         f"{'+te-ram' if request.unload_text_encoder else ''}"
+        f"{'+' + dit_format if dit_format else ''}"
     )
 
 
-def _estimate(request: GenerateRequest) -> int:
+def _estimate(request: GenerateRequest, dit_format: str = "") -> int:
     return estimate_peak(
         request.width,
         request.height,
         request.memory_mode,
         request.vae_tiling,
         request.unload_text_encoder,
+        dit_format,
     )
+
+
+def packed_dit(dit_format: str) -> bool:
+    """Whether the DiT file stays quantised on the GPU (GGUF, scaled fp8, nvfp4)."""
+    return dit_format.startswith("gguf-") or dit_format in ("fp8-scaled", "nvfp4")
+
+
+def dit_resident_bytes(mode: MemoryMode, dit_format: str = "") -> int:
+    """GPU bytes of the DiT's weights in GPU / fp8 modes for a file of ``dit_format``."""
+    if packed_dit(dit_format):
+        from zitdesk.models.quant import resident_bytes
+
+        return resident_bytes(DIT_PARAMS, dit_format) + DEQUANT_WORK
+    return DIT_BYTES // 2 if mode is MemoryMode.FP8 else DIT_BYTES
 
 
 def estimate_peak(
@@ -73,28 +92,30 @@ def estimate_peak(
     mode: MemoryMode,
     vae_tiling: bool = False,
     unload_text_encoder: bool = False,
+    dit_format: str = "",
 ) -> int:
-    """The first-principles estimate in bytes (torch-allocated, no CUDA context)."""
+    """The first-principles estimate in bytes (torch-allocated, no CUDA context).
+
+    ``dit_format`` is the DiT file's format (``FileCheck.quant``): packed files (GGUF, scaled
+    fp8, nvfp4) keep their own size resident in the GPU and fp8 modes."""
     mpix = width * height / 1_000_000
     denoise = DENOISE_PER_MPIX * mpix
     decode = DECODE_TILED if vae_tiling else DECODE_PER_MPIX * mpix
     work = max(denoise, decode)
-    if mode is MemoryMode.GPU:
-        resident = DIT_BYTES + VAE_BYTES
+    if mode in (MemoryMode.GPU, MemoryMode.FP8):
+        resident = dit_resident_bytes(mode, dit_format) + VAE_BYTES
+        # streamed from RAM: two groups of 4 of the 36 Qwen3 blocks on the GPU at a time
+        encoder = TEXT_ENCODER_BYTES * 8 // 36 if unload_text_encoder else TEXT_ENCODER_BYTES
         peak = max(
-            resident + TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS,
-            resident + work + (0 if unload_text_encoder else TEXT_ENCODER_BYTES),
-        )
-    elif mode is MemoryMode.FP8:
-        resident = DIT_BYTES // 2 + VAE_BYTES
-        peak = max(
-            resident + TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS,
+            resident + encoder + ENCODE_ACTIVATIONS,
             resident + work + (0 if unload_text_encoder else TEXT_ENCODER_BYTES),
         )
     elif mode is MemoryMode.MODEL_OFFLOAD:  # one whole model on the GPU at a time
-        peak = max(TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS, DIT_BYTES + denoise, VAE_BYTES + decode)
+        dit = dit_resident_bytes(MemoryMode.GPU, dit_format)
+        peak = max(TEXT_ENCODER_BYTES + ENCODE_ACTIVATIONS, dit + denoise, VAE_BYTES + decode)
     elif mode is MemoryMode.GROUP_OFFLOAD:  # a streamed block plus the one being prefetched
-        peak = 2 * BLOCK_BYTES + VAE_BYTES + work
+        block = dit_resident_bytes(MemoryMode.GPU, dit_format) // 30
+        peak = 2 * block + VAE_BYTES + work
     else:  # SEQUENTIAL: one layer at a time
         peak = BLOCK_BYTES // 4 + work
     return int(peak)
@@ -176,10 +197,13 @@ class MemoryPredictor:
     def __init__(self, samples: dict[str, list[dict[str, Any]]] | None = None) -> None:
         # mode key → [{"w", "h", "peak", "est"}], newest last
         self._samples: dict[str, list[dict[str, Any]]] = samples or {}
+        # The active DiT file's format (FileCheck.quant); set by whoever chose the model.
+        self.dit_format = ""
 
-    def predict(self, request: GenerateRequest) -> Prediction:
-        est = _estimate(request)
-        samples = self._samples.get(_mode_key(request), [])
+    def predict(self, request: GenerateRequest, dit_format: str | None = None) -> Prediction:
+        fmt = self.dit_format if dit_format is None else dit_format
+        est = _estimate(request, fmt)
+        samples = self._samples.get(_mode_key(request, fmt), [])
         if not samples:
             return Prediction(est, "estimate")
         for s in reversed(samples):
@@ -188,12 +212,15 @@ class MemoryPredictor:
         ratio = statistics.median(s["peak"] / s["est"] for s in samples if s["est"] > 0)
         return Prediction(int(est * ratio), "scaled", len(samples))
 
-    def record(self, request: GenerateRequest, peak_bytes: int) -> None:
+    def record(
+        self, request: GenerateRequest, peak_bytes: int, dit_format: str | None = None
+    ) -> None:
         """Remember a finished job's measured peak (ignored when 0, i.e. on the CPU)."""
         if peak_bytes <= 0:
             return
-        est = _estimate(request)
-        key = _mode_key(request)
+        fmt = self.dit_format if dit_format is None else dit_format
+        est = _estimate(request, fmt)
+        key = _mode_key(request, fmt)
         rows = self._samples.setdefault(key, [])
         rows.append({"w": request.width, "h": request.height, "peak": int(peak_bytes), "est": est})
         del rows[:-MAX_SAMPLES]
@@ -266,6 +293,9 @@ def retry_plan(
     if hint.get("vae_tiling") and not request.vae_tiling:
         changes["vae_tiling"] = True
         words.append("VAE tiling")
+    if hint.get("unload_text_encoder") and not request.unload_text_encoder:
+        changes["unload_text_encoder"] = True
+        words.append("text encoder from RAM")
     if not changes:
         w, h = smaller_size(request.width, request.height)
         if (w, h) == (request.width, request.height):
@@ -273,3 +303,133 @@ def retry_plan(
         changes.update(width=w, height=h)
         words.append(f"{w}×{h}")
     return request.with_changes(**changes), "Retry with " + " + ".join(words)
+
+
+# -- the placement ladder: one calibrated model for the pre-flight choice and the OOM retry ----
+
+# Fastest first (docs/benchmarks.md: GPU 1.33 s, fp8 1.51 s, block streaming 2.2 s at 1024²;
+# streaming the text encoder costs only on a new prompt). (mode, text encoder in RAM, VAE tiling)
+LADDER: tuple[tuple[MemoryMode, bool, bool], ...] = (
+    (MemoryMode.GPU, False, False),
+    (MemoryMode.GPU, True, False),
+    (MemoryMode.GPU, True, True),
+    (MemoryMode.FP8, True, False),
+    (MemoryMode.FP8, True, True),
+    (MemoryMode.MODEL_OFFLOAD, False, True),
+    (MemoryMode.GROUP_OFFLOAD, True, True),
+    (MemoryMode.SEQUENTIAL, True, True),
+)
+
+
+def _rungs(dit_format: str) -> list[tuple[MemoryMode, bool, bool]]:
+    # fp8 storage on an already-packed DiT changes nothing (the engine keeps it packed)
+    return [r for r in LADDER if not (packed_dit(dit_format) and r[0] is MemoryMode.FP8)]
+
+
+def _placed(request: GenerateRequest, rung: tuple[MemoryMode, bool, bool]) -> GenerateRequest:
+    mode, te_ram, tiled = rung
+    return replace(request, memory_mode=mode, unload_text_encoder=te_ram, vae_tiling=tiled)
+
+
+def _rung_of(request: GenerateRequest, rungs: list[tuple[MemoryMode, bool, bool]]) -> int:
+    for i, (mode, te_ram, tiled) in enumerate(rungs):
+        if (
+            mode is request.memory_mode
+            and te_ram >= request.unload_text_encoder
+            and tiled >= request.vae_tiling
+        ):
+            return i
+    return 0
+
+
+def first_fit(
+    request: GenerateRequest,
+    room_bytes: int,
+    predictor: MemoryPredictor | None = None,
+    dit_format: str | None = None,
+    start: int = 0,
+    scale: float = 1.0,
+) -> tuple[GenerateRequest, Prediction] | None:
+    """The fastest placement (from rung ``start``) whose predicted peak × ``scale`` fits
+    comfortably in ``room_bytes``; None when even sequential offload does not."""
+    pred = predictor or MemoryPredictor()
+    fmt = pred.dit_format if dit_format is None else dit_format
+    rungs = _rungs(fmt)
+    for rung in rungs[start:]:
+        cand = _placed(request, rung)
+        p = pred.predict(cand, fmt)
+        if p.peak_bytes * scale <= TIGHT_FRACTION * room_bytes:
+            return cand, p
+    return None
+
+
+def preflight(
+    request: GenerateRequest,
+    room_bytes: int,
+    predictor: MemoryPredictor | None = None,
+    dit_format: str | None = None,
+) -> GenerateRequest:
+    """The request placed on the fastest rung that fits this card (the first attempt)."""
+    found = first_fit(request, room_bytes, predictor, dit_format)
+    return found[0] if found else _placed(request, LADDER[-1])
+
+
+def after_oom(
+    request: GenerateRequest,
+    room_bytes: int,
+    predictor: MemoryPredictor | None = None,
+    dit_format: str | None = None,
+) -> dict[str, Any]:
+    """The retry hint after ``request`` ran out of memory in ``room_bytes``: the next rung that
+    fits once the failed rung's under-estimate is applied to every prediction (the failure shows
+    the real peak was above ``room_bytes``). ``{}`` when nothing lighter is left."""
+    pred = predictor or MemoryPredictor()
+    fmt = pred.dit_format if dit_format is None else dit_format
+    rungs = _rungs(fmt)
+    at = _rung_of(request, rungs)
+    failed = pred.predict(request, fmt).peak_bytes
+    scale = max(1.0, room_bytes / failed) if failed > 0 else 1.0
+    found = first_fit(request, room_bytes, pred, fmt, start=at + 1, scale=scale)
+    if found is None:
+        if at + 1 >= len(rungs):
+            return {}
+        found = (_placed(request, rungs[-1]), pred.predict(_placed(request, rungs[-1]), fmt))
+    nxt = found[0]
+    return {
+        "memory_mode": nxt.memory_mode.value,
+        "vae_tiling": nxt.vae_tiling,
+        "unload_text_encoder": nxt.unload_text_encoder,
+    }
+
+
+def dit_format_of(source: Any) -> str:
+    """The DiT file's format of a resolved ``ModelSource`` (``""`` for bf16 / diffusers folders)."""
+    checks = getattr(source, "checks", None) or {}
+    check = checks.get("transformer")
+    return str(getattr(check, "quant", "") or "")
+
+
+def cuda_room_bytes(device: str = "cuda") -> int:
+    """What this process may allocate on ``device``: the card's memory times the per-process
+    fraction (``set_per_process_memory_fraction``, the caps of the benchmark); 0 without CUDA."""
+    try:
+        import torch
+
+        if not device.startswith("cuda") or not torch.cuda.is_available():
+            return 0
+        dev = torch.device(device)
+        total = torch.cuda.get_device_properties(dev).total_memory
+        get_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+        fraction = float(get_fraction(dev)) if get_fraction is not None else 1.0
+        return int(total * min(max(fraction, 0.0), 1.0))
+    except Exception:  # noqa: BLE001 - a hint only; never fail the failure path
+        return 0
+
+
+def oom_hint(request: GenerateRequest, device: str, dit_format: str = "") -> dict[str, Any]:
+    """The engine's ``retry_hint`` after an OOM: the calibrated ladder's next fitting rung on
+    this card (:func:`after_oom`), ``{}`` when the card's room is unknown or nothing is left."""
+    room = cuda_room_bytes(device)
+    if room <= 0:
+        return {}
+    return after_oom(request, room, MemoryPredictor(), dit_format)

@@ -220,3 +220,18 @@ def test_scaled_fp8_dit_alone_is_found_not_missing(tmp_path, comps):
     assert src.files[DIT].name == "z_image_turbo_fp8_scaled.safetensors"
     assert "diffusion model" not in src.describe()
     assert "text encoder" in src.describe() and "VAE" in src.describe()
+
+
+def test_fp8_memory_mode_keeps_a_packed_dit_packed(tmp_path, comps, reference):
+    from zitdesk.engine.memory import apply_memory_mode
+    from zitdesk.engine.requests import MemoryMode
+
+    folder = write_model_folder(tmp_path / "m", comps, "gguf-Q8_0")
+    pipe = load_pipeline(resolve_model(folder), "cpu", dtype=torch.float32)
+    x, cap, ref = reference
+    detail = apply_memory_mode(pipe, MemoryMode.FP8, "cpu")
+    assert "fp8" not in detail  # placed like GPU mode: the file is already small
+    assert pipe.transformer.layers[0].attention.to_q.weight.dtype == torch.uint8
+    with torch.no_grad():
+        out = pipe.transformer([x], torch.tensor([0.5]), [cap])[0][0]
+    assert _rel(out, ref) < 0.01

@@ -332,12 +332,19 @@ class GenerationEngine:
     def _failure(self, job: str, request: GenerateRequest, exc: Exception) -> JobFailed:
         tb = traceback.format_exc()
         if is_oom(exc):
+            from zitdesk.memory_predict import dit_format_of, oom_hint
+
+            fmt = dit_format_of(self._loaded.source) if self._loaded is not None else ""
             self._loaded = None  # weights may be half-moved: reload next time
             free_memory()
             nxt = NEXT_TIER.get(request.memory_mode)
             hint: dict[str, Any] = {"memory_mode": nxt.value} if nxt else {}
             if request.memory_mode is MemoryMode.GPU or nxt is None:
                 hint["vae_tiling"] = True
+            # The calibrated ladder (#17): the next rung predicted to fit this card at once.
+            calibrated = oom_hint(request, self.device, fmt)
+            if calibrated:
+                hint, nxt = calibrated, MemoryMode(calibrated["memory_mode"])
             advice = f"try '{nxt.label}'" if nxt else "try a smaller size"
             return JobFailed(
                 job,

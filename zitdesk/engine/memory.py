@@ -53,8 +53,15 @@ def apply_memory_mode(
     """
     import torch
 
+    from zitdesk.models.quant.packed import is_prequantised
+
     cuda = device.startswith("cuda")
-    if mode is MemoryMode.FP8:
+    packed = is_prequantised(pipe.transformer)
+    if mode is MemoryMode.FP8 and packed:
+        # A GGUF / scaled-fp8 / nvfp4 DiT is already stored small; casting its packed bytes
+        # to fp8 would destroy them, so fp8 mode places it like GPU mode.
+        mode = MemoryMode.GPU
+    elif mode is MemoryMode.FP8:
         # fp8 e4m3 storage, bf16 (or the load dtype) compute; diffusers skips the embedders/norms.
         compute = (
             pipe.transformer.dtype
