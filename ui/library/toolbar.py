@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QPushButton,
     QToolButton,
     QWidget,
 )
@@ -86,9 +87,9 @@ class LibraryToolbar(QWidget):
             group.addButton(b)
         self.grid_button.setChecked(True)
         self.grid_button.toggled.connect(self._on_grid_toggled)
-        self.folders_button = QToolButton()
-        self.folders_button.setText("Folders")
-        self.folders_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # a push button with a menu keeps room for its arrow (a tool button drew it over "s")
+        self.folders_button = QPushButton("Folders")
+        self.folders_button.setToolTip("Add, remove or rescan the folders the Library watches")
         self.folders_menu = QMenu(self)
         self.folders_button.setMenu(self.folders_menu)
 
