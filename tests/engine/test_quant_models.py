@@ -235,3 +235,11 @@ def test_fp8_memory_mode_keeps_a_packed_dit_packed(tmp_path, comps, reference):
     with torch.no_grad():
         out = pipe.transformer([x], torch.tensor([0.5]), [cap])[0][0]
     assert _rel(out, ref) < 0.01
+
+
+@pytest.mark.parametrize("dit", ["gguf-Q4_K", "nvfp4", "fp8-scaled"])
+def test_lora_fit_reads_the_real_shapes_of_quantised_dits(tmp_path, comps, dit):
+    from zitdesk.lora.fit import model_linear_shapes
+
+    plain = model_linear_shapes(write_model_folder(tmp_path / "bf16", comps))
+    assert model_linear_shapes(write_model_folder(tmp_path / "q", comps, dit)) == plain

@@ -120,7 +120,12 @@ def _dit_files(model: Any) -> list[tuple[Path, str]]:
 
 @functools.lru_cache(maxsize=16)
 def _shapes_of_file(path: str, prefix: str, _mtime_ns: int, _size: int) -> dict[str, Shape]:
-    return shapes_from_header(read_header(path, check_size=False), prefix)
+    from zitdesk.models.quant import gguf_header, logical_header
+
+    if path.lower().endswith(".gguf"):  # a GGUF DiT: its tensor table, shapes in torch order
+        return shapes_from_header(gguf_header(path), prefix)
+    # nvfp4 files list packed [N, K/2] bytes: read the layers' real shapes
+    return shapes_from_header(logical_header(read_header(path, check_size=False)), prefix)
 
 
 def model_linear_shapes(model: Any = None) -> dict[str, Shape]:
