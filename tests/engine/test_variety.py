@@ -57,12 +57,21 @@ def test_variety_changes_the_image_and_replays_from_the_png(engine, tmp_path):
     assert np.abs(plain - varied).mean() > 0.5  # the embedding noise shows in the picture
     params = read_parameters(path)
     assert "Variety: 0.5" in params.raw["parameters"]
+    assert "Variety" not in params.unmapped  # used, not "Not used"
     values = params.request_values()
     assert values["variety"] == 0.5
     again, _ = _image(
         engine, GenerateRequest.from_dict(values).with_changes(output_dir=str(tmp_path / "again"))
     )
     assert np.array_equal(again, varied)
+    # an A1111-style reader of the text alone (no zitdesk chunk) gets the variety too
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", params.raw["parameters"])
+    Image.open(path).save(tmp_path / "text-only.png", pnginfo=info)
+    text_only = read_parameters(str(tmp_path / "text-only.png"))
+    assert text_only.source == "a1111" and text_only.request_values()["variety"] == 0.5
     # another seed with the same variety gives another image
     other, _ = _image(engine, _req(tmp_path / "other", variety=0.5, seed=6))
     assert not np.array_equal(other, varied)

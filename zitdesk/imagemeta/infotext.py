@@ -123,7 +123,9 @@ def _parse_lora_hashes(value: str) -> dict[str, str]:
     return result
 
 
-_A1111_MAPPED = _MAPPED_KEYS | {"Hashes"}
+# "Variety" and "CFG normalization" are zitdesk's own (zitdesk.engine.variety):
+# ImageParameters.request_values reads them from the settings line when no request is embedded.
+_A1111_MAPPED = _MAPPED_KEYS | {"Hashes", "Variety", "CFG normalization"}
 
 
 def _fill_from_infotext(result: dict[str, Any], text: str) -> bool:

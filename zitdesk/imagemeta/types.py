@@ -245,6 +245,13 @@ class ImageParameters:
             value = getattr(self, key)
             if value is not None:
                 values[key] = value
+        try:  # zitdesk's own settings (an infotext without the JSON chunk)
+            if "Variety" in self.settings:
+                values["variety"] = float(self.settings["Variety"])
+        except ValueError:
+            pass
+        if "CFG normalization" in self.settings:
+            values["cfg_normalization"] = self.settings["CFG normalization"].lower() == "true"
         request = self.request if isinstance(self.request, dict) else None
         if request:
             values.update(request)

@@ -80,5 +80,6 @@ def _fill_from_zitdesk(result: dict[str, Any], text: str) -> bool:
     result["loras"] = loras
     extra = meta.get("extra")
     if isinstance(extra, dict):
-        unmapped.extend(str(k) for k in extra)
+        used = {"Variety", "CFG normalization"}  # in the embedded request (engine.variety)
+        unmapped.extend(str(k) for k in extra if str(k) not in used)
     return True
