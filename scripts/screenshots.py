@@ -452,6 +452,8 @@ def shoot_train(out: Path, home: Path) -> int:
     save(win, "train-paused")
     view.try_button.click()
     gen = win.generate
+    gen.form.prompt.load_tokenizer()
+    wait_until(lambda: gen.form.prompt.tokenizer_ready, 60, "the tokenizer")
     gen.form.prompt.set_text("a photo of mycat on a sofa, evening light")
     gen.form.size_picker.set_size(1024, 1024)
     gen.generate_button.click()
