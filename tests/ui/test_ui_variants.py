@@ -109,9 +109,13 @@ def test_enhance_through_the_real_engine_and_accept(qtbot, make_window, tiny_dif
     ws = win.generate
     ws.form.prompt.set_text("a fox")
     with qtbot.waitSignal(ws.variants.enhance_ready, timeout=120_000) as blocker:
-        assert ws.variants.enhance()
+        dlg_job = ws.variants.enhance()
+        assert dlg_job
         assert not ws.variants.enhance_button.isEnabled()
     dlg = blocker.args[0]
+    from ui.widgets.queue_panel import describe_job
+
+    assert describe_job(win.controller.job(dlg_job)) == "Enhance prompt: a fox"
     assert dlg.text() and dlg.original.toPlainText() == "a fox"
     assert ws.gallery_model.rowCount() == 0 and "Removed" not in win.status_label.text()
     dlg.proposal.setPlainText("a red fox, detailed fur, soft morning light")

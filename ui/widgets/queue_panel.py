@@ -39,6 +39,8 @@ def describe_job(job: Any) -> str:
     prompt = " ".join(str(getattr(req, "prompt", "")).split())
     if len(prompt) > 60:
         prompt = prompt[:59] + "…"
+    if job.kind == "enhance":  # the prompt enhancer (zitdesk.engine.enhance)
+        return f"Enhance prompt: {prompt}"
     count = getattr(req, "count", 1)
     size = f"{getattr(req, 'width', '?')}×{getattr(req, 'height', '?')}"
     loras = len(getattr(req, "loras", ()) or ())

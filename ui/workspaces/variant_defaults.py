@@ -207,6 +207,13 @@ class VariantControls(QObject):
         self.form.parameter_hooks.append(self.apply_parameters)
         body = self.form.widget().layout()
         body.insertWidget(max(body.indexOf(self.form.loras) - 1, 0), p)
+        self.form.setMinimumWidth(  # the form never scrolls sideways (as GenerateFormWidget)
+            max(
+                self.form.minimumWidth(),
+                self.form.widget().minimumSizeHint().width()
+                + self.form.verticalScrollBar().sizeHint().width(),
+            )
+        )
         self.enhance_button = QPushButton("Enhance")
         self.enhance_button.setToolTip(
             "Rewrite a short prompt into a detailed one with the loaded text encoder; you see "
