@@ -56,9 +56,11 @@ def test_vlm_caption_job_on_cpu(vlm_dir, tmp_path):
         max_tokens=6,
         device="cpu",
     )
+    from zitdesk.caption.store import caption_and_apply
+
     events: list = []
     engine = StudioEngine(device="cpu")
-    engine.run(req, events.append, CancelToken())
+    caption_and_apply(engine.run, req, events.append, CancelToken())
     assert isinstance(events[-1], JobFinished), events[-1]
     ready = [e for e in events if isinstance(e, CaptionReady)]
     assert [r.name for r in ready] == ["a.png", "b.png"]
@@ -75,7 +77,6 @@ def test_vlm_caption_job_on_cpu(vlm_dir, tmp_path):
             "vlm",
             str(vlm_dir),
             names=("b.png",),
-            apply=False,
             template="training",
             trigger="zxq",
             max_tokens=6,

@@ -15,7 +15,7 @@ from zitdesk.caption.tagger import TaggerOptions, load_tagger, tagger_problem
 from zitdesk.dataset.history import History
 from zitdesk.dataset.store import Dataset
 from zitdesk.engine.cancel import CancelToken
-from zitdesk.engine.events import JobCancelled, JobFinished, JobStarted, JobWarning
+from zitdesk.engine.events import JobCancelled, JobFinished, JobStarted
 from zitdesk.errors import ModelError
 
 RED = (250, 10, 10)
@@ -36,7 +36,9 @@ def dataset(tmp_path) -> Path:
     return d
 
 
-def run_job(req: CaptionRequest, cancel_after: int | None = None, engine=None):
+def run_job(req: CaptionRequest, cancel_after: int | None = None, engine=None, write=True):
+    """The job on the engine (StudioEngine.run), its results through the caption store."""
+    from zitdesk.caption.store import caption_and_apply
     from zitdesk.engine.studio import StudioEngine
 
     engine = engine or StudioEngine(device="cpu")
@@ -49,8 +51,8 @@ def run_job(req: CaptionRequest, cancel_after: int | None = None, engine=None):
             if sum(isinstance(e, CaptionReady) for e in events) >= cancel_after:
                 token.cancel()
 
-    engine.run(req, emit, token)
-    return events
+    out = caption_and_apply(engine.run, req, emit, token, write=write)
+    return events, out
 
 
 def test_tagger_layout_and_options(tagger_dir):
@@ -116,13 +118,13 @@ def test_compose_modes():
 
 def test_caption_job_modes_undo_and_journal(tagger_dir, dataset):
     req = CaptionRequest(str(dataset), "tagger", str(tagger_dir), mode="append")
-    events = run_job(req)
+    events, out = run_job(req)
     assert isinstance(events[0], JobStarted) and events[0].kind == "caption"
     ready = [e for e in events if isinstance(e, CaptionReady)]
     assert [r.name for r in ready] == ["a_red.png", "b_blue.png", "c_red.png"]
     assert ready[-1].index == 2 and ready[-1].total == 3 and ready[-1].eta_s == 0.0
     end = events[-1]
-    assert isinstance(end, JobFinished) and end.stats["written"] == 3
+    assert isinstance(end, JobFinished) and end.stats["captioned"] == 3 and len(out.written) == 3
     ds = Dataset.open(dataset)
     caps = {it.name: it.caption for it in ds.items}
     assert caps["a_red.png"].startswith("my cat, red theme, hatsune miku")
@@ -147,7 +149,7 @@ def test_caption_job_modes_undo_and_journal(tagger_dir, dataset):
     req = CaptionRequest(
         str(dataset), "tagger", str(tagger_dir), mode="prepend", only_uncaptioned=True
     )
-    events = run_job(req)
+    events, _ = run_job(req)
     assert [e.name for e in events if isinstance(e, CaptionReady)] == ["b_blue.png", "c_red.png"]
     assert (dataset / "a_red.txt").read_text(encoding="utf-8") == "my cat"
 
@@ -161,20 +163,18 @@ def test_never_overwrites_a_caption_edited_since_the_job_started(tagger_dir, dat
         str(tagger_dir),
         expected=(("a_red.png", "my cat"), ("b_blue.png", None), ("c_red.png", None)),
     )
-    events = run_job(req)
-    warnings = [e.message for e in events if isinstance(e, JobWarning)]
-    assert any("a_red.txt was changed since" in w for w in warnings)
+    events, out = run_job(req)
+    assert any("a_red.txt was changed since" in w for w in out.skipped)
     assert (dataset / "a_red.txt").read_text(encoding="utf-8") == "edited by hand"
     assert (dataset / "b_blue.txt").read_text(encoding="utf-8").startswith("blue theme")
-    assert events[-1].stats["written"] == 2
+    assert sorted(out.written) == ["b_blue.txt", "c_red.txt"]
 
 
 def test_cancel_keeps_the_finished_captions(tagger_dir, dataset):
     req = CaptionRequest(str(dataset), "tagger", str(tagger_dir))
-    events = run_job(req, cancel_after=1)
-    end = events[-1]
-    assert isinstance(end, JobCancelled)
-    assert [Path(p).name for p in end.paths] == ["a_red.txt"]
+    events, out = run_job(req, cancel_after=1)
+    assert isinstance(events[-1], JobCancelled) and out.end is events[-1]
+    assert out.written == ["a_red.txt"]
     assert not (dataset / "b_blue.txt").exists()
     assert len(History(Dataset.open(dataset).meta_dir).load().done) == 1
 
@@ -183,22 +183,23 @@ def test_preview_reports_without_writing_and_reuses_the_model(tagger_dir, datase
     from zitdesk.engine.studio import StudioEngine
 
     engine = StudioEngine(device="cpu")
-    req = CaptionRequest(str(dataset), "tagger", str(tagger_dir), limit=2, apply=False)
-    events = run_job(req, engine=engine)
+    req = CaptionRequest(str(dataset), "tagger", str(tagger_dir), limit=2)
+    events, _ = run_job(req, engine=engine, write=False)
     assert len([e for e in events if isinstance(e, CaptionReady)]) == 2
     assert (dataset / "a_red.txt").read_text(encoding="utf-8") == "my cat"
     assert not (dataset / "b_blue.txt").exists()
     loaded = engine._captioner._loaded.model
-    run_job(req, engine=engine)
+    run_job(req, engine=engine, write=False)
     assert engine._captioner._loaded.model is loaded  # kept between caption jobs
     engine.shutdown()
     assert engine._captioner._loaded is None
 
 
 def test_bad_model_path_fails_with_one_sentence(tmp_path, dataset):
-    events = run_job(CaptionRequest(str(dataset), "tagger", str(tmp_path / "missing")))
+    events, out = run_job(CaptionRequest(str(dataset), "tagger", str(tmp_path / "missing")))
     end = events[-1]
     assert end.kind == "model" and "does not exist" in end.message and "\n" not in end.message
+    assert out.written == [] and not (dataset / "b_blue.txt").exists()
 
 
 def test_cli_caption_json(tagger_dir, dataset, capsys):

@@ -2,7 +2,7 @@
 
 The dialog builds a :class:`~zitdesk.caption.request.CaptionRequest` and submits it to the one
 engine queue (kind ``caption``), so it waits behind a running generation or training job and
-never shares the GPU with one. The job only reports (``apply=False``): each
+never shares the GPU with one. The job only reports (it never writes a caption): each
 :class:`~zitdesk.caption.request.CaptionReady` comes back through
 ``EngineController.caption_ready``. *Preview* captions the first few images of the chosen scope
 and shows old → new as a word diff; *Caption N images* runs on all of them and, when the job
@@ -332,7 +332,6 @@ class CaptionDialog(QDialog):
             names=tuple(names),
             mode=str(self.mode.currentData()),
             limit=PREVIEW_COUNT if preview else 0,
-            apply=False,
             expected=expected,
             general_threshold=self.general.value(),
             character_threshold=self.character.value(),

@@ -8,7 +8,9 @@
   plain sentence.
 * :mod:`~zitdesk.caption.request`: :class:`CaptionRequest` and the :class:`CaptionReady` event;
   :mod:`~zitdesk.caption.compose`: replace / append / prepend;
-  :mod:`~zitdesk.caption.job`: :class:`CaptionEngine` (dispatched by ``StudioEngine.run``).
+  :mod:`~zitdesk.caption.job`: :class:`CaptionEngine` (dispatched by ``StudioEngine.run``; it
+  only reports); :mod:`~zitdesk.caption.store`: the results into the caption store as one
+  undo step (CLI, scripts; the app goes through its dataset session).
 """
 
 from zitdesk.caption.request import MODES, CaptionReady, CaptionRequest

@@ -1,13 +1,20 @@
 """How generated text joins a caption: ``replace``, ``append`` or ``prepend``.
 
-Tags are the comma-separated parts (:func:`zitdesk.dataset.bulk.split_tags`); a tag that the
+Tags are the comma-separated parts (the rule of :func:`zitdesk.dataset.bulk.split_tags`, kept
+here too: the engine layer does not import the dataset package); a tag that the
 caption already holds (any case, ``_`` or space) is not added twice. A description (a sentence)
 is added whole. Parts are joined with ``", "``, which the trainer reads as one line.
 """
 
 from __future__ import annotations
 
-from zitdesk.dataset.bulk import join_tags, split_tags
+
+def split_tags(caption: str) -> list[str]:
+    return [t.strip() for t in caption.split(",") if t.strip()]
+
+
+def join_tags(tags: list[str]) -> str:
+    return ", ".join(tags)
 
 
 def _key(part: str) -> str:

@@ -143,7 +143,8 @@ class Describer:
         self.processor = processor  # only for models outside the Qwen-VL family
         self.device = str(next(model.parameters()).device)
 
-    def describe(self, image: Any, opts: DescriberOptions) -> str:
+    def describe(self, image: Any, opts: DescriberOptions, stop: Any = None) -> str:
+        """The caption of one PIL image; ``stop()`` returning True ends generation early."""
         import torch
 
         img = image.convert("RGB")
@@ -176,9 +177,23 @@ class Describer:
                     v = v.to(dtype)
                 inputs[k] = v
         start = inputs["input_ids"].shape[1]
+        extra: dict[str, Any] = {}
+        if stop is not None:
+            from transformers import StoppingCriteria, StoppingCriteriaList
+
+            class _Stop(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kwargs):
+                    return torch.full((input_ids.shape[0],), bool(stop()), dtype=torch.bool)
+
+            extra["stopping_criteria"] = StoppingCriteriaList([_Stop()])
         with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=opts.max_tokens, do_sample=False)
-        return " ".join(self.tokenizer.decode(out[0, start:], skip_special_tokens=True).split())
+            out = self.model.generate(
+                **inputs, max_new_tokens=opts.max_tokens, do_sample=False, **extra
+            )
+        text = self.tokenizer.decode(out[0, start:], skip_special_tokens=True)
+        if "</think>" in text:  # a "Thinking" model: keep the answer only
+            text = text.split("</think>", 1)[1]
+        return " ".join(text.replace("<think>", " ").split())
 
     def close(self) -> None:
         self.model = None
@@ -206,10 +221,14 @@ def load_describer(folder: str | os.PathLike[str], opts: DescriberOptions) -> De
     kwargs: dict[str, Any] = {"local_files_only": True, "dtype": dtype}
     if quant is not None:
         kwargs["quantization_config"] = quant
-        kwargs["device_map"] = {"": 0}
+    import importlib.util
+
+    direct = device == "cuda" and importlib.util.find_spec("accelerate") is not None
+    if direct or quant is not None:
+        kwargs["device_map"] = {"": 0}  # straight onto the GPU, no full copy in RAM first
     try:
         model = AutoModelForImageTextToText.from_pretrained(p, **kwargs)
-        if quant is None:
+        if "device_map" not in kwargs:
             model = model.to(device)  # type: ignore[arg-type]  # transformers types .to oddly
         model.eval()
         tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)

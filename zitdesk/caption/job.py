@@ -7,11 +7,12 @@
 model (a preview, then the whole set) and dropped before any other kind of job
 (:meth:`release`), so captioning never holds GPU memory while generation or training runs.
 
-With ``request.apply`` the job writes the captions itself through the caption store
-(:class:`~zitdesk.dataset.store.Dataset` + :class:`~zitdesk.dataset.history.History`): one
-journal entry (one undo step) with a snapshot of every caption first, atomic writes, and a
-caption changed since the job started (compared with the text read then) is left as it is and
-named in a ``JobWarning``. A cancelled job keeps (applies) the captions finished before it.
+The job only *reports*: it never writes a caption and never imports the caption store (the
+engine layer sits below :mod:`zitdesk.dataset`). The caller applies the results as one undo
+step: the app through its open dataset session (``ui/datasets/caption_dialog.py``), the CLI and
+scripts through :func:`zitdesk.caption.store.caption_and_apply`. Each ``CaptionReady`` carries
+the caption as the caller saw it at job start (``request.expected``), so a caption edited
+meanwhile is recognised and left alone.
 """
 
 from __future__ import annotations
@@ -64,45 +65,29 @@ class _Loaded:
     on_gpu: bool
 
 
-def apply_results(
-    folder: str | Path, changes: list[tuple[str, str | None, str | None]], label: str
-) -> tuple[list[str], list[str]]:
-    """Write ``(name, expected, new)`` caption changes as one undo step of the dataset's journal
-    (snapshot first, atomic writes); a caption that is no longer ``expected`` is left alone.
-    Returns ``(caption files written, skipped sentences)``."""
-    from zitdesk.dataset.history import Entry, History
-    from zitdesk.dataset.store import Dataset
+def folder_captions(folder: Path) -> dict[str, str | None]:
+    """Image name → caption text (None: no ``.txt``) of a folder, read directly."""
+    from zitdesk.captions import decode_caption
+    from zitdesk.folder import IMAGE_EXTS
 
-    ds = Dataset.open(folder)  # the captions as they are on disk now
-    hist = History(ds.meta_dir)
-    hist.load()
-    snap = hist.snapshot(ds.captions(), label)
-    applied, skipped = ds.apply_changes(changes)
-    if not applied:
-        return [], skipped
-    done = set(applied)
-    hist.record_do(Entry.new(label, [c for c in changes if c[0] in done], snap))
-    hist.flush()  # the journal before the caption files (as the app does)
-    rep = ds.flush()
-    skipped += [f"{c.name}: changed on disk meanwhile; kept as it is." for c in rep.conflicts]
-    skipped += rep.errors
-    return rep.saved, skipped
+    if not folder.is_dir():
+        raise RequestError(f"The dataset folder {folder} does not exist.")
+    out: dict[str, str | None] = {}
+    for p in sorted(folder.iterdir(), key=lambda q: q.name):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
+            continue
+        try:
+            out[p.name] = decode_caption(p.with_suffix(".txt").read_bytes())[0]
+        except FileNotFoundError:
+            out[p.name] = None
+    return out
 
 
 def select_images(req: CaptionRequest) -> tuple[list[str], dict[str, str | None]]:
-    """The image names the job captions (in order) and their captions at job start.
-
-    With ``req.expected`` (the app: its open dataset's captions) the folder is not opened here:
-    opening removes stale temp files, which could be the app's own caption write in flight."""
-    if req.expected:
-        start = dict(req.expected)
-        names = [n for n in (req.names or tuple(start)) if n in start]
-    else:
-        from zitdesk.dataset.store import Dataset
-
-        ds = Dataset.open(req.folder)
-        start = {it.name: it.caption for it in ds.items}
-        names = [n for n in (req.names or tuple(start)) if n in start]
+    """The image names the job captions (in order) and their captions at job start:
+    ``req.expected`` when given (the caller's view), else the folder's ``.txt`` files."""
+    start = dict(req.expected) if req.expected else folder_captions(Path(req.folder))
+    names = [n for n in (req.names or tuple(start)) if n in start]
     if req.only_uncaptioned:
         names = [n for n in names if not (start.get(n) or "").strip()]
     if req.limit:
@@ -150,7 +135,7 @@ class CaptionEngine:
         self._loaded = _Loaded(key, model, on_gpu)
         return model
 
-    def _caption_one(self, model: Any, req: CaptionRequest, image: Any) -> str:
+    def _caption_one(self, model: Any, req: CaptionRequest, image: Any, cancel: CancelToken) -> str:
         if req.model_kind == "tagger":
             from zitdesk.caption.tagger import TaggerOptions
 
@@ -168,6 +153,7 @@ class CaptionEngine:
         return model.describe(
             image,
             DescriberOptions(req.template, req.trigger, req.prompt, req.max_tokens, req.quant),
+            stop=lambda: cancel.cancelled,
         )
 
     def run(self, req: CaptionRequest, emit: Emit, cancel: CancelToken) -> None:
@@ -179,7 +165,7 @@ class CaptionEngine:
             names, start = select_images(req)
             emit(JobStarted(job, kind="caption", total_steps=len(names), detail=req.model_kind))
             if not names:
-                emit(JobFinished(job, elapsed_s=0.0, stats={"captioned": 0, "written": 0}))
+                emit(JobFinished(job, elapsed_s=0.0, stats={"captioned": 0}))
                 return
             model = self._model(req, emit)
             emit(PhaseChanged(job, phase="captioning", detail=f"{len(names)} image(s)"))
@@ -192,10 +178,12 @@ class CaptionEngine:
                 try:
                     with Image.open(Path(req.folder) / name) as im:
                         im.load()
-                        text = self._caption_one(model, req, im)
+                        text = self._caption_one(model, req, im, cancel)
                 except OSError as exc:
                     emit(JobWarning(job, message=f"{name} cannot be read ({exc}); skipped."))
                     continue
+                if cancel.cancelled:
+                    break  # stopped inside this image's generation: the partial text is dropped
                 if not text.strip():
                     emit(
                         JobWarning(
@@ -211,38 +199,16 @@ class CaptionEngine:
                 results.append(ev)
                 emit(ev)
             work_s = time.perf_counter() - t1
-            paths, skipped = self._apply(req, results)
-            for s in skipped[:20]:
-                emit(JobWarning(job, message=s))
             stats = {
                 "captioned": len(results),
-                "written": len(paths),
-                "skipped": len(skipped),
                 "images_per_s": round(len(results) / work_s, 3) if work_s > 0 else 0.0,
             }
             if cancel.cancelled:
-                emit(JobCancelled(job, paths=tuple(paths)))
+                emit(JobCancelled(job))
             else:
-                emit(
-                    JobFinished(
-                        job, paths=tuple(paths), elapsed_s=time.perf_counter() - t0, stats=stats
-                    )
-                )
+                emit(JobFinished(job, elapsed_s=time.perf_counter() - t0, stats=stats))
         except Exception as exc:  # noqa: BLE001 - run never raises
             emit(self._failure(job, exc))
-
-    def _apply(
-        self, req: CaptionRequest, results: list[CaptionReady]
-    ) -> tuple[list[str], list[str]]:
-        if not req.apply:
-            return [], []
-        changes = [(r.name, r.old, r.new) for r in results if r.new != r.old]
-        if not changes:
-            return [], []
-        what = "tagger" if req.model_kind == "tagger" else "model"
-        label = f"Auto-caption {len(changes)} image(s) with the {what} {Path(req.model_path).name}"
-        saved, skipped = apply_results(req.folder, changes, label)
-        return [str(Path(req.folder) / n) for n in saved], skipped
 
     def _failure(self, job: str, exc: Exception) -> JobFailed:
         tb = traceback.format_exc()
@@ -265,4 +231,4 @@ class CaptionEngine:
         return JobFailed(job, kind=kind, message=user_message(exc), traceback=tb)
 
 
-__all__ = ["CaptionEngine", "apply_results", "select_images"]
+__all__ = ["CaptionEngine", "folder_captions", "select_images"]

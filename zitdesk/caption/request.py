@@ -1,9 +1,9 @@
 """The caption job's frozen request and its events (the engine protocol of ``zitdesk.engine``).
 
 A :class:`CaptionRequest` names a dataset folder, which images (all, some, only uncaptioned),
-one model (a WD tagger folder or a vision-language model folder), how the new text joins the old
-caption (:data:`MODES`) and whether the job itself writes the captions (``apply``: the CLI) or
-only reports them (the app applies them through its open dataset session, as one undo step).
+one model (a WD tagger folder or a vision-language model folder) and how the new text joins the
+old caption (:data:`MODES`). The job reports each new caption; the caller applies them (the app
+through its open dataset session, the CLI through :mod:`zitdesk.caption.store`), one undo step.
 
 ``expected`` holds the captions as the caller saw them when the job started (``(name, text)``;
 ``None`` text: no caption file). A caption that differs from it when the results are applied was
@@ -33,7 +33,6 @@ class CaptionRequest:
     only_uncaptioned: bool = False
     mode: str = "replace"  # replace | append | prepend (the new text before the old)
     limit: int = 0  # caption only the first N chosen images (a preview); 0 = all
-    apply: bool = True  # write through the caption store (False: report only)
     expected: tuple[tuple[str, str | None], ...] = ()  # captions at job start (else read now)
     # tagger
     general_threshold: float = 0.35

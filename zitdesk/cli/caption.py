@@ -5,8 +5,10 @@ Contract (flags may be added, never removed)::
     zitdesk dataset caption DIR --tagger PATH | --vlm PATH [--mode replace|append|prepend]
                             [--only-uncaptioned] [--limit N] [--json] ...
 
-The job is the app's (:class:`zitdesk.caption.job.CaptionEngine` through ``StudioEngine.run``):
-captions are written through the caption store as one undoable, journaled edit. Ctrl-C stops
+The job is the app's (:class:`zitdesk.caption.job.CaptionEngine` through ``StudioEngine.run``);
+the results are written through the caption store as one undoable, journaled edit
+(:func:`zitdesk.caption.store.caption_and_apply`); a caption changed while the job ran is left
+as it is and named. Ctrl-C stops
 after the current image and keeps the captions made so far (exit 130). A failure is one
 sentence on stderr, exit 1.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 from zitdesk.cli.common import EXIT_CANCELLED, EXIT_ERROR, fail
 from zitdesk.dataset.fsnames import dumps, shown
@@ -62,6 +65,7 @@ def add_caption_parser(dsub) -> argparse.ArgumentParser:
 
 def cmd_dataset_caption(args: argparse.Namespace) -> int:
     from zitdesk.caption.request import CaptionReady, CaptionRequest
+    from zitdesk.caption.store import Outcome, caption_and_apply
     from zitdesk.engine.cancel import CancelToken
     from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobWarning
     from zitdesk.engine.studio import StudioEngine
@@ -87,7 +91,7 @@ def cmd_dataset_caption(args: argparse.Namespace) -> int:
     ).validate()
     images: list[dict] = []
     warnings: list[str] = []
-    end: list = []
+    outcome: list[Outcome] = []
 
     def emit(ev) -> None:
         if isinstance(ev, CaptionReady):
@@ -101,12 +105,14 @@ def cmd_dataset_caption(args: argparse.Namespace) -> int:
             warnings.append(ev.message)
             if not args.json:
                 print(f"warning: {shown(ev.message)}", file=sys.stderr)
-        elif isinstance(ev, JobFinished | JobCancelled | JobFailed):
-            end.append(ev)
 
     engine = StudioEngine(device="cpu" if args.device == "cpu" else None)
     cancel = CancelToken()
-    worker = threading.Thread(target=engine.run, args=(req, emit, cancel), daemon=True)
+
+    def work() -> None:
+        outcome.append(caption_and_apply(engine.run, req, emit, cancel))
+
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
     try:
         while worker.is_alive():
@@ -116,11 +122,14 @@ def cmd_dataset_caption(args: argparse.Namespace) -> int:
         worker.join()
     finally:
         engine.shutdown()
-    ev = (
-        end[-1] if end else JobFailed(req.job_id, message="The caption job ended without a result.")
-    )
+    res = outcome[0] if outcome else Outcome()
+    ev = res.end or JobFailed(req.job_id, message="The caption job ended without a result.")
     status = {JobFinished: "finished", JobCancelled: "cancelled"}.get(type(ev), "failed")
-    written = list(getattr(ev, "paths", ()))
+    written = [str(Path(args.dir) / n) for n in res.written]
+    warnings += res.skipped
+    if not args.json:
+        for w in res.skipped:
+            print(f"warning: {shown(w)}", file=sys.stderr)
     if args.json:
         out = {
             "job_id": req.job_id,
@@ -137,5 +146,5 @@ def cmd_dataset_caption(args: argparse.Namespace) -> int:
     elif status != "failed":
         print(f"Captioned {len(images)} image(s); wrote {len(written)} caption file(s).")
     if status == "failed":
-        return fail(ev.message, EXIT_ERROR)
+        return fail(getattr(ev, "message", "") or "The caption job failed.", EXIT_ERROR)
     return EXIT_CANCELLED if status == "cancelled" else 0
