@@ -46,10 +46,17 @@ def prepare_transformer(tr: Any, cfg: TrainConfig, device: str) -> Prepared:
     compute_dtype = tr.dtype
     prec = cfg.model.base_precision if cfg.model.base_precision != "auto" else "bf16"
     quant = prec in ("fp8", "nf4")
+    from zitdesk.models.quant.packed import packed_base_label
+
+    packed = packed_base_label(tr)  # a GGUF / scaled-fp8 / nvfp4 file stays packed (#17)
+    if packed:
+        prec, quant = "", False
     mode = cfg.model.adapter_mode
-    if mode == "auto":
+    if mode == "auto" or packed:
         mode = "merge" if quant else "side"
     out = Prepared(base_precision=base_dtype_label(prec if quant else "", compute_dtype))
+    if packed:
+        out.base_precision = packed
     adapter_sd: dict[str, Any] | None = None
     if cfg.model.training_adapter:
         from zitdesk.lora.apply import load_normalized, transformer_linear_shapes

@@ -267,3 +267,25 @@ def load_packed_qwen3(model: nn.Module, path: Path, prefix: str, dtype: Any) -> 
         plain.pop(k + ".bias")
     install_packed(model, packed, biases, dtype)
     return plain
+
+
+def packed_base_label(model: Any) -> str:
+    """``""`` for a float model; else what its file-quantised layers are (``gguf-Q4_K``,
+    ``fp8-scaled``, ``nvfp4``; the most common one) — the frozen base of a LoRA training run.
+
+    Such a base stays packed while training: nothing is merged into it or re-quantised, the
+    adapter runs as a side branch, and the saved LoRA has the bf16 model's module names and
+    shapes, so it applies to the bf16 file unchanged."""
+    if model is None or not isinstance(model, nn.Module):
+        return ""
+    counts: dict[str, int] = {}
+    for mod in model.modules():
+        if isinstance(mod, PackedLinear):
+            label = mod.fmt
+        elif type(mod).__name__ == "GGUFLinear":
+            qtype = getattr(getattr(mod, "weight", None), "quant_type", None)
+            label = f"gguf-{getattr(qtype, 'name', qtype)}"
+        else:
+            continue
+        counts[label] = counts.get(label, 0) + 1
+    return max(counts, key=lambda k: counts[k]) if counts else ""
