@@ -83,6 +83,8 @@ class GalleryPanel(QWidget):
     reuse_requested = Signal(object)  # GalleryItem
     show_requested = Signal(object)  # GalleryItem: show it in the big preview (a click)
     more_requested = Signal()  # the next page of older results from the outputs folder
+    use_as_input_requested = Signal(object)  # GalleryItem: the init image of the next job
+    upscale_requested = Signal(object)  # GalleryItem: "Upscale ×2" (tiled image to image)
     message = Signal(str, str)  # text, level
 
     def __init__(self, model: GalleryModel, parent: QWidget | None = None) -> None:
@@ -123,6 +125,14 @@ class GalleryPanel(QWidget):
             button.clicked.connect(act.trigger)
             bar.addWidget(button)
             act.setProperty("button", button)
+        for key, text, tip in (  # menu only (right-click): the button row is full
+            ("use_input", "Use as input", "Start image to image or inpaint from this image"),
+            ("upscale", "Upscale ×2", "Tiled image to image at twice the size, low strength"),
+        ):
+            act = QAction(text, self)
+            act.setToolTip(tip)
+            act.triggered.connect(getattr(self, f"_do_{key}"))
+            self.actions[key] = act
         bar.addStretch(1)
         self.more_button = QPushButton("Older…")
         self.more_button.setToolTip("Show the next page of earlier results from the outputs folder")
@@ -172,7 +182,8 @@ class GalleryPanel(QWidget):
         has = self.current_item() is not None
         for act in self.actions.values():
             act.setEnabled(has)
-            act.property("button").setEnabled(has)
+            if act.property("button") is not None:
+                act.property("button").setEnabled(has)
         self.empty.setVisible(self.model.rowCount() == 0)
 
     @Slot(QPoint)
@@ -230,6 +241,16 @@ class GalleryPanel(QWidget):
             self.reuse_requested.emit(item)
 
     @Slot()
+    def _do_use_input(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            self.use_as_input_requested.emit(item)
+
+    def _do_upscale(self) -> None:
+        item = self.current_item()
+        if item is not None:
+            self.upscale_requested.emit(item)
+
     def _do_trash(self) -> None:
         item = self.current_item()
         if item is None:

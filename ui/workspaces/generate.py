@@ -177,6 +177,9 @@ class GenerateWorkspace(GenerateView):
         from ui.workspaces.variant_defaults import VariantControls
 
         self.variants = VariantControls(self)  # Turbo/Base defaults, variety, Enhance
+        from ui.workspaces.edit_controls import EditControls
+
+        self.edit = EditControls(self)  # img2img, inpaint, ControlNet, "Upscale ×2"
         self.update_prediction()
         self.load_more_outputs()  # results persist across restarts: the outputs folder, newest first
 
