@@ -488,6 +488,12 @@ class DatasetsWorkspace(QWidget):
     def trash(self, names: list[str]) -> list[str]:
         return self.image_actions.trash(names)
 
+    def confirm_trash(self) -> None:
+        self.image_actions.confirm_trash()
+
+    def choose_snapshot(self) -> None:
+        self.image_actions.choose_snapshot()
+
     def open_crop(self) -> CropDialog | None:
         return self.image_actions.open_crop()
 
@@ -511,6 +517,21 @@ class DatasetsWorkspace(QWidget):
 
     def next_image(self) -> None:
         self.nav.next_image()
+
+    def previous_image(self) -> None:
+        self.nav.previous_image()
+
+    def next_missing(self) -> None:
+        self.nav.next_missing()
+
+    def previous_missing(self) -> None:
+        self.nav.previous_missing()
+
+    def focus_filter(self) -> None:
+        self.nav.focus_filter()
+
+    def toggle_view(self) -> None:
+        self.nav.toggle_view()
 
     def show_table(self) -> None:
         self.nav.switch(self.table)

@@ -32,13 +32,6 @@ from zitdesk.train.config import OptimSection, TrainConfig
 log = logging.getLogger(__name__)
 
 GiB = 1 << 30
-# Activation bytes per token per model-width unit kept by one un-checkpointed block (bf16):
-# zitdesk's own step measured 31.6 GiB with no block checkpointed and 17.3 GiB with 26 of 34
-# checkpointed at 4 224 tokens × 3 840 on an H100 (bench/train_gpu.py, docs/benchmarks.md):
-# 0.55 GiB a block = 36.5 bytes per token·dim; 40 keeps a margin. (The engine notes' 72 came from
-# a loop that upcast LoRA inputs to fp32.)
-ACT_BYTES_PER_TOKEN_DIM = 40
-AUTO_RESERVE_BYTES = int(2.5 * GiB)
 
 
 @dataclass
@@ -95,32 +88,9 @@ def block_lists(transformer: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def plan_checkpointing(
-    transformer: Any, mode: str, image_tokens: int, caption_tokens: int, free_bytes: int | None
-) -> set[str]:
-    """Names of the blocks to checkpoint. ``auto`` keeps blocks un-checkpointed while the
-    estimated activations fit ``free_bytes`` (cheapest-memory blocks first)."""
-    blocks = block_lists(transformer)
-    if mode == "off":
-        return set()
-    if mode == "full" or free_bytes is None:
-        return {n for n, _ in blocks}
-    dim = int(transformer.config.dim)
-    cap = -(-caption_tokens // 32) * 32
-    img = -(-image_tokens // 32) * 32
-    tokens = {"context_refiner": cap, "noise_refiner": img, "layers": img + cap}
-    budget = free_bytes - AUTO_RESERVE_BYTES - tokens["layers"] * dim * ACT_BYTES_PER_TOKEN_DIM
-    keep: set[str] = set()
-    order = [b for b in blocks if not b[0].startswith("layers")] + list(
-        reversed([b for b in blocks if b[0].startswith("layers")])
-    )
-    for name, _ in order:
-        cost = tokens[name.split(".")[0]] * dim * ACT_BYTES_PER_TOKEN_DIM
-        if cost > budget:
-            break
-        budget -= cost
-        keep.add(name)
-    return {n for n, _ in blocks} - keep
+def fixed_checkpointing(transformer: Any, mode: str) -> set[str]:
+    """``full``: every block; ``off`` (or ``auto`` without a planner): none / every block."""
+    return set() if mode == "off" else {n for n, _ in block_lists(transformer)}
 
 
 class StepRunner:
@@ -146,6 +116,8 @@ class StepRunner:
         )
         self.checkpointed: set[str] = set()
         self.compiled = False
+        self.plan: Any = None
+        self.streamer: Any = None
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         self._lora_layers = [m for m in transformer.modules() if isinstance(m, BaseTunerLayer)]
@@ -168,47 +140,97 @@ class StepRunner:
         mem = self.cfg.memory
         if mem.attention_backend:
             self.tr.set_attention_backend(mem.attention_backend)
-        free = None
-        if mem.gradient_checkpointing == "auto" and self.cuda:
-            free, _ = torch.cuda.mem_get_info(torch.device(self.device))
-            if mem.vram_budget_gb > 0:
-                free = min(
-                    free, int(mem.vram_budget_gb * GiB) - torch.cuda.memory_reserved(self.device)
-                )
-            factor = 1.5 if self.cfg.optim.optimizer == "adamw8bit" else 3.0
-            free -= int(sum(p.numel() for p in self.params) * 4 * factor)
-        mode = (
-            mem.gradient_checkpointing
-            if (self.cuda or mem.gradient_checkpointing != "auto")
-            else "full"
-        )
-        self.checkpointed = plan_checkpointing(self.tr, mode, image_tokens, caption_tokens, free)
-        if self.checkpointed:
-            chosen = {id(b) for n, b in block_lists(self.tr) if n in self.checkpointed}
+        from zitdesk.train.setup import planning
 
-            def selective(module: Any, *args: Any) -> Any:
-                if id(module) in chosen:
-                    return torch.utils.checkpoint.checkpoint(
-                        module.__call__, *args, use_reentrant=False
-                    )
-                return module(*args)
-
-            self.tr.enable_gradient_checkpointing(gradient_checkpointing_func=selective)
-        elif getattr(self.tr, "gradient_checkpointing", False):
-            self.tr.disable_gradient_checkpointing()
+        self.plan = None
+        if planning(self.cfg, self.device):
+            self.plan = self._apply_plan(image_tokens, caption_tokens)
+            self.checkpointed = set(self.plan.checkpointed)
+        else:
+            self.checkpointed = fixed_checkpointing(self.tr, mem.gradient_checkpointing)
+        self.install_checkpointing()
         if mem.compile and self.cuda:
             import torch._dynamo
 
+            # persistent inductor / AOTAutograd / Triton caches in the app's cache folder (keyed
+            # by torch build and GPU), shared with generation: a repeated run loads its graphs
+            from zitdesk.engine.speed import use_compile_cache
+
+            use_compile_cache(self.device)
             cfg = torch._dynamo.config
             cfg.recompile_limit = max(getattr(cfg, "recompile_limit", 8), 64)
             self.tr.compile_repeated_blocks(fullgraph=False)
             self.compiled = True
         self.tr.train()
+        plan = self.plan
         return {
             "checkpointed_blocks": len(self.checkpointed),
             "blocks": len(block_lists(self.tr)),
             "compiled": self.compiled,
+            "fp8_blocks": len(plan.fp8) if plan else 0,
+            "streamed_blocks": len(plan.streamed) if plan else 0,
+            "predicted_peak_gib": round(plan.peak / GiB, 2) if plan else None,
+            "predicted_step_s": round(plan.step_s, 3) if plan else None,
+            "budget_gib": round(plan.budget / GiB, 2) if plan and plan.budget else None,
         }
+
+    def install_checkpointing(self) -> None:
+        """Route every block call through :attr:`checkpointed` / :attr:`streamer`."""
+        import torch
+
+        if not (self.checkpointed or self.streamer is not None):
+            if getattr(self.tr, "gradient_checkpointing", False):
+                self.tr.disable_gradient_checkpointing()
+            return
+        chosen = {id(b) for n, b in block_lists(self.tr) if n in self.checkpointed}
+        names = {id(b): n for n, b in block_lists(self.tr)}
+        streamer = self.streamer
+
+        def selective(module: Any, *args: Any) -> Any:
+            name = names[id(module)]
+            if id(module) not in chosen:
+                if streamer is not None:
+                    streamer.enter(name)
+                return module(*args)
+            if streamer is None:
+                return torch.utils.checkpoint.checkpoint(
+                    module.__call__, *args, use_reentrant=False
+                )
+
+            def run(*a: Any) -> Any:
+                streamer.enter(name)
+                out = module(*a)
+                streamer.leave(name)
+                return out
+
+            return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+        self.tr.enable_gradient_checkpointing(gradient_checkpointing_func=selective)
+
+    def _apply_plan(self, image_tokens: int, caption_tokens: int) -> Any:
+        """Plan with the real token counts and free memory; quantise / stream what it adds."""
+        from zitdesk.train.precision import base_linears, block_of, quantize_fp8_module
+        from zitdesk.train.setup import choose_plan, planner_input
+        from zitdesk.train.streaming import BlockStreamer
+
+        plan = choose_plan(
+            planner_input(self.tr, self.cfg, self.device, image_tokens, caption_tokens),
+            self.device,
+        )
+        prior = getattr(self.tr, "_zitdesk_plan", None)
+        had = set(prior.fp8) if prior is not None else set()
+        if self.cfg.model.base_precision == "fp8":
+            had = set(plan.fp8)
+        extra = set(plan.fp8) - had
+        if extra:
+            for name, _parent, _child, mod in base_linears(self.tr):
+                if block_of(name) in extra and mod.weight.dtype.is_floating_point:
+                    if "weight_scale" not in mod._buffers:
+                        quantize_fp8_module(mod, mod.weight.detach(), self.input_dtype)
+        if plan.streamed:
+            self.streamer = BlockStreamer(self.tr, set(plan.streamed), self.device)
+        self.tr._zitdesk_plan = plan
+        return plan
 
     def uncompile(self) -> None:
         """Fall back to eager blocks (after a compiler failure)."""
@@ -256,6 +278,8 @@ class StepRunner:
         for mb in micro_batches:
             loss = self.forward_loss(mb)
             (loss / n).backward()
+            if self.streamer is not None:
+                self.streamer.release()
             total = loss.detach() if total is None else total + loss.detach()
         if self.cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)

@@ -28,20 +28,37 @@ log = logging.getLogger(__name__)
 
 FP8_MAX = 448.0
 FP8_BLOCK = 64
+
+
+class _Fp8Dtypes:
+    """``weight.dtype in FP8_DTYPES`` without importing torch at module level."""
+
+    def __contains__(self, dtype: object) -> bool:
+        return str(dtype).startswith("torch.float8")
+
+
+FP8_DTYPES = _Fp8Dtypes()
 _QUANT_RE = re.compile(
     r"(?:layers|noise_refiner|context_refiner)\.\d+\.(?:attention\.(?:to_q|to_k|to_v|to_out\.0)"
     r"|feed_forward\.w[123])(?:\.base_layer)?"
 )
+_IN_BLOCK_RE = re.compile(
+    r"(?:attention\.(?:to_q|to_k|to_v|to_out\.0)|feed_forward\.w[123])(?:\.base_layer)?"
+)
+_BLOCK_OF = re.compile(r"((?:layers|noise_refiner|context_refiner)\.\d+)\.")
 
 
-def base_linears(transformer: Any, quantizable_only: bool = True):
-    """``(name, parent, child, module)`` of the frozen base Linears (PEFT wrappers seen through)."""
+def base_linears(transformer: Any, quantizable_only: bool = True, in_block: bool = False):
+    """``(name, parent, child, module)`` of the frozen base Linears (PEFT wrappers seen through).
+
+    ``in_block``: ``transformer`` is one block (names relative to it)."""
     import torch
 
+    pattern = _IN_BLOCK_RE if in_block else _QUANT_RE
     for name, mod in list(transformer.named_modules()):
         if not isinstance(mod, torch.nn.Linear) or ".lora_" in name:
             continue
-        if quantizable_only and not _QUANT_RE.fullmatch(name):
+        if quantizable_only and not pattern.fullmatch(name):
             continue
         parent_name, _, child = name.rpartition(".")
         yield (
@@ -50,6 +67,27 @@ def base_linears(transformer: Any, quantizable_only: bool = True):
             child,
             mod,
         )
+
+
+def block_of(name: str) -> str:
+    """``layers.3`` of ``layers.3.attention.to_q`` ("" outside the blocks)."""
+    m = _BLOCK_OF.match(name)
+    return m.group(1) if m else ""
+
+
+def place(transformer: Any, device: str, skip: set[int] | None = None) -> None:
+    """``transformer.to(device)`` except the tensors whose ``id`` is in ``skip`` (streamed
+    weights stay where they are: they never visit the GPU whole)."""
+    if not skip:
+        transformer.to(device)
+        return
+    for mod in transformer.modules():
+        for p in mod._parameters.values():
+            if p is not None and id(p) not in skip:
+                p.data = p.data.to(device)
+        for key, b in mod._buffers.items():
+            if b is not None and id(b) not in skip:
+                mod._buffers[key] = b.to(device)
 
 
 def module_key(name: str) -> str:
@@ -126,30 +164,41 @@ def prepare_base(
     compute_dtype: Any,
     merge: Mapping[str, tuple[Any, Any]] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    blocks: set[str] | None = None,
+    keep_off: set[str] | None = None,
 ) -> dict[str, Any]:
     """Merge (optional), quantise and place the transformer on ``device``; returns a summary.
 
     ``merge`` maps diffusers module names to ``(A, B)`` with scale 1 (``B @ A`` is added).
     For ``bf16``/``fp32`` the weights keep their dtype; merging still happens per module in fp32.
+    ``blocks``: quantise only the Linears of these blocks ("layers.3", …; None = every block).
+    ``keep_off``: blocks whose base Linear weights stay off the GPU (streamed from RAM later).
     """
     import torch
 
     merge = dict(merge or {})
     quant = precision in ("fp8", "nf4")
+    keep_off = set(keep_off or ())
     mods = list(base_linears(transformer, quantizable_only=quant))
+    if quant and blocks is not None:
+        mods = [m for m in mods if block_of(m[0]) in blocks or module_key(m[0]) in merge]
     if not quant:
         mods = [m for m in mods if module_key(m[0]) in merge]
+    in_block = {module_key(m[0]) for m in base_linears(transformer) if block_of(m[0])}
     merged = 0
     for i, (name, parent, child, mod) in enumerate(mods):
         key = module_key(name)
-        w = mod.weight.detach().to(device)
+        off = block_of(name) in keep_off
+        target = "cpu" if off else device
+        w = mod.weight.detach().to(target)
         if key in merge:
             a, b = merge.pop(key)
-            w = (w.float() + b.to(device).float() @ a.to(device).float()).to(w.dtype)
+            w = (w.float() + b.to(target).float() @ a.to(target).float()).to(w.dtype)
             merged += 1
-        if precision == "fp8":
+        chosen = blocks is None or block_of(name) in blocks or key not in in_block
+        if precision == "fp8" and chosen:
             quantize_fp8_module(mod, w, compute_dtype)
-        elif precision == "nf4":
+        elif precision == "nf4" and chosen:
             setattr(parent, child, nf4_module(mod, w, device))
         else:
             with torch.no_grad():
@@ -169,7 +218,12 @@ def prepare_base(
                         mod.weight.dtype
                     )
                 merged += 1
-    transformer.to(device)
+    skip: set[int] = set()
+    if keep_off:
+        for name, _parent, _child, mod in base_linears(transformer):
+            if block_of(name) in keep_off:
+                skip.update(id(t) for t in (mod.weight, mod.bias, mod._buffers.get("weight_scale")))
+    place(transformer, device, skip)
     if merge:
         log.warning("training adapter: %d modules not found in the model", len(merge))
     return {"quantized": len(mods) if quant else 0, "merged": merged, "unmatched": len(merge)}

@@ -187,7 +187,11 @@ class PrepareMixin(SaveMixin):
         cfg = self.cfg
         tr = self.pipe.transformer
         self.setup_state = "started"
-        self.prepared = prep = prepare_transformer(tr, cfg, self.device)
+        image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
+        cap_tokens = max(int(t.shape[0]) for t in self.text.values())
+        self.prepared = prep = prepare_transformer(
+            tr, cfg, self.device, tokens=(image_tokens, cap_tokens)
+        )
         if prep.adapter_message:
             self._phase("loading", f"Training adapter {prep.adapter_message}")
         elif cfg.model.variant == "turbo":
@@ -198,8 +202,6 @@ class PrepareMixin(SaveMixin):
             )
         self.base_precision = prep.base_precision
         self.runner = StepRunner(tr, cfg, self.device)
-        image_tokens = max((b[0] // 16) * (b[1] // 16) for b in (e.bucket for e in self.entries))
-        cap_tokens = max(int(t.shape[0]) for t in self.text.values())
         self.memory_plan = self.runner.configure(image_tokens, cap_tokens)
         self.cursor = BatchCursor(self.entries, cfg.optim.batch_size, cfg.optim.seed)
         if self.cuda:
@@ -272,8 +274,11 @@ class PrepareMixin(SaveMixin):
             return True
         prec = self.cfg.model.base_precision
         prep = self.prepared
+        from zitdesk.train.setup import base_altered
+
         return (
             prec not in ("fp8", "nf4")
+            and not base_altered(prep)
             and prep.adapter_mode != "merge"
             and not self.cfg.memory.attention_backend
         )

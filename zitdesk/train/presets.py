@@ -9,13 +9,18 @@ Offload is the same in every tier: the text encoder runs once to fill the captio
 GPU if it fits, else streamed block by block from RAM) and is then freed; the VAE waits in RAM
 during the training loop and visits the GPU only to encode the dataset and decode samples.
 
-* ``24gb`` (24 GB and more, the default on big cards): bf16 base, 512/768/1024 buckets,
-  *auto* checkpointing (blocks stay un-checkpointed while the card's free memory allows; on an
-  80 GB card none are), compiled blocks.
-* ``16gb``: fp8 base, 512/768/1024, full checkpointing, compiled blocks.
-* ``12gb``: fp8 base, 512/768, full checkpointing, 8-bit AdamW, compiled blocks, tiled VAE.
+The 24/16/12 GB tiers use the memory planner (:mod:`zitdesk.train.memplan`, ``auto``
+checkpointing): within the tier's budget, only as many blocks are checkpointed as the calibrated
+memory model needs; under the ``24gb`` tier's ``auto`` precision, blocks are also held in fp8
+where that is cheaper than checkpointing them (fp8 only where needed).
+
+* ``24gb`` (24 GB and more, the default on big cards): bf16 (fp8 where needed), 512/768/1024
+  buckets, compiled blocks; on an 80 GB card nothing is checkpointed or quantised.
+* ``16gb``: fp8 base, 512/768/1024, a 16 GiB budget, compiled blocks.
+* ``12gb``: fp8 base, 512/768, a 12 GiB budget, 8-bit AdamW, compiled blocks, tiled VAE.
 * ``8gb``: NF4 base (bitsandbytes), 512/768, full checkpointing, 8-bit AdamW, tiled VAE,
-  768 px samples.
+  768 px samples. The candidate replacement (fp8 blocks streamed from pinned RAM by the
+  planner, ``memplan.STREAMING``) is off until measured (bench/train_gpu.py ``8gb-stream``).
 """
 
 from __future__ import annotations
@@ -41,9 +46,9 @@ PRESETS: dict[str, Preset] = {
         "24gb",
         "24 GB and more",
         24,
-        "bf16 weights, up to 1024 px, checkpointing only where memory needs it, compiled",
+        "bf16 weights, up to 1024 px, checkpointing (and fp8) only where memory needs it, compiled",
         {
-            "model": {"base_precision": "bf16"},
+            "model": {"base_precision": "auto"},
             "data": {"resolutions": (512, 768, 1024)},
             "optim": {"optimizer": "adamw"},
             "memory": {
@@ -60,14 +65,14 @@ PRESETS: dict[str, Preset] = {
         "16gb",
         "16 GB",
         16,
-        "fp8 weights, up to 1024 px, full checkpointing, compiled",
+        "fp8 weights, up to 1024 px, checkpointing only where memory needs it, compiled",
         {
             "model": {"base_precision": "fp8"},
             "data": {"resolutions": (512, 768, 1024)},
             "optim": {"optimizer": "adamw"},
             "memory": {
                 "preset": "16gb",
-                "gradient_checkpointing": "full",
+                "gradient_checkpointing": "auto",
                 "compile": True,
                 "vram_budget_gb": 16.0,
                 "offload_vae": True,
@@ -79,14 +84,14 @@ PRESETS: dict[str, Preset] = {
         "12gb",
         "12 GB",
         12,
-        "fp8 weights, up to 768 px, full checkpointing, 8-bit AdamW, compiled",
+        "fp8 weights, up to 768 px, checkpointing where memory needs it, 8-bit AdamW, compiled",
         {
             "model": {"base_precision": "fp8"},
             "data": {"resolutions": (512, 768)},
             "optim": {"optimizer": "adamw8bit"},
             "memory": {
                 "preset": "12gb",
-                "gradient_checkpointing": "full",
+                "gradient_checkpointing": "auto",
                 "compile": True,
                 "vram_budget_gb": 12.0,
                 "offload_vae": True,

@@ -16,6 +16,7 @@ branch switched on for samples).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,89 @@ class Prepared:
     train_scales: dict[str, float] = field(default_factory=dict)
     sample_scales: dict[str, float] = field(default_factory=dict)
     lora_modules: int = 0
+    plan: Any = None  # memplan.Plan chosen before placement (auto checkpointing on CUDA)
+    model_ref: Any = None  # weakref to the transformer (base_altered reads its latest plan)
 
 
-def prepare_transformer(tr: Any, cfg: TrainConfig, device: str) -> Prepared:
-    """Set up ``tr`` (weights anywhere, usually the CPU) for training ``cfg`` on ``device``."""
+#: Caption tokens assumed by the set-up plan when the caller does not know them yet.
+PLAN_CAPTION_TOKENS = 256
+
+
+def planning(cfg: TrainConfig, device: str) -> bool:
+    """Whether the memory planner chooses checkpointing / fp8 / streaming for this run."""
+    return (
+        device.startswith("cuda")
+        and cfg.memory.gradient_checkpointing == "auto"
+        and cfg.model.base_precision in ("auto", "bf16", "fp8")
+    )
+
+
+def planner_input(
+    tr: Any, cfg: TrainConfig, device: str, image_tokens: int, caption_tokens: int
+) -> Any:
+    """The planner's input for ``tr`` under ``cfg`` (CUDA; weights anywhere)."""
+    from zitdesk.train.precision import FP8_DTYPES
+    from zitdesk.train.streaming import (
+        block_base_linears,
+        device_budget,
+        forward_blocks,
+        plan_input,
+    )
+
+    prec = cfg.model.base_precision
+    fp8_now = frozenset(
+        n
+        for n, blk in forward_blocks(tr)
+        if any(m.weight.dtype in FP8_DTYPES for m in block_base_linears(blk))
+    )
+    prior = getattr(tr, "_zitdesk_plan", None)
+    return plan_input(
+        tr,
+        image_tokens,
+        caption_tokens,
+        cfg.optim.optimizer,
+        device_budget(tr, device, cfg.memory.vram_budget_gb),
+        allow_fp8=prec == "auto",
+        allow_stream=True,
+        all_fp8=prec == "fp8",
+        fixed_fp8=fp8_now,
+        fixed_stream=frozenset(prior.streamed) if prior is not None else frozenset(),
+    )
+
+
+def choose_plan(inp: Any, device: str) -> Any:
+    """:func:`memplan.plan_memory`; when it streams, again with this machine's measured
+    host → device speed."""
+    from zitdesk.train import memplan
+
+    plan = memplan.plan_memory(inp)
+    if plan.streamed:
+        from zitdesk.train.streaming import measure_h2d
+
+        cal = memplan.CALIBRATION.with_(h2d_bytes_per_s=measure_h2d(device))
+        plan = memplan.plan_memory(inp, cal)
+    return plan
+
+
+def base_altered(obj: Any) -> bool:
+    """True when set-up changed base weights in a way generation must not inherit (fp8 blocks
+    chosen by the planner, weights streamed from RAM). ``obj``: the transformer or its
+    :class:`Prepared`."""
+    if isinstance(obj, Prepared):
+        tr = obj.model_ref() if obj.model_ref is not None else None
+        plan = getattr(tr, "_zitdesk_plan", None) if tr is not None else obj.plan
+    else:
+        plan = getattr(obj, "_zitdesk_plan", None)
+    return plan is not None and bool(plan.fp8 or plan.streamed)
+
+
+def prepare_transformer(
+    tr: Any, cfg: TrainConfig, device: str, tokens: tuple[int, int] | None = None
+) -> Prepared:
+    """Set up ``tr`` (weights anywhere, usually the CPU) for training ``cfg`` on ``device``.
+
+    ``tokens``: (image, caption) tokens of the largest bucket, for the memory plan (default:
+    the largest resolution, square, and :data:`PLAN_CAPTION_TOKENS`)."""
     from zitdesk.train.precision import base_dtype_label, prepare_base
 
     tr.requires_grad_(False)
@@ -57,6 +137,7 @@ def prepare_transformer(tr: Any, cfg: TrainConfig, device: str) -> Prepared:
     out = Prepared(base_precision=base_dtype_label(prec if quant else "", compute_dtype))
     if packed:
         out.base_precision = packed
+    out.model_ref = weakref.ref(tr)
     adapter_sd: dict[str, Any] | None = None
     if cfg.model.training_adapter:
         from zitdesk.lora.apply import load_normalized, transformer_linear_shapes
@@ -90,6 +171,32 @@ def prepare_transformer(tr: Any, cfg: TrainConfig, device: str) -> Prepared:
         out.sample_scales = {ad.USER: 1.0, ad.ASSISTANT: -1.0}
     else:
         out.train_scales = out.sample_scales = {ad.USER: 1.0}
-    prepare_base(tr, prec if quant else "", device, compute_dtype, merge=merge_pairs)
+    blocks = keep_off = None
+    if planning(cfg, device) and not packed:
+        if tokens is None:
+            side = max(cfg.data.resolutions)
+            tokens = ((side // 16) ** 2, PLAN_CAPTION_TOKENS)
+        out.plan = choose_plan(planner_input(tr, cfg, device, *tokens), device)
+        tr._zitdesk_plan = out.plan
+        keep_off = set(out.plan.streamed)
+        if out.plan.fp8 and not quant:  # auto: fp8 only for the blocks the budget needs
+            prec, quant, blocks = "fp8", True, set(out.plan.fp8)
+            n = len(list(block_lists_names(tr)))
+            out.base_precision = "fp8" if len(blocks) == n else f"bf16+fp8 ({len(blocks)}/{n})"
+    prepare_base(
+        tr,
+        prec if quant else "",
+        device,
+        compute_dtype,
+        merge=merge_pairs,
+        blocks=blocks,
+        keep_off=keep_off,
+    )
     ad.set_active(tr, out.train_scales)
     return out
+
+
+def block_lists_names(tr: Any) -> list[str]:
+    from zitdesk.train.streaming import forward_blocks
+
+    return [n for n, _ in forward_blocks(tr)]
