@@ -87,3 +87,15 @@ def test_vlm_caption_job_on_cpu(vlm_dir, tmp_path):
     )
     assert [e.generated for e in again if isinstance(e, CaptionReady)] == [ready[1].generated]
     engine.shutdown()
+
+
+def test_stop_ends_generation_inside_an_image(vlm_dir):
+    from PIL import Image
+
+    from zitdesk.caption.describer import DescriberOptions, load_describer
+
+    d = load_describer(vlm_dir, DescriberOptions(device="cpu"))
+    img = Image.new("RGB", (90, 60), (30, 200, 30))
+    opts = DescriberOptions(max_tokens=40, device="cpu")
+    assert len(d.describe(img, opts).split()) == 40
+    assert len(d.describe(img, opts, stop=lambda: True).split()) == 1  # checked every token
