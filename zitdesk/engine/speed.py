@@ -375,7 +375,7 @@ class AsyncPreview:
         host = torch.empty(img.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(img, non_blocking=True)
         ev = torch.cuda.Event()
-        ev.record()
+        ev.record(torch.cuda.current_stream(z.device))  # the stream the copy went on
         self._pending = (ev, host)
         return None
 
