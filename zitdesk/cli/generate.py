@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.cli.events import EventPrinter
+from zitdesk.cli.variant_args import add_variant_args, apply_variant_args
 from zitdesk.errors import RequestError, ZitdeskError
 
 
@@ -35,11 +36,12 @@ def add_generate_parser(
     )
     g.add_argument("--width", type=int, default=None, help="1024, or the init image's")
     g.add_argument("--height", type=int, default=None, help="1024, or the init image's")
-    g.add_argument("--steps", type=int, default=8)
+    g.add_argument("--steps", type=int, default=None, help="default: the variant's (Turbo 8)")
     g.add_argument("--seed", type=int, default=None, help="default: random")
     g.add_argument("--count", type=int, default=1)
-    g.add_argument("--guidance", type=float, default=0.0, help="CFG (0 = off, as Turbo expects)")
-    g.add_argument("--shift", type=float, default=3.0)
+    g.add_argument("--guidance", type=float, default=None, help="CFG (0 = off; Turbo's default)")
+    g.add_argument("--shift", type=float, default=None, help="default: the variant's (Turbo 3)")
+    add_variant_args(g)  # --variant, --variety, --cfg-normalization (zitdesk.cli.variant_args)
     g.add_argument("--lora", action="append", metavar="PATH:WEIGHT")
     g.add_argument("--memory-mode", choices=[m.value for m in MemoryMode], default="gpu")
     g.add_argument("--vae-tiling", action="store_true")
@@ -110,6 +112,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from zitdesk.engine.requests import GenerateRequest, MemoryMode, require_device
 
     loras = tuple(parse_lora(x) for x in args.lora or ())
+    variant = apply_variant_args(args)  # steps/guidance/shift not given: the variant's defaults
     edit = edit_fields(args)  # init image, mask, ControlNet, upscale; the size of an init image
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     req = GenerateRequest(
@@ -131,6 +134,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         output_dir=str(Path(args.out).resolve()) if args.out else "",
         model_path=args.model or "",
         preview_every=0,
+        **variant,
         **edit,
     ).validate()
     if args.model:

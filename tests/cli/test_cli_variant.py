@@ -1,0 +1,40 @@
+"""`zitdesk generate` takes the model variant's defaults for what the command line leaves out."""
+
+from __future__ import annotations
+
+from zitdesk.cli.app import build_parser
+from zitdesk.cli.variant_args import apply_variant_args
+
+
+def _args(*argv: str):
+    return build_parser().parse_args(["generate", "--prompt", "a fox", *argv])
+
+
+def test_turbo_defaults_without_a_model():
+    args = _args()
+    fields = apply_variant_args(args)
+    assert (args.steps, args.guidance, args.shift) == (8, 0.0, 3.0)
+    assert fields == {"variant": "turbo", "variety": 0.0, "cfg_normalization": False}
+
+
+def test_base_model_by_name_and_by_flag(tmp_path):
+    args = _args("--model", str(tmp_path / "models--Tongyi-MAI--Z-Image"), "--steps", "40")
+    fields = apply_variant_args(args)
+    assert fields["variant"] == "base"
+    assert (args.steps, args.guidance, args.shift) == (40, 4.0, 6.0)  # --steps wins
+    args = _args("--variant", "deturbo", "--variety", "0.25", "--cfg-normalization")
+    fields = apply_variant_args(args)
+    assert (args.steps, args.shift) == (25, 3.0)
+    assert fields == {"variant": "deturbo", "variety": 0.25, "cfg_normalization": True}
+
+
+def test_remembered_choice_counts(tmp_path):
+    from zitdesk.models.variants import remember_choice
+    from zitdesk.settings import load_settings, save_settings
+
+    model = str(tmp_path / "my-model")
+    s = load_settings()[0]
+    remember_choice(s.model_variants, model, "base")
+    save_settings(s)
+    args = _args("--model", model)
+    assert apply_variant_args(args)["variant"] == "base" and args.steps == 28
