@@ -433,3 +433,33 @@ def oom_hint(request: GenerateRequest, device: str, dit_format: str = "") -> dic
     if room <= 0:
         return {}
     return after_oom(request, room, MemoryPredictor(), dit_format)
+
+
+def _card_class(peak_bytes: int) -> int:
+    """The smallest usual card size (GB) with room for ``peak_bytes`` plus the CUDA context."""
+    for gb in (6, 8, 10, 12, 16, 20, 24, 32, 48, 80):
+        if peak_bytes + CUDA_CONTEXT_BYTES <= TIGHT_FRACTION * gb * GIB:  # "10 GB" = 10 GiB
+            return gb
+    return 0
+
+
+def candidate_line(dit_format: str, file_bytes: int, width: int = 1024, height: int = 1024) -> str:
+    """One line for a model chooser: the DiT file's format, size and the GPU memory it needs to
+    run without streaming (text encoder in RAM), e.g. ``GGUF Q4_K DiT, 3.4 GB — about 6.0 GiB
+    of GPU memory at 1024² (8 GB cards and up)``."""
+    from zitdesk.models.quant import quant_label
+
+    peak = estimate_peak(width, height, MemoryMode.GPU, False, True, dit_format)
+    fp8 = ""
+    if not packed_dit(dit_format):  # bf16 / plain fp8 files run in fp8 storage on smaller cards
+        fp8_peak = estimate_peak(width, height, MemoryMode.FP8, False, True, dit_format)
+        fp8 = f", {fp8_peak / GIB:.1f} GiB with fp8 storage"
+        peak_fp8_card = _card_class(fp8_peak)
+    else:
+        peak_fp8_card = 0
+    card = min(c for c in (_card_class(peak), peak_fp8_card) if c) if _card_class(peak) else 0
+    cards = f" ({card} GB cards and up)" if card else ""
+    return (
+        f"{quant_label(dit_format)} DiT, {file_bytes / 1e9:.1f} GB — about {peak / GIB:.1f} GiB of "
+        f"GPU memory at {width}×{height}{fp8}{cards}"
+    )

@@ -51,12 +51,62 @@ FilesRole = Qt.ItemDataRole.UserRole + 2
 
 
 def _discover(extra_roots: list[str]) -> list[dict[str, Any]]:
+    """Every candidate; a ComfyUI folder holding several DiT files (bf16, fp8, GGUF Q4_K …) gives
+    one entry per DiT, each with its size and the GPU memory it needs (issue #17)."""
     from zitdesk.models.discovery import discover
 
-    return [
-        s.to_dict() | {"describe": s.describe(), "variant": _variant(s)}
-        for s in discover(extra_roots)
-    ]
+    out: list[dict[str, Any]] = []
+    for s in discover(extra_roots):
+        entry = s.to_dict() | {
+            "describe": s.describe(),
+            "variant": _variant(s),
+            "dit_line": _dit_line(s.checks.get("transformer")),
+        }
+        out.append(entry)
+        if s.complete and s.kind == "comfy":
+            out.extend(_alternatives(s, entry))
+    return out
+
+
+def _dit_line(check: Any) -> str:
+    """``GGUF Q4_K DiT, 3.5 GB — about 6.0 GiB of GPU memory at 1024×1024 (8 GB cards and up)``."""
+    if check is None:
+        return ""
+    from zitdesk.memory_predict import candidate_line
+
+    try:
+        size = Path(check.path).stat().st_size
+    except OSError:
+        return ""
+    return candidate_line(check.quant, size)
+
+
+def _alternatives(src: Any, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The other usable DiT files of a complete ComfyUI source, each as its own choice (a small
+    ``*.zitmodel.json`` naming the three files; nothing is copied)."""
+    from zitdesk.models.discovery import write_manifest
+
+    chosen = src.files.get("transformer")
+    alts: list[dict[str, Any]] = []
+    for check in src.candidates.get("transformer", []):
+        if chosen is not None and Path(check.path) == Path(chosen):
+            continue
+        files = {role: str(path) for role, path in src.files.items()}
+        files["transformer"] = str(check.path)
+        try:
+            manifest = write_manifest(files)
+        except OSError:
+            continue
+        alts.append(
+            entry
+            | {
+                "label": f"{src.label}: {Path(check.path).name}",
+                "model_path": str(manifest),
+                "files": files,
+                "dit_line": _dit_line(check),
+            }
+        )
+    return alts
 
 
 def _variant(src: Any) -> str:
@@ -74,6 +124,7 @@ def _check_folder(path: str) -> dict[str, Any]:
         "describe": src.describe(),
         "model_path": path,
         "variant": _variant(src),
+        "dit_line": _dit_line(src.checks.get("transformer")),
     }
 
 
@@ -84,7 +135,12 @@ def _check_files(files: dict[str, str]) -> dict[str, Any]:
     paths = {k: Path(v) for k, v in files.items() if v}
     common = Path(os.path.commonpath([str(p.parent) for p in paths.values()])) if paths else Path()
     src = comfy_source({k: paths.get(k) for k, _, _ in ROLES}, common, label=common.name)
-    out = src.to_dict() | {"describe": src.describe(), "model_path": "", "variant": _variant(src)}
+    out = src.to_dict() | {
+        "describe": src.describe(),
+        "model_path": "",
+        "variant": _variant(src),
+        "dit_line": _dit_line(src.checks.get("transformer")),
+    }
     if not src.complete:
         return out
     wanted = {k: str(p.resolve()) for k, p in paths.items()}
@@ -232,7 +288,7 @@ class ModelSetupDialog(QDialog):
     def _browse_file(self) -> None:
         role = self.sender().property("role")
         path, _ = QFileDialog.getOpenFileName(
-            self, "Choose a model file", "", "safetensors (*.safetensors);;All files (*)"
+            self, "Choose a model file", "", "Model files (*.safetensors *.gguf);;All files (*)"
         )
         if path:
             self.file_edits[role].setText(path)
@@ -267,7 +323,7 @@ class ModelSetupDialog(QDialog):
     def _fill(self, found: list[dict[str, Any]]) -> None:
         self.list.clear()
         for info in found:
-            info["model_path"] = info["root"]
+            info["model_path"] = info.get("model_path") or info["root"]
             self._add_item(info)
         complete = sum(1 for i in found if i["complete"])
         if not found:
@@ -302,6 +358,8 @@ class ModelSetupDialog(QDialog):
         head = f"{info.get('label') or Path(info['model_path']).name}  ({origin})"
         if info.get("complete"):
             text = f"✔  {head}\n     ready — {info['model_path']}"
+            if info.get("dit_line"):  # format, size and GPU memory of the DiT file (#17)
+                text += f"\n     {info['dit_line']}"
             if info.get("variant"):  # zitdesk.models.variants; the Generate form can change it
                 text += f"\n     {info['variant']}"
         else:
