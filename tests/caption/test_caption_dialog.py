@@ -114,3 +114,54 @@ def test_only_uncaptioned_and_cancel(qtbot, host):
         or type("J", (), {"kind": "caption", "request": dlg.build_request(False)})()
     )
     assert describe_job(job) == "Caption 5 image(s) with wd-tiny-tagger-v3"
+
+
+def test_caption_job_waits_behind_the_running_job(qtbot, tmp_path):
+    """One queue: a caption job submitted while another job (here a stand-in for training)
+    holds the engine starts only after that job's terminal event."""
+    import threading
+    from dataclasses import dataclass, field
+
+    from ui.datasets.session import DatasetSession
+    from ui.engine_host import EngineController
+    from zitdesk.engine.events import JobFinished, JobStarted
+    from zitdesk.engine.studio import StudioEngine
+
+    @dataclass(frozen=True)
+    class Hold:
+        job_id: str = "hold-1"
+        gate: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    class Engine(StudioEngine):
+        def run(self, request, emit, cancel):
+            if isinstance(request, Hold):
+                emit(JobStarted(request.job_id, kind="train"))
+                request.gate.wait(20)
+                emit(JobFinished(request.job_id))
+                return
+            super().run(request, emit, cancel)
+
+    from ui.datasets.caption_dialog import CaptionDialog
+
+    folder = make_colour_dataset(tmp_path / "ds", {"a.png": (250, 10, 10)})
+    tagger = make_tiny_tagger(tmp_path / "wd")
+    controller = EngineController(lambda: Engine(device="cpu"))
+    session = DatasetSession(tokenizer_loader=None)
+    session.open(folder)
+    qtbot.waitUntil(lambda: session.dataset is not None, timeout=10_000)
+    hold = Hold()
+    controller.submit(hold, "train")
+    qtbot.waitUntil(lambda: controller.job("hold-1").state == "running", timeout=10_000)
+    dlg = CaptionDialog(session, controller)
+    qtbot.addWidget(dlg)
+    dlg.path.setText(str(tagger))
+    dlg.run_button.click()
+    assert dlg.status.text() == "Waiting for the running job to finish…"
+    # queued behind the held engine (it cannot start before the gate opens)
+    assert [j.kind for j in controller.pending] == ["caption"]
+    assert controller.current.job_id == "hold-1" and dlg._results == []
+    hold.gate.set()
+    qtbot.waitUntil(lambda: not dlg.running, timeout=20_000)
+    assert session.dataset.by_name["a.png"].caption.startswith("red theme")
+    session.shutdown()
+    assert controller.shutdown(10_000)
