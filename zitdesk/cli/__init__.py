@@ -10,6 +10,7 @@ Contract (scripts call these exactly; flags may be added, never removed)::
     zitdesk params IMAGE --json
     zitdesk train CONFIG.toml [--resume] [--init --preset P] [--json]
     zitdesk dataset import SRC... --to DIR --json | zitdesk dataset check DIR --json
+    zitdesk dataset caption DIR --tagger PATH | --vlm PATH [--mode replace|append|prepend] [--json]
     zitdesk selftest | zitdesk doctor [--json]
 
 Errors go to stderr as one plain sentence with a non-zero exit code, never a bare traceback
