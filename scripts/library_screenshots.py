@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shotkit import save_png, themed_app  # noqa: E402
 
 
 def _pump(app, seconds: float, until=None) -> None:
@@ -43,17 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ZITDESK_HOME"] = str(work / "home")
 
     from PySide6.QtCore import QThreadPool
-    from PySide6.QtWidgets import QApplication
 
     from tests.support.samples import build_sample_library
     from ui.library import LibraryWorkspace
-    from ui.theme import apply_dark_theme
     from zitdesk.library.store import LibraryStore
 
     lib = work / "library"
     files = build_sample_library(lib)
-    app = QApplication.instance() or QApplication(["zitdesk-screenshot"])
-    apply_dark_theme(app)
+    app = themed_app()
     store = LibraryStore()
     cat = next(str(p) for p in files if p.name.startswith("cat_character"))
     store.set_favourite(cat, True)
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def shot(name: str) -> None:
         _pump(app, 0.6)
-        ws.grab().save(str(out / name))
-        print(out / name)
+        save_png(ws, out / name, 0)
 
     ws.select(cat)
     shot("library_grid.png")
@@ -87,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             info.cursorRect().top() + info.verticalScrollBar().value() - 4
         )
     _pump(app, 0.3)
-    ws.details.grab().save(str(out / "library_details.png"))
-    print(out / "library_details.png")
+    save_png(ws.details, out / "library_details.png", 0)
     ws.set_view_mode("list")
     shot("library_list.png")
     ws.set_view_mode("grid")

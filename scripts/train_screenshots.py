@@ -20,6 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from shotkit import pump, save_png, start_xvfb, stop_xvfb, themed_app  # noqa: E402
 
 CAPTIONS = [
     "a woman with short red hair, smiling, in a café, window light",
@@ -64,15 +67,17 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="zit-train-shots-"))
     os.environ["ZITDESK_HOME"] = str(home)
+    xvfb = start_xvfb()
+    try:
+        return _shoot(out, home)
+    finally:
+        stop_xvfb(xvfb)
 
+
+def _shoot(out: Path, home: Path) -> int:
     from PySide6.QtCore import QThreadPool
-    from PySide6.QtWidgets import QApplication
 
-    from ui.theme import apply_dark_theme, prepare_high_dpi
-
-    prepare_high_dpi()
-    app = QApplication([])
-    apply_dark_theme(app)
+    app = themed_app()
 
     from tests.support.samples import make_lora
     from ui.train.wizard import NewRunWizard
@@ -96,11 +101,7 @@ def main() -> int:
     def settle(ms: int = 300) -> None:
         QThreadPool.globalInstance().waitForDone(20_000)
         app.processEvents()
-        from PySide6.QtCore import QEventLoop, QTimer
-
-        loop = QEventLoop()
-        QTimer.singleShot(ms, loop.quit)
-        loop.exec()
+        pump(ms)
         QThreadPool.globalInstance().waitForDone(20_000)
         app.processEvents()
 
@@ -109,24 +110,24 @@ def main() -> int:
     )
     wiz.show()
     settle(800)
-    wiz.grab().save(str(out / "train-wizard-1-dataset.png"))
+    save_png(wiz, out / "train-wizard-1-dataset.png", 0)
 
     wiz.next()
     wiz.goal_page.trigger.setText("mira")
     settle()
-    wiz.grab().save(str(out / "train-wizard-2-goal.png"))
+    save_png(wiz, out / "train-wizard-2-goal.png", 0)
 
     wiz.next()
     settle()
-    wiz.grab().save(str(out / "train-wizard-3-hardware.png"))
+    save_png(wiz, out / "train-wizard-3-hardware.png", 0)
 
     wiz.hardware_page.set_adapter(str(adapter))
     settle()
-    wiz.grab().save(str(out / "train-wizard-3-adapter.png"))
+    save_png(wiz, out / "train-wizard-3-adapter.png", 0)
 
     dlg = wiz.open_full_settings()
     settle()
-    dlg.grab().save(str(out / "train-settings.png"))
+    save_png(dlg, out / "train-settings.png", 0)
     dlg.reject()
     wiz.reject()
     settle()
