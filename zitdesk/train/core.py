@@ -143,7 +143,7 @@ class StepRunner:
         from zitdesk.train.setup import planning
 
         self.plan = None
-        if planning(self.cfg, self.device):
+        if planning(self.cfg, self.device, self.tr):
             self.plan = self._apply_plan(image_tokens, caption_tokens)
             self.checkpointed = set(self.plan.checkpointed)
         else:

@@ -45,13 +45,20 @@ class Prepared:
 PLAN_CAPTION_TOKENS = 256
 
 
-def planning(cfg: TrainConfig, device: str) -> bool:
-    """Whether the memory planner chooses checkpointing / fp8 / streaming for this run."""
-    return (
+def planning(cfg: TrainConfig, device: str, tr: Any = None) -> bool:
+    """Whether the memory planner chooses checkpointing / fp8 / streaming for this run (not
+    for a base that stays packed, #17)."""
+    if not (
         device.startswith("cuda")
         and cfg.memory.gradient_checkpointing == "auto"
         and cfg.model.base_precision in ("auto", "bf16", "fp8")
-    )
+    ):
+        return False
+    if tr is not None:
+        from zitdesk.models.quant.packed import packed_base_label
+
+        return not packed_base_label(tr)
+    return True
 
 
 def planner_input(
