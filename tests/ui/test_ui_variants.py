@@ -67,9 +67,10 @@ def test_variety_and_fast_base_reach_the_request_and_come_back(qtbot, make_windo
     qtbot.waitUntil(lambda: v.variant == "base", timeout=10_000)
     assert v.panel.fast.isVisibleTo(win)
     v.panel.variety.setValue(0.3)
+    v.panel.fast.setChecked(True)  # no LoRA chosen yet: nothing changes
+    assert ws.form.steps.value() == 28
     v.panel.fast_lora.setText(str(lora))
     v.panel.fast_weight.setValue(0.8)
-    v.panel.fast.setChecked(True)
     assert (ws.form.steps.value(), ws.form.guidance.value(), ws.form.shift.value()) == (8, 0.0, 3.0)
     req = ws.form.build_request(settings.model_path)
     assert req.variety == 0.3 and [(lo.path, lo.weight) for lo in req.loras] == [(str(lora), 0.8)]

@@ -199,6 +199,7 @@ class VariantControls(QObject):
         p.fast.toggled.connect(self._on_fast_toggled)
         p.fast_steps.activated.connect(lambda _i: self._on_fast_toggled(p.fast.isChecked()))
         p.fast_browse.clicked.connect(self._browse_fast)
+        p.fast_lora.textChanged.connect(lambda _t: self._on_fast_toggled(p.fast.isChecked()))
         for sig in (p.variety.valueChanged, p.cfg_norm.toggled, p.fast.toggled):
             sig.connect(self.form._emit_changed)
         self.form.guidance.valueChanged.connect(self._sync_negative)
