@@ -13,6 +13,7 @@ Numbers are torch-allocated bytes; :func:`fit_verdict` adds the CUDA context tha
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import statistics
@@ -200,8 +201,13 @@ class MemoryPredictor:
         # The active DiT file's format (FileCheck.quant); set by whoever chose the model.
         self.dit_format = ""
 
+    def _format(self, request: GenerateRequest, dit_format: str | None) -> str:
+        if dit_format is not None:
+            return dit_format
+        return self.dit_format or model_dit_format(request.model_path)
+
     def predict(self, request: GenerateRequest, dit_format: str | None = None) -> Prediction:
-        fmt = self.dit_format if dit_format is None else dit_format
+        fmt = self._format(request, dit_format)
         est = _estimate(request, fmt)
         samples = self._samples.get(_mode_key(request, fmt), [])
         if not samples:
@@ -218,7 +224,7 @@ class MemoryPredictor:
         """Remember a finished job's measured peak (ignored when 0, i.e. on the CPU)."""
         if peak_bytes <= 0:
             return
-        fmt = self.dit_format if dit_format is None else dit_format
+        fmt = self._format(request, dit_format)
         est = _estimate(request, fmt)
         key = _mode_key(request, fmt)
         rows = self._samples.setdefault(key, [])
@@ -400,6 +406,28 @@ def after_oom(
         "vae_tiling": nxt.vae_tiling,
         "unload_text_encoder": nxt.unload_text_encoder,
     }
+
+
+@functools.lru_cache(maxsize=32)
+def _model_format(path: str, _stamp: int) -> str:
+    from zitdesk.models.discovery import resolve_model
+
+    try:
+        return dit_format_of(resolve_model(path))
+    except Exception:  # noqa: BLE001 - an unreadable model predicts like bf16
+        return ""
+
+
+def model_dit_format(model_path: str) -> str:
+    """The DiT format of the model at ``model_path`` (headers only, cached per path and mtime);
+    ``""`` for bf16, diffusers folders, an empty path or an unreadable model."""
+    if not model_path:
+        return ""
+    try:
+        stamp = Path(model_path).stat().st_mtime_ns
+    except OSError:
+        return ""
+    return _model_format(str(model_path), stamp)
 
 
 def dit_format_of(source: Any) -> str:

@@ -243,3 +243,18 @@ def test_lora_fit_reads_the_real_shapes_of_quantised_dits(tmp_path, comps, dit):
 
     plain = model_linear_shapes(write_model_folder(tmp_path / "bf16", comps))
     assert model_linear_shapes(write_model_folder(tmp_path / "q", comps, dit)) == plain
+
+
+def test_predictor_reads_the_dit_format_from_the_request_model(tmp_path, comps):
+    from zitdesk.engine.requests import GenerateRequest
+    from zitdesk.memory_predict import MemoryPredictor, estimate_peak
+
+    q4 = write_model_folder(tmp_path / "q4", comps, "gguf-Q4_K")
+    plain = write_model_folder(tmp_path / "bf16", comps)
+    req = GenerateRequest(prompt="x", width=1024, height=1024, unload_text_encoder=True)
+    pred = MemoryPredictor()
+    got = pred.predict(req.with_changes(model_path=str(q4))).peak_bytes
+    want = estimate_peak(1024, 1024, req.memory_mode, False, True, "gguf-Q4_K")
+    assert got == want
+    bf16 = pred.predict(req.with_changes(model_path=str(plain))).peak_bytes
+    assert bf16 - got > 7 * 2**30
