@@ -216,3 +216,16 @@ def test_cli_caption_json(tagger_dir, dataset, capsys):
     err = capsys.readouterr()
     assert rc == 1 and "is not a WD tagger" in err.err
     assert json.loads(err.out)["status"] == "failed"
+
+
+def test_cli_missing_folder_and_text_output(tagger_dir, dataset, tmp_path, capsys):
+    from zitdesk.cli import main
+
+    assert main(["dataset", "caption", str(tmp_path / "none"), "--tagger", str(tagger_dir)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"zitdesk: The dataset folder {tmp_path / 'none'} does not exist."
+    )
+    rc = main(["dataset", "caption", str(dataset), "--tagger", str(tagger_dir), "--limit", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("[1/1] a_red.png: red theme, hatsune miku")
+    assert "Captioned 1 image(s); wrote 1 caption file(s)." in out

@@ -65,7 +65,7 @@ def add_caption_parser(dsub) -> argparse.ArgumentParser:
 
 def cmd_dataset_caption(args: argparse.Namespace) -> int:
     from zitdesk.caption.request import CaptionReady, CaptionRequest
-    from zitdesk.caption.store import Outcome, caption_and_apply
+    from zitdesk.caption.store import Outcome, caption_and_apply, with_expected
     from zitdesk.engine.cancel import CancelToken
     from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobWarning
     from zitdesk.engine.studio import StudioEngine
@@ -106,6 +106,7 @@ def cmd_dataset_caption(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"warning: {shown(ev.message)}", file=sys.stderr)
 
+    req = with_expected(req)  # the captions at start; a missing folder is one sentence here
     engine = StudioEngine(device="cpu" if args.device == "cpu" else None)
     cancel = CancelToken()
 
