@@ -235,7 +235,7 @@ class EditPanel(QWidget):
         form.addRow(cn_row)
         form.addRow(pics)
         form.addRow("Scale", self.control_scale)
-        form.addRow("Steps", window)
+        form.addRow("Acts from", window)
         form.addRow(self.cn_message)
         for sig in (
             self.strength.valueChanged,
@@ -380,10 +380,16 @@ class EditPanel(QWidget):
         self.clear_mask.setEnabled(bool(self.mask_image or any(self.outpaint)))
         parts = []
         if self.mask_image:
-            parts.append(f"mask {os.path.basename(self.mask_image)}, feather {self.mask_blur} px")
+            name = os.path.basename(self.mask_image)
+            what = "painted mask" if name.startswith("mask-") else f"mask {name}"
+            parts.append(f"{what}, feather {self.mask_blur} px")
         if any(self.outpaint):
-            left, top, right, bottom = self.outpaint
-            parts.append(f"outpaint ←{left} ↑{top} →{right} ↓{bottom} px")
+            sides = ", ".join(
+                f"{side} {px} px"
+                for side, px in zip(("left", "top", "right", "bottom"), self.outpaint, strict=True)
+                if px
+            )
+            parts.append(f"outpaint {sides}")
         self.mask_label.setText("; ".join(parts))
         self.mask_label.setVisible(bool(parts))
         self.cn_name.setText(
