@@ -239,6 +239,7 @@ def inspect_file(
         extract_trigger_words,
         inspect_header,
         read_lora_header,
+        value_verdict,
     )
 
     if found.path.lower().endswith(UNSAFE_EXTS + OTHER_EXTS):
@@ -258,6 +259,8 @@ def inspect_file(
             fit = check_fit(header, model_shapes, info=info)
             if not fit.ok:
                 ok, message = False, fit.message
+        if ok:
+            ok, message = value_verdict(header, info, message)
         meta = info.metadata
         entry = replace(
             entry,

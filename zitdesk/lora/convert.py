@@ -480,7 +480,9 @@ def load_normalized(
                 "a different model size or version."
             )
         if nonfinite:
-            raise LoraError(f"{p.name} holds NaN or infinite values; the file is damaged.")
+            from zitdesk.lora.values import damaged_message
+
+            raise LoraError(damaged_message(p.name))
         raise LoraError(
             f"{p.name} has no keys that zitdesk recognises as a Z-Image LoRA, so it cannot be used."
         )

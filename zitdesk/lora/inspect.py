@@ -455,6 +455,24 @@ def compatibility(info: LoraInfo, cov: Coverage) -> tuple[bool, str]:
     return True, "; ".join(parts) + "."
 
 
+def value_verdict(header: SafetensorsHeader, info: LoraInfo, message: str) -> tuple[bool, str]:
+    """A compatible file's verdict after a bounded look at its values
+    (:func:`zitdesk.lora.values.nonfinite_modules`): refused when every module holds NaN or
+    infinite values (as generation refuses it), else ``message`` naming the modules it skips."""
+    from zitdesk.lora.values import damaged_message, nonfinite_modules
+
+    check = nonfinite_modules(header)
+    if check.all_nonfinite:
+        return False, damaged_message(info.name)
+    if check.nonfinite:
+        n = len(check.nonfinite)
+        return True, message.rstrip(".") + (
+            f"; {n} {'module holds' if n == 1 else 'modules hold'} NaN or infinite values "
+            "and will be skipped."
+        )
+    return True, message
+
+
 def inspect_json(
     path: str | Path, model_module_names: Iterable[str] | None = None
 ) -> dict[str, Any]:
@@ -463,11 +481,14 @@ def inspect_json(
     Coverage is computed against ``model_module_names`` (the loaded transformer's Linear names)
     or, when None, against the real Z-Image Turbo module set (:func:`full_size_linear_names`).
     """
-    info = inspect_lora(path)
+    header = read_lora_header(path)
+    info = inspect_header(header)
     against = "model" if model_module_names is not None else "z-image-turbo"
     names = set(model_module_names) if model_module_names is not None else full_size_linear_names()
     cov = coverage(info, names)
     ok, message = compatibility(info, cov)
+    if ok:
+        ok, message = value_verdict(header, info, message)
     meta = {
         k: (v if len(v) <= 4000 else v[:4000] + f"… ({len(v):,} characters)")
         for k, v in info.metadata.items()
