@@ -99,3 +99,17 @@ def test_stop_ends_generation_inside_an_image(vlm_dir):
     opts = DescriberOptions(max_tokens=40, device="cpu")
     assert len(d.describe(img, opts).split()) == 40
     assert len(d.describe(img, opts, stop=lambda: True).split()) == 1  # checked every token
+
+
+def test_quantised_loading_on_a_cpu_is_one_sentence(vlm_dir, tmp_path):
+    from zitdesk.caption.store import caption_and_apply
+    from zitdesk.engine.studio import StudioEngine
+
+    ds = make_colour_dataset(tmp_path / "ds", {"a.png": (200, 20, 20)})
+    req = CaptionRequest(str(ds), "vlm", str(vlm_dir), quant="4bit", device="cpu")
+    out = caption_and_apply(StudioEngine(device="cpu").run, req, lambda ev: None, CancelToken())
+    assert out.end.kind == "model"
+    assert out.end.message == (
+        "4-bit and 8-bit loading needs an NVIDIA GPU; choose 'none' on a CPU."
+    )
+    assert not (ds / "a.txt").exists()
