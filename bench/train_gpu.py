@@ -315,8 +315,57 @@ def bench_repeat(args) -> None:
     )
 
 
+#: The tiers as the bench runs them: variant → (budget GiB or 0 = whole card, optimizer, kw).
+PLAN_TIERS = {
+    "24gb (whole card)": (0.0, "adamw", {"allow_fp8": True}),
+    "24gb@24": (24.0, "adamw", {"allow_fp8": True}),
+    "16gb": (16.0, "adamw", {"all_fp8": True}),
+    "12gb": (12.0, "adamw8bit", {"all_fp8": True}),
+    "8gb-stream": (8.0, "adamw8bit", {"allow_fp8": True, "allow_stream": True}),
+}
+
+
+def plan_only(args) -> None:
+    """The planner's choices and predictions for the full-size model, no GPU (meta tensors)."""
+    from diffusers import ZImageTransformer2DModel
+
+    from zitdesk.paths import skeleton_dir
+    from zitdesk.train import adapters as ad
+    from zitdesk.train import memplan
+    from zitdesk.train.streaming import plan_input
+
+    raw = json.loads((skeleton_dir() / "transformer" / "config.json").read_text())
+    with torch.device("meta"):
+        tr = ZImageTransformer2DModel(**{k: v for k, v in raw.items() if not k.startswith("_")})
+    tr = tr.to(torch.bfloat16)
+    tr.requires_grad_(False)
+    ad.add_user_adapter(tr, 32, 32.0, ("attention", "feed_forward"), True, 0)
+    print(f"\n### Planner predictions, {args.size}², LoRA r32, 128-token caption (no GPU)\n")
+    print(
+        "| tier | budget GiB | fp8 weights save their dequantised copy | plan | s / step | peak GiB |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, (gib, opt, kw) in PLAN_TIERS.items():
+        memplan.STREAMING = bool(kw.get("allow_stream"))
+        for dq in (True, False):
+            cal = memplan.CALIBRATION.with_(fp8_saves_dequant=dq, h2d_bytes_per_s=args.h2d * 1e9)
+            budget = int(gib * GiB) if gib else None
+            inp = plan_input(tr, (args.size // 16) ** 2, 128, opt, budget, **kw)
+            p = memplan.plan_memory(inp, cal)
+            what = p.summary(len(inp.blocks)).rsplit(", predicted peak", 1)[0]
+            print(
+                f"| {name} | {gib or '—'} | {'yes (assumed)' if dq else 'no'} | {what}"
+                f"{'' if p.fits else ' (does not fit)'} | {p.step_s:.3f} | {p.peak / GiB:.2f} |"
+            )
+    memplan.STREAMING = False
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--plan-only", action="store_true", help="print the planner's choices (no GPU needed)"
+    )
+    ap.add_argument("--h2d", type=float, default=25.0, help="--plan-only: host→device GB/s")
     ap.add_argument("--tiny", action="store_true", help="CPU check with the tiny model")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3, help="untimed first steps (compilation)")
@@ -324,6 +373,9 @@ def main() -> None:
     ap.add_argument("--variants", default=ALL_VARIANTS)
     ap.add_argument("--deadline", type=float, default=0, help="skip variants after this many s")
     args = ap.parse_args()
+    if args.plan_only:
+        plan_only(args)
+        return
     device = "cuda" if cuda() else "cpu"
     if args.tiny:
         args.size = min(args.size, 128)
