@@ -38,3 +38,17 @@ def test_remembered_choice_counts(tmp_path):
     save_settings(s)
     args = _args("--model", model)
     assert apply_variant_args(args)["variant"] == "base" and args.steps == 28
+
+
+def test_enhance_command_prints_a_proposal(tiny_diffusers, capsys):
+    import json
+
+    from zitdesk.cli.app import main
+
+    argv = ["enhance", "a fox", "--model", str(tiny_diffusers), "--device", "cpu"]
+    assert main([*argv, "--temperature", "0", "--max-tokens", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["prompt"] == "a fox" and out["text"] and out["structured"] is False
+    assert main(["enhance", "  ", "--model", str(tiny_diffusers)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("zitdesk: The prompt is empty") and "Traceback" not in err

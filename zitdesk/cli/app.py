@@ -9,7 +9,7 @@ from zitdesk.cli.common import OneLineParser, configure_logging, run_guarded
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zitdesk.cli import dataset, edit, generate, lora, tools, train
+    from zitdesk.cli import dataset, edit, enhance, generate, lora, tools, train
 
     p = OneLineParser(prog="zitdesk", description="Z-Image Turbo studio, headless.")
     p.add_argument("--version", action="version", version=f"zitdesk {__version__}")
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub
     )  # dataset import SRC... --to DIR --json | dataset check DIR --json
     tools.add_doctor_parser(sub)
+    enhance.add_enhance_parser(sub)  # enhance PROMPT [--model] [--seed] [--temperature] --json
     return p
 
 
