@@ -339,7 +339,11 @@ def bench_engine(model_dir, device, size, steps, runs, mode, label, speed="auto"
                 f"denoise+decode {min(denoise):.3f}, PNG {min(saves):.3f}; {detail}"
                 + (f"; notes: {' '.join(sorted(set(notes)))}" if notes else "")
             ),
-            key=f"{mode}/{speed}" + ("+" + "+".join(extra) if extra else ""),
+            key=f"{mode}/{speed}"
+            + ("+" + "+".join(extra) if extra else "")
+            + (
+                f"@{os.environ['ZITDESK_ATTENTION']}" if os.environ.get("ZITDESK_ATTENTION") else ""
+            ),
             image=images.get(1, ""),
         )
     )
@@ -465,8 +469,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument(
         "--modes",
-        default="gpu/off,gpu/auto,gpu/fp8,fp8/auto",
-        help="memory_mode/speed[+unload_te], comma-separated",
+        default="gpu/off,gpu/auto,gpu/auto@cudnn,gpu/fp8,fp8/auto",
+        help="memory_mode/speed[+unload_te][@cudnn], comma-separated (@cudnn: "
+        "ZITDESK_ATTENTION=cudnn for that variant)",
     )
     ap.add_argument(
         "--skip", default="", help="comma list of: plain,plain_compiled,micro,load,restart"
@@ -545,16 +550,22 @@ def main() -> None:
     guarded("load", load_vs_cat, out, device)
     labels = {
         "gpu/off": "everything on GPU, speed off (eager bf16, as before)",
-        "gpu/auto": "**default** (speed auto: compiled blocks, cuDNN attention, bf16)",
+        "gpu/auto": "**default** (speed auto: compiled blocks, bf16)",
+        "gpu/auto@cudnn": "speed auto + cuDNN attention (ZITDESK_ATTENTION=cudnn)",
         "gpu/fp8": "speed fp8 (fp8 compute, compiled)",
         "fp8/auto": "fp8 memory mode, speed auto (fp8 compute on fp8 cards)",
         "fp8/off": "fp8 weight storage, speed off",
         "group_offload/auto": "block streaming from RAM",
     }
     for m in args.modes.split(","):
-        mode, _, speed = m.partition("/")
+        spec, _, attention = m.partition("@")
+        mode, _, speed = spec.partition("/")
         speed, *flags = speed.split("+")
         extra = {{"unload_te": "unload_text_encoder"}.get(f, f): True for f in flags}
+        if attention:
+            os.environ["ZITDESK_ATTENTION"] = attention
+        else:
+            os.environ.pop("ZITDESK_ATTENTION", None)
         guarded(
             f"zitdesk {m}",
             bench_engine,
@@ -568,6 +579,7 @@ def main() -> None:
             speed=speed or "auto",
             **extra,
         )
+        os.environ.pop("ZITDESK_ATTENTION", None)
         reset_peak()
     guarded("restart", bench_restart, out, device, size, args.steps)
     by_key = {r.get("key"): r for r in ROWS}
