@@ -96,28 +96,34 @@ def test_crop_tool_in_the_workspace(qtbot, make_workspace, folder):
     assert f"as {b[0]}×{b[1]}" in dlg.bucket.text()
     assert dlg.crop_button.isEnabled()
     dlg.crop_button.click()
-    qtbot.waitUntil(lambda: ws.session.record(name).width == box.width, timeout=10_000)
+    qtbot.waitUntil(lambda: "Cropped" in ws.banner.label.text(), timeout=10_000)
+    assert ws.session.record(name).width == box.width
     with Image.open(folder / name) as im:
         assert im.size == (box.width, box.height)
     assert ws.model.index(ws.model.row_of(name), Col.SIZE).data() == f"{box.width}×{box.height}"
     assert (folder / "img 0001.txt").read_text(encoding="utf-8") == "photo 1, tag1"
     assert original_of(folder, name).read_bytes() == original
-    assert "Cropped" in ws.banner.label.text()
     cropped = (folder / name).read_bytes()
-    # undo / redo
+
+    def settled(expected: bytes):
+        return lambda: not ws.session.rewriting and (folder / name).read_bytes() == expected
+
+    # undo / redo (on the crop worker, in order)
     ws.undo_action.trigger()
-    assert (folder / name).read_bytes() == original and ws.session.record(name).width == 320
+    qtbot.waitUntil(settled(original), timeout=10_000)
+    qtbot.waitUntil(lambda: ws.session.record(name).width == 320, timeout=10_000)
     ws.redo_action.trigger()
-    assert (folder / name).read_bytes() == cropped
+    qtbot.waitUntil(settled(cropped), timeout=10_000)
     # after a restart the original can still be put back (itself undoable)
     ws.session.undo_stack.clear()
     dlg2 = ws.open_crop()
     assert dlg2.restore_button.isVisibleTo(dlg2)
     dlg2.restore_button.click()
-    assert (folder / name).read_bytes() == original
+    qtbot.waitUntil(settled(original), timeout=10_000)
+    qtbot.waitUntil(lambda: "Put back" in ws.banner.label.text(), timeout=10_000)
     ws.undo_action.trigger()
-    assert (folder / name).read_bytes() == cropped
+    qtbot.waitUntil(settled(cropped), timeout=10_000)
     # a refused crop says why in one sentence and changes nothing
-    assert ws.session.crop(name, Box(0, 0, 4, 4)) is None
-    assert "too small to train" in ws.banner.label.text()
-    assert (folder / name).read_bytes() == cropped
+    assert ws.session.crop(name, Box(0, 0, 4, 4))
+    qtbot.waitUntil(lambda: "too small to train" in ws.banner.label.text(), timeout=10_000)
+    assert not ws.session.rewriting and (folder / name).read_bytes() == cropped

@@ -81,6 +81,7 @@ class DatasetActions(QObject):
         self.bulk_dialog: BulkEditDialog | None = None
         self.trash_box: QMessageBox | None = None
         self.crop_dialog: CropDialog | None = None
+        session.image_changed.connect(self._on_image_changed)
         # the check's largest training resolution, if known (the workspace sets it)
         self.resolution: Callable[[], int | None] = lambda: None
 
@@ -234,10 +235,18 @@ class DatasetActions(QObject):
         return dlg
 
     def _on_crop_accepted(self, name: str, dlg: CropDialog) -> None:
-        done = self.session.crop(name, dlg.box)
-        if done is not None:
-            w, h = done.after
-            self.message.emit(
-                "info",
-                f"Cropped {name} to {w}×{h}; the picture as it was is kept, Ctrl+Z brings it back.",
+        self.session.crop(name, dlg.box)
+
+    @Slot(object)
+    def _on_image_changed(self, done) -> None:
+        w, h = done.after
+        if done.restored_from is not None:
+            text = (
+                f"Put back {done.name} as it was before its first crop ({w}×{h}); Ctrl+Z undoes it."
             )
+        else:
+            text = (
+                f"Cropped {done.name} to {w}×{h}; the picture as it was is kept, "
+                "Ctrl+Z brings it back."
+            )
+        self.message.emit("info", text)

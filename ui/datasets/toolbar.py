@@ -125,9 +125,9 @@ class DatasetToolbar(QWidget):
         self.trash_button.clicked.connect(self.trash_requested)
         self.crop_button.clicked.connect(self.crop_requested)
         self.table_button.clicked.connect(lambda: self.view_requested.emit("table"))
-        for b in self.findChildren(QPushButton):
-            _compact(b)
         self.grid_button.clicked.connect(lambda: self.view_requested.emit("grid"))
+        for push in self.findChildren(QPushButton):
+            _compact(push)
 
     def add_action_button(self, button: QWidget) -> None:
         """Add a button for another action on the images, after Delete…; it is enabled only
