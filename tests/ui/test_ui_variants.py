@@ -166,3 +166,13 @@ def test_library_card_and_details_show_the_lora_variant(tmp_path):
     assert not arch_chip(by["plain"])[0].endswith(("Base", "Turbo"))
     assert "Trained on: Z-Image (Base) (zitdesk_base_variant)" in details_text(by["own"])
     assert "does not say which Z-Image" in details_text(by["plain"])
+
+
+def test_train_wizard_guesses_the_variant_with_the_same_reader():
+    from ui.train.wizard_data import guess_variant
+
+    assert guess_variant("/hf/models--Tongyi-MAI--Z-Image/snapshots/abc") == "base"
+    assert guess_variant("/hf/models--Tongyi-MAI--Z-Image-Turbo/snapshots/abc") == "turbo"
+    assert guess_variant("/m/z_image_de_turbo_bf16.safetensors") == "deturbo"
+    assert guess_variant("/m/z_image_bf16.safetensors") == "base"
+    assert guess_variant("/m/my-model") is None

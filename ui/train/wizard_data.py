@@ -5,7 +5,6 @@ the thread pool (dataset survey, training adapter, model); see :mod:`ui.train.wi
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,14 +141,10 @@ def guess_variant(model_path: str) -> str | None:
     """``turbo`` / ``deturbo`` / ``base`` when the model's name says so, else None."""
     parts = Path(model_path).parts
     hf = [p for p in parts if p.startswith("models--")]  # HF cache: models--Org--Z-Image-Turbo
-    name = (hf[-1] if hf else (parts[-1] if parts else "")).lower()
-    if re.search(r"de[-_ ]?turbo", name):
-        return "deturbo"
-    if "turbo" in name:
-        return "turbo"
-    if re.search(r"z[-_ ]?image", name):
-        return "base"
-    return None
+    name = hf[-1] if hf else (parts[-1] if parts else "")
+    from zitdesk.models.variants import variant_from_name  # the one name reader (Generate too)
+
+    return variant_from_name(name)
 
 
 def safe_name(text: str) -> str:
