@@ -286,6 +286,13 @@ def bench_tagger(args, work: Path) -> None:
                 t.tags(img, TaggerOptions())
             dt = time.perf_counter() - t0
             row.update(images=n, images_per_s=round(n / dt, 2), s_per_image=round(dt / n, 3))
+            opts = TaggerOptions()
+            [t.pick(r, opts) for r in t.scores([img] * 8)]  # warm-up at batch 8
+            t0 = time.perf_counter()
+            reps = max(1, n // 8)
+            for _ in range(reps):
+                [t.pick(r, opts) for r in t.scores([img] * 8)]
+            row["batch8_images_per_s"] = round(8 * reps / (time.perf_counter() - t0), 2)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -325,6 +332,7 @@ def main() -> int:
         "tokens",
         "peak_vram_gib",
         "images_per_s",
+        "batch8_images_per_s",
         "provider",
         "error",
     ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -189,8 +190,12 @@ def test_preview_reports_without_writing_and_reuses_the_model(tagger_dir, datase
     assert (dataset / "a_red.txt").read_text(encoding="utf-8") == "my cat"
     assert not (dataset / "b_blue.txt").exists()
     loaded = engine._captioner._loaded.model
-    run_job(req, engine=engine, write=False)
+    first = [e.generated for e in events if isinstance(e, CaptionReady)]
+    engine._captioner._loaded.on_gpu = True  # as on the CUDA provider: batches of images
+    again, _ = run_job(replace(req, limit=0), engine=engine, write=False)
     assert engine._captioner._loaded.model is loaded  # kept between caption jobs
+    batched = [e for e in again if isinstance(e, CaptionReady)]
+    assert [e.index for e in batched] == [0, 1, 2] and [e.generated for e in batched[:2]] == first
     engine.shutdown()
     assert engine._captioner._loaded is None
 
