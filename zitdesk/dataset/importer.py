@@ -42,6 +42,7 @@ hashes into ``.zitdesk/index.json``, so opening the dataset afterwards costs no 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -65,7 +66,7 @@ from zitdesk.dataset.import_report import Imported, ImportReport, Skipped
 from zitdesk.dataset.placing import Names, caption_bytes, known_content, safe_stem, write_one
 from zitdesk.dataset.store import merge_index_entries
 from zitdesk.errors import RequestError
-from zitdesk.io import fsync_dir
+from zitdesk.io import create_temp, fsync_dir
 
 __all__ = [
     "CAPTION_EXTS",
@@ -133,6 +134,22 @@ def _work_safe(
         return None, f"cannot be imported ({type(exc).__name__}: {exc})", None, "", ""
 
 
+def _check_writable(tgt: Path) -> None:
+    """Refuse a folder nothing can be written into (read-only disk, no permission) before any
+    work, with one sentence, instead of reporting every file as not writable."""
+    try:
+        fd, tmp = create_temp(tgt / ".zitdesk-import-check")
+    except OSError as exc:
+        raise RequestError(
+            os_error_sentence(
+                exc, f"images in the dataset folder {shown(str(tgt))}", verb="saved", kept=False
+            )
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
 def import_sources(
     sources: Sequence[str | os.PathLike[str]],
     target: str | os.PathLike[str],
@@ -170,6 +187,7 @@ def import_sources(
                 exc, f"the dataset folder {shown(str(tgt))}", verb="created", kept=False
             )
         ) from None
+    _check_writable(tgt)
     report = ImportReport(str(tgt))
     cands, skipped = collect(sources, tgt, max_file_bytes)
     report.skipped.extend(skipped)
