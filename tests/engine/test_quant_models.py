@@ -258,3 +258,50 @@ def test_predictor_reads_the_dit_format_from_the_request_model(tmp_path, comps):
     assert got == want
     bf16 = pred.predict(req.with_changes(model_path=str(plain))).peak_bytes
     assert bf16 - got > 7 * 2**30
+
+
+def test_engine_generates_from_gguf_and_hints_the_calibrated_rung(tmp_path, comps, monkeypatch):
+    """Through the engine (the CLI's and the app's path): a GGUF DiT + GGUF text encoder folder
+    makes a PNG in fp8 mode (kept packed); an OOM on a 10 GiB card hints the rung that fits."""
+    from zitdesk import memory_predict
+    from zitdesk.engine.cancel import CancelToken
+    from zitdesk.engine.events import JobFailed, JobFinished, PhaseChanged
+    from zitdesk.engine.generate import GenerationEngine
+    from zitdesk.engine.requests import GenerateRequest, MemoryMode
+
+    folder = write_model_folder(tmp_path / "m", comps, "gguf-Q4_K", "gguf-Q8_0")
+    eng = GenerationEngine(model_path=str(folder), device="cpu")
+    req = GenerateRequest(
+        prompt="a red fox",
+        width=64,
+        height=64,
+        steps=2,
+        seed=3,
+        output_dir=str(tmp_path / "o"),
+        memory_mode=MemoryMode.FP8,
+    )
+    events: list = []
+    eng.run(req, events.append, CancelToken())
+    assert isinstance(events[-1], JobFinished), getattr(events[-1], "message", "")
+    assert events[-1].paths and all(p.endswith(".png") for p in events[-1].paths)
+    loaded = [e.detail for e in events if isinstance(e, PhaseChanged) and e.phase == "loaded"]
+    assert loaded and "fp8" not in loaded[0]  # the packed DiT was not re-cast
+
+    def boom(*a, **k):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    gpu = req.with_changes(memory_mode=MemoryMode.GPU)
+    monkeypatch.setattr(memory_predict, "cuda_room_bytes", lambda device="cuda": 10 * 2**30)
+    pipe = eng._ensure_pipeline(gpu, lambda e: None, CancelToken()).pipe
+    monkeypatch.setattr(type(pipe), "__call__", boom)
+    events = []
+    eng.run(gpu, events.append, CancelToken())
+    fail = events[-1]
+    assert isinstance(fail, JobFailed) and fail.kind == "oom"
+    # a 3.5 GB Q4_K DiT on a 10 GiB card: GPU mode with the text encoder streamed from RAM
+    assert fail.retry_hint == {
+        "memory_mode": "gpu",
+        "vae_tiling": False,
+        "unload_text_encoder": True,
+    }
+    eng.shutdown()
