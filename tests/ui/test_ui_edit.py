@@ -110,6 +110,12 @@ def test_use_as_input_and_upscale_a_result(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: len(engine.requests) == 1, timeout=10_000)
     req = engine.requests[0]
     assert (req.init_image, req.upscale, req.strength) == (pic, 2.0, 0.3)
+    from types import SimpleNamespace
+
+    from ui.widgets.queue_panel import describe_job
+
+    line = describe_job(SimpleNamespace(kind="generate", request=req))
+    assert line.startswith("Generate 1 × 1024×768 (tiled upscale): a harbour")
     assert (req.width, req.height, req.seed, req.prompt) == (1024, 768, 42, "a harbour at night")
     big = GalleryItem(_picture(tmp_path / "big.png", 1280, 64), 1, "x", 1280, 64, {})
     assert ws.edit.upscale(big) is None

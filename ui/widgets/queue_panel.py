@@ -45,6 +45,11 @@ def describe_job(job: Any) -> str:
     size = f"{getattr(req, 'width', '?')}×{getattr(req, 'height', '?')}"
     loras = len(getattr(req, "loras", ()) or ())
     extra = f" + {loras} LoRA" if loras else ""
+    from zitdesk.engine.edit.options import MODE_LABELS, TXT2IMG, mode_of
+
+    mode = mode_of(req)  # image to image, inpaint, ControlNet, tiled upscale
+    if mode != TXT2IMG:
+        extra += f" ({MODE_LABELS[mode]})"
     return f"Generate {count} × {size}{extra}: {prompt}"
 
 
