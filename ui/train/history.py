@@ -223,13 +223,14 @@ class RunHistoryWidget(QWidget):
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.empty)
         buttons.addStretch(1)
-        for b in (
+        self.action_buttons = (
             self.open_button,
             self.resume_button,
             self.folder_button,
             self.config_button,
             self.library_button,
-        ):
+        )
+        for b in self.action_buttons:
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -244,13 +245,7 @@ class RunHistoryWidget(QWidget):
         self.model.set_records(load_records() if records is None else records)
         self.empty.setVisible(not self.model.records)
         self.table.setVisible(bool(self.model.records))
-        for b in (
-            self.open_button,
-            self.resume_button,
-            self.folder_button,
-            self.config_button,
-            self.library_button,
-        ):
+        for b in self.action_buttons:
             b.setVisible(bool(self.model.records))
         for row, r in enumerate(self.model.records):
             if keep is not None and r.run_id == keep:

@@ -106,17 +106,12 @@ def _read_limited(fh: IO[bytes], limit: int, held: Held, first: bytes = b"") -> 
     return buf.getvalue()
 
 
-def read_image(cand: Candidate, limit: int, held: Held) -> bytes:
-    """The candidate's bytes, or :class:`ImageRejected`. Bytes that start like no accepted
-    format are rejected after the first 64 KiB."""
+@contextlib.contextmanager
+def _read_errors() -> Iterator[None]:
+    """Any failure while reading a source (a file, an archive member) becomes its
+    :class:`ImageRejected` reason."""
     try:
-        with cand.open() as fh:
-            held.take(_SNIFF)
-            first = fh.read(_SNIFF)
-            held.give(_SNIFF - len(first))
-            if not _looks_like_image(first):
-                raise ImageRejected(_not_image_reason(first))
-            return _read_limited(fh, limit, held, first)
+        yield
     except ImageRejected:
         raise
     except OSError as exc:
@@ -127,18 +122,21 @@ def read_image(cand: Candidate, limit: int, held: Held) -> bytes:
         raise ImageRejected(_archive_reason(exc)) from None
 
 
+def read_image(cand: Candidate, limit: int, held: Held) -> bytes:
+    """The candidate's bytes, or :class:`ImageRejected`. Bytes that start like no accepted
+    format are rejected after the first 64 KiB."""
+    with _read_errors(), cand.open() as fh:
+        held.take(_SNIFF)
+        first = fh.read(_SNIFF)
+        held.give(_SNIFF - len(first))
+        if not _looks_like_image(first):
+            raise ImageRejected(_not_image_reason(first))
+        return _read_limited(fh, limit, held, first)
+
+
 def read_caption(opener: Opener) -> bytes:
-    try:
-        with opener() as fh:
-            data = fh.read(MAX_CAPTION_BYTES + 1)
-    except ImageRejected:
-        raise
-    except OSError as exc:
-        if isinstance(exc, zipfile.BadZipFile):
-            raise ImageRejected(_archive_reason(exc)) from None
-        raise ImageRejected(f"cannot be read ({exc.strerror or exc})") from None
-    except Exception as exc:  # noqa: BLE001
-        raise ImageRejected(_archive_reason(exc)) from None
+    with _read_errors(), opener() as fh:
+        data = fh.read(MAX_CAPTION_BYTES + 1)
     if len(data) > MAX_CAPTION_BYTES:
         raise ImageRejected(f"caption over {MAX_CAPTION_BYTES // 2**20} MiB")
     return data
