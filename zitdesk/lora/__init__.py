@@ -7,6 +7,8 @@
   (:func:`inspect_lora`), trigger words, :func:`coverage` against a model, :func:`compatibility`
   and the ``zitdesk lora inspect --json`` document (:func:`inspect_json`).
 * :mod:`zitdesk.lora.fit` (torch-free): does a LoRA's every pair fit a given model's shapes.
+* :mod:`zitdesk.lora.values` (torch-free): a bounded sample of the tensor data (three runs of
+  32 values per tensor) — modules holding NaN/inf; every module so: damaged (inspect, library).
 * :mod:`zitdesk.lora.convert` (torch, imported lazily inside its functions): conversion of any
   dialect — ai-toolkit, kohya/musubi (split or fused qkv), dot format, diffusers, PEFT, LoKr,
   LoHa — into exact diffusers LoRA pairs with scale 1 (:func:`load_normalized`).
