@@ -52,3 +52,16 @@ def test_enhance_command_prints_a_proposal(tiny_diffusers, capsys):
     assert main(["enhance", "  ", "--model", str(tiny_diffusers)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("zitdesk: The prompt is empty") and "Traceback" not in err
+
+
+def test_lora_notes_for_another_variant(tmp_path):
+    from tests.support.samples import make_lora
+    from zitdesk.cli.variant_args import lora_notes
+
+    base = make_lora(
+        tmp_path / "b.safetensors", rank=4, layers=2, metadata={"zitdesk_base_variant": "base"}
+    )
+    plain = make_lora(tmp_path / "p.safetensors", rank=4, layers=2)
+    notes = lora_notes([str(base), str(plain), str(tmp_path / "missing.safetensors")], "turbo")
+    assert len(notes) == 1 and "b.safetensors" in notes[0] and "2 or more" in notes[0]
+    assert lora_notes([str(base)], "base") == []

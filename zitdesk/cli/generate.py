@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zitdesk.cli.events import EventPrinter
-from zitdesk.cli.variant_args import add_variant_args, apply_variant_args
+from zitdesk.cli.variant_args import add_variant_args, apply_variant_args, lora_notes
 from zitdesk.errors import RequestError, ZitdeskError
 
 
@@ -156,6 +156,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         info=not quiet,
         warnings=not args.json,
     )
+    for note in lora_notes([lo.path for lo in req.loras if lo.enabled], req.variant):
+        printer.warn(note)  # a LoRA made for another variant: a note, never a refusal
     code = printer.run(lambda: engine.run(req, printer, cancel), cancel)
     if code is None:
         code = printer.exit_code()

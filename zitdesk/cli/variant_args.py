@@ -56,3 +56,22 @@ def apply_variant_args(args: argparse.Namespace) -> dict[str, Any]:
         "variety": float(getattr(args, "variety", 0.0) or 0.0),
         "cfg_normalization": bool(getattr(args, "cfg_normalization", False)),
     }
+
+
+def lora_notes(paths: list[str], variant: str) -> list[str]:
+    """The note for each LoRA trained on another variant than ``variant`` (headers only)."""
+    from pathlib import Path
+
+    from zitdesk.models.variants import lora_variant, variant_note
+    from zitdesk.st_header import read_header
+
+    notes = []
+    for path in paths:
+        try:
+            guess = lora_variant(read_header(path).metadata)
+        except Exception:  # noqa: BLE001 - the engine reports unreadable LoRAs itself
+            continue
+        text = variant_note(guess, variant, Path(path).name)
+        if text:
+            notes.append(text)
+    return notes
