@@ -171,8 +171,11 @@ class CaptionDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Model", self.kind)
-        form.addRow("Folder", path_row)
-        form.addRow("", self.problem)
+        folder_box = QVBoxLayout()  # the path, and under it why it cannot be used
+        folder_box.setSpacing(2)
+        folder_box.addLayout(path_row)
+        folder_box.addWidget(self.problem)
+        form.addRow("Folder", folder_box)
         form.addRow("Options", self.options)
         form.addRow("Images", scope_row)
         form.addRow("Mode", self.mode)
