@@ -41,11 +41,11 @@ def quantize_fp8_scaled(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def dequantize_fp8_scaled(q: torch.Tensor, scale: torch.Tensor, dtype: Any) -> torch.Tensor:
-    """``q * scale`` for a scalar or per-row scale, in ``dtype``."""
-    s = scale.float()
+    """``q * scale`` for a scalar or per-row scale, in ``dtype`` (one full-size temporary)."""
+    s = scale.to(dtype)
     if s.numel() > 1 and s.ndim == 1:
         s = s.reshape(-1, 1)
-    return (q.float() * s).to(dtype)
+    return q.to(dtype) * s
 
 
 # -- nvfp4 ------------------------------------------------------------------------------------
@@ -100,16 +100,31 @@ def quantize_nvfp4(
     return packed.contiguous(), scales.contiguous(), scale_2.reshape(())
 
 
+_LUTS: dict[tuple[str, Any], torch.Tensor] = {}
+
+
+def _e2m1_lut(device: torch.device, dtype: Any) -> torch.Tensor:
+    """The 16 e2m1 values on ``device`` in ``dtype``, made once (no host copy per forward)."""
+    key = (str(device), dtype)
+    lut = _LUTS.get(key)
+    if lut is None:
+        lut = torch.tensor(_E2M1 + tuple(-v for v in _E2M1), dtype=torch.float32)
+        lut = _LUTS[key] = lut.to(device=device, dtype=dtype)
+    return lut
+
+
 def dequantize_nvfp4(
     packed: torch.Tensor, block_scales: torch.Tensor, scale_2: torch.Tensor, dtype: Any
 ) -> torch.Tensor:
-    """Packed nvfp4 with *plain* ``[N, K/16]`` e4m3 block scales → ``dtype`` ``[N, K]``."""
+    """Packed nvfp4 with *plain* ``[N, K/16]`` e4m3 block scales → ``dtype`` ``[N, K]``.
+
+    e2m1 values and e4m3 scales are exact in bf16; the global scale is folded into the small
+    per-block tensor in fp32 first."""
     n = packed.shape[0]
-    lut = torch.tensor(_E2M1 + tuple(-v for v in _E2M1), device=packed.device)
-    codes = torch.stack((packed & 0x0F, packed >> 4), dim=-1).reshape(n, -1)
-    vals = lut[codes.long()].reshape(n, -1, 16)
-    scale = block_scales.view(torch.float8_e4m3fn).float() * scale_2.float()
-    return (vals * scale.unsqueeze(-1)).reshape(n, -1).to(dtype)
+    codes = torch.stack((packed & 0x0F, packed >> 4), dim=-1).reshape(n, -1, 16)
+    vals = _e2m1_lut(packed.device, dtype)[codes.long()]
+    scale = (block_scales.view(torch.float8_e4m3fn).float() * scale_2.float()).to(dtype)
+    return (vals * scale.unsqueeze(-1)).reshape(n, -1)
 
 
 # -- GGUF (ggml block layouts) ----------------------------------------------------------------
