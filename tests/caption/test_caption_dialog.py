@@ -165,3 +165,22 @@ def test_caption_job_waits_behind_the_running_job(qtbot, tmp_path):
     assert session.dataset.by_name["a.png"].caption.startswith("red theme")
     session.shutdown()
     assert controller.shutdown(10_000)
+
+
+def test_find_menu_lists_taggers_in_the_hf_cache(qtbot, host, tmp_path, monkeypatch):
+    win, ws, folder, tagger = host
+    hub = tmp_path / "hub"
+    snap = make_tiny_tagger(
+        hub / "models--SmilingWolf--wd-eva02-large-tagger-v3" / "snapshots" / "1"
+    )
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    dlg = ws.open_caption_dialog()
+    qtbot.addWidget(dlg)
+    dlg._fill_find_menu()
+    acts = [a for a in dlg.find_menu.actions() if a.isEnabled()]
+    assert [a.text() for a in acts] == ["SmilingWolf/wd-eva02-large-tagger-v3  (hf-cache)"]
+    acts[0].trigger()
+    assert dlg.path.text() == str(snap) and dlg.problem.text() == ""
+    dlg.kind.setCurrentIndex(1)  # no VLM anywhere: said so, nothing to pick
+    dlg._fill_find_menu()
+    assert [a.isEnabled() for a in dlg.find_menu.actions()] == [False]
