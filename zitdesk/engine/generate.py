@@ -217,7 +217,7 @@ class GenerationEngine:
             plan is not None
             and (plan.compile or plan.fp8_compute)
             and not is_oom(exc)
-            and not isinstance(exc, (ZitdeskError, Cancelled))
+            and not isinstance(exc, (ZitdeskError, Cancelled, OSError))  # OSError: disk, files
         )
 
     def _generate(
