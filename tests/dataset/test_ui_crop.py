@@ -114,9 +114,15 @@ def test_crop_tool_in_the_workspace(qtbot, make_workspace, folder):
     qtbot.waitUntil(lambda: ws.session.record(name).width == 320, timeout=10_000)
     ws.redo_action.trigger()
     qtbot.waitUntil(settled(cropped), timeout=10_000)
-    # after a restart the original can still be put back (itself undoable)
+    # after a restart the original can still be put back (itself undoable); the grid's
+    # preview opens the tool on a double-click
     ws.session.undo_stack.clear()
-    dlg2 = ws.open_crop()
+    ws.show_grid()
+    ws.select_name(name)
+    with qtbot.waitSignal(ws.grid.crop_requested, timeout=5000):
+        qtbot.mouseDClick(ws.grid.preview, Qt.MouseButton.LeftButton)
+    dlg2 = ws.image_actions.crop_dialog
+    assert dlg2 is not None and dlg2 is not dlg and dlg2.windowTitle() == f"Crop {name}"
     assert dlg2.restore_button.isVisibleTo(dlg2)
     dlg2.restore_button.click()
     qtbot.waitUntil(settled(original), timeout=10_000)

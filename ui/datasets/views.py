@@ -5,11 +5,12 @@
 * :class:`GridPanel` — a virtualised thumbnail grid (``QListView`` in icon mode, uniform tiles)
   with a caption pane beside it. The pane edits the current image; its text is committed as one
   undoable edit after a pause in typing, on leaving the pane, or when moving to another image.
+  A double-click on its preview asks for the crop tool (``crop_requested``).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -95,6 +96,7 @@ class GridPanel(QWidget):
     """Thumbnail grid + caption pane. ``caption_committed(name, old, new)`` asks for an edit."""
 
     caption_committed = Signal(str, object, str)
+    crop_requested = Signal()  # the preview was double-clicked
 
     def __init__(
         self, model: DatasetTableModel, thumbs, parent: QWidget | None = None, trigger=lambda: ""
@@ -124,6 +126,8 @@ class GridPanel(QWidget):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setFixedHeight(PREVIEW_SIDE + 8)
         self.preview.setMinimumWidth(200)
+        self.preview.setToolTip("Double-click to crop this image (Ctrl+Shift+R)")
+        self.preview.installEventFilter(self)
         self.name = plain_label("No image selected", "sectionTitle", wrap=True)  # file names
         self.meta = plain_label(object_name="muted", wrap=True)  # caption file name
         self.editor = CaptionEdit(vocabulary=lambda: model_vocabulary(model, trigger))
@@ -172,6 +176,13 @@ class GridPanel(QWidget):
         model.modelReset.connect(self._on_reset)
         model.dataChanged.connect(self._on_data_changed)
         thumbs.ready.connect(self._on_thumbs)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.preview and event.type() == QEvent.Type.MouseButtonDblClick:
+            if self._current is not None:
+                self.crop_requested.emit()
+            return True
+        return super().eventFilter(obj, event)
 
     @Slot(QModelIndex, QModelIndex)
     def _on_current(self, cur: QModelIndex, _prev: QModelIndex) -> None:

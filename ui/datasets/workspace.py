@@ -276,6 +276,7 @@ class DatasetsWorkspace(QWidget):
         tb.exclude_requested.connect(a.toggle_excluded)
         tb.trash_requested.connect(a.confirm_trash)
         tb.crop_requested.connect(a.open_crop)
+        self.grid.crop_requested.connect(a.open_crop)
         self.caption_button = QPushButton("Caption…")  # auto-captioning (#18)
         self.caption_button.setToolTip("Caption with a local tagger or vision-language model")
         tb.add_action_button(self.caption_button)
