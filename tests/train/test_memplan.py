@@ -188,3 +188,32 @@ def test_streamed_blocks_train_exactly_like_resident_ones(train_model, fp8):
         x = [_batch(0).latents[0].unsqueeze(1)]
         out = tr(x, torch.tensor([0.5]), [_batch(0).embeds[0]], return_dict=False)[0][0]
     assert torch.isfinite(out).all() and not s.live
+
+
+@pytest.mark.slow
+def test_streaming_under_torch_compile_needs_no_recompiles(train_model):
+    """The compiled blocks (dynamo + AOTAutograd; inductor's code generation aside, which is
+    CUDA's business) see the streamed weights on the device at every call: same losses as the
+    resident model, no recompilation from step to step, and the eager sample path still works."""
+    from torch._dynamo.utils import counters
+
+    ref = _runner(train_model)
+    names = [n for n, _ in forward_blocks(ref.tr)]
+    run = _runner(train_model, [names[-1], "noise_refiner.0"])
+    torch._dynamo.reset()
+    counters.clear()
+    for r in (ref, run):
+        r.tr.compile_repeated_blocks(fullgraph=False, backend="aot_eager")
+    for i in range(3):
+        assert float(ref.train_step([_batch(i)])) == float(run.train_step([_batch(i)]))
+    assert (
+        not counters.get("recompiles") and counters["frames"]["ok"] == counters["frames"]["total"]
+    )
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
+        run.tr.eval()
+        b = _batch(0)
+        out = run.tr(
+            [b.latents[0].unsqueeze(1)], torch.tensor([0.5]), [b.embeds[0]], return_dict=False
+        )
+    assert torch.isfinite(out[0][0]).all() and not run.streamer.live
+    torch._dynamo.reset()

@@ -250,10 +250,13 @@ class BlockStreamer:
         if name in self.tensors:
             self._detach(name)
 
+    # Hooks for eager no-grad calls (samples, paused tries). Inside a compiled block dynamo
+    # traces them: ``is_compiling()`` makes them no-ops there (torch bound outside the hook, so
+    # the traced code has no import in it).
     def _pre_hook(self, name: str) -> Any:
-        def hook(_module: Any, _args: Any) -> None:
-            import torch
+        import torch
 
+        def hook(_module: Any, _args: Any) -> None:
             if torch.compiler.is_compiling() or torch.is_grad_enabled():
                 return  # training: the checkpoint wrapper attaches (core.StepRunner)
             self._attach(name)
@@ -261,9 +264,9 @@ class BlockStreamer:
         return hook
 
     def _post_hook(self, name: str) -> Any:
-        def hook(_module: Any, _args: Any, _out: Any) -> None:
-            import torch
+        import torch
 
+        def hook(_module: Any, _args: Any, _out: Any) -> None:
             if torch.compiler.is_compiling() or torch.is_grad_enabled():
                 return
             self._detach(name)
