@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QLabeledDoubleSlider
 
 from ui.tasks import TaskSignals, run_task
 from zitdesk.models import variants as mv
@@ -109,11 +110,11 @@ class VariantPanel(QWidget):
         self.detected.setTextFormat(Qt.TextFormat.PlainText)  # names files
         self.detected.setWordWrap(True)
         self.detected.setObjectName("hint")
-        self.variety = QDoubleSpinBox()
+        self.variety = QLabeledDoubleSlider(Qt.Orientation.Horizontal)  # 0 = off
         self.variety.setRange(0.0, mv_max_variety())
         self.variety.setSingleStep(0.05)
         self.variety.setDecimals(2)
-        self.variety.setSpecialValueText("Off")
+        self.variety.setValue(0.0)
         self.variety.setToolTip(
             "Turbo makes different seeds look alike. Variety adds seeded noise to the prompt's "
             "embedding so each seed reads the prompt a little differently (0.1–0.4 is plenty). "
