@@ -240,3 +240,49 @@ def test_blend_is_continuous_where_a_hard_cut_jumps():
     hard = np.asarray(blend((128, 64), boxes, parts, 0)).astype(int)
     assert np.abs(np.diff(smooth[0, :, 0])).max() <= 200 / 32 + 1
     assert np.abs(np.diff(hard[0, :, 0])).max() >= 100
+
+
+@pytest.mark.slow
+def test_upscale_works_with_a_lora_and_cancel_keeps_no_file(engine, tmp_path, pictures):
+    import torch
+
+    from zitdesk.engine.events import JobCancelled, LoraReport
+    from zitdesk.engine.requests import LoraSpec
+    from zitdesk.io import atomic_save_tensors
+
+    g = torch.Generator().manual_seed(0)
+    lora = tmp_path / "tiny_style.safetensors"
+    sd = {}
+    for m in ("layers.0.attention.to_q", "layers.1.attention.to_v"):  # the tiny DiT: dim 32
+        sd[f"diffusion_model.{m}.lora_A.weight"] = torch.randn(4, 32, generator=g)
+        sd[f"diffusion_model.{m}.lora_B.weight"] = torch.randn(32, 4, generator=g)
+    atomic_save_tensors(lora, sd)
+    wide = tmp_path / "wide.png"
+    Image.open(pictures["init"]).crop((0, 0, 64, 32)).save(wide)
+    kw = dict(
+        init_image=str(wide),
+        upscale=2.0,
+        width=128,
+        height=64,  # two tiles of 80×64
+        strength=0.5,
+        upscale_tile=80,
+        upscale_overlap=32,
+        steps=2,
+    )
+    _, plain = _run(engine, tmp_path / "a", **kw)
+    _, styled = _run(engine, tmp_path / "b", **kw, loras=(LoraSpec(str(lora), 1.5),))
+    reports = [e for e in styled if isinstance(e, LoraReport)]
+    assert reports and reports[0].matched >= 1
+    assert np.abs(_image(plain) - _image(styled)).mean() > 0.5  # the LoRA acts on every tile
+    cancel = CancelToken()
+    events: list = []
+
+    def emit(e):
+        events.append(e)
+        if isinstance(e, StepProgress) and e.step == 2:  # the second tile's first step
+            cancel.cancel()
+
+    req = GenerateRequest(prompt="a red fox", seed=5, output_dir=str(tmp_path / "c"), **kw)
+    engine.run(req, emit, cancel)
+    assert isinstance(events[-1], JobCancelled) and events[-1].paths == ()
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").glob("*.png"))
