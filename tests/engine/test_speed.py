@@ -2,6 +2,7 @@
 linears (dequantised path), the prompt-embedding LRU, previews and the PNG writer."""
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -244,3 +245,21 @@ def test_a_lora_applies_on_fp8_linears_and_comes_off_exactly(tmp_path):
     assert float((run() - base).abs().max()) > 1e-3  # the LoRA acts through the fp8 layer
     apply_loras(pipe, [])
     assert torch.equal(run(), base)
+
+
+def test_compile_cache_goes_to_the_app_cache_per_torch_and_gpu(monkeypatch):
+    from zitdesk.io import user_dirs
+
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        monkeypatch.setenv(var, "/somewhere/torch/chose")  # torch writes its default here
+    monkeypatch.setattr(speed, "_USER_CACHE_VARS", set())
+    root = speed.use_compile_cache("cpu")
+    assert root.parent == user_dirs()["cache"] / "compile" and root.is_dir()
+    assert torch.__version__.split("+")[0] in root.name
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(root / "inductor")
+    assert os.environ["TRITON_CACHE_DIR"] == str(root / "triton")
+    # a location the user set before the app started is kept
+    monkeypatch.setenv("TRITON_CACHE_DIR", "/mine")
+    monkeypatch.setattr(speed, "_USER_CACHE_VARS", {"TRITON_CACHE_DIR"})
+    speed.use_compile_cache("cpu")
+    assert os.environ["TRITON_CACHE_DIR"] == "/mine"

@@ -117,6 +117,9 @@ def plan_speed(request, device: str) -> SpeedPlan:
 
 # -- compile ----------------------------------------------------------------------------------
 
+# Cache locations the user chose (set before this module was imported, i.e. before any compile).
+_USER_CACHE_VARS = {v for v in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR") if v in os.environ}
+
 
 def compile_cache_dir(device: str) -> Path:
     """The app-cache folder for compiled artefacts of this torch build and GPU."""
@@ -135,13 +138,13 @@ def compile_cache_dir(device: str) -> Path:
 
 def use_compile_cache(device: str) -> Path:
     """Point inductor's and Triton's caches at :func:`compile_cache_dir` (unless the user set
-    them) and turn on the FX-graph and AOT caches, so a restarted app reuses compiled code."""
-    import torch
-
+    them before the app started: torch itself writes its default into the environment) and turn
+    on the FX-graph and AOT caches, so a restarted app reuses compiled code."""
     root = compile_cache_dir(device)
     root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "inductor"))
-    os.environ.setdefault("TRITON_CACHE_DIR", str(root / "triton"))
+    for var, sub in (("TORCHINDUCTOR_CACHE_DIR", "inductor"), ("TRITON_CACHE_DIR", "triton")):
+        if var not in _USER_CACHE_VARS:
+            os.environ[var] = str(root / sub)
     try:
         import torch._inductor.config as iconf
 
@@ -154,7 +157,6 @@ def use_compile_cache(device: str) -> Path:
             fconf.enable_autograd_cache = True
     except Exception:  # noqa: BLE001 - caching is an optimisation only
         log.exception("could not enable the compile caches")
-    del torch
     return root
 
 
