@@ -99,6 +99,12 @@ def test_stop_ends_generation_inside_an_image(vlm_dir):
     opts = DescriberOptions(max_tokens=40, device="cpu")
     assert len(d.describe(img, opts).split()) == 40
     assert len(d.describe(img, opts, stop=lambda: True).split()) == 1  # checked every token
+    # the chat format of the Qwen2-VL family (its template's default system turn included)
+    assert d.chat_text("Describe.", 2) == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|><|image_pad|><|image_pad|><|vision_end|>Describe.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
 
 
 def test_quantised_loading_on_a_cpu_is_one_sentence(vlm_dir, tmp_path):

@@ -141,7 +141,25 @@ class Describer:
         self.tokenizer = tokenizer
         self.image_processor = images
         self.processor = processor  # only for models outside the Qwen-VL family
+        # Qwen2-VL / Qwen2.5-VL chat templates add this system turn when there is none;
+        # Qwen3-VL's do not.
+        mtype = str(getattr(model.config, "model_type", ""))
+        self.system = (
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+            if mtype in ("qwen2_vl", "qwen2_5_vl")
+            else ""
+        )
         self.device = str(next(model.parameters()).device)
+
+    def chat_text(self, prompt: str, image_tokens: int) -> str:
+        """The Qwen-VL chat prompt: one image (``image_tokens`` placeholders), the instruction,
+        and the assistant's turn opened."""
+        return (
+            self.system
+            + "<|im_start|>user\n<|vision_start|>"
+            + "<|image_pad|>" * image_tokens
+            + f"<|vision_end|>{prompt}<|im_end|>\n<|im_start|>assistant\n"
+        )
 
     def describe(self, image: Any, opts: DescriberOptions, stop: Any = None) -> str:
         """The caption of one PIL image; ``stop()`` returning True ends generation early."""
@@ -162,11 +180,7 @@ class Describer:
             pix = dict(self.image_processor(images=[img], return_tensors="pt"))
             merge = int(getattr(self.image_processor, "merge_size", 2))
             n = int(pix["image_grid_thw"][0].prod()) // (merge * merge)
-            text = (
-                "<|im_start|>user\n<|vision_start|>"
-                + "<|image_pad|>" * n
-                + f"<|vision_end|>{prompt}<|im_end|>\n<|im_start|>assistant\n"
-            )
+            text = self.chat_text(prompt, n)
             inputs = dict(self.tokenizer(text, return_tensors="pt"))
             inputs.update(pix)
         dtype = next(self.model.parameters()).dtype
