@@ -88,3 +88,25 @@ def test_enhance_job_refusals_are_sentences(studio, tiny_pipe, monkeypatch):
     studio.run(EnhanceRequest("a fox", max_new_tokens=4), events.append, CancelToken())
     assert isinstance(events[-1], JobFailed) and events[-1].kind == "model"
     assert "cannot generate text" in events[-1].message
+
+
+def test_enhance_with_the_encoder_streamed_in_blocks(tiny_components):
+    """Group offload on the encoder (as 'keep the text encoder in RAM' does on CUDA), CPU→CPU."""
+    import copy
+    from types import SimpleNamespace
+
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    te = copy.deepcopy(tiny_components["text_encoder"])
+    apply_group_offloading(
+        te,
+        onload_device=torch.device("cpu"),
+        offload_device=torch.device("cpu"),
+        offload_type="block_level",
+        num_blocks_per_group=1,
+    )
+    pipe = SimpleNamespace(text_encoder=te, tokenizer=tiny_components["tokenizer"])
+    req = EnhanceRequest("a fox", max_new_tokens=6, temperature=0.0)
+    plain = SimpleNamespace(text_encoder=tiny_components["text_encoder"], tokenizer=pipe.tokenizer)
+    assert enhance_text(pipe, req) == enhance_text(plain, req)

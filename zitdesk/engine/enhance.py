@@ -144,8 +144,36 @@ def causal_lm(text_encoder: Any) -> Any:
     with torch.device("meta"):
         lm = Qwen3ForCausalLM(text_encoder.config)
     lm.model = text_encoder
-    lm.lm_head.weight = text_encoder.get_input_embeddings().weight  # shared, not copied
+    lm.lm_head = _TiedHead(text_encoder.get_input_embeddings())  # shared, not copied
     return lm.eval()
+
+
+def _tied_head_class() -> Any:
+    import torch
+
+    class TiedHead(torch.nn.Module):
+        """The output head = the input embedding matrix, used where it lives: with the text
+        encoder streamed from RAM (group offload) the embeddings may sit on the CPU after the
+        encoder's forward, so hidden states go to the weight and the logits come back."""
+
+        def __init__(self, embedding: Any) -> None:
+            super().__init__()
+            self._embedding = [embedding]  # a plain list: the weight keeps its one owner
+
+        @property
+        def weight(self) -> Any:
+            return self._embedding[0].weight
+
+        def forward(self, hidden: Any) -> Any:
+            w = self.weight
+            logits = torch.nn.functional.linear(hidden.to(w.device, w.dtype), w)
+            return logits.to(hidden.device)
+
+    return TiedHead
+
+
+def _TiedHead(embedding: Any) -> Any:  # noqa: N802 - builds the module (torch imported lazily)
+    return _tied_head_class()(embedding)
 
 
 def _is_structured(text: str) -> bool:
