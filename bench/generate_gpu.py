@@ -229,6 +229,44 @@ def micro(pipe, device, size) -> None:
         write_png(pil, folder / f"x{k[0]}.png", None)
 
     MICRO["PNG encode + fsync s (VAE output of random latents)"] = timed(save, 3)
+    import io
+
+    MICRO["PNG encode only, compress_level 1 s (to memory)"] = timed(
+        lambda: pil.save(io.BytesIO(), format="PNG", compress_level=1), 3
+    )
+    MICRO["PNG encode only, default level s (to memory)"] = timed(
+        lambda: pil.save(io.BytesIO(), format="PNG"), 3
+    )
+    if device == "cuda":
+        vae.to(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            MICRO["vae decode, channels_last s"] = timed(
+                lambda: vae.decode(lat.to(memory_format=torch.channels_last), return_dict=False),
+                3,
+            )
+        vae.to(memory_format=torch.contiguous_format)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+        seq = (size // 16) ** 2 + 64
+        q, k_, v = (
+            torch.randn(1, 30, seq, 128, device=device, dtype=torch.bfloat16) for _ in range(3)
+        )
+        for name, backend in (
+            ("default", None),
+            ("flash", SDPBackend.FLASH_ATTENTION),
+            ("cudnn", SDPBackend.CUDNN_ATTENTION),
+            ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+        ):
+            try:
+                if backend is None:
+                    t_ = timed(lambda: sdpa(q, k_, v), 10)
+                else:
+                    with sdpa_kernel([backend]):
+                        t_ = timed(lambda: sdpa(q, k_, v), 10)
+                MICRO[f"attention 30x{seq}x128 {name} ms"] = t_ * 1e3
+            except Exception as exc:  # noqa: BLE001 - a backend this card lacks
+                print(f"attention {name}: {type(exc).__name__}: {exc}"[:200], flush=True)
     coef = fit_latent_rgb(vae, device)
     pv = AsyncPreview(coef)
 
