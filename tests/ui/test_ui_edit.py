@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fakes import FakeEngine
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
@@ -177,3 +178,46 @@ def test_controlnet_file_is_checked_when_chosen(qtbot, make_window, tmp_path):
     panel.controlnet_chosen.emit(str(lora))
     qtbot.waitUntil(lambda: panel.controlnet_path == "", timeout=10_000)
     assert "is a LoRA" in panel.cn_message.text() and "is a LoRA" in ws.banner.label.text()
+
+
+@pytest.mark.slow
+def test_inpaint_then_upscale_through_the_real_engine(qtbot, make_window, tiny_diffusers, tmp_path):
+    """The window with the tiny real model: a result becomes the init image, a painted mask
+    repaints part of it, "Upscale ×2" doubles it, and dropping the PNG back restores the edit."""
+    settings = AppSettings(model_path=str(tiny_diffusers))
+    win = make_window(settings, engine=None)
+    ws = win.generate
+    ws.form.output_dir.setText(str(tmp_path / "out"))
+    ws.form.prompt.set_text("a tiny test image")
+    ws.form.size_picker.set_size(64, 64)
+    ws.form.steps.setValue(2)
+    ws.generate_button.click()
+    qtbot.waitUntil(lambda: ws.gallery_model.rowCount() == 1, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)
+    first = ws.gallery_model.items[0]
+    ws.gallery.select_row(0)
+    ws.gallery.actions["use_input"].trigger()
+    assert ws.edit.panel.init_image == first.path
+    dialog = ws.edit.open_painter()
+    qtbot.addWidget(dialog)
+    dialog.canvas.brush = 24
+    dialog.canvas.stroke(QPointF(32, 32))
+    dialog.accept()
+    ws.edit.panel.strength.setValue(1.0)
+    ws.generate_button.click()
+    qtbot.waitUntil(lambda: ws.gallery_model.rowCount() == 2, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)
+    inpainted = ws.gallery_model.items[0]
+    a = np.asarray(Image.open(first.path)).astype(int)
+    b = np.asarray(Image.open(inpainted.path)).astype(int)
+    assert np.abs(a - b)[:8, :8].max() <= 2 and np.abs(a - b)[28:36, 28:36].mean() > 5
+    ws.gallery.select_row(0)
+    ws.gallery.actions["upscale"].trigger()
+    qtbot.waitUntil(lambda: ws.gallery_model.rowCount() == 3, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)
+    big = ws.gallery_model.items[0]
+    assert Image.open(big.path).size == (128, 128)
+    ws.edit.panel.set_init_image("")
+    ws.load_image_parameters(inpainted.path)  # the PNG names its source; found by its hash
+    qtbot.waitUntil(lambda: ws.edit.panel.init_image == first.path, timeout=30_000)
+    assert ws.edit.panel.strength.value() == 1.0 and ws.edit.panel.mask_image
