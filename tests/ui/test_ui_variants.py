@@ -29,7 +29,7 @@ def test_base_defaults_on_model_switch_keep_hand_set_values(qtbot, make_window, 
     _switch(qtbot, win, str(tmp_path / "models--Tongyi-MAI--Z-Image"), "base")
     assert (form.steps.value(), form.guidance.value()) == (28, 4.0)
     assert form.shift.value() == 4.5  # the user's own value stays
-    assert form.negative.isEnabled()
+    assert form.negative.isEnabled() and "28–50 steps" in form.steps.toolTip()
     assert "Z-Image (Base)" in win.status_label.text() and "shift kept" in win.status_label.text()
     assert ws.variants.status_label.text() == "Base"
     req = form.build_request(settings.model_path)

@@ -49,6 +49,12 @@ from zitdesk.models import variants as mv
 log = logging.getLogger(__name__)
 
 AUTO = ""  # the chooser's "detect" entry
+STEPS_TIPS = {
+    mv.TURBO: "Z-Image Turbo is distilled for 8 steps; more rarely helps.",
+    mv.BASE: "Z-Image (Base) wants 28–50 steps with CFG (guidance 3–5) and a negative prompt.",
+    mv.DETURBO: "De-Turbo is de-distilled: about 20–30 steps with a little CFG.",
+    "fast": "Fast Base: the distillation LoRA is made for 4 or 8 steps without CFG.",
+}
 
 
 def _detect(model_path: str, choices: dict[str, str]) -> mv.VariantGuess:
@@ -287,6 +293,7 @@ class VariantControls(QObject):
             self.panel.cfg_norm.setChecked(new.cfg_normalization)
         was = self.variant
         self.variant, self._fast_on = variant, fast
+        f.steps.setToolTip(STEPS_TIPS[variant] if not fast else STEPS_TIPS["fast"])
         self._sync_negative()
         if was != variant or changed:
             kept = [n for n in ("steps", "guidance", "shift") if n not in changed]
