@@ -263,3 +263,34 @@ def test_compile_cache_goes_to_the_app_cache_per_torch_and_gpu(monkeypatch):
     monkeypatch.setattr(speed, "_USER_CACHE_VARS", {"TRITON_CACHE_DIR"})
     speed.use_compile_cache("cpu")
     assert os.environ["TRITON_CACHE_DIR"] == "/mine"
+
+
+def test_fp8_compute_through_the_engine_in_fp8_mode(tiny_diffusers, tmp_path, monkeypatch):
+    """The plan a fp8 card gets in the fp8 memory mode, run on the CPU's dequantised path: the
+    linears are converted, layerwise casting is skipped for them, the image stays close to bf16."""
+    from PIL import Image
+
+    from zitdesk.engine import generate
+
+    plain = GenerationEngine(model_path=str(tiny_diffusers), device="cpu")
+    try:
+        ref = _run(plain, _req(tmp_path / "ref", seed=21, preview_every=0))[-1]
+    finally:
+        plain.shutdown()
+    monkeypatch.setattr(
+        generate, "plan_speed", lambda request, device: speed.SpeedPlan(fp8_compute=True)
+    )
+    eng = GenerationEngine(model_path=str(tiny_diffusers), device="cpu")
+    try:
+        req = _req(tmp_path / "f8", seed=21, preview_every=0, memory_mode=MemoryMode.FP8)
+        events = _run(eng, req)
+        fin = events[-1]
+        assert isinstance(fin, JobFinished) and fin.stats["fp8_compute"] is True
+        tr = eng._loaded.pipe.transformer
+        assert any(isinstance(m, speed.fp8_linear_class()) for m in tr.modules())
+        assert not any(hasattr(m, "_diffusers_hook") for m in tr.modules())  # no layerwise casting
+    finally:
+        eng.shutdown()
+    a = np.asarray(Image.open(ref.paths[0]), dtype=np.float64)
+    b = np.asarray(Image.open(fin.paths[0]), dtype=np.float64)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 8  # of 255: small drift
