@@ -54,6 +54,7 @@ def _common(request: Any, index: int, embeds: Any, neg: Any, on_step: Any) -> di
         negative_prompt_embeds=neg if request.guidance > 0 else None,
         num_inference_steps=request.steps,
         guidance_scale=request.guidance,
+        cfg_normalization=bool(getattr(request, "cfg_normalization", False)),  # Base (issue #16)
         generator=torch.Generator("cpu").manual_seed(request.seed + index),
         callback_on_step_end=on_step,
         output_type="pil",
