@@ -130,6 +130,21 @@ class _ControlWindow:
         self.model.__dict__.pop("forward", None)
 
 
+def _check_streaming(pipe: Any, request: Any) -> None:
+    """The ControlNet runs the transformer's embedders and refiners itself, before the
+    transformer: with blocks streamed from RAM they are not on the GPU yet."""
+    from zitdesk.engine.memory import execution_device
+    from zitdesk.engine.requests import MemoryMode
+    from zitdesk.errors import RequestError
+
+    streamed = request.memory_mode in (MemoryMode.GROUP_OFFLOAD, MemoryMode.SEQUENTIAL)
+    if streamed and str(execution_device(pipe, "cpu")).startswith("cuda"):
+        raise RequestError(
+            f"ControlNet does not work with '{request.memory_mode.label}' yet; choose "
+            f"'{MemoryMode.MODEL_OFFLOAD.label}' or a mode above it."
+        )
+
+
 def render_edit(pipe: Any, request: Any, index: int, embeds: Any, neg: Any, on_step: Any = None):
     """Image ``index`` of an edit ``request`` on the loaded ``pipe`` → PIL image (the scheduler
     shift and VAE tiling are set by the caller, ``generate.render_image``)."""
@@ -164,6 +179,7 @@ def render_edit(pipe: Any, request: Any, index: int, embeds: Any, neg: Any, on_s
             ).images[0]
         return images.paste_back(init, out, mask, request.mask_blur)
     if mode in (CONTROLNET, CONTROLNET_INPAINT):
+        _check_streaming(pipe, request)
         model = controlnet_for(pipe, request)
         control = images.control_map(
             images.fit(
