@@ -55,22 +55,32 @@ MODE_SHORT = {
 def _mode_key(request: GenerateRequest, dit_format: str = "") -> str:
     """Measurements are only comparable within the same placement: mode, tiling, text encoder,
     and the DiT file's format (a GGUF Q4_K DiT keeps 3.5 GB resident, bf16 11.5 GiB)."""
+    from zitdesk.engine.edit.options import CONTROLNET, CONTROLNET_INPAINT, UPSCALE, mode_of
+
+    edit = {UPSCALE: "+tiles", CONTROLNET: "+cn", CONTROLNET_INPAINT: "+cn"}.get(
+        mode_of(request), ""
+    )
     return (
         f"{request.memory_mode.value}{'+tiled' if request.vae_tiling else ''}"
         f"{'+te-ram' if request.unload_text_encoder else ''}"
-        f"{'+' + dit_format if dit_format else ''}"
+        f"{'+' + dit_format if dit_format else ''}{edit}"
     )
 
 
 def _estimate(request: GenerateRequest, dit_format: str = "") -> int:
+    # Edit modes (zitdesk.engine.edit): a tiled upscale works one tile at a time; a ControlNet
+    # adds its weights on top.
+    from zitdesk.engine.edit.options import controlnet_bytes, work_size
+
+    width, height = work_size(request)
     return estimate_peak(
-        request.width,
-        request.height,
+        width,
+        height,
         request.memory_mode,
         request.vae_tiling,
         request.unload_text_encoder,
         dit_format,
-    )
+    ) + controlnet_bytes(request)
 
 
 def packed_dit(dit_format: str) -> bool:

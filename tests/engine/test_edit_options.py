@@ -180,3 +180,19 @@ def test_foreign_files_are_refused_with_a_sentence(tmp_path, keys, words):
         check_controlnet(tmp_path / "cn.ckpt")
     with pytest.raises(ModelError, match="is not a ControlNet"):
         check_controlnet(tmp_path)
+
+
+def test_memory_estimate_follows_the_edit_mode(pic, tmp_path):
+    from zitdesk.memory_predict import MemoryPredictor
+
+    p = MemoryPredictor()
+    tile = GenerateRequest(prompt="x", width=1024, height=1024)
+    up = GenerateRequest(prompt="x", width=2048, height=2048, init_image=pic, upscale=2.0)
+    assert p.predict(up, "").peak_bytes == p.predict(tile, "").peak_bytes  # one tile at a time
+    net = _videox_fun_header(tmp_path, n_layers=2, dim=64)
+    cn = GenerateRequest(prompt="x", controlnet_path=str(net), control_image=pic)
+    extra = p.predict(cn, "").peak_bytes - p.predict(tile, "").peak_bytes
+    assert extra == net.stat().st_size
+    p.record(up, 9 * 2**30, "")  # a measured upscale is not taken for a plain 2048² image
+    big = GenerateRequest(prompt="x", width=2048, height=2048)
+    assert p.predict(big, "").basis == "estimate"

@@ -161,3 +161,24 @@ def validate_edit(request: Any) -> None:
         )
     if mode == UPSCALE and (request.controlnet_path or request.mask_image or any(pads)):
         raise RequestError("Upscale works on the whole picture; clear the mask and the ControlNet.")
+
+
+def work_size(request: Any) -> tuple[int, int]:
+    """The size one denoise runs at: a tile for the tiled upscale, else the image."""
+    if mode_of(request) == UPSCALE:
+        tile = int(request.upscale_tile)
+        return min(tile, request.width), min(tile, request.height)
+    return request.width, request.height
+
+
+def controlnet_bytes(request: Any) -> int:
+    """The ControlNet's weights on disk (what it adds to the GPU), 0 without one."""
+    path = getattr(request, "controlnet_path", "")
+    if not path:
+        return 0
+    if os.path.isdir(path):
+        path = os.path.join(path, "diffusion_pytorch_model.safetensors")
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
