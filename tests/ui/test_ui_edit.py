@@ -155,6 +155,8 @@ def test_reuse_finds_the_source_picture_by_its_hash(qtbot, make_window, tmp_path
     assert ws.edit.panel.init_image == "" and "zit-source.png" in messages[-1]
     ws.apply_parameters({"prompt": "plain"})  # a text-to-image image clears the edit state
     assert ws.form.build_request(str(tmp_path)).init_image == ""
+    ws.apply_parameters({**values, "upscale": 2.0})  # an upscale is redone by its action
+    assert ws.edit.panel.init_image == "" and "×2 upscale of zit-source.png" in messages[-1]
 
 
 def test_controlnet_file_is_checked_when_chosen(qtbot, make_window, tmp_path):

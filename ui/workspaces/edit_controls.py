@@ -143,6 +143,17 @@ class EditControls(QObject):
                 missing.append(os.path.basename(ref))
             return found
 
+        up = values.get("upscale")
+        if isinstance(up, (int, float)) and not isinstance(up, bool) and up > 1:
+            # "Upscale ×2" is an action on a picture, not a state of the form
+            source = os.path.basename(str(values.get("init_image", "")))
+            self.panel.set_init_image("")
+            self.panel.set_controlnet("", "", True)
+            self.ws.status_message.emit(
+                f"This image is a ×{up:g} upscale of {source or 'another image'}; use "
+                "'Upscale ×2' on that picture to make it again."
+            )
+            return []
         init = locate("init_image")
         self._keep_size = init
         self.panel.set_init_image(init)
