@@ -305,3 +305,15 @@ def test_engine_generates_from_gguf_and_hints_the_calibrated_rung(tmp_path, comp
         "unload_text_encoder": True,
     }
     eng.shutdown()
+
+
+def test_a_chosen_gguf_file_wins_over_the_bf16_beside_it(tmp_path, comps):
+    from tests.support.quant_files import write_gguf_dit
+
+    folder = write_model_folder(tmp_path / "m", comps)
+    gguf_file = write_gguf_dit(comps, folder / "z_image_turbo-Q4_K.gguf", "Q4_K")
+    assert resolve_model(folder).files[DIT].name == "z_image_turbo_bf16.safetensors"
+    src = resolve_model(gguf_file)
+    assert src.complete and src.files[DIT] == gguf_file
+    assert src.checks[DIT].quant == "gguf-Q4_K"
+    assert len(src.candidates[DIT]) == 2

@@ -312,7 +312,17 @@ def resolve_model(path: str | os.PathLike[str]) -> ModelSource:
             if not check.ok:
                 raise ModelError(check.message)
             src = resolve_folder_of_files(p.parent, origin="user")
-            src.files.setdefault(str(check.role), p)
+            role = str(check.role)
+            if src.files.get(role) != p:
+                # The file chosen wins over the folder's best guess (a Q4_K GGUF beside the
+                # bf16 DiT): check the three parts again with it.
+                files: dict[str, Path | None] = {
+                    r: src.files.get(r) for r in (DIT, TEXT_ENCODER, VAE)
+                }
+                files[role] = p
+                chosen = comfy_source(files, p.parent, label=p.stem, origin="user")
+                chosen.candidates, chosen.tokenizer_dir = src.candidates, src.tokenizer_dir
+                return chosen
             return src
     if (p / "model_index.json").exists():
         return inspect_diffusers_folder(p, origin="folder")
