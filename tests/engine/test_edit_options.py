@@ -196,3 +196,11 @@ def test_memory_estimate_follows_the_edit_mode(pic, tmp_path):
     p.record(up, 9 * 2**30, "")  # a measured upscale is not taken for a plain 2048² image
     big = GenerateRequest(prompt="x", width=2048, height=2048)
     assert p.predict(big, "").basis == "estimate"
+
+
+def test_init_image_follows_its_exif_orientation(tmp_path):
+    im = Image.new("RGB", (40, 20), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90° on the camera: shown 20 wide, 40 tall
+    im.save(tmp_path / "phone.jpg", exif=exif)
+    assert images.open_image(str(tmp_path / "phone.jpg")).size == (20, 40)

@@ -87,7 +87,9 @@ def _image_size(path: str) -> tuple[int, int]:
     from PIL import Image
 
     with Image.open(path) as im:
-        return im.size
+        w, h = im.size
+        turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF: shown rotated by 90°
+        return (h, w) if turned else (w, h)
 
 
 class EditControls(QObject):

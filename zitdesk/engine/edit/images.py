@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageFilter, ImageOps
 
 from zitdesk.errors import RequestError
 
@@ -22,6 +22,9 @@ def open_image(path: str, label: str = "The image") -> Image.Image:
             if im.width * im.height > MAX_PIXELS:
                 raise RequestError(f"{label} {name} is too large ({im.width}×{im.height}).")
             im.load()
+            turned = ImageOps.exif_transpose(im)  # a phone photo as it is seen, not as stored
+            if turned is not None and turned is not im:
+                im = turned  # type: ignore[assignment]
             if im.mode in ("RGBA", "LA", "P"):
                 rgba = im.convert("RGBA")
                 flat = Image.new("RGBA", im.size, (255, 255, 255, 255))
