@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtGui import QGuiApplication, QImage, QImageReader
 from PySide6.QtWidgets import QDialog
 from superqt import QCollapsible
 
@@ -211,7 +211,9 @@ class EditControls(QObject):
         """The mask painter over the init image; "Use mask" saves the mask and the outpaint."""
         from ui.widgets.mask_painter import MaskPainterDialog
 
-        image = QImage(self.panel.init_image)
+        reader = QImageReader(self.panel.init_image)
+        reader.setAutoTransform(True)  # as the engine reads it: EXIF orientation applied
+        image = reader.read()
         if image.isNull():
             self.ws.show_message("The init image cannot be read; choose it again.", "error")
             return None
