@@ -354,7 +354,7 @@ def plan_only(args) -> None:
             p = memplan.plan_memory(inp, cal)
             what = p.summary(len(inp.blocks)).rsplit(", predicted peak", 1)[0]
             print(
-                f"| {name} | {gib or '—'} | {'yes (assumed)' if dq else 'no'} | {what}"
+                f"| {name} | {gib or '—'} | {'yes (plain F.linear)' if dq else 'no (fp8_linear op: default)'} | {what}"
                 f"{'' if p.fits else ' (does not fit)'} | {p.step_s:.3f} | {p.peak / GiB:.2f} |"
             )
     memplan.STREAMING = False

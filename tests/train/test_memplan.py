@@ -217,3 +217,42 @@ def test_streaming_under_torch_compile_needs_no_recompiles(train_model):
         )
     assert torch.isfinite(out[0][0]).all() and not run.streamer.live
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("backend", [None, "aot_eager_decomp_partition"])
+def test_fp8_linear_saves_only_its_fp8_weight(backend):
+    """The fp8 base Linear keeps no dequantised weight for the backward, eager or traced by
+    torch.compile's min-cut partitioner (memplan.Calibration.fp8_saves_dequant = False), and its
+    input gradient equals the plain dequantise-then-linear one."""
+    from zitdesk.train.precision import dequantize_fp8, quantize_fp8_module
+
+    g = torch.Generator().manual_seed(0)
+    lin = torch.nn.Linear(128, 96, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(96, 128, generator=g) * 0.02)
+    quantize_fp8_module(lin, lin.weight.detach().clone(), torch.float32)
+    lin.requires_grad_(False)
+    params = {t.untyped_storage().data_ptr() for t in (lin.weight, lin.weight_scale)}
+
+    def f(x):
+        return (lin(x) * 1.5).tanh()
+
+    fn = torch.compile(f, backend=backend, fullgraph=True) if backend else f
+    x = torch.randn(8, 128, generator=g, requires_grad=True)
+    fn(x).sum().backward()  # compile outside the counting
+    saved = []
+
+    def pack(t):
+        saved.append(t.untyped_storage().data_ptr() not in params and t.numel() == 96 * 128)
+        return t
+
+    x.grad = None
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = fn(x)
+    y.sum().backward()
+    assert saved and not any(saved)  # nothing weight-shaped beyond the fp8 weight itself
+    x2 = x.detach().clone().requires_grad_(True)
+    w = dequantize_fp8(lin.weight, lin.weight_scale)
+    ((x2 @ w.t()) * 1.5).tanh().sum().backward()
+    assert torch.allclose(x.grad, x2.grad, atol=1e-6)
+    torch._dynamo.reset()

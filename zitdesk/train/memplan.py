@@ -41,16 +41,16 @@ class Calibration:
     # every one predicted within 1.1 %.
     act: float = 38.0  # activations kept by an un-checkpointed bf16 block
     act_fp8: float = 38.0  # the same for an fp8 block (compiled: the fp8 weight is saved)
-    # Not measured yet: whether an un-checkpointed fp8 block also saves its dequantised bf16
-    # weights for the backward (eager F.linear does; a compiled block may recompute them).
-    # Counted (safe) until bench/train_gpu.py shows otherwise.
-    fp8_saves_dequant: bool = True
+    # Whether an un-checkpointed fp8 block also keeps its dequantised bf16 weights for the
+    # backward: a plain F.linear on them does, eager and compiled (the min-cut partitioner saved
+    # them too, checked on the CPU); precision.fp8_linear_op keeps only the fp8 weight + scales.
+    fp8_saves_dequant: bool = False
     ckpt_input: float = 2.0  # a checkpointed block's saved input (bf16 hidden state)
     recompute: float = 8.0  # transient beside the recomputed activations during a backward
     overhead: int = int(0.2 * GiB)  # embedders, final layer, loss, cuBLAS workspace
     step_s: float = 0.262  # whole-card bf16 step at ref_tokens (H200)
     ckpt_s: float = 0.0043  # recompute cost of one block at ref_tokens
-    fp8_s: float = 0.0002  # per fp8 block per step (dequantisation in forward and backward)
+    fp8_s: float = 0.0004  # per fp8 block per step (dequantised in forward and backward)
     forward_share: float = 0.3  # forward part of a step (streaming overlap)
     ref_tokens: int = 4224  # 64×64 patches + 128 caption tokens
     ref_token_sum: int = 30 * 4224 + 2 * 4096 + 2 * 128  # all 34 blocks at 1024², 128 tokens

@@ -95,16 +95,86 @@ def module_key(name: str) -> str:
     return name.removesuffix(".base_layer")
 
 
-def _fp8_forward(self: Any, x: Any) -> Any:
-    import torch.nn.functional as F
-
-    w8 = self.weight
-    s = self.weight_scale  # (out, n_blocks) in the compute dtype
+def dequantize_fp8(w8: Any, scale: Any) -> Any:
+    """The compute-dtype weight of an e4m3 weight with block scales ``(out, n_blocks)``."""
     out_f, in_f = w8.shape
-    w = (w8.to(s.dtype).view(out_f, s.shape[1], in_f // s.shape[1]) * s.unsqueeze(-1)).view(
+    blocks = scale.shape[1]
+    return (w8.to(scale.dtype).view(out_f, blocks, in_f // blocks) * scale.unsqueeze(-1)).view(
         out_f, in_f
     )
-    return F.linear(x.to(w.dtype), w, None if self.bias is None else self.bias.to(w.dtype))
+
+
+_FP8_OP: list[Any] = []
+
+
+def fp8_linear_op() -> Any:
+    """``zitdesk::fp8_linear(x, w8, scale, bias)``: a custom op whose backward keeps only the fp8
+    weight and its scales (the frozen base needs no weight gradient) and dequantises again.
+    As a plain function, or traced into a compiled block, the dequantised bf16 weight would be
+    saved for the backward instead (+2 bytes per weight for every block that is not
+    checkpointed); torch.compile treats a custom op as opaque, so its partitioner cannot choose
+    that either."""
+    if _FP8_OP:
+        return _FP8_OP[0]
+    import torch
+    import torch.nn.functional as F
+
+    fused: list[Any] = []  # one Triton kernel for the dequantisation on CUDA (3 bytes a weight)
+
+    def deq(w8: Any, scale: Any) -> Any:
+        if w8.device.type == "cuda" and fused != [None]:
+            try:
+                if not fused:
+                    fused.append(torch.compile(dequantize_fp8, dynamic=False))
+                return fused[0](w8, scale)
+            except Exception:  # noqa: BLE001 - no Triton (or a compiler failure): eager
+                log.warning("fp8 dequantisation runs eagerly (torch.compile failed)")
+                fused[:] = [None]
+        return dequantize_fp8(w8, scale)
+
+    # explicit schemas: this module's postponed annotations are strings to torch.library
+    @torch.library.custom_op(
+        "zitdesk::fp8_linear",
+        mutates_args=(),
+        schema="(Tensor x, Tensor w8, Tensor scale) -> Tensor",
+    )
+    def fp8_linear(x: Any, w8: Any, scale: Any) -> Any:
+        w = deq(w8, scale)
+        return F.linear(x.to(w.dtype), w)
+
+    @fp8_linear.register_fake
+    def _(x: Any, w8: Any, scale: Any) -> Any:
+        return x.new_empty((*x.shape[:-1], w8.shape[0]), dtype=scale.dtype)
+
+    @torch.library.custom_op(
+        "zitdesk::fp8_linear_grad",
+        mutates_args=(),
+        schema="(Tensor g, Tensor w8, Tensor scale) -> Tensor",
+    )
+    def fp8_linear_grad(g: Any, w8: Any, scale: Any) -> Any:
+        return g.to(scale.dtype) @ deq(w8, scale)
+
+    @fp8_linear_grad.register_fake
+    def _g(g: Any, w8: Any, scale: Any) -> Any:
+        return g.new_empty((*g.shape[:-1], w8.shape[1]), dtype=scale.dtype)
+
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        x, w8, scale = inputs
+        ctx.save_for_backward(w8, scale)
+        ctx.x_dtype = x.dtype
+
+    def backward(ctx: Any, g: Any) -> Any:
+        w8, scale = ctx.saved_tensors
+        return fp8_linear_grad(g, w8, scale).to(ctx.x_dtype), None, None
+
+    fp8_linear.register_autograd(backward, setup_context=setup_context)
+    _FP8_OP.append(fp8_linear)
+    return fp8_linear
+
+
+def _fp8_forward(self: Any, x: Any) -> Any:
+    out = fp8_linear_op()(x, self.weight, self.weight_scale)
+    return out if self.bias is None else out + self.bias.to(out.dtype)
 
 
 def quantize_fp8_module(mod: Any, weight: Any, compute_dtype: Any) -> None:
