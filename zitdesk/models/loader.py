@@ -156,6 +156,9 @@ _DIT_RENAMES = (
 
 
 def _dit_rename(key: str) -> str:
+    """Original → diffusers name; names already in the diffusers layout are kept."""
+    if key.startswith(("all_x_embedder.", "all_final_layer.")) or ".to_out.0." in key:
+        return key
     for old, new in _DIT_RENAMES:
         key = key.replace(old, new)
     return key
