@@ -53,7 +53,9 @@ def test_generate_controlnet_inpaint_from_the_command_line(home, model, pics, tm
     req = params["request"]
     assert (req["strength"], req["control_scale"], req["outpaint"]) == (0.9, 0.5, [0, 0, 16, 0])
     assert req["init_image"] == "photo.png" and req["controlnet_path"] == "Tiny-Union.safetensors"
-    assert "Denoising strength: 0.9" in params["raw"]["parameters"]
+    text = params["raw"]["parameters"]
+    assert "Edit mode: ControlNet inpaint" in text and "Init image hash: " in text
+    assert "Denoising strength" not in text  # ControlNet inpaint starts from noise
 
 
 @pytest.mark.slow

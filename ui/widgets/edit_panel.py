@@ -374,7 +374,8 @@ class EditPanel(QWidget):
             self.init_name.setText(f"{mode}: {os.path.basename(self.init_image)}")
         else:
             self.init_name.setText("Text to image (no init image)")
-        self.strength.setEnabled(has_init)
+        # ControlNet (also with a mask) always starts from noise: no strength there
+        self.strength.setEnabled(has_init and not self.controlnet_path)
         self.clear_init.setEnabled(has_init)
         self.mask_button.setEnabled(has_init)
         self.clear_mask.setEnabled(bool(self.mask_image or any(self.outpaint)))

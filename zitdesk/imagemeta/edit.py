@@ -51,8 +51,9 @@ def edit_parameters(request: Any) -> tuple[dict[str, Any], dict[str, str]]:
             if sha:
                 hashes[f"{name}_sha256"] = sha
     settings: dict[str, Any] = {"Edit mode": MODE_LABELS[mode]}
-    if mode != CONTROLNET:
+    if mode not in (CONTROLNET, CONTROLNET_INPAINT):  # ControlNet inpaint starts from noise
         settings["Denoising strength"] = _num(request.strength)
+    if mode != CONTROLNET:
         if hashes.get("init_image_sha256"):
             settings["Init image hash"] = autov2(hashes["init_image_sha256"])
     if mode in (INPAINT, CONTROLNET_INPAINT):
