@@ -370,7 +370,10 @@ class EditPanel(QWidget):
     def _sync(self) -> None:
         has_init = bool(self.init_image)
         if has_init:
-            mode = "Inpaint" if (self.mask_image or any(self.outpaint)) else "Image to image"
+            masked = bool(self.mask_image or any(self.outpaint))
+            mode = "Inpaint" if masked else "Image to image"
+            if self.controlnet_path:
+                mode = "ControlNet inpaint" if masked else "With a ControlNet, paint a mask"
             self.init_name.setText(f"{mode}: {os.path.basename(self.init_image)}")
         else:
             self.init_name.setText("Text to image (no init image)")
