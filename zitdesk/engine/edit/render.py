@@ -147,7 +147,17 @@ def _check_streaming(pipe: Any, request: Any) -> None:
 
 def render_edit(pipe: Any, request: Any, index: int, embeds: Any, neg: Any, on_step: Any = None):
     """Image ``index`` of an edit ``request`` on the loaded ``pipe`` → PIL image (the scheduler
-    shift and VAE tiling are set by the caller, ``generate.render_image``)."""
+    shift and VAE tiling are set by the caller, ``generate.render_image``). Afterwards the
+    loaded pipeline's own offload hooks are reset, as after a text-to-image call."""
+    try:
+        return _render(pipe, request, index, embeds, neg, on_step)
+    finally:
+        free = getattr(pipe, "maybe_free_model_hooks", None)
+        if callable(free):
+            free()
+
+
+def _render(pipe: Any, request: Any, index: int, embeds: Any, neg: Any, on_step: Any):
     import torch
 
     mode = mode_of(request)
