@@ -204,3 +204,23 @@ def test_init_image_follows_its_exif_orientation(tmp_path):
     exif[0x0112] = 6  # rotated 90° on the camera: shown 20 wide, 40 tall
     im.save(tmp_path / "phone.jpg", exif=exif)
     assert images.open_image(str(tmp_path / "phone.jpg")).size == (20, 40)
+
+
+def test_union_2_0_file_with_zero_refiner_loads_as_control_layers(tmp_path):
+    torch = pytest.importorskip("torch")
+    from tests.support.controlnet import make_tiny_controlnet
+    from zitdesk.engine.edit.controlnet import load_controlnet
+    from zitdesk.io import atomic_save_tensors
+    from zitdesk.models.tiny import TINY_TRANSFORMER
+
+    path = make_tiny_controlnet(tmp_path / "Union-2.0.safetensors", layout="file")
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    state["control_noise_refiner.0.before_proj.weight"].zero_()  # as the 2.0 release ships it
+    atomic_save_tensors(path, state)
+    info = check_controlnet(path, TINY_TRANSFORMER)
+    model = load_controlnet(info, None, "cpu")
+    assert model.config.add_control_noise_refiner == "control_layers"
+    assert not any(k.startswith("control_noise_refiner.") for k in model.state_dict())
+    assert model.dtype == torch.bfloat16

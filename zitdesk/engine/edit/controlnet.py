@@ -185,9 +185,13 @@ def load_controlnet(info: ControlNetInfo, transformer: Any, device: Any = "cpu")
     from safetensors.torch import load_file
 
     config = dict(info.config)
+    state = {k: v for k, v in load_file(str(info.weights)).items() if k.startswith("control_")}
+    before = state.get("control_noise_refiner.0.before_proj.weight")
+    if config.get("add_control_noise_refiner") == "control_noise_refiner" and before is not None:
+        if not bool(before.any()):  # Union 2.0 ships unused, all-zero refiner weights
+            config["add_control_noise_refiner"] = "control_layers"
     with init_empty_weights():
         model = ZImageControlNetModel.from_config(config)
-    state = {k: v for k, v in load_file(str(info.weights)).items() if k.startswith("control_")}
     if config.get("add_control_noise_refiner") == "control_layers":
         state = {k: v for k, v in state.items() if not k.startswith("control_noise_refiner.")}
     own = {k for k, _ in model.named_parameters()} | {k for k, _ in model.named_buffers()}
