@@ -229,7 +229,7 @@ def bench_preset(args, device: str, name: str) -> None:
         cfg = cfg.with_changes(memory={"vram_budget_gb": cap_gib})
     if stream:
         cfg = cfg.with_changes(
-            model={"base_precision": "auto"},
+            model={"base_precision": "fp8"},
             memory={"gradient_checkpointing": "auto", "compile": True},
         )
     from zitdesk.train import memplan
@@ -321,7 +321,7 @@ PLAN_TIERS = {
     "24gb@24": (24.0, "adamw", {"allow_fp8": True}),
     "16gb": (16.0, "adamw", {"all_fp8": True}),
     "12gb": (12.0, "adamw8bit", {"all_fp8": True}),
-    "8gb-stream": (8.0, "adamw8bit", {"allow_fp8": True, "allow_stream": True}),
+    "8gb-stream": (8.0, "adamw8bit", {"all_fp8": True, "allow_stream": True}),
 }
 
 

@@ -256,3 +256,21 @@ def test_fp8_linear_saves_only_its_fp8_weight(backend):
     ((x2 @ w.t()) * 1.5).tanh().sum().backward()
     assert torch.allclose(x.grad, x2.grad, atol=1e-6)
     torch._dynamo.reset()
+
+
+def test_torch_free_zimage_input_matches_the_model(full_size):
+    inp = plan_input(full_size, 4096, 128, "adamw", None)
+    lora = sum(p.numel() for p in ad.user_parameters(full_size))
+    assert memplan.zimage_input(4096, 128, lora, "adamw", None) == inp
+
+
+def test_bf16_tier_uses_fp8_only_to_go_faster():
+    """24gb preset (auto precision): fp8 blocks when bf16 would fit anyway (faster than
+    checkpointing more), none when bf16 cannot fit at all (the fp8 tiers' job)."""
+    inp = memplan.zimage_input(4096, 128, 79_380_480, "adamw", int(24 * GiB), allow_fp8=True)
+    fast = memplan.plan_memory(inp)
+    assert fast.fits and fast.fp8 and len(fast.checkpointed) < 19
+    bf16 = memplan.plan_memory(memplan.PlanInput(**{**inp.__dict__, "allow_fp8": False}))
+    assert fast.step_s < bf16.step_s
+    small = memplan.plan_memory(memplan.PlanInput(**{**inp.__dict__, "budget": int(12 * GiB)}))
+    assert not small.fp8 and not small.fits and small.notes

@@ -31,6 +31,13 @@ preset                  size       s/step  peak    est.
 
 How the rows become an estimate for *this* run on *this* card:
 
+* **Planned tiers** (``auto`` checkpointing: the 24gb, 16gb and 12gb presets, #15): memory and
+  the choice of checkpointed / fp8 blocks come from :mod:`zitdesk.train.memplan` on the
+  full-size model (:func:`memplan.zimage_input`) with the card's memory less 0.5 GiB (or the
+  preset's budget), at the run's largest bucket — the plan ``StepRunner.configure`` makes; the
+  step is the planner's time for that plan at 1024² on the H100 scale, then scaled as below.
+  The rules that follow are for the tiers that do not plan (8gb, ``full``/``off``).
+
 * **Memory** does not depend on the card's speed: the measured peak, minus the activations the
   run does not need when its largest bucket is smaller than 1024², scaled by tokens: 1.9 GiB at
   1024² with every block checkpointed (the H200 fp8 rows: 9.17 / 8.36 / 7.79 GiB), everything
@@ -67,6 +74,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zitdesk.train import memplan
 from zitdesk.train.config import TrainConfig
 from zitdesk.train.presets import PRESETS
 
@@ -227,6 +235,42 @@ def _interp(x: float, points: Sequence[tuple[float, float]]) -> float:
     return points[-1][1]
 
 
+#: The planner's times are on the H200 scale (whole-card step 0.262 s); this module's on the
+#: H100's (0.281 s).
+H100_PER_H200 = 0.281 / 0.262
+#: Memory the driver and CUDA context take before training gets any (a desktop adds more).
+CONTEXT_GIB = 0.5
+
+
+def _plan_input(cfg: TrainConfig, spec: GpuSpec | None, image_tokens: int) -> Any:
+    prec = cfg.model.base_precision
+    gib = spec.vram_gib - CONTEXT_GIB if spec is not None else float("inf")
+    if cfg.memory.vram_budget_gb > 0:
+        gib = min(gib, cfg.memory.vram_budget_gb)
+    budget = None if gib == float("inf") else int(gib * 2**30)
+    return memplan.zimage_input(
+        image_tokens * cfg.optim.batch_size,
+        CAPTION_TOKENS,
+        lora_parameters(cfg),
+        cfg.optim.optimizer,
+        budget,
+        allow_fp8=prec == "auto",
+        all_fp8=prec == "fp8",
+    )
+
+
+def _plan(cfg: TrainConfig, spec: GpuSpec | None, image_tokens: int) -> Any:
+    """The memory planner's plan when the run uses it (``auto`` checkpointing, a float or fp8
+    base): what ``StepRunner.configure`` will choose on this card; else None."""
+    if cfg.memory.gradient_checkpointing != "auto" or cfg.model.base_precision not in (
+        "auto",
+        "bf16",
+        "fp8",
+    ):
+        return None
+    return memplan.plan_memory(_plan_input(cfg, spec, image_tokens))
+
+
 def _preset_of(cfg: TrainConfig) -> str:
     if cfg.memory.preset in PRESETS:
         return cfg.memory.preset
@@ -279,7 +323,16 @@ def estimate_run(
     biggest = max(_tokens(w, h) for w, h in entries)
     ratio = biggest / REF_TOKENS
 
-    if preset == "24gb":
+    plan = _plan(cfg, spec, biggest - CAPTION_TOKENS)
+    if plan is not None:
+        # the planner's choice for this card's budget at the largest bucket; its time at 1024²
+        # (same choice), from the H200 calibration to the H100 scale of this module
+        peak = plan.peak / 2**30
+        ref = _plan_input(cfg, None, REF_TOKENS - CAPTION_TOKENS)
+        step_1024 = H100_PER_H200 * memplan.predict_step(
+            ref, plan.checkpointed, plan.fp8, plan.streamed
+        )
+    elif preset == "24gb":
         lo, hi = AUTO_CURVE[0][0], AUTO_CURVE[-1][0]
         peak_1024 = hi if spec is None else min(hi, max(lo, spec.vram_gib - AUTO_HEADROOM_GIB))
         step_1024 = _interp(peak_1024, AUTO_CURVE)
@@ -288,8 +341,9 @@ def estimate_run(
     else:
         step_1024, peak_1024 = MEASURED[preset]
         act_1024 = ACTIVATIONS_1024_GIB
-    # weights + LoRA + optimizer state stay; activations scale with tokens and batch size
-    peak = peak_1024 - act_1024 + act_1024 * ratio * cfg.optim.batch_size
+    if plan is None:
+        # weights + LoRA + optimizer state stay; activations scale with tokens and batch size
+        peak = peak_1024 - act_1024 + act_1024 * ratio * cfg.optim.batch_size
     preset_compiles = bool(PRESETS[preset].changes["memory"]["compile"])
     eager = preset_compiles and not cfg.memory.compile
 

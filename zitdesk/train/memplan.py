@@ -218,6 +218,13 @@ def plan_memory(inp: PlanInput, cal: Calibration | None = None) -> Plan:
         return predict_peak(inp, c, f, s, cal), predict_step(inp, c, f, s, cal)
 
     peak, step = cost(ckpt, fp8, streamed)
+    allow_fp8 = inp.allow_fp8
+    if allow_fp8 and limit is not None:
+        # fp8 where needed makes a bf16 run faster; it does not squeeze a bf16 run onto a card
+        # where bf16 cannot fit even with every block checkpointed (that is the fp8 tiers' job)
+        allow_fp8 = predict_peak(inp, names, inp.fixed_fp8, inp.fixed_stream, cal) <= limit
+        if not allow_fp8:
+            notes.append("bf16 does not fit even with every block checkpointed: no fp8 fallback")
     if limit is not None and inp.checkpoint == "auto":
         while peak > limit:
             best: tuple[float, set[str], set[str], set[str], int, float] | None = None
@@ -226,7 +233,7 @@ def plan_memory(inp: PlanInput, cal: Calibration | None = None) -> Plan:
             kinds: list[tuple[str, list[str]]] = [
                 ("ckpt", [n for n in _order(inp.blocks) if n not in ckpt])
             ]
-            if inp.allow_fp8:
+            if allow_fp8:
                 kinds.append(("fp8", [n for n in _order(inp.blocks) if n not in fp8]))
             if inp.allow_stream and STREAMING:
                 kinds.append(
@@ -280,3 +287,43 @@ def _stream_order(blocks: Sequence[BlockInfo]) -> list[str]:
     layers = [b.name for b in blocks if b.name.startswith("layers.")]
     rest = [b.name for b in blocks if not b.name.startswith("layers.")]
     return layers[::2] + layers[1::2] + rest
+
+
+# -- the full-size Z-Image DiT without torch (the wizard's estimate) ----------------------------
+
+#: Bytes of one block's quantisable base Linears (bf16, fp8 + scales), from the model skeleton.
+ZIMAGE_BLOCK_BYTES = (353_894_400, 182_476_800)
+#: Resident bytes of a block outside those Linears (norms; adaLN where the block has it).
+ZIMAGE_FIXED_BYTES = {"noise_refiner": 7_926_272, "context_refiner": 31_232, "layers": 7_926_272}
+ZIMAGE_GROUPS = (("noise_refiner", 2), ("context_refiner", 2), ("layers", 30))  # forward order
+ZIMAGE_OTHER_BYTES = 23_704_704  # embedders, final layer, pad tokens
+ZIMAGE_DIM = 3840
+
+
+def zimage_input(
+    image_tokens: int,
+    caption_tokens: int,
+    lora_params: int,
+    optimizer: str,
+    budget: int | None,
+    **kw: Any,
+) -> PlanInput:
+    """:class:`PlanInput` of the full-size Z-Image DiT (what ``streaming.plan_input`` reads off
+    the real model; tests/train/test_memplan.py checks they agree)."""
+    cap = -(-caption_tokens // 32) * 32
+    img = -(-image_tokens // 32) * 32
+    tokens = {"context_refiner": cap, "noise_refiner": img, "layers": img + cap}
+    bf16, fp8 = ZIMAGE_BLOCK_BYTES
+    blocks = tuple(
+        BlockInfo(f"{g}.{i}", tokens[g], bf16, fp8, ZIMAGE_FIXED_BYTES[g])
+        for g, n in ZIMAGE_GROUPS
+        for i in range(n)
+    )
+    return PlanInput(
+        blocks=blocks,
+        dim=ZIMAGE_DIM,
+        other_bytes=ZIMAGE_OTHER_BYTES,
+        lora_bytes=lora_state_bytes(lora_params, optimizer),
+        budget=budget,
+        **kw,
+    )
