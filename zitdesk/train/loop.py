@@ -115,6 +115,16 @@ class LoopMixin(SaveMixin, RenderMixin):
             "training",
             f"{self.device}, base {self.base_precision}, "
             f"checkpointing {plan['checkpointed_blocks']}/{plan['blocks']} blocks"
+            + (
+                f", {plan['streamed_blocks']} streamed from RAM"
+                if plan.get("streamed_blocks")
+                else ""
+            )
+            + (
+                f", planned peak {plan['predicted_peak_gib']} GiB"
+                if plan.get("predicted_peak_gib")
+                else ""
+            )
             + (", compiled" if plan["compiled"] else ""),
         )
         t_start = time.perf_counter()
