@@ -175,7 +175,7 @@ class GenerationEngine:
         job = request.job_id
         t0 = time.perf_counter()
         paths: list[str] = []
-        emit(JobStarted(job, kind="generate", total_steps=request.steps * request.count))
+        emit(JobStarted(job, kind="generate", total_steps=_steps_of(request) * request.count))
         try:
             request.validate()
             enforce_offline()
@@ -502,6 +502,7 @@ class GenerationEngine:
         job = request.job_id
         every = request.preview_every
         last_preview = [0.0]
+        total = _steps_of(request)  # edit modes denoise fewer steps (strength) or per tile
         previews = AsyncPreview(loaded.preview_coef) if loaded.preview_coef is not None else None
 
         def on_step(p, i, t, kwargs):
@@ -515,7 +516,7 @@ class GenerationEngine:
             if (
                 due
                 and previews is not None
-                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == request.steps)
+                and (now - last_preview[0] >= self.preview_min_interval_s or i + 1 == total)
             ):
                 started = previews.submit(kwargs["latents"])
                 preview = started if started is not None else preview
@@ -524,7 +525,7 @@ class GenerationEngine:
                 StepProgress(
                     job,
                     step=i + 1,
-                    total=request.steps,
+                    total=total,
                     image_index=index,
                     image_count=request.count,
                     preview=preview,
@@ -686,6 +687,10 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
         pipe.vae.enable_tiling()
     else:
         pipe.vae.disable_tiling()
+    from zitdesk.engine import edit
+
+    if edit.mode_of(request) != edit.TXT2IMG:  # img2img, inpaint, ControlNet, tiled upscale
+        return edit.render_edit(pipe, request, index, embeds, neg, on_step)
     with torch.inference_mode():
         result = pipe(
             prompt_embeds=embeds,
@@ -701,6 +706,16 @@ def render_image(pipe, request: GenerateRequest, index: int, embeds, neg, on_ste
             max_sequence_length=TOKEN_BUDGET,
         )
     return result.images[0]
+
+
+def _steps_of(request: GenerateRequest) -> int:
+    """Denoising steps of one image (edit modes: strength and tiles), ``steps`` if unsure."""
+    try:
+        from zitdesk.engine.edit import total_steps
+
+        return max(1, total_steps(request))
+    except Exception:  # noqa: BLE001 - an invalid request fails in validate with its sentence
+        return request.steps
 
 
 _HASHES = None
