@@ -286,3 +286,16 @@ def test_upscale_works_with_a_lora_and_cancel_keeps_no_file(engine, tmp_path, pi
     engine.run(req, emit, cancel)
     assert isinstance(events[-1], JobCancelled) and events[-1].paths == ()
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").glob("*.png"))
+
+
+def test_edit_pipelines_share_the_loaded_components(tiny_pipe):
+    from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline
+
+    from zitdesk.engine.edit.render import shared_pipeline
+
+    dtype = tiny_pipe.transformer.dtype
+    for cls in (ZImageImg2ImgPipeline, ZImageInpaintPipeline):
+        edit = shared_pipeline(cls, tiny_pipe)
+        for name in ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"):
+            assert getattr(edit, name) is getattr(tiny_pipe, name)  # the objects, no copy
+    assert tiny_pipe.transformer.dtype == dtype  # nothing was cast
