@@ -11,7 +11,9 @@ loss back to the CPU (no ``.item()``): the caller decides when to sync. Used by 
 and by ``bench/train_gpu.py``, so the benchmark measures the real step.
 
 Memory/speed switches applied by :meth:`StepRunner.configure`: gradient checkpointing ``full``
-(every block), ``auto`` (only as many blocks as the VRAM budget requires; CUDA) or ``off``;
+(every block), ``auto`` (CUDA: the memory planner, :mod:`zitdesk.train.memplan`, picks the
+blocks to checkpoint, to hold in fp8 and — when enabled — to stream from RAM, for the budget) or
+``off``;
 ``torch.compile`` of the repeated blocks (CUDA); an attention backend. bf16 bases compute under
 ``torch.autocast(bfloat16)`` with the LoRA's fp32 master weights.
 """
