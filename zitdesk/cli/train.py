@@ -7,6 +7,8 @@ Also runnable alone: ``python -m zitdesk.cli.train CONFIG.toml [--resume]``.
 * Ctrl-C once: finish the current step, save a checkpoint and the LoRA, exit 130; twice: stop now
   (the last checkpoint is still intact, ``--resume`` continues from it).
 * ``--json``: every event as a JSON line on stdout (:func:`~zitdesk.cli.events.event_json`).
+* ``--gpus N`` / ``--gpus 0,2``: data-parallel training, one process per GPU (torchrun, NCCL);
+  ``--processes N``: the same on the CPU (gloo), for tests and CPU boxes. See docs/multi-gpu.md.
 * Exit codes: 0 finished, 1 failed (one plain sentence on stderr), 2 usage, 130 cancelled.
 """
 
@@ -54,6 +56,17 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     t.add_argument("--trigger", help="--init: trigger word")
     t.add_argument(
         "--device", default=None, help="cuda, cuda:1 or cpu (default: the config's, else auto)"
+    )
+    t.add_argument(
+        "--gpus",
+        default=None,
+        help="train data-parallel on N GPUs (2) or on these GPUs (0,2); see docs/multi-gpu.md",
+    )
+    t.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="train data-parallel in N processes on the CPU (gloo)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print events as JSON lines on stdout")
@@ -146,15 +159,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"zitdesk: warning: {w}", file=sys.stderr)
     cfg.validate()
+    if args.gpus or args.processes:
+        return _launch(args)
+    from zitdesk.train import distributed
+
+    world = distributed.env_world()
+    if world is not None and world.size > 1:  # a process of a data-parallel run (under torchrun)
+        cuda = (args.device or "").startswith("cuda")
+        if cuda:
+            cfg = cfg.with_changes(model={"device": f"cuda:{world.local_rank}"})
+        distributed.init_from_env(cuda)
+    quiet = world is not None and world.rank > 0  # rank 0 tells the progress
     spec = TrainSpec(config=cfg, resume=args.resume, config_path=str(args.config))
     cancel = CancelToken()
     printer = EventPrinter(
         _describe,
         cfg.optim.steps,
-        bar=not (args.quiet or args.json),
-        info=not args.json,
-        warnings=not args.json,
-        json_lines=args.json,
+        bar=not (args.quiet or args.json or quiet),
+        info=not (args.json or quiet),
+        warnings=not (args.json or quiet),
+        json_lines=args.json and not quiet,
     )
 
     def on_sigint(signum, frame) -> None:
@@ -175,9 +199,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
+        if world is not None:
+            distributed.shutdown()
     if code is not None:
         return code
     ev = printer.terminal
+    if world is not None and world.size > 1 and not isinstance(ev, JobFinished):
+        from zitdesk.train.launch import write_report
+
+        # the launcher tells the first failure in one sentence
+        write_report(getattr(ev, "message", "") or "cancelled")
+        return EXIT_CANCELLED if isinstance(ev, JobCancelled) else EXIT_ERROR
     if isinstance(ev, JobCancelled) and args.json:
         return EXIT_CANCELLED
     saved = ", ".join(ev.paths) if isinstance(ev, JobCancelled) else ""
@@ -186,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if code is not None:
         return code
-    if isinstance(ev, JobFinished) and not args.json:
+    if isinstance(ev, JobFinished) and not args.json and not quiet:
         st = ev.stats
         print(
             f"done: {st.get('steps')} steps, final loss {st.get('final_loss', float('nan')):.4f}, "
@@ -196,6 +228,35 @@ def cmd_train(args: argparse.Namespace) -> int:
         for p in ev.paths:
             print(p)
     return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """``--gpus`` / ``--processes``: re-run this command under torchrun, one process per rank."""
+    from zitdesk.train.launch import check_gpus, launch, parse_gpus
+
+    if args.gpus and args.processes:
+        print("zitdesk: give --gpus or --processes, not both.", file=sys.stderr)
+        return EXIT_ERROR
+    child = [str(args.config)]
+    if args.resume:
+        child.append("--resume")
+    if args.preset:
+        child += ["--preset", args.preset]
+    if args.quiet:
+        child.append("--quiet")
+    if args.json:
+        child.append("--json")
+    if args.processes:
+        if args.processes < 1:
+            print("zitdesk: --processes takes a number of processes (2).", file=sys.stderr)
+            return EXIT_ERROR
+        return launch(child, args.processes, None, cuda=False)
+    n, ids = parse_gpus(args.gpus)
+    check_gpus(n, ids)
+    if n == 1:  # one card: no process group, just that device
+        args.device, args.gpus = f"cuda:{ids[0] if ids else 0}", None
+        return cmd_train(args)
+    return launch(child, n, ids, cuda=True)
 
 
 def _main_thread() -> bool:

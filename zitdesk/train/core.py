@@ -120,6 +120,9 @@ class StepRunner:
         self.compiled = False
         self.plan: Any = None
         self.streamer: Any = None
+        # data-parallel runs (#19): ``grad_sync(params, mean_loss) -> mean_loss`` averages the
+        # gradients over the processes between the backward passes and the clip/step
+        self.grad_sync: Any = None
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         self._lora_layers = [m for m in transformer.modules() if isinstance(m, BaseTunerLayer)]
@@ -283,12 +286,15 @@ class StepRunner:
             if self.streamer is not None:
                 self.streamer.release()
             total = loss.detach() if total is None else total + loss.detach()
+        mean = total / n  # type: ignore[operator]  # total is set: n >= 1 micro-batches ran
+        if self.grad_sync is not None:
+            mean = self.grad_sync(self.params, mean)
         if self.cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return total / n  # type: ignore[operator]  # total is set: n >= 1 micro-batches ran
+        return mean
 
     @property
     def lr(self) -> float:

@@ -34,13 +34,12 @@ class LoopMixin(SaveMixin, RenderMixin):
     """The training loop of the job (saves and renders on its schedule)."""
 
     # -- loop ---------------------------------------------------------------------------------
-    def _micro_batch(self, index: int):
+    def _micro_batch(self, index: int, batch: tuple[int, ...]):
         import torch
 
         from zitdesk.train.core import MicroBatch
 
         cfg = self.cfg
-        batch = self.cursor.next()
         lat = torch.stack([self.cache.latent(i) for i in batch])
         rng = random.Random(derive_seed("dropout", cfg.optim.seed, index))
         embeds = []
@@ -56,10 +55,27 @@ class LoopMixin(SaveMixin, RenderMixin):
         noise = torch.randn(lat.shape, generator=g, dtype=torch.float32)
         return MicroBatch(lat, noise, embeds, sig, w)
 
+    def _step_micro_batches(self) -> list[Any]:
+        """This process's micro-batches of the step: the step takes ``accum × world`` batches of
+        the shared order and this rank its slice (one process: all of them); the index of each
+        is its place in the step's global order, so the randomness matches one process."""
+        from zitdesk.train.distributed import rank_slice
+
+        world, accum = self.world, self.accum
+        batches = [self.cursor.next() for _ in range(accum * world.size)]
+        mine = rank_slice(batches, world.rank, world.size)
+        first = self.step * accum * world.size + world.rank * accum
+        return [self._micro_batch(first + a, b) for a, b in enumerate(mine)]
+
+    def _grad_sync(self, params: Any, loss: Any) -> Any:
+        loss, self.stop_all = self.world.sync(params, loss, self.cancel.cancelled)
+        return loss
+
     def _one_step(self) -> Any:
-        accum = self.cfg.optim.grad_accum
         cursor_state = self.cursor.state()
-        mbs = [self._micro_batch(self.step * accum + a) for a in range(accum)]
+        if self.world.parallel:
+            self.runner.grad_sync = self._grad_sync
+        mbs = self._step_micro_batches()
         if not self.runner.compiled:
             return self.runner.train_step(mbs)
         try:
@@ -75,7 +91,7 @@ class LoopMixin(SaveMixin, RenderMixin):
             self.runner.uncompile()
             self.cursor.epoch, self.cursor.pos = cursor_state["epoch"], cursor_state["pos"]
             self.warn(f"torch.compile failed ({type(exc).__name__}); training without it")
-            mbs = [self._micro_batch(self.step * accum + a) for a in range(accum)]
+            mbs = self._step_micro_batches()
             return self.runner.train_step(mbs)
 
     def _pause_point(self) -> None:
@@ -129,12 +145,21 @@ class LoopMixin(SaveMixin, RenderMixin):
         )
         t_start = time.perf_counter()
         start_step = self.step
-        if cfg.sample.at_start and self.step == 0 and cfg.sample.prompts and 0 not in self.sampled:
+        main = self.world.main  # a data-parallel run: rank 0 alone samples and saves
+        if (
+            main
+            and cfg.sample.at_start
+            and self.step == 0
+            and cfg.sample.prompts
+            and 0 not in self.sampled
+        ):
             self._sample(0)
         cancelled = False
         while self.step < total:
-            self._pause_point()
-            if self.cancel.cancelled:
+            if not self.world.parallel:
+                self._pause_point()
+            # parallel: every rank stops after the same step (the flag rides the gradient sync)
+            if self.stop_all if self.world.parallel else self.cancel.cancelled:
                 cancelled = True
                 break
             loss = self._one_step()
@@ -144,21 +169,28 @@ class LoopMixin(SaveMixin, RenderMixin):
                 break
             if cfg.save.every and self.step % cfg.save.every == 0:
                 self._save()
-            if cfg.sample.every and cfg.sample.prompts and self.step % cfg.sample.every == 0:
+            if (
+                main
+                and cfg.sample.every
+                and cfg.sample.prompts
+                and self.step % cfg.sample.every == 0
+            ):
                 self._sample(self.step)
         self.reporter.flush()
         train_s = time.perf_counter() - t_start
         paths = self._save(final=not cancelled)
         if (
-            not cancelled
+            main
+            and not cancelled
             and cfg.sample.prompts
             and cfg.sample.every
             and self.step not in self.sampled
         ):
             self._sample(self.step)
             self._save_state_only()
-        if not cancelled:
+        if main and not cancelled:
             self._write_preview(Path(paths[0]))
+        ckpts = list_checkpoints(self.ckroot)
         stats = {
             "steps": self.step,
             "device": self.device,
@@ -169,7 +201,8 @@ class LoopMixin(SaveMixin, RenderMixin):
             "seconds_per_step": train_s / max(1, self.step - start_step),
             "cache": vars(self.cache.stats),
             "memory": self.memory_plan,
-            "checkpoint": str(list_checkpoints(self.ckroot)[-1].path),
+            "checkpoint": str(ckpts[-1].path) if ckpts else "",
+            "processes": self.world.size,
         }
         peak = 0
         if self.cuda:

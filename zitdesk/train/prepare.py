@@ -65,20 +65,24 @@ class PrepareMixin(SaveMixin):
             raise RequestError(
                 "4-bit (NF4) base weights need an NVIDIA GPU; choose fp8 or bf16 here."
             )
-        self.out.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(self.ckroot)
-        for folder in [self.out, self.samples_dir, *self.samples_dir.glob("[0-9]" * 9)]:
-            clean_temp_files(folder)  # half-written files of a killed run
         existing = list_checkpoints(self.ckroot)
         if existing and not self.spec.resume:
             raise RequestError(
                 f"{self.out} already holds checkpoints of a run (up to step {existing[-1].step}); "
                 "resume it (--resume) or choose another output folder."
             )
+        if not self.world.main:  # a data-parallel run: rank 0 alone writes files
+            self.world.barrier()
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(self.ckroot)
+        for folder in [self.out, self.samples_dir, *self.samples_dir.glob("[0-9]" * 9)]:
+            clean_temp_files(folder)  # half-written files of a killed run
         cfg.write(self.out / "train_config.toml")
         from zitdesk.train.runs import RunLog
 
         self.record = RunLog.start(self.spec, self.out, cfg.model.path)
+        self.world.barrier()
 
     def _load_model(self) -> None:
         import torch
@@ -152,6 +156,8 @@ class PrepareMixin(SaveMixin):
                 PhaseChanged(self.job, phase="caching", detail=f"Encoding {what} {done}/{total}")
             )
 
+        if not self.world.main:
+            self.world.barrier()  # rank 0 encodes what is missing; the others then read it
         self.cache = build_caches(
             self.pipe,
             root,
@@ -164,6 +170,8 @@ class PrepareMixin(SaveMixin):
             progress,
             self.cancel.raise_if_cancelled,
         )
+        if self.world.main:
+            self.world.barrier()
         keys = {*self.cache.caption_keys, self.cache.empty_key, *self.cache.prompt_keys.values()}
         self.text = {k: self.cache.text(k) for k in keys}
 
@@ -238,6 +246,16 @@ class PrepareMixin(SaveMixin):
                 + (" (the optimizer starts fresh)." if "optim.optimizer" in "".join(soft) else "."),
             )
         restore_rng(trainer_state.get("rng", {}), state.get("rng", {}))
+        from zitdesk.train.distributed import resume_accum
+
+        self.accum, note = resume_accum(
+            int(state.get("grad_accum", saved.optim.grad_accum)),
+            int(state.get("world_size", 1)),
+            self.cfg.optim.grad_accum,
+            self.world.size,
+        )
+        if note and self.world.main:
+            self.warn(note)
         self.step = int(state["step"])
         self.cursor.epoch = int(state["cursor"]["epoch"])
         self.cursor.pos = int(state["cursor"]["pos"])
@@ -247,7 +265,7 @@ class PrepareMixin(SaveMixin):
         self.loss_history = [(s, v) for s, v in read_losses(self.out) if s <= self.step]
         # A kill between the checkpoint and its step LoRA leaves the checkpoint without its LoRA
         # file; the next steps would never write it: write it now, from the restored weights.
-        if not _complete_safetensors(self._step_lora_path()):
+        if self.world.main and not _complete_safetensors(self._step_lora_path()):
             self._write_step_lora()
         self._phase("resuming", f"Resumed from {info.path.name} (step {self.step})")
 

@@ -84,6 +84,11 @@ class RunState:
         self.step = 0
         self.sampled: set[int] = set()
         self.loss_history: list[tuple[int, float]] = []  # losses before a resume
+        from zitdesk.train.distributed import current
+
+        self.world = current()  # one process, or this rank of a data-parallel run (#19)
+        self.accum = self.cfg.optim.grad_accum  # per process (a resume may keep the old total)
+        self.stop_all = False  # a data-parallel run: some rank asked to stop after this step
 
     def _resolve_device(self, device: str | None) -> str:
         want = self.cfg.model.device

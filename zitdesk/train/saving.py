@@ -52,6 +52,8 @@ class SaveMixin(RunState):
             "cursor": self.cursor.state(),
             "config": self.cfg.to_toml(),
             "sampled": sorted(self.sampled),
+            "world_size": self.world.size,  # data-parallel runs (#19): the effective batch is
+            "grad_accum": self.accum,  # batch × grad_accum × world_size
         }
 
     def _step_lora_path(self) -> Path:
@@ -69,10 +71,14 @@ class SaveMixin(RunState):
         return baked, meta, step_file
 
     def _save(self, final: bool = False) -> list[str]:
-        """Checkpoint + ``<name>_<step>.safetensors``; at the end also ``<name>.safetensors``."""
+        """Checkpoint + ``<name>_<step>.safetensors``; at the end also ``<name>.safetensors``.
+        Rank 0 alone writes in a data-parallel run (the others return no paths)."""
         from zitdesk.train.lora_io import comfy_state_dict, kohya_state_dict, save_lora
 
         self.reporter.flush()
+        if not self.world.main:
+            self.saved_step = self.step
+            return []
         cfg = self.cfg
         t_save = time.perf_counter()
         self._phase("saving", f"Step {self.step}")

@@ -112,4 +112,6 @@ class _Run(PrepareMixin, LoopMixin):
         self._unload_encoders()
         self._setup_training()
         self._maybe_resume()
+        # data-parallel: every rank starts from rank 0's LoRA (its random init, or the resume)
+        self.world.broadcast_params(self.runner.params)
         return self._loop()

@@ -1,0 +1,129 @@
+"""Starting a data-parallel training run: ``zitdesk train CONFIG --gpus N`` (issue #19).
+
+:func:`launch` runs torch's own launcher (``torch.distributed.run``, i.e. ``torchrun
+--standalone``) in this process; it starts one ``python -m zitdesk.cli.train CONFIG …`` per GPU
+(or per CPU process with ``--processes N``, gloo), which finds RANK/WORLD_SIZE in its environment
+and joins the group (:mod:`zitdesk.train.distributed`). ``--gpus 0,2`` picks cards through
+``CUDA_VISIBLE_DEVICES``. Rank 0 shows the progress; a failing process writes its one sentence to
+the report folder (``ZITDESK_DIST_REPORT``), torchrun stops the others, and :func:`launch` prints
+the first failure as one sentence (the last checkpoint stays; ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from zitdesk.errors import RequestError
+
+REPORT_ENV = "ZITDESK_DIST_REPORT"
+
+
+def parse_gpus(text: str) -> tuple[int, list[int] | None]:
+    """``"2"`` → (2, None: the first two cards); ``"0,2"`` → (2, [0, 2]); bad text: one sentence."""
+    text = text.strip()
+    try:
+        if "," in text:
+            ids = [int(t) for t in text.split(",") if t.strip()]
+            if not ids or len(set(ids)) != len(ids) or min(ids) < 0:
+                raise ValueError
+            return len(ids), ids
+        n = int(text)
+        if n < 1:
+            raise ValueError
+        return n, None
+    except ValueError:
+        raise RequestError(
+            f"--gpus takes a number of GPUs (2) or a list of GPU numbers (0,2), not {text!r}."
+        ) from None
+
+
+def check_gpus(n: int, ids: list[int] | None) -> None:
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    need = (max(ids) + 1) if ids else n
+    if have == 0:
+        raise RequestError(
+            "--gpus needs NVIDIA GPUs and this machine has none; use --processes N to run "
+            "N processes on the CPU."
+        )
+    if need > have:
+        raise RequestError(f"--gpus asks for {need} GPU(s) but this machine has {have}.")
+
+
+def write_report(message: str) -> None:
+    """A failing rank's sentence for the launcher (no-op outside a launched run)."""
+    folder = os.environ.get(REPORT_ENV)
+    if not folder:
+        return
+    from zitdesk.io import atomic_write
+
+    rank = int(os.environ.get("RANK", "0"))
+    doc = {"rank": rank, "time": time.time(), "message": message}
+    try:
+        atomic_write(Path(folder) / f"rank{rank}.json", json.dumps(doc))
+    except OSError:
+        pass
+
+
+def first_failure(folder: Path) -> dict | None:
+    docs = []
+    for p in folder.glob("rank*.json"):
+        try:
+            docs.append(json.loads(p.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return min(docs, key=lambda d: d.get("time", 0.0)) if docs else None
+
+
+def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cuda: bool) -> int:
+    """Run ``python -m zitdesk.cli.train *child_args`` on ``processes`` ranks; the exit code."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the failure is told in one sentence
+    with tempfile.TemporaryDirectory(prefix="zitdesk-dist-") as report:
+        os.environ[REPORT_ENV] = report
+        if gpu_ids is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        argv = [
+            "--standalone",
+            f"--nproc-per-node={processes}",
+            "--max-restarts=0",
+            "--module",
+            "zitdesk.cli.train",
+            *child_args,
+            "--device",
+            "cuda" if cuda else "cpu",
+        ]
+        try:
+            run(get_args_parser().parse_args(argv))
+            return 0
+        except ChildFailedError as exc:
+            found = first_failure(Path(report))
+            if found is not None:
+                what = f"process {found['rank']} of {processes} failed: {found['message']}"
+            else:
+                rank, info = next(iter(exc.failures.items())) if exc.failures else (0, None)
+                code = getattr(info, "exitcode", "?")
+                what = f"process {rank} of {processes} ended with exit code {code}"
+            print(
+                f"zitdesk: training stopped, {what.rstrip('.')}; the last checkpoint is kept "
+                "(continue with --resume).",
+                file=sys.stderr,
+            )
+            if found is not None and "cancel" in found["message"].lower():
+                return 130
+            return 1
+        except KeyboardInterrupt:
+            print("zitdesk: stopped; the last checkpoint is kept (continue with --resume).")
+            return 130
+        finally:
+            os.environ.pop(REPORT_ENV, None)
