@@ -81,11 +81,16 @@ def _cfg(model, data, out, accum):
     )
 
 
-def _torchrun(cfg, path, processes, resume=False):
+def _command(cfg, path, processes, resume=False):
     cfg.write(path)
     cmd = [sys.executable, "-m", "zitdesk.cli.train", str(path), "--processes", str(processes)]
     cmd += ["--quiet"] + (["--resume"] if resume else [])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZITDESK_DIST_TIMEOUT_S": "120"}
+    return cmd, env
+
+
+def _torchrun(cfg, path, processes, resume=False):
+    cmd, env = _command(cfg, path, processes, resume)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -113,6 +118,10 @@ def test_two_processes_match_one_and_resume_across_world_sizes(train_model, vari
     ref_cfg = _cfg(train_model, varied, tmp_path / "one", 2)
     assert isinstance(run_job(ref_cfg).last, JobFinished)
     ref = _lora(tmp_path / "one")
+    # (the check below tells batches apart: one process with grad-accum 1 trains another LoRA)
+    assert isinstance(run_job(_cfg(train_model, varied, tmp_path / "acc1", 1)).last, JobFinished)
+    other = _lora(tmp_path / "acc1")
+    assert any(not torch.allclose(other[k], ref[k], atol=1e-4) for k in ref)
 
     # two processes, grad-accum 1 each: the same effective batch, the same LoRA
     two = tmp_path / "two"
@@ -132,3 +141,58 @@ def test_two_processes_match_one_and_resume_across_world_sizes(train_model, vari
     _back_to_step_2(tmp_path / "one")
     _torchrun(ref_cfg, tmp_path / "one.toml", 2, resume=True)
     _assert_close(_lora(tmp_path / "one"), ref)
+
+
+def _rank_process(launcher, rank: int):
+    import psutil
+
+    for child in psutil.Process(launcher.pid).children(recursive=True):
+        try:
+            if child.environ().get("RANK") == str(rank) and "zitdesk.cli.train" in child.cmdline():
+                return child
+        except psutil.Error:
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_run_with_the_checkpoint_kept(train_model, varied, tmp_path):
+    """SIGKILL one of two processes mid-run: the launcher says so in one sentence, exits 1, the
+    checkpoints stay whole, and --resume continues on two processes."""
+    import time
+
+    out = tmp_path / "run"
+    cfg = make_config(
+        train_model,
+        varied,
+        out,
+        optim={"steps": 5000, "batch_size": 1, "schedule": "constant"},
+        save={"every": 2, "keep_last": 2},
+    )
+    cmd, env = _command(cfg, tmp_path / "run.toml", 2)
+    launcher = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list_checkpoints(out / "checkpoints") and launcher.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)  # polling a subprocess's files (no event to wait on)
+        victim = _rank_process(launcher, 1)
+        assert victim is not None, "rank 1 not found"
+        victim.kill()
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 1, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines[-1].startswith("zitdesk: training stopped, process 1 of 2 was killed"), err
+    assert "Traceback" not in err, err
+    kept = list_checkpoints(out / "checkpoints")
+    assert kept and kept[-1].step < 5000
+    last = kept[-1].step
+    from zitdesk.train.checkpoint import load_checkpoint
+
+    load_checkpoint(kept[-1].path)  # whole
+    more = cfg.with_changes(optim={"steps": last + 2})
+    _torchrun(more, tmp_path / "run.toml", 2, resume=True)
+    assert list_checkpoints(out / "checkpoints")[-1].step == last + 2

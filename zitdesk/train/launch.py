@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from zitdesk.errors import RequestError
 
@@ -82,6 +83,29 @@ def first_failure(folder: Path) -> dict | None:
     return min(docs, key=lambda d: d.get("time", 0.0)) if docs else None
 
 
+def _root_cause(exc: Any, report: Path, processes: int) -> tuple[str, int]:
+    """What stopped the run, and the exit code: a process that died without a report (killed,
+    crashed) caused it (the others then fail in their collectives); else the first report."""
+    reported = {int(p.stem[4:]) for p in report.glob("rank*.json") if p.stem[4:].isdigit()}
+    failed = [
+        (int(getattr(info, "exitcode", 1) or 1), int(rank))
+        for rank, info in getattr(exc, "failures", {}).items()
+        if int(rank) not in reported
+    ]
+    # a process torchrun itself stopped (SIGTERM) is a consequence, not the cause
+    for code, rank in sorted(failed, key=lambda f: (f[0] == -15, f[1])):
+        if code < 0:
+            return f"process {rank} of {processes} was killed (signal {-code})", 1
+        return f"process {rank} of {processes} ended with exit code {code}", 1
+    found = first_failure(report)
+    if found is None:
+        return f"a process of {processes} failed", 1
+    message = str(found.get("message", "")).strip() or "it failed"
+    cancelled = message == "cancelled"
+    what = f"process {found['rank']} of {processes} failed: {message}"
+    return ("cancelled" if cancelled else what), (130 if cancelled else 1)
+
+
 def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cuda: bool) -> int:
     """Run ``python -m zitdesk.cli.train *child_args`` on ``processes`` ranks; the exit code."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -107,21 +131,13 @@ def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cud
             run(get_args_parser().parse_args(argv))
             return 0
         except ChildFailedError as exc:
-            found = first_failure(Path(report))
-            if found is not None:
-                what = f"process {found['rank']} of {processes} failed: {found['message']}"
-            else:
-                rank, info = next(iter(exc.failures.items())) if exc.failures else (0, None)
-                code = getattr(info, "exitcode", "?")
-                what = f"process {rank} of {processes} ended with exit code {code}"
+            what, code = _root_cause(exc, Path(report), processes)
             print(
                 f"zitdesk: training stopped, {what.rstrip('.')}; the last checkpoint is kept "
                 "(continue with --resume).",
                 file=sys.stderr,
             )
-            if found is not None and "cancel" in found["message"].lower():
-                return 130
-            return 1
+            return code
         except KeyboardInterrupt:
             print("zitdesk: stopped; the last checkpoint is kept (continue with --resume).")
             return 130
