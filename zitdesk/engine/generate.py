@@ -36,7 +36,7 @@ from zitdesk.engine.events import (
 )
 from zitdesk.engine.memory import NEXT_TIER, apply_memory_mode, execution_device
 from zitdesk.engine.protocol import Emit
-from zitdesk.engine.requests import TOKEN_BUDGET, GenerateRequest, MemoryMode
+from zitdesk.engine.requests import TOKEN_BUDGET, GenerateRequest, MemoryMode, check_device
 from zitdesk.engine.speed import (
     AsyncPreview,
     EmbeddingCache,
@@ -155,6 +155,7 @@ class GenerationEngine:
     def __init__(self, model_path: str | None = None, device: str | None = None) -> None:
         self.model_path = model_path
         self._device = device
+        self._home_device = device  # the device of jobs that name none (GenerateRequest.device)
         self._loaded: _Loaded | None = None
         self._lent: _Loaded | None = None  # lent to a training job (StudioEngine)
         self._embed_cache = EmbeddingCache()  # prompt embeddings, LRU (re-rolls never re-encode)
@@ -179,6 +180,10 @@ class GenerationEngine:
         try:
             request.validate()
             enforce_offline()
+            # a job that names its card runs there (the pipeline reloads on a new device: the
+            # loaded key holds the device); one that names none runs on the engine's own
+            want = check_device(request.device)
+            self._device = self._home_device if want == "auto" else want
             try:
                 self._generate(request, emit, cancel, t0, paths)
             except Exception as exc:

@@ -131,6 +131,8 @@ class GenerateRequest:
     model_path: str = ""  # empty: the configured / discovered model
     preview_every: int = 1  # latent preview every N steps (0 = none)
     write_metadata: bool = True  # False: PNGs without parameters (the "strip metadata" setting)
+    # The card this job runs on (#19): "" / "auto" = the engine's own device; "cuda:1", "cpu" …
+    device: str = ""
     # Edit modes (zitdesk.engine.edit): image-to-image, inpaint/outpaint, ControlNet, tiled upscale.
     init_image: str = ""  # the picture to start from (img2img, inpaint, upscale)
     strength: float = 0.6  # denoise strength with an init image: 0 keeps it, 1 ignores it
@@ -165,6 +167,7 @@ class GenerateRequest:
             _whole(name, getattr(self, name))
         if self.speed not in SPEEDS:
             raise RequestError(f"Speed must be one of {', '.join(SPEEDS)}.")
+        check_device(self.device)
         for name in ("guidance", "shift"):
             _number(name, getattr(self, name))
         for name, value in (("width", self.width), ("height", self.height)):
