@@ -24,6 +24,23 @@ def test_meter_with_a_gpu(qtbot):
     assert "120 W" in m.toolTip()
 
 
+def test_meter_shows_every_card(qtbot):
+    """Two cards (one training, one generating, #19): the bar reads card 0, the text each card."""
+    import dataclasses
+
+    from zitdesk.gpu import GpuReading
+
+    snap = gpu_snapshot(used=6 * GIB, total=24 * GIB)
+    second = GpuReading(1, "NVIDIA GeForce RTX 4090", 20 * GIB, 24 * GIB, 99, 70, 400.0)
+    snap = dataclasses.replace(snap, gpus=(*snap.gpus, second))
+    m = VramMeterWidget()
+    qtbot.addWidget(m)
+    m.set_snapshot(snap)
+    assert m.gpu_label.text() == "RTX 4090 +1"
+    assert m.gpu_text.text() == "GPU 0 6.0/24.0 GiB · GPU 1 20.0/24.0 GiB"
+    assert "GPU 1 NVIDIA GeForce RTX 4090: 20.0 of 24.0 GiB" in m.toolTip()
+
+
 def test_meter_without_nvml_says_cpu(qtbot):
     m = VramMeterWidget()
     qtbot.addWidget(m)

@@ -80,10 +80,15 @@ class VramMeterWidget(QWidget):
             self.bar.set_values(g.used_bytes, g.total_bytes)
             self.bar.set_ghost(self._prediction_bytes)
             bits = [f"VRAM {gib(g.used_bytes)}/{gib(g.total_bytes)} GiB"]
-            if g.utilization is not None:
-                bits.append(f"{g.utilization}%")
-            if g.temperature_c is not None:
-                bits.append(f"{g.temperature_c}°C")
+            if len(snap.gpus) > 1:  # every card (#19: one may train while another generates);
+                bits = [  # their sensors are in the tooltip
+                    f"GPU {c.index} {gib(c.used_bytes)}/{gib(c.total_bytes)} GiB" for c in snap.gpus
+                ]
+            else:
+                if g.utilization is not None:
+                    bits.append(f"{g.utilization}%")
+                if g.temperature_c is not None:
+                    bits.append(f"{g.temperature_c}°C")
             self.gpu_text.setText(" · ".join(bits))
             self.gpu_text.show()
             self.sparkline.add(g.used_bytes / g.total_bytes if g.total_bytes else 0)
