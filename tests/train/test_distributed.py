@@ -155,20 +155,10 @@ def _rank_process(launcher, rank: int):
     return None
 
 
-@pytest.mark.slow
-def test_a_killed_rank_stops_the_run_with_the_checkpoint_kept(train_model, varied, tmp_path):
-    """SIGKILL one of two processes mid-run: the launcher says so in one sentence, exits 1, the
-    checkpoints stay whole, and --resume continues on two processes."""
+def _signal_rank_mid_run(cfg, tmp_path, out, how):
+    """Start a 2-process run, wait for its first checkpoint, then ``how`` rank 1; (rc, stderr)."""
     import time
 
-    out = tmp_path / "run"
-    cfg = make_config(
-        train_model,
-        varied,
-        out,
-        optim={"steps": 5000, "batch_size": 1, "schedule": "constant"},
-        save={"every": 2, "keep_last": 2},
-    )
     cmd, env = _command(cfg, tmp_path / "run.toml", 2)
     launcher = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -178,12 +168,48 @@ def test_a_killed_rank_stops_the_run_with_the_checkpoint_kept(train_model, varie
             time.sleep(0.05)  # polling a subprocess's files (no event to wait on)
         victim = _rank_process(launcher, 1)
         assert victim is not None, "rank 1 not found"
-        victim.kill()
+        how(victim)
         _, err = launcher.communicate(timeout=120)
     finally:
         if launcher.poll() is None:
             launcher.kill()
-    assert launcher.returncode == 1, err
+    return launcher.returncode, err
+
+
+def _long_run(train_model, varied, out):
+    return make_config(
+        train_model,
+        varied,
+        out,
+        optim={"steps": 5000, "batch_size": 1, "schedule": "constant"},
+        save={"every": 2, "keep_last": 2},
+    )
+
+
+@pytest.mark.slow
+def test_a_cancel_on_one_rank_stops_every_rank_after_the_same_step(train_model, varied, tmp_path):
+    """Ctrl-C reaching one process only: the stop flag rides the gradient sync, every rank stops
+    after the same step, rank 0 saves that step's checkpoint and LoRA; exit 130."""
+    import signal
+
+    out = tmp_path / "run"
+    cfg = _long_run(train_model, varied, out)
+    rc, err = _signal_rank_mid_run(cfg, tmp_path, out, lambda p: p.send_signal(signal.SIGINT))
+    assert rc == 130, err
+    assert "Traceback" not in err, err
+    last = list_checkpoints(out / "checkpoints")[-1].step
+    assert 0 < last < 5000
+    assert (out / f"lora_{last:09d}.safetensors").is_file()  # the step it stopped after
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_run_with_the_checkpoint_kept(train_model, varied, tmp_path):
+    """SIGKILL one of two processes mid-run: the launcher says so in one sentence, exits 1, the
+    checkpoints stay whole, and --resume continues on two processes."""
+    out = tmp_path / "run"
+    cfg = _long_run(train_model, varied, out)
+    rc, err = _signal_rank_mid_run(cfg, tmp_path, out, lambda p: p.kill())
+    assert rc == 1, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines[-1].startswith("zitdesk: training stopped, process 1 of 2 was killed"), err
     assert "Traceback" not in err, err

@@ -75,9 +75,10 @@ class World:
                 p.copy_(flat[offset : offset + n].view_as(p).to(p.dtype))
                 offset += n
 
-    def sync(self, params: Sequence[Any], loss: Any, stop: bool) -> tuple[Any, bool]:
+    def sync(self, params: Sequence[Any], loss: Any, stop: bool) -> tuple[Any, Any]:
         """Average the gradients of ``params`` and ``loss`` over the ranks (one all-reduce of one
-        flat bucket); returns ``(mean loss, any rank asked to stop)``."""
+        flat bucket); returns ``(mean loss, stop)``, both 0-d tensors on the device (no host
+        sync here): ``stop > 0`` when any rank asked to stop."""
         if not self.parallel:
             return loss, stop
         import torch
@@ -103,7 +104,7 @@ class World:
             else:
                 p.grad.copy_(g)
             offset += n
-        return flat[-2], bool(flat[-1].item() > 0)
+        return flat[-2].clone(), flat[-1].clone()  # clones: the bucket itself is freed
 
 
 _WORLD = World()

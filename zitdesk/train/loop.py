@@ -68,8 +68,18 @@ class LoopMixin(SaveMixin, RenderMixin):
         return [self._micro_batch(first + a, b) for a, b in enumerate(mine)]
 
     def _grad_sync(self, params: Any, loss: Any) -> Any:
-        loss, self.stop_all = self.world.sync(params, loss, self.cancel.cancelled)
+        loss, stop = self.world.sync(params, loss, self.cancel.cancelled)
+        self.stop_flags.append(stop)
         return loss
+
+    def _stop_due(self) -> bool:
+        """Parallel runs: whether any rank asked to stop, read from the flag of the step before
+        the last (long finished on the GPU, so reading it stalls nothing); every rank reads the
+        same step's flag, so all stop after the same step."""
+        if len(self.stop_flags) < 2:
+            return False
+        self.stop_all = self.stop_all or bool(self.stop_flags.pop(0).item() > 0)
+        return self.stop_all
 
     def _one_step(self) -> Any:
         cursor_state = self.cursor.state()
@@ -159,7 +169,7 @@ class LoopMixin(SaveMixin, RenderMixin):
             if not self.world.parallel:
                 self._pause_point()
             # parallel: every rank stops after the same step (the flag rides the gradient sync)
-            if self.stop_all if self.world.parallel else self.cancel.cancelled:
+            if self._stop_due() if self.world.parallel else self.cancel.cancelled:
                 cancelled = True
                 break
             loss = self._one_step()

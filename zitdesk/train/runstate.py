@@ -88,7 +88,8 @@ class RunState:
 
         self.world = current()  # one process, or this rank of a data-parallel run (#19)
         self.accum = self.cfg.optim.grad_accum  # per process (a resume may keep the old total)
-        self.stop_all = False  # a data-parallel run: some rank asked to stop after this step
+        self.stop_all = False  # a data-parallel run: some rank asked to stop
+        self.stop_flags: list[Any] = []  # … the stop flag of each step's gradient sync
 
     def _resolve_device(self, device: str | None) -> str:
         want = self.cfg.model.device
