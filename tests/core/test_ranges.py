@@ -27,7 +27,19 @@ _NUMERIC = [
 #: Values that must be refused for every numeric field; "huge" is beyond every sensible range.
 BAD_NUMBERS = [NAN, INF, -INF, -1, -1e9, 10**30, 1e30, "8", None, True, [8], 2.5e300]
 #: 0 is legitimate for guidance/preview_every/seed; fields where a fraction is fine accept 2.5.
-_OK_ZERO = {"guidance", "preview_every", "seed"}
+#: Edit-mode and variety fields (#16) use 0 as "off"/"none": variety off, strength 0 keeps the
+#: init image, a ControlNet at scale 0 / from step 0, no mask feather, tiles without overlap.
+_OK_ZERO = {
+    "guidance",
+    "preview_every",
+    "seed",
+    "variety",
+    "strength",
+    "mask_blur",
+    "control_scale",
+    "control_start",
+    "upscale_overlap",
+}
 
 
 def test_every_numeric_field_is_covered():
@@ -40,6 +52,15 @@ def test_every_numeric_field_is_covered():
         "seed",
         "count",
         "preview_every",
+        "variety",
+        "strength",
+        "mask_blur",
+        "control_scale",
+        "control_start",
+        "control_end",
+        "upscale",
+        "upscale_tile",
+        "upscale_overlap",
     }
 
 
