@@ -111,7 +111,10 @@ def _size(args: argparse.Namespace, init: str, fields: dict[str, Any]) -> tuple[
     if factor > 1:
         return upscale_size(w, h, factor)
     w16, h16 = max(16, round(w / 16) * 16), max(16, round(h / 16) * 16)
-    return (args.width or w16, args.height or h16)
+    return (
+        args.width if args.width is not None else w16,
+        args.height if args.height is not None else h16,
+    )
 
 
 def add_upscale_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -117,8 +117,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     req = GenerateRequest(
         prompt=args.prompt,
-        width=edit.pop("width", args.width or 1024),
-        height=edit.pop("height", args.height or 1024),
+        # "is not None", not "or": --width 0 must reach validation and be refused, not become 1024
+        width=edit.pop("width", args.width if args.width is not None else 1024),
+        height=edit.pop("height", args.height if args.height is not None else 1024),
         steps=args.steps,
         seed=seed,
         count=args.count,
