@@ -222,3 +222,30 @@ def test_a_killed_rank_stops_the_run_with_the_checkpoint_kept(train_model, varie
     more = cfg.with_changes(optim={"steps": last + 2})
     _torchrun(more, tmp_path / "run.toml", 2, resume=True)
     assert list_checkpoints(out / "checkpoints")[-1].step == last + 2
+
+
+def test_gpu_lists_and_their_sentences():
+    from zitdesk.errors import RequestError
+    from zitdesk.train.launch import parse_gpus
+
+    assert parse_gpus("2") == (2, None)
+    assert parse_gpus("0,2") == (2, [0, 2])
+    for bad in ("0", "two", "1,1", "-1,2", ""):
+        with pytest.raises(RequestError, match="--gpus takes"):
+            parse_gpus(bad)
+
+
+def test_gpus_on_a_machine_without_one_is_one_sentence(train_model, varied, tmp_path, capsys):
+    from zitdesk.cli.train import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = tmp_path / "job.toml"
+    _cfg(train_model, varied, tmp_path / "out", 1).write(path)
+    assert main([str(path), "--gpus", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "zitdesk: --gpus needs NVIDIA GPUs and this machine has none; use --processes N to run "
+        "N processes on the CPU."
+    ]
+    assert not (tmp_path / "out").exists()  # nothing started
