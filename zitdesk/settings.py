@@ -59,6 +59,7 @@ class AppSettings:
     preview_every: int = 1
     last_lora_dir: str = ""
     strip_metadata: bool = False  # save images without parameters (nothing to share)
+    generate_device: str = ""  # the card images are made on, "cuda:N" ("" = the default; #19)
     # The form's last text and LoRA stack, restored on start. A LoRA is "weight<TAB>on<TAB>path".
     last_prompt: str = ""
     last_negative: str = ""

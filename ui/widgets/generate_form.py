@@ -136,6 +136,14 @@ class GenerateFormWidget(QScrollArea):
         out_row.setContentsMargins(0, 0, 0, 0)
         out_row.addWidget(self.output_dir, 1)
         out_row.addWidget(browse)
+        # With several GPUs: the card images are made on (GenerateRequest.device; #19), e.g.
+        # card 0 while a training run uses card 1. Shown only when there is a choice.
+        self.gpu = QComboBox()
+        self.gpu.addItem("Default GPU", "")
+        self.gpu.setToolTip(
+            "The GPU images are made on. Pick another card than a training run's to keep "
+            "generating while it trains."
+        )
         self.strip_metadata = QCheckBox("Save images without parameters")
         self.strip_metadata.setToolTip(
             "Leave prompt, seed, model and LoRA names out of saved PNGs. Without it, images carry "
@@ -151,6 +159,9 @@ class GenerateFormWidget(QScrollArea):
         adv_form.addRow("Negative", self.negative)
         adv_form.addRow("Save to", out_row)
         adv_form.addRow("", self.strip_metadata)
+        adv_form.addRow("GPU", self.gpu)
+        self._adv_form = adv_form
+        adv_form.setRowVisible(self.gpu, False)
         self.advanced.addWidget(adv)
 
         form = QFormLayout()
@@ -222,6 +233,23 @@ class GenerateFormWidget(QScrollArea):
     def current_memory_mode(self) -> MemoryMode:
         return MemoryMode(self.memory_mode.currentData())
 
+    def set_gpus(self, gpus: Any) -> None:
+        """The cards of the machine (``zitdesk.gpu.GpuReading``s): one entry each, the row shown
+        only with more than one; the chosen (or saved) card is kept."""
+        want = str(self.gpu.currentData() or "") or getattr(self, "_saved_device", "")
+        self.gpu.blockSignals(True)
+        self.gpu.clear()
+        self.gpu.addItem("Default GPU", "")
+        for g in gpus or ():
+            self.gpu.addItem(f"GPU {g.index}: {g.name}", f"cuda:{g.index}")
+        self.gpu.blockSignals(False)
+        self._select_gpu(want)
+        self._adv_form.setRowVisible(self.gpu, len(gpus or ()) > 1)
+
+    def _select_gpu(self, device: str) -> None:
+        idx = self.gpu.findData(device)
+        self.gpu.setCurrentIndex(idx if idx >= 0 else 0)
+
     def set_memory_mode(self, mode: MemoryMode | str) -> None:
         idx = self.memory_mode.findData(MemoryMode(mode).value)
         if idx >= 0:
@@ -248,6 +276,7 @@ class GenerateFormWidget(QScrollArea):
             output_dir=self.output_dir.text().strip(),
             model_path=model_path,
             write_metadata=not self.strip_metadata.isChecked(),
+            device=str(self.gpu.currentData() or ""),
         )
         for hook in self.request_hooks:
             request = hook(request)
@@ -356,6 +385,8 @@ class GenerateFormWidget(QScrollArea):
         self.shift.setValue(s.shift)
         self.output_dir.setText(s.output_dir)
         self.strip_metadata.setChecked(bool(getattr(s, "strip_metadata", False)))
+        self._saved_device = str(getattr(s, "generate_device", "") or "")
+        self._select_gpu(self._saved_device)
         self.loras.last_dir = s.last_lora_dir
         if getattr(s, "last_prompt", ""):
             self.prompt.set_text(s.last_prompt)
@@ -388,6 +419,7 @@ class GenerateFormWidget(QScrollArea):
         s.shift = float(self.shift.value())
         s.output_dir = self.output_dir.text().strip()
         s.strip_metadata = self.strip_metadata.isChecked()
+        s.generate_device = str(self.gpu.currentData() or "")
         s.last_lora_dir = self.loras.last_dir
         s.last_prompt = self.prompt.text()
         s.last_negative = self.negative.toPlainText()

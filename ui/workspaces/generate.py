@@ -311,6 +311,7 @@ class GenerateWorkspace(GenerateView):
         if self.snapshot is None and snapshot is not None:  # the first reading of the hardware
             gpus = getattr(snapshot, "gpus", ()) or ()
             self.form.apply_hardware_default(gpus[0].total_bytes if gpus else None)
+            self.form.set_gpus(gpus)  # several cards: pick the one images are made on (#19)
         self.snapshot = snapshot
         self.update_prediction()
 
