@@ -111,7 +111,8 @@ def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cud
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    for name in ("torch.distributed.elastic", "torch.distributed.run", "torch.distributed"):
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith("torch.distributed")]
+    for name in {"torch.distributed", *names}:  # (torch's agent sets levels on its own loggers)
         logging.getLogger(name).setLevel(logging.CRITICAL)  # the failure is told in one sentence
     with tempfile.TemporaryDirectory(prefix="zitdesk-dist-") as report:
         os.environ[REPORT_ENV] = report
@@ -139,7 +140,18 @@ def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cud
             )
             return code
         except KeyboardInterrupt:
-            print("zitdesk: stopped; the last checkpoint is kept (continue with --resume).")
+            print(
+                "zitdesk: stopped; the last checkpoint is kept (continue with --resume).",
+                file=sys.stderr,
+            )
+            return 130
+        except Exception as exc:
+            if type(exc).__name__ != "SignalException":  # torchrun's agent got Ctrl-C / SIGTERM
+                raise
+            print(
+                "zitdesk: stopped; the last checkpoint is kept (continue with --resume).",
+                file=sys.stderr,
+            )
             return 130
         finally:
             os.environ.pop(REPORT_ENV, None)
