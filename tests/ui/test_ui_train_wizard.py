@@ -325,6 +325,13 @@ def test_every_field_has_a_widget_and_a_tooltip(dialog):
     assert [combo.itemData(i) for i in range(combo.count())][:2] == ["weighted", "shift"]
 
 
+def test_auto_precision_tooltip_says_the_planner_picks_per_block(dialog):
+    dlg = dialog()
+    tip = dlg.fields[("model", "base_precision")].widget.toolTip()
+    assert "bf16 on CUDA" not in tip
+    assert "block by block" in tip and "fp8" in tip
+
+
 def test_toml_round_trip_through_the_form(dialog, tmp_path):
     cfg = full_config(tmp_path)
     src = cfg.write(tmp_path / "job.toml")

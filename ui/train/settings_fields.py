@@ -90,8 +90,9 @@ FIELD_HELP: dict[Key, str] = {
     "distillation from being trained away.",
     ("model", "adapter_mode"): "auto: side for bf16/fp32 bases, merge for fp8/NF4. side = a frozen "
     "second adapter (exact removal); merge = added to the base weights before quantising.",
-    ("model", "base_precision"): "How the base weights are held: auto (bf16 on CUDA), bf16, fp32, "
-    "fp8 or nf4 (CUDA only). fp16 does not train on Z-Image.",
+    ("model", "base_precision"): "auto keeps the base weights in bf16 and puts only as many "
+    "blocks in fp8 as this card's memory needs (the planner picks block by block); bf16, fp32, "
+    "fp8 or nf4 (CUDA only) hold every block that way. fp16 does not train on Z-Image.",
     ("model", "device"): "auto, cuda, cuda:N or cpu.",
     ("data", "folder"): "Images with same-name caption files.",
     ("data", "trigger"): "Replaces [trigger] in captions; captions without the placeholder get it "
