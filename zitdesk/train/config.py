@@ -58,9 +58,8 @@ class ModelSection:
     variant: str = "turbo"  # turbo | deturbo | base: recorded in the LoRA (zitdesk_base_variant)
     training_adapter: str = ""  # LoRA applied while training and removed for samples/output
     adapter_mode: str = "auto"  # auto | side (frozen PEFT adapter) | merge (into base weights)
-    base_precision: str = (
-        "auto"  # auto (bf16; fp8 blocks as memory needs) | bf16 | fp32 | fp8 | nf4 (CUDA only)
-    )
+    # auto = bf16, with fp8 for as many blocks as the card's memory needs (memplan, per block)
+    base_precision: str = "auto"  # auto | bf16 | fp32 | fp8 | nf4 (CUDA only)
     device: str = "auto"  # auto | cuda | cuda:N | cpu
 
 
