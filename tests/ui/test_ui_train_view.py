@@ -570,3 +570,61 @@ def test_a_history_run_shows_its_samples_and_checkpoints(qtbot, view, tmp_path):
     assert view.try_button.text() == "Use in Generate" and view.try_button.isEnabled()
     assert "final loss 0.2500" in view.stats.text()
     assert view.loss_chart.point_count == 40 and view.loss_chart.steps[-1] == 40
+
+
+class _ScriptedTrainer:
+    """Engine double for training: emits a run's events in order (a pause, then resumed) and
+    ends as ``end`` says."""
+
+    def __init__(self, end: str) -> None:
+        self.end = end
+
+    def run(self, spec, emit, cancel) -> None:
+        from zitdesk.engine.events import JobCancelled
+
+        job, total = spec.job_id, spec.config.optim.steps
+        emit(JobStarted(job, kind="train", total_steps=total))
+        emit(PhaseChanged(job, phase="loading", detail=""))
+        emit(PhaseChanged(job, phase="caching", detail="Encoding 1/2"))
+        emit(TrainStep(job, step=1, total=total, loss=0.3, lr=1e-4, it_s=1.0))
+        emit(Paused(job, step=1))
+        emit(Resumed(job, step=1))
+        emit(TrainStep(job, step=2, total=total, loss=0.3, lr=1e-4, it_s=1.0))
+        if self.end == "finished":
+            emit(JobFinished(job, paths=(), stats={"final_loss": 0.2}))
+        elif self.end == "cancelled":
+            emit(JobCancelled(job, paths=("/tmp/x.safetensors",)))
+        else:
+            emit(JobFailed(job, kind="error", message="The dataset folder is empty."))
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("end", "last"),
+    [
+        ("finished", "Training finished: “my-cat” is done."),
+        ("cancelled", "Training “my-cat” stopped; its LoRA so far is saved."),
+        ("failed", "Training failed: “my-cat”: The dataset folder is empty."),
+    ],
+)
+def test_status_bar_says_each_stage_of_the_run(qtbot, make_window, settings, tmp_path, end, last):
+    from zitdesk.train.runs import runs_root
+
+    win = make_window(settings, engine=_ScriptedTrainer(end))
+    said: list[str] = []
+    win.train.status_message.connect(said.append)
+    cfg = _config(runs_root() / "my-cat").with_changes(
+        model={"path": "/models/fake"}, data={"folder": str(tmp_path)}, save={"name": "my-cat"}
+    )
+    job = win.train.start_config(cfg)
+    qtbot.waitUntil(lambda: job.state == end, timeout=10_000)
+    assert said == [
+        "Preparing “my-cat”: loading the model and caching the dataset…",
+        "Training “my-cat”…",
+        "Training “my-cat” is paused at step 1; Resume continues it.",
+        "Training “my-cat”…",
+        last,
+    ]
+    assert win.status_label.text() == last

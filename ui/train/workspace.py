@@ -38,9 +38,24 @@ from ui.thumbnails import ThumbnailCache
 from ui.train.overview import TrainOverview, known_datasets, tier_rows
 from ui.train.run_view import RunView
 
-__all__ = ["TrainOverview", "TrainWorkspace", "known_datasets", "tier_rows"]
+__all__ = ["TrainOverview", "TrainWorkspace", "known_datasets", "tier_rows", "run_status"]
 
 log = logging.getLogger(__name__)
+
+#: Engine phases before the first step (the run is getting ready, not training yet).
+PREPARING_PHASES = ("loading", "data", "caching", "resuming")
+
+
+def run_status(stage: str, name: str, step: int = 0) -> str:
+    """The status bar's sentence for a live run in ``stage`` (queued, preparing, training,
+    paused; the ends are said by ``_on_job_ended``)."""
+    at = f" at step {step}" if step else ""
+    return {
+        "queued": f"Training queued: “{name}” starts when the GPU is free.",
+        "preparing": f"Preparing “{name}”: loading the model and caching the dataset…",
+        "training": f"Training “{name}”…",
+        "paused": f"Training “{name}” is paused{at}; Resume continues it.",
+    }.get(stage, f"Training “{name}”…")
 
 
 class TrainWorkspace(QWidget):
@@ -68,6 +83,7 @@ class TrainWorkspace(QWidget):
         self.notifier = notifier
         self.snapshot: Any = None
         self.live_job: Job | None = None
+        self._stage = ""  # the live run's stage last said in the status bar
         self.live_spec: Any = None
         self.wizard: Any = None
         self.overview = TrainOverview()
@@ -264,12 +280,15 @@ class TrainWorkspace(QWidget):
             )
         self.show_run_view()
         started = self.controller.current is job
-        self.status_message.emit(
-            f"Training {spec.config.save.name}…"
-            if started
-            else f"Training queued: {spec.config.save.name} starts when the GPU is free."
-        )
+        self._say_stage("preparing" if started else "queued")
         return job
+
+    def _say_stage(self, stage: str, step: int = 0) -> None:
+        """Say the live run's stage in the status bar when it changes."""
+        if stage == self._stage or self.live_spec is None:
+            return
+        self._stage = stage
+        self.status_message.emit(run_status(stage, self.live_spec.config.save.name, step))
 
     @Slot(object)
     def resume_record(self, record: Any, preset: str | None = None) -> Job | None:
@@ -379,8 +398,19 @@ class TrainWorkspace(QWidget):
     def _on_event(self, ev: Any) -> None:
         if ev.job_id == self._live_id():
             self.run_view.on_event(ev)
-            if type(ev).__name__ == "Resumed":
+            kind = type(ev).__name__
+            if kind == "Resumed":
                 self.run_view.pause_button.setEnabled(True)
+            if kind == "JobStarted":
+                self._say_stage("preparing")
+            elif kind == "PhaseChanged" and getattr(ev, "phase", "") in PREPARING_PHASES:
+                self._say_stage("preparing")
+            elif kind in ("TrainStep", "Resumed") or (
+                kind == "PhaseChanged" and getattr(ev, "phase", "") == "training"
+            ):
+                self._say_stage("training")
+            elif kind == "Paused":
+                self._say_stage("paused", int(getattr(ev, "step", 0) or 0))
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:
@@ -400,7 +430,11 @@ class TrainWorkspace(QWidget):
             msg = getattr(ev, "message", "") or "The run failed."
             self._notify("Training failed", f"“{name}”: {msg}", "error")
         else:
-            self.status_message.emit(f"Training “{name}” stopped; its LoRA so far is saved.")
+            kept = bool(getattr(ev, "paths", ()))
+            self.status_message.emit(
+                f"Training “{name}” stopped" + ("; its LoRA so far is saved." if kept else ".")
+            )
+        self._stage = job.state
         self.run_view.pause_button.setEnabled(True)
         self.refresh_history()
         self.overview.set_live("")
