@@ -481,6 +481,37 @@ def _card_class(peak_bytes: int) -> int:
     return 0
 
 
+#: The mode names of :attr:`MemoryMode.label` without their card sizes (for packed DiT files).
+MODE_NAMES = {
+    MemoryMode.GPU: "Everything on GPU (fastest",
+    MemoryMode.MODEL_OFFLOAD: "Model CPU offload (",
+    MemoryMode.GROUP_OFFLOAD: "Block streaming from RAM (",
+    MemoryMode.SEQUENTIAL: "Sequential offload (smallest, slowest",
+    MemoryMode.FP8: "fp8 weight storage (",
+}
+
+
+def mode_label(
+    mode: MemoryMode, dit_format: str = "", unload_text_encoder: bool = False, side: int = 1024
+) -> str:
+    """The Generate form's name for ``mode`` with the model's DiT file of ``dit_format``.
+
+    A bf16 (or plain fp8) file keeps :attr:`MemoryMode.label` (its card sizes were measured); a
+    pre-quantised file (GGUF, scaled fp8, nvfp4) gets the predicted need at ``side``², e.g.
+    ``Everything on GPU (fastest, about 10.3 GiB at 1024×1024)``; fp8 storage places such a
+    file like GPU mode (``zitdesk.engine.memory``), so it says so."""
+    if not packed_dit(dit_format):
+        return mode.label
+    from zitdesk.models.quant import quant_label
+
+    if mode is MemoryMode.FP8:
+        return f"fp8 weight storage (as Everything on GPU: the DiT is {quant_label(dit_format)})"
+    peak = estimate_peak(side, side, mode, False, unload_text_encoder, dit_format)
+    head = MODE_NAMES[mode]
+    sep = "" if head.endswith("(") else ", "
+    return f"{head}{sep}about {peak / GIB:.1f} GiB at {side}×{side})"
+
+
 def candidate_line(dit_format: str, file_bytes: int, width: int = 1024, height: int = 1024) -> str:
     """One line for a model chooser: the DiT file's format, size and the GPU memory it needs to
     run without streaming (text encoder in RAM), e.g. ``GGUF Q4_K DiT, 3.4 GB — about 6.0 GiB

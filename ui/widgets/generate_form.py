@@ -250,6 +250,17 @@ class GenerateFormWidget(QScrollArea):
         idx = self.gpu.findData(device)
         self.gpu.setCurrentIndex(idx if idx >= 0 else 0)
 
+    def set_mode_labels(self, dit_format: str, unload_text_encoder: bool = False) -> None:
+        """Name the memory modes for the configured model's DiT format (a GGUF / scaled-fp8 /
+        nvfp4 file: the predicted need at 1024×1024; bf16: the usual card sizes)."""
+        from zitdesk.memory_predict import mode_label
+
+        for i in range(self.memory_mode.count()):
+            mode = MemoryMode(self.memory_mode.itemData(i))
+            text = mode_label(mode, dit_format, unload_text_encoder)
+            if self.memory_mode.itemText(i) != text:
+                self.memory_mode.setItemText(i, text)
+
     def set_memory_mode(self, mode: MemoryMode | str) -> None:
         idx = self.memory_mode.findData(MemoryMode(mode).value)
         if idx >= 0:

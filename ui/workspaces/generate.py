@@ -39,6 +39,7 @@ from zitdesk.memory_predict import (
     MemoryPredictor,
     fit_verdict,
     lighter_mode,
+    model_dit_format,
     retry_plan,
 )
 from zitdesk.settings import AppSettings
@@ -325,7 +326,9 @@ class GenerateWorkspace(GenerateView):
             )
             return
         request = self.form.preview_request(self.settings.model_path)
-        pred = self.predictor.predict(request)
+        fmt = self.predictor.dit_format or model_dit_format(request.model_path)
+        self.form.set_mode_labels(fmt, request.unload_text_encoder)
+        pred = self.predictor.predict(request, fmt)
         snap = self.snapshot
         gpu = snap.gpus[0] if snap is not None and snap.gpus else None
         verdict = fit_verdict(
