@@ -85,3 +85,27 @@ def test_status_bar_shows_the_messages_of_the_workspace_in_front(
     assert win.status_label.text() == shown
     win.switch_workspace(0)
     assert win.status_label.text().startswith("Cancelled")
+
+
+def test_queue_shows_five_jobs_whole_at_1366x768(qtbot, make_window, settings, tmp_path):
+    """One line a job: the running one and four waiting fit the right column of a 1366×768
+    window without scrolling, and the queue's buttons stay inside the window."""
+    eng = FakeEngine(["block", "finish"], image_dir=tmp_path)
+    win = make_window(settings, eng, show=True)
+    win.resize(1366, 768)
+    _queue_four(qtbot, win, eng)
+    win.generate.form.prompt.set_text("fifth heron " * 12)
+    win.generate.generate()
+    panel = win.generate.queue
+    qtbot.waitUntil(lambda: len(panel.texts()) == 5, timeout=30_000)
+    qtbot.waitUntil(lambda: panel.list.viewport().height() > 0, timeout=5_000)
+    view = panel.list.viewport().rect()
+    for i in range(5):
+        rect = panel.list.visualItemRect(panel.list.item(i))
+        assert 0 <= rect.top() and rect.bottom() <= view.bottom(), (i, rect, view)  # whole rows
+    assert "4. Generate 1 × 256×256: fifth heron" in panel.list.item(4).toolTip()  # whole line
+    assert not panel.list.verticalScrollBar().isVisible()
+    bottom = panel.remove_button.mapTo(win, panel.remove_button.rect().bottomRight())
+    assert win.rect().contains(bottom) and panel.remove_button.isVisible()
+    win.controller.cancel_all()
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)

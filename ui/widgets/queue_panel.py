@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from ui.widgets.text import plain_tooltip
 
 JobIdRole = Qt.ItemDataRole.UserRole + 1
+MIN_ROWS = 5  # the running job and four waiting ones fit without scrolling
 
 
 def describe_job(job: Any) -> str:
@@ -63,8 +64,14 @@ class QueuePanel(QWidget):
         self.title.setObjectName("sectionTitle")
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.setWordWrap(True)
+        # One line a job (the whole text is its tooltip): four jobs and more show whole in the
+        # narrow right column of a 1366×768 window instead of three lines each.
+        self.list.setWordWrap(False)
+        self.list.setUniformItemSizes(True)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.list.setMinimumHeight(self.rows_height(MIN_ROWS))
         self.remove_button = QPushButton("Remove")
         self.remove_button.setToolTip("Drop the selected waiting job from the queue")
         self.up_button = QToolButton()
@@ -94,6 +101,11 @@ class QueuePanel(QWidget):
                 sig.connect(self.refresh)
         self.refresh()
 
+    def rows_height(self, rows: int) -> int:
+        """The list's height for ``rows`` one-line jobs (frame included)."""
+        row = max(self.list.fontMetrics().height() + 4, self.list.sizeHintForRow(0))
+        return rows * row + 2 * self.list.frameWidth() + 2
+
     # -- contents -------------------------------------------------------------------------------
     def pending_ids(self) -> list[str]:
         return [j.job_id for j in self.controller.pending]
@@ -108,8 +120,9 @@ class QueuePanel(QWidget):
         self.list.clear()
         current = self.controller.current
         if current is not None:
-            state = "paused" if current.token.paused else "running"
-            self._add(f"▶ {describe_job(current)} ({state})", current.job_id, movable=False)
+            what = describe_job(current)  # the state first: a long line is cut at its end
+            text = f"❚❚ Paused: {what}" if current.token.paused else f"▶ {what}"
+            self._add(text, current.job_id, movable=False)
         for i, job in enumerate(self.controller.pending, 1):
             self._add(f"{i}. {describe_job(job)}", job.job_id, movable=True)
         if self.list.count() == 0:
