@@ -483,10 +483,10 @@ def _card_class(peak_bytes: int) -> int:
 
 #: The mode names of :attr:`MemoryMode.label` without their card sizes (for packed DiT files).
 MODE_NAMES = {
-    MemoryMode.GPU: "Everything on GPU (fastest",
+    MemoryMode.GPU: "Everything on GPU (fastest, ",
     MemoryMode.MODEL_OFFLOAD: "Model CPU offload (",
     MemoryMode.GROUP_OFFLOAD: "Block streaming from RAM (",
-    MemoryMode.SEQUENTIAL: "Sequential offload (smallest, slowest",
+    MemoryMode.SEQUENTIAL: "Sequential offload (slowest, ",
     MemoryMode.FP8: "fp8 weight storage (",
 }
 
@@ -497,19 +497,30 @@ def mode_label(
     """The Generate form's name for ``mode`` with the model's DiT file of ``dit_format``.
 
     A bf16 (or plain fp8) file keeps :attr:`MemoryMode.label` (its card sizes were measured); a
-    pre-quantised file (GGUF, scaled fp8, nvfp4) gets the predicted need at ``side``², e.g.
-    ``Everything on GPU (fastest, about 10.3 GiB at 1024×1024)``; fp8 storage places such a
-    file like GPU mode (``zitdesk.engine.memory``), so it says so."""
+    pre-quantised file (GGUF, scaled fp8, nvfp4) gets the predicted GPU memory at ``side``²
+    (:func:`mode_sizes_note` says so), e.g. ``Everything on GPU (fastest, ≈ 6.0 GiB)``; fp8
+    storage places such a file like GPU mode (``zitdesk.engine.memory``), so it says so. Short
+    enough for the form's column at 1366×768."""
     if not packed_dit(dit_format):
         return mode.label
     from zitdesk.models.quant import quant_label
 
     if mode is MemoryMode.FP8:
-        return f"fp8 weight storage (as Everything on GPU: the DiT is {quant_label(dit_format)})"
+        return f"fp8 weight storage (as GPU for {quant_label(dit_format)})"
     peak = estimate_peak(side, side, mode, False, unload_text_encoder, dit_format)
-    head = MODE_NAMES[mode]
-    sep = "" if head.endswith("(") else ", "
-    return f"{head}{sep}about {peak / GIB:.1f} GiB at {side}×{side})"
+    return f"{MODE_NAMES[mode]}≈ {peak / GIB:.1f} GiB)"
+
+
+def mode_sizes_note(dit_format: str, side: int = 1024) -> str:
+    """What the sizes in :func:`mode_label` are (``""`` for bf16 files: card sizes)."""
+    if not packed_dit(dit_format):
+        return ""
+    from zitdesk.models.quant import quant_label
+
+    return (
+        f"The sizes are the GPU memory predicted at {side}×{side} for this model's "
+        f"{quant_label(dit_format)} DiT."
+    )
 
 
 def candidate_line(dit_format: str, file_bytes: int, width: int = 1024, height: int = 1024) -> str:

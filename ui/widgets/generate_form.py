@@ -45,6 +45,9 @@ def _title(text: str) -> QLabel:
     return label
 
 
+MEMORY_TIP = "Where the model's weights live. Lighter modes fit smaller GPUs but run slower."
+
+
 def hardware_memory_mode(gpu_total_bytes: int | None) -> MemoryMode:
     """The Memory-mode default for the detected hardware (``None``: no usable GPU).
 
@@ -94,11 +97,14 @@ class GenerateFormWidget(QScrollArea):
         self.memory_mode = QComboBox()
         for mode in MemoryMode:
             self.memory_mode.addItem(mode.label, mode.value)
+        # Labels follow the model's DiT format (set_mode_labels): they never widen the column.
+        self.memory_mode.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.memory_mode.setMinimumContentsLength(24)
         self.memory_mode_chosen = False  # by the user (or a saved non-default): keep it
         self.memory_mode.activated.connect(self._on_mode_chosen)
-        self.memory_mode.setToolTip(
-            "Where the model's weights live. Lighter modes fit smaller GPUs but run slower."
-        )
+        self.memory_mode.setToolTip(MEMORY_TIP)
         self.vae_tiling = QCheckBox("VAE tiling (saves memory when decoding large images)")
         self.unload_te = QCheckBox("Keep the text encoder in RAM (saves ≈ 8 GB of VRAM)")
         self.fast = QCheckBox("Fast generation (compiles on supported GPUs)")
@@ -253,13 +259,15 @@ class GenerateFormWidget(QScrollArea):
     def set_mode_labels(self, dit_format: str, unload_text_encoder: bool = False) -> None:
         """Name the memory modes for the configured model's DiT format (a GGUF / scaled-fp8 /
         nvfp4 file: the predicted need at 1024×1024; bf16: the usual card sizes)."""
-        from zitdesk.memory_predict import mode_label
+        from zitdesk.memory_predict import mode_label, mode_sizes_note
 
         for i in range(self.memory_mode.count()):
             mode = MemoryMode(self.memory_mode.itemData(i))
             text = mode_label(mode, dit_format, unload_text_encoder)
             if self.memory_mode.itemText(i) != text:
                 self.memory_mode.setItemText(i, text)
+        note = mode_sizes_note(dit_format)
+        self.memory_mode.setToolTip(f"{MEMORY_TIP} {note}" if note else MEMORY_TIP)
 
     def set_memory_mode(self, mode: MemoryMode | str) -> None:
         idx = self.memory_mode.findData(MemoryMode(mode).value)
