@@ -138,9 +138,9 @@ def test_reuse_finds_the_lora_by_hash_then_name(private_setup, tmp_path):
     png = _generate(eng, tmp_path, lora)  # generation put the LoRA into the hash cache
     params = read_parameters(png)
     entry = params.loras[0]
-    from zitdesk.engine import generate
+    from zitdesk.engine import output
 
-    cache = generate._HASHES.path  # the engine's hash cache (made under the first test's home)
+    cache = output._HASHES.path  # the engine's hash cache (made under the first test's home)
     assert find_lora(entry.name, entry.hash, hash_cache=cache) == str(lora)
     assert find_lora(entry.name, entry.hash[:10], hash_cache=cache) == str(lora)  # AutoV2
     assert find_lora("my_cat", "0" * 64, hash_cache=cache) is None  # another file of that name

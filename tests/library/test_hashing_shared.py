@@ -19,7 +19,7 @@ def test_sha256_file_and_short_hashes(tmp_path):
 
 def test_library_and_generation_share_one_cache_object(tmp_path, monkeypatch):
     monkeypatch.setenv("ZITDESK_HOME", str(tmp_path / "home"))
-    from zitdesk.engine import generate
+    from zitdesk.engine import output
 
     lora = tmp_path / "a.safetensors"
     lora.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + b"w" * 100)
@@ -27,8 +27,8 @@ def test_library_and_generation_share_one_cache_object(tmp_path, monkeypatch):
     assert (
         idx.hashes is hashing.shared_cache() is hashing.shared_cache(hashing.default_cache_path())
     )
-    sha = generate._file_sha256(str(lora))
-    assert generate._HASHES is idx.hashes  # generation wrote into the library's object
+    sha = output._file_sha256(str(lora))
+    assert output._HASHES is idx.hashes  # generation wrote into the library's object
     st = lora.stat()
     assert idx.hashes.get(str(lora), st.st_size, st.st_mtime_ns).sha256 == sha
     assert hashing.shared_cache(tmp_path / "other.json") is not idx.hashes
@@ -67,5 +67,9 @@ def test_model_hash_is_kept_in_the_shared_cache(tmp_path, monkeypatch):
     assert generate.model_hash(source, wait=True) == sha[:10]
     st = dit.stat()
     assert hashing.shared_cache().get(str(dit), st.st_size, st.st_mtime_ns).sha256 == sha
-    assert not hasattr(generate, "_MODEL_HASHES")  # no second store of model hashes
+    from zitdesk.engine import output
+
+    assert not hasattr(generate, "_MODEL_HASHES") and not hasattr(
+        output, "_MODEL_HASHES"
+    )  # no second store of model hashes
     assert generate.model_hash(source) == sha[:10]  # from the cache at once, no thread

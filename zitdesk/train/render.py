@@ -100,7 +100,8 @@ class RenderMixin(RunState):
         """Render one interjected :class:`GenerateRequest` with the LoRA as of this step (training
         adapter off, as for samples) and emit its events under its own job id. Never raises:
         a failed try is that job's ``JobFailed``, the training job goes on."""
-        from zitdesk.engine.generate import StopBeforeDecode, render_image, save_image
+        from zitdesk.engine.generate import StopBeforeDecode, render_image
+        from zitdesk.engine.output import save_image
         from zitdesk.engine.requests import GenerateRequest
 
         job = getattr(request, "job_id", "try")
