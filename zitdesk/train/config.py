@@ -369,6 +369,16 @@ class TrainSpec:
     resume: bool = False
     job_id: str = field(default_factory=lambda: new_job_id("train"))
     config_path: str = ""  # where the config came from (shown in messages)
+    # Data-parallel (#19): two or more CUDA card numbers train one LoRA in one process per card
+    # (torchrun, NCCL, a child run of `zitdesk train --gpus`); ``processes`` > 1 does the same on
+    # the CPU (gloo: tests and CPU boxes). Empty / 0: the engine thread trains in-process on
+    # ``config.model.device``.
+    gpus: tuple[int, ...] = ()
+    processes: int = 0
+
+    @property
+    def data_parallel(self) -> bool:
+        return len(self.gpus) > 1 or self.processes > 1
 
 
 # ----------------------------------------------------------------------------------------------
