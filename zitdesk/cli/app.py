@@ -29,6 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_names() -> frozenset[str]:
+    """The sub-command names of :func:`build_parser` (``generate``, ``train``, …), for the frozen
+    launcher (packaging/launcher.py) to tell CLI calls from the app's; building the parser imports
+    no torch."""
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return frozenset(action.choices)
+    return frozenset()
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``zitdesk`` command (console script, ``python -m zitdesk``, the frozen launcher)."""
     configure_logging()
