@@ -3,7 +3,9 @@
 :func:`launch` runs torch's own launcher (``torch.distributed.run``, i.e. ``torchrun
 --standalone``) in this process; it starts one ``python -m zitdesk.cli.train CONFIG …`` per GPU
 (or per CPU process with ``--processes N``, gloo), which finds RANK/WORLD_SIZE in its environment
-and joins the group (:mod:`zitdesk.train.distributed`). ``--gpus 0,2`` picks cards through
+and joins the group (:mod:`zitdesk.train.distributed`). In the frozen app (PyInstaller, no
+``python -m``) each process is the bundle's console executable, ``zitdesk-console train CONFIG …``
+(torchrun's ``--no-python``; :func:`rank_command`). ``--gpus 0,2`` picks cards through
 ``CUDA_VISIBLE_DEVICES``. Rank 0 shows the progress; a failing process writes its one sentence to
 the report folder (``ZITDESK_DIST_REPORT``), torchrun stops the others, and :func:`launch` prints
 the first failure as one sentence (the last checkpoint stays; ``--resume`` continues).
@@ -106,8 +108,23 @@ def _root_cause(exc: Any, report: Path, processes: int) -> tuple[str, int]:
     return ("cancelled" if cancelled else what), (130 if cancelled else 1)
 
 
+def rank_command() -> list[str]:
+    """torchrun's arguments that name the program of each process: ``--module zitdesk.cli.train``
+    from a checkout; in the frozen app, which has no ``-m``, ``--no-python`` and this
+    installation's CLI (:func:`zitdesk.paths.cli_command`: the console executable) with ``train``.
+    torchrun starts a command by path with ``subprocess`` (no multiprocessing spawn of
+    ``sys.executable``), and the children see RANK/WORLD_SIZE, so they train and never relaunch."""
+    if not getattr(sys, "frozen", False):
+        return ["--module", "zitdesk.cli.train"]
+    from zitdesk.paths import cli_command
+
+    program, *prefix = cli_command()
+    return ["--no-python", program, *prefix, "train"]
+
+
 def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cuda: bool) -> int:
-    """Run ``python -m zitdesk.cli.train *child_args`` on ``processes`` ranks; the exit code."""
+    """Run ``zitdesk train *child_args`` on ``processes`` ranks (:func:`rank_command`); the exit
+    code."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -122,8 +139,7 @@ def launch(child_args: list[str], processes: int, gpu_ids: list[int] | None, cud
             "--standalone",
             f"--nproc-per-node={processes}",
             "--max-restarts=0",
-            "--module",
-            "zitdesk.cli.train",
+            *rank_command(),
             *child_args,
             "--device",
             "cuda" if cuda else "cpu",
