@@ -60,6 +60,7 @@ class AppSettings:
     last_lora_dir: str = ""
     strip_metadata: bool = False  # save images without parameters (nothing to share)
     generate_device: str = ""  # the card images are made on, "cuda:N" ("" = the default; #19)
+    train_gpus: str = ""  # the Train tab's "Train on": "1" (one card) or "0,1" (data-parallel)
     # The form's last text and LoRA stack, restored on start. A LoRA is "weight<TAB>on<TAB>path".
     last_prompt: str = ""
     last_negative: str = ""

@@ -9,6 +9,8 @@ Also runnable alone: ``python -m zitdesk.cli.train CONFIG.toml [--resume]``.
 * ``--json``: every event as a JSON line on stdout (:func:`~zitdesk.cli.events.event_json`).
 * ``--gpus N`` / ``--gpus 0,2``: data-parallel training, one process per GPU (torchrun, NCCL);
   ``--processes N``: the same on the CPU (gloo), for tests and CPU boxes. See docs/multi-gpu.md.
+* ``ZITDESK_STOP_FILE`` (set by the app for a data-parallel run): when that file appears, stop
+  as Ctrl-C once does (every rank watches it).
 * Exit codes: 0 finished, 1 failed (one plain sentence on stderr), 2 usage, 130 cancelled.
 """
 
@@ -172,6 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     quiet = world is not None and world.rank > 0  # rank 0 tells the progress
     spec = TrainSpec(config=cfg, resume=args.resume, config_path=str(args.config))
     cancel = CancelToken()
+    _watch_stop_file(cancel)
     printer = EventPrinter(
         _describe,
         cfg.optim.steps,
@@ -228,6 +231,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         for p in ev.paths:
             print(p)
     return 0
+
+
+def _watch_stop_file(cancel: Any) -> None:
+    """The app's Stop for a run in child processes (``zitdesk.train.parallel_job``): when the
+    file named by ``ZITDESK_STOP_FILE`` appears, cancel (finish the step, save, exit 130). Every
+    rank watches; the gradient sync's stop flag makes them stop after the same step."""
+    import os
+    import threading
+    import time
+
+    path = os.environ.get("ZITDESK_STOP_FILE", "")
+    if not path:
+        return
+
+    def watch() -> None:
+        while not cancel.cancelled:
+            if os.path.exists(path):
+                cancel.cancel()
+                return
+            time.sleep(0.5)  # a file another process writes: nothing to wait on but the clock
+
+    threading.Thread(target=watch, name="stop-file", daemon=True).start()
 
 
 def _launch(args: argparse.Namespace) -> int:

@@ -15,6 +15,10 @@ to the :class:`~zitdesk.train.trainer.Trainer` — and lends the loaded pipeline
   (adapter merged, fp8/NF4) or another attention backend was set, or the job failed, nothing is
   returned and generation reloads cleanly.
 
+A data-parallel :class:`~zitdesk.train.config.TrainSpec` (two or more GPUs, issue #19) runs as
+child processes (:func:`zitdesk.train.parallel_job.run_data_parallel`); generation frees its
+pipeline first. A spec for exactly one card (``gpus=(N,)``) trains here on ``cuda:N``.
+
 ``run`` never raises; one job at a time, on the calling thread (the engine thread).
 """
 
@@ -69,8 +73,13 @@ class StudioEngine:
             from zitdesk.engine.enhance import run_enhance
 
             run_enhance(self.generation, request, emit, cancel)
+        elif isinstance(request, TrainSpec) and request.data_parallel:
+            from zitdesk.train.parallel_job import run_data_parallel
+
+            self.generation.shutdown()  # the child processes need the cards' memory
+            run_data_parallel(request, emit, cancel)
         elif isinstance(request, TrainSpec):
-            self.trainer.run(request, emit, cancel)
+            self.trainer.run(_on_its_card(request), emit, cancel)
         else:
             job = str(getattr(request, "job_id", "") or "job")
             emit(JobStarted(job, kind="unknown"))
@@ -91,3 +100,15 @@ class StudioEngine:
             self._captioner.release()
         if self._trainer is not None:
             self._trainer.shutdown()
+
+
+def _on_its_card(spec: Any) -> Any:
+    """A spec for one named card (``gpus=(N,)``) trains in-process on ``cuda:N``."""
+    if len(spec.gpus) != 1:
+        return spec
+    from dataclasses import replace
+
+    device = f"cuda:{int(spec.gpus[0])}"
+    if spec.config.model.device == device:
+        return spec
+    return replace(spec, config=spec.config.with_changes(model={"device": device}))
