@@ -6,13 +6,18 @@ one job at a time through the engine protocol (``run(request, emit, cancel)``). 
 leaves the thread as ``Signal(object)`` carrying the engine's frozen dataclass.
 
 ``EngineController`` lives on the GUI thread. It owns the one job queue for every kind
-(``generate``, ``train``) and sends the next job only after the previous one's terminal event, so a
-generation submitted while training runs waits and runs after it. While a training job is paused,
-:meth:`EngineController.try_generate` hands a generation to that job (kind ``try``: rendered inside
-the paused trainer with the LoRA as of this step, its events under its own job id); tries not
-served when the training job ends are queued as ordinary generations, first in line. Cancel sets the job's :class:`CancelToken` directly: a
-queued "cancel" call would wait behind the busy worker. Previews are throttled (about 4 per second)
-and turned into ``QImage``s here, on the GUI thread; widgets make the ``QPixmap``.
+(``generate``, ``train``, ``caption`` …) and one *lane* per GPU in use (:mod:`zitdesk.engine.lanes`:
+the main lane is the engine's own device, ``cuda:N`` another card), each with its own engine thread
+and engine. Jobs of one lane run one at a time in queue order, so a generation submitted while
+training on the same card waits and runs after it; jobs of different lanes run at once (train on
+card 1, generate on card 0). A data-parallel training job holds the lanes of all its cards, and a
+queued job never overtakes an earlier one waiting for one of its cards. While a training job is
+paused, :meth:`EngineController.try_generate` hands a generation to that job (kind ``try``:
+rendered inside the paused trainer with the LoRA as of this step, its events under its own job
+id); tries not served when the training job ends are queued as ordinary generations, first in
+line. Cancel sets the job's :class:`CancelToken` directly: a queued "cancel" call would wait behind
+the busy worker. Previews are throttled (about 4 per second) and turned into ``QImage``s here, on
+the GUI thread (``job_preview`` says whose); widgets make the ``QPixmap``.
 
 Thread rules: cross-thread connections go to ``@Slot`` methods only (no lambdas), and the worker
 never touches widgets.
@@ -26,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QDeadlineTimer, QObject, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from zitdesk.caption.request import CaptionReady
@@ -44,6 +49,7 @@ from zitdesk.engine.events import (
     PhaseChanged,
     StepProgress,
 )
+from zitdesk.engine.lanes import lanes_of
 from zitdesk.engine.protocol import Engine
 from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
 
@@ -164,6 +170,27 @@ class EngineWorker(QObject):
             QThread.currentThread().quit()
 
 
+class _Lane(QObject):
+    """One GPU lane: its engine thread, its worker (own engine) and the job it runs."""
+
+    dispatch = Signal(object)  # → EngineWorker.run_job (queued, this lane's thread)
+    stop = Signal()  # → EngineWorker.shutdown
+
+    def __init__(self, key: str, factory: EngineFactory, on_event: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.key = key
+        self.job: Job | None = None
+        self.thread = QThread()
+        self.thread.setObjectName(f"zitdesk-engine-{key}" if key else "zitdesk-engine")
+        self.worker = EngineWorker(factory)
+        self.worker.moveToThread(self.thread)
+        self.dispatch.connect(self.worker.run_job)
+        self.stop.connect(self.worker.shutdown)
+        self.worker.event.connect(on_event)
+        self.thread.finished.connect(self.worker.deleteLater)
+        self.started_once = False
+
+
 class EngineController(QObject):
     """GUI-thread queue and dispatcher; the single place job state changes."""
 
@@ -172,7 +199,8 @@ class EngineController(QObject):
     phase_changed = Signal(object)  # PhaseChanged
     warning = Signal(object)  # JobWarning
     progress = Signal(object)  # StepProgress (every step; preview throttled separately)
-    preview_ready = Signal(QImage)  # throttled live preview
+    preview_ready = Signal(QImage)  # throttled live preview (of any job)
+    job_preview = Signal(str, QImage)  # the same, with the job id it belongs to
     image_ready = Signal(object)  # ImageReady
     lora_report = Signal(object)  # LoraReport
     job_finished = Signal(object)  # JobFinished
@@ -189,9 +217,6 @@ class EngineController(QObject):
     resumed = Signal(object)  # Resumed
     caption_ready = Signal(object)  # CaptionReady (one image of a caption job)
 
-    _dispatch = Signal(object)  # → EngineWorker.run_job (queued, engine thread)
-    _shutdown_worker = Signal()  # → EngineWorker.shutdown
-
     def __init__(
         self,
         engine_factory: EngineFactory | None = None,
@@ -199,39 +224,47 @@ class EngineController(QObject):
         preview_interval_ms: int = PREVIEW_INTERVAL_MS,
     ) -> None:
         super().__init__(parent)
+        self._factory = engine_factory or default_engine_factory
         self._pending: list[Job] = []
-        self._current: Job | None = None
+        self._lanes: dict[str, _Lane] = {}
         self._jobs: dict[str, Job] = {}
         self._tries: dict[str, Job] = {}  # try jobs handed to the paused training job
         self._stopped = False
-        self._thread = QThread()
-        self._thread.setObjectName("zitdesk-engine")
-        self._worker = EngineWorker(engine_factory or default_engine_factory)
-        self._worker.moveToThread(self._thread)
-        self._dispatch.connect(self._worker.run_job)
-        self._shutdown_worker.connect(self._worker.shutdown)
-        self._worker.event.connect(self._on_event)
-        self._thread.finished.connect(self._worker.deleteLater)
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(preview_interval_ms)
         self._preview_timer.timeout.connect(self._flush_preview)
-        self._pending_preview: Any = None
-        # The thread starts with the first job, so a window that fails to build never leaves a
-        # running QThread behind (destroying one aborts the process).
+        self._pending_preview: tuple[str, Any] | None = None
+        # Lanes (and their threads) start with their first job, so a window that fails to build
+        # never leaves a running QThread behind (destroying one aborts the process).
 
-    def _ensure_thread(self) -> None:
-        if not self._thread.isRunning() and not self._stopped:
-            self._thread.start()
+    def _lane(self, key: str) -> _Lane:
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(key, self._factory, self._on_event)
+        return lane
 
     # -- queries ------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self._current is not None
+        """True while any job runs (on any GPU)."""
+        return any(lane.job is not None for lane in self._lanes.values())
+
+    @property
+    def running_jobs(self) -> list[Job]:
+        """The running (or paused) jobs, main lane first; a job on several cards once."""
+        seen: list[Job] = []
+        for key in sorted(self._lanes):
+            job = self._lanes[key].job
+            if job is not None and job not in seen:
+                seen.append(job)
+        return seen
 
     @property
     def current(self) -> Job | None:
-        return self._current
+        """The first running job (the main lane's when it has one)."""
+        jobs = self.running_jobs
+        return jobs[0] if jobs else None
 
     @property
     def pending(self) -> list[Job]:
@@ -240,10 +273,26 @@ class EngineController(QObject):
     def job(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
+    def lanes_of(self, job: Job) -> tuple[str, ...]:
+        return lanes_of(job.request)
+
+    def jobs_ahead(self, job: Job) -> int:
+        """How many jobs end before ``job`` can start: the ones running on its cards and the ones
+        queued before it for any of them (0 once it runs)."""
+        if job.state != "queued" or job not in self._pending:
+            return 0
+        mine = set(lanes_of(job.request))
+        running = {id(j) for k in mine if (j := self._lane_job(k)) is not None}
+        before = self._pending[: self._pending.index(job)]
+        return len(running) + sum(1 for j in before if mine & set(lanes_of(j.request)))
+
+    def _lane_job(self, key: str) -> Job | None:
+        lane = self._lanes.get(key)
+        return lane.job if lane is not None else None
+
     def current_training(self) -> Job | None:
         """The running (or paused) training job, if any."""
-        job = self._current
-        return job if job is not None and job.kind == "train" else None
+        return next((j for j in self.running_jobs if j.kind == "train"), None)
 
     @property
     def tries(self) -> list[Job]:
@@ -252,12 +301,12 @@ class EngineController(QObject):
 
     @property
     def running(self) -> bool:
-        """True while the engine thread is alive (it starts with the first job)."""
-        return self._thread.isRunning()
+        """True while an engine thread is alive (each starts with its lane's first job)."""
+        return any(lane.thread.isRunning() for lane in self._lanes.values())
 
     # -- commands -----------------------------------------------------------------------------
     def submit(self, request: Any, kind: str | None = None) -> Job:
-        """Queue a request (a frozen engine dataclass); it runs when the engine is free. ``kind``
+        """Queue a request (a frozen engine dataclass); it runs when its GPU is free. ``kind``
         defaults from the type: GenerateRequest → "generate", TrainSpec → "train"."""
         if self._stopped:
             raise RuntimeError("the engine has been shut down")
@@ -301,7 +350,8 @@ class EngineController(QObject):
         return job
 
     def cancel(self, job_id: str | None = None) -> None:
-        """Cancel the running job (default) or drop a queued one. Safe to call at any time."""
+        """Cancel a running job (default: every running one) or drop a queued one. Safe to call
+        at any time."""
         if job_id is not None and job_id in self._tries:
             job = self._tries[job_id]
             train = self._jobs.get(job.parent)
@@ -310,9 +360,12 @@ class EngineController(QObject):
             else:
                 job.token.cancel()  # running inside the trainer: it stops before decoding
             return
-        if job_id is None or (self._current is not None and self._current.job_id == job_id):
-            if self._current is not None:
-                self._current.token.cancel()  # set directly: the worker is busy
+        for running in self.running_jobs:
+            if job_id is None or running.job_id == job_id:
+                running.token.cancel()  # set directly: the worker is busy
+                if job_id is not None:
+                    return
+        if job_id is None:
             return
         for job in self._pending:
             if job.job_id == job_id:
@@ -322,12 +375,13 @@ class EngineController(QObject):
                 self.job_cancelled.emit(job.result)
                 self.job_ended.emit(job)
                 self.queue_changed.emit()
+                self._dispatch_next()  # a job behind it on another card may start now
                 return
 
     def move(self, job_id: str, index: int) -> bool:
         """Move a queued job to position ``index`` of :attr:`pending` (clamped); True if it moved.
 
-        Only waiting jobs move; the running one stays where it is."""
+        Only waiting jobs move; running ones stay where they are."""
         for pos, job in enumerate(self._pending):  # noqa: B007 - pos is used after the loop
             if job.job_id == job_id:
                 break
@@ -339,6 +393,7 @@ class EngineController(QObject):
         del self._pending[pos]
         self._pending.insert(index, job)
         self.queue_changed.emit()
+        self._dispatch_next()
         return True
 
     def cancel_all(self) -> None:
@@ -349,45 +404,66 @@ class EngineController(QObject):
         self.cancel()
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel everything, free the engine and wait for the thread. True if it stopped."""
+        """Cancel everything, free every engine and wait for the threads. True if they stopped."""
         if self._stopped:
-            return not self._thread.isRunning()
+            return not self.running
         self._stopped = True
         self.cancel_all()
         self._preview_timer.stop()
-        if self._thread.isRunning():
-            self._shutdown_worker.emit()  # runs after the (cancelled) current job returns
-            stopped = self._thread.wait(timeout_ms)
-        else:
-            stopped = True
-            self._worker.deleteLater()
+        stopped = True
+        deadline = QDeadlineTimer(timeout_ms)
+        for lane in self._lanes.values():
+            if lane.thread.isRunning():
+                lane.stop.emit()  # runs after the (cancelled) current job returns
+            elif not lane.started_once:
+                lane.worker.deleteLater()
+        for lane in self._lanes.values():
+            if lane.thread.isRunning():
+                stopped = lane.thread.wait(deadline) and stopped
         if not stopped:
-            log.error("the engine thread did not stop within %d ms", timeout_ms)
+            log.error("an engine thread did not stop within %d ms", timeout_ms)
         return stopped
 
     def wait(self, timeout_ms: int | None = None) -> bool:
-        """Wait for the engine thread to end (forever when ``timeout_ms`` is None)."""
-        return self._thread.wait() if timeout_ms is None else self._thread.wait(timeout_ms)
+        """Wait for the engine threads to end (forever when ``timeout_ms`` is None)."""
+        lanes = list(self._lanes.values())
+        if timeout_ms is None:
+            return all([lane.thread.wait() for lane in lanes])
+        deadline = QDeadlineTimer(timeout_ms)
+        return all([lane.thread.wait(deadline) for lane in lanes])
 
     # -- internals ----------------------------------------------------------------------------
     def _dispatch_next(self) -> None:
-        if self._current is not None or not self._pending or self._stopped:
+        """Start every queued job whose cards are free, in queue order: a job never overtakes an
+        earlier one that waits for one of its cards, so each card's jobs keep their order."""
+        if self._stopped:
             return
-        self._ensure_thread()
-        job = self._pending.pop(0)
-        job.state = "running"
-        self._current = job
-        self.queue_changed.emit()
-        self.busy_changed.emit(True)
-        self._dispatch.emit(job)
+        claimed: set[str] = set()  # cards an earlier waiting job is first in line for
+        for job in list(self._pending):
+            lanes = set(lanes_of(job.request))
+            if lanes & claimed or any(self._lane_job(k) is not None for k in lanes):
+                claimed |= lanes
+                continue
+            self._pending.remove(job)
+            job.state = "running"
+            for key in lanes:
+                self._lane(key).job = job
+            lane = self._lane(min(lanes))  # the job runs on the thread of its first card
+            if not lane.thread.isRunning():
+                lane.thread.start()
+                lane.started_once = True
+            self.queue_changed.emit()
+            self.busy_changed.emit(True)
+            lane.dispatch.emit(job)
+
+    def _running_job(self, job_id: str) -> Job | None:
+        return next((j for j in self.running_jobs if j.job_id == job_id), None)
 
     @Slot(object)
     def _on_event(self, ev: EngineEvent) -> None:
-        job = self._current
         try_job = self._tries.get(ev.job_id)
-        if try_job is not None:
-            job = try_job
-        elif job is None or ev.job_id != job.job_id:
+        job = try_job if try_job is not None else self._running_job(ev.job_id)
+        if job is None:
             log.debug("ignoring event for inactive job %s", ev.job_id)
             return
         if isinstance(ev, TrainStep):
@@ -405,7 +481,7 @@ class EngineController(QObject):
         elif isinstance(ev, StepProgress):
             self.progress.emit(ev)
             if ev.preview is not None:
-                self._pending_preview = ev.preview
+                self._pending_preview = (ev.job_id, ev.preview)
                 if not self._preview_timer.isActive():
                     self._flush_preview()
         elif isinstance(ev, JobStarted):
@@ -448,9 +524,11 @@ class EngineController(QObject):
         self.queue_changed.emit()
 
     def _finish(self, job: Job, ev: EngineEvent) -> None:
-        self._preview_timer.stop()
-        self._pending_preview = None
-        self._current = None
+        if self._pending_preview is not None and self._pending_preview[0] == job.job_id:
+            self._pending_preview = None
+        for lane in self._lanes.values():
+            if lane.job is job:
+                lane.job = None
         if job.kind == "train":
             # Tries the trainer did not serve (it resumed or ended first) run next, as ordinary
             # generations, in the order they were asked for.
@@ -468,16 +546,18 @@ class EngineController(QObject):
                     continue
                 self._pending.insert(0, t)
         self._settle(job, ev)
-        if not self._pending:
+        if not self._pending and not self.busy:
             self.busy_changed.emit(False)
         self._dispatch_next()
 
     @Slot()
     def _flush_preview(self) -> None:
-        array, self._pending_preview = self._pending_preview, None
-        if array is None:
+        pending, self._pending_preview = self._pending_preview, None
+        if pending is None:
             return
+        job_id, array = pending
         image = preview_to_qimage(array)
         if image is not None:
             self.preview_ready.emit(image)
+            self.job_preview.emit(job_id, image)
         self._preview_timer.start()

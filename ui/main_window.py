@@ -576,10 +576,9 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         waiting = [j for j in self.controller.pending if j.kind != "train"]
-        running = self.controller.current
-        generating = running is not None and running.kind != "train"
+        generating = [j for j in self.controller.running_jobs if j.kind != "train"]
         if (generating or waiting) and not self._closing and self.isVisible():
-            n = len(waiting) + (1 if generating else 0)
+            n = len(waiting) + len(generating)
             answer = QMessageBox.question(
                 self,
                 "Images are being generated",

@@ -368,11 +368,11 @@ class CaptionDialog(QDialog):
         total = min(len(req.names), PREVIEW_COUNT) if purpose == "preview" else len(req.names)
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(0)
-        busy = self.controller.busy
-        self.status.setText("Waiting for the running job to finish…" if busy else "Starting…")
         if purpose == "preview":
             self.preview.clear()
-        self.controller.submit(req, "caption")
+        job = self.controller.submit(req, "caption")
+        waiting = job.state == "queued"  # another job runs on the card it needs
+        self.status.setText("Waiting for the running job to finish…" if waiting else "Starting…")
         self._update_buttons()
 
     @Slot()

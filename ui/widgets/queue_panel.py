@@ -1,5 +1,6 @@
-"""The engine queue, visible: the running job and every waiting one (generations and training),
-each with what it is; waiting jobs can be removed and reordered (``EngineController.move``)."""
+"""The engine queue, visible: the running jobs (one per GPU in use) and every waiting one
+(generations and training), each with what it is and, with several GPUs in use, the card it needs;
+waiting jobs can be removed and reordered (``EngineController.move``)."""
 
 from __future__ import annotations
 
@@ -118,13 +119,17 @@ class QueuePanel(QWidget):
         selected = self.selected_id()
         self.list.blockSignals(True)
         self.list.clear()
-        current = self.controller.current
-        if current is not None:
-            what = describe_job(current)  # the state first: a long line is cut at its end
-            text = f"❚❚ Paused: {what}" if current.token.paused else f"▶ {what}"
-            self._add(text, current.job_id, movable=False)
-        for i, job in enumerate(self.controller.pending, 1):
-            self._add(f"{i}. {describe_job(job)}", job.job_id, movable=True)
+        running = list(getattr(self.controller, "running_jobs", None) or [])
+        if not running and self.controller.current is not None:
+            running = [self.controller.current]
+        pending = self.controller.pending
+        cards = self._cards_shown(running + pending)
+        for job in running:
+            what = cards(job) + describe_job(job)  # the state first: a long line is cut at its end
+            text = f"❚❚ Paused: {what}" if job.token.paused else f"▶ {what}"
+            self._add(text, job.job_id, movable=False)
+        for i, job in enumerate(pending, 1):
+            self._add(f"{i}. {cards(job)}{describe_job(job)}", job.job_id, movable=True)
         if self.list.count() == 0:
             empty = QListWidgetItem("Nothing is running or waiting.")
             empty.setFlags(Qt.ItemFlag.NoItemFlags)
@@ -134,6 +139,23 @@ class QueuePanel(QWidget):
         self.title.setText(f"Queue ({n} waiting)" if n else "Queue")
         self.select(selected)
         self._update_buttons()
+
+    @staticmethod
+    def _cards_shown(jobs: list[Any]) -> Any:
+        """Each job's cards ("GPU 1 · ") once any job in view is for a card other than the first
+        (several GPUs in use, #19); else nothing."""
+        from zitdesk.engine.lanes import MAIN, lane_label, lanes_of
+
+        if all(lanes_of(j.request) == (MAIN,) for j in jobs):
+            return lambda job: ""
+
+        def cards(job: Any) -> str:
+            lanes = lanes_of(job.request)
+            if len(lanes) == 1:
+                return f"{lane_label(lanes[0])} · "
+            return "GPUs " + " + ".join(lane_label(k)[4:] for k in lanes) + " · "
+
+        return cards
 
     def _add(self, text: str, job_id: str, movable: bool) -> None:
         item = QListWidgetItem(text)

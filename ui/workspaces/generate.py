@@ -167,7 +167,7 @@ class GenerateWorkspace(GenerateView):
         c.phase_changed.connect(self._on_phase)
         c.warning.connect(self._on_warning)
         c.progress.connect(self._on_progress)
-        c.preview_ready.connect(self._on_preview)
+        c.job_preview.connect(self._on_preview)
         c.image_ready.connect(self._on_image)
         c.lora_report.connect(self._on_lora_report)
         c.job_ended.connect(self._on_job_ended)
@@ -236,7 +236,7 @@ class GenerateWorkspace(GenerateView):
         if self.training_paused():
             return self.controller.try_generate(request)  # inside the paused training job
         job = self.controller.submit(request)
-        if self.controller.busy and self.controller.current is not job:
+        if job.state == "queued":
             self.status_message.emit(f"Queued ({len(self.controller.pending)} waiting).")
         return job
 
@@ -247,9 +247,13 @@ class GenerateWorkspace(GenerateView):
             for job in tries:
                 self.controller.cancel(job.job_id)
             return
-        if self._is_training(self.controller.current):
-            return  # Esc here must not stop a training run; the Train tab has Stop
-        self.controller.cancel()
+        # Esc here stops generations only, never a training run (the Train tab has Stop); with
+        # several GPUs a training run on one card and generations on another run at once.
+        for job in self._generations():
+            self.controller.cancel(job.job_id)
+
+    def _generations(self) -> list[Job]:
+        return [j for j in self.controller.running_jobs if not self._is_training(j)]
 
     # -- training ("Try it") --------------------------------------------------------------------
     def _is_training(self, job_or_id: Any) -> bool:
@@ -410,16 +414,17 @@ class GenerateWorkspace(GenerateView):
     @Slot(bool)
     def _on_busy(self, busy: bool) -> None:
         # Cancel here stops generations, never a training run (the Train tab has Stop).
-        self.cancel_button.setEnabled(busy and not self._is_training(self.controller.current))
+        self.cancel_button.setEnabled(busy and bool(self._generations()))
         paused = self.training_note.isVisible()
         self.generate_button.setText("Add to queue" if busy and not paused else "Generate")
 
     @Slot(object)
     def _on_job_started(self, ev) -> None:
         if self._is_training(ev.job_id):
-            self.cancel_button.setEnabled(False)
+            self.cancel_button.setEnabled(bool(self._generations()))
             return
         self.cancel_button.setEnabled(True)
+        self._shown_job = ev.job_id  # progress and preview follow the newest generation
         self.progress.start(ev.total_steps)
         self._first_image[ev.job_id] = True
         self._started.add(ev.job_id)
@@ -441,15 +446,18 @@ class GenerateWorkspace(GenerateView):
 
     @Slot(object)
     def _on_progress(self, ev) -> None:
+        if ev.job_id != getattr(self, "_shown_job", ev.job_id):
+            return  # another card's generation: the newest one is shown
         done = ev.image_index * ev.total + ev.step
         label = f"Step {ev.step}/{ev.total}"
         if ev.image_count > 1:
             label = f"Image {ev.image_index + 1}/{ev.image_count} · {label}"
         self.progress.set_step(done, ev.total * ev.image_count, label)
 
-    @Slot(QImage)
-    def _on_preview(self, image: QImage) -> None:
-        self.progress.show_preview(image)
+    @Slot(str, QImage)
+    def _on_preview(self, job_id: str, image: QImage) -> None:
+        if job_id == getattr(self, "_shown_job", job_id):
+            self.progress.show_preview(image)
 
     @Slot(object)
     def _on_image(self, ev) -> None:

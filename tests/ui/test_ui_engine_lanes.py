@@ -1,0 +1,144 @@
+"""One engine worker per GPU (#19): jobs for different cards run at once, each card's jobs keep
+their order, and a data-parallel job holds every card it uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from fakes import FakeEngine
+
+from ui.engine_host import EngineController
+from zitdesk.engine.lanes import lane_label, lane_of_device, lanes_of
+from zitdesk.engine.requests import GenerateRequest, new_job_id
+from zitdesk.train.config import TrainConfig, TrainSpec
+
+
+@dataclass(frozen=True)
+class SpreadRequest:
+    """Stands in for a data-parallel TrainSpec in the scripted engine (it reads steps/count)."""
+
+    gpus: tuple[int, ...]
+    steps: int = 1
+    count: int = 1
+    loras: tuple = ()
+    job_id: str = field(default_factory=lambda: new_job_id("train"))
+
+
+@pytest.fixture
+def lanes(qtbot):
+    """A controller whose factory builds a new scripted engine per lane (as the real one does)."""
+    made: list[tuple[EngineController, list[FakeEngine]]] = []
+
+    def make(script="block"):
+        engines: list[FakeEngine] = []
+
+        def factory():
+            engines.append(FakeEngine(script))
+            return engines[-1]
+
+        c = EngineController(factory)
+        made.append((c, engines))
+        return c, engines
+
+    yield make
+    for c, _ in made:
+        assert c.shutdown(10_000)
+
+
+def req(device="", **kw):
+    return GenerateRequest(prompt="a cat", steps=2, width=64, height=64, device=device, **kw)
+
+
+def test_lanes_of_requests():
+    assert lane_of_device("") == lane_of_device("auto") == lane_of_device("cuda:0") == ""
+    assert lane_of_device("cuda") == lane_of_device("cpu") == ""
+    assert lane_of_device("CUDA:2") == "cuda:2" and lane_of_device("cuda:x") == ""
+    assert lanes_of(req("cuda:1")) == ("cuda:1",)
+    cfg = TrainConfig()
+    assert lanes_of(TrainSpec(cfg)) == ("",)
+    assert lanes_of(TrainSpec(cfg.with_changes(model={"device": "cuda:3"}))) == ("cuda:3",)
+    assert lanes_of(TrainSpec(cfg, gpus=(1, 0))) == ("", "cuda:1")
+    assert lane_label("") == "GPU 0" and lane_label("cuda:2") == "GPU 2"
+
+
+def test_jobs_for_two_cards_run_at_once_on_their_own_threads(qtbot, lanes):
+    c, engines = lanes()
+    on0 = c.submit(req())
+    on1 = c.submit(req("cuda:1"))
+    qtbot.waitUntil(lambda: len(engines) == 2 and all(e.blocking.is_set() for e in engines))
+    assert on0.state == on1.state == "running" and c.pending == []
+    assert c.running_jobs == [on0, on1] and c.current is on0 and c.busy
+    threads = {e.threads[0] for e in engines}
+    assert len(threads) == 2  # one engine thread (and engine) per card
+    with qtbot.waitSignal(c.job_cancelled, timeout=5000):
+        c.cancel(on1.job_id)  # stopping card 1's job leaves card 0's running
+    assert on1.state == "cancelled" and on0.state == "running" and c.busy
+    with qtbot.waitSignal(c.busy_changed, timeout=5000) as idle:
+        c.cancel()
+    assert idle.args == [False] and on0.state == "cancelled"
+
+
+def test_each_card_keeps_its_order_and_a_free_card_does_not_wait(qtbot, lanes):
+    c, engines = lanes(["block", "block", "finish"])
+    first0 = c.submit(req())
+    second0 = c.submit(req())  # waits for card 0
+    first1 = c.submit(req("cuda:1"))  # card 1 is free: starts at once, ahead of second0
+    qtbot.waitUntil(lambda: first1.state == "running" and len(engines) == 2)
+    assert c.pending == [second0] and first0.state == "running"
+    assert c.jobs_ahead(second0) == 1 and c.jobs_ahead(first1) == 0
+    c.cancel(first0.job_id)
+    qtbot.waitUntil(lambda: second0.state in ("running", "finished", "cancelled"), timeout=5000)
+    assert first1.state == "running"  # card 1 never waited for card 0's queue
+    c.cancel_all()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+
+
+def test_a_data_parallel_job_holds_every_card_and_is_not_overtaken(qtbot, lanes):
+    c, engines = lanes()
+    on0 = c.submit(req())
+    spread = c.submit(SpreadRequest(gpus=(0, 1)))  # needs cards 0 and 1: waits for card 0
+    later1 = c.submit(req("cuda:1"))  # card 1 is free, but the spread job is first in line for it
+    qtbot.waitUntil(
+        lambda: bool(engines) and engines[0].blocking.is_set() and on0.state == "running"
+    )
+    qtbot.wait(100)
+    assert spread.state == "queued" and later1.state == "queued"
+    assert c.jobs_ahead(spread) == 1 and c.jobs_ahead(later1) == 1
+    c.cancel(on0.job_id)
+    qtbot.waitUntil(lambda: spread.state == "running", timeout=5000)
+    assert later1.state == "queued"  # the spread job holds card 1 too
+    assert c.running_jobs == [spread] and c.jobs_ahead(later1) == 1
+    c.cancel(spread.job_id)
+    qtbot.waitUntil(lambda: later1.state == "running", timeout=5000)
+    c.cancel_all()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+
+
+def test_cancelling_a_waiting_job_lets_the_one_behind_it_start(qtbot, lanes):
+    c, engines = lanes()
+    on0 = c.submit(req())
+    spread = c.submit(SpreadRequest(gpus=(0, 1)))
+    later1 = c.submit(req("cuda:1"))
+    qtbot.waitUntil(lambda: on0.state == "running")
+    c.cancel(spread.job_id)  # dropped from the queue: card 1's job is no longer held back
+    qtbot.waitUntil(lambda: later1.state == "running", timeout=5000)
+    assert spread.state == "cancelled" and on0.state == "running"
+    c.cancel_all()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+
+
+def test_shutdown_stops_every_card_thread(qtbot):
+    engines: list[FakeEngine] = []
+
+    def factory():
+        engines.append(FakeEngine("block"))
+        return engines[-1]
+
+    c = EngineController(factory)
+    c.submit(req())
+    c.submit(req("cuda:2"))
+    qtbot.waitUntil(lambda: len(engines) == 2 and all(e.blocking.is_set() for e in engines))
+    assert c.running
+    assert c.shutdown(10_000)
+    assert not c.running and [e.shutdown_calls for e in engines] == [1, 1]
