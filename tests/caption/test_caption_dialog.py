@@ -7,19 +7,13 @@ from __future__ import annotations
 import pytest
 
 from tests.support.caption_models import make_colour_dataset, make_tiny_tagger
+from tests.support.dataset_window import close_dataset_window, dataset_window
 
 pytest.importorskip("PySide6")
 
 
 @pytest.fixture
 def host(qtbot, tmp_path):
-    from PySide6.QtWidgets import QMainWindow
-
-    from ui.datasets.workspace import DatasetsWorkspace
-    from ui.engine_host import EngineController
-    from zitdesk.engine.studio import StudioEngine
-    from zitdesk.settings import AppSettings
-
     colours = {
         f"{i:02d}_{c}.png": rgb
         for i, (c, rgb) in enumerate(
@@ -30,23 +24,11 @@ def host(qtbot, tmp_path):
     (folder / "00_red.txt").write_text("my cat", encoding="utf-8")
     tagger = make_tiny_tagger(tmp_path / "wd-tiny-tagger-v3")
 
-    win = QMainWindow()
-    win.controller = EngineController(lambda: StudioEngine(device="cpu"), win)
-    win.settings = AppSettings()
-    ws = DatasetsWorkspace(
-        folder=folder,
-        tokenizer_loader=None,
-        thumb_cache_dir=tmp_path / "thumbs",
-        datasets_root=tmp_path / "new",
-        remember=False,
-        auto_check=False,
-    )
-    win.setCentralWidget(ws)
+    win, ws = dataset_window(folder, tmp_path)
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=10_000)
     yield win, ws, folder, tagger
-    ws.shutdown()
-    assert win.controller.shutdown(10_000)
+    assert close_dataset_window(win, ws)
 
 
 def caps(ws) -> dict:

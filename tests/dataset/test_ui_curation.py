@@ -10,6 +10,7 @@ import zipfile
 import pytest
 from messy import make_dataset, pattern, save
 
+from tests.support.dataset_window import datasets_workspace
 from ui.datasets.table_model import Col
 from zitdesk.dataset.check import CheckOptions, check_folder
 from zitdesk.train.dataset import EXCLUDE_FILE, scan_folder
@@ -167,19 +168,12 @@ def test_verdict_says_blocked_once(qtbot, make_workspace, tmp_path):
 def test_last_folder_is_kept_under_zitdesk_home(qtbot, tmp_path, folder):
     from PySide6.QtCore import QSettings
 
-    from ui.datasets.workspace import SETTINGS_KEY, DatasetsWorkspace
+    from ui.datasets.workspace import SETTINGS_KEY
     from ui.state import window_settings
 
     default = QSettings()
     before = default.value(SETTINGS_KEY)
-    ws = DatasetsWorkspace(
-        folder=folder,
-        tokenizer_loader=None,
-        thumb_cache_dir=tmp_path / "thumbs",
-        datasets_root=tmp_path / "new",
-        remember=True,
-        auto_check=False,
-    )
+    ws = datasets_workspace(folder, tmp_path, remember=True)
     qtbot.addWidget(ws)
     try:
         qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=30_000)
@@ -187,13 +181,7 @@ def test_last_folder_is_kept_under_zitdesk_home(qtbot, tmp_path, folder):
         assert QSettings().value(SETTINGS_KEY) == before  # nothing escapes ZITDESK_HOME
     finally:
         ws.shutdown()
-    ws2 = DatasetsWorkspace(
-        tokenizer_loader=None,
-        thumb_cache_dir=tmp_path / "thumbs",
-        datasets_root=tmp_path / "new",
-        remember=True,
-        auto_check=False,
-    )
+    ws2 = datasets_workspace(None, tmp_path, remember=True)
     qtbot.addWidget(ws2)
     try:
         qtbot.waitUntil(lambda: ws2.session.dataset is not None, timeout=30_000)
