@@ -18,11 +18,12 @@ from safetensors.torch import load_file
 from trainhelp import make_config, make_dataset
 
 import zitdesk.paths
-from zitdesk.train.launch import launch, rank_command
+from zitdesk.errors import RequestError
+from zitdesk.train.launch import check_gpus, launch, rank_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell script stands in")
+posix = pytest.mark.skipif(sys.platform == "win32", reason="a POSIX shell script stands in")
 
 
 @pytest.fixture
@@ -45,6 +46,7 @@ def frozen(tmp_path, monkeypatch) -> Path:
     return log
 
 
+@posix
 def test_the_frozen_rank_command_is_the_console_executable(frozen):
     exe = zitdesk.paths.cli_command()[0]
     assert rank_command() == ["--no-python", exe, "train"]
@@ -55,6 +57,7 @@ def test_the_source_rank_command_is_the_train_module():
     assert rank_command() == ["--module", "zitdesk.cli.train"]
 
 
+@posix
 @pytest.mark.slow
 def test_two_processes_train_through_the_frozen_launcher(frozen, train_model, tmp_path):
     data = make_dataset(tmp_path / "data", n=2)
@@ -74,3 +77,18 @@ def test_two_processes_train_through_the_frozen_launcher(frozen, train_model, tm
     lora = load_file(str(out / "lora.safetensors"))
     assert lora and any("lora" in k for k in lora)
     assert os.environ.get("ZITDESK_DIST_REPORT") is None
+
+
+def test_gpus_without_nccl_is_one_sentence(monkeypatch):
+    """PyTorch's Windows builds have no NCCL: two cards stop before any process starts; one card
+    needs no process group."""
+    import torch
+    import torch.distributed as dist
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: False)
+    with pytest.raises(RequestError, match="needs NCCL") as err:
+        check_gpus(2, None)
+    assert "\n" not in str(err.value)
+    check_gpus(1, [1])  # one card: no error

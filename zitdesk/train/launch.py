@@ -58,6 +58,13 @@ def check_gpus(n: int, ids: list[int] | None) -> None:
         )
     if need > have:
         raise RequestError(f"--gpus asks for {need} GPU(s) but this machine has {have}.")
+    import torch.distributed as dist
+
+    if n > 1 and not (dist.is_available() and dist.is_nccl_available()):  # Windows builds
+        raise RequestError(
+            "--gpus with more than one GPU needs NCCL, which this PyTorch build (Windows) lacks; "
+            "train on Linux, or on one GPU here with --gpus 1 or --device cuda:1."
+        )
 
 
 def write_report(message: str) -> None:
