@@ -52,31 +52,18 @@ def main() -> int:
     xvfb = start_xvfb()
     try:
         from datasets_screenshots import build_dataset
-        from PySide6.QtWidgets import QApplication, QMainWindow
+        from PySide6.QtWidgets import QApplication
 
         from tests.support.caption_models import make_tiny_tagger
-        from ui.datasets.workspace import DatasetsWorkspace
-        from ui.engine_host import EngineController
-        from zitdesk.engine.studio import StudioEngine
+        from tests.support.dataset_window import close_dataset_window, dataset_window
         from zitdesk.settings import AppSettings
 
         themed_app()
         folder = tmp / "tabby-cat"
         build_dataset(folder)
         tagger = make_tiny_tagger(tmp / "models" / "wd-vit-tagger-v3", tags=SHOT_TAGS)
-        win = QMainWindow()
+        win, ws = dataset_window(folder, tmp, AppSettings(caption_tagger_path=str(tagger)))
         win.setWindowTitle("zitdesk")
-        win.controller = EngineController(lambda: StudioEngine(device="cpu"), win)
-        win.settings = AppSettings(caption_tagger_path=str(tagger))
-        ws = DatasetsWorkspace(
-            folder=folder,
-            tokenizer_loader=None,
-            thumb_cache_dir=tmp / "thumbs",
-            datasets_root=tmp / "new",
-            remember=False,
-            auto_check=False,
-        )
-        win.setCentralWidget(ws)
         win.setGeometry(0, 0, 1366, 768)
         win.show()
         wait_until(lambda: ws.session.dataset is not None, what="the dataset to open")
@@ -97,8 +84,7 @@ def main() -> int:
         dlg.grab().save(str(alone), "PNG")
         print(f"wrote {alone} ({dlg.width()}×{dlg.height()})")
         dlg.close()
-        ws.shutdown()
-        win.controller.shutdown(10_000)
+        close_dataset_window(win, ws)
     finally:
         stop_xvfb(xvfb)
     return 0
