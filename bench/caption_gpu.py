@@ -4,7 +4,8 @@ Speed and memory do not depend on weight values, so random weights give real fig
 weights never emit the end token, so every caption is exactly ``--tokens`` tokens long (real
 captions often stop earlier: the per-token figure is the one to scale). The script
 
-1. builds Qwen2.5-VL-3B and Qwen3-VL-4B (their published config sizes) with random bf16 weights,
+1. builds Qwen2.5-VL-3B and Qwen3-VL-4B (their published config sizes, kept in
+   tests/support/caption_models.py with the tiny describers) with random bf16 weights,
    saves each folder (weights, image processor config, the bundled Qwen tokenizer), loads it
    through ``zitdesk.caption.describer.load_describer`` (the app's path) and captions
    ``--images`` 1024×768 images with the "detailed" template: load seconds, seconds per image,
@@ -41,120 +42,29 @@ enforce_offline()
 
 import torch  # noqa: E402
 
+from tests.support.caption_models import QWEN_VL_FULL  # noqa: E402
+
 ROWS: list[dict] = []
-IDS = dict(image_token_id=151655, video_token_id=151656)
-IDS.update(vision_start_token_id=151652, vision_end_token_id=151653)
-
-
-def qwen25_vl_3b(tiny: bool):
-    from transformers import Qwen2_5_VLConfig
-
-    text = dict(
-        vocab_size=151936,
-        hidden_size=2048,
-        intermediate_size=11008,
-        num_hidden_layers=36,
-        num_attention_heads=16,
-        num_key_value_heads=2,
-        max_position_embeddings=128000,
-        rope_theta=1000000.0,
-        rms_norm_eps=1e-6,
-        rope_scaling={"type": "mrope", "mrope_section": [16, 24, 24]},
-        tie_word_embeddings=True,
-    )
-    vision = dict(
-        depth=32,
-        hidden_size=1280,
-        intermediate_size=3420,
-        num_heads=16,
-        out_hidden_size=2048,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        window_size=112,
-        fullatt_block_indexes=[7, 15, 23, 31],
-        in_chans=3,
-        hidden_act="silu",
-    )
-    if tiny:
-        text.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2)
-        text.update(num_attention_heads=2, num_key_value_heads=1)
-        text["rope_scaling"] = {"type": "mrope", "mrope_section": [4, 6, 6]}
-        vision.update(depth=2, hidden_size=32, intermediate_size=64, num_heads=2)
-        vision.update(out_hidden_size=64, fullatt_block_indexes=[1])
-    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **IDS), 14
-
-
-def qwen3_vl_4b(tiny: bool):
-    from transformers import Qwen3VLConfig
-
-    text = dict(
-        vocab_size=151936,
-        hidden_size=2560,
-        intermediate_size=9728,
-        num_hidden_layers=36,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=128,
-        max_position_embeddings=262144,
-        rope_theta=5000000.0,
-        rms_norm_eps=1e-6,
-        rope_scaling={
-            "rope_type": "default",
-            "mrope_section": [24, 20, 20],
-            "mrope_interleaved": True,
-        },
-        tie_word_embeddings=True,
-    )
-    vision = dict(
-        depth=24,
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_heads=16,
-        out_hidden_size=2560,
-        patch_size=16,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        num_position_embeddings=2304,
-        deepstack_visual_indexes=[5, 11, 17],
-        hidden_act="gelu_pytorch_tanh",
-        in_channels=3,
-    )
-    if tiny:
-        text.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, head_dim=16)
-        text.update(num_attention_heads=4, num_key_value_heads=2)
-        text["rope_scaling"] = {
-            "rope_type": "default",
-            "mrope_section": [2, 3, 3],
-            "mrope_interleaved": True,
-        }
-        vision.update(depth=2, hidden_size=32, intermediate_size=64, num_heads=2)
-        vision.update(out_hidden_size=64, deepstack_visual_indexes=[0])
-    return Qwen3VLConfig(text_config=text, vision_config=vision, **IDS), 16
 
 
 def peak_gib() -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
 
 
-def bench_describer(name: str, make, args, work: Path) -> None:
+def bench_describer(name: str, args, work: Path) -> None:
     from PIL import Image
-    from transformers import AutoModelForImageTextToText, AutoTokenizer
+    from transformers import AutoModelForImageTextToText
 
-    try:  # the PIL backend (no torchvision); older transformers only have the plain class
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
-            Qwen2VLImageProcessorPil as ImageProcessor,
-        )
-    except ImportError:
-        from transformers import Qwen2VLImageProcessor as ImageProcessor
-
+    from tests.support.caption_models import bundled_tokenizer, qwen_vl_config
+    from tests.support.caption_models import save_describer_folder as save_folder
     from zitdesk.caption.describer import DescriberOptions, load_describer
 
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"
     row: dict = {"what": name, "device": dev}
     try:
-        cfg, patch = make(args.tiny)
+        tok = bundled_tokenizer()
+        cfg, patch = qwen_vl_config(name, args.tiny, tok)
         folder = work / name
         t = time.perf_counter()
         torch.manual_seed(0)
@@ -163,13 +73,11 @@ def bench_describer(name: str, make, args, work: Path) -> None:
                 cfg, dtype=torch.bfloat16 if cuda else torch.float32
             )
         row["params_b"] = round(sum(p.numel() for p in model.parameters()) / 1e9, 3)
-        model.save_pretrained(folder)
+        save_folder(model, folder, tok, patch_size=patch)
         del model
         gc.collect()
         if cuda:
             torch.cuda.empty_cache()
-        ImageProcessor(patch_size=patch, merge_size=2).save_pretrained(folder)
-        AutoTokenizer.from_pretrained(ROOT / "resources" / "tokenizer").save_pretrained(folder)
         row["build_save_s"] = round(time.perf_counter() - t, 1)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
@@ -236,11 +144,10 @@ class _ViTTagger(torch.nn.Module):
 
 
 def bench_tagger(args, work: Path) -> None:
-    import csv
-
     import onnxruntime as ort
     from PIL import Image
 
+    from tests.support.caption_models import write_selected_tags
     from zitdesk.caption.tagger import TaggerOptions, load_tagger
 
     n_tags, side = (10861, 448) if not args.tiny else (64, 448)
@@ -260,11 +167,8 @@ def bench_tagger(args, work: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-        with open(folder / "selected_tags.csv", "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["tag_id", "name", "category", "count"])
-            for k in range(n_tags):
-                w.writerow([k, f"tag_{k}", 9 if k < 4 else (4 if k > n_tags - 2700 else 0), 1])
+        cats = [9 if k < 4 else (4 if k > n_tags - 2700 else 0) for k in range(n_tags)]
+        write_selected_tags(folder, [(k, f"tag_{k}", c, 1) for k, c in enumerate(cats)])
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()
         ROWS.append({"what": "tagger export", "error": f"{type(exc).__name__}: {exc}"[:200]})
@@ -314,8 +218,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="zit-caption-") as tmp:
         work = Path(tmp)
         if args.only in ("all", "describer"):
-            bench_describer("Qwen2.5-VL-3B", qwen25_vl_3b, args, work)
-            bench_describer("Qwen3-VL-4B", qwen3_vl_4b, args, work)
+            for name in QWEN_VL_FULL:
+                bench_describer(name, args, work)
         if args.only in ("all", "tagger"):
             bench_tagger(args, work)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
