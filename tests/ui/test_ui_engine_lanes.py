@@ -142,3 +142,26 @@ def test_shutdown_stops_every_card_thread(qtbot):
     assert c.running
     assert c.shutdown(10_000)
     assert not c.running and [e.shutdown_calls for e in engines] == [1, 1]
+
+
+def test_generate_on_card_0_while_card_1_trains(qtbot, make_window, settings, tmp_path):
+    """In the window: a training job holds card 1; Generate (default card) starts at once, its
+    Cancel stops the generation only, and the queue says which card each job is on."""
+    eng = FakeEngine("block", image_dir=tmp_path)  # (one scripted engine serves both lanes)
+    win = make_window(settings, eng)
+    train = win.controller.submit(req("cuda:1"), "train")
+    qtbot.waitUntil(eng.blocking.is_set, timeout=30_000)
+    ws = win.generate
+    ws.form.prompt.set_text("a fox on card 0")
+    job = ws.generate()
+    assert job is not None and job.state == "running"  # not queued behind card 1's training
+    qtbot.waitUntil(lambda: len(eng.requests) == 2, timeout=30_000)
+    qtbot.waitUntil(ws.cancel_button.isEnabled, timeout=30_000)
+    texts = ws.queue.texts()
+    assert texts[0].startswith("▶ GPU 0 · Generate") and texts[1].startswith("▶ GPU 1 · Train")
+    ws.cancel()
+    qtbot.waitUntil(lambda: job.state == "cancelled", timeout=30_000)
+    assert train.state == "running" and not ws.cancel_button.isEnabled()
+    assert ws.generate_button.text() == "Generate"  # card 0 is free: nothing to queue behind
+    win.controller.cancel(train.job_id)
+    qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)

@@ -89,7 +89,7 @@ class StepGate:
         self.step = step
         self.reached = threading.Event()
         self._go = threading.Event()
-        self._worker = controller._worker
+        self._worker = controller._lane("").worker  # the main card's engine worker
         self._worker.event.connect(self._on_event, Qt.ConnectionType.DirectConnection)
 
     def _on_event(self, ev) -> None:  # engine thread

@@ -172,6 +172,7 @@ class GenerateWorkspace(GenerateView):
         c.lora_report.connect(self._on_lora_report)
         c.job_ended.connect(self._on_job_ended)
         c.busy_changed.connect(self._on_busy)
+        self.form.gpu.currentIndexChanged.connect(lambda _i: self._on_busy(c.busy))
         if hasattr(c, "paused"):
             c.paused.connect(self._on_training_paused)
             c.resumed.connect(self._on_training_resumed)
@@ -233,7 +234,7 @@ class GenerateWorkspace(GenerateView):
         self.banner.hide()
         self.form.loras.model_path = self.settings.model_path
         self.form.seed.set_last_seed(request.seed)
-        if self.training_paused():
+        if self.training_paused() and self._on_training_card(request):
             return self.controller.try_generate(request)  # inside the paused training job
         job = self.controller.submit(request)
         if job.state == "queued":
@@ -260,6 +261,14 @@ class GenerateWorkspace(GenerateView):
         job = self.controller.job(job_or_id) if isinstance(job_or_id, str) else job_or_id
         # enhance: VariantControls; caption: the Datasets caption dialog (ui/datasets)
         return job is not None and job.kind in ("train", "enhance", "caption")
+
+    def _on_training_card(self, request: Any) -> bool:
+        """True when ``request`` is for the card(s) the training job holds (another card picked in
+        the GPU row: an ordinary generation there, with the paused step's LoRA file)."""
+        from zitdesk.engine.lanes import lanes_of
+
+        job = self.controller.current_training()
+        return job is not None and set(lanes_of(request)) <= set(lanes_of(job.request))
 
     def training_paused(self) -> bool:
         current = getattr(self.controller, "current_training", None)
@@ -416,7 +425,15 @@ class GenerateWorkspace(GenerateView):
         # Cancel here stops generations, never a training run (the Train tab has Stop).
         self.cancel_button.setEnabled(busy and bool(self._generations()))
         paused = self.training_note.isVisible()
-        self.generate_button.setText("Add to queue" if busy and not paused else "Generate")
+        queued = busy and self._card_busy()  # with several GPUs another card may be free
+        self.generate_button.setText("Add to queue" if queued and not paused else "Generate")
+
+    def _card_busy(self) -> bool:
+        """True when a job runs on the card the form's next request would use."""
+        from zitdesk.engine.lanes import lane_of_device, lanes_of
+
+        want = lane_of_device(str(self.form.gpu.currentData() or ""))
+        return any(want in lanes_of(j.request) for j in self.controller.running_jobs)
 
     @Slot(object)
     def _on_job_started(self, ev) -> None:
@@ -511,6 +528,7 @@ class GenerateWorkspace(GenerateView):
 
     @Slot(object)
     def _on_job_ended(self, job: Job) -> None:
+        self._on_busy(self.controller.busy)  # another card may still be busy: recount
         if job.kind == "enhance":  # the prompt enhancer's (ui/workspaces/variant_defaults.py)
             return
         if job.kind == "train":
