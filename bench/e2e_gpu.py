@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,20 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZITDESK_HOME", tempfile.mkdtemp(prefix="zithome-"))
 
+from bench import benchkit  # noqa: E402
+
 ROWS: list[tuple[str, float, str]] = []
 
 
-def zit(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [sys.executable, "-m", "zitdesk", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if res.returncode != 0:
-        print(res.stderr[-3000:], file=sys.stderr)
-    return res
+zit = benchkit.zit
 
 
 def main() -> None:
@@ -56,9 +47,7 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("genbench", ROOT / "bench" / "generate_gpu.py")
     gb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gb)
-    import numpy as np
     import torch
-    from PIL import Image
     from safetensors.torch import save_file
 
     t = time.perf_counter()
@@ -99,14 +88,7 @@ def main() -> None:
         )
     )
 
-    data = work / "data"
-    data.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        arr = np.full((1024, 1024, 3), rng.integers(0, 255, 3), np.uint8)
-        arr[256:768, 256:768] = rng.integers(0, 255, 3)
-        Image.fromarray(arr).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger], a square of colour {i}")
+    data = benchkit.square_dataset(work / "data", 4, 1024)
 
     job = work / "job.toml"
     out = work / "run"

@@ -41,6 +41,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench import benchkit  # noqa: E402
+
 T0 = time.perf_counter()
 ROWS: list[dict] = []
 LOG: list[str] = []
@@ -63,37 +65,16 @@ def sync() -> None:
 
 
 def build_parts(device: str, tiny: bool):
-    """DiT, Qwen3, VAE, tokenizer and scheduler, random weights (bench/generate_gpu.py's way)."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImageTransformer2DModel
-    from transformers import Qwen3Config, Qwen3Model
+    """DiT, Qwen3, VAE, tokenizer and scheduler, random weights (bench/benchkit.py)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
 
     from zitdesk.models import tiny as tinymod
-    from zitdesk.paths import skeleton_dir
 
     sched = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False)
     if tiny:
         c = tinymod.make_tiny_components()
         return c["transformer"], c["text_encoder"], c["vae"], c["tokenizer"], sched
-
-    def cfg(sub, drop=("_",)):
-        data = json.loads((skeleton_dir() / sub / "config.json").read_text())
-        return {k: v for k, v in data.items() if not k.startswith(drop)}
-
-    tcfg, vcfg = cfg("transformer"), cfg("vae")
-    qcfg = {
-        k: v for k, v in cfg("text_encoder").items() if k not in ("architectures", "torch_dtype")
-    }
-    torch.manual_seed(0)
-    with torch.device(device):
-        tr = ZImageTransformer2DModel(**tcfg).to(torch.bfloat16)
-        te = Qwen3Model(Qwen3Config(**qcfg)).to(torch.bfloat16).eval()
-        vae = AutoencoderKL(**vcfg).to(torch.bfloat16)
-    with torch.no_grad():  # keep bf16 activations finite with random weights
-        for _n, p in tr.named_parameters():
-            if p.ndim >= 2:
-                p.mul_(0.2)
-        tr.x_pad_token.normal_(0, 0.5)
-        tr.cap_pad_token.normal_(0, 0.5)
+    tr, te, vae = benchkit.full_size_parts(device)
     from zitdesk.models.tokenizer import default_tokenizer
 
     return tr, te, vae, default_tokenizer(), sched

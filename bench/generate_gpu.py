@@ -42,6 +42,8 @@ enforce_offline()
 
 import torch  # noqa: E402
 
+from bench import benchkit  # noqa: E402
+
 ROWS: list[dict] = []
 MICRO: dict[str, float] = {}
 T0 = time.perf_counter()
@@ -72,44 +74,12 @@ def peak() -> int:
 
 
 def build_full(device: str, tiny: bool):
-    from diffusers import AutoencoderKL, ZImageTransformer2DModel
-    from transformers import Qwen3Config, Qwen3Model
-
     from zitdesk.models import tiny as tinymod
-    from zitdesk.paths import skeleton_dir
 
     if tiny:
         comps = tinymod.make_tiny_components()
         return comps["transformer"], comps["text_encoder"], comps["vae"], comps["tokenizer"]
-    sk = skeleton_dir()
-    tcfg = {
-        k: v
-        for k, v in json.loads((sk / "transformer/config.json").read_text()).items()
-        if not k.startswith("_")
-    }
-    vcfg = {
-        k: v
-        for k, v in json.loads((sk / "vae/config.json").read_text()).items()
-        if not k.startswith("_")
-    }
-    qcfg = {
-        k: v
-        for k, v in json.loads((sk / "text_encoder/config.json").read_text()).items()
-        if k not in ("architectures", "torch_dtype")
-    }
-    torch.manual_seed(0)
-    with torch.device(device):
-        tr = ZImageTransformer2DModel(**tcfg).to(torch.bfloat16)
-        te = Qwen3Model(Qwen3Config(**qcfg)).to(torch.bfloat16).eval()
-        vae = AutoencoderKL(**vcfg).to(torch.bfloat16)
-    with torch.no_grad():
-        # Random init leaves large activations; scale the weights down so bf16 stays finite
-        # (values do not change speed, but NaNs would make the images meaningless).
-        for _name, p in tr.named_parameters():
-            if p.ndim >= 2:
-                p.mul_(0.2)
-        tr.x_pad_token.normal_(0, 0.5)
-        tr.cap_pad_token.normal_(0, 0.5)
+    tr, te, vae = benchkit.full_size_parts(device)
     from zitdesk.models.tokenizer import default_tokenizer
 
     return tr, te, vae, default_tokenizer()

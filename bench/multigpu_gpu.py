@@ -37,20 +37,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZITDESK_HOME", tempfile.mkdtemp(prefix="zithome-"))
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 
+from bench import benchkit  # noqa: E402
+
 ROWS: list[tuple[str, str, str]] = []
 LOG: list[str] = []
 
 
 def zit(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [sys.executable, "-m", "zitdesk", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    LOG.append(f"$ zitdesk {' '.join(args)}\nrc {res.returncode}\n{res.stderr[-4000:]}")
-    return res
+    return benchkit.zit(*args, timeout=timeout, log=LOG)
 
 
 class VramWatch:
@@ -156,9 +150,7 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("genbench", ROOT / "bench" / "generate_gpu.py")
     gb = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(gb)  # type: ignore[union-attr]
-    import numpy as np
     import torch
-    from PIL import Image
 
     if not args.tiny and torch.cuda.device_count() < 2:
         sys.exit("this benchmark needs 2 GPUs (or --tiny on the CPU)")
@@ -176,14 +168,7 @@ def main() -> None:
         del tr, te, vae
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    data = work / "data"
-    data.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        arr = np.full((size, size, 3), rng.integers(0, 255, 3), np.uint8)
-        arr[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = rng.integers(0, 255, 3)
-        Image.fromarray(arr).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger], a square of colour {i}")
+    data = benchkit.square_dataset(work / "data", 8, size)
     ROWS.append(("build model + dataset", f"{time.perf_counter() - t:.0f} s", str(model)))
 
     one_dev = ["--device", "cpu"] if args.tiny else ["--device", "cuda:0"]

@@ -37,6 +37,8 @@ from zitdesk.offline import enforce_offline  # noqa: E402
 enforce_offline()
 import torch  # noqa: E402
 
+from bench import benchkit  # noqa: E402
+
 T0 = time.perf_counter()
 GIB = 2**30
 ROWS: list[dict] = []
@@ -55,36 +57,12 @@ def free() -> None:
 
 
 def build(tiny: bool, dev: str):
-    from diffusers import AutoencoderKL, ZImageTransformer2DModel
-
-    from zitdesk.paths import skeleton_dir
-
     if tiny:
         from tests.support.quant_files import make_quant_components
 
         c = make_quant_components()
         return c["transformer"].to(dev), c["vae"].to(dev), 256
-    sk = skeleton_dir()
-    tcfg = {
-        k: v
-        for k, v in json.loads((sk / "transformer/config.json").read_text()).items()
-        if not k.startswith("_")
-    }
-    vcfg = {
-        k: v
-        for k, v in json.loads((sk / "vae/config.json").read_text()).items()
-        if not k.startswith("_")
-    }
-    torch.manual_seed(0)
-    with torch.device(dev):
-        tr = ZImageTransformer2DModel(**tcfg).to(torch.bfloat16)
-        vae = AutoencoderKL(**vcfg).to(torch.bfloat16)
-    with torch.no_grad():
-        for _n, p in tr.named_parameters():
-            if p.ndim >= 2:
-                p.mul_(0.2)
-        tr.x_pad_token.normal_(0, 0.5)
-        tr.cap_pad_token.normal_(0, 0.5)
+    tr, _te, vae = benchkit.full_size_parts(dev, text_encoder=False)
     return tr, vae, 2560
 
 

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZITDESK_HOME", tempfile.mkdtemp(prefix="zithome-"))
 
+from bench import benchkit  # noqa: E402
+
 
 def median_step(times: dict[int, float], skip: int, exclude: set[int]) -> float:
     steps = sorted(times)
@@ -51,9 +53,7 @@ def make_inputs(work: Path, tiny: bool, steps: int):
     spec = importlib.util.spec_from_file_location("genbench", ROOT / "bench" / "generate_gpu.py")
     gb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gb)
-    import numpy as np
     import torch
-    from PIL import Image
 
     model = work / "model"
     if tiny:  # the tiny model needs its own tokenizer: diffusers layout
@@ -69,14 +69,7 @@ def make_inputs(work: Path, tiny: bool, steps: int):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     size = 64 if tiny else 1024
-    data = work / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        arr = np.full((size, size, 3), rng.integers(0, 255, 3), np.uint8)
-        arr[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = rng.integers(0, 255, 3)
-        Image.fromarray(arr).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger], a square of colour {i}")
+    data = benchkit.square_dataset(work / "data", 4, size)
 
     from zitdesk.train.config import TrainConfig
     from zitdesk.train.presets import apply_preset

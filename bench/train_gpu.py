@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import os
 import sys
 import tempfile
@@ -46,6 +45,8 @@ from zitdesk.offline import enforce_offline  # noqa: E402
 enforce_offline()
 
 import torch  # noqa: E402
+
+from bench import benchkit  # noqa: E402
 
 GiB = 1 << 30
 ROWS: list[dict] = []
@@ -86,12 +87,8 @@ def build_transformer(device: str, tiny: bool):
         from zitdesk.models.tiny import make_tiny_components
 
         return make_tiny_components()["transformer"].to(device)
-    from zitdesk.paths import skeleton_dir
-
-    raw = json.loads((skeleton_dir() / "transformer" / "config.json").read_text())
-    tcfg = {k: v for k, v in raw.items() if not k.startswith("_")}
     with torch.device("meta"):
-        tr = ZImageTransformer2DModel(**tcfg)
+        tr = ZImageTransformer2DModel(**benchkit.skeleton_config("transformer"))
     tr = tr.to(torch.bfloat16).to_empty(device=device)
     g = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
@@ -329,14 +326,12 @@ def plan_only(args) -> None:
     """The planner's choices and predictions for the full-size model, no GPU (meta tensors)."""
     from diffusers import ZImageTransformer2DModel
 
-    from zitdesk.paths import skeleton_dir
     from zitdesk.train import adapters as ad
     from zitdesk.train import memplan
     from zitdesk.train.streaming import plan_input
 
-    raw = json.loads((skeleton_dir() / "transformer" / "config.json").read_text())
     with torch.device("meta"):
-        tr = ZImageTransformer2DModel(**{k: v for k, v in raw.items() if not k.startswith("_")})
+        tr = ZImageTransformer2DModel(**benchkit.skeleton_config("transformer"))
     tr = tr.to(torch.bfloat16)
     tr.requires_grad_(False)
     ad.add_user_adapter(tr, 32, 32.0, ("attention", "feed_forward"), True, 0)
