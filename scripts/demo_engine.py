@@ -301,6 +301,22 @@ def fake_gpu_snapshot():
     )
 
 
+def demo_window(home: Path):
+    """``(window, engine, settings)``: the main window on a :class:`DemoEngine` writing to
+    ``home/outputs``, shown at 1366×768, with the tiny model (``home/tiny``) configured after
+    the window is built, so no first-start dialog opens."""
+    from ui.main_window import MainWindow
+    from zitdesk.settings import AppSettings
+
+    settings = AppSettings(model_path="")
+    engine = DemoEngine(home / "outputs", [])
+    win = MainWindow(settings, engine_factory=lambda: engine, snapshot_fn=fake_gpu_snapshot)
+    settings.model_path = str(home / "tiny")
+    win.resize(1366, 768)
+    win.show()
+    return win, engine, settings
+
+
 def build_model_tree(base: Path, tiny: bool) -> None:
     """A models tree for the first-run dialog: one complete candidate, one incomplete one."""
     partial = base / "ComfyUI" / "models"

@@ -44,12 +44,10 @@ def street_layout(w: int, h: int):
 
 
 def shoot(out: Path, home: Path) -> None:
-    from demo_engine import DemoEngine, fake_gpu_snapshot
+    from demo_engine import demo_window
     from PySide6.QtCore import QPointF
 
     from tests.support.controlnet import make_tiny_controlnet
-    from ui.main_window import MainWindow
-    from zitdesk.settings import AppSettings
 
     themed_app()
     pics = home / "pictures"
@@ -60,12 +58,7 @@ def shoot(out: Path, home: Path) -> None:
     street_layout(832, 640).save(control)
     net = make_tiny_controlnet(home / "Z-Image-Turbo-Fun-Controlnet-Union-2.1.safetensors", "file")
 
-    settings = AppSettings(model_path="")
-    engine = DemoEngine(home / "outputs", [])
-    win = MainWindow(settings, engine_factory=lambda: engine, snapshot_fn=fake_gpu_snapshot)
-    settings.model_path = str(home / "tiny")
-    win.resize(1366, 768)
-    win.show()
+    win, _engine, _settings = demo_window(home)
     ws = win.generate
     form = ws.form
     form.prompt.set_text("a harbour at dusk, fishing boats, warm lights on the water, film photo")

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from demo_engine import DemoEngine, build_model_tree, demo_sample, fake_gpu_snapshot  # noqa: E402
+from demo_engine import DemoEngine, build_model_tree, demo_sample, demo_window, fake_gpu_snapshot  # noqa: E402
 from shotkit import pump, save_png, start_xvfb, stop_xvfb, themed_app, wait_until  # noqa: E402
 
 
@@ -259,8 +259,6 @@ def shoot_generate(out: Path, home: Path) -> int:
     waiting in the queue) at 1366×768 and 2560×1440 (docs/img/generate-*.png)."""
 
     from tests.support.samples import make_lora
-    from ui.main_window import MainWindow
-    from zitdesk.settings import AppSettings
 
     themed_app()
     out.mkdir(parents=True, exist_ok=True)
@@ -270,12 +268,7 @@ def shoot_generate(out: Path, home: Path) -> int:
         make_lora(loras / f"{n}.safetensors", "aitoolkit", 8)
         for n in ("ink_style", "mochi_cat_v1", "film_grain")
     ]
-    settings = AppSettings(model_path="")
-    engine = DemoEngine(home / "outputs", [])
-    win = MainWindow(settings, engine_factory=lambda: engine, snapshot_fn=fake_gpu_snapshot)
-    settings.model_path = str(home / "tiny")
-    win.resize(1366, 768)
-    win.show()
+    win, engine, _settings = demo_window(home)
     ws = win.generate
     form = ws.form
     form.prompt.load_tokenizer()
