@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ui.train.gpu_choice import TrainOnCombo
 from ui.train.history import RunHistoryWidget
 from ui.train.run_view import fmt_duration
 from ui.widgets.banner import BannerWidget
@@ -190,6 +191,10 @@ class TrainOverview(QWidget):
         self.new_button.setStyleSheet("font-size: 12pt;")
         self.new_button.setToolTip("Three short steps: dataset, what it learns, your hardware")
         self.new_button.clicked.connect(self.new_run_requested)
+        self.train_on = TrainOnCombo()  # several GPUs: the card(s) new runs and resumes use
+        self.train_on_label = QLabel("Train on")
+        self.train_on_label.setBuddy(self.train_on)
+        self.set_gpus(())
         self.next_hint = QLabel("")
         self.next_hint.setWordWrap(True)
         steps = self.next_hint
@@ -212,6 +217,12 @@ class TrainOverview(QWidget):
         lay.addWidget(self.tier_note)
         row = QHBoxLayout()
         row.addWidget(self.new_button)
+        row.addSpacing(12)
+        on = QVBoxLayout()
+        on.setSpacing(2)
+        on.addWidget(self.train_on_label)
+        on.addWidget(self.train_on)
+        row.addLayout(on)
         row.addSpacing(12)
         row.addWidget(steps, 1)
         lay.addLayout(row)
@@ -282,6 +293,13 @@ class TrainOverview(QWidget):
                 "No NVIDIA GPU found: training on the CPU works for tiny tests only. "
                 "Caching the dataset and rendering samples add a few minutes."
             )
+
+    def set_gpus(self, gpus: Any) -> None:
+        """The machine's cards: the "Train on" combo, shown only with more than one."""
+        self.train_on.set_gpus(gpus)
+        several = len(gpus or ()) > 1
+        self.train_on.setVisible(several)
+        self.train_on_label.setVisible(several)
 
     def set_recovery(self, records: list[Any]) -> None:
         self._recover = list(records)

@@ -15,16 +15,13 @@ with their sizes and "Try in Generate", and a log of phases, warnings, checkpoin
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
@@ -32,7 +29,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTabWidget,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -40,9 +36,22 @@ from PySide6.QtWidgets import (
 
 from ui.thumbnails import ThumbnailCache
 from ui.train.charts import LossChart, LrChart
+from ui.train.checkpoint_list import CheckpointList
+from ui.train.gpu_choice import NO_PAUSE_TIP
+from ui.train.run_format import (
+    CANCEL_TEXT,
+    GIB,
+    PAUSE_TIP,
+    PHASE_NAMES,
+    STATE_LABELS,
+    fmt_duration,
+    fmt_size,
+    full_eta,
+    path_size,
+    remaining_events,
+)
 from ui.train.samples import SamplesTimeline
 from ui.widgets.banner import BannerWidget
-from ui.widgets.text import plain_tooltip
 from zitdesk.engine.events import (
     JobCancelled,
     JobFailed,
@@ -53,74 +62,8 @@ from zitdesk.engine.events import (
 )
 from zitdesk.train.events import CheckpointSaved, Paused, Resumed, SampleReady, TrainStep
 
-GIB = 2**30
-CANCEL_TEXT = (
-    "Stop this training run?\n\n"
-    "zitdesk finishes the current step, then saves a checkpoint and the LoRA as it is now, so "
-    "nothing trained so far is lost. You can resume the run later from the Train tab."
-)
-PHASE_NAMES = {
-    "loading": "Loading the model",
-    "data": "Reading the dataset",
-    "caching": "Caching latents and captions",
-    "training": "Training",
-    "sampling": "Rendering samples",
-    "saving": "Saving a checkpoint",
-    "resuming": "Resuming",
-}
-
-
-def fmt_duration(seconds: float) -> str:
-    """``"45 s"``, ``"3 min 20 s"``, ``"1 h 05 min"``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
-
-
-def fmt_size(n: int) -> str:
-    if n >= GIB:
-        return f"{n / GIB:.2f} GiB"
-    if n >= 2**20:
-        return f"{n / 2**20:.1f} MiB"
-    return f"{n / 1024:.0f} KiB"
-
-
-def path_size(path: str | Path) -> int:
-    """Bytes of a file, or of the files directly inside a folder (a checkpoint)."""
-    p = Path(path)
-    try:
-        if p.is_dir():
-            return sum(f.stat().st_size for f in p.iterdir() if f.is_file())
-        return p.stat().st_size
-    except OSError:
-        return 0
-
-
-def remaining_events(step: int, total: int, every: int) -> int:
-    """How many multiples of ``every`` lie in (step, total) plus the one at the end."""
-    if every <= 0 or step >= total:
-        return 0
-    return (total - 1) // every - step // every
-
-
-def full_eta(ev: TrainStep, cfg: Any, sample_s: float, save_s: float) -> float:
-    """Seconds left including sample rounds and checkpoint saves (see :func:`remaining_events`)."""
-    engine_eta = float(getattr(ev, "phase_eta_s", 0.0) or 0.0)
-    if engine_eta > 0:
-        return engine_eta
-    eta = float(ev.eta_s)
-    if cfg is None:
-        return eta
-    n_samples = remaining_events(ev.step, ev.total, cfg.sample.every) if cfg.sample.prompts else 0
-    if cfg.sample.prompts and cfg.sample.every and ev.step < ev.total:
-        n_samples += 1  # the final round
-    n_saves = remaining_events(ev.step, ev.total, cfg.save.every) + (1 if ev.step < ev.total else 0)
-    return eta + n_samples * sample_s + n_saves * save_s
+# (the number helpers moved to ui.train.run_format; importable from here as before)
+__all__ = ["RunView", "fmt_duration", "fmt_size", "full_eta", "path_size", "remaining_events"]
 
 
 class RunView(QWidget):
@@ -160,6 +103,9 @@ class RunView(QWidget):
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         self.status = QLabel("")
         self.status.setObjectName("sectionTitle")
+        self.where = QLabel("")  # the GPU(s) the run trains on (several cards: #19)
+        self.where.setObjectName("muted")
+        self.can_pause = True  # False for a data-parallel run (child processes)
         self.step_label = QLabel("Step 0/0")
         self.step_label.setObjectName("sectionTitle")
         self.progress = QProgressBar()
@@ -175,7 +121,7 @@ class RunView(QWidget):
         self.banner.action_clicked.connect(self._on_banner_action)
 
         self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Finish the current step, then wait (the model stays loaded)")
+        self.pause_button.setToolTip(PAUSE_TIP)
         self.resume_button = QPushButton("Resume")
         self.try_button = QPushButton("Try it in Generate")
         self.try_button.setObjectName("primaryButton")
@@ -196,11 +142,7 @@ class RunView(QWidget):
         self.lr_chart = LrChart()
         self.lr_chart.setMaximumHeight(150)
         self.samples = SamplesTimeline(thumbnails)
-        self.checkpoints = QTreeWidget()
-        self.checkpoints.setHeaderLabels(["Step", "LoRA file", "LoRA size", "Checkpoint size"])
-        self.checkpoints.setRootIsDecorated(False)
-        self.checkpoints.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.checkpoints.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.checkpoints = CheckpointList()
         self.checkpoints.itemDoubleClicked.connect(self._on_checkpoint_activated)
         self.try_checkpoint_button = QPushButton("Try in Generate")
         self.try_checkpoint_button.setToolTip(
@@ -218,6 +160,8 @@ class RunView(QWidget):
         head.addWidget(self.title)
         head.addSpacing(12)
         head.addWidget(self.status)
+        head.addSpacing(8)
+        head.addWidget(self.where)
         head.addStretch(1)
         head.addWidget(self.folder_button)
         head.addWidget(self.pause_button)
@@ -273,6 +217,7 @@ class RunView(QWidget):
         self.estimate_text = ""
         self._phase_t0 = None
         self.banner.hide()
+        self.set_where("")
         name = title or (config.save.name if config is not None else "Training run")
         self.title.setText(name)
         self.output_dir = config.save.output_dir if config is not None else ""
@@ -306,6 +251,7 @@ class RunView(QWidget):
         from ui.train.history import config_file
 
         self.job_id = ""
+        self.set_where("")
         self.state = str(getattr(record, "status", "finished"))
         self.output_dir = str(getattr(record, "output_dir", ""))
         self.retry_preset = ""
@@ -347,16 +293,8 @@ class RunView(QWidget):
         self._update_buttons()
 
     def _load_checkpoints_from_disk(self) -> None:
-        try:
-            from zitdesk.train.checkpoint import checkpoints_dir, list_checkpoints
-
-            found = list_checkpoints(checkpoints_dir(Path(self.output_dir)))
-        except Exception:  # noqa: BLE001 - a damaged folder only means no list
-            return
         name = self.config.save.name if self.config is not None else "lora"
-        for c in found:
-            lora = Path(self.output_dir) / f"{name}_{c.step:09d}.safetensors"
-            self._add_checkpoint(c.step, str(c.path), str(lora) if lora.is_file() else "")
+        self.checkpoints.load_folder(self.output_dir, name)
 
     # -- state --------------------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -382,16 +320,17 @@ class RunView(QWidget):
         )
         self.folder_button.setEnabled(bool(self.output_dir))
         self.back_button.setVisible(True)
-        labels = {
-            "idle": "",
-            "running": "● training",
-            "paused": "❚❚ paused",
-            "finished": "✓ finished",
-            "cancelled": "■ stopped",
-            "failed": "✕ failed",
-            "interrupted": "interrupted",
-        }
-        self.status.setText(labels.get(self.state, self.state))
+        self.status.setText(STATE_LABELS.get(self.state, self.state))
+
+    def set_where(self, where: str, parallel: bool = False) -> None:
+        """Say the card(s) the run trains on (``"GPUs 0 + 1"``); a data-parallel run cannot
+        pause (its Pause button is disabled and says why)."""
+        self.where.setText(
+            f"on {where}" + (" (data-parallel)" if parallel else "") if where else ""
+        )
+        self.can_pause = not parallel
+        self.pause_button.setEnabled(self.can_pause)
+        self.pause_button.setToolTip(PAUSE_TIP if self.can_pause else NO_PAUSE_TIP)
 
     def log(self, text: str) -> None:
         line = f"{time.strftime('%H:%M:%S')}  {text}"
@@ -505,33 +444,11 @@ class RunView(QWidget):
         self.samples.add_round(ev.step, list(ev.paths))
         self.log(f"Samples at step {ev.step}: {len(ev.paths)} image(s)")
 
-    def _add_checkpoint(self, step: int, path: str, lora: str) -> None:
-        for i in range(self.checkpoints.topLevelItemCount()):
-            if self.checkpoints.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole) == step:
-                self.checkpoints.takeTopLevelItem(i)
-                break
-        item = QTreeWidgetItem(
-            [
-                str(step),
-                Path(lora).name if lora else "—",
-                fmt_size(path_size(lora)) if lora else "—",
-                fmt_size(path_size(path)),
-            ]
-        )
-        item.setData(0, Qt.ItemDataRole.UserRole, step)
-        item.setData(1, Qt.ItemDataRole.UserRole, lora)
-        item.setToolTip(1, plain_tooltip(lora or path))  # paths: shown literally
-        self.checkpoints.addTopLevelItem(item)
-        self.checkpoints.sortItems(0, Qt.SortOrder.AscendingOrder)
-
     def checkpoint_loras(self) -> list[str]:
-        return [
-            str(self.checkpoints.topLevelItem(i).data(1, Qt.ItemDataRole.UserRole))
-            for i in range(self.checkpoints.topLevelItemCount())
-        ]
+        return self.checkpoints.loras()
 
     def _on_checkpoint(self, ev: CheckpointSaved) -> None:
-        self._add_checkpoint(ev.step, ev.path, ev.lora_path)
+        self.checkpoints.add(ev.step, ev.path, ev.lora_path)
         self.log(f"Checkpoint at step {ev.step}: {Path(ev.lora_path).name}")
 
     def _on_paused(self, ev: Paused) -> None:

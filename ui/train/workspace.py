@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from ui.engine_host import EngineController, Job
 from ui.thumbnails import ThumbnailCache
+from ui.train.gpu_choice import apply_choice, parse_choice, where_label
 from ui.train.overview import TrainOverview, known_datasets, tier_rows
 from ui.train.run_view import RunView
 
@@ -87,6 +88,9 @@ class TrainWorkspace(QWidget):
         self.live_spec: Any = None
         self.wizard: Any = None
         self.overview = TrainOverview()
+        self._cards: tuple[tuple[int, str], ...] = ()  # the cards the "Train on" combo lists
+        self.overview.train_on.select(str(getattr(settings, "train_gpus", "") or ""))
+        self.overview.train_on.choice_changed.connect(self._on_train_on)
         self.run_view = RunView(thumbnails)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -186,15 +190,42 @@ class TrainWorkspace(QWidget):
             return None
 
     def gpu_info(self) -> Any:
+        """The reading of the card runs train on: the first of the "Train on" choice, else the
+        first card (None without a GPU)."""
         snap = self.snapshot
         gpus = getattr(snap, "gpus", ()) if snap is not None else ()
+        chosen = parse_choice(self.overview.train_on.choice())
+        for g in gpus:
+            if chosen and g.index == chosen[0]:
+                return g
         return gpus[0] if gpus else None
 
     def set_snapshot(self, snapshot: Any) -> None:
         first = self.snapshot is None
         self.snapshot = snapshot
         self.run_view.set_snapshot(snapshot)
-        if first and getattr(snapshot, "gpus", ()):
+        gpus = tuple(getattr(snapshot, "gpus", ()) or ())
+        cards = tuple((g.index, g.name) for g in gpus)
+        if cards != self._cards:  # the first reading (or the cards changed): the combo
+            self._cards = cards
+            self.overview.set_gpus(gpus)
+        if first and gpus:
+            self.refresh()
+
+    @Slot(str)
+    def _on_train_on(self, value: str) -> None:
+        """A "Train on" pick: kept in the settings; the tiers are for the chosen card."""
+        s = self.settings
+        if s is not None and hasattr(s, "train_gpus") and s.train_gpus != value:
+            s.train_gpus = value
+            try:
+                from zitdesk.settings import AppSettings, save_settings
+
+                if isinstance(s, AppSettings):
+                    save_settings(s)
+            except OSError as exc:  # the choice still holds for this session
+                log.warning("could not save the settings: %s", exc)
+        if self.snapshot is not None:
             self.refresh()
 
     @Slot()
@@ -227,6 +258,8 @@ class TrainWorkspace(QWidget):
             return self.wizard
         model = getattr(self.settings, "model_path", "") if self.settings is not None else ""
         gpu = self.snapshot if self.snapshot is not None else DETECT
+        if self.overview.train_on.isVisibleTo(self.overview):  # several cards: plan for the pick
+            gpu = self.gpu_info() or gpu
         wiz = NewRunWizard(self, known_datasets(), gpu, model_path=model or None)
         wiz.config_ready.connect(self.start_config)
         wiz.open_dataset.connect(self._on_fix_dataset)
@@ -267,19 +300,26 @@ class TrainWorkspace(QWidget):
             )
             self.show_run_view()
             return None
+        if not spec.gpus and not spec.processes:  # the "Train on" pick (several GPUs)
+            spec = apply_choice(spec, self.overview.train_on.choice())
         job = self.controller.submit(spec)
         self.live_job, self.live_spec = job, spec
         self.run_view.start_run(job.job_id, spec.config, title, resumed=bool(spec.resume))
+        self.run_view.set_where(where_label(spec), parallel=bool(spec.data_parallel))
         est = self.estimate(spec.config)
         if est is not None and not spec.resume:
             self.run_view.set_estimate(est.total_s, est.peak_gib)
-        if self.controller.current is not job:
-            ahead = len(self.controller.pending) - 1 + (1 if self.controller.busy else 0)
+        started = job.state == "running"
+        if not started:
+            jobs_ahead = getattr(self.controller, "jobs_ahead", None)
+            if jobs_ahead is not None:
+                ahead = int(jobs_ahead(job))
+            else:
+                ahead = len(self.controller.pending) - 1 + (1 if self.controller.busy else 0)
             self.run_view.phase.setText(
                 f"Queued: {ahead} job(s) ahead of it; it starts when the GPU is free."
             )
         self.show_run_view()
-        started = self.controller.current is job
         self._say_stage("preparing" if started else "queued")
         return job
 
@@ -357,7 +397,7 @@ class TrainWorkspace(QWidget):
 
     @Slot()
     def pause(self) -> None:
-        if self.live_job is not None:
+        if self.live_job is not None and self.run_view.can_pause:
             self.controller.pause(self.live_job.job_id)
             self.run_view.phase.setText("Pausing after this step…")
             self.run_view.pause_button.setEnabled(False)
@@ -367,7 +407,7 @@ class TrainWorkspace(QWidget):
         """Resume the paused run, or continue a stopped one from its newest checkpoint."""
         if self.live_job is not None and self.live_job.state == "paused":
             self.controller.resume(self.live_job.job_id)
-            self.run_view.pause_button.setEnabled(True)
+            self.run_view.pause_button.setEnabled(self.run_view.can_pause)
             return
         if self.live or not self.run_view.output_dir:
             return
@@ -400,7 +440,7 @@ class TrainWorkspace(QWidget):
             self.run_view.on_event(ev)
             kind = type(ev).__name__
             if kind == "Resumed":
-                self.run_view.pause_button.setEnabled(True)
+                self.run_view.pause_button.setEnabled(self.run_view.can_pause)
             if kind == "JobStarted":
                 self._say_stage("preparing")
             elif kind == "PhaseChanged" and getattr(ev, "phase", "") in PREPARING_PHASES:
@@ -435,7 +475,7 @@ class TrainWorkspace(QWidget):
                 f"Training “{name}” stopped" + ("; its LoRA so far is saved." if kept else ".")
             )
         self._stage = job.state
-        self.run_view.pause_button.setEnabled(True)
+        self.run_view.pause_button.setEnabled(self.run_view.can_pause)
         self.refresh_history()
         self.overview.set_live("")
         self.run_ended.emit(job)
