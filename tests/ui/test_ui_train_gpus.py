@@ -48,6 +48,12 @@ class TrainEngine:
         pass
 
 
+@pytest.fixture(autouse=True)
+def _data_parallel_offered(monkeypatch):
+    """(Windows offers single cards only: the Linux choices are tested everywhere.)"""
+    monkeypatch.setattr("ui.train.gpu_choice.DATA_PARALLEL", True)
+
+
 @pytest.fixture
 def engine():
     return TrainEngine()
@@ -117,6 +123,14 @@ def test_the_combo_shows_with_several_gpus_only(qtbot, make_tab):
     assert _items(combo)[-1] == "All 3 GPUs (data-parallel)"
     ws.set_snapshot(cpu_snapshot())
     assert not combo.isVisibleTo(ws.overview)
+
+
+def test_no_data_parallel_entries_where_torch_has_no_nccl():
+    from ui.train.gpu_choice import gpu_choices
+
+    cards = _snapshot(3).gpus
+    assert [v for _, v in gpu_choices(cards, parallel=False)] == ["0", "1", "2"]
+    assert [v for _, v in gpu_choices(cards, parallel=True)][3:] == ["0,1", "0,1,2"]
 
 
 def test_one_card_trains_in_the_app_on_it(qtbot, make_tab, engine, tmp_path):

@@ -6,11 +6,13 @@ kept in the settings (``AppSettings.train_gpus``): ``"1"`` one card, ``"0,1"`` s
 the default (the engine's card; the only value with one GPU, where the combo is hidden).
 :func:`apply_choice` turns it into the :class:`~zitdesk.train.config.TrainSpec` the engine runs:
 one card trains in the app on ``cuda:N``; several run as one data-parallel run of child
-processes (:mod:`zitdesk.train.parallel_job`), which cannot pause.
+processes (:mod:`zitdesk.train.parallel_job`), which cannot pause. On Windows only single cards
+are offered (PyTorch's Windows builds have no NCCL).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import QComboBox, QWidget
 NO_PAUSE_TIP = (
     "A run on several GPUs can't pause: Stop keeps a checkpoint and Resume continues from it."
 )
+DATA_PARALLEL = sys.platform != "win32"  # PyTorch's Windows builds have no NCCL
 TIP = (
     "The card(s) this run trains on. One card trains here in the app, beside image making on "
     "another card; two or more train one LoRA together (data-parallel: each card takes its "
@@ -38,12 +41,16 @@ def parse_choice(value: str) -> tuple[int, ...]:
     return ids
 
 
-def gpu_choices(gpus: Any) -> list[tuple[str, str]]:
-    """``(label, value)`` per entry of the combo for these readings (none with one card)."""
+def gpu_choices(gpus: Any, parallel: bool | None = None) -> list[tuple[str, str]]:
+    """``(label, value)`` per entry of the combo for these readings (none with one card).
+    ``parallel``: offer the data-parallel entries (default: not on Windows, whose PyTorch has
+    no NCCL for the cards to exchange gradients through)."""
     cards = list(gpus or ())
     if len(cards) < 2:
         return []
     items = [(f"GPU {g.index}: {g.name}", str(g.index)) for g in cards]
+    if not (DATA_PARALLEL if parallel is None else parallel):
+        return items
     a, b = cards[0].index, cards[1].index
     items.append((f"GPUs {a} + {b} (data-parallel)", f"{a},{b}"))
     if len(cards) > 2:
