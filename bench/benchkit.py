@@ -59,6 +59,22 @@ def full_size_parts(device: str, text_encoder: bool = True):
     return tr, te, vae
 
 
+def plain_pipeline(tr, vae, te=None, tok=None):
+    """Plain diffusers: a ``ZImagePipeline`` of these parts with Turbo's scheduler (shift 3, no
+    dynamic shifting), progress bar off. Without ``te``/``tok`` it takes ``prompt_embeds``."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
+
+    pipe = ZImagePipeline(
+        transformer=tr,
+        vae=vae,
+        text_encoder=te,
+        tokenizer=tok,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def zit(
     *args: str, timeout: int = 900, log: list[str] | None = None
 ) -> subprocess.CompletedProcess:

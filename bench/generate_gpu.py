@@ -122,17 +122,8 @@ def timed(fn, reps: int = 10) -> float:
 
 
 def bench_plain(parts, device, size, steps, runs, compiled: bool):
-    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
-
     tr, te, vae, tok = parts
-    pipe = ZImagePipeline(
-        transformer=tr,
-        vae=vae,
-        text_encoder=te,
-        tokenizer=tok,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = benchkit.plain_pipeline(tr, vae, te, tok)
     pipe.to(device)
     if compiled:
         tr.compile_repeated_blocks(fullgraph=True)

@@ -67,17 +67,7 @@ def build(tiny: bool, dev: str):
 
 
 def pipeline(tr, vae):
-    from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
-
-    pipe = ZImagePipeline(
-        transformer=tr,
-        vae=vae,
-        text_encoder=None,
-        tokenizer=None,
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=False),
-    )
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return benchkit.plain_pipeline(tr, vae)
 
 
 def generate(pipe, emb, size: int, steps: int, dev: str, tiled: bool = False):

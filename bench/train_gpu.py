@@ -79,6 +79,12 @@ def peak() -> int:
     return torch.cuda.max_memory_allocated() if cuda() else 0
 
 
+def add_row(variant: str, s, first: float, note: str, peak_bytes: int | None = None, **more):
+    """One row of the table; ``peak`` is the card's peak since the last reset unless given."""
+    peak_b = peak() if peak_bytes is None else peak_bytes
+    ROWS.append(dict(variant=variant, s=s, peak=peak_b, first=first, note=note, **more))
+
+
 def build_transformer(device: str, tiny: bool):
     """Full-size DiT from the bundled skeleton config, random weights, built on meta → device."""
     from diffusers import ZImageTransformer2DModel
@@ -185,15 +191,7 @@ def bench_baseline(args, device: str, compile_blocks: bool) -> None:
 
     clean()
     s_step, first = timed(step, args.warmup, args.steps)
-    ROWS.append(
-        dict(
-            variant=label,
-            s=s_step,
-            peak=peak(),
-            first=first,
-            note=f"{len(params) // 2} LoRA modules, loss {losses[-1]:.3f}",
-        )
-    )
+    add_row(label, s_step, first, f"{len(params) // 2} LoRA modules, loss {losses[-1]:.3f}")
 
 
 def bench_preset(args, device: str, name: str) -> None:
@@ -271,16 +269,13 @@ def bench_preset(args, device: str, name: str) -> None:
             from zitdesk.train.streaming import MEASURED_H2D
 
             note += f", H2D {MEASURED_H2D.get(device, 0) / 1e9:.1f} GB/s"
-        ROWS.append(
-            dict(
-                variant=label,
-                s=s_step,
-                peak=peak(),
-                first=first,
-                note=note,
-                pred_peak=plan.get("predicted_peak_gib"),
-                pred_s=plan.get("predicted_step_s"),
-            )
+        add_row(
+            label,
+            s_step,
+            first,
+            note,
+            pred_peak=plan.get("predicted_peak_gib"),
+            pred_s=plan.get("predicted_step_s"),
         )
     finally:
         if cuda():
@@ -301,14 +296,12 @@ def bench_repeat(args) -> None:
         raise RuntimeError("the repeated run printed no result: " + out[-300:])
     first = float(line.split("first step")[1].split("s")[0])
     s_step = float(line.split(":")[1].split("s/step")[0])
-    ROWS.append(
-        dict(
-            variant="repeated run of the 24 GiB tier (new process, compile cache warm)",
-            s=s_step,
-            peak=0,
-            first=first,
-            note=f"first step {first:.1f} s incl. compile-cache load; process {wall:.0f} s",
-        )
+    add_row(
+        "repeated run of the 24 GiB tier (new process, compile cache warm)",
+        s_step,
+        first,
+        f"first step {first:.1f} s incl. compile-cache load; process {wall:.0f} s",
+        peak_bytes=0,
     )
 
 
@@ -385,7 +378,7 @@ def main() -> None:
     )
     for v in variants:
         if args.deadline and time.perf_counter() - t_all > args.deadline:
-            ROWS.append(dict(variant=v, s=None, peak=0, first=0, note="skipped (deadline)"))
+            add_row(v, None, 0, "skipped (deadline)", peak_bytes=0)
             continue
         t = time.perf_counter()
         try:
@@ -406,15 +399,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001 - one variant's failure must keep the table
             traceback.print_exc()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            ROWS.append(
-                dict(
-                    variant=v,
-                    s=None,
-                    peak=peak(),
-                    first=0,
-                    note=f"failed: {type(exc).__name__}: {first}",
-                )
-            )
+            add_row(v, None, 0, f"failed: {type(exc).__name__}: {first}")
         finally:
             clean()
     base = next(
