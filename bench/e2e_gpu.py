@@ -17,7 +17,6 @@ Run:  python bench/e2e_gpu.py [--steps 30]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -44,11 +43,10 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    spec = importlib.util.spec_from_file_location("genbench", ROOT / "bench" / "generate_gpu.py")
-    gb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gb)
     import torch
     from safetensors.torch import save_file
+
+    from bench import generate_gpu as gb
 
     t = time.perf_counter()
     tr, te, vae, _tok = gb.build_full("cuda", False)

@@ -20,7 +20,6 @@ Run:  python bench/studio_gpu.py [--steps 60]      (``--tiny``: CPU check of the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import queue
@@ -50,10 +49,9 @@ def median_step(times: dict[int, float], skip: int, exclude: set[int]) -> float:
 
 
 def make_inputs(work: Path, tiny: bool, steps: int):
-    spec = importlib.util.spec_from_file_location("genbench", ROOT / "bench" / "generate_gpu.py")
-    gb = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gb)
     import torch
+
+    from bench import generate_gpu as gb
 
     model = work / "model"
     if tiny:  # the tiny model needs its own tokenizer: diffusers layout
