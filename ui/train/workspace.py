@@ -306,7 +306,7 @@ class TrainWorkspace(QWidget):
         self.live_job, self.live_spec = job, spec
         self.run_view.start_run(job.job_id, spec.config, title, resumed=bool(spec.resume))
         self.run_view.set_where(where_label(spec), parallel=bool(spec.data_parallel))
-        est = self.estimate(spec.config)
+        est = None if spec.data_parallel else self.estimate(spec.config)  # (one card's figures)
         if est is not None and not spec.resume:
             self.run_view.set_estimate(est.total_s, est.peak_gib)
         started = job.state == "running"
