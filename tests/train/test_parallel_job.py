@@ -19,6 +19,7 @@ from zitdesk.engine.events import (
     JobFailed,
     JobFinished,
     JobStarted,
+    JobWarning,
     LoraReport,
     PhaseChanged,
 )
@@ -26,7 +27,7 @@ from zitdesk.engine.studio import StudioEngine, _on_its_card
 from zitdesk.train.checkpoint import list_checkpoints
 from zitdesk.train.config import TrainSpec
 from zitdesk.train.events import CheckpointSaved, SampleReady, TrainStep
-from zitdesk.train.parallel_job import child_command, decode_event, launcher_sentence
+from zitdesk.train.parallel_job import NO_PAUSE, child_command, decode_event, launcher_sentence
 
 TERMINAL = (JobFinished, JobCancelled, JobFailed)
 
@@ -164,13 +165,17 @@ def test_stop_keeps_a_checkpoint_and_resume_continues(train_model, varied, tmp_p
     cancel = CancelToken()
 
     def stop_at_first_checkpoint(ev):
+        if isinstance(ev, TrainStep) and ev.step == 1:
+            cancel.pause()  # not for these runs: it goes on, and says so
         if isinstance(ev, CheckpointSaved):
+            assert not cancel.paused
             cancel.cancel()  # as the Stop button does, from another thread or this one
 
     spec = TrainSpec(cfg, processes=2)
     rec = _run(spec, cancel, stop_at_first_checkpoint)
     end = _one_terminal_last(rec, spec.job_id)
     assert isinstance(end, JobCancelled), getattr(end, "message", "")
+    assert [e.message for e in rec.of(JobWarning) if "pause" in e.message] == [NO_PAUSE]
     last = list_checkpoints(out / "checkpoints")[-1].step
     assert 0 < last < 5000
     assert end.paths == (str(out / f"lora_{last:09d}.safetensors"),)

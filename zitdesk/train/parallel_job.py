@@ -48,6 +48,7 @@ from zitdesk.engine.events import (
     JobFailed,
     JobFinished,
     JobStarted,
+    JobWarning,
     PhaseChanged,
 )
 from zitdesk.engine.protocol import Emit
@@ -60,6 +61,7 @@ KILL_GRACE_S = 20.0  # after terminating the process group: how long before the 
 POLL_S = 0.2
 ORPHAN_S = 30.0  # the child ended but its stdout stays open (a rank left behind): stop reading
 STDERR_LINES = 400  # the stderr tail kept for the failure's details
+NO_PAUSE = "A run on several GPUs can't pause; it goes on (Stop keeps a checkpoint)."
 
 
 # -- events back from JSON lines ----------------------------------------------------------------
@@ -282,6 +284,9 @@ def _follow(spec: Any, folder: Path, emit: Emit, cancel: CancelToken) -> EngineE
     terminated = False
     ended = 0.0
     while True:
+        if cancel.paused and not cancel.cancelled:  # (the run view offers no Pause for these)
+            cancel.resume()
+            emit(JobWarning(job, message=NO_PAUSE))
         if cancel.cancelled and stop_at is None:
             from zitdesk.io import atomic_write
 
