@@ -158,6 +158,16 @@ class EngineWorker(QObject):
                     )
 
     @Slot()
+    def release(self) -> None:
+        """Free this engine's models and memory (it loads again on its next job): its card is
+        about to be used by a job of another lane (a data-parallel training run)."""
+        try:
+            if self._engine is not None:
+                self._engine.shutdown()
+        except Exception:  # noqa: BLE001
+            log.exception("engine release failed")
+
+    @Slot()
     def shutdown(self) -> None:
         """Free the engine (models, VRAM) and stop this thread's event loop."""
         try:
@@ -175,6 +185,7 @@ class _Lane(QObject):
 
     dispatch = Signal(object)  # → EngineWorker.run_job (queued, this lane's thread)
     stop = Signal()  # → EngineWorker.shutdown
+    release = Signal()  # → EngineWorker.release (free the card for another lane's job)
 
     def __init__(self, key: str, factory: EngineFactory, on_event: Callable[[Any], None]) -> None:
         super().__init__()
@@ -186,6 +197,7 @@ class _Lane(QObject):
         self.worker.moveToThread(self.thread)
         self.dispatch.connect(self.worker.run_job)
         self.stop.connect(self.worker.shutdown)
+        self.release.connect(self.worker.release)
         self.worker.event.connect(on_event)
         self.thread.finished.connect(self.worker.deleteLater)
         self.started_once = False
@@ -449,6 +461,10 @@ class EngineController(QObject):
             for key in lanes:
                 self._lane(key).job = job
             lane = self._lane(min(lanes))  # the job runs on the thread of its first card
+            for key in lanes - {lane.key}:  # the other cards' engines let go of their memory
+                other = self._lanes.get(key)
+                if other is not None and other.thread.isRunning():
+                    other.release.emit()
             if not lane.thread.isRunning():
                 lane.thread.start()
                 lane.started_once = True

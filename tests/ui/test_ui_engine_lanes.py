@@ -30,11 +30,12 @@ def lanes(qtbot):
     """A controller whose factory builds a new scripted engine per lane (as the real one does)."""
     made: list[tuple[EngineController, list[FakeEngine]]] = []
 
-    def make(script="block"):
+    def make(script="block", scripts=None):
+        """``scripts``: one script per engine, in the order the lanes start (else ``script``)."""
         engines: list[FakeEngine] = []
 
         def factory():
-            engines.append(FakeEngine(script))
+            engines.append(FakeEngine(scripts[len(engines)] if scripts else script))
             return engines[-1]
 
         c = EngineController(factory)
@@ -112,6 +113,19 @@ def test_a_data_parallel_job_holds_every_card_and_is_not_overtaken(qtbot, lanes)
     c.cancel(spread.job_id)
     qtbot.waitUntil(lambda: later1.state == "running", timeout=5000)
     c.cancel_all()
+    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+
+
+def test_a_data_parallel_job_frees_the_other_cards_engines_first(qtbot, lanes):
+    c, engines = lanes(scripts=["finish", "block"])  # card 1's engine, then the main one
+    on1 = c.submit(req("cuda:1"))  # card 1's engine loads a model (and keeps it)
+    qtbot.waitUntil(lambda: on1.state == "finished", timeout=5000)
+    assert engines[0].shutdown_calls == 0
+    spread = c.submit(SpreadRequest(gpus=(0, 1)))  # runs on the main card's engine ...
+    qtbot.waitUntil(lambda: len(engines) == 2 and engines[1].blocking.is_set(), timeout=5000)
+    assert spread.state == "running" and engines[1].requests[-1] is spread.request
+    qtbot.waitUntil(lambda: engines[0].shutdown_calls == 1, timeout=5000)  # ... card 1's let go
+    c.cancel(spread.job_id)
     qtbot.waitUntil(lambda: not c.busy, timeout=5000)
 
 
