@@ -196,3 +196,48 @@ def test_with_one_gpu_the_spec_is_unchanged(qtbot, make_tab, engine, tmp_path):
     assert spec.gpus == () and spec.config.model.device == "auto"
     assert ws.run_view.where.text() == "" and ws.run_view.pause_button.isEnabled()
     _stop(qtbot, ws)
+
+
+@pytest.mark.slow
+def test_a_data_parallel_run_from_the_tab_end_to_end(qtbot, tiny_diffusers, tmp_path, monkeypatch):
+    """The real engine: the tab's spec on 2 CPU processes (the CPU stand-in for 2 cards) runs as
+    a child ``zitdesk train``; its steps fill the run view, which ends finished with the LoRA."""
+    from PIL import Image
+
+    from ui.thumbnails import ThumbnailCache
+    from ui.train.workspace import TrainWorkspace
+    from zitdesk.engine.studio import StudioEngine
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("ZITDESK_DIST_TIMEOUT_S", "120")
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(4):
+        Image.new("RGB", (64, 64), (200, 40 * i, 30)).save(data / f"img{i}.png")
+        (data / f"img{i}.txt").write_text("a photo of [trigger]", encoding="utf-8")
+    cfg = TrainConfig().with_changes(
+        model={"path": str(tiny_diffusers), "variant": "base"},
+        data={"folder": str(data), "trigger": "zxq", "resolutions": (64,), "caption_dropout": 0.0},
+        lora={"rank": 4, "alpha": 4.0},
+        optim={"steps": 4, "learning_rate": 1e-3},
+        memory={"gradient_checkpointing": "off"},
+        save={"output_dir": str(tmp_path / "out"), "name": "dp", "every": 2},
+        sample={"every": 0},
+    )
+    controller = EngineController(lambda: StudioEngine(device="cpu"))
+    ws = TrainWorkspace(controller, ThumbnailCache(size=64), AppSettings())
+    qtbot.addWidget(ws)
+    try:
+        job = ws.start_spec(TrainSpec(config=cfg.validate(), processes=2))
+        view = ws.run_view
+        assert view.where.text() == "on 2 CPU processes (data-parallel)"
+        assert not view.pause_button.isEnabled()
+        ends = ("finished", "cancelled", "failed")
+        qtbot.waitUntil(lambda: job.state in ends and view.state in ends, timeout=240_000)
+        assert job.state == "finished", getattr(job.result, "message", "")
+        assert view.state == "finished" and view.loss_chart.point_count == 4
+        assert view.final_lora == str(tmp_path / "out" / "dp.safetensors")
+        assert [view.checkpoints.topLevelItem(i).text(0) for i in range(2)] == ["2", "4"]
+    finally:
+        controller.shutdown()
+        assert controller.wait(30_000)
