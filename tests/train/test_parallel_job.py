@@ -229,3 +229,25 @@ def test_a_killed_rank_fails_the_job_in_one_sentence(train_model, varied, tmp_pa
     assert "Traceback" not in end.message and end.kind == "error"
     assert list_checkpoints(out / "checkpoints")  # kept
     assert any(isinstance(e, PhaseChanged) and "2 CPU processes" in e.detail for e in rec.events)
+
+
+@pytest.mark.slow
+def test_a_broken_listener_ends_the_child_too(train_model, varied, tmp_path):
+    import psutil
+
+    def broken(ev):
+        if isinstance(ev, TrainStep):
+            raise RuntimeError("a broken listener")
+
+    spec = TrainSpec(_long(train_model, varied, tmp_path / "run"), processes=2)
+    rec = _run(spec, on_event=broken)
+    end = _one_terminal_last(rec, spec.job_id)
+    assert isinstance(end, JobFailed) and "\n" not in end.message
+    left = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "zitdesk" in " ".join(p.cmdline()):
+                left.append(p)
+        except psutil.Error:
+            continue  # gone meanwhile
+    assert not left, left

@@ -278,6 +278,18 @@ def _follow(spec: Any, folder: Path, emit: Emit, cancel: CancelToken) -> EngineE
     env = {**os.environ, "PYTHONUNBUFFERED": "1", STOP_ENV: str(stop_file)}
     emit(PhaseChanged(job, phase="loading", detail=f"Starting the run on {_where(spec)}"))
     child = _Child(child_command(spec, config_file), env)
+    try:
+        return _read(spec, child, stop_file, emit, cancel)
+    except BaseException:  # a listener or the disk failed: the child must not run on alone
+        child.terminate()
+        raise
+
+
+def _read(
+    spec: Any, child: _Child, stop_file: Path, emit: Emit, cancel: CancelToken
+) -> EngineEvent:
+    """Pass the child's events on until it ends; the terminal event."""
+    job = spec.job_id
     held: EngineEvent | None = None  # the child's terminal event, passed on once it has ended
     last_lora = ""
     stop_at: float | None = None
