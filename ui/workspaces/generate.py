@@ -29,6 +29,7 @@ from ui.models.history_store import HistoryEntry, HistoryStore
 from ui.tasks import TaskSignals, run_task
 from ui.thumbnails import ThumbnailCache
 from ui.widgets.queue_panel import QueuePanel
+from ui.workspaces.generate_jobs import GenerateJobs
 from ui.workspaces.generate_view import GenerateView
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished
 from zitdesk.engine.requests import MemoryMode
@@ -90,7 +91,7 @@ def _read_parameters(path: str) -> ImageParameters:
     return read_parameters(path)
 
 
-class GenerateWorkspace(GenerateView):
+class GenerateWorkspace(GenerateJobs, GenerateView):
     status_message = Signal(str)
     prediction_changed = Signal(object, str)  # predicted peak bytes (may exceed int32), sentence
     model_setup_requested = Signal()
@@ -253,66 +254,6 @@ class GenerateWorkspace(GenerateView):
         for job in self._generations():
             self.controller.cancel(job.job_id)
 
-    def _generations(self) -> list[Job]:
-        return [j for j in self.controller.running_jobs if not self._is_training(j)]
-
-    # -- training ("Try it") --------------------------------------------------------------------
-    def _is_training(self, job_or_id: Any) -> bool:
-        job = self.controller.job(job_or_id) if isinstance(job_or_id, str) else job_or_id
-        # enhance: VariantControls; caption: the Datasets caption dialog (ui/datasets)
-        return job is not None and job.kind in ("train", "enhance", "caption")
-
-    def _on_training_card(self, request: Any) -> bool:
-        """True when ``request`` is for the card(s) the training job holds (another card picked in
-        the GPU row: an ordinary generation there, with the paused step's LoRA file)."""
-        from zitdesk.engine.lanes import lanes_of
-
-        job = self.controller.current_training()
-        return job is not None and set(lanes_of(request)) <= set(lanes_of(job.request))
-
-    def training_paused(self) -> bool:
-        current = getattr(self.controller, "current_training", None)
-        job = current() if current is not None else None
-        return job is not None and job.token.paused
-
-    def use_training_lora(self, path: str, live: bool) -> None:
-        """Put a training run's LoRA into the stack (replacing the previous "try" one)."""
-        stack = self.form.loras
-        for old in self._try_loras:
-            row = stack.model.row_of(old)
-            if old != path and row >= 0:
-                stack.model.remove(row)
-        self._try_loras = [path]
-        stack.add_lora(path, 1.0)
-        if live:
-            self.set_training_paused(path)
-
-    def set_training_paused(self, lora_path: str | None, step: int = 0) -> None:
-        if not lora_path:
-            self.training_note.hide()
-            return
-        at = f" at step {step}" if step else ""
-        self.training_note.setText(
-            f"Training is paused{at}: Generate runs on the training model with "
-            f"{Path(lora_path).name} as of this step (training adapter off, no reload). "
-            "Resume in the Train tab when you are done."
-        )
-        self.style().unpolish(self.training_note)
-        self.style().polish(self.training_note)
-        self.training_note.show()
-        self.generate_button.setText("Generate")
-        self.update_prediction()
-
-    @Slot(object)
-    def _on_training_paused(self, ev) -> None:
-        self.set_training_paused(getattr(ev, "lora_path", "") or "the LoRA", ev.step)
-
-    @Slot(object)
-    def _on_training_resumed(self, _ev) -> None:
-        self.training_note.hide()
-        self._on_busy(self.controller.busy)
-        self.update_prediction()
-
     def focus_prompt(self) -> None:
         self.form.prompt.focus_prompt()
 
@@ -427,13 +368,6 @@ class GenerateWorkspace(GenerateView):
         paused = self.training_note.isVisible()
         queued = busy and self._card_busy()  # with several GPUs another card may be free
         self.generate_button.setText("Add to queue" if queued and not paused else "Generate")
-
-    def _card_busy(self) -> bool:
-        """True when a job runs on the card the form's next request would use."""
-        from zitdesk.engine.lanes import lane_of_device, lanes_of
-
-        want = lane_of_device(str(self.form.gpu.currentData() or ""))
-        return any(want in lanes_of(j.request) for j in self.controller.running_jobs)
 
     @Slot(object)
     def _on_job_started(self, ev) -> None:
