@@ -109,9 +109,11 @@ class EngineWorker(QObject):
 
     event = Signal(object)  # EngineEvent, emitted on the engine thread
 
-    def __init__(self, engine_factory: EngineFactory) -> None:
+    def __init__(self, engine_factory: EngineFactory, lane: str = "") -> None:
         super().__init__()
         self._factory = engine_factory
+        self._lane = lane  # the card this worker's thread runs on ("" = the engine's own)
+        self._bound = False
         self._engine: Engine | None = None
         self._job_id = ""
         self._terminal_sent = False
@@ -129,6 +131,10 @@ class EngineWorker(QObject):
             if job.token.cancelled:
                 self._emit(JobCancelled(job.job_id))
                 return
+            if self._lane and not self._bound:  # this thread's current CUDA device = its card
+                from zitdesk.engine.lanes import bind_thread
+
+                self._bound = bind_thread(self._lane)
             if self._engine is None:
                 self._engine = self._factory()
             self._engine.run(job.request, self._emit, job.token)
@@ -193,7 +199,7 @@ class _Lane(QObject):
         self.job: Job | None = None
         self.thread = QThread()
         self.thread.setObjectName(f"zitdesk-engine-{key}" if key else "zitdesk-engine")
-        self.worker = EngineWorker(factory)
+        self.worker = EngineWorker(factory, key)
         self.worker.moveToThread(self.thread)
         self.dispatch.connect(self.worker.run_job)
         self.stop.connect(self.worker.shutdown)

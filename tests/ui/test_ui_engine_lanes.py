@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeEngine
 
 from ui.engine_host import EngineController
-from zitdesk.engine.lanes import lane_label, lane_of_device, lanes_of
+from zitdesk.engine.lanes import bind_thread, lane_label, lane_of_device, lanes_of
 from zitdesk.engine.requests import GenerateRequest, new_job_id
 from zitdesk.train.config import TrainConfig, TrainSpec
 
@@ -61,6 +61,8 @@ def test_lanes_of_requests():
     assert lanes_of(TrainSpec(cfg.with_changes(model={"device": "cuda:3"}))) == ("cuda:3",)
     assert lanes_of(TrainSpec(cfg, gpus=(1, 0))) == ("", "cuda:1")
     assert lane_label("") == "GPU 0" and lane_label("cuda:2") == "GPU 2"
+    # the main lane keeps the engine's own device; a card this machine lacks binds nothing
+    assert bind_thread("") is False and bind_thread("cuda:99") is False
 
 
 def test_jobs_for_two_cards_run_at_once_on_their_own_threads(qtbot, lanes):

@@ -40,3 +40,22 @@ def lanes_of(request: Any) -> tuple[str, ...]:
 def lane_label(lane: str) -> str:
     """A lane for people: ``"GPU 1"``; the main lane is ``"GPU 0"``."""
     return f"GPU {lane.partition(':')[2]}" if lane else "GPU 0"
+
+
+def bind_thread(lane: str) -> bool:
+    """Make ``lane``'s card the current CUDA device of the calling thread (an engine thread of
+    that lane), so anything that says plain ``"cuda"`` (a library's kernels, a compiled graph)
+    lands on it. True when bound; False for the main lane, without CUDA, or a card this machine
+    does not have (the job's own device check then says so in a sentence). Imports torch."""
+    head, _, index = lane.partition(":")
+    if head != "cuda" or not index.isdigit():
+        return False
+    try:
+        import torch
+
+        if not torch.cuda.is_available() or int(index) >= torch.cuda.device_count():
+            return False
+        torch.cuda.set_device(int(index))  # per thread: the other lanes keep theirs
+        return True
+    except Exception:  # noqa: BLE001 - a broken driver is the job's to report
+        return False
