@@ -190,7 +190,8 @@ def main() -> int:
     cfg_dir = _config_dir("transformer", {k: v for k, v in cfg.items() if not k.startswith("_")})
     torch.manual_seed(1)
     emb = torch.randn(128, cap_dim, dtype=dtype, device=dev) * 0.5
-    sd = comfy_state(tr)
+    # on the CPU: GPU views of tr would keep the whole bf16 DiT resident in every later row
+    sd = {k: v.cpu() for k, v in comfy_state(tr).items()}
     bf16_state = {k: v.detach().cpu() for k, v in tr.state_dict().items()}
     log("built")
 
@@ -233,7 +234,9 @@ def main() -> int:
                     ggufs[fmt] = ck
                 model = load_gguf(ck, cfg_dir, dtype)
             else:
-                path = packed_file(sd, fmt, work / f"dit-{fmt}.safetensors")
+                on_dev = {k: v.to(dev) for k, v in sd.items()}  # quantised on the GPU
+                path = packed_file(on_dev, fmt, work / f"dit-{fmt}.safetensors")
+                del on_dev
                 model = load_packed_transformer(path, "", cfg, dtype, _dit_rename)
                 path.unlink()
             wbytes = sum(p.numel() * p.element_size() for p in model.parameters())

@@ -338,8 +338,16 @@ LADDER: tuple[tuple[MemoryMode, bool, bool], ...] = (
 
 
 def _rungs(dit_format: str) -> list[tuple[MemoryMode, bool, bool]]:
-    # fp8 storage on an already-packed DiT changes nothing (the engine keeps it packed)
-    return [r for r in LADDER if not (packed_dit(dit_format) and r[0] is MemoryMode.FP8)]
+    # fp8 storage on an already-packed DiT changes nothing (the engine keeps it packed); a GGUF
+    # DiT cannot take sequential offload (accelerate cannot move GGUF parameters: measured on an
+    # H100, 2026-12-08), so block streaming is its last rung
+    gguf = dit_format.startswith("gguf-")
+    return [
+        r
+        for r in LADDER
+        if not (packed_dit(dit_format) and r[0] is MemoryMode.FP8)
+        and not (gguf and r[0] is MemoryMode.SEQUENTIAL)
+    ]
 
 
 def _placed(request: GenerateRequest, rung: tuple[MemoryMode, bool, bool]) -> GenerateRequest:
@@ -387,7 +395,10 @@ def preflight(
 ) -> GenerateRequest:
     """The request placed on the fastest rung that fits this card (the first attempt)."""
     found = first_fit(request, room_bytes, predictor, dit_format)
-    return found[0] if found else _placed(request, LADDER[-1])
+    if found:
+        return found[0]
+    fmt = (predictor or MemoryPredictor()).dit_format if dit_format is None else dit_format
+    return _placed(request, _rungs(fmt)[-1])
 
 
 def after_oom(

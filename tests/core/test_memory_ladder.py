@@ -70,3 +70,19 @@ def test_measurements_are_kept_per_format():
     pred.record(req, 5 * GIB, dit_format="gguf-Q4_K")
     assert pred.predict(req, "gguf-Q4_K").basis == "measured"
     assert pred.predict(req, "").basis == "estimate"
+
+
+def test_a_gguf_dit_never_gets_sequential_offload():
+    """accelerate's sequential offload cannot move GGUF parameters (KeyError in diffusers, seen
+    on an H100): block streaming is a GGUF file's last rung, for the first attempt and retries."""
+    for fmt in ("gguf-Q4_K", "gguf-Q8_0"):
+        for cap in (1, 2, 4):
+            assert preflight(REQ, cap * GIB, dit_format=fmt).memory_mode is not (
+                MemoryMode.SEQUENTIAL
+            )
+        streaming = REQ.with_changes(
+            memory_mode=MemoryMode.GROUP_OFFLOAD, unload_text_encoder=True, vae_tiling=True
+        )
+        assert after_oom(streaming, 2 * GIB, dit_format=fmt) == {}  # nothing smaller to offer
+    # a bf16 file still has sequential offload as its last resort
+    assert preflight(REQ, 1 * GIB).memory_mode is MemoryMode.SEQUENTIAL

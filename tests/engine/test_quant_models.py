@@ -317,3 +317,16 @@ def test_a_chosen_gguf_file_wins_over_the_bf16_beside_it(tmp_path, comps):
     assert src.complete and src.files[DIT] == gguf_file
     assert src.checks[DIT].quant == "gguf-Q4_K"
     assert len(src.candidates[DIT]) == 2
+
+
+def test_a_gguf_dit_is_known_to_the_placement(tmp_path, comps):
+    """Sequential offload cannot hold GGUF layers (accelerate, seen on an H100): the placement
+    recognises a GGUF DiT (and streams it by blocks instead), and only a GGUF one."""
+    from zitdesk.engine.memory import _has_gguf
+
+    gguf = load_pipeline(
+        resolve_model(write_model_folder(tmp_path / "g", comps, "gguf-Q4_K")), "cpu"
+    )
+    packed = load_pipeline(resolve_model(write_model_folder(tmp_path / "n", comps, "nvfp4")), "cpu")
+    assert _has_gguf(gguf.transformer)
+    assert not _has_gguf(packed.transformer) and not _has_gguf(comps["transformer"])

@@ -100,10 +100,21 @@ def apply_memory_mode(
         _stream_text_encoder(pipe, device)
         pipe.vae.to(device)
         return "block streaming from RAM"
+    if mode is MemoryMode.SEQUENTIAL and _has_gguf(pipe.transformer):
+        # accelerate's sequential offload cannot move GGUF parameters (KeyError in diffusers'
+        # GGUFParameter): stream the DiT block by block instead, the smallest that works for it.
+        return apply_memory_mode(pipe, MemoryMode.GROUP_OFFLOAD, device) + (
+            " (a GGUF model cannot use sequential offload)"
+        )
     if mode is MemoryMode.SEQUENTIAL:
         pipe.enable_sequential_cpu_offload(device=device)
         return "sequential CPU offload"
     raise ValueError(mode)
+
+
+def _has_gguf(module) -> bool:
+    """True when ``module`` holds GGUF-quantised parameters (diffusers' ``GGUFParameter``)."""
+    return any(type(p).__name__ == "GGUFParameter" for p in module.parameters())
 
 
 def execution_device(pipe, device: str):
