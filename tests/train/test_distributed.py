@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from trainhelp import make_config, make_dataset, run_job
+from trainhelp import long_run_config, make_config, make_dataset, run_job
 
 from zitdesk.engine.events import JobFinished
 from zitdesk.train.checkpoint import list_checkpoints
@@ -176,16 +176,6 @@ def _signal_rank_mid_run(cfg, tmp_path, out, how):
     return launcher.returncode, err
 
 
-def _long_run(train_model, varied, out):
-    return make_config(
-        train_model,
-        varied,
-        out,
-        optim={"steps": 5000, "batch_size": 1, "schedule": "constant"},
-        save={"every": 2, "keep_last": 2},
-    )
-
-
 @pytest.mark.slow
 def test_a_cancel_on_one_rank_stops_every_rank_after_the_same_step(train_model, varied, tmp_path):
     """Ctrl-C reaching one process only: the stop flag rides the gradient sync, every rank stops
@@ -193,7 +183,7 @@ def test_a_cancel_on_one_rank_stops_every_rank_after_the_same_step(train_model, 
     import signal
 
     out = tmp_path / "run"
-    cfg = _long_run(train_model, varied, out)
+    cfg = long_run_config(train_model, varied, out)
     rc, err = _signal_rank_mid_run(cfg, tmp_path, out, lambda p: p.send_signal(signal.SIGINT))
     assert rc == 130, err
     assert "Traceback" not in err, err
@@ -207,7 +197,7 @@ def test_a_killed_rank_stops_the_run_with_the_checkpoint_kept(train_model, varie
     """SIGKILL one of two processes mid-run: the launcher says so in one sentence, exits 1, the
     checkpoints stay whole, and --resume continues on two processes."""
     out = tmp_path / "run"
-    cfg = _long_run(train_model, varied, out)
+    cfg = long_run_config(train_model, varied, out)
     rc, err = _signal_rank_mid_run(cfg, tmp_path, out, lambda p: p.kill())
     assert rc == 1, err
     lines = [ln for ln in err.splitlines() if ln.strip()]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from trainhelp import Recorder, make_config, make_dataset, run_job
+from trainhelp import Recorder, long_run_config, make_config, make_dataset, run_job
 
 from zitdesk.cli.events import event_json
 from zitdesk.engine.cancel import CancelToken
@@ -148,20 +148,10 @@ def test_the_app_path_trains_the_lora_two_processes_train(train_model, varied, t
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
 
 
-def _long(model, data, out):
-    return make_config(
-        model,
-        data,
-        out,
-        optim={"steps": 5000, "batch_size": 1, "schedule": "constant"},
-        save={"every": 2, "keep_last": 2},
-    )
-
-
 @pytest.mark.slow
 def test_stop_keeps_a_checkpoint_and_resume_continues(train_model, varied, tmp_path):
     out = tmp_path / "run"
-    cfg = _long(train_model, varied, out)
+    cfg = long_run_config(train_model, varied, out)
     cancel = CancelToken()
 
     def stop_at_first_checkpoint(ev):
@@ -220,7 +210,7 @@ def test_a_killed_rank_fails_the_job_in_one_sentence(train_model, varied, tmp_pa
                 except psutil.Error:
                     continue
 
-    spec = TrainSpec(_long(train_model, varied, out), processes=2)
+    spec = TrainSpec(long_run_config(train_model, varied, out), processes=2)
     rec = _run(spec, on_event=kill_rank_1)
     assert killed.is_set()
     end = _one_terminal_last(rec, spec.job_id)
@@ -239,7 +229,7 @@ def test_a_broken_listener_ends_the_child_too(train_model, varied, tmp_path):
         if isinstance(ev, TrainStep):
             raise RuntimeError("a broken listener")
 
-    spec = TrainSpec(_long(train_model, varied, tmp_path / "run"), processes=2)
+    spec = TrainSpec(long_run_config(train_model, varied, tmp_path / "run"), processes=2)
     rec = _run(spec, on_event=broken)
     end = _one_terminal_last(rec, spec.job_id)
     assert isinstance(end, JobFailed) and "\n" not in end.message

@@ -64,6 +64,18 @@ class Recorder:
         return self.events[-1]
 
 
+def long_run_config(model: Path, data: Path, out: Path):
+    """A run far longer than any test lets it go (5000 steps, a checkpoint every 2): for tests
+    that stop it part-way (cancel, a killed process) and resume."""
+    return make_config(
+        model,
+        data,
+        out,
+        optim={"steps": 5000, "batch_size": 1, "schedule": "constant"},
+        save={"every": 2, "keep_last": 2},
+    )
+
+
 def run_job(cfg, resume: bool = False, cancel=None, on_event=None) -> Recorder:
     from zitdesk.engine.cancel import CancelToken
     from zitdesk.engine.events import JobFailed
