@@ -21,7 +21,6 @@ Prints a markdown table last (and writes it to --work).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -33,13 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ZITDESK_HOME", tempfile.mkdtemp(prefix="zithome-"))
 os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
 
 
 def run_job(engine, request, out: list, done: threading.Event) -> None:
@@ -68,7 +60,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="CPU check: tiny model")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "zit-lanes"))
     args = ap.parse_args()
-    mg = _load("multigpu_gpu")
+    from bench import benchkit
+    from bench import multigpu_gpu as mg
 
     class Rows(list):  # each figure printed as soon as it is known (a run cut short keeps them)
         def append(self, row) -> None:
@@ -79,9 +72,7 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     size = 64 if args.tiny else 1024
-    import numpy as np
     import torch
-    from PIL import Image
 
     if not args.tiny and not torch.cuda.is_available():
         sys.exit("this check needs a CUDA GPU (or --tiny on the CPU)")
@@ -93,21 +84,15 @@ def main() -> None:
         if not model.is_dir():
             save_tiny_model(model, "diffusers")
     else:
-        gb = _load("generate_gpu")
+        from bench import generate_gpu as gb
+
         model = work / "model"
         if not (model / "ae.safetensors").is_file():
             tr, te, vae, _tok = gb.build_full("cuda", False)
             gb.write_comfy(model, tr, te, vae)
             del tr, te, vae
             torch.cuda.empty_cache()
-    data = work / "data"
-    data.mkdir(exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        arr = np.full((size, size, 3), rng.integers(0, 255, 3), np.uint8)
-        arr[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = rng.integers(0, 255, 3)
-        Image.fromarray(arr).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger], a square of colour {i}")
+    data = benchkit.square_dataset(work / "data", 8, size)
     mg.ROWS.append(("build model + dataset", f"{time.perf_counter() - t:.0f} s", str(model)))
     device = "cpu" if args.tiny else "cuda:0"
 
