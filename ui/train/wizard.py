@@ -62,7 +62,8 @@ from ui.train.wizard_data import (
     scan_survey,
     survey_folder,
 )
-from ui.train.wizard_pages import DatasetPage, GoalPage, HardwarePage
+from ui.train.wizard_hardware import HardwarePage
+from ui.train.wizard_pages import DatasetPage, GoalPage
 from zitdesk.errors import RequestError
 from zitdesk.train.config import TrainConfig
 from zitdesk.train.estimate import Estimate, estimate_tiers, gpu_spec
