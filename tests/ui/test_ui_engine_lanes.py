@@ -181,3 +181,35 @@ def test_generate_on_card_0_while_card_1_trains(qtbot, make_window, settings, tm
     assert ws.generate_button.text() == "Generate"  # card 0 is free: nothing to queue behind
     win.controller.cancel(train.job_id)
     qtbot.waitUntil(lambda: not win.controller.busy, timeout=30_000)
+
+
+def test_the_memory_prediction_reads_the_card_picked(qtbot, make_window, settings):
+    """With two cards the "next job" verdict is for the card the GPU row picks, not always the
+    first: card 0 nearly full says too much, card 1 (almost empty) has room."""
+    import re
+
+    from fakes import GIB
+
+    from zitdesk.gpu import GpuReading, MemorySnapshot
+
+    def snapshot():
+        cards = (
+            GpuReading(0, "NVIDIA GeForce RTX 4090", 22 * GIB, 24 * GIB),
+            GpuReading(1, "NVIDIA GeForce RTX 3090", 1 * GIB, 24 * GIB),
+        )
+        return MemorySnapshot(cards, "", GIB, 8 * GIB, 64 * GIB, None, None)
+
+    win = make_window(settings, snapshot_fn=snapshot)
+    ws = win.generate
+    ws.set_snapshot(snapshot())
+    texts: list[str] = []
+    ws.prediction_changed.connect(lambda _peak, text: texts.append(text))
+
+    def free_after(device: str) -> float:
+        texts.clear()
+        ws.form.gpu.setCurrentIndex(ws.form.gpu.findData(device))
+        ws.update_prediction()
+        return float(re.search(r"([\d.]+) GiB free", texts[-1]).group(1))
+
+    first, second, default = free_after("cuda:0"), free_after("cuda:1"), free_after("")
+    assert first < 2.5 and second > 21 and default == first

@@ -174,6 +174,7 @@ class GenerateWorkspace(GenerateJobs, GenerateView):
         c.job_ended.connect(self._on_job_ended)
         c.busy_changed.connect(self._on_busy)
         self.form.gpu.currentIndexChanged.connect(lambda _i: self._on_busy(c.busy))
+        self.form.gpu.currentIndexChanged.connect(lambda _i: self.update_prediction())
         if hasattr(c, "paused"):
             c.paused.connect(self._on_training_paused)
             c.resumed.connect(self._on_training_resumed)
@@ -284,12 +285,13 @@ class GenerateWorkspace(GenerateJobs, GenerateView):
         self.form.set_mode_labels(fmt, request.unload_text_encoder)
         pred = self.predictor.predict(request, fmt)
         snap = self.snapshot
-        gpu = snap.gpus[0] if snap is not None and snap.gpus else None
+        gpu = self.chosen_gpu(snap)  # with several cards: the one picked in the GPU row
+        first = gpu is not None and gpu is snap.gpus[0]  # (the app's own reservation is there)
         verdict = fit_verdict(
             pred,
             gpu.total_bytes if gpu else None,
             gpu.used_bytes if gpu else 0,
-            snap.torch_reserved_bytes if snap is not None else None,
+            snap.torch_reserved_bytes if snap is not None and (first or gpu is None) else None,
         )
         text = verdict.message
         html = text

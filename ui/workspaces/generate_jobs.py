@@ -90,3 +90,15 @@ class GenerateJobs:
 
         want = lane_of_device(str(self.form.gpu.currentData() or ""))
         return any(want in lanes_of(j.request) for j in self.controller.running_jobs)
+
+    def chosen_gpu(self, snapshot: Any) -> Any:
+        """The reading of the card the form's next request would use (the main lane: the first
+        card), for the memory prediction; None without a GPU reading."""
+        from zitdesk.engine.lanes import lane_of_device
+
+        gpus = getattr(snapshot, "gpus", ()) or ()
+        if not gpus:
+            return None
+        lane = lane_of_device(str(self.form.gpu.currentData() or ""))
+        want = int(lane.partition(":")[2]) if lane else gpus[0].index
+        return next((g for g in gpus if g.index == want), gpus[0])
