@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -152,6 +153,10 @@ def test_one_card_trains_in_the_app_on_it(qtbot, make_tab, engine, tmp_path):
     view = ws.run_view
     assert view.where.text() == "on GPU 1"
     assert view.can_pause and view.pause_button.isEnabled()
+    snap = _snapshot(2)
+    cards = (snap.gpus[0], GpuReading(1, NAMES[1], 5 * GIB, 12 * GIB))
+    view.set_snapshot(replace(snap, gpus=cards))
+    assert (view.vram_total, view.vram_used) == (12 * GIB, 5 * GIB)  # card 1's, not card 0's
     _stop(qtbot, ws)
 
 

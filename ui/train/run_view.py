@@ -106,6 +106,7 @@ class RunView(QWidget):
         self.where = QLabel("")  # the GPU(s) the run trains on (several cards: #19)
         self.where.setObjectName("muted")
         self.can_pause = True  # False for a data-parallel run (child processes)
+        self.card: int | None = None  # the GPU whose reading the VRAM figure shows (#19)
         self.step_label = QLabel("Step 0/0")
         self.step_label.setObjectName("sectionTitle")
         self.progress = QProgressBar()
@@ -322,9 +323,11 @@ class RunView(QWidget):
         self.back_button.setVisible(True)
         self.status.setText(STATE_LABELS.get(self.state, self.state))
 
-    def set_where(self, where: str, parallel: bool = False) -> None:
+    def set_where(self, where: str, parallel: bool = False, card: int | None = None) -> None:
         """Say the card(s) the run trains on (``"GPUs 0 + 1"``); a data-parallel run cannot
-        pause (its Pause button is disabled and says why)."""
+        pause (its Pause button is disabled and says why). ``card``: the GPU number whose
+        reading the VRAM figure shows (the run's first card; None = the first card)."""
+        self.card = card
         self.where.setText(
             f"on {where}" + (" (data-parallel)" if parallel else "") if where else ""
         )
@@ -341,9 +344,11 @@ class RunView(QWidget):
         """The status bar's memory reading (used when the engine does not send VRAM itself)."""
         gpus = getattr(snapshot, "gpus", ()) or ()
         if gpus:
-            self.vram_total = int(gpus[0].total_bytes)
+            card = self.card  # the run's card (#19), else the first
+            g = next((r for r in gpus if r.index == card), gpus[0])
+            self.vram_total = int(g.total_bytes)
             if not (self.last_step and getattr(self.last_step, "vram_bytes", 0)):
-                self.vram_used = int(gpus[0].used_bytes)
+                self.vram_used = int(g.used_bytes)
             self._show_stats()
 
     # -- events -------------------------------------------------------------------------------

@@ -305,7 +305,11 @@ class TrainWorkspace(QWidget):
         job = self.controller.submit(spec)
         self.live_job, self.live_spec = job, spec
         self.run_view.start_run(job.job_id, spec.config, title, resumed=bool(spec.resume))
-        self.run_view.set_where(where_label(spec), parallel=bool(spec.data_parallel))
+        self.run_view.set_where(
+            where_label(spec),
+            parallel=bool(spec.data_parallel),
+            card=int(spec.gpus[0]) if spec.gpus else None,
+        )
         est = None if spec.data_parallel else self.estimate(spec.config)  # (one card's figures)
         if est is not None and not spec.resume:
             self.run_view.set_estimate(est.total_s, est.peak_gib)
