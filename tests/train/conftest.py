@@ -50,3 +50,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def varied(tmp_path):
+    """Five solid-colour 64² images, each with its own caption (a dataset a LoRA can tell apart)."""
+    from PIL import Image
+
+    data = make_dataset(tmp_path / "data", n=5)
+    for i, c in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90), (250, 250, 0)]):
+        Image.new("RGB", (64, 64), c).save(data / f"img{i}.png")
+        (data / f"img{i}.txt").write_text(f"[trigger] number {i}")
+    return data

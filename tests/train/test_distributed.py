@@ -13,9 +13,8 @@ import sys
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
-from trainhelp import long_run_config, make_config, make_dataset, run_job
+from trainhelp import long_run_config, make_config, run_job
 
 from zitdesk.engine.events import JobFinished
 from zitdesk.train.checkpoint import list_checkpoints
@@ -64,15 +63,6 @@ RECIPE = {
     "timesteps": {"mode": "weighted"},
     "save": {"every": 2, "keep_last": 3},
 }
-
-
-@pytest.fixture
-def varied(tmp_path):
-    data = make_dataset(tmp_path / "data", n=5)
-    for i, c in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90), (250, 250, 0)]):
-        Image.new("RGB", (64, 64), c).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger] number {i}")
-    return data
 
 
 def _cfg(model, data, out, accum):

@@ -8,9 +8,8 @@ import threading
 
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
-from trainhelp import Recorder, long_run_config, make_config, make_dataset, run_job
+from trainhelp import Recorder, long_run_config, make_config, run_job
 
 from zitdesk.cli.events import event_json
 from zitdesk.engine.cancel import CancelToken
@@ -36,15 +35,6 @@ TERMINAL = (JobFinished, JobCancelled, JobFailed)
 def _small_children(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the child ranks inherit the environment
     monkeypatch.setenv("ZITDESK_DIST_TIMEOUT_S", "120")
-
-
-@pytest.fixture
-def varied(tmp_path):
-    data = make_dataset(tmp_path / "data", n=5)
-    for i, c in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90), (250, 250, 0)]):
-        Image.new("RGB", (64, 64), c).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger] number {i}")
-    return data
 
 
 def _run(spec: TrainSpec, cancel: CancelToken | None = None, on_event=None) -> Recorder:

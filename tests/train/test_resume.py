@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 import torch
-from PIL import Image
-from trainhelp import make_config, make_dataset, run_job
+from trainhelp import make_config, run_job
 
 from zitdesk.engine.cancel import CancelToken
 from zitdesk.engine.events import JobCancelled, JobFailed, JobFinished, JobStarted, JobWarning
@@ -28,15 +26,6 @@ RECIPE = {
     "timesteps": {"mode": "weighted"},
     "memory": {"gradient_checkpointing": "full"},
 }
-
-
-@pytest.fixture
-def varied(tmp_path):
-    data = make_dataset(tmp_path / "data", n=5)
-    for i, c in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 90), (250, 250, 0)]):
-        Image.new("RGB", (64, 64), c).save(data / f"img{i}.png")
-        (data / f"img{i}.txt").write_text(f"[trigger] number {i}")
-    return data
 
 
 def _final_state(out):
