@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         self.poller.snapshot_ready.connect(self.meter.set_snapshot)
         self.poller.snapshot_ready.connect(self.generate.set_snapshot)
         self.generate.prediction_changed.connect(self.meter.set_prediction)
+        self.generate.card_changed.connect(self.meter.set_focus)  # several GPUs: the chosen one
         self.generate.status_message.connect(self._on_generate_status)
         self._status: dict[int, str] = {}  # the last message of each workspace
         self.tabs.currentChanged.connect(self._on_tab_changed)

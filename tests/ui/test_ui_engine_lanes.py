@@ -202,6 +202,7 @@ def test_the_memory_prediction_reads_the_card_picked(qtbot, make_window, setting
     win = make_window(settings, snapshot_fn=snapshot)
     ws = win.generate
     ws.set_snapshot(snapshot())
+    win.meter.set_snapshot(snapshot())  # (the poller's first reading, without waiting for it)
     texts: list[str] = []
     ws.prediction_changed.connect(lambda _peak, text: texts.append(text))
 
@@ -211,5 +212,7 @@ def test_the_memory_prediction_reads_the_card_picked(qtbot, make_window, setting
         ws.update_prediction()
         return float(re.search(r"([\d.]+) GiB free", texts[-1]).group(1))
 
-    first, second, default = free_after("cuda:0"), free_after("cuda:1"), free_after("")
-    assert first < 2.5 and second > 21 and default == first
+    first, second = free_after("cuda:0"), free_after("cuda:1")
+    assert win.meter.bar.used == 1 * GIB  # the status bar's bar follows the card picked
+    default = free_after("")
+    assert first < 2.5 and second > 21 and default == first and win.meter.bar.used == 22 * GIB

@@ -25,7 +25,8 @@ def test_meter_with_a_gpu(qtbot):
 
 
 def test_meter_shows_every_card(qtbot):
-    """Two cards (one training, one generating, #19): the bar reads card 0, the text each card."""
+    """Two cards (one training, one generating, #19): the bar reads the focused card (the first
+    by default), the text each card."""
     import dataclasses
 
     from zitdesk.gpu import GpuReading
@@ -39,6 +40,10 @@ def test_meter_shows_every_card(qtbot):
     assert m.gpu_label.text() == "RTX 4090 +1"
     assert m.gpu_text.text() == "GPU 0 6.0/24.0 GiB · GPU 1 20.0/24.0 GiB"
     assert "GPU 1 NVIDIA GeForce RTX 4090: 20.0 of 24.0 GiB" in m.toolTip()
+    m.set_focus(1)  # Generate's GPU row picked card 1: the bar and its ghost are card 1's
+    assert (m.bar.used, m.bar.total) == (20 * GIB, 24 * GIB) and m.sparkline.values == [0.25]
+    m.set_focus(-1)
+    assert m.bar.used == 6 * GIB
 
 
 def test_meter_without_nvml_says_cpu(qtbot):

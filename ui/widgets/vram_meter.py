@@ -56,6 +56,7 @@ class VramMeterWidget(QWidget):
         self._prediction_bytes = 0
         self._prediction_text = ""
         self.snapshot: Any = None
+        self._focus: int | None = None  # the card the bar (and the next job's ghost) is for
 
     @property
     def has_gpu(self) -> bool:
@@ -68,10 +69,17 @@ class VramMeterWidget(QWidget):
         self.bar.set_ghost(self._prediction_bytes if self.has_gpu else 0)
         self._update_tooltip()
 
-    def set_snapshot(self, snap: Any) -> None:
+    def set_focus(self, index: int) -> None:
+        """Show card ``index`` in the bar (with several GPUs: the card the next generation uses,
+        so the predicted-peak ghost is drawn against the right memory); -1 = the first card."""
+        self._focus = index if index >= 0 else None
+        if self.snapshot is not None:
+            self.set_snapshot(self.snapshot, sample=False)
+
+    def set_snapshot(self, snap: Any, sample: bool = True) -> None:
         self.snapshot = snap
         if snap.gpus:
-            g = snap.gpus[0]
+            g = next((c for c in snap.gpus if c.index == self._focus), snap.gpus[0])
             self.gpu_label.setText(
                 short_gpu_name(g.name) + (f" +{len(snap.gpus) - 1}" if len(snap.gpus) > 1 else "")
             )
@@ -91,13 +99,14 @@ class VramMeterWidget(QWidget):
                     bits.append(f"{g.temperature_c}°C")
             self.gpu_text.setText(" · ".join(bits))
             self.gpu_text.show()
-            self.sparkline.add(g.used_bytes / g.total_bytes if g.total_bytes else 0)
+            if sample:
+                self.sparkline.add(g.used_bytes / g.total_bytes if g.total_bytes else 0)
         else:
             self.gpu_label.setText("No NVIDIA GPU found — running on CPU")
             self.gpu_label.setObjectName("warning")
             self.bar.hide()
             self.gpu_text.hide()
-            if snap.system_total_bytes:
+            if snap.system_total_bytes and sample:
                 self.sparkline.add(snap.system_used_bytes / snap.system_total_bytes)
         self.gpu_label.style().unpolish(self.gpu_label)
         self.gpu_label.style().polish(self.gpu_label)

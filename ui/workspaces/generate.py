@@ -94,6 +94,7 @@ def _read_parameters(path: str) -> ImageParameters:
 class GenerateWorkspace(GenerateJobs, GenerateView):
     status_message = Signal(str)
     prediction_changed = Signal(object, str)  # predicted peak bytes (may exceed int32), sentence
+    card_changed = Signal(int)  # the GPU the next generation uses (its index; -1: none known)
     model_setup_requested = Signal()
     predictor_updated = Signal()  # a measurement was added (save it)
 
@@ -304,6 +305,7 @@ class GenerateWorkspace(GenerateJobs, GenerateView):
                     f"(≈ {p.peak_bytes / 2**30:.1f} GiB)."
                 )
         self.progress.set_prediction(html, verdict.level)
+        self.card_changed.emit(gpu.index if gpu is not None else -1)
         self.prediction_changed.emit(pred.peak_bytes, text)
 
     @Slot()
