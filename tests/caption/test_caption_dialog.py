@@ -26,7 +26,7 @@ def host(qtbot, tmp_path):
 
     win, ws = dataset_window(folder, tmp_path)
     qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=30_000)
     yield win, ws, folder, tagger
     assert close_dataset_window(win, ws)
 
@@ -130,10 +130,10 @@ def test_caption_job_waits_behind_the_running_job(qtbot, tmp_path):
     controller = EngineController(lambda: Engine(device="cpu"))
     session = DatasetSession(tokenizer_loader=None)
     session.open(folder)
-    qtbot.waitUntil(lambda: session.dataset is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: session.dataset is not None, timeout=30_000)
     hold = Hold()
     controller.submit(hold, "train")
-    qtbot.waitUntil(lambda: controller.job("hold-1").state == "running", timeout=10_000)
+    qtbot.waitUntil(lambda: controller.job("hold-1").state == "running", timeout=30_000)
     dlg = CaptionDialog(session, controller)
     qtbot.addWidget(dlg)
     dlg.path.setText(str(tagger))

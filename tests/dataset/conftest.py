@@ -48,7 +48,7 @@ def make_workspace(qtbot, tmp_path):
         ws.resize(1280, 800)
         made.append(ws)
         if folder is not None and wait_open:
-            qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=10_000)
+            qtbot.waitUntil(lambda: ws.session.dataset is not None, timeout=30_000)
         return ws
 
     yield make

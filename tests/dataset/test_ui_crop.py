@@ -96,7 +96,7 @@ def test_crop_tool_in_the_workspace(qtbot, make_workspace, folder):
     assert f"as {b[0]}×{b[1]}" in dlg.bucket.text()
     assert dlg.crop_button.isEnabled()
     dlg.crop_button.click()
-    qtbot.waitUntil(lambda: "Cropped" in ws.banner.label.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "Cropped" in ws.banner.label.text(), timeout=30_000)
     assert ws.session.record(name).width == box.width
     with Image.open(folder / name) as im:
         assert im.size == (box.width, box.height)
@@ -110,10 +110,10 @@ def test_crop_tool_in_the_workspace(qtbot, make_workspace, folder):
 
     # undo / redo (on the crop worker, in order)
     ws.undo_action.trigger()
-    qtbot.waitUntil(settled(original), timeout=10_000)
-    qtbot.waitUntil(lambda: ws.session.record(name).width == 320, timeout=10_000)
+    qtbot.waitUntil(settled(original), timeout=30_000)
+    qtbot.waitUntil(lambda: ws.session.record(name).width == 320, timeout=30_000)
     ws.redo_action.trigger()
-    qtbot.waitUntil(settled(cropped), timeout=10_000)
+    qtbot.waitUntil(settled(cropped), timeout=30_000)
     # after a restart the original can still be put back (itself undoable); the grid's
     # preview opens the tool on a double-click
     ws.session.undo_stack.clear()
@@ -125,11 +125,11 @@ def test_crop_tool_in_the_workspace(qtbot, make_workspace, folder):
     assert dlg2 is not None and dlg2 is not dlg and dlg2.windowTitle() == f"Crop {name}"
     assert dlg2.restore_button.isVisibleTo(dlg2)
     dlg2.restore_button.click()
-    qtbot.waitUntil(settled(original), timeout=10_000)
-    qtbot.waitUntil(lambda: "Put back" in ws.banner.label.text(), timeout=10_000)
+    qtbot.waitUntil(settled(original), timeout=30_000)
+    qtbot.waitUntil(lambda: "Put back" in ws.banner.label.text(), timeout=30_000)
     ws.undo_action.trigger()
-    qtbot.waitUntil(settled(cropped), timeout=10_000)
+    qtbot.waitUntil(settled(cropped), timeout=30_000)
     # a refused crop says why in one sentence and changes nothing
     assert ws.session.crop(name, Box(0, 0, 4, 4))
-    qtbot.waitUntil(lambda: "too small to train" in ws.banner.label.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "too small to train" in ws.banner.label.text(), timeout=30_000)
     assert not ws.session.rewriting and (folder / name).read_bytes() == cropped

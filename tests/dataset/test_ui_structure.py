@@ -33,7 +33,7 @@ def test_edits_and_thumbnails_travel_by_signal(qtbot, make_workspace, folder):
     ws.session.undo_stack.undo()
     assert ws.session.dataset.by_name["img 0001.png"].caption != "edited in the table"
     # thumbnails: the batched signal reaches the model; the same cache kind as the library's
-    with qtbot.waitSignal(ws.thumbs.ready, timeout=10_000):
+    with qtbot.waitSignal(ws.thumbs.ready, timeout=30_000):
         ws.model.index(0, Col.THUMB).data(Qt.ItemDataRole.DecorationRole)
     assert ws.model.index(0, Col.THUMB).data(Qt.ItemDataRole.DecorationRole) is not None
     assert isinstance(ws.thumbs.cache, PixmapCache)

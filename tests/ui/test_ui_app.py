@@ -62,7 +62,7 @@ def test_startup_offers_the_crash_report_then_the_model_setup(
     assert win._setup_dialog is None
     start.dialog.done(QDialog.DialogCode.Rejected)
     assert win._setup_dialog is not None  # then the first-run setup
-    qtbot.waitUntil(lambda: not win._setup_dialog.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: not win._setup_dialog.busy, timeout=30_000)
     win._setup_dialog.reject()
     assert "No model is set up yet" in win.generate.banner.label.text()
 

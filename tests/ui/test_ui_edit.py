@@ -76,7 +76,7 @@ def test_panel_fields_reach_the_request_with_a_painted_mask(qtbot, make_window, 
     edit = ws.edit
     init = _picture(tmp_path / "photo.png", 640, 480)
     edit.panel.set_init_image(init)
-    qtbot.waitUntil(lambda: ws.form.size_picker.image_size() == (640, 480), timeout=10_000)
+    qtbot.waitUntil(lambda: ws.form.size_picker.image_size() == (640, 480), timeout=30_000)
     edit.panel.strength.setValue(0.45)
     req = ws.form.build_request(str(tmp_path))
     assert (req.init_image, req.strength, req.mask_image) == (init, 0.45, "")
@@ -108,7 +108,7 @@ def test_use_as_input_and_upscale_a_result(qtbot, make_window, tmp_path):
     assert ws.gallery.actions["upscale"].text() == "Upscale ×2"
     ws.edit.panel.set_init_image("")
     ws.gallery.upscale_requested.emit(item)
-    qtbot.waitUntil(lambda: len(engine.requests) == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: len(engine.requests) == 1, timeout=30_000)
     req = engine.requests[0]
     assert (req.init_image, req.upscale, req.strength) == (pic, 2.0, 0.3)
     from types import SimpleNamespace
@@ -165,11 +165,11 @@ def test_controlnet_file_is_checked_when_chosen(qtbot, make_window, tmp_path):
     panel = ws.edit.panel
     net = make_tiny_controlnet(tmp_path / "Tiny-Union.safetensors", layout="file")
     panel.controlnet_chosen.emit(str(net))
-    qtbot.waitUntil(lambda: panel.controlnet_path == str(net), timeout=10_000)
+    qtbot.waitUntil(lambda: panel.controlnet_path == str(net), timeout=30_000)
     assert "Z-Image ControlNet 2.1" in panel.cn_message.text()
     control = _picture(tmp_path / "edges.png")
     panel.set_control_image(control)
-    qtbot.waitUntil(lambda: not panel.map_slot.pixmap().isNull(), timeout=10_000)
+    qtbot.waitUntil(lambda: not panel.map_slot.pixmap().isNull(), timeout=30_000)
     panel.control_scale.setValue(0.9)
     req = ws.form.build_request(str(tmp_path))
     assert (req.controlnet_path, req.control_image, req.control_scale) == (str(net), control, 0.9)
@@ -178,7 +178,7 @@ def test_controlnet_file_is_checked_when_chosen(qtbot, make_window, tmp_path):
         {"diffusion_model.layers.0.attention.to_q.lora_A.weight": ((4, 32),)},
     )
     panel.controlnet_chosen.emit(str(lora))
-    qtbot.waitUntil(lambda: panel.controlnet_path == "", timeout=10_000)
+    qtbot.waitUntil(lambda: panel.controlnet_path == "", timeout=30_000)
     assert "is a LoRA" in panel.cn_message.text() and "is a LoRA" in ws.banner.label.text()
 
 

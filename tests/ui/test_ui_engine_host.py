@@ -65,7 +65,7 @@ def test_queue_sends_the_next_job_only_after_the_last_ends(qtbot, controller):
     assert c.current is first
     with qtbot.waitSignal(c.job_cancelled, timeout=5000):
         c.cancel()  # sets the token directly; the worker is busy
-    qtbot.waitUntil(lambda: second.state == "finished", timeout=5000)
+    qtbot.waitUntil(lambda: second.state == "finished", timeout=30_000)
     assert first.state == "cancelled"
     assert [r.job_id for r in eng.requests] == [first.job_id, second.job_id]
 
@@ -81,7 +81,7 @@ def test_cancel_a_queued_job_drops_it(qtbot, controller):
     assert blocker.args[0].job_id == queued.job_id
     assert c.pending == []
     c.cancel()
-    qtbot.waitUntil(lambda: not c.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not c.busy, timeout=30_000)
     assert len(eng.requests) == 1
 
 
@@ -182,7 +182,7 @@ def test_kind_is_inferred_from_the_request(qtbot, controller, tiny_diffusers, tm
     c = controller(FakeEngine())
     job = c.submit(req())
     assert job.kind == "generate"
-    qtbot.waitUntil(lambda: job.state == "finished", timeout=5000)
+    qtbot.waitUntil(lambda: job.state == "finished", timeout=30_000)
     assert c.current_training() is None
     assert c.try_generate(req()).kind == "generate"  # no paused training: an ordinary job
 

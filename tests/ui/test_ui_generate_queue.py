@@ -98,7 +98,7 @@ def test_queue_shows_five_jobs_whole_at_1366x768(qtbot, make_window, settings, t
     win.generate.generate()
     panel = win.generate.queue
     qtbot.waitUntil(lambda: len(panel.texts()) == 5, timeout=30_000)
-    qtbot.waitUntil(lambda: panel.list.viewport().height() > 0, timeout=5_000)
+    qtbot.waitUntil(lambda: panel.list.viewport().height() > 0, timeout=30_000)
     view = panel.list.viewport().rect()
     for i in range(5):
         rect = panel.list.visualItemRect(panel.list.item(i))

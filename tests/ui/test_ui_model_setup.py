@@ -26,7 +26,7 @@ def model_tree(tmp_path, monkeypatch, tiny_diffusers, tiny_comfy):
 
 
 def wait_idle(qtbot, dlg):
-    qtbot.waitUntil(lambda: not dlg.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=30_000)
 
 
 def test_discovery_lists_candidates_with_what_they_lack(qtbot, model_tree):

@@ -298,7 +298,7 @@ def test_killed_run_is_offered_for_resume_and_finishes(
 
     win = _window(make_window, tiny_diffusers)
     banner = win.recovery_banner
-    qtbot.waitUntil(lambda: banner.isVisibleTo(win), timeout=10_000)
+    qtbot.waitUntil(lambda: banner.isVisibleTo(win), timeout=30_000)
     assert "killed" in banner.label.text() and "did not finish" in banner.label.text()
     assert banner.action_button.text() == "Resume"
     live_steps: list[int] = []

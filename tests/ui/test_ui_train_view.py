@@ -478,14 +478,14 @@ def test_oom_run_resumes_one_tier_down_and_notifies(qtbot, make_window, settings
         model={"path": "/models/fake"}, data={"folder": str(tmp_path)}
     )
     job = train.start_config(cfg)
-    qtbot.waitUntil(lambda: job.state == "failed", timeout=10_000)
+    qtbot.waitUntil(lambda: job.state == "failed", timeout=30_000)
     view = train.run_view
     assert view.banner.action_button.text() == "Resume with the 12gb preset"
     assert win.notifier.messages[-1].title == "Training failed"
     assert "out of memory" in win.notifier.messages[-1].text
     view.banner.action_button.click()
     qtbot.waitUntil(
-        lambda: len(engine.requests) == 2 and train.live_job.state == "finished", timeout=10_000
+        lambda: len(engine.requests) == 2 and train.live_job.state == "finished", timeout=30_000
     )
     again = engine.requests[1]
     assert again.resume and again.config.memory.preset == "12gb"
@@ -516,12 +516,12 @@ def test_start_offers_unfinished_runs(qtbot, make_window, settings, tmp_path):
     engine = _OomTrainer(fail_first=False)
     win = make_window(settings, engine=engine)
     banner = win.recovery_banner
-    qtbot.waitUntil(lambda: banner.isVisibleTo(win), timeout=10_000)
+    qtbot.waitUntil(lambda: banner.isVisibleTo(win), timeout=30_000)
     assert "“crashed”" in banner.label.text() and "25/100" in banner.label.text()
     assert not win.train_tab.created  # the banner did not build the Train tab
     banner.action_button.click()
     assert win.tabs.currentWidget() is win.train_tab and not banner.isVisibleTo(win)
-    qtbot.waitUntil(lambda: win.train.live_job.state == "finished", timeout=10_000)
+    qtbot.waitUntil(lambda: win.train.live_job.state == "finished", timeout=30_000)
     spec = engine.requests[0]
     assert spec.resume and spec.config.save.output_dir == str(out)
 
@@ -619,7 +619,7 @@ def test_status_bar_says_each_stage_of_the_run(qtbot, make_window, settings, tmp
         model={"path": "/models/fake"}, data={"folder": str(tmp_path)}, save={"name": "my-cat"}
     )
     job = win.train.start_config(cfg)
-    qtbot.waitUntil(lambda: job.state == end, timeout=10_000)
+    qtbot.waitUntil(lambda: job.state == end, timeout=30_000)
     assert said == [
         "Preparing “my-cat”: loading the model and caching the dataset…",
         "Training “my-cat”…",

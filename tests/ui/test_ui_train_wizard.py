@@ -163,7 +163,7 @@ def test_training_adapter_is_checked_like_lora_inspect(qtbot, wizard, tmp_path):
     junk = tmp_path / "not_a_lora.safetensors"
     junk.write_bytes(b"this is not a safetensors file at all" * 10)
     hp.set_adapter(str(junk))
-    qtbot.waitUntil(lambda: wiz.adapter_state == "refused", timeout=10_000)
+    qtbot.waitUntil(lambda: wiz.adapter_state == "refused", timeout=30_000)
     text = hp.adapter_status.text()
     assert text.startswith("✗ ") and text.endswith(".") and len(text.split()) > 4
     assert not finish_button(wiz).isEnabled()
@@ -173,7 +173,7 @@ def test_training_adapter_is_checked_like_lora_inspect(qtbot, wizard, tmp_path):
     hp.set_adapter(str(sdxl))
     qtbot.waitUntil(
         lambda: wiz.adapter_state == "refused" and wiz.adapter_checked_for == str(sdxl),
-        timeout=10_000,
+        timeout=30_000,
     )
     assert "SDXL" in hp.adapter_status.text()
     assert not finish_button(wiz).isEnabled()
@@ -182,7 +182,7 @@ def test_training_adapter_is_checked_like_lora_inspect(qtbot, wizard, tmp_path):
         tmp_path / "zimage_turbo_training_adapter_v2.safetensors", "aitoolkit", rank=4, layers=2
     )
     hp.set_adapter(str(good))
-    qtbot.waitUntil(lambda: wiz.adapter_state == "ok", timeout=10_000)
+    qtbot.waitUntil(lambda: wiz.adapter_state == "ok", timeout=30_000)
     assert hp.adapter_status.text().startswith("✓ Z-Image LoRA")
     assert "rank 4" in hp.adapter_status.text()
     assert finish_button(wiz).isEnabled()
@@ -457,7 +457,7 @@ def test_file_controlled_text_is_shown_literally(qtbot, wizard, tmp_path):
     junk = tmp_path / "<u>UNDER.safetensors"
     junk.write_bytes(b"x" * 64)
     hp.set_adapter(str(junk))
-    qtbot.waitUntil(lambda: wiz.adapter_state == "refused", timeout=10_000)
+    qtbot.waitUntil(lambda: wiz.adapter_state == "refused", timeout=30_000)
 
     def shown(text: str, rich: bool) -> str:
         if not rich:

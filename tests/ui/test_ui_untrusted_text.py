@@ -332,7 +332,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
         lambda: any(
             isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets()
         ),
-        timeout=10_000,
+        timeout=30_000,
     )
     walk.window("error banner")
     for w in QApplication.topLevelWidgets():
@@ -371,7 +371,7 @@ def test_no_widget_renders_file_text_as_markup(qtbot, make_window, tiny_diffuser
     lib = win.library
     lib.add_folder(str(lora_dir))
     qtbot.waitUntil(lambda: lib.model.row_of(str(lora)) >= 0, timeout=60_000)
-    qtbot.waitUntil(lambda: lib.select(str(lora)), timeout=10_000)
+    qtbot.waitUntil(lambda: lib.select(str(lora)), timeout=30_000)
     qtbot.waitUntil(
         lambda: lib.details.entry is not None and "TITLE" in lib.details.title.text(),
         timeout=30_000,

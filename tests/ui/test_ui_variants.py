@@ -12,14 +12,14 @@ from zitdesk.settings import AppSettings
 def _switch(qtbot, win, path: str, variant: str) -> None:
     win.settings.model_path = path
     win.generate.variants.model_changed()
-    qtbot.waitUntil(lambda: win.generate.variants.variant == variant, timeout=10_000)
+    qtbot.waitUntil(lambda: win.generate.variants.variant == variant, timeout=30_000)
 
 
 def test_base_defaults_on_model_switch_keep_hand_set_values(qtbot, make_window, tmp_path):
     settings = AppSettings(model_path=str(tmp_path / "models--Tongyi-MAI--Z-Image-Turbo"))
     win = make_window(settings, FakeEngine(image_dir=tmp_path))
     ws, form = win.generate, win.generate.form
-    qtbot.waitUntil(lambda: ws.variants.guess is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: ws.variants.guess is not None, timeout=30_000)
     assert ws.variants.variant == "turbo" and (form.steps.value(), form.guidance.value()) == (
         8,
         0.0,
@@ -44,11 +44,11 @@ def test_choice_is_remembered_for_a_model_that_does_not_say(qtbot, make_window, 
     settings = AppSettings(model_path=path)
     win = make_window(settings, FakeEngine(image_dir=tmp_path))
     v = win.generate.variants
-    qtbot.waitUntil(lambda: v.guess is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: v.guess is not None, timeout=30_000)
     assert not v.guess.known and v.status_label.text() == "Turbo?"
     v.panel.chooser.setCurrentIndex(v.panel.chooser.findData("deturbo"))
     v.panel.chooser.activated.emit(v.panel.chooser.currentIndex())
-    qtbot.waitUntil(lambda: v.variant == "deturbo", timeout=10_000)
+    qtbot.waitUntil(lambda: v.variant == "deturbo", timeout=30_000)
     assert settings.model_variants == {path: "deturbo"}
     assert "your choice" in v.panel.detected.text()
     assert win.generate.form.steps.value() == 25
@@ -64,7 +64,7 @@ def test_variety_and_fast_base_reach_the_request_and_come_back(qtbot, make_windo
     eng = FakeEngine(image_dir=tmp_path / "out")
     win = make_window(settings, eng)
     ws, v = win.generate, win.generate.variants
-    qtbot.waitUntil(lambda: v.variant == "base", timeout=10_000)
+    qtbot.waitUntil(lambda: v.variant == "base", timeout=30_000)
     assert v.panel.fast.isVisibleTo(win)
     v.panel.variety.setValue(0.3)
     v.panel.fast.setChecked(True)  # no LoRA chosen yet: nothing changes
@@ -96,9 +96,9 @@ def test_a_base_lora_on_turbo_gives_a_note_not_a_block(qtbot, make_window, tmp_p
     settings = AppSettings(model_path=str(tmp_path / "z_image_turbo_bf16.safetensors"))
     win = make_window(settings, FakeEngine(image_dir=tmp_path / "out"))
     ws = win.generate
-    qtbot.waitUntil(lambda: ws.variants.guess is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: ws.variants.guess is not None, timeout=30_000)
     ws.form.loras.set_loras([(str(lora), 1.0, True)])
-    qtbot.waitUntil(lambda: "2 or more" in ws.banner.label.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: "2 or more" in ws.banner.label.text(), timeout=30_000)
     assert "face.safetensors" in ws.banner.label.text()
     assert ws.banner.property("level") == "info"
     assert [e.path for e in ws.form.loras.model.entries] == [str(lora)]
@@ -134,11 +134,11 @@ def test_model_setup_lists_the_variant(qtbot, tmp_path, monkeypatch, tiny_diffus
     monkeypatch.setenv("ZITDESK_MODEL_DIRS", str(tmp_path / "none"))
     dlg = ModelSetupDialog()
     qtbot.addWidget(dlg)
-    qtbot.waitUntil(lambda: not dlg.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=30_000)
     texts = [dlg.list.item(i).text() for i in range(dlg.list.count())]
     assert any("Z-Image (Base) (from the name models--Tongyi-MAI--Z-Image)" in t for t in texts)
     dlg.check_folder(str(tiny_diffusers))
-    qtbot.waitUntil(lambda: not dlg.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=30_000)
     assert "choose the variant" in dlg.list.currentItem().text()
 
 

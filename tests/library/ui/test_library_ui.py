@@ -226,16 +226,16 @@ def test_watcher_picks_up_new_and_deleted_files(qtbot, tmp_path, make_workspace)
     assert ws.model.rowCount() == 1
     qtbot.waitUntil(lambda: ws.controller.watcher.running, timeout=30_000)
     make_lora(lib / "sub" / "b.safetensors", "aitoolkit", 4, layers=1)
-    qtbot.waitUntil(lambda: ws.model.rowCount() == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: ws.model.rowCount() == 2, timeout=30_000)
     (lib / "a.safetensors").unlink()
-    qtbot.waitUntil(lambda: ws.model.rowCount() == 1, timeout=10_000)
+    qtbot.waitUntil(lambda: ws.model.rowCount() == 1, timeout=30_000)
     (lib / "sub" / "b.json").write_text(json.dumps({"activation text": "bee"}))
 
     def has_bee() -> bool:
         e = ws.model.entry(str(lib / "sub" / "b.safetensors"))
         return e is not None and bool(e.trigger_words) and e.trigger_words[0].word == "bee"
 
-    qtbot.waitUntil(has_bee, timeout=10_000)
+    qtbot.waitUntil(has_bee, timeout=30_000)
     settle(qtbot, ws)
     ws.shutdown()
     assert not ws.controller.watcher.running
