@@ -22,7 +22,8 @@ from zitdesk.engine.events import (
     LoraReport,
     PhaseChanged,
 )
-from zitdesk.engine.studio import StudioEngine, _on_its_card
+from zitdesk.engine.lanes import on_cards
+from zitdesk.engine.studio import StudioEngine
 from zitdesk.train.checkpoint import list_checkpoints
 from zitdesk.train.config import TrainSpec
 from zitdesk.train.events import CheckpointSaved, SampleReady, TrainStep
@@ -98,9 +99,9 @@ def test_the_child_command(tmp_path):
     cpu = child_command(TrainSpec(cfg, processes=2), toml)
     assert cpu[-5:] == ["train", str(toml), "--json", "--processes", "2"]
     assert TrainSpec(cfg, gpus=(1,)).data_parallel is False
-    one = _on_its_card(TrainSpec(cfg, gpus=(1,)))
+    one = on_cards(TrainSpec(cfg), (1,))
     assert one.config.model.device == "cuda:1"  # one card: trained in-process on that card
-    assert _on_its_card(TrainSpec(cfg)).config.model.device == cfg.model.device
+    assert on_cards(TrainSpec(cfg), (0, 1)).config.model.device == cfg.model.device
 
 
 # -- whole runs (2 CPU processes through the real command line) -----------------------------------

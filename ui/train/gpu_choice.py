@@ -13,11 +13,12 @@ are offered (PyTorch's Windows builds have no NCCL).
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QComboBox, QWidget
+
+from zitdesk.engine.lanes import on_cards
 
 NO_PAUSE_TIP = (
     "A run on several GPUs can't pause: Stop keeps a checkpoint and Resume continues from it."
@@ -60,27 +61,11 @@ def gpu_choices(gpus: Any, parallel: bool | None = None) -> list[tuple[str, str]
     return items
 
 
-def where_label(spec: Any) -> str:
-    """Where a spec trains, for the run view's header: ``"GPU 1"``, ``"GPUs 0 + 1"``, ``""``."""
-    gpus = tuple(getattr(spec, "gpus", ()) or ())
-    if len(gpus) > 1:
-        return "GPUs " + " + ".join(str(g) for g in gpus)
-    if gpus:
-        return f"GPU {gpus[0]}"
-    processes = int(getattr(spec, "processes", 0) or 0)
-    return f"{processes} CPU processes" if processes > 1 else ""
-
-
 def apply_choice(spec: Any, value: str) -> Any:
-    """``spec`` set to train on the chosen card(s): one → ``model.device = "cuda:N"`` and
-    ``gpus=(N,)``; several → ``gpus=(…)`` (data-parallel); the default → ``spec`` unchanged."""
+    """``spec`` set to train on the chosen card(s) (:func:`zitdesk.engine.lanes.on_cards`); the
+    default → ``spec`` unchanged."""
     ids = parse_choice(value)
-    if not ids:
-        return spec
-    if len(ids) == 1:
-        config = spec.config.with_changes(model={"device": f"cuda:{ids[0]}"})
-        return replace(spec, config=config, gpus=ids, processes=0)
-    return replace(spec, gpus=ids, processes=0)
+    return on_cards(spec, ids) if ids else spec
 
 
 class TrainOnCombo(QComboBox):

@@ -35,9 +35,10 @@ from PySide6.QtWidgets import (
 
 from ui.engine_host import EngineController, Job
 from ui.thumbnails import ThumbnailCache
-from ui.train.gpu_choice import apply_choice, parse_choice, where_label
+from ui.train.gpu_choice import apply_choice, parse_choice
 from ui.train.overview import TrainOverview, known_datasets, tier_rows
 from ui.train.run_view import RunView
+from zitdesk.engine.lanes import where_label
 
 __all__ = ["TrainOverview", "TrainWorkspace", "known_datasets", "tier_rows", "run_status"]
 
@@ -315,11 +316,7 @@ class TrainWorkspace(QWidget):
             self.run_view.set_estimate(est.total_s, est.peak_gib)
         started = job.state == "running"
         if not started:
-            jobs_ahead = getattr(self.controller, "jobs_ahead", None)
-            if jobs_ahead is not None:
-                ahead = int(jobs_ahead(job))
-            else:
-                ahead = len(self.controller.pending) - 1 + (1 if self.controller.busy else 0)
+            ahead = self.controller.jobs_ahead(job)
             self.run_view.phase.setText(
                 f"Queued: {ahead} job(s) ahead of it; it starts when the GPU is free."
             )

@@ -119,9 +119,7 @@ class QueuePanel(QWidget):
         selected = self.selected_id()
         self.list.blockSignals(True)
         self.list.clear()
-        running = list(getattr(self.controller, "running_jobs", None) or [])
-        if not running and self.controller.current is not None:
-            running = [self.controller.current]
+        running = self.controller.running_jobs
         pending = self.controller.pending
         cards = self._cards_shown(running + pending)
         for job in running:
@@ -144,18 +142,11 @@ class QueuePanel(QWidget):
     def _cards_shown(jobs: list[Any]) -> Any:
         """Each job's cards ("GPU 1 · ") once any job in view is for a card other than the first
         (several GPUs in use, #19); else nothing."""
-        from zitdesk.engine.lanes import MAIN, lane_label, lanes_of
+        from zitdesk.engine.lanes import MAIN, cards_label, lanes_of
 
         if all(lanes_of(j.request) == (MAIN,) for j in jobs):
             return lambda job: ""
-
-        def cards(job: Any) -> str:
-            lanes = lanes_of(job.request)
-            if len(lanes) == 1:
-                return f"{lane_label(lanes[0])} · "
-            return "GPUs " + " + ".join(lane_label(k)[4:] for k in lanes) + " · "
-
-        return cards
+        return lambda job: f"{cards_label(lanes_of(job.request))} · "
 
     def _add(self, text: str, job_id: str, movable: bool) -> None:
         item = QListWidgetItem(text)

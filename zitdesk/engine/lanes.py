@@ -42,6 +42,34 @@ def lane_label(lane: str) -> str:
     return f"GPU {lane.partition(':')[2]}" if lane else "GPU 0"
 
 
+def cards_label(lanes: tuple[str, ...]) -> str:
+    """Lanes for people: ``"GPU 1"``, ``"GPUs 0 + 1"``."""
+    if len(lanes) == 1:
+        return lane_label(lanes[0])
+    return "GPUs " + " + ".join(lane_label(k).removeprefix("GPU ") for k in lanes)
+
+
+def where_label(spec: Any) -> str:
+    """Where a training spec runs: ``"GPU 1"``, ``"GPUs 0 + 1"``, ``"2 CPU processes"``, or
+    ``""`` for the engine's own device."""
+    if getattr(spec, "gpus", ()):
+        return cards_label(lanes_of(spec))
+    processes = int(getattr(spec, "processes", 0) or 0)
+    return f"{processes} CPU processes" if processes > 1 else ""
+
+
+def on_cards(spec: Any, ids: tuple[int, ...]) -> Any:
+    """``spec`` (a TrainSpec) set to train on cards ``ids``: one card trains in-process on
+    ``cuda:N`` (the config's device set to it); several are one data-parallel run."""
+    from dataclasses import replace
+
+    ids = tuple(int(i) for i in ids)
+    config = spec.config
+    if len(ids) == 1 and config.model.device != f"cuda:{ids[0]}":
+        config = config.with_changes(model={"device": f"cuda:{ids[0]}"})
+    return replace(spec, config=config, gpus=ids, processes=0)
+
+
 def bind_thread(lane: str) -> bool:
     """Make ``lane``'s card the current CUDA device of the calling thread (an engine thread of
     that lane), so anything that says plain ``"cuda"`` (a library's kernels, a compiled graph)

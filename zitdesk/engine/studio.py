@@ -79,7 +79,11 @@ class StudioEngine:
             self.generation.shutdown()  # the child processes need the cards' memory
             run_data_parallel(request, emit, cancel)
         elif isinstance(request, TrainSpec):
-            self.trainer.run(_on_its_card(request), emit, cancel)
+            if len(request.gpus) == 1:  # one named card: trains here, on cuda:N
+                from zitdesk.engine.lanes import on_cards
+
+                request = on_cards(request, request.gpus)
+            self.trainer.run(request, emit, cancel)
         else:
             job = str(getattr(request, "job_id", "") or "job")
             emit(JobStarted(job, kind="unknown"))
@@ -100,15 +104,3 @@ class StudioEngine:
             self._captioner.release()
         if self._trainer is not None:
             self._trainer.shutdown()
-
-
-def _on_its_card(spec: Any) -> Any:
-    """A spec for one named card (``gpus=(N,)``) trains in-process on ``cuda:N``."""
-    if len(spec.gpus) != 1:
-        return spec
-    from dataclasses import replace
-
-    device = f"cuda:{int(spec.gpus[0])}"
-    if spec.config.model.device == device:
-        return spec
-    return replace(spec, config=spec.config.with_changes(model={"device": device}))

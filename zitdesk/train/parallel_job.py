@@ -264,19 +264,15 @@ def run_data_parallel(spec: Any, emit: Emit, cancel: CancelToken) -> None:
         log.exception("the terminal event of %s could not be delivered", job)
 
 
-def _where(spec: Any) -> str:
-    if spec.gpus and len(spec.gpus) > 1:
-        return "GPUs " + " + ".join(str(int(g)) for g in spec.gpus)
-    return f"{int(spec.processes)} CPU processes"
-
-
 def _follow(spec: Any, folder: Path, emit: Emit, cancel: CancelToken) -> EngineEvent:
     """Start the child, pass its events on, stop it on a cancel; the terminal event."""
+    from zitdesk.engine.lanes import where_label
+
     job = spec.job_id
     config_file = spec.config.write(folder / "job.toml")  # atomic (zitdesk.io)
     stop_file = folder / "stop"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", STOP_ENV: str(stop_file)}
-    emit(PhaseChanged(job, phase="loading", detail=f"Starting the run on {_where(spec)}"))
+    emit(PhaseChanged(job, phase="loading", detail=f"Starting the run on {where_label(spec)}"))
     child = _Child(child_command(spec, config_file), env)
     try:
         return _read(spec, child, stop_file, emit, cancel)
