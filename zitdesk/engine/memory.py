@@ -112,9 +112,11 @@ def apply_memory_mode(
     raise ValueError(mode)
 
 
-def _has_gguf(module) -> bool:
-    """True when ``module`` holds GGUF-quantised parameters (diffusers' ``GGUFParameter``)."""
-    return any(type(p).__name__ == "GGUFParameter" for p in module.parameters())
+def _has_gguf(model) -> bool:
+    """True when ``model`` holds diffusers GGUF layers (the label of its packed base)."""
+    from zitdesk.models.quant.packed import packed_base_label
+
+    return packed_base_label(model).startswith("gguf-")
 
 
 def execution_device(pipe, device: str):
